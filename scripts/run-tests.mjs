@@ -1,0 +1,27 @@
+// Runs every compiled test file with node:test. Unit tests sit next to the code (dist/src/**/*.test.js),
+// integration tests under dist/test/. Pass file filters as arguments: `npm test -- hub`.
+import { existsSync, readdirSync, statSync } from "node:fs";
+import { join } from "node:path";
+import { spawnSync } from "node:child_process";
+
+function walk(dir, out) {
+  if (!existsSync(dir)) return out;
+  for (const name of readdirSync(dir)) {
+    const p = join(dir, name);
+    if (statSync(p).isDirectory()) walk(p, out);
+    else if (name.endsWith(".test.js")) out.push(p);
+  }
+  return out;
+}
+const filters = process.argv.slice(2);
+const files = [...walk("dist/src", []), ...walk("dist/test", [])]
+  .filter((f) => filters.length === 0 || filters.some((x) => f.includes(x)))
+  .sort();
+if (files.length === 0) {
+  console.error("no test files matched", filters);
+  process.exit(1);
+}
+const r = spawnSync(process.execPath, ["--test", "--test-concurrency=2", "--test-timeout=60000", ...files], {
+  stdio: "inherit",
+});
+process.exit(r.status ?? 1);

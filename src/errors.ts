@@ -1,0 +1,53 @@
+/**
+ * Errors thrown by Myelin. Every error has a stable `code` (listed in docs/errors.md); callers
+ * branch on `code` or `instanceof`, never on the message text. Messages say what happened, to
+ * what, and how to fix it.
+ */
+
+/** Every error code Myelin throws. Kept in step with docs/errors.md by a test. */
+export const ERROR_CODES = [
+  "ERR_INVALID_ARGUMENT",
+  "ERR_VALIDATION",
+  "ERR_DECODE",
+  "ERR_ENCODE",
+  "ERR_PAYLOAD_TOO_LARGE",
+  "ERR_TYPE_MISMATCH",
+  "ERR_UNKNOWN_TYPE",
+  "ERR_UNKNOWN_TOPIC",
+  "ERR_TIMEOUT",
+  "ERR_NO_SERVER",
+  "ERR_SERVICE_FAILED",
+  "ERR_BACKPRESSURE",
+  "ERR_CLOSED",
+  "ERR_HUB_UNREACHABLE",
+  "ERR_PROTOCOL",
+  "ERR_PARAMETER",
+] as const;
+
+/** A stable error code; see docs/errors.md. */
+export type ErrorCode = (typeof ERROR_CODES)[number];
+
+/** Base class of every error Myelin throws. */
+export class MyelinError extends Error {
+  constructor(
+    readonly code: ErrorCode,
+    message: string,
+    options?: ErrorOptions,
+  ) {
+    super(message, options);
+    this.name = new.target.name;
+  }
+}
+
+/** A value failed its schema: wrong type, missing field, out of range. */
+export class ValidationError extends MyelinError {}
+/** Bytes could not be decoded as a message or frame. */
+export class DecodeError extends MyelinError {}
+/** Something did not answer in time. */
+export class TimeoutError extends MyelinError {}
+/** A topic or service was used with a type other than the one it has. */
+export class TypeMismatchError extends MyelinError {}
+/** A service call failed: no server, or the server reported an error. */
+export class ServiceError extends MyelinError {}
+/** The resource was closed before or during the operation. */
+export class ClosedError extends MyelinError {}
