@@ -1,0 +1,16 @@
+/**
+ * The `codec` layer: messages to bytes and back. msgpack (binary, the wire default, with a multi-frame form
+ * for large binary fields) and JSON (at the edges). No I/O.
+ */
+export {
+  BLOB_REF_EXT,
+  DEFAULT_BLOB_THRESHOLD,
+  decodeFrames,
+  encodeFrames,
+  msgpackCodec,
+  msgpackEncode,
+  msgpackEncodeTransient,
+  type Codec,
+} from "./msgpack.js";
+export { fromJson, jsonCodec, toJson } from "./json.js";
+export { base64Decode, base64Encode } from "./base64.js";

@@ -1,0 +1,213 @@
+import assert from "node:assert/strict";
+import { describe, test } from "node:test";
+import { DecodeError, MyelinError, ValidationError } from "../errors.js";
+import {
+  diagnostic_msgs,
+  geometry_msgs,
+  listTypes,
+  lookupType,
+  sensor_msgs,
+  std_msgs,
+  type MessageType,
+} from "../msgs/index.js";
+import { base64Decode, base64DecodeJs, base64Encode, base64EncodeJs } from "./base64.js";
+import { Everything } from "./golden.js";
+import { fromJson, jsonCodec, toJson } from "./json.js";
+
+function allStdTypes(): MessageType<unknown>[] {
+  return listTypes().map((n) => lookupType(n)!);
+}
+
+describe("toJson / fromJson", () => {
+  test("round-trip every standard type's create() value through JSON text", () => {
+    for (const type of allStdTypes()) {
+      const v = type.create();
+      const text = JSON.stringify(toJson(type, v));
+      assert.deepEqual(fromJson(type, JSON.parse(text)), v, type.name);
+    }
+  });
+
+  test("the JSON face: base64 bytes, string 64-bit integers, named non-finite floats", () => {
+    const v = Everything.create({
+      big: (1n << 64n) - 1n,
+      signed: -5n,
+      ratio: NaN,
+      value: -Infinity,
+      samples: [Infinity, 1.5, 0],
+      blob: Uint8Array.of(0xde, 0xad, 0xbe, 0xef),
+      note: "n",
+    });
+    const j = toJson(Everything, v) as Record<string, unknown>;
+    assert.equal(j.big, "18446744073709551615");
+    assert.equal(j.signed, "-5");
+    assert.equal(j.ratio, "NaN");
+    assert.equal(j.value, "-Infinity");
+    assert.deepEqual(j.samples, ["Infinity", 1.5, 0]);
+    assert.equal(j.blob, "3q2+7w==");
+    assert.equal(j.note, "n");
+    assert.ok(!("missing" in j), "absent optional fields are left out");
+    assert.deepEqual(j.stamp, { sec: 0, nanosec: 0 });
+    const back = fromJson(Everything, JSON.parse(JSON.stringify(j)));
+    assert.deepEqual(back, v);
+  });
+
+  test("fromJson fills defaults, accepts integers for 64-bit fields and enum names", () => {
+    const v = fromJson(Everything, {
+      big: 5,
+      signed: "-7",
+      level: "ERROR",
+      blob: "AQID",
+      missing: null,
+      samples: [1, 2, 3],
+    });
+    assert.equal(v.big, 5n);
+    assert.equal(v.signed, -7n);
+    assert.equal(v.level, 2);
+    assert.deepEqual([...v.blob], [1, 2, 3]);
+    assert.ok(!("missing" in v));
+    assert.equal(v.label, "");
+    assert.deepEqual(fromJson(geometry_msgs.Twist, {}), geometry_msgs.Twist.create());
+    assert.deepEqual(fromJson(geometry_msgs.Pose, { position: { x: 1 } }).orientation, {
+      x: 0,
+      y: 0,
+      z: 0,
+      w: 1,
+    });
+    // URL-safe base64 and missing padding are fine
+    assert.deepEqual([...fromJson(sensor_msgs.CompressedImage, { data: "-_8" }).data], [0xfb, 0xff]);
+  });
+
+  test("fromJson errors name the field path", () => {
+    const cases: [unknown, RegExp][] = [
+      [
+        { big: 1.5 },
+        /invalid myelin_conformance\/Everything: big: expected u64 \(a decimal string or an integer up to 2\^53\), got number 1.5/,
+      ],
+      [{ big: 2 ** 60 }, /big: .*send large values as strings/],
+      [{ big: "12x" }, /big: expected u64 as a decimal string, got string "12x"/],
+      [{ big: "-1" }, /big: expected u64 \(bigint\), got bigint -1 \(out of range/],
+      [{ blob: "***" }, /blob: expected bytes as a base64 string, got a string that is not base64/],
+      [{ blob: [1, 2] }, /blob: expected bytes as a base64 string, got array\(2\)/],
+      [
+        { value: "1.5" },
+        /value: expected f64 \(a number, "NaN", "Infinity" or "-Infinity"\), got string "1.5"/,
+      ],
+      [{ points: [{ x: "a" }] }, /points\[0\]\.x: expected f64 \(a number/],
+      [{ points: [{ q: 1 }] }, /points\[0\]\.q: unknown field 'q' in geometry_msgs\/Point/],
+      [{ label: null }, /label: expected string, got null/],
+      [{ samples: [1] }, /samples: expected exactly 3 elements, got 1/],
+      [{ level: "NOPE" }, /level: expected one of OK=0/],
+      [{ nope: 1 }, /nope: unknown field 'nope'/],
+      [[], /expected a JSON object, got array\(0\)/],
+      ["x", /expected a JSON object/],
+    ];
+    for (const [input, re] of cases) {
+      assert.throws(
+        () => fromJson(Everything, input, "/topic"),
+        (e: unknown) =>
+          e instanceof ValidationError &&
+          e.code === "ERR_VALIDATION" &&
+          e.message.startsWith("/topic: ") &&
+          re.test(e.message),
+        `${JSON.stringify(input)} → ${re}`,
+      );
+    }
+  });
+
+  test("toJson without a type", () => {
+    assert.deepEqual(
+      toJson(undefined, {
+        a: Uint8Array.of(1, 2, 3),
+        b: 5n,
+        c: NaN,
+        d: undefined,
+        e: [undefined, 1],
+        f: new Date(0),
+      }),
+      {
+        a: "AQID",
+        b: "5",
+        c: "NaN",
+        e: [null, 1],
+        f: "1970-01-01T00:00:00.000Z",
+      },
+    );
+    assert.throws(() => toJson(undefined, { f: () => 1 }), { code: "ERR_ENCODE" });
+    const cyclic: Record<string, unknown> = {};
+    cyclic.self = cyclic;
+    assert.throws(() => toJson(undefined, cyclic), { code: "ERR_ENCODE" });
+    // with a type, keys that are not fields are converted generically
+    assert.deepEqual(toJson(std_msgs.Header, { stamp: { sec: 1, nanosec: 2 }, frame_id: "f", x: 1n }), {
+      stamp: { sec: 1, nanosec: 2 },
+      frame_id: "f",
+      x: "1",
+    });
+    assert.equal(
+      toJson(diagnostic_msgs.DiagnosticStatus, diagnostic_msgs.DiagnosticStatus.create()) !== undefined,
+      true,
+    );
+  });
+});
+
+describe("jsonCodec", () => {
+  test("lossless round trip with tags", () => {
+    const v = {
+      a: Uint8Array.of(1, 2),
+      b: -(1n << 63n),
+      c: [NaN, Infinity, -Infinity, 1.5],
+      d: { e: "é✓", f: null, g: true },
+    };
+    const bytes = jsonCodec.encode(v);
+    const text = new TextDecoder().decode(bytes);
+    assert.equal(
+      text,
+      '{"a":{"$bytes":"AQI="},"b":{"$bigint":"-9223372036854775808"},"c":[{"$float":"NaN"},{"$float":"Infinity"},{"$float":"-Infinity"},1.5],"d":{"e":"é✓","f":null,"g":true}}',
+    );
+    assert.deepEqual(jsonCodec.decode(bytes), v);
+    for (const type of allStdTypes()) {
+      const m = type.create();
+      assert.deepEqual(jsonCodec.decode(jsonCodec.encode(m)), m, type.name);
+    }
+    assert.equal(jsonCodec.name, "json");
+  });
+
+  test("decode errors are DecodeErrors", () => {
+    for (const bad of ['{"a":', "nope", '{"$bytes": 5}', '{"$bigint": "1.5"}', '{"$float": "nan"}', ""]) {
+      assert.throws(() => jsonCodec.decode(new TextEncoder().encode(bad)), DecodeError, bad);
+    }
+    assert.throws(() => jsonCodec.decode(Uint8Array.of(0x22, 0xff, 0x22)), /not UTF-8/);
+    assert.throws(() => jsonCodec.decode("{}" as never), DecodeError);
+    assert.throws(() => jsonCodec.decode(new TextEncoder().encode("[".repeat(200_000))), DecodeError);
+    // objects with a tag plus other keys are plain objects
+    assert.deepEqual(jsonCodec.decode(new TextEncoder().encode('{"$bytes":"AQI=","x":1}')), {
+      $bytes: "AQI=",
+      x: 1,
+    });
+  });
+
+  test("encode errors are ERR_ENCODE", () => {
+    assert.throws(
+      () => jsonCodec.encode({ f: Symbol("x") }),
+      (e: unknown) => e instanceof MyelinError && e.code === "ERR_ENCODE",
+    );
+    assert.throws(() => jsonCodec.encode(undefined), { code: "ERR_ENCODE" });
+  });
+});
+
+test("base64 matches Buffer for all lengths, with and without Buffer", () => {
+  for (let n = 0; n < 40; n++) {
+    const b = Uint8Array.from({ length: n }, (_, i) => (i * 37 + n) & 0xff);
+    const s = base64Encode(b);
+    assert.equal(s, Buffer.from(b).toString("base64"));
+    assert.equal(base64EncodeJs(b), s);
+    assert.deepEqual(base64Decode(s), b);
+    assert.deepEqual(base64DecodeJs(s), b);
+    const unpadded = s.replace(/=+$/, "").replaceAll("+", "-").replaceAll("/", "_");
+    assert.deepEqual(base64Decode(unpadded), b);
+    assert.deepEqual(base64DecodeJs(unpadded), b);
+  }
+  for (const bad of ["A", "AAAAA", "A===", "AA=A", "AB CD", "ÄÄ==", "AAA=="]) {
+    assert.equal(base64Decode(bad), undefined, bad);
+    assert.equal(base64DecodeJs(bad), undefined, bad);
+  }
+});

@@ -1,0 +1,278 @@
+/**
+ * The hub: one per host. Keeps the registry of nodes, their publications, subscriptions and
+ * services; refuses a declaration whose type conflicts with the topic's; pushes the graph to
+ * every node when it changes; removes a node that stops heartbeating and tells its peers.
+ * Never in the path of a message: data flows node to node.
+ */
+import { randomUUID } from "node:crypto";
+import { existsSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { Router } from "zeromq";
+import { MyelinError } from "../errors.js";
+import {
+  decodeNodeToHub,
+  encodeControl,
+  type GraphSnapshot,
+  type HubToNode,
+  type NodeRecord,
+  type Refusal,
+} from "../node/control-protocol.js";
+import { ensureRuntimeDir, runtimeDir } from "../node/config.js";
+import { SendQueue } from "../transport/send-queue.js";
+
+/** Options of a Hub; see HUB_DEFAULTS. */
+export interface HubOptions {
+  /** Runtime directory for the ipc socket and pid file. */
+  runtimeDir: string;
+  /** Extra endpoints to listen on, e.g. `tcp://0.0.0.0:7447`. */
+  listen: string[];
+  /** A node silent for this long is removed, in ms. */
+  nodeTimeoutMs: number;
+  /** Where human-readable events go (node joined, left, refused). */
+  log: (line: string) => void;
+}
+
+/** Defaults of HubOptions. */
+export const HUB_DEFAULTS = {
+  listen: [] as string[],
+  nodeTimeoutMs: 3000,
+  log: (_line: string): void => {},
+};
+
+interface Entry {
+  record: NodeRecord;
+  route: Buffer;
+  lastSeen: number;
+}
+
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === "EPERM";
+  }
+}
+
+/** A running hub. Create with `Hub.start()`; stop with `close()` or `await using`. */
+export class Hub {
+  /** Id of this hub instance. */
+  readonly id = randomUUID();
+  readonly #opts: HubOptions;
+  readonly #sock: Router;
+  readonly #queue: SendQueue;
+  readonly #nodes = new Map<string, Entry>();
+  #removed: string[] = [];
+  #version = 0;
+  #pushScheduled = false;
+  #timer: NodeJS.Timeout | undefined;
+  readonly #startedAt = Date.now();
+  #endpoints: string[] = [];
+  #pidFile = "";
+  #closed = false;
+  /** Control messages dropped because they were malformed. */
+  badMessages = 0;
+
+  private constructor(opts: HubOptions) {
+    this.#opts = opts;
+    this.#sock = new Router({
+      linger: 0,
+      mandatory: false,
+      receiveHighWaterMark: 10000,
+      maxMessageSize: 16 * 1024 * 1024,
+    });
+    this.#queue = new SendQueue(this.#sock, () => {});
+  }
+
+  /**
+   * Starts a hub on `<runtimeDir>/hub.sock` and the `listen` endpoints.
+   * @throws MyelinError ERR_INVALID_ARGUMENT if another hub already runs in the runtime directory
+   */
+  static async start(opts: Partial<HubOptions> = {}): Promise<Hub> {
+    const full: HubOptions = { ...HUB_DEFAULTS, runtimeDir: runtimeDir(opts.runtimeDir), ...opts };
+    const dir = ensureRuntimeDir(full.runtimeDir);
+    const pidFile = join(dir, "hub.pid");
+    if (existsSync(pidFile)) {
+      const pid = Number(readFileSync(pidFile, "utf8").trim());
+      if (Number.isInteger(pid) && pid > 0 && pid !== process.pid && isAlive(pid)) {
+        throw new MyelinError(
+          "ERR_INVALID_ARGUMENT",
+          `a hub already runs in ${dir} (pid ${pid}); stop it first, or use another runtime directory (MYELIN_RUNTIME_DIR)`,
+        );
+      }
+    }
+    const hub = new Hub(full);
+    const sockPath = join(dir, "hub.sock");
+    rmSync(sockPath, { force: true });
+    try {
+      for (const ep of [`ipc://${sockPath}`, ...full.listen]) {
+        await hub.#sock.bind(ep);
+        hub.#endpoints.push(hub.#sock.lastEndpoint ?? ep);
+      }
+    } catch (err) {
+      hub.#sock.close();
+      throw new MyelinError("ERR_INVALID_ARGUMENT", `hub cannot listen: ${String(err)}`, { cause: err });
+    }
+    writeFileSync(pidFile, `${process.pid}\n`, { mode: 0o600 });
+    hub.#pidFile = pidFile;
+    hub.#timer = setInterval(() => hub.#sweep(), Math.max(50, Math.floor(full.nodeTimeoutMs / 4)));
+    void hub.#receiveLoop();
+    return hub;
+  }
+
+  /** Endpoints the hub listens on (ipc first). */
+  get endpoints(): readonly string[] {
+    return this.#endpoints;
+  }
+
+  /** The current graph. */
+  graph(): GraphSnapshot {
+    return {
+      hub: this.id,
+      version: this.#version,
+      settled: Date.now() - this.#startedAt > this.#opts.nodeTimeoutMs,
+      nodes: [...this.#nodes.values()].map((e) => e.record),
+      removed: [],
+    };
+  }
+
+  /** Stops the hub. Nodes keep running and re-register with the next hub. */
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    if (this.#timer) clearInterval(this.#timer);
+    this.#sock.close();
+    try {
+      if (readFileSync(this.#pidFile, "utf8").trim() === String(process.pid))
+        rmSync(this.#pidFile, { force: true });
+    } catch {
+      // already gone
+    }
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    this.close();
+  }
+
+  #send(route: Buffer, msg: HubToNode): void {
+    if (!this.#closed) this.#queue.push([route, encodeControl(msg)]);
+  }
+
+  async #receiveLoop(): Promise<void> {
+    for (;;) {
+      let msg: Buffer[];
+      try {
+        msg = await this.#sock.receive();
+      } catch {
+        return;
+      }
+      const route = msg[0]!;
+      try {
+        this.#handle(route, msg[1] ?? Buffer.alloc(0));
+      } catch (err) {
+        this.badMessages++;
+        const text = err instanceof Error ? err.message : String(err);
+        this.#opts.log(`dropped a malformed control message: ${text}`);
+        this.#send(route, { v: 1, t: "error", message: text });
+      }
+    }
+  }
+
+  #handle(route: Buffer, bytes: Buffer): void {
+    const m = decodeNodeToHub(bytes);
+    switch (m.t) {
+      case "register": {
+        const refused = this.#conflicts(m.node);
+        const known = this.#nodes.has(m.node.id);
+        this.#nodes.set(m.node.id, { record: m.node, route: Buffer.from(route), lastSeen: Date.now() });
+        if (!known) this.#opts.log(`node ${m.node.name} joined (pid ${m.node.pid}, ${m.node.endpoint})`);
+        for (const r of refused)
+          this.#opts.log(`refused ${r.kind} ${r.name} of node ${m.node.name}: ${r.message}`);
+        this.#send(route, { v: 1, t: "registered", hub: this.id, refused });
+        this.#changed();
+        return;
+      }
+      case "heartbeat": {
+        const e = this.#nodes.get(m.id);
+        if (e === undefined) {
+          this.#send(route, { v: 1, t: "reregister", hub: this.id });
+          return;
+        }
+        e.lastSeen = Date.now();
+        if (!e.route.equals(route)) e.route = Buffer.from(route);
+        return;
+      }
+      case "bye": {
+        const e = this.#nodes.get(m.id);
+        if (e !== undefined) this.#remove(m.id, "left");
+        return;
+      }
+      case "query":
+        this.#send(route, { v: 1, t: "graph", graph: this.graph(), req: m.req });
+        return;
+    }
+  }
+
+  /** Removes from `node` the declarations whose type conflicts with another node's; returns them. */
+  #conflicts(node: NodeRecord): Refusal[] {
+    const topicTypes = new Map<string, { type: string; by: string }>();
+    const serviceTypes = new Map<string, { type: string; by: string }>();
+    for (const e of this.#nodes.values()) {
+      if (e.record.id === node.id) continue;
+      for (const d of [...e.record.pubs, ...e.record.subs]) {
+        if (!topicTypes.has(d.topic)) topicTypes.set(d.topic, { type: d.type, by: e.record.name });
+      }
+      for (const s of e.record.services) {
+        if (!serviceTypes.has(s.service)) serviceTypes.set(s.service, { type: s.type, by: e.record.name });
+      }
+    }
+    const refused: Refusal[] = [];
+    const keep =
+      <T extends { type: string }>(kind: Refusal["kind"], name: (d: T) => string, map: typeof topicTypes) =>
+      (d: T) => {
+        const have = map.get(name(d));
+        if (have === undefined || have.type === d.type) return true;
+        refused.push({
+          kind,
+          name: name(d),
+          code: "ERR_TYPE_MISMATCH",
+          message: `${kind === "service" ? "service" : "topic"} ${name(d)} has type ${have.type} (from node ${have.by}); node ${node.name} used ${d.type}`,
+        });
+        return false;
+      };
+    node.pubs = node.pubs.filter(keep("pub", (d) => d.topic, topicTypes));
+    node.subs = node.subs.filter(keep("sub", (d) => d.topic, topicTypes));
+    node.services = node.services.filter(keep("service", (d) => d.service, serviceTypes));
+    return refused;
+  }
+
+  #remove(id: string, why: string): void {
+    const e = this.#nodes.get(id);
+    if (e === undefined) return;
+    this.#nodes.delete(id);
+    this.#removed.push(id);
+    this.#opts.log(`node ${e.record.name} ${why} (pid ${e.record.pid})`);
+    this.#changed();
+  }
+
+  #sweep(): void {
+    const now = Date.now();
+    for (const [id, e] of this.#nodes) {
+      if (now - e.lastSeen > this.#opts.nodeTimeoutMs)
+        this.#remove(id, "stopped heartbeating and was removed");
+    }
+  }
+
+  #changed(): void {
+    this.#version++;
+    if (this.#pushScheduled) return;
+    this.#pushScheduled = true;
+    setImmediate(() => {
+      this.#pushScheduled = false;
+      const graph = this.graph();
+      graph.removed = this.#removed;
+      this.#removed = [];
+      for (const e of this.#nodes.values()) this.#send(e.route, { v: 1, t: "graph", graph });
+    });
+  }
+}

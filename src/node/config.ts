@@ -1,0 +1,40 @@
+/**
+ * Where a node finds its hub and puts its sockets. By default both live in a per-user runtime
+ * directory that only the owner can read: `$MYELIN_RUNTIME_DIR`, else `$XDG_RUNTIME_DIR/myelin`,
+ * else `<tmpdir>/myelin-<uid>`. `MYELIN_HUB` (or the `hub` option) overrides the hub address,
+ * e.g. `tcp://10.0.0.5:7447`.
+ */
+import { mkdirSync, statSync, chmodSync } from "node:fs";
+import { tmpdir, userInfo } from "node:os";
+import { join } from "node:path";
+
+/** The runtime directory to use, from options or the environment. */
+export function runtimeDir(explicit?: string): string {
+  if (explicit !== undefined) return explicit;
+  const env = process.env["MYELIN_RUNTIME_DIR"];
+  if (env !== undefined && env !== "") return env;
+  const xdg = process.env["XDG_RUNTIME_DIR"];
+  if (xdg !== undefined && xdg !== "") return join(xdg, "myelin");
+  return join(tmpdir(), `myelin-${userInfo().uid}`);
+}
+
+/** Creates the runtime directory (mode 0700) if needed; returns its path. */
+export function ensureRuntimeDir(dir: string): string {
+  mkdirSync(dir, { recursive: true, mode: 0o700 });
+  try {
+    if ((statSync(dir).mode & 0o077) !== 0) chmodSync(dir, 0o700);
+  } catch {
+    // not ours to fix (e.g. a shared directory given on purpose); sockets still work
+  }
+  return dir;
+}
+
+/** The hub's control endpoint: option, then `MYELIN_HUB`, then the runtime directory's socket. */
+export function hubEndpoint(
+  opts: { hub?: string | undefined; runtimeDir?: string | undefined } = {},
+): string {
+  if (opts.hub !== undefined) return opts.hub;
+  const env = process.env["MYELIN_HUB"];
+  if (env !== undefined && env !== "") return env;
+  return `ipc://${join(runtimeDir(opts.runtimeDir), "hub.sock")}`;
+}

@@ -1,0 +1,259 @@
+/**
+ * The control protocol between a node and its hub: registration, heartbeats, the graph.
+ * Small msgpack maps with a version `v` and a tag `t`, over one DEALER (node) ⇄ ROUTER (hub)
+ * socket. Sans-IO: `encodeControl` / `decodeControl` only turn values into bytes and back, and
+ * `decodeControl` checks every field, so a malformed message is a DecodeError naming the field,
+ * never a crash. The hub implements the other side (src/hub) and imports these definitions.
+ */
+import { Packr } from "msgpackr";
+import { DecodeError } from "../errors.js";
+
+/** Version of the control protocol this code speaks. */
+export const CONTROL_VERSION = 1;
+
+/** QoS of a topic endpoint as the graph shows it. */
+export interface QosSummary {
+  reliability: "reliable" | "best-effort";
+  durability: "volatile" | "transient-local";
+  depth: number;
+}
+
+/** A publication or subscription of a node. */
+export interface TopicDecl {
+  topic: string;
+  type: string;
+  qos: QosSummary;
+  /** Queue group of a subscription, if any. */
+  group?: string;
+}
+
+/** A service a node serves. */
+export interface ServiceDecl {
+  service: string;
+  type: string;
+}
+
+/** A node as registered with the hub. */
+export interface NodeRecord {
+  /** Unique per node instance (changes when the process restarts). */
+  id: string;
+  name: string;
+  pid: number;
+  host: string;
+  /** Unique per process; nodes in one process deliver to each other in memory. */
+  process: string;
+  /** Data endpoint other nodes connect to. */
+  endpoint: string;
+  /** Milliseconds since the epoch. */
+  startedAt: number;
+  pubs: TopicDecl[];
+  subs: TopicDecl[];
+  services: ServiceDecl[];
+}
+
+/** What the hub knows, as pushed to nodes and tools. */
+export interface GraphSnapshot {
+  /** Id of the hub instance (changes when the hub restarts). */
+  hub: string;
+  /** Increases with every change within one hub instance. */
+  version: number;
+  /**
+   * True once the hub has run longer than a node's heartbeat timeout, so every live node has
+   * re-registered: from then on, a node missing from the graph is gone.
+   */
+  settled: boolean;
+  nodes: NodeRecord[];
+  /** Ids of nodes removed since the previous snapshot (gone or timed out). */
+  removed: string[];
+}
+
+/** Node → hub messages. */
+export type NodeToHub =
+  | { v: 1; t: "register"; node: NodeRecord }
+  | { v: 1; t: "heartbeat"; id: string }
+  | { v: 1; t: "bye"; id: string }
+  | { v: 1; t: "query"; req: number };
+
+/** Hub → node messages. */
+export type HubToNode =
+  | { v: 1; t: "registered"; hub: string; refused: Refusal[] }
+  | { v: 1; t: "reregister"; hub: string }
+  | { v: 1; t: "graph"; graph: GraphSnapshot; req?: number }
+  | { v: 1; t: "error"; message: string };
+
+/** A declaration the hub refused, with the reason (a type conflict). */
+export interface Refusal {
+  kind: "pub" | "sub" | "service";
+  name: string;
+  code: string;
+  message: string;
+}
+
+const packr = new Packr({ useRecords: false, mapsAsObjects: true });
+
+/** Encodes a control message. */
+export function encodeControl(msg: NodeToHub | HubToNode): Buffer {
+  return packr.pack(msg);
+}
+
+type Obj = Record<string, unknown>;
+
+function obj(v: unknown, where: string): Obj {
+  if (typeof v !== "object" || v === null || Array.isArray(v)) {
+    throw new DecodeError("ERR_DECODE", `control message: ${where} must be a map`);
+  }
+  return v as Obj;
+}
+function str(o: Obj, k: string, where: string): string {
+  const v = o[k];
+  if (typeof v !== "string")
+    throw new DecodeError("ERR_DECODE", `control message: ${where}.${k} must be a string`);
+  return v;
+}
+function num(o: Obj, k: string, where: string): number {
+  const v = o[k];
+  if (typeof v !== "number" || !Number.isFinite(v)) {
+    throw new DecodeError("ERR_DECODE", `control message: ${where}.${k} must be a number`);
+  }
+  return v;
+}
+function arr(o: Obj, k: string, where: string): unknown[] {
+  const v = o[k];
+  if (!Array.isArray(v))
+    throw new DecodeError("ERR_DECODE", `control message: ${where}.${k} must be an array`);
+  return v;
+}
+
+function topicDecl(v: unknown, where: string): TopicDecl {
+  const o = obj(v, where);
+  const q = obj(o["qos"], `${where}.qos`);
+  const reliability = str(q, "reliability", `${where}.qos`);
+  const durability = str(q, "durability", `${where}.qos`);
+  if (reliability !== "reliable" && reliability !== "best-effort") {
+    throw new DecodeError(
+      "ERR_DECODE",
+      `control message: ${where}.qos.reliability '${reliability}' is not known`,
+    );
+  }
+  if (durability !== "volatile" && durability !== "transient-local") {
+    throw new DecodeError(
+      "ERR_DECODE",
+      `control message: ${where}.qos.durability '${durability}' is not known`,
+    );
+  }
+  const d: TopicDecl = {
+    topic: str(o, "topic", where),
+    type: str(o, "type", where),
+    qos: { reliability, durability, depth: num(q, "depth", `${where}.qos`) },
+  };
+  if (o["group"] !== undefined) d.group = str(o, "group", where);
+  return d;
+}
+
+function nodeRecord(v: unknown, where: string): NodeRecord {
+  const o = obj(v, where);
+  return {
+    id: str(o, "id", where),
+    name: str(o, "name", where),
+    pid: num(o, "pid", where),
+    host: str(o, "host", where),
+    process: str(o, "process", where),
+    endpoint: str(o, "endpoint", where),
+    startedAt: num(o, "startedAt", where),
+    pubs: arr(o, "pubs", where).map((x, i) => topicDecl(x, `${where}.pubs[${i}]`)),
+    subs: arr(o, "subs", where).map((x, i) => topicDecl(x, `${where}.subs[${i}]`)),
+    services: arr(o, "services", where).map((x, i) => {
+      const s = obj(x, `${where}.services[${i}]`);
+      return {
+        service: str(s, "service", `${where}.services[${i}]`),
+        type: str(s, "type", `${where}.services[${i}]`),
+      };
+    }),
+  };
+}
+
+function unpack(bytes: Uint8Array): Obj {
+  let v: unknown;
+  try {
+    v = packr.unpack(bytes);
+  } catch (e) {
+    throw new DecodeError("ERR_DECODE", `control message is not valid msgpack: ${(e as Error).message}`, {
+      cause: e,
+    });
+  }
+  const o = obj(v, "message");
+  if (o["v"] !== CONTROL_VERSION) {
+    throw new DecodeError(
+      "ERR_DECODE",
+      `control message version ${String(o["v"])} is not supported (this side speaks ${CONTROL_VERSION}); run the same Myelin version on node and hub`,
+    );
+  }
+  return o;
+}
+
+/** Decodes and checks a node → hub message. Throws DecodeError naming the bad field. */
+export function decodeNodeToHub(bytes: Uint8Array): NodeToHub {
+  const o = unpack(bytes);
+  const t = o["t"];
+  switch (t) {
+    case "register":
+      return { v: 1, t, node: nodeRecord(o["node"], "node") };
+    case "heartbeat":
+    case "bye":
+      return { v: 1, t, id: str(o, "id", "message") };
+    case "query":
+      return { v: 1, t, req: num(o, "req", "message") };
+    default:
+      throw new DecodeError("ERR_DECODE", `control message: unknown tag '${String(t)}' from a node`);
+  }
+}
+
+/** Decodes and checks a hub → node message. Throws DecodeError naming the bad field. */
+export function decodeHubToNode(bytes: Uint8Array): HubToNode {
+  const o = unpack(bytes);
+  const t = o["t"];
+  switch (t) {
+    case "registered":
+      return {
+        v: 1,
+        t,
+        hub: str(o, "hub", "message"),
+        refused: arr(o, "refused", "message").map((x, i) => {
+          const r = obj(x, `refused[${i}]`);
+          const kind = str(r, "kind", `refused[${i}]`);
+          if (kind !== "pub" && kind !== "sub" && kind !== "service") {
+            throw new DecodeError("ERR_DECODE", `control message: refused[${i}].kind '${kind}' is not known`);
+          }
+          return {
+            kind,
+            name: str(r, "name", `refused[${i}]`),
+            code: str(r, "code", `refused[${i}]`),
+            message: str(r, "message", `refused[${i}]`),
+          };
+        }),
+      };
+    case "reregister":
+      return { v: 1, t, hub: str(o, "hub", "message") };
+    case "graph": {
+      const g = obj(o["graph"], "graph");
+      const graph: GraphSnapshot = {
+        hub: str(g, "hub", "graph"),
+        version: num(g, "version", "graph"),
+        settled: g["settled"] === true,
+        nodes: arr(g, "nodes", "graph").map((x, i) => nodeRecord(x, `graph.nodes[${i}]`)),
+        removed: arr(g, "removed", "graph").map((x, i) => {
+          if (typeof x !== "string")
+            throw new DecodeError("ERR_DECODE", `control message: graph.removed[${i}] must be a string`);
+          return x;
+        }),
+      };
+      const msg: HubToNode = { v: 1, t, graph };
+      if (typeof o["req"] === "number") msg.req = o["req"];
+      return msg;
+    }
+    case "error":
+      return { v: 1, t, message: str(o, "message", "message") };
+    default:
+      throw new DecodeError("ERR_DECODE", `control message: unknown tag '${String(t)}' from the hub`);
+  }
+}

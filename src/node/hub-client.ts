@@ -1,0 +1,183 @@
+/**
+ * A node's connection to its hub: registers, heartbeats, receives the graph. Works without a
+ * hub: it keeps trying, and registers as soon as one answers (also after a hub restart, when the
+ * new hub asks every unknown node to register again).
+ */
+import { Dealer } from "zeromq";
+import { MyelinError, TimeoutError } from "../errors.js";
+import {
+  decodeHubToNode,
+  encodeControl,
+  type GraphSnapshot,
+  type NodeRecord,
+  type NodeToHub,
+  type Refusal,
+} from "./control-protocol.js";
+import { SendQueue } from "../transport/send-queue.js";
+
+/** Options of a HubClient. */
+export interface HubClientOptions {
+  endpoint: string;
+  /** Interval between heartbeats, in ms. */
+  heartbeatMs: number;
+  /** The node's current record (called on every registration). */
+  record(): NodeRecord;
+  onGraph(graph: GraphSnapshot): void;
+  onRefused(refusals: Refusal[]): void;
+  /** Malformed message from the hub (dropped). */
+  onBadMessage(err: Error): void;
+}
+
+/** The node side of the control plane. */
+export class HubClient {
+  readonly #sock: Dealer;
+  readonly #queue: SendQueue;
+  readonly #opts: HubClientOptions;
+  readonly #timer: NodeJS.Timeout;
+  #registeredWaiters: ((r: Refusal[]) => void)[] = [];
+  #queries = new Map<number, (g: GraphSnapshot) => void>();
+  #nextReq = 1;
+  #hub = "";
+  #lastHeard = 0;
+  #closed = false;
+
+  constructor(opts: HubClientOptions) {
+    this.#opts = opts;
+    this.#sock = new Dealer({
+      linger: 0,
+      immediate: true,
+      sendTimeout: 0,
+      sendHighWaterMark: 1000,
+      reconnectInterval: 100,
+      reconnectMaxInterval: 500,
+      maxMessageSize: 16 * 1024 * 1024,
+    });
+    this.#queue = new SendQueue(this.#sock, () => {});
+    this.#sock.events.on("connect", () => this.#send({ v: 1, t: "register", node: this.#opts.record() }));
+    this.#sock.connect(opts.endpoint);
+    this.#timer = setInterval(() => this.#heartbeat(), opts.heartbeatMs);
+    this.#timer.unref();
+    void this.#receiveLoop();
+  }
+
+  /** Id of the hub instance last heard from ("" before any). */
+  get hub(): string {
+    return this.#hub;
+  }
+
+  /** True if the hub answered within the last three heartbeat intervals. */
+  get connected(): boolean {
+    return Date.now() - this.#lastHeard < 3 * this.#opts.heartbeatMs;
+  }
+
+  /**
+   * Sends the node's current record. Resolves with the hub's refusals, or with `[]` after
+   * `timeoutMs` when no hub answers (the record is sent again once one does).
+   */
+  register(timeoutMs: number): Promise<Refusal[]> {
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => {
+        const i = this.#registeredWaiters.indexOf(done);
+        if (i >= 0) this.#registeredWaiters.splice(i, 1);
+        resolve([]);
+      }, timeoutMs);
+      const done = (r: Refusal[]): void => {
+        clearTimeout(timer);
+        resolve(r);
+      };
+      this.#registeredWaiters.push(done);
+      this.#send({ v: 1, t: "register", node: this.#opts.record() });
+    });
+  }
+
+  /** Asks the hub for the graph. Throws ERR_HUB_UNREACHABLE after `timeoutMs`. */
+  query(timeoutMs: number): Promise<GraphSnapshot> {
+    const req = this.#nextReq++;
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.#queries.delete(req);
+        reject(
+          new TimeoutError(
+            "ERR_HUB_UNREACHABLE",
+            `no hub answered at ${this.#opts.endpoint} within ${timeoutMs} ms; start one with \`myelin hub\` or set MYELIN_HUB`,
+          ),
+        );
+      }, timeoutMs);
+      this.#queries.set(req, (g) => {
+        clearTimeout(timer);
+        resolve(g);
+      });
+      this.#send({ v: 1, t: "query", req });
+    });
+  }
+
+  /** Says goodbye to the hub and closes the socket. */
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    clearInterval(this.#timer);
+    try {
+      await this.#sock.send(encodeControl({ v: 1, t: "bye", id: this.#opts.record().id }));
+    } catch {
+      // no hub: nothing to say goodbye to
+    }
+    this.#sock.close();
+  }
+
+  #send(msg: NodeToHub): void {
+    if (this.#closed) return;
+    this.#queue.push(encodeControl(msg));
+  }
+
+  #heartbeat(): void {
+    this.#send({ v: 1, t: "heartbeat", id: this.#opts.record().id });
+  }
+
+  async #receiveLoop(): Promise<void> {
+    for (;;) {
+      let msg: Buffer[];
+      try {
+        msg = await this.#sock.receive();
+      } catch {
+        return;
+      }
+      try {
+        this.#handle(msg[0] ?? Buffer.alloc(0));
+      } catch (err) {
+        this.#opts.onBadMessage(err instanceof Error ? err : new MyelinError("ERR_PROTOCOL", String(err)));
+      }
+    }
+  }
+
+  #handle(bytes: Buffer): void {
+    const m = decodeHubToNode(bytes);
+    this.#lastHeard = Date.now();
+    switch (m.t) {
+      case "registered": {
+        this.#hub = m.hub;
+        const ws = this.#registeredWaiters;
+        this.#registeredWaiters = [];
+        for (const w of ws) w(m.refused);
+        if (m.refused.length > 0) this.#opts.onRefused(m.refused);
+        return;
+      }
+      case "reregister":
+        this.#hub = m.hub;
+        this.#send({ v: 1, t: "register", node: this.#opts.record() });
+        return;
+      case "graph": {
+        if (m.req !== undefined) {
+          const q = this.#queries.get(m.req);
+          this.#queries.delete(m.req);
+          q?.(m.graph);
+          return;
+        }
+        this.#opts.onGraph(m.graph);
+        return;
+      }
+      case "error":
+        this.#opts.onBadMessage(new MyelinError("ERR_PROTOCOL", `hub says: ${m.message}`));
+        return;
+    }
+  }
+}

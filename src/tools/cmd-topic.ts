@@ -1,0 +1,482 @@
+/** `myelin topic list|info|echo|pub|hz`: look at and take part in topics. */
+import { MyelinError } from "../errors.js";
+import { lookupType, type MessageType } from "../msgs/index.js";
+import { toJson } from "../codec/index.js";
+import { PROCESS_ID, type GraphSnapshot, type Node, type Publisher, type Qos } from "../node/index.js";
+import {
+  absName,
+  boolOpt,
+  messageFromData,
+  numOpt,
+  pause,
+  resolveMessageType,
+  topicsOf,
+  unknownTopic,
+  unlessInterrupted,
+  waitForTopic,
+  withNode,
+  type CommandSpec,
+  type Context,
+  type Endpoint,
+  type TopicView,
+} from "./common.js";
+import { describeQos, renderMessage, table } from "./format.js";
+
+// ---- list / info -----------------------------------------------------------------------------
+
+function topicJson(t: TopicView): unknown {
+  const ep = (e: Endpoint): unknown => ({
+    node: e.node,
+    id: e.id,
+    pid: e.pid,
+    host: e.host,
+    qos: e.decl.qos,
+  });
+  return {
+    topic: t.topic,
+    type: t.type,
+    publishers: t.publishers.map(ep),
+    subscribers: t.subscribers.map(ep),
+  };
+}
+
+export const topicListCommand: CommandSpec = {
+  path: ["topic", "list"],
+  summary: "list the topics nodes publish or subscribe",
+  args: [],
+  options: {
+    "show-types": {
+      type: "boolean",
+      short: "t",
+      help: "show a table with each topic's type and publisher/subscriber counts",
+    },
+    json: {
+      type: "boolean",
+      help: "print a JSON array: topic, type, publishers, subscribers (with node and QoS)",
+    },
+  },
+  examples: ["myelin topic list", "myelin topic list -t", "myelin topic list --json"],
+  connects: true,
+  async run(ctx, inv) {
+    return withNode(ctx, inv, "topic_list", async (_node, graph) => {
+      const topics = topicsOf(graph);
+      if (boolOpt(inv, "json")) {
+        ctx.out(JSON.stringify(topics.map(topicJson), null, 2));
+        return 0;
+      }
+      if (topics.length === 0) {
+        ctx.err("no topics: no node publishes or subscribes anything");
+        return 0;
+      }
+      if (!boolOpt(inv, "show-types")) {
+        for (const t of topics) ctx.out(t.topic);
+        return 0;
+      }
+      const rows = topics.map((t) => [
+        t.topic,
+        t.type,
+        String(t.publishers.length),
+        String(t.subscribers.length),
+      ]);
+      for (const l of table(["TOPIC", "TYPE", "PUBS", "SUBS"], rows)) ctx.out(l);
+      return 0;
+    });
+  },
+};
+
+export const topicInfoCommand: CommandSpec = {
+  path: ["topic", "info"],
+  summary: "show a topic's type, publishers and subscribers with their QoS",
+  args: [{ name: "TOPIC", help: "topic name, e.g. /chatter" }],
+  options: {
+    json: { type: "boolean", help: "print one JSON object: topic, type, publishers, subscribers" },
+  },
+  examples: ["myelin topic info /chatter", "myelin topic info /camera/front/image --json"],
+  connects: true,
+  async run(ctx, inv) {
+    const topic = absName(inv.positionals[0]!);
+    return withNode(ctx, inv, "topic_info", async (_node, graph) => {
+      const t = topicsOf(graph).find((x) => x.topic === topic);
+      if (t === undefined) throw unknownTopic(topic, graph);
+      if (boolOpt(inv, "json")) {
+        ctx.out(JSON.stringify(topicJson(t), null, 2));
+        return 0;
+      }
+      ctx.out(`Topic: ${t.topic}`);
+      ctx.out(`Type: ${t.type}`);
+      const list = (title: string, eps: Endpoint[]): void => {
+        ctx.out(`${title}: ${eps.length}`);
+        for (const e of eps) {
+          const mismatch = e.decl.type !== t.type ? ` [type ${e.decl.type}]` : "";
+          ctx.out(`  ${e.node} (pid ${e.pid} on ${e.host}): ${describeQos(e.decl.qos)}${mismatch}`);
+        }
+      };
+      list("Publishers", t.publishers);
+      list("Subscribers", t.subscribers);
+      return 0;
+    });
+  },
+};
+
+// ---- echo ------------------------------------------------------------------------------------
+
+/** QoS a tool subscribes with: what the user asked, and transient-local if a publisher keeps history. */
+function toolQos(t: TopicView, bestEffort: boolean): Partial<Qos> {
+  const q: Partial<Qos> = { reliability: bestEffort ? "best-effort" : "reliable" };
+  const keeping = t.publishers.filter((p) => p.decl.qos.durability === "transient-local");
+  if (keeping.length > 0) {
+    q.durability = "transient-local";
+    q.depth = Math.max(...keeping.map((p) => p.decl.qos.depth));
+  }
+  return q;
+}
+
+function jsonOf(type: MessageType<unknown> | undefined, msg: unknown): unknown {
+  try {
+    return toJson(type, msg);
+  } catch {
+    return toJson(undefined, msg);
+  }
+}
+
+const WAIT_OPTION = {
+  type: "string",
+  arg: "N",
+  help: "wait up to N ms for the topic to appear (default 5000)",
+} as const;
+
+export const topicEchoCommand: CommandSpec = {
+  path: ["topic", "echo"],
+  summary: "print the messages of a topic",
+  args: [{ name: "TOPIC", help: "topic name; its type comes from the graph (the topic's publishers)" }],
+  options: {
+    count: {
+      type: "string",
+      short: "n",
+      arg: "N",
+      help: "exit after N messages (default: run until Ctrl-C)",
+    },
+    json: {
+      type: "boolean",
+      help: 'one JSON object per line: {"topic","seq","publisher","stamp","msg"} (msg in the JSON form of the codec)',
+    },
+    "best-effort": {
+      type: "boolean",
+      help: "subscribe best-effort (never slows the publisher down; may drop)",
+    },
+    "no-validate": {
+      type: "boolean",
+      help: "do not check messages against the schema (show whatever arrives)",
+    },
+    "wait-ms": WAIT_OPTION,
+    "max-array": {
+      type: "string",
+      arg: "N",
+      help: "show at most N elements of an array (default 32; human output)",
+    },
+  },
+  details: [
+    "Messages are shown YAML-like and separated by ---: bytes fields as <N bytes> with a hex preview, long arrays cut.",
+    "A topic whose publishers keep history (transient-local) is read from its history first.",
+  ],
+  examples: [
+    "myelin topic echo /chatter",
+    "myelin topic echo /odom --count 1",
+    "myelin topic echo /camera/front/image --json --best-effort | jq .msg.header",
+  ],
+  connects: true,
+  async run(ctx, inv) {
+    const topic = absName(inv.positionals[0]!);
+    const count = numOpt(inv, "count", { min: 1, integer: true, command: "topic echo" }) ?? Infinity;
+    const waitMs = numOpt(inv, "wait-ms", { min: 0, integer: true, command: "topic echo" }) ?? 5000;
+    const maxArray = numOpt(inv, "max-array", { min: 0, integer: true, command: "topic echo" }) ?? 32;
+    const json = boolOpt(inv, "json");
+    return withNode(ctx, inv, "topic_echo", async (node, graph) => {
+      const view = await waitForTopic(ctx, node, graph, topic, waitMs);
+      const type = lookupType(view.type);
+      if (type === undefined && !json) {
+        ctx.err(
+          `myelin: type ${view.type} is not known here; showing raw values (load it with --import MODULE)`,
+        );
+      }
+      let failure: Error | undefined;
+      const sub = await node.createSubscription<unknown>(topic, view.type, undefined, {
+        qos: toolQos(view, boolOpt(inv, "best-effort")),
+        validate: !boolOpt(inv, "no-validate"),
+      });
+      sub.on("invalid", (err) => ctx.err(`myelin: dropped a message: ${err.message}`));
+      sub.on("refused", (err) => {
+        failure = err;
+        sub.close();
+      });
+      const onAbort = (): void => sub.close();
+      ctx.signal.addEventListener("abort", onAbort, { once: true });
+      try {
+        let n = 0;
+        for await (const { msg, info } of sub) {
+          if (json) {
+            ctx.out(
+              JSON.stringify({
+                topic,
+                seq: info.seq,
+                publisher: info.publisher,
+                stamp: info.sourceTime,
+                msg: jsonOf(type, msg),
+              }),
+            );
+          } else {
+            for (const l of renderMessage(msg, type, { maxArray })) ctx.out(l);
+            ctx.out("---");
+          }
+          if (++n >= count) break;
+        }
+      } finally {
+        ctx.signal.removeEventListener("abort", onAbort);
+        sub.close();
+      }
+      if (failure !== undefined) throw failure;
+      return 0;
+    });
+  },
+};
+
+// ---- pub -------------------------------------------------------------------------------------
+
+/** Subscriptions in other processes that should connect to `topic` of type `typeName`. */
+function expectedSubscribers(g: GraphSnapshot, topic: string, typeName: string): number {
+  let n = 0;
+  for (const node of g.nodes) {
+    if (node.process === PROCESS_ID) continue;
+    for (const s of node.subs) if (s.topic === topic && s.type === typeName) n++;
+  }
+  return n;
+}
+
+/**
+ * Waits until a subscriber is matched: the graph shows one, and its subscription has reached the
+ * publisher. Gives up (quietly) at `deadline`.
+ */
+async function waitForSubscribers(
+  ctx: Context,
+  node: Node,
+  pub: Publisher<unknown>,
+  deadline: number,
+): Promise<void> {
+  const want = (g: GraphSnapshot): number => expectedSubscribers(g, pub.topic, pub.type.name);
+  let g: GraphSnapshot;
+  try {
+    g = await unlessInterrupted(
+      node.waitForGraph((x) => want(x) > 0, Math.max(1, deadline - Date.now())),
+      ctx.signal,
+    );
+  } catch (err) {
+    if (err instanceof MyelinError && err.code === "ERR_TIMEOUT") return;
+    throw err;
+  }
+  // The graph tells who subscribes; the subscriber then connects to this node. The publisher has no
+  // "matched" event yet, so look at its subscriber count until it catches up with the graph.
+  const target = want(g);
+  while (pub.subscriberCount < target && Date.now() < deadline) {
+    if (!(await pause(10, ctx.signal))) return;
+  }
+}
+
+export const topicPubCommand: CommandSpec = {
+  path: ["topic", "pub"],
+  summary: "publish a message to a topic, once or at a rate",
+  args: [
+    { name: "TOPIC", help: "topic name, e.g. /chatter" },
+    { name: "TYPE", help: "message type, e.g. std_msgs/String (also std_msgs/msg/String)" },
+    {
+      name: "DATA",
+      optional: true,
+      help: "the message as JSON or YAML, e.g. '{data: hello}'; missing fields get their defaults (default {})",
+    },
+  ],
+  options: {
+    rate: {
+      type: "string",
+      short: "r",
+      arg: "HZ",
+      help: "publish HZ times a second until Ctrl-C or --count",
+    },
+    count: {
+      type: "string",
+      short: "n",
+      arg: "N",
+      help: "publish N messages (default 1 without --rate, unlimited with)",
+    },
+    "qos-transient-local": {
+      type: "boolean",
+      help: "keep the last message for late subscribers while this command runs (depth 1)",
+    },
+    "best-effort": { type: "boolean", help: "publish best-effort" },
+    "wait-ms": {
+      type: "string",
+      arg: "N",
+      help: "before the first message, wait up to N ms for a subscriber to be matched (default 1000)",
+    },
+    "keep-alive-ms": {
+      type: "string",
+      arg: "N",
+      help: "stay up N ms after the last message so it is delivered (and served to late joiners) (default 200)",
+    },
+    quiet: { type: "boolean", short: "q", help: "do not print each message" },
+  },
+  examples: [
+    "myelin topic pub /chatter std_msgs/String '{data: hello}'",
+    "myelin topic pub /cmd_vel geometry_msgs/Twist '{linear: {x: 0.5}, angular: {z: 0.2}}' --rate 10",
+    "myelin topic pub /map_ready std_msgs/Bool 'data: true' --qos-transient-local --keep-alive-ms 10000",
+  ],
+  connects: true,
+  async run(ctx, inv) {
+    const cmd = "topic pub";
+    const topic = absName(inv.positionals[0]!);
+    const type = resolveMessageType(inv.positionals[1]!);
+    const msg = messageFromData(type, inv.positionals[2] ?? "{}", `DATA for ${type.name}`);
+    const rate = numOpt(inv, "rate", { min: 0.001, max: 1e6, command: cmd });
+    const count =
+      numOpt(inv, "count", { min: 1, integer: true, command: cmd }) ?? (rate === undefined ? 1 : Infinity);
+    const waitMs = numOpt(inv, "wait-ms", { min: 0, integer: true, command: cmd }) ?? 1000;
+    const keepAliveMs = numOpt(inv, "keep-alive-ms", { min: 0, integer: true, command: cmd }) ?? 200;
+    const quiet = boolOpt(inv, "quiet");
+    const qos: Partial<Qos> = { reliability: boolOpt(inv, "best-effort") ? "best-effort" : "reliable" };
+    if (boolOpt(inv, "qos-transient-local")) Object.assign(qos, { durability: "transient-local", depth: 1 });
+    const shown = JSON.stringify(jsonOf(type, msg));
+
+    return withNode(ctx, inv, "topic_pub", async (node) => {
+      const pub = await node.createPublisher(topic, type, { qos });
+      const deadline = Date.now() + waitMs;
+      if (waitMs > 0) await waitForSubscribers(ctx, node, pub, deadline);
+      const periodMs = rate === undefined ? 0 : 1000 / rate;
+      const start = performance.now();
+      let sent = 0;
+      while (sent < count && !ctx.signal.aborted) {
+        await unlessInterrupted(pub.publish(msg), ctx.signal).catch((err: unknown) => {
+          if (!ctx.signal.aborted) throw err;
+        });
+        if (ctx.signal.aborted) break;
+        sent++;
+        if (!quiet) ctx.out(`publishing #${sent} to ${topic}: ${shown}`);
+        if (sent >= count || periodMs === 0) continue;
+        const next = start + sent * periodMs;
+        if (!(await pause(Math.max(0, next - performance.now()), ctx.signal))) break;
+      }
+      if (sent > 0 && keepAliveMs > 0) await pause(keepAliveMs, ctx.signal);
+      pub.close();
+      return 0;
+    });
+  },
+};
+
+// ---- hz --------------------------------------------------------------------------------------
+
+/** Statistics of message periods, like `ros2 topic hz`. */
+export interface RateReport {
+  topic: string;
+  /** Messages per second over the window. */
+  rate: number;
+  /** Shortest, longest period and its standard deviation, in seconds. */
+  min: number;
+  max: number;
+  stdDev: number;
+  /** Periods in the window. */
+  window: number;
+  /** Messages received since the start. */
+  received: number;
+}
+
+/** Computes a RateReport from arrival times `t` (ms, ascending). Undefined with fewer than two. */
+export function rateOf(topic: string, t: readonly number[], received: number): RateReport | undefined {
+  if (t.length < 2) return undefined;
+  const periods: number[] = [];
+  for (let i = 1; i < t.length; i++) periods.push((t[i]! - t[i - 1]!) / 1000);
+  const mean = periods.reduce((a, b) => a + b, 0) / periods.length;
+  const variance = periods.reduce((a, p) => a + (p - mean) ** 2, 0) / periods.length;
+  return {
+    topic,
+    rate: mean > 0 ? 1 / mean : Infinity,
+    min: Math.min(...periods),
+    max: Math.max(...periods),
+    stdDev: Math.sqrt(variance),
+    window: periods.length,
+    received,
+  };
+}
+
+export const topicHzCommand: CommandSpec = {
+  path: ["topic", "hz"],
+  summary: "print the rate of a topic every second",
+  args: [{ name: "TOPIC", help: "topic name" }],
+  options: {
+    window: {
+      type: "string",
+      short: "w",
+      arg: "N",
+      help: "compute over the last N messages (default 10000)",
+    },
+    "count-reports": { type: "string", arg: "N", help: "exit after N reports (default: run until Ctrl-C)" },
+    json: {
+      type: "boolean",
+      help: 'one JSON object per report: {"topic","rate","min","max","stdDev","window","received"} (seconds)',
+    },
+    "best-effort": { type: "boolean", help: "subscribe best-effort" },
+    "wait-ms": WAIT_OPTION,
+  },
+  examples: [
+    "myelin topic hz /camera/front/image",
+    "myelin topic hz /imu --window 100 --count-reports 5 --json",
+  ],
+  connects: true,
+  async run(ctx, inv) {
+    const cmd = "topic hz";
+    const topic = absName(inv.positionals[0]!);
+    const windowSize = numOpt(inv, "window", { min: 2, integer: true, command: cmd }) ?? 10000;
+    const reports = numOpt(inv, "count-reports", { min: 1, integer: true, command: cmd }) ?? Infinity;
+    const waitMs = numOpt(inv, "wait-ms", { min: 0, integer: true, command: cmd }) ?? 5000;
+    const json = boolOpt(inv, "json");
+    return withNode(ctx, inv, "topic_hz", async (node, graph) => {
+      const view = await waitForTopic(ctx, node, graph, topic, waitMs);
+      // A ring of the last windowSize + 1 arrival times gives windowSize periods.
+      const ring = new Float64Array(windowSize + 1);
+      let head = 0;
+      let size = 0;
+      let received = 0;
+      let lastReported = 0;
+      const sub = await node.createSubscription<unknown>(
+        topic,
+        view.type,
+        () => {
+          ring[head] = performance.now();
+          head = (head + 1) % ring.length;
+          if (size < ring.length) size++;
+          received++;
+        },
+        { qos: toolQos(view, boolOpt(inv, "best-effort")), validate: false },
+      );
+      let done = 0;
+      try {
+        while (done < reports && (await pause(1000, ctx.signal))) {
+          done++;
+          const times: number[] = [];
+          for (let i = 0; i < size; i++) times.push(ring[(head - size + i + ring.length) % ring.length]!);
+          const r = received === lastReported ? undefined : rateOf(topic, times, received);
+          lastReported = received;
+          if (json) {
+            ctx.out(JSON.stringify(r ?? { topic, rate: 0, received }));
+          } else if (r === undefined) {
+            ctx.out(received === 0 ? "no messages yet" : "no new messages");
+          } else {
+            ctx.out(`average rate: ${r.rate.toFixed(3)}`);
+            ctx.out(
+              `\tmin: ${r.min.toFixed(3)}s max: ${r.max.toFixed(3)}s std dev: ${r.stdDev.toFixed(5)}s window: ${r.window}`,
+            );
+          }
+        }
+      } finally {
+        sub.close();
+      }
+      return 0;
+    });
+  },
+};

@@ -1,0 +1,509 @@
+/**
+ * The publishing side of a node's data plane: one ZeroMQ ROUTER socket, bound once per node,
+ * that every subscriber and service client of the node connects to with a DEALER (PeerLink).
+ *
+ * Flow control is credit-based and lives here, not in ZeroMQ's high-water marks: a subscriber
+ * grants credit in messages and bytes; a message for a subscriber without credit is dropped
+ * (best-effort, counted) or parked in that subscriber's bounded outbox (reliable) until credit
+ * returns. Small messages to one peer are coalesced into one Data frame, flushed at the end of
+ * the current event-loop turn or when the frame reaches `maxBatchBytes`.
+ */
+import { Router } from "zeromq";
+import { DecodeError, MyelinError } from "../errors.js";
+import {
+  DataFrameBuilder,
+  FrameKind,
+  encodeBlobHeader,
+  encodeError,
+  encodePing,
+  encodeReplyHeader,
+  parseFrame,
+  type ErrorBody,
+  type ReplyHeader,
+  type RequestHeader,
+  type SubBody,
+} from "./frame.js";
+import { SendQueue } from "./send-queue.js";
+
+/** Options of a DataServer; every number has a default in `DATA_SERVER_DEFAULTS`. */
+export interface DataServerOptions {
+  /** Where to bind: `ipc:///path` or `tcp://host:port` (port 0 picks a free one). */
+  endpoint: string;
+  /** Largest ZeroMQ message accepted from a peer, in bytes. */
+  maxMessageBytes: number;
+  /** A Data frame is flushed once it holds this many bytes, in bytes. */
+  maxBatchBytes: number;
+  /** A peer that sent nothing (not even a ping) for this long is dropped, in ms. */
+  peerTimeoutMs: number;
+  /** Interval of liveliness pings and of the dead-peer sweep, in ms. */
+  pingIntervalMs: number;
+}
+
+/** Defaults of DataServerOptions. */
+export const DATA_SERVER_DEFAULTS = {
+  maxMessageBytes: 64 * 1024 * 1024,
+  maxBatchBytes: 64 * 1024,
+  peerTimeoutMs: 3000,
+  pingIntervalMs: 500,
+} as const;
+
+/** A request handler's answer: codec frames of the reply, or an error. */
+export type ReplyResult =
+  { ok: true; frames: Uint8Array[] } | { ok: false; error: { code: string; message: string } };
+
+/** What the node layer does with the events of its data server. */
+export interface DataServerHandler {
+  /** A peer subscribed. Return an ErrorBody to refuse (it is sent back to the peer). */
+  onSubscribe(sub: RemoteSubscriber): ErrorBody | undefined;
+  /** A subscription ended: unsubscribed, or its peer died or timed out. */
+  onUnsubscribe(sub: RemoteSubscriber): void;
+  /** A service request arrived. */
+  onRequest(peer: PeerInfo, header: RequestHeader, parts: Buffer[]): Promise<ReplyResult>;
+  /** A peer sent something that is not a valid frame; it was dropped. */
+  onBadFrame(peer: PeerInfo, err: Error): void;
+}
+
+/** What is known of a connected peer. */
+export interface PeerInfo {
+  /** The peer's node id, once it said hello; empty before. */
+  readonly node: string;
+  /** The peer's process id (a random id per process), once it said hello. */
+  readonly process: string;
+}
+
+interface OutboxEntry {
+  pub: number;
+  seq: number;
+  sec: number;
+  nsec: number;
+  /** A small message's payload (owned copy), or a large one's codec frames. */
+  payload: Buffer | null;
+  frames: Uint8Array[] | null;
+  bytes: number;
+}
+
+class Peer implements PeerInfo {
+  node = "";
+  process = "";
+  lastSeen = Date.now();
+  sentSincePing = false;
+  batch: DataFrameBuilder | null = null;
+  readonly subs = new Map<number, RemoteSubscriber>();
+  constructor(readonly id: Buffer) {}
+}
+
+/** One subscription of a remote peer to a topic of this node, with its credit and outbox. */
+export class RemoteSubscriber {
+  /** Messages this subscriber may still receive before it grants more. */
+  creditMsgs: number;
+  /** Payload bytes this subscriber may still receive before it grants more. */
+  creditBytes: number;
+  /** Messages dropped for this subscriber for lack of credit (best-effort only). */
+  dropped = 0;
+  /** True once unsubscribed or its peer is gone. */
+  closed = false;
+  readonly #outbox: OutboxEntry[] = [];
+  #outboxHead = 0;
+  #waiters: (() => void)[] = [];
+
+  /** @internal */
+  constructor(
+    /** @internal */ readonly peer: Peer,
+    readonly body: SubBody,
+    /** @internal */ readonly server: DataServer,
+  ) {
+    this.creditMsgs = body.creditMsgs;
+    this.creditBytes = body.creditBytes;
+  }
+
+  /** The subscriber's node id. */
+  get node(): string {
+    return this.peer.node;
+  }
+  get sid(): number {
+    return this.body.sid;
+  }
+  get topic(): string {
+    return this.body.topic;
+  }
+  get reliable(): boolean {
+    return this.body.reliable;
+  }
+  /** Messages parked waiting for credit. */
+  get pending(): number {
+    return this.#outbox.length - this.#outboxHead;
+  }
+
+  /** Bytes of the messages parked waiting for credit. */
+  pendingBytes = 0;
+
+  /** Resolves when fewer than `limit` messages and `limitBytes` bytes are parked, or the subscriber is gone. */
+  waitBelow(limit: number, limitBytes = Infinity): Promise<void> {
+    const ok = (): boolean => this.closed || (this.pending < limit && this.pendingBytes < limitBytes);
+    if (ok()) return Promise.resolve();
+    return new Promise<void>((resolve) => {
+      const check = (): void => {
+        if (ok()) resolve();
+        else this.#waiters.push(check);
+      };
+      this.#waiters.push(check);
+    });
+  }
+
+  /** @internal */
+  park(e: OutboxEntry): void {
+    this.#outbox.push(e);
+    this.pendingBytes += e.bytes;
+  }
+
+  /** @internal Sends parked messages while credit lasts. */
+  drain(): void {
+    while (this.#outboxHead < this.#outbox.length && this.creditMsgs > 0 && this.creditBytes > 0) {
+      const e = this.#outbox[this.#outboxHead]!;
+      this.#outbox[this.#outboxHead] = undefined as never;
+      this.#outboxHead++;
+      this.pendingBytes -= e.bytes;
+      this.server.sendNow(this, e.pub, e.seq, e.sec, e.nsec, e.payload, e.frames, e.bytes);
+    }
+    if (this.#outboxHead === this.#outbox.length) {
+      this.#outbox.length = 0;
+      this.#outboxHead = 0;
+    }
+    this.#wake();
+  }
+
+  /** @internal */
+  close(): void {
+    this.closed = true;
+    this.#outbox.length = 0;
+    this.#outboxHead = 0;
+    this.pendingBytes = 0;
+    this.#wake();
+  }
+
+  #wake(): void {
+    if (this.#waiters.length === 0) return;
+    const ws = this.#waiters;
+    this.#waiters = [];
+    for (const w of ws) w();
+  }
+}
+
+/** A node's bound ROUTER socket, serving subscriptions and service requests. */
+export class DataServer {
+  readonly #sock: Router;
+  readonly #queue: SendQueue;
+  readonly #opts: DataServerOptions;
+  readonly #handler: DataServerHandler;
+  readonly #peers = new Map<string, Peer>();
+  readonly #dirty = new Set<Peer>();
+  #flushScheduled = false;
+  #timer: NodeJS.Timeout;
+  #endpoint = "";
+  #closed = false;
+  /** Frames dropped because they were not valid. */
+  badFrames = 0;
+
+  private constructor(opts: DataServerOptions, handler: DataServerHandler) {
+    this.#opts = opts;
+    this.#handler = handler;
+    this.#sock = new Router({
+      linger: 0,
+      mandatory: false,
+      sendHighWaterMark: 0,
+      receiveHighWaterMark: 10000,
+      maxMessageSize: opts.maxMessageBytes,
+    });
+    this.#queue = new SendQueue(this.#sock, () => {});
+    this.#timer = setInterval(() => this.#sweep(), opts.pingIntervalMs);
+    this.#timer.unref();
+  }
+
+  /** Binds a data server and starts serving. */
+  static async bind(
+    opts: Partial<DataServerOptions> & { endpoint: string },
+    handler: DataServerHandler,
+  ): Promise<DataServer> {
+    const full: DataServerOptions = { ...DATA_SERVER_DEFAULTS, ...opts };
+    const server = new DataServer(full, handler);
+    try {
+      await server.#sock.bind(full.endpoint);
+    } catch (err) {
+      await server.close(0);
+      throw new MyelinError(
+        "ERR_INVALID_ARGUMENT",
+        `cannot bind data endpoint ${full.endpoint}: ${String(err)}`,
+        {
+          cause: err,
+        },
+      );
+    }
+    server.#endpoint = server.#sock.lastEndpoint ?? full.endpoint;
+    void server.#receiveLoop();
+    return server;
+  }
+
+  /** The endpoint peers connect to (with the real port when bound to port 0). */
+  get endpoint(): string {
+    return this.#endpoint;
+  }
+
+  /** Connected peers. */
+  get peerCount(): number {
+    return this.#peers.size;
+  }
+
+  /**
+   * Sends one message to a subscriber, honouring its credit.
+   * @param payload the encoded message; copied before this returns, so a transient buffer is fine
+   * @param frames instead of `payload`, a large message's codec frames (sent as a Blob, not copied)
+   * @param bytes the message's size in bytes
+   * @returns false when the message was dropped for lack of credit (best-effort)
+   */
+  deliver(
+    sub: RemoteSubscriber,
+    pub: number,
+    seq: number,
+    sec: number,
+    nsec: number,
+    payload: Uint8Array | null,
+    frames: Uint8Array[] | null,
+    bytes: number,
+  ): boolean {
+    if (sub.closed) return false;
+    if (sub.creditMsgs > 0 && sub.creditBytes > 0 && sub.pending === 0) {
+      this.sendNow(sub, pub, seq, sec, nsec, payload, frames, bytes);
+      return true;
+    }
+    if (!sub.reliable) {
+      sub.dropped++;
+      return false;
+    }
+    sub.park({
+      pub,
+      seq,
+      sec,
+      nsec,
+      payload: payload === null ? null : Buffer.from(payload),
+      frames,
+      bytes,
+    });
+    return true;
+  }
+
+  /** @internal Sends without checking credit; the caller did. */
+  sendNow(
+    sub: RemoteSubscriber,
+    pub: number,
+    seq: number,
+    sec: number,
+    nsec: number,
+    payload: Uint8Array | null,
+    frames: Uint8Array[] | null,
+    bytes: number,
+  ): void {
+    sub.creditMsgs--;
+    sub.creditBytes -= bytes;
+    const peer = sub.peer;
+    peer.sentSincePing = true;
+    if (frames !== null) {
+      this.#flushPeer(peer);
+      const header = encodeBlobHeader({ sid: sub.sid, pub, seq, sec, nsec });
+      this.#queue.push([peer.id, header, ...(frames as Buffer[])]);
+      return;
+    }
+    let batch = peer.batch;
+    if (batch === null) {
+      batch = peer.batch = new DataFrameBuilder(Math.min(this.#opts.maxBatchBytes, 4096));
+      this.#dirty.add(peer);
+      this.#scheduleFlush();
+    }
+    batch.append(sub.sid, pub, seq, sec, nsec, payload!);
+    if (batch.size >= this.#opts.maxBatchBytes) this.#flushPeer(peer);
+  }
+
+  /** Drops every subscription of the peers of node `node` (the hub said it is gone). */
+  dropNode(node: string): void {
+    for (const peer of this.#peers.values()) if (peer.node === node) this.#dropPeer(peer);
+  }
+
+  /**
+   * Stops serving: waits up to `lingerMs` for reliable subscribers to take what is parked for
+   * them and for batched messages to leave, then closes. What is still parked then is discarded.
+   */
+  async close(lingerMs = 2000): Promise<void> {
+    if (this.#closed) return;
+    const end = Date.now() + lingerMs;
+    const parked: Promise<void>[] = [];
+    for (const peer of this.#peers.values())
+      for (const sub of peer.subs.values()) if (sub.pending > 0) parked.push(sub.waitBelow(1));
+    if (parked.length > 0) {
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([Promise.all(parked), new Promise((r) => (timer = setTimeout(r, lingerMs)))]);
+      clearTimeout(timer);
+    }
+    this.#closed = true;
+    clearInterval(this.#timer);
+    lingerMs = Math.max(0, end - Date.now());
+    for (const peer of this.#dirty) this.#flushPeer(peer);
+    this.#dirty.clear();
+    await this.#queue.drained(lingerMs);
+    for (const peer of [...this.#peers.values()]) this.#dropPeer(peer);
+    this.#sock.linger = lingerMs;
+    this.#sock.close();
+  }
+
+  #scheduleFlush(): void {
+    if (this.#flushScheduled) return;
+    this.#flushScheduled = true;
+    setImmediate(() => {
+      this.#flushScheduled = false;
+      for (const peer of this.#dirty) this.#flushPeer(peer);
+      this.#dirty.clear();
+    });
+  }
+
+  #flushPeer(peer: Peer): void {
+    const batch = peer.batch;
+    if (batch === null) return;
+    peer.batch = null;
+    this.#queue.push([peer.id, batch.finish()]);
+  }
+
+  #sweep(): void {
+    const now = Date.now();
+    for (const peer of [...this.#peers.values()]) {
+      if (now - peer.lastSeen > this.#opts.peerTimeoutMs) {
+        this.#dropPeer(peer);
+        continue;
+      }
+      if (!peer.sentSincePing && peer.subs.size > 0) this.#queue.push([peer.id, encodePing()]);
+      peer.sentSincePing = false;
+    }
+  }
+
+  #dropPeer(peer: Peer): void {
+    this.#peers.delete(peer.id.toString("latin1"));
+    this.#dirty.delete(peer);
+    peer.batch = null;
+    for (const sub of peer.subs.values()) this.#endSub(sub);
+    peer.subs.clear();
+  }
+
+  #endSub(sub: RemoteSubscriber): void {
+    if (sub.closed) return;
+    sub.close();
+    this.#handler.onUnsubscribe(sub);
+  }
+
+  async #receiveLoop(): Promise<void> {
+    for (;;) {
+      let msg: Buffer[];
+      try {
+        msg = await this.#sock.receive();
+      } catch {
+        return; // closed
+      }
+      const id = msg[0]!;
+      const key = id.toString("latin1");
+      let peer = this.#peers.get(key);
+      if (peer === undefined) {
+        peer = new Peer(Buffer.from(id));
+        this.#peers.set(key, peer);
+      }
+      peer.lastSeen = Date.now();
+      try {
+        this.#handle(peer, msg.slice(1));
+      } catch (err) {
+        this.badFrames++;
+        this.#handler.onBadFrame(peer, err instanceof Error ? err : new Error(String(err)));
+      }
+    }
+  }
+
+  #handle(peer: Peer, frames: Buffer[]): void {
+    const f = parseFrame(frames);
+    switch (f.kind) {
+      case FrameKind.Hello:
+        peer.node = f.body.node;
+        peer.process = f.body.process;
+        return;
+      case FrameKind.Sub: {
+        const old = peer.subs.get(f.body.sid);
+        if (old !== undefined) this.#endSub(old);
+        const sub = new RemoteSubscriber(peer, f.body, this);
+        peer.subs.set(sub.sid, sub);
+        const refused = this.#handler.onSubscribe(sub);
+        if (refused !== undefined) {
+          peer.subs.delete(sub.sid);
+          sub.close();
+          this.#queue.push([peer.id, encodeError({ ...refused, sid: sub.sid })]);
+        }
+        return;
+      }
+      case FrameKind.Unsub: {
+        const sub = peer.subs.get(f.sid);
+        if (sub !== undefined) {
+          peer.subs.delete(f.sid);
+          this.#endSub(sub);
+        }
+        return;
+      }
+      case FrameKind.Credit: {
+        const sub = peer.subs.get(f.sid);
+        if (sub === undefined) {
+          this.#queue.push([
+            peer.id,
+            encodeError({
+              sid: f.sid,
+              code: "ERR_UNKNOWN_SUB",
+              message: `no subscription ${f.sid} on this link`,
+            }),
+          ]);
+          return;
+        }
+        sub.creditMsgs += f.msgs;
+        sub.creditBytes += f.bytes;
+        sub.drain();
+        return;
+      }
+      case FrameKind.Request:
+        this.#serve(peer, f.header, f.parts);
+        return;
+      case FrameKind.Ping:
+        return;
+      case FrameKind.Data:
+      case FrameKind.Blob:
+      case FrameKind.Reply:
+      case FrameKind.Error:
+        throw new DecodeError("ERR_DECODE", `frame kind ${f.kind} is only sent by a publisher, not to one`);
+    }
+  }
+
+  #serve(peer: Peer, header: RequestHeader, parts: Buffer[]): void {
+    const reply = (h: ReplyHeader, frames: Uint8Array[]): void => {
+      if (this.#closed) return;
+      this.#queue.push([peer.id, encodeReplyHeader(h), ...(frames as Buffer[])]);
+    };
+    this.#handler.onRequest(peer, header, parts).then(
+      (r) => {
+        if (r.ok) reply({ id: header.id, ok: true }, r.frames);
+        else reply({ id: header.id, ok: false, error: r.error }, []);
+      },
+      (err: unknown) => {
+        const e = err as { code?: unknown; message?: unknown };
+        reply(
+          {
+            id: header.id,
+            ok: false,
+            error: {
+              code: typeof e?.code === "string" ? e.code : "ERR_SERVICE_FAILED",
+              message: typeof e?.message === "string" ? e.message : String(err),
+            },
+          },
+          [],
+        );
+      },
+    );
+  }
+}

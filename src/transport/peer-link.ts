@@ -1,0 +1,234 @@
+/**
+ * The subscribing side of the data plane: one ZeroMQ DEALER connected to one remote node's
+ * DataServer, shared by every subscription and service client of this node towards that node.
+ *
+ * On every (re)connect the link says hello and repeats its subscriptions, so a publisher that
+ * restarted on the same endpoint serves them again; subscribers drop repeats by sequence number.
+ */
+import { Dealer } from "zeromq";
+import { ClosedError, DecodeError } from "../errors.js";
+import {
+  FrameKind,
+  encodeCredit,
+  encodeHello,
+  encodePing,
+  encodeRequestHeader,
+  encodeSub,
+  encodeUnsub,
+  forEachRecord,
+  parseFrame,
+  type ErrorBody,
+  type HelloBody,
+  type RecordHeader,
+  type ReplyHeader,
+  type RequestHeader,
+  type SubBody,
+} from "./frame.js";
+import { SendQueue } from "./send-queue.js";
+
+/** Receives what a link gets for one subscription. */
+export interface RecordSink {
+  /** One small message; `payload` is a view into the received frame. */
+  onRecord(pub: number, seq: number, sec: number, nsec: number, payload: Buffer): void;
+  /** One large message as codec frames. */
+  onBlob(header: RecordHeader, parts: Buffer[]): void;
+  /** The publisher refused or ended the subscription. */
+  onRefused(err: ErrorBody): void;
+}
+
+/** Options of a PeerLink. */
+export interface PeerLinkOptions {
+  endpoint: string;
+  hello: HelloBody;
+  /** Largest ZeroMQ message accepted from the peer, in bytes. */
+  maxMessageBytes: number;
+  /** Interval of the pings that keep this link alive on the publisher's side, in ms. */
+  pingIntervalMs: number;
+  /** Called for frames that are not valid; they are dropped. */
+  onBadFrame(err: Error): void;
+}
+
+interface PendingCall {
+  resolve(r: { header: ReplyHeader; parts: Buffer[] }): void;
+  reject(err: Error): void;
+}
+
+/** A DEALER connection to one remote node. */
+export class PeerLink {
+  readonly endpoint: string;
+  readonly #sock: Dealer;
+  readonly #queue: SendQueue;
+  readonly #opts: PeerLinkOptions;
+  readonly #subs = new Map<number, { body: SubBody; sink: RecordSink }>();
+  readonly #calls = new Map<number, PendingCall>();
+  #nextSid = 1;
+  #nextCall = 1;
+  #timer: NodeJS.Timeout;
+  #closed = false;
+  #connectedOnce = false;
+  /** Time of the last frame received from the peer (Date.now()). */
+  lastSeen = 0;
+  /** Frames dropped because they were not valid. */
+  badFrames = 0;
+
+  constructor(opts: PeerLinkOptions) {
+    this.endpoint = opts.endpoint;
+    this.#opts = opts;
+    this.#sock = new Dealer({
+      linger: 0,
+      sendHighWaterMark: 10000,
+      receiveHighWaterMark: 0,
+      maxMessageSize: opts.maxMessageBytes,
+      reconnectInterval: 100,
+      reconnectMaxInterval: 1000,
+    });
+    this.#queue = new SendQueue(this.#sock, () => {});
+    this.#sock.events.on("connect", () => {
+      if (this.#connectedOnce) this.#resend();
+      this.#connectedOnce = true;
+    });
+    this.#sock.connect(opts.endpoint);
+    this.#queue.push(encodeHello(opts.hello));
+    this.#timer = setInterval(() => this.#queue.push(encodePing()), opts.pingIntervalMs);
+    this.#timer.unref();
+    void this.#receiveLoop();
+  }
+
+  /** Subscriptions carried by this link. */
+  get subscriptionCount(): number {
+    return this.#subs.size;
+  }
+
+  /** Service calls waiting for a reply. */
+  get pendingCalls(): number {
+    return this.#calls.size;
+  }
+
+  /** Starts a subscription; returns its id on this link. */
+  subscribe(body: Omit<SubBody, "sid">, sink: RecordSink): number {
+    this.#check();
+    const sid = this.#nextSid++;
+    const full = { ...body, sid };
+    this.#subs.set(sid, { body: full, sink });
+    this.#queue.push(encodeSub(full));
+    return sid;
+  }
+
+  /** Ends a subscription. */
+  unsubscribe(sid: number): void {
+    if (!this.#subs.delete(sid) || this.#closed) return;
+    this.#queue.push(encodeUnsub(sid));
+  }
+
+  /** Grants the publisher `msgs` more messages and `bytes` more payload bytes for `sid`. */
+  credit(sid: number, msgs: number, bytes: number): void {
+    if (this.#closed || !this.#subs.has(sid)) return;
+    this.#queue.push(encodeCredit(sid, msgs, bytes));
+  }
+
+  /**
+   * Sends a service request and resolves with the reply. Never times out by itself: the caller
+   * sets its timer and calls `cancel(id)`.
+   */
+  request(
+    header: Omit<RequestHeader, "id">,
+    frames: Uint8Array[],
+  ): { id: number; reply: Promise<{ header: ReplyHeader; parts: Buffer[] }> } {
+    this.#check();
+    const id = this.#nextCall++ >>> 0;
+    const reply = new Promise<{ header: ReplyHeader; parts: Buffer[] }>((resolve, reject) => {
+      this.#calls.set(id, { resolve, reject });
+    });
+    this.#queue.push([encodeRequestHeader({ ...header, id }), ...(frames as Buffer[])]);
+    return { id, reply };
+  }
+
+  /** Forgets a pending call (its caller gave up); a late reply is dropped. */
+  cancel(id: number): void {
+    this.#calls.delete(id);
+  }
+
+  /** Closes the link; pending calls fail with ERR_CLOSED. */
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    clearInterval(this.#timer);
+    for (const c of this.#calls.values())
+      c.reject(new ClosedError("ERR_CLOSED", `link to ${this.endpoint} closed`));
+    this.#calls.clear();
+    this.#subs.clear();
+    this.#sock.close();
+  }
+
+  #check(): void {
+    if (this.#closed) throw new ClosedError("ERR_CLOSED", `link to ${this.endpoint} is closed`);
+  }
+
+  #resend(): void {
+    this.#queue.push(encodeHello(this.#opts.hello));
+    for (const { body } of this.#subs.values()) this.#queue.push(encodeSub(body));
+  }
+
+  async #receiveLoop(): Promise<void> {
+    for (;;) {
+      let msg: Buffer[];
+      try {
+        msg = await this.#sock.receive();
+      } catch {
+        return;
+      }
+      this.lastSeen = Date.now();
+      try {
+        this.#handle(msg);
+      } catch (err) {
+        this.badFrames++;
+        this.#opts.onBadFrame(err instanceof Error ? err : new Error(String(err)));
+      }
+    }
+  }
+
+  #handle(msg: Buffer[]): void {
+    const f = parseFrame(msg);
+    switch (f.kind) {
+      case FrameKind.Data:
+        forEachRecord(f.frame, (sid, pub, seq, sec, nsec, payload) => {
+          this.#subs.get(sid)?.sink.onRecord(pub, seq, sec, nsec, payload);
+        });
+        return;
+      case FrameKind.Blob:
+        this.#subs.get(f.header.sid)?.sink.onBlob(f.header, f.parts);
+        return;
+      case FrameKind.Reply: {
+        const call = this.#calls.get(f.header.id);
+        if (call !== undefined) {
+          this.#calls.delete(f.header.id);
+          call.resolve({ header: f.header, parts: f.parts });
+        }
+        return;
+      }
+      case FrameKind.Error: {
+        const sid = f.body.sid;
+        if (sid === undefined)
+          throw new DecodeError("ERR_DECODE", `peer error: ${f.body.code}: ${f.body.message}`);
+        const s = this.#subs.get(sid);
+        if (s === undefined) return;
+        if (f.body.code === "ERR_UNKNOWN_SUB") {
+          // The publisher restarted and lost our subscription: ask again.
+          this.#queue.push(encodeSub(s.body));
+          return;
+        }
+        this.#subs.delete(sid);
+        s.sink.onRefused(f.body);
+        return;
+      }
+      case FrameKind.Ping:
+        return;
+      case FrameKind.Hello:
+      case FrameKind.Sub:
+      case FrameKind.Unsub:
+      case FrameKind.Credit:
+      case FrameKind.Request:
+        throw new DecodeError("ERR_DECODE", `frame kind ${f.kind} is only sent to a publisher, not by one`);
+    }
+  }
+}
