@@ -1,0 +1,56 @@
+/**
+ * The demo system: a hub, and three nodes in their own processes — a simulated camera, a
+ * detector and a monitor — talking over ZeroMQ on this host. No external service needed.
+ *
+ *   npm run demo                      # runs until Ctrl-C
+ *   npm run demo -- --duration-ms 5000
+ * While it runs, try the CLI in another terminal: `npx myelin node list`, `npx myelin topic hz
+ * /detections`, `npx myelin service call /detector/stats std_srvs/Trigger '{}'`.
+ */
+import { spawn, type ChildProcess } from "node:child_process";
+import { fileURLToPath } from "node:url";
+import { parseArgs } from "node:util";
+import { Hub } from "../src/index.js";
+
+const { values } = parseArgs({ options: { "duration-ms": { type: "string" } } });
+const durationMs = values["duration-ms"] === undefined ? 0 : Number(values["duration-ms"]);
+
+let hub: Hub | undefined;
+try {
+  hub = await Hub.start({ log: (line) => console.log(`[hub] ${line}`) });
+  console.log(`[demo] hub listening on ${hub.endpoints.join(", ")}`);
+} catch (err) {
+  console.log(`[demo] using the hub that already runs (${(err as Error).message.split(";")[0]})`);
+}
+
+const children: ChildProcess[] = [];
+for (const name of ["camera", "detector", "monitor"]) {
+  const script = fileURLToPath(new URL(`./${name}.js`, import.meta.url));
+  const child = spawn(process.execPath, [script], { stdio: ["ignore", "pipe", "inherit"] });
+  child.stdout!.on("data", (b: Buffer) => {
+    for (const line of b.toString().split("\n")) if (line.trim() !== "") console.log(`[${name}] ${line}`);
+  });
+  children.push(child);
+}
+
+let stopping = false;
+async function stop(): Promise<void> {
+  if (stopping) return;
+  stopping = true;
+  console.log("[demo] stopping");
+  await Promise.all(
+    children.map(
+      (c) =>
+        new Promise<void>((resolve) => {
+          if (c.exitCode !== null) return resolve();
+          c.once("exit", () => resolve());
+          c.kill("SIGTERM");
+        }),
+    ),
+  );
+  hub?.close();
+  process.exit(0);
+}
+process.on("SIGINT", () => void stop());
+process.on("SIGTERM", () => void stop());
+if (durationMs > 0) setTimeout(() => void stop(), durationMs);
