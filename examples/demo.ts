@@ -27,7 +27,7 @@ const children: ChildProcess[] = [];
 for (const name of ["camera", "detector", "monitor"]) {
   const script = fileURLToPath(new URL(`./${name}.js`, import.meta.url));
   const child = spawn(process.execPath, [script], { stdio: ["ignore", "pipe", "inherit"] });
-  child.stdout!.on("data", (b: Buffer) => {
+  child.stdout.on("data", (b: Buffer) => {
     for (const line of b.toString().split("\n")) if (line.trim() !== "") console.log(`[${name}] ${line}`);
   });
   children.push(child);

@@ -37,7 +37,7 @@ export async function runMonitor(node: Node, print: (line: string) => void): Pro
     const s = (now - prev) / 1000;
     prev = now;
     print(
-      `camera ${(frames / s).toFixed(1)} Hz ${((bytes / s) / 1e6).toFixed(2)} MB/s | detections ${(dets / s).toFixed(1)} Hz, ` +
+      `camera ${(frames / s).toFixed(1)} Hz ${(bytes / s / 1e6).toFixed(2)} MB/s | detections ${(dets / s).toFixed(1)} Hz, ` +
         `latency ${dets ? (latencySum / dets).toFixed(1) : "-"} ms | last: ${last}`,
     );
     frames = bytes = dets = latencySum = 0;

@@ -20,138 +20,188 @@ async function receiveWithin(sock: Dealer, ms: number): Promise<Buffer[]> {
   return sock.receive();
 }
 
-test("garbage on a node's data socket is dropped and counted; the node keeps serving", { timeout: 20000 }, async () => {
-  using rt = tempRuntime();
-  await using _hub = await Hub.start({ runtimeDir: rt.dir });
-  await using pubNode = await createNode({ name: "talker", runtimeDir: rt.dir });
-  const warnings: string[] = [];
-  pubNode.on("warning", (e) => warnings.push(e.message));
-  const pub = await pubNode.createPublisher("/chatter", std_msgs.String);
+test(
+  "garbage on a node's data socket is dropped and counted; the node keeps serving",
+  { timeout: 20000 },
+  async () => {
+    using rt = tempRuntime();
+    await using _hub = await Hub.start({ runtimeDir: rt.dir });
+    await using pubNode = await createNode({ name: "talker", runtimeDir: rt.dir });
+    const warnings: string[] = [];
+    pubNode.on("warning", (e) => warnings.push(e.message));
+    const pub = await pubNode.createPublisher("/chatter", std_msgs.String);
 
-  const raw = new Dealer({ linger: 0 });
-  raw.connect(pubNode.endpoint);
-  try {
-    const data = new DataFrameBuilder(64);
-    data.append(1, 1, 1, 0, 0, Buffer.from("x"));
-    const truncated = data.finish().subarray(0, 12);
-    for (const junk of [
-      Buffer.from("GET / HTTP/1.1\r\n\r\n"),
-      Buffer.alloc(0),
-      Buffer.from([0xa7, 99, 2]),
-      Buffer.from([0xa7, 1, 2, 0xc1]),
-      truncated,
-      Buffer.from([0xa7, 1, FrameKind.Credit, 0, 0]),
-    ]) {
-      await raw.send(junk);
+    const raw = new Dealer({ linger: 0 });
+    raw.connect(pubNode.endpoint);
+    try {
+      const data = new DataFrameBuilder(64);
+      data.append(1, 1, 1, 0, 0, Buffer.from("x"));
+      const truncated = data.finish().subarray(0, 12);
+      for (const junk of [
+        Buffer.from("GET / HTTP/1.1\r\n\r\n"),
+        Buffer.alloc(0),
+        Buffer.from([0xa7, 99, 2]),
+        Buffer.from([0xa7, 1, 2, 0xc1]),
+        truncated,
+        Buffer.from([0xa7, 1, FrameKind.Credit, 0, 0]),
+      ]) {
+        await raw.send(junk);
+      }
+      // A subscription to a topic the node does not publish: an Error frame says so.
+      await raw.send(
+        encodeSub({
+          sid: 5,
+          topic: "/nope",
+          type: "std_msgs/String",
+          reliable: true,
+          history: 0,
+          creditMsgs: 10,
+          creditBytes: 1000,
+        }),
+      );
+      const e1 = parseFrame(await receiveWithin(raw, 5000));
+      assert.equal(e1.kind, FrameKind.Error);
+      assert.equal(e1.kind === FrameKind.Error && e1.body.code, "ERR_UNKNOWN_TOPIC");
+      // A subscription with the wrong type: refused, naming both types.
+      await raw.send(
+        encodeSub({
+          sid: 6,
+          topic: "/chatter",
+          type: "std_msgs/Bool",
+          reliable: true,
+          history: 0,
+          creditMsgs: 10,
+          creditBytes: 1000,
+        }),
+      );
+      const e2 = parseFrame(await receiveWithin(raw, 5000));
+      assert.ok(e2.kind === FrameKind.Error);
+      assert.equal(e2.body.code, "ERR_TYPE_MISMATCH");
+      assert.match(e2.body.message, /std_msgs\/String/);
+      assert.match(e2.body.message, /std_msgs\/Bool/);
+      // Credit for a subscription that does not exist.
+      await raw.send(encodeCredit(77, 1, 1));
+      const e3 = parseFrame(await receiveWithin(raw, 5000));
+      assert.ok(e3.kind === FrameKind.Error);
+      assert.equal(e3.body.code, "ERR_UNKNOWN_SUB");
+    } finally {
+      raw.close();
     }
-    // A subscription to a topic the node does not publish: an Error frame says so.
-    await raw.send(encodeSub({ sid: 5, topic: "/nope", type: "std_msgs/String", reliable: true, history: 0, creditMsgs: 10, creditBytes: 1000 }));
-    const e1 = parseFrame(await receiveWithin(raw, 5000));
-    assert.equal(e1.kind, FrameKind.Error);
-    assert.equal(e1.kind === FrameKind.Error && e1.body.code, "ERR_UNKNOWN_TOPIC");
-    // A subscription with the wrong type: refused, naming both types.
-    await raw.send(encodeSub({ sid: 6, topic: "/chatter", type: "std_msgs/Bool", reliable: true, history: 0, creditMsgs: 10, creditBytes: 1000 }));
-    const e2 = parseFrame(await receiveWithin(raw, 5000));
-    assert.ok(e2.kind === FrameKind.Error);
-    assert.equal(e2.body.code, "ERR_TYPE_MISMATCH");
-    assert.match(e2.body.message, /std_msgs\/String/);
-    assert.match(e2.body.message, /std_msgs\/Bool/);
-    // Credit for a subscription that does not exist.
-    await raw.send(encodeCredit(77, 1, 1));
-    const e3 = parseFrame(await receiveWithin(raw, 5000));
-    assert.ok(e3.kind === FrameKind.Error);
-    assert.equal(e3.body.code, "ERR_UNKNOWN_SUB");
-  } finally {
-    raw.close();
-  }
-  assert.ok(warnings.length >= 5, `warnings: ${warnings.join(" | ")}`);
-  assert.ok(warnings.some((w) => /not a Myelin data frame/.test(w)));
-  assert.ok(warnings.some((w) => /version 99/.test(w)));
+    assert.ok(warnings.length >= 5, `warnings: ${warnings.join(" | ")}`);
+    assert.ok(warnings.some((w) => /not a Myelin data frame/.test(w)));
+    assert.ok(warnings.some((w) => /version 99/.test(w)));
 
-  // A real subscriber in another process still gets data.
-  await using sub = spawnFixture("node-proc", { role: "sub", topic: "/chatter", count: 3, printEach: true }, { MYELIN_RUNTIME_DIR: rt.dir });
-  await sub.waitFor((l) => l.event === "ready");
-  await pub.waitForSubscribers(1, 10000);
-  for (let i = 0; i < 3; i++) await pub.publish({ data: `after garbage ${i}` });
-  await sub.waitFor((l) => l.event === "done", 10000, "data after the garbage");
-});
+    // A real subscriber in another process still gets data.
+    await using sub = spawnFixture(
+      "node-proc",
+      { role: "sub", topic: "/chatter", count: 3, printEach: true },
+      { MYELIN_RUNTIME_DIR: rt.dir },
+    );
+    await sub.waitFor((l) => l.event === "ready");
+    await pub.waitForSubscribers(1, 10000);
+    for (let i = 0; i < 3; i++) await pub.publish({ data: `after garbage ${i}` });
+    await sub.waitFor((l) => l.event === "done", 10000, "data after the garbage");
+  },
+);
 
-test("malformed control messages to the hub are answered with an error and counted", { timeout: 20000 }, async () => {
-  using rt = tempRuntime();
-  await using hub = await Hub.start({ runtimeDir: rt.dir });
-  const raw = new Dealer({ linger: 0 });
-  raw.connect(hubEndpoint({ runtimeDir: rt.dir }));
-  try {
-    await raw.send(Buffer.from([0xc1, 0xff, 0x00]));
-    const r1 = await receiveWithin(raw, 5000);
-    assert.match(r1[0]!.toString("latin1"), /not valid msgpack/);
-    const { Packr } = await import("msgpackr");
-    const p = new Packr({ useRecords: false });
-    await raw.send(p.pack({ v: 1, t: "register", node: { id: "x", name: 5 } }));
-    const r2 = await receiveWithin(raw, 5000);
-    assert.match(r2[0]!.toString("latin1"), /node\.name must be a string/);
-    await raw.send(p.pack({ v: 42, t: "heartbeat", id: "x" }));
-    const r3 = await receiveWithin(raw, 5000);
-    assert.match(r3[0]!.toString("latin1"), /version 42 is not supported/);
-  } finally {
-    raw.close();
-  }
-  assert.equal(hub.badMessages, 3);
-  // Still serving.
-  await using node = await createNode({ name: "after", runtimeDir: rt.dir });
-  const g = await node.queryGraph(2000);
-  assert.ok(g.nodes.some((n) => n.name === "after"));
-});
+test(
+  "malformed control messages to the hub are answered with an error and counted",
+  { timeout: 20000 },
+  async () => {
+    using rt = tempRuntime();
+    await using hub = await Hub.start({ runtimeDir: rt.dir });
+    const raw = new Dealer({ linger: 0 });
+    raw.connect(hubEndpoint({ runtimeDir: rt.dir }));
+    try {
+      await raw.send(Buffer.from([0xc1, 0xff, 0x00]));
+      const r1 = await receiveWithin(raw, 5000);
+      assert.match(r1[0]!.toString("latin1"), /not valid msgpack/);
+      const { Packr } = await import("msgpackr");
+      const p = new Packr({ useRecords: false });
+      await raw.send(p.pack({ v: 1, t: "register", node: { id: "x", name: 5 } }));
+      const r2 = await receiveWithin(raw, 5000);
+      assert.match(r2[0]!.toString("latin1"), /node\.name must be a string/);
+      await raw.send(p.pack({ v: 42, t: "heartbeat", id: "x" }));
+      const r3 = await receiveWithin(raw, 5000);
+      assert.match(r3[0]!.toString("latin1"), /version 42 is not supported/);
+    } finally {
+      raw.close();
+    }
+    assert.equal(hub.badMessages, 3);
+    // Still serving.
+    await using node = await createNode({ name: "after", runtimeDir: rt.dir });
+    await node.waitForGraph((g) => g.nodes.some((n) => n.name === "after"), 5000);
+  },
+);
 
-test("an oversized message is refused with ERR_PAYLOAD_TOO_LARGE and nothing is sent", { timeout: 20000 }, async () => {
-  using rt = tempRuntime();
-  await using _hub = await Hub.start({ runtimeDir: rt.dir });
-  await using a = await createNode({ name: "a", runtimeDir: rt.dir, maxMessageBytes: 1024 });
-  const pub = await a.createPublisher("/big", Blob);
-  await using sub = spawnFixture("node-proc", { role: "sub", topic: "/big", type: "blob", count: 1, printEach: true }, { MYELIN_RUNTIME_DIR: rt.dir });
-  await pub.waitForSubscribers(1, 10000);
-  await assert.rejects(pub.publish({ n: 1, data: new Uint8Array(4096) }), (e: Error & { code?: string }) => {
-    assert.equal(e.code, "ERR_PAYLOAD_TOO_LARGE");
-    assert.match(e.message, /\/big is \d+ bytes, over maxMessageBytes 1024/);
-    return true;
-  });
-  await pub.publish({ n: 2, data: new Uint8Array(10) });
-  const got = await sub.waitFor((l) => l.event === "msg");
-  assert.equal(got["data"], 2);
-});
+test(
+  "an oversized message is refused with ERR_PAYLOAD_TOO_LARGE and nothing is sent",
+  { timeout: 20000 },
+  async () => {
+    using rt = tempRuntime();
+    await using _hub = await Hub.start({ runtimeDir: rt.dir });
+    await using a = await createNode({ name: "a", runtimeDir: rt.dir, maxMessageBytes: 1024 });
+    const pub = await a.createPublisher("/big", Blob);
+    await using sub = spawnFixture(
+      "node-proc",
+      { role: "sub", topic: "/big", type: "blob", count: 1, printEach: true },
+      { MYELIN_RUNTIME_DIR: rt.dir },
+    );
+    await pub.waitForSubscribers(1, 10000);
+    await assert.rejects(
+      pub.publish({ n: 1, data: new Uint8Array(4096) }),
+      (e: Error & { code?: string }) => {
+        assert.equal(e.code, "ERR_PAYLOAD_TOO_LARGE");
+        assert.match(e.message, /\/big is \d+ bytes, over maxMessageBytes 1024/);
+        return true;
+      },
+    );
+    await pub.publish({ n: 2, data: new Uint8Array(10) });
+    const got = await sub.waitFor((l) => l.event === "msg");
+    assert.equal(got["data"], 2);
+  },
+);
 
-test("messages that fail the subscriber's schema are dropped, counted and reported with the field", { timeout: 20000 }, async () => {
-  using rt = tempRuntime();
-  await using _hub = await Hub.start({ runtimeDir: rt.dir });
-  await using node = await createNode({ name: "strict", runtimeDir: rt.dir });
-  const errors: string[] = [];
-  let good = 0;
-  const sub = await node.createSubscription("/blobs", Blob, () => {
-    good++;
-  });
-  const gotThree = new Promise<void>((resolve) =>
-    sub.on("invalid", (e) => {
-      errors.push(e.message);
-      if (errors.length === 3) resolve();
-    }),
-  );
-  await using _bad = spawnFixture(
-    "node-proc",
-    { role: "pub", topic: "/blobs", type: "badblob", count: 3, waitSubscribers: 1, linger: true },
-    { MYELIN_RUNTIME_DIR: rt.dir },
-  );
-  await gotThree;
-  assert.equal(good, 0);
-  assert.equal(sub.stats().invalid, 3);
-  assert.match(errors[0]!, /\/blobs/);
-  assert.match(errors[0]!, /myelin_test\/Blob/);
-  assert.match(errors[0]!, /n: expected u32/);
-});
+test(
+  "messages that fail the subscriber's schema are dropped, counted and reported with the field",
+  { timeout: 20000 },
+  async () => {
+    using rt = tempRuntime();
+    await using _hub = await Hub.start({ runtimeDir: rt.dir });
+    await using node = await createNode({ name: "strict", runtimeDir: rt.dir });
+    const errors: string[] = [];
+    let good = 0;
+    const sub = await node.createSubscription("/blobs", Blob, () => {
+      good++;
+    });
+    const gotThree = new Promise<void>((resolve) =>
+      sub.on("invalid", (e) => {
+        errors.push(e.message);
+        if (errors.length === 3) resolve();
+      }),
+    );
+    await using _bad = spawnFixture(
+      "node-proc",
+      { role: "pub", topic: "/blobs", type: "badblob", count: 3, waitSubscribers: 1, linger: true },
+      { MYELIN_RUNTIME_DIR: rt.dir },
+    );
+    await gotThree;
+    assert.equal(good, 0);
+    assert.equal(sub.stats().invalid, 3);
+    assert.match(errors[0]!, /\/blobs/);
+    assert.match(errors[0]!, /myelin_test\/Blob/);
+    assert.match(errors[0]!, /n: expected u32/);
+  },
+);
 
 test("a second publisher with another type is refused, naming both types", { timeout: 20000 }, async () => {
   using rt = tempRuntime();
   await using _hub = await Hub.start({ runtimeDir: rt.dir });
-  await using other = spawnFixture("node-proc", { role: "pub", topic: "/typed", rate: 1 }, { MYELIN_RUNTIME_DIR: rt.dir });
+  await using other = spawnFixture(
+    "node-proc",
+    { role: "pub", topic: "/typed", rate: 1 },
+    { MYELIN_RUNTIME_DIR: rt.dir },
+  );
   await other.waitFor((l) => l.event === "ready");
   await using node = await createNode({ name: "late", runtimeDir: rt.dir });
   await node.waitForGraph((g) => g.nodes.some((n) => n.pubs.some((p) => p.topic === "/typed")), 5000);

@@ -13,7 +13,7 @@ export const IMPLS: Readonly<Record<string, () => Promise<Impl>>> = {
   zeromq: () => load(import("./zeromq.js")),
   "zeromq-push": () => load(import("./zeromq-push.js")),
   nats: () => load(import("./nats.js")),
-  // myelin: () => load(import("./myelin.js")),
+  myelin: () => load(import("./myelin.js")),
 };
 
 /** The impl every ratio is computed against. */

@@ -7,10 +7,10 @@ export {
   DEFAULT_BLOB_THRESHOLD,
   decodeFrames,
   encodeFrames,
+  encodeFramesTransient,
   msgpackCodec,
   msgpackEncode,
   msgpackEncodeTransient,
   type Codec,
 } from "./msgpack.js";
 export { fromJson, jsonCodec, toJson } from "./json.js";
-export { base64Decode, base64Encode } from "./base64.js";

@@ -227,7 +227,8 @@ function extractBlobs(v: unknown, threshold: number, blobs: Uint8Array[], depth:
  * least `blobThreshold` bytes (anywhere in plain objects and arrays) is replaced by a blob reference;
  * `frames[1..]` are those `Uint8Array`s themselves, not copied (the same objects, each once even if used
  * twice). Without such blobs the result is `[body]`, and the body is exactly `msgpackCodec.encode(msg)`.
- * `msg` is not modified. The body is never overwritten later (see {@link msgpackEncode}).
+ * `msg` is not modified. The body is never overwritten later (see {@link msgpackEncode}). The walk costs a
+ * little; when the message's type has `blobFields === false`, `[msgpackEncode(msg)]` gives the same frames.
  * @param blobThreshold size in bytes from which a `Uint8Array` gets its own frame (default 16384).
  * @throws MyelinError ERR_ENCODE as {@link msgpackEncode}; ERR_INVALID_ARGUMENT on a bad threshold.
  */
@@ -248,6 +249,27 @@ export function encodeFrames(msg: unknown, blobThreshold: number = DEFAULT_BLOB_
   const head = msgpackEncode(body);
   if (blobs.length === 0) return [head];
   return [head, ...blobs];
+}
+
+/**
+ * Like {@link encodeFrames}, but when no blob qualifies the single body is encoded into msgpackr's
+ * reusable buffer (see {@link msgpackEncodeTransient}): valid only until the next msgpack encode in this
+ * process, so the caller copies it at once. With blobs the result is exactly `encodeFrames`'s. For the
+ * publish hot path, which copies small messages into a batch frame anyway.
+ */
+export function encodeFramesTransient(
+  msg: unknown,
+  blobThreshold: number = DEFAULT_BLOB_THRESHOLD,
+): Uint8Array[] {
+  const blobs: Uint8Array[] = [];
+  let body: unknown;
+  try {
+    body = extractBlobs(msg, blobThreshold, blobs, 0);
+  } catch (err) {
+    throw encodeError(err);
+  }
+  if (blobs.length === 0) return [msgpackEncodeTransient(msg)];
+  return [msgpackEncode(body), ...blobs];
 }
 
 /**

@@ -45,6 +45,10 @@ interface Entry {
   lastSeen: number;
 }
 
+function stripUndefined<T extends object>(o: T): Partial<T> {
+  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as Partial<T>;
+}
+
 function isAlive(pid: number): boolean {
   try {
     process.kill(pid, 0);
@@ -89,7 +93,11 @@ export class Hub {
    * @throws MyelinError ERR_INVALID_ARGUMENT if another hub already runs in the runtime directory
    */
   static async start(opts: Partial<HubOptions> = {}): Promise<Hub> {
-    const full: HubOptions = { ...HUB_DEFAULTS, runtimeDir: runtimeDir(opts.runtimeDir), ...opts };
+    const full: HubOptions = {
+      ...HUB_DEFAULTS,
+      ...stripUndefined(opts),
+      runtimeDir: runtimeDir(opts.runtimeDir),
+    };
     const dir = ensureRuntimeDir(full.runtimeDir);
     const pidFile = join(dir, "hub.pid");
     if (existsSync(pidFile)) {
@@ -188,7 +196,7 @@ export class Hub {
         if (!known) this.#opts.log(`node ${m.node.name} joined (pid ${m.node.pid}, ${m.node.endpoint})`);
         for (const r of refused)
           this.#opts.log(`refused ${r.kind} ${r.name} of node ${m.node.name}: ${r.message}`);
-        this.#send(route, { v: 1, t: "registered", hub: this.id, refused });
+        this.#send(route, { v: 1, t: "registered", hub: this.id, refused, req: m.req });
         this.#changed();
         return;
       }

@@ -2,7 +2,39 @@
  * The `msgs` layer: the schema builder, the type registry and the standard message library. Importing
  * this module registers every standard type.
  */
-export * from "./schema.js";
+export {
+  defineMessage,
+  defineService,
+  isMessageType,
+  isServiceType,
+  MAX_VALIDATION_ERRORS,
+  t,
+  typeSignature,
+  type AnyField,
+  type ArrayField,
+  type ArrayOptions,
+  type DeepPartial,
+  type Duration,
+  type EnumField,
+  type Field,
+  type FieldKind,
+  type FieldValue,
+  type InferMessage,
+  type JsonSchema,
+  type MessageOf,
+  type MessageType,
+  type MsgField,
+  type OptionalField,
+  type RequestOf,
+  type ResponseOf,
+  type ScalarField,
+  type ScalarKind,
+  type ScalarOptions,
+  type ServiceType,
+  type Time,
+  type ValidationIssue,
+  type ValidationResult,
+} from "./schema.js";
 export * from "./registry.js";
 export * from "./time.js";
 export { builtin_interfaces, type BuiltinInterfaces } from "./std/builtin_interfaces.js";

@@ -282,8 +282,21 @@ describe("messages", () => {
       JSON.parse('{"__proto__": 1}'),
       new Map(),
       1n,
+      {
+        get flag() {
+          throw new Error("getter");
+        },
+      },
+      (() => {
+        const r = Proxy.revocable({}, {});
+        r.revoke();
+        return r.proxy;
+      })(),
     ];
-    for (const w of weird) assert.equal(Outer.validate(w).ok, false);
+    for (const w of weird) {
+      assert.equal(Outer.validate(w).ok, false);
+      assert.throws(() => Outer.assert(w), ValidationError);
+    }
   });
 
   test("create() fills defaults and overlays init without touching it", () => {

@@ -1046,6 +1046,25 @@ export function defineMessage<const F extends Record<string, Field<any>>>(
   const ops: Ops = { is, explain, make, desc: name, sig, schema: objectSchema, blobs };
   // nested uses call this type's validator (no `gen`: genOf emits a call of `is`)
 
+  // Getters that throw and revoked proxies must not make validation throw.
+  const safeIs = (v: unknown): boolean => {
+    try {
+      return is(v);
+    } catch {
+      return false;
+    }
+  };
+  const issues = (v: unknown): ValidationIssue[] => {
+    const errors: ValidationIssue[] = [];
+    try {
+      explain(v, "", errors);
+    } catch (err) {
+      errors.push({ path: "", reason: `the value could not be inspected: ${String(err)}` });
+    }
+    if (errors.length === 0) errors.push({ path: "", reason: `not a valid ${name}` });
+    return errors;
+  };
+
   const type: MessageType<InferMessage<F>> = {
     kind: "message",
     name,
@@ -1059,18 +1078,12 @@ export function defineMessage<const F extends Record<string, Field<any>>>(
     },
     blobFields: blobs,
     validate(value: unknown): ValidationResult {
-      if (is(value)) return OK;
-      const errors: ValidationIssue[] = [];
-      explain(value, "", errors);
-      if (errors.length === 0) errors.push({ path: "", reason: `not a valid ${name}` });
-      return { ok: false, errors };
+      if (safeIs(value)) return OK;
+      return { ok: false, errors: issues(value) };
     },
     assert(value: unknown, where?: string): asserts value is InferMessage<F> {
-      if (is(value)) return;
-      const errors: ValidationIssue[] = [];
-      explain(value, "", errors);
-      if (errors.length === 0) errors.push({ path: "", reason: `not a valid ${name}` });
-      throw makeValidationError(name, errors, where);
+      if (safeIs(value)) return;
+      throw makeValidationError(name, issues(value), where);
     },
     create(init?: DeepPartial<InferMessage<F>>): InferMessage<F> {
       return make(init) as InferMessage<F>;

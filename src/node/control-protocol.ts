@@ -69,14 +69,14 @@ export interface GraphSnapshot {
 
 /** Node → hub messages. */
 export type NodeToHub =
-  | { v: 1; t: "register"; node: NodeRecord }
+  | { v: 1; t: "register"; node: NodeRecord; req: number }
   | { v: 1; t: "heartbeat"; id: string }
   | { v: 1; t: "bye"; id: string }
   | { v: 1; t: "query"; req: number };
 
 /** Hub → node messages. */
 export type HubToNode =
-  | { v: 1; t: "registered"; hub: string; refused: Refusal[] }
+  | { v: 1; t: "registered"; hub: string; refused: Refusal[]; req: number }
   | { v: 1; t: "reregister"; hub: string }
   | { v: 1; t: "graph"; graph: GraphSnapshot; req?: number }
   | { v: 1; t: "error"; message: string };
@@ -197,7 +197,7 @@ export function decodeNodeToHub(bytes: Uint8Array): NodeToHub {
   const t = o["t"];
   switch (t) {
     case "register":
-      return { v: 1, t, node: nodeRecord(o["node"], "node") };
+      return { v: 1, t, node: nodeRecord(o["node"], "node"), req: num(o, "req", "message") };
     case "heartbeat":
     case "bye":
       return { v: 1, t, id: str(o, "id", "message") };
@@ -218,6 +218,7 @@ export function decodeHubToNode(bytes: Uint8Array): HubToNode {
         v: 1,
         t,
         hub: str(o, "hub", "message"),
+        req: num(o, "req", "message"),
         refused: arr(o, "refused", "message").map((x, i) => {
           const r = obj(x, `refused[${i}]`);
           const kind = str(r, "kind", `refused[${i}]`);

@@ -34,12 +34,13 @@ export class HubClient {
   readonly #queue: SendQueue;
   readonly #opts: HubClientOptions;
   readonly #timer: NodeJS.Timeout;
-  #registeredWaiters: ((r: Refusal[]) => void)[] = [];
+  readonly #registeredWaiters = new Map<number, (r: Refusal[]) => void>();
   #queries = new Map<number, (g: GraphSnapshot) => void>();
   #nextReq = 1;
   #hub = "";
   #lastHeard = 0;
   #closed = false;
+  #registered = false;
 
   constructor(opts: HubClientOptions) {
     this.#opts = opts;
@@ -53,7 +54,10 @@ export class HubClient {
       maxMessageSize: 16 * 1024 * 1024,
     });
     this.#queue = new SendQueue(this.#sock, () => {});
-    this.#sock.events.on("connect", () => this.#send({ v: 1, t: "register", node: this.#opts.record() }));
+    this.#sock.events.on("connect", () => this.#sendRecord());
+    this.#sock.events.on("disconnect", () => {
+      this.#registered = false;
+    });
     this.#sock.connect(opts.endpoint);
     this.#timer = setInterval(() => this.#heartbeat(), opts.heartbeatMs);
     this.#timer.unref();
@@ -77,16 +81,14 @@ export class HubClient {
   register(timeoutMs: number): Promise<Refusal[]> {
     return new Promise((resolve) => {
       const timer = setTimeout(() => {
-        const i = this.#registeredWaiters.indexOf(done);
-        if (i >= 0) this.#registeredWaiters.splice(i, 1);
+        for (const [req, w] of this.#registeredWaiters) if (w === done) this.#registeredWaiters.delete(req);
         resolve([]);
       }, timeoutMs);
       const done = (r: Refusal[]): void => {
         clearTimeout(timer);
         resolve(r);
       };
-      this.#registeredWaiters.push(done);
-      this.#send({ v: 1, t: "register", node: this.#opts.record() });
+      this.#registeredWaiters.set(this.#sendRecord(), done);
     });
   }
 
@@ -96,6 +98,7 @@ export class HubClient {
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => {
         this.#queries.delete(req);
+        clearInterval(retry);
         reject(
           new TimeoutError(
             "ERR_HUB_UNREACHABLE",
@@ -103,8 +106,11 @@ export class HubClient {
           ),
         );
       }, timeoutMs);
+      // A query sent while no hub is connected is dropped (immediate mode): ask again until answered.
+      const retry = setInterval(() => this.#send({ v: 1, t: "query", req }), 200);
       this.#queries.set(req, (g) => {
         clearTimeout(timer);
+        clearInterval(retry);
         resolve(g);
       });
       this.#send({ v: 1, t: "query", req });
@@ -124,13 +130,23 @@ export class HubClient {
     this.#sock.close();
   }
 
+  /** Sends the node's record; returns the request id the hub will echo. */
+  #sendRecord(): number {
+    const req = this.#nextReq++;
+    this.#send({ v: 1, t: "register", node: this.#opts.record(), req });
+    return req;
+  }
+
   #send(msg: NodeToHub): void {
     if (this.#closed) return;
     this.#queue.push(encodeControl(msg));
   }
 
   #heartbeat(): void {
-    this.#send({ v: 1, t: "heartbeat", id: this.#opts.record().id });
+    // Until the hub confirmed a registration, keep sending the record: a send made while the
+    // connection was still being set up is dropped (immediate mode), and nothing else would repeat it.
+    if (!this.#registered) this.#sendRecord();
+    else this.#send({ v: 1, t: "heartbeat", id: this.#opts.record().id });
   }
 
   async #receiveLoop(): Promise<void> {
@@ -155,15 +171,20 @@ export class HubClient {
     switch (m.t) {
       case "registered": {
         this.#hub = m.hub;
-        const ws = this.#registeredWaiters;
-        this.#registeredWaiters = [];
-        for (const w of ws) w(m.refused);
+        this.#registered = true;
+        // A reply covers its registration and every earlier one (the record only grows between them).
+        for (const [req, w] of this.#registeredWaiters) {
+          if (req > m.req) continue;
+          this.#registeredWaiters.delete(req);
+          w(m.refused);
+        }
         if (m.refused.length > 0) this.#opts.onRefused(m.refused);
         return;
       }
       case "reregister":
         this.#hub = m.hub;
-        this.#send({ v: 1, t: "register", node: this.#opts.record() });
+        this.#registered = false;
+        this.#sendRecord();
         return;
       case "graph": {
         if (m.req !== undefined) {

@@ -250,6 +250,8 @@ class RemoteSource implements RecordSink, Acker {
 
 interface SubState {
   sub: Subscription<unknown>;
+  /** Read with for-await (the queue bounds the credit window) rather than a callback. */
+  iterator: boolean;
   type: MessageType<unknown> | undefined;
   validate: boolean;
   sources: Map<string, RemoteSource>;
@@ -456,6 +458,7 @@ export class Node extends EventEmitter<NodeEvents> implements CallRouter {
     });
     const state: SubState = {
       sub: sub as Subscription<unknown>,
+      iterator: handler === undefined,
       type: typeObj,
       validate: opts.validate ?? true,
       sources: new Map(),
@@ -619,7 +622,7 @@ export class Node extends EventEmitter<NodeEvents> implements CallRouter {
       { service: name, type: typeName, timeoutMs: remaining },
       encodeFrames(req, this.#opts.blobThreshold),
     );
-    const r = await this.#withTimeout(reply, name, remaining, () => link.cancel(id), target.name);
+    const r = await this.#withTimeout(reply, name, remaining, () => link.cancel(id), target.name, timeoutMs);
     if (!r.header.ok) {
       const e = r.header.error ?? {
         code: "ERR_SERVICE_FAILED",
@@ -667,6 +670,7 @@ export class Node extends EventEmitter<NodeEvents> implements CallRouter {
     timeoutMs: number,
     onTimeout: () => void,
     server?: string,
+    reportedMs = timeoutMs,
   ): Promise<R> {
     return new Promise<R>((resolve, reject) => {
       const timer = setTimeout(() => {
@@ -674,7 +678,7 @@ export class Node extends EventEmitter<NodeEvents> implements CallRouter {
         reject(
           new TimeoutError(
             "ERR_TIMEOUT",
-            `service ${name}${server ? ` on node ${server}` : ""} did not answer within ${timeoutMs} ms`,
+            `service ${name}${server ? ` on node ${server}` : ""} did not answer within ${reportedMs} ms`,
           ),
         );
       }, timeoutMs);
@@ -823,7 +827,8 @@ export class Node extends EventEmitter<NodeEvents> implements CallRouter {
     for (const [id, n] of want) {
       const have = st.sources.get(id);
       if (have !== undefined && have.sid !== 0) continue;
-      const block = sub.overflow === "block" && !sub.qos.reliability.startsWith("best");
+      // A for-await reader that blocks takes credit only as it reads: the window is its queue.
+      const block = st.iterator && sub.overflow === "block";
       const windowMsgs = block ? Math.max(16, Math.min(sub.queueSize, CREDIT_MSGS)) : CREDIT_MSGS;
       const link = this.#link(n.endpoint);
       const src =

@@ -6,12 +6,13 @@
  */
 import { ClosedError, MyelinError, TimeoutError } from "../errors.js";
 import type { MessageType } from "../msgs/index.js";
-import { encodeFrames, msgpackEncodeTransient } from "../codec/index.js";
+import { encodeFramesTransient, msgpackEncodeTransient } from "../codec/index.js";
 import type { DataServer, RemoteSubscriber } from "../transport/data-server.js";
 import type { MessageInfo, Subscription } from "./subscription.js";
 import type { Qos } from "./qos.js";
 
 const RESOLVED = Promise.resolve();
+const TIME_ORIGIN = performance.timeOrigin;
 
 /** Counters of a publisher. */
 export interface PublisherStats {
@@ -148,7 +149,7 @@ export class Publisher<T> {
     }
     const seq = ++this.#seq;
     this.#published++;
-    const nowMs = performance.timeOrigin + performance.now();
+    const nowMs = TIME_ORIGIN + performance.now();
     const sec = Math.floor(nowMs / 1000);
     const nsec = Math.floor((nowMs - sec * 1000) * 1e6);
     const info: MessageInfo = { seq, publisher: this.id, sourceTime: { sec, nanosec: nsec } };
@@ -163,12 +164,14 @@ export class Publisher<T> {
       // Without binary fields nothing can go out of band: encode into the reusable buffer; every
       // consumer below copies it before the next encode.
       frames = this.type.blobFields
-        ? encodeFrames(msg, this.#in.blobThreshold)
+        ? encodeFramesTransient(msg, this.#in.blobThreshold)
         : [msgpackEncodeTransient(msg)];
     } catch (err) {
-      throw err instanceof MyelinError
-        ? err
-        : new MyelinError("ERR_ENCODE", `publisher of ${this.topic}: ${String(err)}`, { cause: err });
+      return Promise.reject(
+        err instanceof MyelinError
+          ? err
+          : new MyelinError("ERR_ENCODE", `publisher of ${this.topic}: ${String(err)}`, { cause: err }),
+      );
     }
     let bytes = 0;
     for (const f of frames) bytes += f.length;

@@ -343,6 +343,26 @@ export interface CliOutput {
   err: (line: string) => void;
 }
 
+/** Commands running in this process, aborted when stdout breaks (e.g. `myelin topic echo /x | head`). */
+const running = new Set<AbortController>();
+let stdoutBroken = false;
+let stdoutGuarded = false;
+
+/**
+ * Installs, once per process, the handler of stdout errors. It stays installed after main()
+ * returns: an EPIPE can be reported after the last write, and would otherwise crash the process.
+ */
+function guardStdout(): void {
+  if (stdoutGuarded) return;
+  stdoutGuarded = true;
+  process.stdout.on("error", (err: NodeJS.ErrnoException) => {
+    if (!stdoutBroken && err.code !== "EPIPE")
+      process.stderr.write(`myelin: cannot write to stdout: ${err.message}\n`);
+    stdoutBroken = true;
+    for (const ac of running) ac.abort();
+  });
+}
+
 /**
  * Runs the CLI with `argv` (the arguments after `myelin`) and returns the exit code. Ctrl-C or
  * SIGTERM ends a running command cleanly (a second one exits at once). `output` replaces stdout and
@@ -351,25 +371,20 @@ export interface CliOutput {
 export async function main(argv: string[], output?: CliOutput): Promise<number> {
   const ac = new AbortController();
   let signals = 0;
-  let stdoutClosed = false;
   const onSignal = (): void => {
     if (++signals > 1) process.exit(130);
     ac.abort();
   };
-  const onStdoutError = (err: NodeJS.ErrnoException): void => {
-    stdoutClosed = true;
-    if (err.code !== "EPIPE") process.stderr.write(`myelin: cannot write to stdout: ${err.message}\n`);
-    ac.abort();
-  };
   process.on("SIGINT", onSignal);
   process.on("SIGTERM", onSignal);
-  process.stdout.on("error", onStdoutError);
+  if (output === undefined) guardStdout();
+  running.add(ac);
   const ctx: Context = {
     signal: ac.signal,
     out:
       output?.out ??
       ((line) => {
-        if (!stdoutClosed) process.stdout.write(`${line}\n`);
+        if (!stdoutBroken) process.stdout.write(`${line}\n`);
       }),
     err: output?.err ?? ((line) => void process.stderr.write(`${line}\n`)),
   };
@@ -380,6 +395,6 @@ export async function main(argv: string[], output?: CliOutput): Promise<number> 
   } finally {
     process.off("SIGINT", onSignal);
     process.off("SIGTERM", onSignal);
-    process.stdout.off("error", onStdoutError);
+    running.delete(ac);
   }
 }

@@ -273,11 +273,12 @@ async function waitForSubscribers(
     if (err instanceof MyelinError && err.code === "ERR_TIMEOUT") return;
     throw err;
   }
-  // The graph tells who subscribes; the subscriber then connects to this node. The publisher has no
-  // "matched" event yet, so look at its subscriber count until it catches up with the graph.
-  const target = want(g);
-  while (pub.subscriberCount < target && Date.now() < deadline) {
-    if (!(await pause(10, ctx.signal))) return;
+  // The graph tells who subscribes; the subscriber then connects to this node.
+  try {
+    await unlessInterrupted(pub.waitForSubscribers(want(g), Math.max(1, deadline - Date.now())), ctx.signal);
+  } catch (err) {
+    if (err instanceof MyelinError && err.code === "ERR_TIMEOUT") return;
+    throw err;
   }
 }
 

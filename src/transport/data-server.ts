@@ -88,7 +88,11 @@ class Peer implements PeerInfo {
   lastSeen = Date.now();
   sentSincePing = false;
   batch: DataFrameBuilder | null = null;
+  /** Size of the last batch sent to this peer, to size the next one without regrowing. */
+  lastBatchBytes = 4096;
   readonly subs = new Map<number, RemoteSubscriber>();
+  /** Waiting for the echo of a flush-barrier ping. */
+  barrier: ((token: number) => void) | undefined;
   constructor(readonly id: Buffer) {}
 }
 
@@ -314,7 +318,9 @@ export class DataServer {
     }
     let batch = peer.batch;
     if (batch === null) {
-      batch = peer.batch = new DataFrameBuilder(Math.min(this.#opts.maxBatchBytes, 4096));
+      batch = peer.batch = new DataFrameBuilder(
+        Math.min(this.#opts.maxBatchBytes + 1024, peer.lastBatchBytes + 256),
+      );
       this.#dirty.add(peer);
       this.#scheduleFlush();
     }
@@ -328,29 +334,56 @@ export class DataServer {
   }
 
   /**
-   * Stops serving: waits up to `lingerMs` for reliable subscribers to take what is parked for
-   * them and for batched messages to leave, then closes. What is still parked then is discarded.
+   * Stops serving. Reliable subscribers first take what is parked for them: close waits as long as
+   * they make progress, and gives up on one that granted no credit for `lingerMs` (dead or stuck).
+   * Then batched messages are flushed and get up to `lingerMs` to leave.
    */
   async close(lingerMs = 2000): Promise<void> {
     if (this.#closed) return;
-    const end = Date.now() + lingerMs;
-    const parked: Promise<void>[] = [];
-    for (const peer of this.#peers.values())
-      for (const sub of peer.subs.values()) if (sub.pending > 0) parked.push(sub.waitBelow(1));
-    if (parked.length > 0) {
+    for (;;) {
+      const parked: RemoteSubscriber[] = [];
+      for (const peer of this.#peers.values())
+        for (const sub of peer.subs.values()) if (sub.pending > 0) parked.push(sub);
+      if (parked.length === 0) break;
+      const before = parked.reduce((n, sub) => n + sub.pending, 0);
       let timer: NodeJS.Timeout | undefined;
-      await Promise.race([Promise.all(parked), new Promise((r) => (timer = setTimeout(r, lingerMs)))]);
+      await Promise.race([
+        ...parked.map((sub) => sub.waitBelow(sub.pending)),
+        new Promise((r) => (timer = setTimeout(r, lingerMs))),
+      ]);
       clearTimeout(timer);
+      const after = parked.reduce((n, sub) => n + sub.pending, 0);
+      if (after >= before) break; // no progress within lingerMs: give up on the rest
     }
-    this.#closed = true;
-    clearInterval(this.#timer);
-    lingerMs = Math.max(0, end - Date.now());
     for (const peer of this.#dirty) this.#flushPeer(peer);
     this.#dirty.clear();
+    // Flush barrier: a subscriber that echoes a ping has received everything sent before it.
+    await Promise.all(
+      [...this.#peers.values()]
+        .filter((p) => p.subs.size > 0)
+        .map((p, i) => this.#barrier(p, i + 1, lingerMs)),
+    );
+    this.#closed = true;
+    clearInterval(this.#timer);
     await this.#queue.drained(lingerMs);
     for (const peer of [...this.#peers.values()]) this.#dropPeer(peer);
     this.#sock.linger = lingerMs;
     this.#sock.close();
+  }
+
+  #barrier(peer: Peer, token: number, timeoutMs: number): Promise<void> {
+    return new Promise((resolve) => {
+      const timer = setTimeout(done, timeoutMs);
+      function done(): void {
+        clearTimeout(timer);
+        peer.barrier = undefined;
+        resolve();
+      }
+      peer.barrier = (t) => {
+        if (t === token) done();
+      };
+      this.#queue.push([peer.id, encodePing(token)]);
+    });
   }
 
   #scheduleFlush(): void {
@@ -367,6 +400,7 @@ export class DataServer {
     const batch = peer.batch;
     if (batch === null) return;
     peer.batch = null;
+    peer.lastBatchBytes = batch.size;
     this.#queue.push([peer.id, batch.finish()]);
   }
 
@@ -471,6 +505,7 @@ export class DataServer {
         this.#serve(peer, f.header, f.parts);
         return;
       case FrameKind.Ping:
+        if (f.token !== undefined) peer.barrier?.(f.token);
         return;
       case FrameKind.Data:
       case FrameKind.Blob:

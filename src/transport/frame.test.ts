@@ -82,7 +82,8 @@ test("control-like frames round-trip", () => {
     msgs: 100,
     bytes: 5000,
   });
-  assert.deepEqual(parseFrame([encodePing()]), { kind: FrameKind.Ping });
+  assert.deepEqual(parseFrame([encodePing()]), { kind: FrameKind.Ping, token: undefined });
+  assert.deepEqual(parseFrame([encodePing(77)]), { kind: FrameKind.Ping, token: 77 });
   assert.deepEqual(parseFrame([encodeError({ sid: 2, code: "ERR_X", message: "m" })]), {
     kind: FrameKind.Error,
     body: { sid: 2, code: "ERR_X", message: "m" },

@@ -113,7 +113,7 @@ export type ParsedFrame =
   | { kind: typeof FrameKind.Blob; header: RecordHeader; parts: Buffer[] }
   | { kind: typeof FrameKind.Request; header: RequestHeader; parts: Buffer[] }
   | { kind: typeof FrameKind.Reply; header: ReplyHeader; parts: Buffer[] }
-  | { kind: typeof FrameKind.Ping }
+  | { kind: typeof FrameKind.Ping; token: number | undefined }
   | { kind: typeof FrameKind.Error; body: ErrorBody };
 
 const packr = new Packr({ useRecords: false, mapsAsObjects: true });
@@ -155,9 +155,15 @@ export function encodeCredit(sid: number, msgs: number, bytes: number): Buffer {
   b.writeUInt32LE(Math.min(bytes, 0xffffffff), 11);
   return b;
 }
-/** Encodes a Ping frame. */
-export function encodePing(): Buffer {
-  return preamble(FrameKind.Ping, 0);
+/**
+ * Encodes a Ping frame. With a `token`, the peer echoes it back: since frames on a link keep their
+ * order, the echo proves everything sent before the ping has arrived (a flush barrier).
+ */
+export function encodePing(token?: number): Buffer {
+  if (token === undefined) return preamble(FrameKind.Ping, 0);
+  const b = preamble(FrameKind.Ping, 4);
+  b.writeUInt32LE(token >>> 0, PREAMBLE_BYTES);
+  return b;
 }
 /** Encodes an Error frame. */
 export function encodeError(body: ErrorBody): Buffer {
@@ -442,7 +448,9 @@ export function parseFrame(frames: readonly Buffer[]): ParsedFrame {
       return { kind, header, parts: rest };
     }
     case FrameKind.Ping:
-      return { kind };
+      if (first.length === PREAMBLE_BYTES) return { kind, token: undefined };
+      fixed(first, 4, "ping");
+      return { kind, token: first.readUInt32LE(PREAMBLE_BYTES) };
     case FrameKind.Error: {
       const w = "error";
       const o = unpackBody(first, w);

@@ -222,6 +222,7 @@ export class PeerLink {
         return;
       }
       case FrameKind.Ping:
+        if (f.token !== undefined) this.#queue.push(encodePing(f.token)); // flush barrier: echo
         return;
       case FrameKind.Hello:
       case FrameKind.Sub:
