@@ -14,3 +14,4 @@ export {
   type Codec,
 } from "./msgpack.js";
 export { fromJson, jsonCodec, toJson } from "./json.js";
+export { encodeCompiledTransient } from "./compiled.js";

@@ -88,6 +88,8 @@ export interface PublisherOptions {
   maxPending?: number;
   /** A reliable subscriber this many bytes behind makes publish() wait (default 8 MiB). */
   maxPendingBytes?: number;
+  /** Check every message against the type before sending (default true). */
+  validate?: boolean;
 }
 
 /** Options of createSubscription. */
@@ -410,6 +412,7 @@ export class Node extends EventEmitter<NodeEvents> implements CallRouter {
       blobThreshold: this.#opts.blobThreshold,
       maxPending: opts.maxPending ?? 1024,
       maxPendingBytes: opts.maxPendingBytes ?? 8 * 1024 * 1024,
+      validate: opts.validate ?? true,
       localSubs: () => inproc.subscriptions(name),
       onClose: () => {
         this.#publishers.delete(pub as Publisher<unknown>);

@@ -4,9 +4,9 @@
  * for the remote ones and queues it per their credit. Reliable topics push back: the returned
  * promise resolves only when no reliable subscriber has `maxPending` messages waiting.
  */
-import { ClosedError, MyelinError, TimeoutError } from "../errors.js";
+import { ClosedError, MyelinError, TimeoutError, ValidationError } from "../errors.js";
 import type { MessageType } from "../msgs/index.js";
-import { encodeFramesTransient, msgpackEncodeTransient } from "../codec/index.js";
+import { encodeCompiledTransient, encodeFramesTransient } from "../codec/index.js";
 import type { DataServer, RemoteSubscriber } from "../transport/data-server.js";
 import type { MessageInfo, Subscription } from "./subscription.js";
 import type { Qos } from "./qos.js";
@@ -42,6 +42,8 @@ export interface PublisherInternals {
   blobThreshold: number;
   maxPending: number;
   maxPendingBytes: number;
+  /** Check every message against the type before sending it. */
+  validate: boolean;
   localSubs(): Iterable<Subscription<unknown>>;
   onClose(): void;
 }
@@ -128,6 +130,8 @@ export class Publisher<T> {
    * Publishes one message. Resolves at once unless a reliable subscriber is `maxPending`
    * messages behind; then when it catches up (or goes away).
    * @throws ClosedError ERR_CLOSED after close()
+   * @throws ValidationError ERR_VALIDATION when the message does not match the type (unless the
+   *   publisher was created with `validate: false`); nothing was sent
    * @throws MyelinError ERR_PAYLOAD_TOO_LARGE when the encoded message exceeds maxMessageBytes
    * @throws MyelinError ERR_BACKPRESSURE when a reliable subscriber is 2 × maxPending behind (the
    *   caller did not await earlier publishes); nothing was sent
@@ -147,6 +151,18 @@ export class Publisher<T> {
         );
       }
     }
+    if (this.#in.validate) {
+      const v = this.type.validate(msg);
+      if (!v.ok) {
+        const detail = v.errors.map((e) => `${e.path || "(message)"}: ${e.reason}`).join("; ");
+        return Promise.reject(
+          new ValidationError(
+            "ERR_VALIDATION",
+            `message published on ${this.topic} is not a valid ${this.type.name}: ${detail}`,
+          ),
+        );
+      }
+    }
     const seq = ++this.#seq;
     this.#published++;
     const nowMs = TIME_ORIGIN + performance.now();
@@ -161,11 +177,10 @@ export class Publisher<T> {
 
     let frames: Uint8Array[];
     try {
-      // Without binary fields nothing can go out of band: encode into the reusable buffer; every
-      // consumer below copies it before the next encode.
-      frames = this.type.blobFields
-        ? encodeFramesTransient(msg, this.#in.blobThreshold)
-        : [msgpackEncodeTransient(msg)];
+      // Encoded once, into a reusable buffer; every consumer below copies it before the next
+      // encode. A large binary field sends the message as frames instead (no copy of the blob).
+      const small = encodeCompiledTransient(this.type, msg, this.#in.blobThreshold);
+      frames = small !== null ? [small] : encodeFramesTransient(msg, this.#in.blobThreshold);
     } catch (err) {
       return Promise.reject(
         err instanceof MyelinError

@@ -13,6 +13,7 @@ import { DecodeError, MyelinError } from "../errors.js";
 import {
   DataFrameBuilder,
   FrameKind,
+  RECORD_HEADER_BYTES,
   encodeBlobHeader,
   encodeError,
   encodePing,
@@ -91,6 +92,8 @@ class Peer implements PeerInfo {
   /** Size of the last batch sent to this peer, to size the next one without regrowing. */
   lastBatchBytes = 4096;
   readonly subs = new Map<number, RemoteSubscriber>();
+  /** A message already left for this peer in the current event-loop turn. */
+  busyThisTurn = false;
   /** Waiting for the echo of a flush-barrier ping. */
   barrier: ((token: number) => void) | undefined;
   constructor(readonly id: Buffer) {}
@@ -201,6 +204,7 @@ export class DataServer {
   readonly #handler: DataServerHandler;
   readonly #peers = new Map<string, Peer>();
   readonly #dirty = new Set<Peer>();
+  #busy: Peer[] = [];
   #flushScheduled = false;
   #timer: NodeJS.Timeout;
   #endpoint = "";
@@ -317,6 +321,17 @@ export class DataServer {
       return;
     }
     let batch = peer.batch;
+    if (batch === null && !peer.busyThisTurn) {
+      // The first message to a peer in this event-loop turn leaves at once (no batching delay for
+      // a lone message: request/reply, low rates); what follows in the same turn is coalesced.
+      peer.busyThisTurn = true;
+      this.#busy.push(peer);
+      this.#scheduleFlush();
+      const single = new DataFrameBuilder(4 + RECORD_HEADER_BYTES + payload!.length + 8);
+      single.append(sub.sid, pub, seq, sec, nsec, payload!);
+      this.#queue.push([peer.id, single.finish()]);
+      return;
+    }
     if (batch === null) {
       batch = peer.batch = new DataFrameBuilder(
         Math.min(this.#opts.maxBatchBytes + 1024, peer.lastBatchBytes + 256),
@@ -393,6 +408,8 @@ export class DataServer {
       this.#flushScheduled = false;
       for (const peer of this.#dirty) this.#flushPeer(peer);
       this.#dirty.clear();
+      for (const peer of this.#busy) peer.busyThisTurn = false;
+      this.#busy = [];
     });
   }
 

@@ -1,0 +1,271 @@
+/**
+ * A msgpack encoder compiled from a message type: one closure per field, chosen once, that writes
+ * straight into a reusable buffer. It produces plain msgpack that any decoder (msgpackr here)
+ * reads back to the same value, without the generic encoder's type dispatch per value. Used on the
+ * publish hot path; `msgpackCodec` stays the reference encoder (and the golden files pin it).
+ *
+ * The encoder trusts the value to match its type (the publisher validates first): a field of the
+ * wrong kind may encode as something else, never as memory outside the buffer.
+ */
+import type { AnyField, Field, MessageType } from "../msgs/index.js";
+
+/** The reusable output buffer. */
+class Out {
+  buf: Buffer = Buffer.allocUnsafe(64 * 1024);
+  pos = 0;
+  /** A bytes field at least this large makes the encoder give up (it travels out of band). */
+  blobThreshold = Infinity;
+  tooLarge = false;
+
+  ensure(n: number): void {
+    if (this.pos + n <= this.buf.length) return;
+    const grown = Buffer.allocUnsafe(Math.max(this.buf.length * 2, this.pos + n));
+    this.buf.copy(grown, 0, 0, this.pos);
+    this.buf = grown;
+  }
+}
+
+type Writer = (o: Out, v: any) => void;
+
+function writeInt(o: Out, v: number): void {
+  o.ensure(9);
+  const b = o.buf;
+  let p = o.pos;
+  if (v >= 0) {
+    if (v < 0x80) b[p++] = v;
+    else if (v < 0x100) {
+      b[p++] = 0xcc;
+      b[p++] = v;
+    } else if (v < 0x10000) {
+      b[p++] = 0xcd;
+      b.writeUInt16BE(v, p);
+      p += 2;
+    } else if (v < 0x100000000) {
+      b[p++] = 0xce;
+      b.writeUInt32BE(v, p);
+      p += 4;
+    } else {
+      b[p++] = 0xcb;
+      b.writeDoubleBE(v, p);
+      p += 8;
+    }
+  } else if (v >= -0x20) b[p++] = 0x100 + v;
+  else if (v >= -0x80) {
+    b[p++] = 0xd0;
+    b.writeInt8(v, p);
+    p += 1;
+  } else if (v >= -0x8000) {
+    b[p++] = 0xd1;
+    b.writeInt16BE(v, p);
+    p += 2;
+  } else if (v >= -0x80000000) {
+    b[p++] = 0xd2;
+    b.writeInt32BE(v, p);
+    p += 4;
+  } else {
+    b[p++] = 0xcb;
+    b.writeDoubleBE(v, p);
+    p += 8;
+  }
+  o.pos = p;
+}
+
+function writeFloat(o: Out, v: number): void {
+  o.ensure(9);
+  o.buf[o.pos] = 0xcb;
+  o.buf.writeDoubleBE(v, o.pos + 1);
+  o.pos += 9;
+}
+
+function writeBigInt(o: Out, v: bigint): void {
+  o.ensure(9);
+  if (v > 0x7fffffffffffffffn) {
+    o.buf[o.pos] = 0xcf;
+    o.buf.writeBigUInt64BE(v, o.pos + 1);
+  } else {
+    o.buf[o.pos] = 0xd3;
+    o.buf.writeBigInt64BE(v, o.pos + 1);
+  }
+  o.pos += 9;
+}
+
+function writeString(o: Out, s: string): void {
+  const max = s.length * 3;
+  const head = max < 32 ? 1 : max < 0x100 ? 2 : max < 0x10000 ? 3 : 5;
+  o.ensure(head + max);
+  const b = o.buf;
+  const start = o.pos;
+  const n = b.write(s, start + head, max, "utf8");
+  if (head === 1) b[start] = 0xa0 | n;
+  else if (head === 2) {
+    b[start] = 0xd9;
+    b[start + 1] = n;
+  } else if (head === 3) {
+    b[start] = 0xda;
+    b.writeUInt16BE(n, start + 1);
+  } else {
+    b[start] = 0xdb;
+    b.writeUInt32BE(n, start + 1);
+  }
+  o.pos = start + head + n;
+}
+
+function writeBytes(o: Out, v: Uint8Array): void {
+  const n = v.length;
+  if (n >= o.blobThreshold) {
+    o.tooLarge = true;
+    return;
+  }
+  o.ensure(n + 5);
+  const b = o.buf;
+  if (n < 0x100) {
+    b[o.pos++] = 0xc4;
+    b[o.pos++] = n;
+  } else if (n < 0x10000) {
+    b[o.pos] = 0xc5;
+    b.writeUInt16BE(n, o.pos + 1);
+    o.pos += 3;
+  } else {
+    b[o.pos] = 0xc6;
+    b.writeUInt32BE(n, o.pos + 1);
+    o.pos += 5;
+  }
+  b.set(v, o.pos);
+  o.pos += n;
+}
+
+function writeHeader(o: Out, n: number, fix: number, x16: number, x32: number): void {
+  o.ensure(5);
+  if (n < 16) o.buf[o.pos++] = fix | n;
+  else if (n < 0x10000) {
+    o.buf[o.pos] = x16;
+    o.buf.writeUInt16BE(n, o.pos + 1);
+    o.pos += 3;
+  } else {
+    o.buf[o.pos] = x32;
+    o.buf.writeUInt32BE(n, o.pos + 1);
+    o.pos += 5;
+  }
+}
+
+function keyBytes(name: string): Buffer {
+  const o = new Out();
+  writeString(o, name);
+  return Buffer.from(o.buf.subarray(0, o.pos));
+}
+
+const SEC = keyBytes("sec");
+const NANOSEC = keyBytes("nanosec");
+
+function writeRaw(o: Out, bytes: Buffer): void {
+  o.ensure(bytes.length);
+  bytes.copy(o.buf, o.pos);
+  o.pos += bytes.length;
+}
+
+const writeTime: Writer = (o, v: { sec: number; nanosec: number }) => {
+  o.ensure(1);
+  o.buf[o.pos++] = 0x82;
+  writeRaw(o, SEC);
+  writeInt(o, v.sec);
+  writeRaw(o, NANOSEC);
+  writeInt(o, v.nanosec);
+};
+
+const cache = new WeakMap<MessageType<unknown>, Writer>();
+
+function fieldWriter(f: Field<unknown>): Writer {
+  const a = f as AnyField;
+  switch (a.kind) {
+    case "bool":
+      return (o, v: boolean) => {
+        o.ensure(1);
+        o.buf[o.pos++] = v ? 0xc3 : 0xc2;
+      };
+    case "u8":
+    case "u16":
+    case "u32":
+    case "i8":
+    case "i16":
+    case "i32":
+    case "enum":
+      return writeInt;
+    case "f32":
+    case "f64":
+      return writeFloat;
+    case "u64":
+    case "i64":
+      return writeBigInt;
+    case "string":
+      return writeString;
+    case "bytes":
+      return writeBytes;
+    case "time":
+    case "duration":
+      return writeTime;
+    case "msg":
+      return messageWriter(a.type);
+    case "optional":
+      return fieldWriter(a.of);
+    case "array": {
+      const el = fieldWriter(a.of);
+      return (o, v: unknown[]) => {
+        writeHeader(o, v.length, 0x90, 0xdc, 0xdd);
+        for (let i = 0; i < v.length; i++) el(o, v[i]);
+      };
+    }
+  }
+}
+
+function messageWriter(type: MessageType<unknown>): Writer {
+  const hit = cache.get(type);
+  if (hit !== undefined) return hit;
+  const names = Object.keys(type.fields);
+  const keys = names.map(keyBytes);
+  const optional = names.map((n) => type.fields[n]!.kind === "optional");
+  const anyOptional = optional.some((x) => x);
+  // Filled in after registration in the cache, so recursive types resolve.
+  const writers: Writer[] = [];
+  const w: Writer = (o, v: Record<string, unknown>) => {
+    let n = names.length;
+    if (anyOptional)
+      for (let i = 0; i < names.length; i++) if (optional[i] && v[names[i]!] === undefined) n--;
+    writeHeader(o, n, 0x80, 0xde, 0xdf);
+    for (let i = 0; i < names.length; i++) {
+      const x = v[names[i]!];
+      if (x === undefined && optional[i]) continue;
+      writeRaw(o, keys[i]!);
+      writers[i]!(o, x);
+    }
+  };
+  cache.set(type, w);
+  for (const n of names) writers.push(fieldWriter(type.fields[n]!));
+  return w;
+}
+
+const out = new Out();
+
+/**
+ * Encodes `msg` (valid for `type`) as msgpack into a reusable buffer. Returns a view valid only
+ * until the next call, or `null` when a `bytes` field of at least `blobThreshold` bytes means the
+ * message should travel as frames (see encodeFrames).
+ */
+export function encodeCompiledTransient<T>(
+  type: MessageType<T>,
+  msg: T,
+  blobThreshold: number,
+): Uint8Array | null {
+  const w = messageWriter(type as MessageType<unknown>);
+  out.pos = 0;
+  out.blobThreshold = blobThreshold;
+  out.tooLarge = false;
+  w(out, msg);
+  if (out.tooLarge) return null;
+  if (out.buf.length > 1024 * 1024 && out.pos < 64 * 1024) {
+    // Do not keep a huge buffer alive after one big message.
+    const view = Buffer.from(out.buf.subarray(0, out.pos));
+    out.buf = Buffer.allocUnsafe(64 * 1024);
+    return view;
+  }
+  return out.buf.subarray(0, out.pos);
+}
