@@ -255,7 +255,7 @@ export function encodeCompiledTransient<T>(
   msg: T,
   blobThreshold: number,
 ): Uint8Array | null {
-  const w = messageWriter(type as MessageType<unknown>);
+  const w = messageWriter(type);
   out.pos = 0;
   out.blobThreshold = blobThreshold;
   out.tooLarge = false;
