@@ -989,7 +989,11 @@ export function defineMessage<const F extends Record<string, Field<any>>>(
     return count === seen;
   };
 
-  const is = (codegen ? generateIs(keys, opts, all) : undefined) ?? closureIs;
+  // Generated on first use: most of the ~100 standard types are never validated in a given
+  // process, and compiling them all up front costs memory at start.
+  let isImpl: ((v: unknown) => boolean) | undefined;
+  const is = (v: unknown): boolean =>
+    (isImpl ??= (codegen ? generateIs(keys, opts, all) : undefined) ?? closureIs)(v);
 
   const explain = (v: unknown, path: string, errs: ValidationIssue[]): void => {
     if (!isPlainObject(v)) {

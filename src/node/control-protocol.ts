@@ -5,7 +5,7 @@
  * `decodeControl` checks every field, so a malformed message is a DecodeError naming the field,
  * never a crash. The hub implements the other side (src/hub) and imports these definitions.
  */
-import { Packr } from "msgpackr";
+import { Packr } from "msgpackr/pack";
 import { DecodeError } from "../errors.js";
 
 /** Version of the control protocol this code speaks. */

@@ -7,7 +7,7 @@
  * `0xA7` (magic), the protocol version, and the frame kind. Control-like kinds carry a msgpack
  * body; the hot kinds (DATA, CREDIT) are fixed binary layouts, little-endian.
  */
-import { Packr } from "msgpackr";
+import { Packr } from "msgpackr/pack";
 import { DecodeError } from "../errors.js";
 
 /** First byte of every data-plane frame. */
