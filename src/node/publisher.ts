@@ -44,7 +44,7 @@ export interface PublisherInternals {
   maxPendingBytes: number;
   /** Check every message against the type before sending it. */
   validate: boolean;
-  localSubs(): Iterable<Subscription<unknown>>;
+  localSubs(): ReadonlySet<Subscription<unknown>>;
   onClose(): void;
 }
 
@@ -168,11 +168,14 @@ export class Publisher<T> {
     const nowMs = TIME_ORIGIN + performance.now();
     const sec = Math.floor(nowMs / 1000);
     const nsec = Math.floor((nowMs - sec * 1000) * 1e6);
-    const info: MessageInfo = { seq, publisher: this.id, sourceTime: { sec, nanosec: nsec } };
-
-    for (const s of this.#in.localSubs()) s.deliver(msg, info, null, 0);
-
     const keep = this.qos.durability === "transient-local";
+    const local = this.#in.localSubs();
+    let info: MessageInfo | undefined;
+    if (local.size > 0 || keep) {
+      info = { seq, publisher: this.id, sourceTime: { sec, nanosec: nsec } };
+      for (const s of local) s.deliver(msg, info, null, 0);
+    }
+
     if (this.remote.size === 0 && !keep) return RESOLVED;
 
     let frames: Uint8Array[];
@@ -201,7 +204,7 @@ export class Publisher<T> {
     if (keep) {
       this.#history.push({
         msg,
-        info,
+        info: info!,
         frames: frames.length === 1 ? [Buffer.from(frames[0]!)] : frames,
         bytes,
       });

@@ -3,6 +3,8 @@
  * services here, and deliver by a function call, with no encoding and no copy.
  */
 
+const EMPTY: ReadonlySet<never> = new Set<never>();
+
 /** Process-wide registry, generic over what the node layer stores. */
 export class InprocRegistry<P, S, V> {
   readonly #pubs = new Map<string, Set<P>>();
@@ -33,8 +35,8 @@ export class InprocRegistry<P, S, V> {
     set?.delete(s);
     if (set?.size === 0) this.#subs.delete(topic);
   }
-  subscriptions(topic: string): Iterable<S> {
-    return this.#subs.get(topic) ?? [];
+  subscriptions(topic: string): ReadonlySet<S> {
+    return this.#subs.get(topic) ?? EMPTY;
   }
   addService(name: string, v: V): void {
     const list = this.#services.get(name) ?? [];
