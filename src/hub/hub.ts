@@ -18,6 +18,7 @@ import {
   type Refusal,
 } from "../node/control-protocol.js";
 import { ensureRuntimeDir, runtimeDir } from "../node/config.js";
+import { receiveLoop } from "../transport/receive-loop.js";
 import { SendQueue } from "../transport/send-queue.js";
 
 /** Options of a Hub; see HUB_DEFAULTS. */
@@ -166,24 +167,16 @@ export class Hub {
     if (!this.#closed) this.#queue.push([route, encodeControl(msg)]);
   }
 
-  async #receiveLoop(): Promise<void> {
-    for (;;) {
-      let msg: Buffer[];
-      try {
-        msg = await this.#sock.receive();
-      } catch {
-        return;
-      }
-      const route = msg[0]!;
-      try {
-        this.#handle(route, msg[1] ?? Buffer.alloc(0));
-      } catch (err) {
+  #receiveLoop(): Promise<void> {
+    return receiveLoop(
+      this.#sock,
+      (msg) => this.#handle(msg[0]!, msg[1] ?? Buffer.alloc(0)),
+      (err, msg) => {
         this.badMessages++;
-        const text = err instanceof Error ? err.message : String(err);
-        this.#opts.log(`dropped a malformed control message: ${text}`);
-        this.#send(route, { v: 1, t: "error", message: text });
-      }
-    }
+        this.#opts.log(`dropped a malformed control message: ${err.message}`);
+        this.#send(msg[0]!, { v: 1, t: "error", message: err.message });
+      },
+    );
   }
 
   #handle(route: Buffer, bytes: Buffer): void {

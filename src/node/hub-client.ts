@@ -13,6 +13,7 @@ import {
   type NodeToHub,
   type Refusal,
 } from "./control-protocol.js";
+import { receiveLoop } from "../transport/receive-loop.js";
 import { SendQueue } from "../transport/send-queue.js";
 
 /** Options of a HubClient. */
@@ -149,20 +150,15 @@ export class HubClient {
     else this.#send({ v: 1, t: "heartbeat", id: this.#opts.record().id });
   }
 
-  async #receiveLoop(): Promise<void> {
-    for (;;) {
-      let msg: Buffer[];
-      try {
-        msg = await this.#sock.receive();
-      } catch {
-        return;
-      }
-      try {
-        this.#handle(msg[0] ?? Buffer.alloc(0));
-      } catch (err) {
-        this.#opts.onBadMessage(err instanceof Error ? err : new MyelinError("ERR_PROTOCOL", String(err)));
-      }
-    }
+  #receiveLoop(): Promise<void> {
+    return receiveLoop(
+      this.#sock,
+      (msg) => this.#handle(msg[0] ?? Buffer.alloc(0)),
+      (err) =>
+        this.#opts.onBadMessage(
+          err instanceof MyelinError ? err : new MyelinError("ERR_PROTOCOL", err.message, { cause: err }),
+        ),
+    );
   }
 
   #handle(bytes: Buffer): void {

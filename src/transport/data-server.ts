@@ -24,6 +24,7 @@ import {
   type RequestHeader,
   type SubBody,
 } from "./frame.js";
+import { receiveLoop } from "./receive-loop.js";
 import { SendQueue } from "./send-queue.js";
 
 /** Options of a DataServer; every number has a default in `DATA_SERVER_DEFAULTS`. */
@@ -447,29 +448,26 @@ export class DataServer {
     this.#handler.onUnsubscribe(sub);
   }
 
-  async #receiveLoop(): Promise<void> {
-    for (;;) {
-      let msg: Buffer[];
-      try {
-        msg = await this.#sock.receive();
-      } catch {
-        return; // closed
-      }
-      const id = msg[0]!;
-      const key = id.toString("latin1");
-      let peer = this.#peers.get(key);
-      if (peer === undefined) {
-        peer = new Peer(Buffer.from(id));
-        this.#peers.set(key, peer);
-      }
-      peer.lastSeen = Date.now();
-      try {
+  #receiveLoop(): Promise<void> {
+    let peer: Peer | undefined;
+    return receiveLoop(
+      this.#sock,
+      (msg) => {
+        const id = msg[0]!;
+        const key = id.toString("latin1");
+        peer = this.#peers.get(key);
+        if (peer === undefined) {
+          peer = new Peer(Buffer.from(id));
+          this.#peers.set(key, peer);
+        }
+        peer.lastSeen = Date.now();
         this.#handle(peer, msg.slice(1));
-      } catch (err) {
+      },
+      (err) => {
         this.badFrames++;
-        this.#handler.onBadFrame(peer, err instanceof Error ? err : new Error(String(err)));
-      }
-    }
+        if (peer !== undefined) this.#handler.onBadFrame(peer, err);
+      },
+    );
   }
 
   #handle(peer: Peer, frames: Buffer[]): void {

@@ -24,6 +24,7 @@ import {
   type RequestHeader,
   type SubBody,
 } from "./frame.js";
+import { receiveLoop } from "./receive-loop.js";
 import { SendQueue } from "./send-queue.js";
 
 /** Receives what a link gets for one subscription. */
@@ -169,22 +170,18 @@ export class PeerLink {
     for (const { body } of this.#subs.values()) this.#queue.push(encodeSub(body));
   }
 
-  async #receiveLoop(): Promise<void> {
-    for (;;) {
-      let msg: Buffer[];
-      try {
-        msg = await this.#sock.receive();
-      } catch {
-        return;
-      }
-      this.lastSeen = Date.now();
-      try {
+  #receiveLoop(): Promise<void> {
+    return receiveLoop(
+      this.#sock,
+      (msg) => {
+        this.lastSeen = Date.now();
         this.#handle(msg);
-      } catch (err) {
+      },
+      (err) => {
         this.badFrames++;
-        this.#opts.onBadFrame(err instanceof Error ? err : new Error(String(err)));
-      }
-    }
+        this.#opts.onBadFrame(err);
+      },
+    );
   }
 
   #handle(msg: Buffer[]): void {
