@@ -47,9 +47,11 @@ export class HubClient {
     this.#opts = opts;
     this.#sock = new Dealer({
       linger: 0,
-      immediate: true,
+      // Not immediate: what is sent before the hub is up waits in the pipe (at most a few
+      // messages, then sends fail and are dropped) and arrives the moment it connects.
+      immediate: false,
       sendTimeout: 0,
-      sendHighWaterMark: 1000,
+      sendHighWaterMark: 8,
       reconnectInterval: 100,
       reconnectMaxInterval: 500,
       maxMessageSize: 16 * 1024 * 1024,

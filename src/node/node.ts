@@ -6,7 +6,7 @@
  */
 import { randomBytes } from "node:crypto";
 import { EventEmitter } from "node:events";
-import { rmSync } from "node:fs";
+import { existsSync, rmSync } from "node:fs";
 import { hostname } from "node:os";
 import { join } from "node:path";
 import {
@@ -344,8 +344,12 @@ export class Node extends EventEmitter<NodeEvents> implements CallRouter {
     });
     this.#livenessTimer = setInterval(() => this.#checkLiveliness(), 250);
     this.#livenessTimer.unref();
-    // Give a running hub the chance to answer, so the first graph is here when we return.
-    await this.#hub.register(Math.min(this.#opts.registerTimeoutMs, 300));
+    // Give a running hub the chance to answer, so the node is registered and the first graph is
+    // here when we return. A hub socket in the runtime directory means one probably runs: wait for
+    // it longer than when there is none (a node may start before its hub).
+    const hubSock = hubEndpoint({ hub: this.#opts.hub, runtimeDir: this.#opts.runtimeDir });
+    const likely = !hubSock.startsWith("ipc://") || existsSync(hubSock.slice("ipc://".length));
+    await this.#hub.register(likely ? this.#opts.registerTimeoutMs : 300);
   }
 
   /** The endpoint of this node's data socket. */
