@@ -9,7 +9,13 @@ import { createNode, QOS_SENSOR_DATA, sensor_msgs, timeNow, type Node } from "..
 
 /** Starts the camera on `node`; resolves to a function that stops it. */
 export async function runCamera(node: Node): Promise<() => void> {
-  const fps = node.declareParameter("fps", { type: "double", default: 15, min: 0.1, max: 1000 });
+  const fps = node.declareParameter("fps", {
+    type: "double",
+    default: 15,
+    min: 0.1,
+    max: 1000,
+    description: "frames per second",
+  });
   const width = node.declareParameter("width", { type: "int", default: 320, min: 16, max: 8192 });
   const height = node.declareParameter("height", { type: "int", default: 240, min: 16, max: 8192 });
   const pub = await node.createPublisher("/camera/front/image", sensor_msgs.Image, { qos: QOS_SENSOR_DATA });

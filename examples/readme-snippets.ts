@@ -25,7 +25,9 @@ export const Pallet = defineMessage("warehouse_msgs/Pallet", {
 export type Pallet = MessageOf<typeof Pallet>;
 
 /** Runs the README's examples; resolves with what they produced. */
-export async function runReadmeSnippets(runtimeDir: string): Promise<{ sum: bigint; status: string[]; fps: number }> {
+export async function runReadmeSnippets(
+  runtimeDir: string,
+): Promise<{ sum: bigint; status: string[]; fps: number }> {
   const node = await createNode({ name: "driver", runtimeDir });
   const status: string[] = [];
 

@@ -46,3 +46,4 @@ export { diagnostic_msgs, DiagnosticLevel, type DiagnosticMsgs } from "./std/dia
 export { rcl_interfaces, LogLevel, type RclInterfaces } from "./std/rcl_interfaces.js";
 export { example_interfaces, type ExampleInterfaces } from "./std/example_interfaces.js";
 export { std_srvs, type StdSrvs } from "./std/std_srvs.js";
+export { myelin_msgs, type MyelinMsgs } from "./std/myelin_msgs.js";

@@ -17,7 +17,7 @@ import {
   TypeMismatchError,
   ValidationError,
 } from "../errors.js";
-import { lookupType, type MessageType, type ServiceType } from "../msgs/index.js";
+import { lookupType, myelin_msgs, type MessageType, type ServiceType } from "../msgs/index.js";
 import { decodeFrames, encodeFrames, msgpackCodec } from "../codec/index.js";
 import {
   DataServer,
@@ -537,7 +537,54 @@ export class Node extends EventEmitter<NodeEvents> implements CallRouter {
       throw new MyelinError("ERR_PARAMETER", `parameter ${name} is already declared on node ${this.name}`);
     const p = new Parameter(name, spec, this.#opts.parameters?.[name], `node ${this.name}`);
     this.#params.set(name, p);
+    if (this.#params.size === 1) this.#serveParameters();
     return p;
+  }
+
+  /** Serves `/<name>/list_parameters` and `/<name>/set_parameter` (myelin_msgs), for `myelin param`. */
+  #serveParameters(): void {
+    const list = this.createService(`/${this.name}/list_parameters`, myelin_msgs.ListParameters, () => {
+      const ps = [...this.#params.values()];
+      return {
+        names: ps.map((p) => p.name),
+        kinds: ps.map((p) => p.spec.type),
+        values_json: ps.map((p) => JSON.stringify(p.value)),
+        descriptions: ps.map((p) => p.spec.description ?? ""),
+      };
+    });
+    const set = this.createService(`/${this.name}/set_parameter`, myelin_msgs.SetParameter, (req) => {
+      const p = this.#params.get(req.name);
+      if (p === undefined) {
+        return { success: false, reason: `node ${this.name} has no parameter ${req.name}`, value_json: "" };
+      }
+      let value: unknown;
+      try {
+        value = JSON.parse(req.value_json);
+      } catch {
+        return {
+          success: false,
+          reason: `value ${req.value_json} is not JSON`,
+          value_json: JSON.stringify(p.value),
+        };
+      }
+      try {
+        p.set(value);
+      } catch (err) {
+        return { success: false, reason: (err as Error).message, value_json: JSON.stringify(p.value) };
+      }
+      return { success: true, reason: "", value_json: JSON.stringify(p.value) };
+    });
+    for (const pending of [list, set]) {
+      pending.catch((err: unknown) =>
+        this.emit(
+          "warning",
+          new MyelinError(
+            "ERR_PARAMETER",
+            `node ${this.name} cannot serve its parameters: ${(err as Error).message}`,
+          ),
+        ),
+      );
+    }
   }
 
   /** A declared parameter, or undefined. */

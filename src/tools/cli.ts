@@ -13,6 +13,7 @@ import { MyelinError } from "../errors.js";
 import { hubCommand } from "./cmd-hub.js";
 import { interfaceListCommand, interfaceShowCommand } from "./cmd-interface.js";
 import { nodeInfoCommand, nodeListCommand } from "./cmd-node.js";
+import { paramGetCommand, paramListCommand, paramSetCommand } from "./cmd-param.js";
 import { serviceCallCommand, serviceListCommand } from "./cmd-service.js";
 import {
   topicEchoCommand,
@@ -46,6 +47,9 @@ export const COMMANDS: readonly CommandSpec[] = [
   topicHzCommand,
   serviceListCommand,
   serviceCallCommand,
+  paramListCommand,
+  paramGetCommand,
+  paramSetCommand,
   interfaceListCommand,
   interfaceShowCommand,
 ];
@@ -66,6 +70,10 @@ const GROUPS: Record<string, { summary: string; examples: string[] }> = {
       "myelin service list -t",
       "myelin service call /add_two_ints example_interfaces/AddTwoInts '{a: 1, b: 2}'",
     ],
+  },
+  param: {
+    summary: "list, read and set the parameters of running nodes",
+    examples: ["myelin param list camera", "myelin param set camera fps 30"],
   },
   interface: {
     summary: "the message and service types known here",
