@@ -187,3 +187,34 @@ test("nodes started before the hub connect when it comes up", { timeout: 30000 }
   await using _hub = await Hub.start({ runtimeDir: rt.dir });
   await sub.waitFor((l) => l.event === "done", 20000, "messages once the hub runs");
 });
+
+test(
+  "nodes reach a hub over tcp (as from another host) and exchange data over tcp",
+  { timeout: 30000 },
+  async () => {
+    using rt = tempRuntime();
+    using rtA = tempRuntime();
+    using rtB = tempRuntime();
+    await using hub = await Hub.start({ runtimeDir: rt.dir, listen: ["tcp://127.0.0.1:0"] });
+    const tcp = hub.endpoints.find((e) => e.startsWith("tcp://"))!;
+    assert.match(tcp, /^tcp:\/\/127\.0\.0\.1:\d+$/);
+    // Each "host" has its own runtime directory: nothing is shared but the network.
+    const base = { MYELIN_HUB: tcp, MYELIN_DATA_ENDPOINT: "tcp://127.0.0.1:0" };
+    await using sub = spawnFixture(
+      "node-proc",
+      { role: "sub", topic: "/remote", count: 20, printEach: true },
+      { ...base, MYELIN_RUNTIME_DIR: rtA.dir },
+    );
+    await sub.waitFor((l) => l.event === "ready");
+    await using _pub = spawnFixture(
+      "node-proc",
+      { role: "pub", topic: "/remote", count: 20, waitSubscribers: 1 },
+      { ...base, MYELIN_RUNTIME_DIR: rtB.dir },
+    );
+    await sub.waitFor((l) => l.event === "done", 20000, "20 messages over tcp");
+    assert.deepEqual(
+      sub.lines.filter(isMsg).map((l) => l["seq"]),
+      Array.from({ length: 20 }, (_, i) => i + 1),
+    );
+  },
+);
