@@ -143,7 +143,6 @@ class RemoteSource implements RecordSink, Acker {
   readonly #names = new Map<number, string>();
 
   constructor(
-    readonly node: Node,
     readonly sub: Subscription<unknown>,
     readonly type: MessageType<unknown> | undefined,
     readonly validate: boolean,
@@ -886,7 +885,7 @@ export class Node extends EventEmitter<NodeEvents> implements CallRouter {
       const windowMsgs = block ? Math.max(16, Math.min(sub.queueSize, CREDIT_MSGS)) : CREDIT_MSGS;
       const link = this.#link(n.endpoint);
       const src =
-        have ?? new RemoteSource(this, sub, st.type, st.validate, link, id, n.name, windowMsgs, CREDIT_BYTES);
+        have ?? new RemoteSource(sub, st.type, st.validate, link, id, n.name, windowMsgs, CREDIT_BYTES);
       src.sid = link.subscribe(
         {
           topic: sub.topic,
