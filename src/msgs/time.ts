@@ -36,9 +36,12 @@ export function timeToMillis(time: Time): number {
   return time.sec * 1000 + time.nanosec / 1e6;
 }
 
-/** The current wall-clock time (`Date.now()`, millisecond resolution) as a {@link Time}. */
+/**
+ * The current wall-clock time as a {@link Time}, with sub-millisecond resolution: the process's
+ * monotonic clock (`performance.now()`) added to the wall-clock time it started at.
+ */
 export function timeNow(): Time {
-  return split(Date.now(), "timeNow");
+  return split(performance.timeOrigin + performance.now(), "timeNow");
 }
 
 /**
