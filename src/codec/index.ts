@@ -7,7 +7,6 @@ export {
   DEFAULT_BLOB_THRESHOLD,
   decodeFrames,
   encodeFrames,
-  encodeFramesTransient,
   msgpackCodec,
   msgpackEncode,
   msgpackEncodeTransient,

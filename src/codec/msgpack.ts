@@ -255,27 +255,6 @@ export function encodeFrames(msg: unknown, blobThreshold: number = DEFAULT_BLOB_
 }
 
 /**
- * Like {@link encodeFrames}, but when no blob qualifies the single body is encoded into msgpackr's
- * reusable buffer (see {@link msgpackEncodeTransient}): valid only until the next msgpack encode in this
- * process, so the caller copies it at once. With blobs the result is exactly `encodeFrames`'s. For the
- * publish hot path, which copies small messages into a batch frame anyway.
- */
-export function encodeFramesTransient(
-  msg: unknown,
-  blobThreshold: number = DEFAULT_BLOB_THRESHOLD,
-): Uint8Array[] {
-  const blobs: Uint8Array[] = [];
-  let body: unknown;
-  try {
-    body = extractBlobs(msg, blobThreshold, blobs, 0);
-  } catch (err) {
-    throw encodeError(err);
-  }
-  if (blobs.length === 0) return [msgpackEncodeTransient(msg)];
-  return [msgpackEncode(body), ...blobs];
-}
-
-/**
  * Decodes frames made by {@link encodeFrames}: blob references in the body become the frame `Uint8Array`s
  * themselves (no copy); other bins are views into `frames[0]`.
  * @throws DecodeError ERR_DECODE if there is no frame, the body is not valid msgpack, a reference points to

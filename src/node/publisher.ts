@@ -6,7 +6,7 @@
  */
 import { ClosedError, MyelinError, TimeoutError, ValidationError } from "../errors.js";
 import type { MessageType } from "../msgs/index.js";
-import { encodeCompiledTransient, encodeFramesTransient } from "../codec/index.js";
+import { encodeCompiledTransient, encodeFrames } from "../codec/index.js";
 import type { DataServer, RemoteSubscriber } from "../transport/data-server.js";
 import type { MessageInfo, Subscription } from "./subscription.js";
 import type { Qos } from "./qos.js";
@@ -183,7 +183,7 @@ export class Publisher<T> {
       // Encoded once, into a reusable buffer; every consumer below copies it before the next
       // encode. A large binary field sends the message as frames instead (no copy of the blob).
       const small = encodeCompiledTransient(this.type, msg, this.#in.blobThreshold);
-      frames = small !== null ? [small] : encodeFramesTransient(msg, this.#in.blobThreshold);
+      frames = small !== null ? [small] : encodeFrames(msg, this.#in.blobThreshold);
     } catch (err) {
       return Promise.reject(
         err instanceof MyelinError
