@@ -22,6 +22,7 @@ export const ERROR_CODES = [
   "ERR_HUB_UNREACHABLE",
   "ERR_PROTOCOL",
   "ERR_PARAMETER",
+  "ERR_STORAGE",
 ] as const;
 
 /** A stable error code; see docs/errors.md. */

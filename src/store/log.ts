@@ -1,0 +1,766 @@
+/**
+ * `DurableLog`: one durable topic's append-only log, stored as segment files in a directory
+ * (format in docs/store-format.md). Appends resolve once the record is written under the fsync
+ * policy, with group commit; reads see acknowledged records only; a failed write is refused and
+ * rolled back, never acknowledged; recovery on open scans only the last segment and cuts off a
+ * torn tail.
+ */
+import { join } from "node:path";
+import { ClosedError, MyelinError } from "../errors.js";
+import { nodeStoreFs, type StoreFile, type StoreFs } from "./fs.js";
+import {
+  SEGMENT_HEADER_BYTES,
+  SegmentReader,
+  checkRecordSizes,
+  decodeSegmentHeader,
+  encodeRecordInto,
+  encodeSegmentHeader,
+  recordSize,
+} from "./segment-format.js";
+
+/**
+ * When an append is acknowledged:
+ * - `always`: after its bytes are written and fdatasync'd (concurrent appends share one fdatasync);
+ * - `batch`: appends are gathered for up to `batchMs`, then written and fdatasync'd together;
+ * - `never`: after the write to the OS (survives `kill -9`, not a power cut).
+ */
+export type FsyncPolicy = "always" | "batch" | "never";
+
+/** Retention limits; whole old segments are deleted once they lie entirely outside every limit given. */
+export interface RetentionOptions {
+  /** Keep at least the newest this many messages; older whole segments go. */
+  maxMessages?: number;
+  /** Keep at least the newest this many bytes of segment files; older whole segments go. */
+  maxBytes?: number;
+  /** Delete a segment once all its records are older than this, in milliseconds. */
+  maxAgeMs?: number;
+}
+
+/** Options of `DurableLog.open`. */
+export interface DurableLogOptions {
+  /** Directory of the log's segment files (created if missing). One log per directory. */
+  dir: string;
+  /** When an append is acknowledged; default `"always"` (the safe one). */
+  fsync?: FsyncPolicy;
+  /** For `fsync: "batch"`: the longest an append waits for its group commit, in milliseconds (default 5). */
+  batchMs?: number;
+  /** A segment is rolled once the next write would take it over this size, in bytes (default 64 MiB). */
+  segmentBytes?: number;
+  /** Retention limits (default: keep everything). */
+  retention?: RetentionOptions;
+  /** How often age retention is checked, in milliseconds (default 1000). */
+  retentionIntervalMs?: number;
+  /** Most bytes of appends waiting to be written; more are refused with ERR_BACKPRESSURE (default 64 MiB). */
+  maxPendingBytes?: number;
+  /** File operations (default: node:fs/promises); tests inject faults through it. */
+  fs?: StoreFs;
+  /** Clock for timestamps and age retention, in ms since the Unix epoch (default `Date.now`). */
+  clock?: () => number;
+}
+
+/** Options of one append. */
+export interface AppendOptions {
+  /**
+   * Timestamp of the record, in ms since the Unix epoch (default: the clock when `append` is
+   * called). Raised to the previous record's timestamp if lower: timestamps never decrease.
+   */
+  ts?: number;
+}
+
+/** An acknowledged append. */
+export interface AppendResult {
+  /** The record's sequence number: the previous one plus 1, from 1. */
+  seq: number;
+  /** The record's timestamp, in ms since the Unix epoch. */
+  ts: number;
+}
+
+/** A record read back from the log (header and payload are copies the caller owns). */
+export interface LogRecord {
+  /** Sequence number, from 1. */
+  seq: number;
+  /** Timestamp, in ms since the Unix epoch. */
+  ts: number;
+  header: Uint8Array;
+  payload: Uint8Array;
+}
+
+/** Where `records()` starts: a sequence number, a time (ms since the Unix epoch), or the first record. */
+export type ReadFrom = { seq: number } | { timeMs: number } | Record<string, never>;
+
+const defaults = {
+  fsync: "always" as FsyncPolicy,
+  batchMs: 5,
+  segmentBytes: 64 * 1024 * 1024,
+  retentionIntervalMs: 1000,
+  maxPendingBytes: 64 * 1024 * 1024,
+};
+
+/** Largest single write of a group commit, in bytes. */
+const MAX_BATCH_BYTES = 8 * 1024 * 1024;
+/** Bytes read from a segment file at a time. */
+const READ_CHUNK_BYTES = 1024 * 1024;
+/** A sparse index entry every this many bytes of a segment. */
+const INDEX_INTERVAL_BYTES = 256 * 1024;
+const SEGMENT_NAME = /^(\d{20})\.seg$/;
+
+interface Segment {
+  baseSeq: number;
+  path: string;
+  /** Bytes of the file holding acknowledged records (the active one may have more in flight). */
+  size: number;
+  createdAtMs: number;
+  /** Sparse index: record seqs and their file offsets, ascending. */
+  idxSeq: number[];
+  idxOff: number[];
+}
+
+interface Pending {
+  header: Uint8Array;
+  payload: Uint8Array;
+  ts: number;
+  size: number;
+  resolve: (r: AppendResult) => void;
+  reject: (e: unknown) => void;
+}
+
+function segmentName(baseSeq: number): string {
+  return `${String(baseSeq).padStart(20, "0")}.seg`;
+}
+
+function errnoOf(e: unknown): string | undefined {
+  const code = (e as { code?: unknown } | null)?.code;
+  return typeof code === "string" ? code : undefined;
+}
+
+function storageError(what: string, cause: unknown): MyelinError {
+  if (cause instanceof MyelinError && cause.code === "ERR_STORAGE") return cause;
+  const code = errnoOf(cause);
+  const why = code === "ENOSPC" ? "the disk is full (ENOSPC)" : (code ?? String(cause));
+  return new MyelinError("ERR_STORAGE", `${what}: ${why}`, { cause });
+}
+
+function positiveInt(name: string, v: number | undefined, min = 1): void {
+  if (v !== undefined && !(Number.isSafeInteger(v) && v >= min)) {
+    throw new MyelinError("ERR_INVALID_ARGUMENT", `${name} must be an integer >= ${min}, got ${v}`);
+  }
+}
+
+function addIndex(seg: Segment, seq: number, offset: number): void {
+  const n = seg.idxSeq.length;
+  const lastOff = n === 0 ? 0 : seg.idxOff[n - 1]!;
+  const lastSeq = n === 0 ? 0 : seg.idxSeq[n - 1]!;
+  if (seq > lastSeq && offset >= lastOff + INDEX_INTERVAL_BYTES) {
+    seg.idxSeq.push(seq);
+    seg.idxOff.push(offset);
+  }
+}
+
+async function writeFully(f: StoreFile, buf: Uint8Array, position: number): Promise<void> {
+  let done = 0;
+  while (done < buf.length) {
+    const n = await f.write(buf, done, buf.length - done, position + done);
+    if (n <= 0) throw new Error(`write returned ${n}`);
+    done += n;
+  }
+}
+
+/**
+ * An append-only log of records in segment files. Create with `DurableLog.open`. Every record
+ * gets the next sequence number (from 1) and a timestamp; `append` resolves once the record is
+ * stored under the fsync policy and rejects (ERR_STORAGE) if it could not be stored — a rejected
+ * append is never visible to readers, and the log keeps serving reads and retries the write path
+ * on the next append.
+ */
+export class DurableLog {
+  readonly #dir: string;
+  readonly #fs: StoreFs;
+  readonly #clock: () => number;
+  readonly #fsync: FsyncPolicy;
+  readonly #batchMs: number;
+  readonly #segmentBytes: number;
+  readonly #retention: RetentionOptions;
+  readonly #maxPendingBytes: number;
+  #segments: Segment[] = [];
+  #file: StoreFile | undefined;
+  #last = 0;
+  #lastTs = 0;
+  #pending: Pending[] = [];
+  #pendingBytes = 0;
+  #flushing = false;
+  #timer: NodeJS.Timeout | undefined;
+  #retentionTimer: NodeJS.Timeout | undefined;
+  #retentionRun: Promise<number> | undefined;
+  #needsRepair = false;
+  #closed = false;
+  #closing: Promise<void> | undefined;
+  #idleWaiters: (() => void)[] = [];
+
+  private constructor(opts: DurableLogOptions) {
+    this.#dir = opts.dir;
+    this.#fs = opts.fs ?? nodeStoreFs;
+    this.#clock = opts.clock ?? Date.now;
+    this.#fsync = opts.fsync ?? defaults.fsync;
+    this.#batchMs = opts.batchMs ?? defaults.batchMs;
+    this.#segmentBytes = opts.segmentBytes ?? defaults.segmentBytes;
+    this.#retention = { ...opts.retention };
+    this.#maxPendingBytes = opts.maxPendingBytes ?? defaults.maxPendingBytes;
+  }
+
+  /**
+   * Opens (or creates) the log in `opts.dir` and recovers it: older segments are trusted (only
+   * their headers are read); the last segment is scanned and a torn tail is truncated away.
+   * @throws MyelinError ERR_INVALID_ARGUMENT for bad options; ERR_STORAGE if the directory cannot
+   * be used or an older segment's header is damaged.
+   */
+  static async open(opts: DurableLogOptions): Promise<DurableLog> {
+    if (typeof opts.dir !== "string" || opts.dir === "") {
+      throw new MyelinError("ERR_INVALID_ARGUMENT", "DurableLog.open: dir must be a non-empty path");
+    }
+    if (opts.fsync !== undefined && !["always", "batch", "never"].includes(opts.fsync)) {
+      throw new MyelinError(
+        "ERR_INVALID_ARGUMENT",
+        `fsync must be "always", "batch" or "never", got ${String(opts.fsync)}`,
+      );
+    }
+    positiveInt("batchMs", opts.batchMs, 0);
+    positiveInt("segmentBytes", opts.segmentBytes, SEGMENT_HEADER_BYTES + 1);
+    positiveInt("retentionIntervalMs", opts.retentionIntervalMs);
+    positiveInt("maxPendingBytes", opts.maxPendingBytes);
+    positiveInt("retention.maxMessages", opts.retention?.maxMessages);
+    positiveInt("retention.maxBytes", opts.retention?.maxBytes);
+    positiveInt("retention.maxAgeMs", opts.retention?.maxAgeMs);
+    const log = new DurableLog(opts);
+    await log.#recover();
+    if (log.#retention.maxAgeMs !== undefined) {
+      log.#retentionTimer = setInterval(
+        () => log.#retentionSoon(),
+        opts.retentionIntervalMs ?? defaults.retentionIntervalMs,
+      );
+      log.#retentionTimer.unref();
+    }
+    log.#retentionSoon();
+    return log;
+  }
+
+  /** Sequence number of the oldest retained record; `last + 1` when the log holds none. */
+  get first(): number {
+    return this.#segments[0]!.baseSeq;
+  }
+
+  /** Sequence number of the newest acknowledged record; 0 if none was ever appended. */
+  get last(): number {
+    return this.#last;
+  }
+
+  /** Number of records retained (`last - first + 1`). */
+  get count(): number {
+    return this.#last - this.first + 1;
+  }
+
+  /** Bytes of the segment files (acknowledged records and segment headers). */
+  get bytes(): number {
+    let n = 0;
+    for (const s of this.#segments) n += s.size;
+    return n;
+  }
+
+  /** Number of segment files. */
+  get segmentCount(): number {
+    return this.#segments.length;
+  }
+
+  async #recover(): Promise<void> {
+    const fs = this.#fs;
+    try {
+      await fs.mkdirp(this.#dir);
+    } catch (e) {
+      throw storageError(`cannot create the log directory ${this.#dir}`, e);
+    }
+    let names: string[];
+    try {
+      names = (await fs.readdir(this.#dir)).filter((n) => SEGMENT_NAME.test(n)).sort();
+    } catch (e) {
+      throw storageError(`cannot list the log directory ${this.#dir}`, e);
+    }
+    if (names.length === 0) {
+      const seg = await this.#createSegment(1);
+      this.#segments.push(seg.seg);
+      this.#file = seg.file;
+      return;
+    }
+    for (const name of names.slice(0, -1)) this.#segments.push(await this.#readOldSegment(name));
+    await this.#recoverLast(names[names.length - 1]!);
+  }
+
+  async #readOldSegment(name: string): Promise<Segment> {
+    const path = join(this.#dir, name);
+    const baseSeq = Number(SEGMENT_NAME.exec(name)![1]);
+    let f: StoreFile | undefined;
+    try {
+      f = await this.#fs.open(path, "r");
+      const size = await f.size();
+      const buf = Buffer.alloc(SEGMENT_HEADER_BYTES);
+      const n = await f.read(buf, 0, SEGMENT_HEADER_BYTES, 0);
+      const h = n === SEGMENT_HEADER_BYTES ? decodeSegmentHeader(buf) : undefined;
+      if (!h || h.baseSeq !== baseSeq) {
+        throw new MyelinError(
+          "ERR_STORAGE",
+          `segment ${path} has a damaged header (it is not the last segment, so it cannot be a torn ` +
+            `write); move it away to open the log without it`,
+        );
+      }
+      return { baseSeq, path, size, createdAtMs: h.createdAtMs, idxSeq: [], idxOff: [] };
+    } catch (e) {
+      throw storageError(`cannot read segment ${path}`, e);
+    } finally {
+      await f?.close().catch(() => undefined);
+    }
+  }
+
+  async #recoverLast(name: string): Promise<void> {
+    const path = join(this.#dir, name);
+    const baseSeq = Number(SEGMENT_NAME.exec(name)![1]);
+    let f: StoreFile | undefined;
+    try {
+      f = await this.#fs.open(path, "r+");
+      const fileSize = await f.size();
+      const seg: Segment = { baseSeq, path, size: 0, createdAtMs: 0, idxSeq: [], idxOff: [] };
+      const reader = new SegmentReader();
+      let pos = 0;
+      let validBytes = 0;
+      for (;;) {
+        const r = reader.next();
+        if (r === undefined) {
+          if (pos >= fileSize) {
+            reader.end();
+            continue;
+          }
+          const want = Math.min(READ_CHUNK_BYTES, fileSize - pos);
+          const buf = Buffer.allocUnsafe(want);
+          const n = await f.read(buf, 0, want, pos);
+          if (n === 0) reader.end();
+          else reader.push(buf.subarray(0, n));
+          pos += n;
+          continue;
+        }
+        if (r.torn) {
+          validBytes = r.validBytes;
+          break;
+        }
+        addIndex(seg, r.seq, r.offset);
+      }
+      const h = reader.header;
+      if (h && h.baseSeq !== baseSeq) {
+        throw new MyelinError(
+          "ERR_STORAGE",
+          `segment ${path} says it starts at seq ${h.baseSeq}, not ${baseSeq}`,
+        );
+      }
+      if (!h) {
+        // Torn while the header was written: the segment holds nothing; write the header again.
+        seg.createdAtMs = this.#clock();
+        await f.truncate(0);
+        await writeFully(f, encodeSegmentHeader({ baseSeq, createdAtMs: seg.createdAtMs }), 0);
+        await f.datasync();
+        seg.size = SEGMENT_HEADER_BYTES;
+        this.#last = baseSeq - 1;
+        this.#lastTs = seg.createdAtMs;
+      } else {
+        if (validBytes < fileSize) {
+          await f.truncate(validBytes);
+          await f.datasync();
+        }
+        seg.size = validBytes;
+        seg.createdAtMs = h.createdAtMs;
+        this.#last = reader.nextSeq! - 1;
+        this.#lastTs = reader.lastTs ?? h.createdAtMs;
+      }
+      this.#segments.push(seg);
+      this.#file = f;
+    } catch (e) {
+      await f?.close().catch(() => undefined);
+      throw storageError(`cannot recover segment ${path}`, e);
+    }
+  }
+
+  async #createSegment(baseSeq: number): Promise<{ seg: Segment; file: StoreFile }> {
+    const path = join(this.#dir, segmentName(baseSeq));
+    const createdAtMs = Math.max(this.#clock(), this.#lastTs);
+    let f: StoreFile | undefined;
+    try {
+      // Any file already there holds only seqs >= baseSeq, none of them acknowledged.
+      await this.#fs.unlink(path).catch((e: unknown) => {
+        if (errnoOf(e) !== "ENOENT") throw e;
+      });
+      f = await this.#fs.open(path, "wx");
+      await writeFully(f, encodeSegmentHeader({ baseSeq, createdAtMs }), 0);
+      if (this.#fsync !== "never") {
+        await f.datasync();
+        await this.#fs.syncDir(this.#dir);
+      }
+    } catch (e) {
+      await f?.close().catch(() => undefined);
+      if (f) await this.#fs.unlink(path).catch(() => undefined);
+      throw storageError(`cannot create segment ${path}`, e);
+    }
+    return {
+      seg: { baseSeq, path, size: SEGMENT_HEADER_BYTES, createdAtMs, idxSeq: [], idxOff: [] },
+      file: f,
+    };
+  }
+
+  /**
+   * Appends a record. Resolves with its seq and timestamp once it is stored under the fsync
+   * policy. Do not modify `header` or `payload` until the promise settles.
+   * @param header opaque record header, at most 65535 bytes
+   * @param payload the message bytes
+   * @throws (rejects) MyelinError ERR_STORAGE if it could not be written or synced (it is then not
+   * stored and never visible); ERR_PAYLOAD_TOO_LARGE; ERR_BACKPRESSURE when more than
+   * `maxPendingBytes` wait to be written; ClosedError ERR_CLOSED after `close()`.
+   */
+  // async: every refusal below becomes a rejection; the record joins the queue synchronously.
+  async append(header: Uint8Array, payload: Uint8Array, opts: AppendOptions = {}): Promise<AppendResult> {
+    if (this.#closed) throw new ClosedError("ERR_CLOSED", `durable log ${this.#dir} is closed`);
+    checkRecordSizes(header.length, payload.length);
+    if (opts.ts !== undefined && !Number.isFinite(opts.ts)) {
+      throw new MyelinError("ERR_INVALID_ARGUMENT", `ts must be a finite number, got ${opts.ts}`);
+    }
+    const size = recordSize(header.length, payload.length);
+    if (this.#pendingBytes + size > this.#maxPendingBytes && this.#pending.length > 0) {
+      throw new MyelinError(
+        "ERR_BACKPRESSURE",
+        `durable log ${this.#dir} has ${this.#pendingBytes} bytes waiting to be written ` +
+          `(maxPendingBytes ${this.#maxPendingBytes}); await appends or raise maxPendingBytes`,
+      );
+    }
+    const ts = opts.ts ?? this.#clock();
+    return new Promise<AppendResult>((resolve, reject) => {
+      this.#pending.push({ header, payload, ts, size, resolve, reject });
+      this.#pendingBytes += size;
+      this.#schedule();
+    });
+  }
+
+  #schedule(): void {
+    if (this.#flushing || this.#timer !== undefined || this.#pending.length === 0) return;
+    if (this.#fsync === "batch" && !this.#closed) {
+      this.#timer = setTimeout(() => {
+        this.#timer = undefined;
+        void this.#flush();
+      }, this.#batchMs);
+      return;
+    }
+    this.#flushing = true;
+    queueMicrotask(() => void this.#flush());
+  }
+
+  async #flush(): Promise<void> {
+    this.#flushing = true;
+    try {
+      while (this.#pending.length > 0) {
+        await this.#commitBatch();
+        if (this.#fsync === "batch" && !this.#closed) break;
+      }
+    } finally {
+      this.#flushing = false;
+      this.#schedule();
+      if (!this.#flushing && this.#timer === undefined) {
+        for (const w of this.#idleWaiters.splice(0)) w();
+      }
+    }
+  }
+
+  #rejectPending(err: unknown, n = this.#pending.length): void {
+    for (const p of this.#pending.splice(0, n)) {
+      this.#pendingBytes -= p.size;
+      p.reject(err);
+    }
+  }
+
+  /** Truncates the active segment back to its acknowledged size, reopening the file. */
+  async #repair(): Promise<void> {
+    const seg = this.#segments[this.#segments.length - 1]!;
+    await this.#file?.close().catch(() => undefined);
+    this.#file = undefined;
+    const f = await this.#fs.open(seg.path, "r+");
+    this.#file = f;
+    await f.truncate(seg.size);
+    if (this.#fsync !== "never") await f.datasync();
+    this.#needsRepair = false;
+  }
+
+  async #roll(): Promise<void> {
+    const { seg, file } = await this.#createSegment(this.#last + 1);
+    const old = this.#file;
+    this.#segments.push(seg);
+    this.#file = file;
+    await old?.close().catch(() => undefined);
+    this.#retentionSoon();
+  }
+
+  async #commitBatch(): Promise<void> {
+    const first = this.#pending[0]!;
+    try {
+      if (this.#needsRepair || this.#file === undefined) await this.#repair();
+      const seg = this.#segments[this.#segments.length - 1]!;
+      if (seg.size > SEGMENT_HEADER_BYTES && seg.size + first.size > this.#segmentBytes) await this.#roll();
+    } catch (e) {
+      this.#rejectPending(
+        storageError(`durable log ${this.#dir}: append refused, the log cannot be written`, e),
+      );
+      return;
+    }
+    const seg = this.#segments[this.#segments.length - 1]!;
+    const file = this.#file!;
+    let n = 0;
+    let total = 0;
+    for (const p of this.#pending) {
+      if (n > 0 && (total + p.size > MAX_BATCH_BYTES || seg.size + total + p.size > this.#segmentBytes))
+        break;
+      total += p.size;
+      n++;
+    }
+    const batch = this.#pending.slice(0, n);
+    const buf = Buffer.allocUnsafe(total);
+    const results: AppendResult[] = [];
+    let at = 0;
+    let seq = this.#last;
+    let ts = this.#lastTs;
+    for (const p of batch) {
+      seq++;
+      ts = Math.max(ts, p.ts);
+      at = encodeRecordInto(buf, at, seq, ts, p.header, p.payload);
+      results.push({ seq, ts });
+    }
+    try {
+      await writeFully(file, buf, seg.size);
+      if (this.#fsync !== "never") await file.datasync();
+    } catch (e) {
+      this.#needsRepair = true;
+      this.#rejectPending(
+        storageError(`durable log ${this.#dir}: append refused, the record was not stored`, e),
+        n,
+      );
+      await this.#repair().catch(() => undefined);
+      return;
+    }
+    // Index the new records (offsets only; no parsing needed).
+    let off = seg.size;
+    for (let i = 0; i < n; i++) {
+      addIndex(seg, results[i]!.seq, off);
+      off += batch[i]!.size;
+    }
+    seg.size += total;
+    this.#last = seq;
+    this.#lastTs = ts;
+    this.#pending.splice(0, n);
+    this.#pendingBytes -= total;
+    for (let i = 0; i < n; i++) batch[i]!.resolve(results[i]!);
+  }
+
+  #retentionSoon(): void {
+    if (this.#retentionRun || this.#closed) return;
+    this.#retentionRun = this.enforceRetention()
+      .catch(() => 0)
+      .finally(() => {
+        this.#retentionRun = undefined;
+      });
+  }
+
+  /**
+   * Deletes whole old segments that lie outside the retention limits (never the segment being
+   * appended to). Runs by itself after each segment roll and, with `maxAgeMs`, on a timer;
+   * appends do not wait for it. Resolves with the number of segments deleted.
+   */
+  async enforceRetention(): Promise<number> {
+    const { maxMessages, maxBytes, maxAgeMs } = this.#retention;
+    const now = this.#clock();
+    const removed: Segment[] = [];
+    let bytes = this.bytes;
+    while (this.#segments.length > 1) {
+      const s = this.#segments[0]!;
+      const next = this.#segments[1]!;
+      const byCount = maxMessages !== undefined && this.#last - next.baseSeq + 1 >= maxMessages;
+      const byBytes = maxBytes !== undefined && bytes - s.size >= maxBytes;
+      // Every record of s is no newer than the next segment's creation time.
+      const byAge = maxAgeMs !== undefined && next.createdAtMs < now - maxAgeMs;
+      if (!byCount && !byBytes && !byAge) break;
+      this.#segments.shift();
+      bytes -= s.size;
+      removed.push(s);
+    }
+    for (const s of removed) {
+      await this.#fs.unlink(s.path).catch(() => undefined);
+    }
+    if (removed.length > 0 && this.#fsync !== "never")
+      await this.#fs.syncDir(this.#dir).catch(() => undefined);
+    return removed.length;
+  }
+
+  /**
+   * Reads up to `maxCount` acknowledged records from `fromSeq` on (from `first` if `fromSeq` is
+   * older than the oldest retained record). Returns fewer, or none, at the end of the log.
+   * @throws MyelinError ERR_INVALID_ARGUMENT for bad arguments; ERR_STORAGE if a segment cannot
+   * be read or is damaged.
+   */
+  async read(fromSeq: number, maxCount = 1000): Promise<LogRecord[]> {
+    positiveInt("fromSeq", fromSeq, 0);
+    positiveInt("maxCount", maxCount);
+    const out: LogRecord[] = [];
+    let seq = Math.max(fromSeq, this.first);
+    for (let attempt = 0; ; attempt++) {
+      try {
+        while (out.length < maxCount && seq <= this.#last) {
+          const i = this.#segmentIndexOf(seq);
+          const seg = this.#segments[i]!;
+          const next = this.#segments[i + 1];
+          const lastInSeg = next ? next.baseSeq - 1 : this.#last;
+          const got = await this.#readSegment(seg, seq, Math.min(maxCount - out.length, lastInSeg - seq + 1));
+          if (got.length === 0) {
+            throw new MyelinError("ERR_STORAGE", `segment ${seg.path} ends before seq ${seq} it should hold`);
+          }
+          for (const r of got) out.push(r);
+          seq = got[got.length - 1]!.seq + 1;
+        }
+        return out;
+      } catch (e) {
+        // Retention deleted the segment under us: go on from the new first record.
+        if (errnoOf(e) === "ENOENT" && attempt < 5) {
+          seq = Math.max(seq, this.first);
+          continue;
+        }
+        throw storageError(`durable log ${this.#dir}: cannot read from seq ${seq}`, e);
+      }
+    }
+  }
+
+  #segmentIndexOf(seq: number): number {
+    const segs = this.#segments;
+    let lo = 0;
+    let hi = segs.length - 1;
+    while (lo < hi) {
+      const mid = (lo + hi + 1) >> 1;
+      if (segs[mid]!.baseSeq <= seq) lo = mid;
+      else hi = mid - 1;
+    }
+    return lo;
+  }
+
+  async #readSegment(seg: Segment, fromSeq: number, count: number): Promise<LogRecord[]> {
+    const endOffset = seg.size; // acknowledged bytes only
+    let k = -1;
+    for (let lo = 0, hi = seg.idxSeq.length - 1; lo <= hi;) {
+      const mid = (lo + hi) >> 1;
+      if (seg.idxSeq[mid]! <= fromSeq) {
+        k = mid;
+        lo = mid + 1;
+      } else hi = mid - 1;
+    }
+    let pos = k >= 0 ? seg.idxOff[k]! : 0;
+    const reader = new SegmentReader(k >= 0 ? { resume: { offset: pos, seq: seg.idxSeq[k]! } } : {});
+    const f = await this.#fs.open(seg.path, "r");
+    const out: LogRecord[] = [];
+    try {
+      for (;;) {
+        const r = reader.next();
+        if (r === undefined) {
+          if (pos >= endOffset) {
+            reader.end();
+            continue;
+          }
+          const want = Math.min(READ_CHUNK_BYTES, endOffset - pos);
+          const buf = Buffer.allocUnsafe(want);
+          const n = await f.read(buf, 0, want, pos);
+          if (n === 0) reader.end();
+          else reader.push(buf.subarray(0, n));
+          pos += n;
+          continue;
+        }
+        if (r.torn) {
+          if (r.validBytes >= endOffset) break;
+          throw new MyelinError(
+            "ERR_STORAGE",
+            `segment ${seg.path} is damaged at byte ${r.validBytes} (${r.reason})`,
+          );
+        }
+        addIndex(seg, r.seq, r.offset);
+        if (r.seq >= fromSeq) {
+          out.push({
+            seq: r.seq,
+            ts: r.ts,
+            header: new Uint8Array(r.header),
+            payload: new Uint8Array(r.payload),
+          });
+          if (out.length >= count) break;
+        }
+      }
+    } finally {
+      await f.close().catch(() => undefined);
+    }
+    return out;
+  }
+
+  /** Sequence number of the first record with a timestamp >= `timeMs` (ms since the Unix epoch); `last + 1` if none. */
+  async seqAtTime(timeMs: number): Promise<number> {
+    const segs = this.#segments;
+    let i = 0;
+    // Records of segment i are no newer than segment i+1's creation time.
+    while (i + 1 < segs.length && segs[i + 1]!.createdAtMs < timeMs) i++;
+    let seq = segs[i]!.baseSeq;
+    for (;;) {
+      const batch = await this.read(seq, 1024);
+      if (batch.length === 0) return Math.max(seq, this.#last + 1);
+      for (const r of batch) if (r.ts >= timeMs) return r.seq;
+      seq = batch[batch.length - 1]!.seq + 1;
+    }
+  }
+
+  /**
+   * Iterates acknowledged records from a sequence number, a time, or the first record, up to
+   * the end of the log as it grows while iterating; ends when it reaches the last record.
+   * @throws MyelinError ERR_STORAGE if a segment cannot be read.
+   */
+  async *records(from: ReadFrom = {}, batchSize = 256): AsyncGenerator<LogRecord, void, undefined> {
+    let seq = "seq" in from ? from.seq : "timeMs" in from ? await this.seqAtTime(from.timeMs) : this.first;
+    for (;;) {
+      const batch = await this.read(seq, batchSize);
+      if (batch.length === 0) return;
+      for (const r of batch) yield r;
+      seq = batch[batch.length - 1]!.seq + 1;
+    }
+  }
+
+  /** Resolves when no append is waiting or being written. */
+  async #idle(): Promise<void> {
+    while (this.#flushing || this.#timer !== undefined || this.#pending.length > 0) {
+      if (this.#timer !== undefined) {
+        clearTimeout(this.#timer);
+        this.#timer = undefined;
+        void this.#flush();
+      }
+      await new Promise<void>((r) => this.#idleWaiters.push(r));
+    }
+  }
+
+  /**
+   * Stops accepting appends (they reject with ERR_CLOSED), lets accepted ones finish, waits for
+   * a running retention pass and closes the files. Idempotent.
+   */
+  close(): Promise<void> {
+    this.#closing ??= (async () => {
+      this.#closed = true;
+      if (this.#retentionTimer) clearInterval(this.#retentionTimer);
+      await this.#idle();
+      await this.#retentionRun;
+      await this.#file?.close().catch(() => undefined);
+      this.#file = undefined;
+    })();
+    return this.#closing;
+  }
+
+  /** `close()`, for `await using`. */
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.close();
+  }
+}

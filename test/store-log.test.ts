@@ -1,0 +1,431 @@
+/**
+ * DurableLog against real files in temp directories: round trip, rolling, retention, reads by
+ * seq and time, torn tails at every byte offset, injected ENOSPC/EIO, and group commit.
+ */
+import assert from "node:assert/strict";
+import {
+  cpSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { test } from "node:test";
+import { MyelinError } from "../src/errors.js";
+import { DurableLog, type DurableLogOptions, type LogRecord } from "../src/store/log.js";
+import { SegmentReader, type SegmentRecord } from "../src/store/segment-format.js";
+import { faultyFs } from "./fixtures/store-fs.js";
+
+const te = new TextEncoder();
+const td = new TextDecoder();
+
+function tempDir(): { dir: string; [Symbol.dispose](): void } {
+  const dir = mkdtempSync(join(tmpdir(), "myelin-store-"));
+  return { dir, [Symbol.dispose]: () => rmSync(dir, { recursive: true, force: true }) };
+}
+
+const hdr = (i: number) => te.encode(`h${i}`);
+const pay = (i: number) => te.encode(`payload-${i}-${"x".repeat(i % 7)}`);
+
+async function appendN(log: DurableLog, from: number, n: number): Promise<void> {
+  for (let i = from; i < from + n; i++) {
+    const r = await log.append(hdr(i), pay(i));
+    assert.equal(r.seq, i);
+  }
+}
+
+function assertRecords(records: LogRecord[], from: number, to: number): void {
+  assert.deepEqual(
+    records.map((r) => r.seq),
+    Array.from({ length: to - from + 1 }, (_, k) => from + k),
+  );
+  for (const r of records) {
+    assert.equal(td.decode(r.header), `h${r.seq}`);
+    assert.equal(td.decode(r.payload), td.decode(pay(r.seq)));
+  }
+}
+
+async function all(log: DurableLog, from: Parameters<DurableLog["records"]>[0] = {}): Promise<LogRecord[]> {
+  const out: LogRecord[] = [];
+  for await (const r of log.records(from)) out.push(r);
+  return out;
+}
+
+function segFiles(dir: string): string[] {
+  return readdirSync(dir)
+    .filter((n) => n.endsWith(".seg"))
+    .sort();
+}
+
+function scan(path: string): SegmentRecord[] {
+  const reader = new SegmentReader();
+  reader.push(readFileSync(path));
+  reader.end();
+  const out: SegmentRecord[] = [];
+  for (let r = reader.next(); r && !r.torn; r = reader.next()) out.push(r);
+  return out;
+}
+
+test("round trip, reopen, and seq continues", async () => {
+  using tmp = tempDir();
+  const opts: DurableLogOptions = { dir: tmp.dir, fsync: "always" };
+  {
+    await using log = await DurableLog.open(opts);
+    assert.deepEqual([log.first, log.last, log.count], [1, 0, 0]);
+    assert.deepEqual(await log.read(1, 10), []);
+    await appendN(log, 1, 20);
+    assert.deepEqual([log.first, log.last, log.count], [1, 20, 20]);
+    assertRecords(await log.read(1, 100), 1, 20);
+    assertRecords(await log.read(5, 3), 5, 7);
+    assertRecords(await log.read(0, 100), 1, 20);
+    assert.deepEqual(await log.read(21, 10), []);
+    assertRecords(await all(log), 1, 20);
+    assertRecords(await all(log, { seq: 18 }), 18, 20);
+    assert.equal(log.bytes, statSync(join(tmp.dir, segFiles(tmp.dir)[0]!)).size);
+  }
+  await using log = await DurableLog.open(opts);
+  assert.deepEqual([log.first, log.last], [1, 20]);
+  assertRecords(await log.read(1, 100), 1, 20);
+  await appendN(log, 21, 5);
+  assertRecords(await log.read(1, 100), 1, 25);
+  await log.close();
+  await assert.rejects(log.append(hdr(0), pay(0)), { code: "ERR_CLOSED" });
+});
+
+test("segments roll at segmentBytes; reads span them; reopen trusts older segments", async () => {
+  using tmp = tempDir();
+  const opts: DurableLogOptions = { dir: tmp.dir, fsync: "never", segmentBytes: 400 };
+  {
+    await using log = await DurableLog.open(opts);
+    await appendN(log, 1, 100);
+    assert.ok(log.segmentCount > 5, `${log.segmentCount} segments`);
+    for (const f of segFiles(tmp.dir)) assert.ok(statSync(join(tmp.dir, f)).size <= 400);
+    assertRecords(await log.read(1, 1000), 1, 100);
+    assertRecords(await log.read(37, 20), 37, 56);
+  }
+  const files = segFiles(tmp.dir);
+  assert.equal(files[0], "00000000000000000001.seg");
+  // each file's name is the seq of its first record
+  for (const f of files) assert.equal(scan(join(tmp.dir, f))[0]?.seq, Number(f.slice(0, 20)));
+  await using log = await DurableLog.open(opts);
+  assert.deepEqual([log.first, log.last, log.segmentCount], [1, 100, files.length]);
+  assertRecords(await all(log, { seq: 60 }), 60, 100);
+  await appendN(log, 101, 10);
+  assertRecords(await log.read(95, 100), 95, 110);
+});
+
+test("sparse index: reads from the middle of a large segment", async () => {
+  using tmp = tempDir();
+  const big = new Uint8Array(10_000).fill(7);
+  {
+    await using log = await DurableLog.open({ dir: tmp.dir, fsync: "never" });
+    for (let i = 1; i <= 300; i++) await log.append(hdr(i), big);
+    const r = await log.read(250, 2);
+    assert.deepEqual(
+      r.map((x) => x.seq),
+      [250, 251],
+    );
+  }
+  await using log = await DurableLog.open({ dir: tmp.dir, fsync: "never" });
+  assert.deepEqual(
+    (await log.read(299, 5)).map((x) => [x.seq, x.payload.length]),
+    [
+      [299, 10_000],
+      [300, 10_000],
+    ],
+  );
+});
+
+test("retention by count keeps at least maxMessages and deletes whole old segments", async () => {
+  using tmp = tempDir();
+  await using log = await DurableLog.open({
+    dir: tmp.dir,
+    fsync: "never",
+    segmentBytes: 400,
+    retention: { maxMessages: 25 },
+  });
+  await appendN(log, 1, 100);
+  await log.enforceRetention();
+  assert.equal(log.last, 100);
+  assert.ok(log.count >= 25, `count ${log.count}`);
+  assert.ok(log.first > 1);
+  // the oldest remaining segment is needed: without it fewer than 25 would remain
+  const files = segFiles(tmp.dir);
+  assert.equal(files.length, log.segmentCount);
+  assert.ok(100 - Number(files[1]!.slice(0, 20)) + 1 < 25);
+  assertRecords(await log.read(1, 1000), log.first, 100);
+});
+
+test("retention by bytes", async () => {
+  using tmp = tempDir();
+  await using log = await DurableLog.open({
+    dir: tmp.dir,
+    fsync: "never",
+    segmentBytes: 400,
+    retention: { maxBytes: 1500 },
+  });
+  await appendN(log, 1, 100);
+  await log.enforceRetention();
+  const sizes = segFiles(tmp.dir).map((f) => statSync(join(tmp.dir, f)).size);
+  const total = sizes.reduce((a, b) => a + b, 0);
+  assert.equal(total, log.bytes);
+  assert.ok(total >= 1500, `total ${total}`);
+  assert.ok(total - sizes[0]! < 1500);
+  assertRecords(await log.read(1, 1000), log.first, 100);
+});
+
+test("retention by age, with a test clock", async () => {
+  using tmp = tempDir();
+  let now = 1_000_000;
+  await using log = await DurableLog.open({
+    dir: tmp.dir,
+    fsync: "never",
+    segmentBytes: 400,
+    retention: { maxAgeMs: 10_000 },
+    clock: () => now,
+  });
+  await appendN(log, 1, 30); // old
+  now += 20_000;
+  await appendN(log, 31, 30); // new
+  await log.enforceRetention();
+  assert.ok(log.first > 1 && log.first <= 31, `first ${log.first}`);
+  now += 20_000;
+  await log.enforceRetention();
+  // never the active segment
+  assert.equal(log.segmentCount, 1);
+  assert.ok(log.count >= 1);
+  assertRecords(await log.read(1, 1000), log.first, 60);
+});
+
+test("read from a time, across segments; timestamps never decrease", async () => {
+  using tmp = tempDir();
+  let now = 5_000;
+  await using log = await DurableLog.open({
+    dir: tmp.dir,
+    fsync: "never",
+    segmentBytes: 300,
+    clock: () => now,
+  });
+  for (let i = 1; i <= 40; i++) {
+    now = 10_000 + i * 100;
+    const r = await log.append(hdr(i), pay(i));
+    assert.equal(r.ts, now);
+  }
+  const r = await log.append(hdr(41), pay(41), { ts: 1 }); // earlier than the last: raised
+  assert.equal(r.ts, 14_000);
+  assert.ok(log.segmentCount > 3);
+  assert.equal(await log.seqAtTime(0), 1);
+  assert.equal(await log.seqAtTime(12_050), 21);
+  assert.equal(await log.seqAtTime(12_100), 21);
+  assert.equal(await log.seqAtTime(99_999), 42);
+  assertRecords(await all(log, { timeMs: 13_650 }), 37, 41);
+});
+
+test("torn tail at every byte offset of the last record, and every flipped byte", async () => {
+  using tmp = tempDir();
+  const src = join(tmp.dir, "src");
+  {
+    await using log = await DurableLog.open({ dir: src, fsync: "never" });
+    await appendN(log, 1, 5);
+  }
+  const name = segFiles(src)[0]!;
+  const bytes = readFileSync(join(src, name));
+  const recs = scan(join(src, name));
+  const lastRec = recs[4]!;
+  assert.equal(lastRec.offset + lastRec.size, bytes.length);
+
+  async function check(variant: Buffer, label: string): Promise<void> {
+    const dir = join(tmp.dir, "case");
+    rmSync(dir, { recursive: true, force: true });
+    mkdirSync(dir);
+    writeFileSync(join(dir, name), variant);
+    await using log = await DurableLog.open({ dir, fsync: "always" });
+    assert.equal(log.last, 4, label);
+    assertRecords(await log.read(1, 100), 1, 4);
+    assert.equal(statSync(join(dir, name)).size, lastRec.offset, `${label}: torn tail truncated`);
+    const r = await log.append(hdr(5), pay(5));
+    assert.equal(r.seq, 5, label);
+    assertRecords(await log.read(1, 100), 1, 5);
+  }
+  for (let cut = lastRec.offset; cut < bytes.length; cut++) {
+    await check(bytes.subarray(0, cut), `cut at ${cut}`);
+  }
+  for (let at = lastRec.offset; at < bytes.length; at++) {
+    const flipped = Buffer.from(bytes);
+    flipped.writeUInt8(flipped.readUInt8(at) ^ 0x10, at);
+    await check(flipped, `flip at ${at}`);
+  }
+});
+
+test("torn last segment at every offset, header included (crash while rolling)", async () => {
+  using tmp = tempDir();
+  const src = join(tmp.dir, "src");
+  {
+    await using log = await DurableLog.open({ dir: src, fsync: "never", segmentBytes: 200 });
+    await appendN(log, 1, 10);
+  }
+  const files = segFiles(src);
+  assert.ok(files.length >= 2);
+  const lastName = files[files.length - 1]!;
+  const lastBytes = readFileSync(join(src, lastName));
+  const lastRecs = scan(join(src, lastName));
+  const before = Number(lastName.slice(0, 20)) - 1;
+  for (let cut = 0; cut < lastBytes.length; cut++) {
+    const dir = join(tmp.dir, `c`);
+    rmSync(dir, { recursive: true, force: true });
+    cpSync(src, dir, { recursive: true });
+    writeFileSync(join(dir, lastName), lastBytes.subarray(0, cut));
+    await using log = await DurableLog.open({ dir, fsync: "always", segmentBytes: 200 });
+    const complete = lastRecs.filter((r) => r.offset + r.size <= cut).length;
+    assert.equal(log.last, before + complete, `cut at ${cut}`);
+    assertRecords(await log.read(1, 100), 1, before + complete);
+    const r = await log.append(hdr(before + complete + 1), pay(before + complete + 1));
+    assert.equal(r.seq, before + complete + 1);
+  }
+});
+
+test("ENOSPC refuses the append with ERR_STORAGE; reads go on; appends resume without gap or duplicate", async () => {
+  using tmp = tempDir();
+  const { fs, faults } = faultyFs();
+  const opts: DurableLogOptions = { dir: tmp.dir, fsync: "always", fs };
+  {
+    await using log = await DurableLog.open(opts);
+    await appendN(log, 1, 5);
+
+    faults.write = "ENOSPC";
+    const refused = await Promise.allSettled([1, 2, 3].map((i) => log.append(hdr(100 + i), pay(100 + i))));
+    for (const r of refused) {
+      assert.equal(r.status, "rejected");
+      const err = r.reason as MyelinError;
+      assert.ok(err instanceof MyelinError);
+      assert.equal(err.code, "ERR_STORAGE");
+      assert.match(err.message, /disk is full/);
+      assert.equal((err.cause as { code?: string }).code, "ENOSPC");
+    }
+    assert.equal(log.last, 5);
+    assertRecords(await log.read(1, 100), 1, 5);
+
+    // a fault in the repair path too: still refused, still readable
+    faults.truncate = "EIO";
+    await assert.rejects(log.append(hdr(0), pay(0)), { code: "ERR_STORAGE" });
+    assertRecords(await log.read(1, 100), 1, 5);
+
+    // fsync failure: refused as well, and the written bytes are cut back
+    faults.write = undefined;
+    faults.truncate = undefined;
+    faults.datasync = "EIO";
+    await assert.rejects(log.append(hdr(0), pay(0)), { code: "ERR_STORAGE" });
+    faults.datasync = undefined;
+
+    await appendN(log, 6, 5);
+    assertRecords(await log.read(1, 100), 1, 10);
+
+    // fdatasync fails after a good write (and again during the repair): refused, then recovered
+    faults.datasync = "EIO";
+    await assert.rejects(log.append(hdr(0), pay(0)), { code: "ERR_STORAGE" });
+    assert.equal(log.last, 10);
+    faults.datasync = undefined;
+    await appendN(log, 11, 5);
+  }
+  // nothing refused was stored, not even in the file's tail
+  await using log = await DurableLog.open({ dir: tmp.dir });
+  assertRecords(await log.read(1, 100), 1, 15);
+  const name = segFiles(tmp.dir)[0]!;
+  const recs = scan(join(tmp.dir, name));
+  assert.equal(recs.length, 15);
+  assert.equal(statSync(join(tmp.dir, name)).size, recs[14]!.offset + recs[14]!.size);
+});
+
+test("ENOSPC while rolling a segment is refused cleanly too", async () => {
+  using tmp = tempDir();
+  const { fs, faults } = faultyFs();
+  await using log = await DurableLog.open({ dir: tmp.dir, fsync: "always", fs, segmentBytes: 300 });
+  await appendN(log, 1, 6);
+  faults.write = "ENOSPC";
+  for (let i = 0; i < 5; i++) await assert.rejects(log.append(hdr(7), pay(7)), { code: "ERR_STORAGE" });
+  faults.write = undefined;
+  await appendN(log, 7, 20);
+  assertRecords(await log.read(1, 100), 1, 26);
+});
+
+test("group commit: 200 concurrent appends with fsync always share few fdatasyncs", async () => {
+  using tmp = tempDir();
+  const { fs, counts } = faultyFs();
+  await using log = await DurableLog.open({ dir: tmp.dir, fsync: "always", fs });
+  const before = counts.datasyncs;
+  const results = await Promise.all(
+    Array.from({ length: 200 }, (_, i) => log.append(hdr(i + 1), pay(i + 1))),
+  );
+  assert.deepEqual(
+    results.map((r) => r.seq),
+    Array.from({ length: 200 }, (_, i) => i + 1),
+  );
+  const syncs = counts.datasyncs - before;
+  assert.ok(syncs >= 1 && syncs <= 10, `${syncs} fdatasyncs for 200 appends`);
+  assertRecords(await log.read(1, 1000), 1, 200);
+});
+
+test("fsync batch acknowledges after a shared fdatasync", async () => {
+  using tmp = tempDir();
+  const { fs, counts } = faultyFs();
+  {
+    await using log = await DurableLog.open({ dir: tmp.dir, fsync: "batch", batchMs: 2, fs });
+    const before = counts.datasyncs;
+    const results = await Promise.all(
+      Array.from({ length: 100 }, (_, i) => log.append(hdr(i + 1), pay(i + 1))),
+    );
+    assert.equal(results[99]!.seq, 100);
+    const syncs = counts.datasyncs - before;
+    assert.ok(syncs >= 1 && syncs <= 5, `${syncs} fdatasyncs`);
+    await appendN(log, 101, 3);
+  }
+  await using log = await DurableLog.open({ dir: tmp.dir });
+  assertRecords(await log.read(1, 1000), 1, 103);
+});
+
+test("bad options and too-large records are refused with clear codes", async () => {
+  using tmp = tempDir();
+  await assert.rejects(DurableLog.open({ dir: tmp.dir, segmentBytes: 10 }), { code: "ERR_INVALID_ARGUMENT" });
+  await assert.rejects(DurableLog.open({ dir: tmp.dir, fsync: "sometimes" as "always" }), {
+    code: "ERR_INVALID_ARGUMENT",
+  });
+  await using log = await DurableLog.open({ dir: tmp.dir, fsync: "never" });
+  await assert.rejects(log.append(new Uint8Array(70_000), new Uint8Array(0)), {
+    code: "ERR_PAYLOAD_TOO_LARGE",
+  });
+  await assert.rejects(log.append(new Uint8Array(0), new Uint8Array(0), { ts: NaN }), {
+    code: "ERR_INVALID_ARGUMENT",
+  });
+  assert.equal((await log.append(new Uint8Array(0), new Uint8Array(0))).seq, 1);
+});
+
+test("a damaged older segment header is reported, not skipped", async () => {
+  using tmp = tempDir();
+  {
+    await using log = await DurableLog.open({ dir: tmp.dir, fsync: "never", segmentBytes: 200 });
+    await appendN(log, 1, 10);
+  }
+  const first = join(tmp.dir, segFiles(tmp.dir)[0]!);
+  const b = readFileSync(first);
+  b.writeUInt8(b.readUInt8(20) ^ 1, 20);
+  writeFileSync(first, b);
+  await assert.rejects(DurableLog.open({ dir: tmp.dir }), { code: "ERR_STORAGE" });
+});
+
+test("appends beyond maxPendingBytes are refused with ERR_BACKPRESSURE, the others stored", async () => {
+  using tmp = tempDir();
+  await using log = await DurableLog.open({ dir: tmp.dir, fsync: "always", maxPendingBytes: 1000 });
+  const results = await Promise.allSettled(
+    Array.from({ length: 50 }, (_, i) => log.append(hdr(i), new Uint8Array(100))),
+  );
+  const ok = results.filter((r) => r.status === "fulfilled").length;
+  const refused = results.filter((r) => r.status === "rejected");
+  assert.ok(ok >= 1 && refused.length >= 1, `${ok} stored, ${refused.length} refused`);
+  for (const r of refused) assert.equal((r.reason as MyelinError).code, "ERR_BACKPRESSURE");
+  assert.equal(log.last, ok);
+});
