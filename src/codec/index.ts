@@ -14,3 +14,4 @@ export {
 } from "./msgpack.js";
 export { fromJson, jsonCodec, toJson } from "./json.js";
 export { encodeCompiledTransient } from "./compiled.js";
+export { decodeCompiled, MISMATCH } from "./compiled-decoder.js";

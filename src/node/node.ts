@@ -18,7 +18,7 @@ import {
   ValidationError,
 } from "../errors.js";
 import { lookupType, myelin_msgs, type MessageType, type ServiceType } from "../msgs/index.js";
-import { decodeFrames, encodeFrames, msgpackCodec } from "../codec/index.js";
+import { decodeCompiled, decodeFrames, encodeFrames, MISMATCH, msgpackCodec } from "../codec/index.js";
 import {
   DataServer,
   type PeerInfo,
@@ -168,6 +168,15 @@ class RemoteSource implements RecordSink, Acker {
       this.ack(payload.length);
       return;
     }
+    if (this.validate && this.type !== undefined) {
+      // One pass that decodes and validates; anything unusual takes the generic path below,
+      // which also names what is wrong.
+      const fast = decodeCompiled(this.type, payload);
+      if (fast !== MISMATCH) {
+        this.#deliver(fast, pub, seq, sec, nsec, payload.length);
+        return;
+      }
+    }
     let msg: unknown;
     try {
       msg = msgpackCodec.decode(payload);
@@ -231,6 +240,10 @@ class RemoteSource implements RecordSink, Acker {
         return;
       }
     }
+    this.#deliver(msg, pub, seq, sec, nsec, bytes);
+  }
+
+  #deliver(msg: unknown, pub: number, seq: number, sec: number, nsec: number, bytes: number): void {
     let name = this.#names.get(pub);
     if (name === undefined) this.#names.set(pub, (name = `${this.publisherName}#${pub}`));
     this.sub.deliver(msg, { seq, publisher: name, sourceTime: { sec, nanosec: nsec } }, this, bytes);

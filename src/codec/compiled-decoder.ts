@@ -1,0 +1,358 @@
+/**
+ * A msgpack decoder compiled from a message type that validates while it decodes: one pass over
+ * the bytes yields a value that is guaranteed to satisfy `type.validate`, or `MISMATCH` when the
+ * bytes are anything else (another encoding of the same value, a wrong type, garbage). On
+ * `MISMATCH` the caller falls back to the generic decoder and the validator, which accept every
+ * valid encoding and name what is wrong. Used on the receive hot path for small messages.
+ *
+ * Accepts what the compiled encoder and msgpackr write: ints in any msgpack int form, floats as
+ * float32/float64 or ints, strings as str8/16/32/fixstr, bytes as bin8/16/32 (returned as views
+ * into the input, no copy), maps with keys in any order, 64-bit ints as int64/uint64 (→ bigint).
+ */
+import type { AnyField, Field, MessageType } from "../msgs/index.js";
+
+/** Returned when the bytes do not decode straight into a valid message. */
+export const MISMATCH: unique symbol = Symbol("myelin.codec.mismatch");
+
+/** Decoding cursor over one message's bytes. */
+interface In {
+  b: Uint8Array;
+  dv: DataView;
+  p: number;
+  end: number;
+}
+
+type Reader = (i: In) => unknown;
+
+const NO = MISMATCH as unknown;
+const textDecoder = new TextDecoder("utf-8", { fatal: true });
+
+function readInt(i: In): number | typeof MISMATCH {
+  if (i.p >= i.end) return MISMATCH;
+  const t = i.b[i.p]!;
+  const dv = i.dv;
+  let p = i.p + 1;
+  let v: number;
+  if (t < 0x80) v = t;
+  else if (t >= 0xe0) v = t - 0x100;
+  else {
+    switch (t) {
+      case 0xcc:
+        if (p + 1 > i.end) return MISMATCH;
+        v = i.b[p]!;
+        p += 1;
+        break;
+      case 0xcd:
+        if (p + 2 > i.end) return MISMATCH;
+        v = dv.getUint16(p);
+        p += 2;
+        break;
+      case 0xce:
+        if (p + 4 > i.end) return MISMATCH;
+        v = dv.getUint32(p);
+        p += 4;
+        break;
+      case 0xd0:
+        if (p + 1 > i.end) return MISMATCH;
+        v = dv.getInt8(p);
+        p += 1;
+        break;
+      case 0xd1:
+        if (p + 2 > i.end) return MISMATCH;
+        v = dv.getInt16(p);
+        p += 2;
+        break;
+      case 0xd2:
+        if (p + 4 > i.end) return MISMATCH;
+        v = dv.getInt32(p);
+        p += 4;
+        break;
+      default:
+        return MISMATCH;
+    }
+  }
+  i.p = p;
+  return v;
+}
+
+function intReader(min: number, max: number): Reader {
+  return (i) => {
+    const v = readInt(i);
+    if (v === MISMATCH || v < min || v > max) return NO;
+    return v;
+  };
+}
+
+const readFloat: Reader = (i) => {
+  if (i.p >= i.end) return NO;
+  const t = i.b[i.p]!;
+  if (t === 0xcb) {
+    if (i.p + 9 > i.end) return NO;
+    const v = i.dv.getFloat64(i.p + 1);
+    i.p += 9;
+    return v;
+  }
+  if (t === 0xca) {
+    if (i.p + 5 > i.end) return NO;
+    const v = i.dv.getFloat32(i.p + 1);
+    i.p += 5;
+    return v;
+  }
+  const v = readInt(i);
+  return v === MISMATCH ? NO : v;
+};
+
+function bigReader(signed: boolean): Reader {
+  return (i) => {
+    if (i.p + 9 > i.end) return NO;
+    const t = i.b[i.p]!;
+    let v: bigint;
+    if (t === 0xd3) v = i.dv.getBigInt64(i.p + 1);
+    else if (t === 0xcf) v = i.dv.getBigUint64(i.p + 1);
+    else return NO;
+    if (!signed && v < 0n) return NO;
+    if (signed && v > 0x7fffffffffffffffn) return NO;
+    i.p += 9;
+    return v;
+  };
+}
+
+const readBool: Reader = (i) => {
+  if (i.p >= i.end) return NO;
+  const t = i.b[i.p];
+  if (t !== 0xc2 && t !== 0xc3) return NO;
+  i.p++;
+  return t === 0xc3;
+};
+
+/** Reads a str header; returns the byte length, or -1. */
+function strLength(i: In): number {
+  if (i.p >= i.end) return -1;
+  const t = i.b[i.p]!;
+  let n: number;
+  let h: number;
+  if ((t & 0xe0) === 0xa0) {
+    n = t & 0x1f;
+    h = 1;
+  } else if (t === 0xd9) {
+    if (i.p + 2 > i.end) return -1;
+    n = i.b[i.p + 1]!;
+    h = 2;
+  } else if (t === 0xda) {
+    if (i.p + 3 > i.end) return -1;
+    n = i.dv.getUint16(i.p + 1);
+    h = 3;
+  } else if (t === 0xdb) {
+    if (i.p + 5 > i.end) return -1;
+    n = i.dv.getUint32(i.p + 1);
+    h = 5;
+  } else return -1;
+  if (i.p + h + n > i.end) return -1;
+  i.p += h;
+  return n;
+}
+
+const readString: Reader = (i) => {
+  const n = strLength(i);
+  if (n < 0) return NO;
+  const b = i.b;
+  const s = i.p;
+  i.p += n;
+  if (n < 32) {
+    let ascii = true;
+    for (let k = s; k < s + n; k++) if (b[k]! >= 0x80) ascii = false;
+    if (ascii) {
+      let out = "";
+      for (let k = s; k < s + n; k++) out += String.fromCharCode(b[k]!);
+      return out;
+    }
+  }
+  try {
+    return textDecoder.decode(b.subarray(s, s + n));
+  } catch {
+    return NO;
+  }
+};
+
+const readBytes: Reader = (i) => {
+  if (i.p >= i.end) return NO;
+  const t = i.b[i.p]!;
+  let n: number;
+  let h: number;
+  if (t === 0xc4) {
+    if (i.p + 2 > i.end) return NO;
+    n = i.b[i.p + 1]!;
+    h = 2;
+  } else if (t === 0xc5) {
+    if (i.p + 3 > i.end) return NO;
+    n = i.dv.getUint16(i.p + 1);
+    h = 3;
+  } else if (t === 0xc6) {
+    if (i.p + 5 > i.end) return NO;
+    n = i.dv.getUint32(i.p + 1);
+    h = 5;
+  } else return NO;
+  const s = i.p + h;
+  if (s + n > i.end) return NO;
+  i.p = s + n;
+  return new Uint8Array(i.b.buffer, i.b.byteOffset + s, n);
+};
+
+/** Reads a container header of the given family; returns the element count, or -1. */
+function header(i: In, fixBase: number, fixMask: number, x16: number, x32: number): number {
+  if (i.p >= i.end) return -1;
+  const t = i.b[i.p]!;
+  if ((t & fixMask) === fixBase) {
+    i.p++;
+    return t & ~fixMask & 0xff;
+  }
+  if (t === x16) {
+    if (i.p + 3 > i.end) return -1;
+    const n = i.dv.getUint16(i.p + 1);
+    i.p += 3;
+    return n;
+  }
+  if (t === x32) {
+    if (i.p + 5 > i.end) return -1;
+    const n = i.dv.getUint32(i.p + 1);
+    i.p += 5;
+    return n;
+  }
+  return -1;
+}
+
+const mapHeader = (i: In): number => header(i, 0x80, 0xf0, 0xde, 0xdf);
+const arrayHeader = (i: In): number => header(i, 0x90, 0xf0, 0xdc, 0xdd);
+
+function timeReader(): Reader {
+  const sec = intReader(-0x80000000, 0x7fffffff);
+  const nanosec = intReader(0, 999999999);
+  return (i) => {
+    if (mapHeader(i) !== 2) return NO;
+    let s: unknown = NO;
+    let n: unknown = NO;
+    for (let k = 0; k < 2; k++) {
+      const key = readString(i);
+      if (key === "sec" && s === NO) s = sec(i);
+      else if (key === "nanosec" && n === NO) n = nanosec(i);
+      else return NO;
+    }
+    if (s === NO || n === NO) return NO;
+    return { sec: s, nanosec: n };
+  };
+}
+
+function fieldReader(f: Field<unknown>): Reader {
+  const a = f as AnyField;
+  switch (a.kind) {
+    case "bool":
+      return readBool;
+    case "u8":
+      return intReader(0, 0xff);
+    case "u16":
+      return intReader(0, 0xffff);
+    case "u32":
+      return intReader(0, 0xffffffff);
+    case "i8":
+      return intReader(-0x80, 0x7f);
+    case "i16":
+      return intReader(-0x8000, 0x7fff);
+    case "i32":
+      return intReader(-0x80000000, 0x7fffffff);
+    case "f32":
+    case "f64":
+      return readFloat;
+    case "u64":
+      return bigReader(false);
+    case "i64":
+      return bigReader(true);
+    case "string":
+      return readString;
+    case "bytes":
+      return readBytes;
+    case "time":
+    case "duration":
+      return timeReader();
+    case "enum": {
+      const allowed = new Set(Object.values(a.values));
+      return (i) => {
+        const v = readInt(i);
+        return v !== MISMATCH && allowed.has(v) ? v : NO;
+      };
+    }
+    case "msg":
+      return messageReader(a.type);
+    case "optional":
+      return fieldReader(a.of);
+    case "array": {
+      const el = fieldReader(a.of);
+      const length = a.length;
+      const maxLength = a.maxLength;
+      return (i) => {
+        const n = arrayHeader(i);
+        if (n < 0) return NO;
+        if (length !== undefined && n !== length) return NO;
+        if (maxLength !== undefined && n > maxLength) return NO;
+        if (n > i.end - i.p) return NO; // every element takes at least one byte
+        const out = new Array<unknown>(n);
+        for (let k = 0; k < n; k++) {
+          const v = el(i);
+          if (v === NO) return NO;
+          out[k] = v;
+        }
+        return out;
+      };
+    }
+  }
+}
+
+const readers = new WeakMap<MessageType<unknown>, Reader>();
+
+function messageReader(type: MessageType<unknown>): Reader {
+  const hit = readers.get(type);
+  if (hit !== undefined) return hit;
+  const names = Object.keys(type.fields);
+  const index = new Map(names.map((n, k) => [n, k]));
+  const required = names.filter((n) => type.fields[n]!.kind !== "optional").length;
+  const optional = names.map((n) => type.fields[n]!.kind === "optional");
+  const fields: Reader[] = [];
+  const r: Reader = (i) => {
+    const n = mapHeader(i);
+    if (n < 0 || n > names.length) return NO;
+    const out: Record<string, unknown> = {};
+    let seenRequired = 0;
+    for (let k = 0; k < n; k++) {
+      const key = readString(i);
+      if (key === NO) return NO;
+      const name = key as string;
+      const at = index.get(name);
+      if (at === undefined || name in out) return NO; // unknown or repeated field
+      const v = fields[at]!(i);
+      if (v === NO) return NO;
+      out[name] = v;
+      if (!optional[at]) seenRequired++;
+    }
+    if (seenRequired !== required) return NO;
+    return out;
+  };
+  readers.set(type, r);
+  for (const n of names) fields.push(fieldReader(type.fields[n]!));
+  return r;
+}
+
+/**
+ * Decodes `bytes` as a message of `type`, validating as it goes. Returns a valid message (bytes
+ * fields are views into `bytes`), or `MISMATCH` — then decode generically and validate to learn
+ * what is wrong (or to accept an encoding this decoder does not take).
+ */
+export function decodeCompiled<T>(type: MessageType<T>, bytes: Uint8Array): T | typeof MISMATCH {
+  const i: In = {
+    b: bytes,
+    dv: new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength),
+    p: 0,
+    end: bytes.length,
+  };
+  const v = messageReader(type)(i);
+  if (v === NO || i.p !== i.end) return MISMATCH;
+  return v as T;
+}
