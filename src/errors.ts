@@ -23,6 +23,7 @@ export const ERROR_CODES = [
   "ERR_PROTOCOL",
   "ERR_PARAMETER",
   "ERR_STORAGE",
+  "ERR_STATE_CORRUPT",
 ] as const;
 
 /** A stable error code; see docs/errors.md. */
