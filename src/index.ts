@@ -4,3 +4,4 @@ export * from "./msgs/index.js";
 export * from "./codec/index.js";
 export * from "./node/index.js";
 export * from "./hub/index.js";
+export * from "./store/index.js";

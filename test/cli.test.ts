@@ -26,7 +26,11 @@ interface World {
 /** A fresh runtime directory, removed after the test. */
 async function world(t: TestContext): Promise<World> {
   const dir = await mkdtemp(join(tmpdir(), "myelin-cli-"));
-  const env: NodeJS.ProcessEnv = { ...process.env, MYELIN_RUNTIME_DIR: dir };
+  const env: NodeJS.ProcessEnv = {
+    ...process.env,
+    MYELIN_RUNTIME_DIR: dir,
+    MYELIN_DATA_DIR: join(dir, "data"),
+  };
   delete env["MYELIN_HUB"];
   delete env["MYELIN_DEBUG"];
   t.after(() => rm(dir, { recursive: true, force: true }));

@@ -14,7 +14,7 @@ export const CONTROL_VERSION = 1;
 /** QoS of a topic endpoint as the graph shows it. */
 export interface QosSummary {
   reliability: "reliable" | "best-effort";
-  durability: "volatile" | "transient-local";
+  durability: "volatile" | "transient-local" | "persistent";
   depth: number;
 }
 
@@ -135,7 +135,7 @@ function topicDecl(v: unknown, where: string): TopicDecl {
       `control message: ${where}.qos.reliability '${reliability}' is not known`,
     );
   }
-  if (durability !== "volatile" && durability !== "transient-local") {
+  if (durability !== "volatile" && durability !== "transient-local" && durability !== "persistent") {
     throw new DecodeError(
       "ERR_DECODE",
       `control message: ${where}.qos.durability '${durability}' is not known`,

@@ -19,3 +19,10 @@ export { QOS_DEFAULT, QOS_SENSOR_DATA, QOS_LATCHED, resolveQos } from "./qos.js"
 export type { Qos } from "./qos.js";
 export type { GraphSnapshot, NodeRecord, TopicDecl, ServiceDecl } from "./control-protocol.js";
 export { hubEndpoint, runtimeDir } from "./config.js";
+export { DurableConsumer } from "./durable-consumer.js";
+export type {
+  DurableConsumerOptions,
+  DurableMessage,
+  DurableStart,
+  DurableConsumerStats,
+} from "./durable-consumer.js";

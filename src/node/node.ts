@@ -10,6 +10,8 @@ import { existsSync, rmSync } from "node:fs";
 import { hostname } from "node:os";
 import { join } from "node:path";
 import {
+  ERROR_CODES,
+  type ErrorCode,
   ClosedError,
   MyelinError,
   ServiceError,
@@ -31,6 +33,7 @@ import { InprocRegistry } from "../transport/inproc.js";
 import { ensureRuntimeDir, hubEndpoint, runtimeDir } from "./config.js";
 import type { GraphSnapshot, NodeRecord, Refusal, TopicDecl } from "./control-protocol.js";
 import { HubClient } from "./hub-client.js";
+import { DurableConsumer, type DurableConsumerOptions } from "./durable-consumer.js";
 import { Parameter, type ParameterKind, type ParameterSpec } from "./parameter.js";
 import { Publisher } from "./publisher.js";
 import { resolveQos, type Qos } from "./qos.js";
@@ -297,6 +300,17 @@ export class Node extends EventEmitter<NodeEvents> implements CallRouter {
   #graph: GraphSnapshot | undefined;
   #graphWaiters: (() => void)[] = [];
   #rr = 0;
+  readonly #durables = new Set<DurableConsumer<unknown>>();
+  readonly #storeBatches = new Map<
+    string,
+    { type: string; payloads: Uint8Array[]; waiters: { resolve: () => void; reject: (e: unknown) => void }[] }
+  >();
+  #storeClient:
+    | ServiceClient<
+        { topic: string; type: string; payloads: Uint8Array[] },
+        { first_seq: number; count: number }
+      >
+    | undefined;
   #livenessTimer: NodeJS.Timeout | undefined;
   #ipcPath = "";
   #closed = false;
@@ -429,6 +443,8 @@ export class Node extends EventEmitter<NodeEvents> implements CallRouter {
       maxPending: opts.maxPending ?? 1024,
       maxPendingBytes: opts.maxPendingBytes ?? 8 * 1024 * 1024,
       validate: opts.validate ?? true,
+      persist:
+        qos.durability === "persistent" ? (payload) => this.#persist(name, type.name, payload) : undefined,
       localSubs: () => inproc.subscriptions(name),
       onClose: () => {
         this.#publishers.delete(pub as Publisher<unknown>);
@@ -530,6 +546,29 @@ export class Node extends EventEmitter<NodeEvents> implements CallRouter {
     return srv;
   }
 
+  /**
+   * Reads the persistent topic `topic` as durable consumer `opts.name` (see DurableConsumer):
+   * `for await (const m of consumer) { …; await m.ack(); }`. Needs a hub with a store
+   * (`myelin hub --data-dir DIR`); until one answers, the consumer retries and emits `warning`.
+   */
+  createDurableConsumer<T>(
+    topic: string,
+    type: MessageType<T>,
+    opts: DurableConsumerOptions,
+  ): DurableConsumer<T> {
+    this.#check();
+    const name = resolveName(topic, "topic");
+    const c = new DurableConsumer(
+      name,
+      type,
+      opts,
+      (service, t) => this.createClient(service, t as ServiceType<never, never>),
+      (err) => this.emit("warning", err),
+    );
+    this.#durables.add(c as DurableConsumer<unknown>);
+    return c;
+  }
+
   /** Creates a client of service `name`. */
   createClient<Req, Res>(
     name: string,
@@ -599,6 +638,44 @@ export class Node extends EventEmitter<NodeEvents> implements CallRouter {
     }
   }
 
+  /**
+   * Appends an encoded message of a persistent topic to the hub's store. Appends made in one
+   * event-loop turn travel in one request and share the store's group commit.
+   */
+  #persist(topic: string, type: string, payload: Uint8Array): Promise<void> {
+    return new Promise<void>((resolve, reject) => {
+      let b = this.#storeBatches.get(topic);
+      if (b === undefined) {
+        b = { type, payloads: [], waiters: [] };
+        this.#storeBatches.set(topic, b);
+        setImmediate(() => void this.#flushStore(topic));
+      }
+      b.payloads.push(payload);
+      b.waiters.push({ resolve, reject });
+    });
+  }
+
+  async #flushStore(topic: string): Promise<void> {
+    const b = this.#storeBatches.get(topic);
+    if (b === undefined) return;
+    this.#storeBatches.delete(topic);
+    this.#storeClient ??= this.createClient("/_store/append", myelin_msgs.StoreAppend, { timeoutMs: 10000 });
+    try {
+      await this.#storeClient.call({ topic, type: b.type, payloads: b.payloads });
+      for (const w of b.waiters) w.resolve();
+    } catch (err) {
+      const e =
+        err instanceof MyelinError && err.code === "ERR_NO_SERVER"
+          ? new ServiceError(
+              "ERR_NO_SERVER",
+              `persistent topic ${topic}: no store runs; start the hub with a data directory (\`myelin hub --data-dir DIR\`)`,
+              { cause: err },
+            )
+          : err;
+      for (const w of b.waiters) w.reject(e);
+    }
+  }
+
   /** A declared parameter, or undefined. */
   parameter(name: string): Parameter | undefined {
     return this.#params.get(name);
@@ -626,6 +703,7 @@ export class Node extends EventEmitter<NodeEvents> implements CallRouter {
     if (this.#closed) return;
     this.#closed = true;
     if (this.#livenessTimer) clearInterval(this.#livenessTimer);
+    await Promise.all([...this.#durables].map((c) => c.close()));
     for (const s of [...this.#subs.keys()]) s.close();
     for (const p of [...this.#publishers]) p.close();
     for (const s of [...this.#services.values()]) s.close();
@@ -698,6 +776,9 @@ export class Node extends EventEmitter<NodeEvents> implements CallRouter {
       if (e.code === "ERR_NO_SERVER") throw new ServiceError("ERR_NO_SERVER", e.message);
       if (e.code === "ERR_VALIDATION")
         throw new ValidationError("ERR_VALIDATION", `${name} refused the request: ${e.message}`);
+      if (e.code !== "ERR_SERVICE_FAILED" && (ERROR_CODES as readonly string[]).includes(e.code)) {
+        throw new MyelinError(e.code as ErrorCode, `${name} on node ${target.name}: ${e.message}`);
+      }
       throw new ServiceError("ERR_SERVICE_FAILED", `${name} on node ${target.name} failed: ${e.message}`);
     }
     let res: unknown;
@@ -1024,7 +1105,11 @@ export class Node extends EventEmitter<NodeEvents> implements CallRouter {
       srv.failed++;
       return {
         ok: false,
-        error: { code: "ERR_SERVICE_FAILED", message: (err as Error)?.message ?? String(err) },
+        error: {
+          // A handler's MyelinError keeps its code (ERR_STORAGE, ERR_BACKPRESSURE, …) for the caller.
+          code: err instanceof MyelinError ? err.code : "ERR_SERVICE_FAILED",
+          message: (err as Error)?.message ?? String(err),
+        },
       };
     }
   }

@@ -6,7 +6,7 @@
  */
 import { ClosedError, MyelinError, TimeoutError, ValidationError } from "../errors.js";
 import type { MessageType } from "../msgs/index.js";
-import { encodeCompiledTransient, encodeFrames } from "../codec/index.js";
+import { encodeCompiledTransient, encodeFrames, msgpackEncode } from "../codec/index.js";
 import type { DataServer, RemoteSubscriber } from "../transport/data-server.js";
 import type { MessageInfo, Subscription } from "./subscription.js";
 import type { Qos } from "./qos.js";
@@ -44,6 +44,8 @@ export interface PublisherInternals {
   maxPendingBytes: number;
   /** Check every message against the type before sending it. */
   validate: boolean;
+  /** For `persistent` topics: appends an encoded message to the store; resolves once on disk. */
+  persist: ((payload: Uint8Array) => Promise<void>) | undefined;
   localSubs(): ReadonlySet<Subscription<unknown>>;
   onClose(): void;
 }
@@ -133,6 +135,8 @@ export class Publisher<T> {
    * @throws ValidationError ERR_VALIDATION when the message does not match the type (unless the
    *   publisher was created with `validate: false`); nothing was sent
    * @throws MyelinError ERR_PAYLOAD_TOO_LARGE when the encoded message exceeds maxMessageBytes
+   * @throws ServiceError ERR_NO_SERVER (persistent topics) when no store runs; `ERR_STORAGE` when
+   *   the store could not write it (the message is not stored)
    * @throws MyelinError ERR_BACKPRESSURE when a reliable subscriber is 2 × maxPending behind (the
    *   caller did not await earlier publishes); nothing was sent
    */
@@ -176,7 +180,8 @@ export class Publisher<T> {
       for (const s of local) s.deliver(msg, info, null, 0);
     }
 
-    if (this.remote.size === 0 && !keep) return RESOLVED;
+    const persist = this.#in.persist;
+    if (this.remote.size === 0 && !keep && persist === undefined) return RESOLVED;
 
     let frames: Uint8Array[];
     try {
@@ -212,6 +217,11 @@ export class Publisher<T> {
     }
     let wait: Promise<void>[] | null = null;
     const single = frames.length === 1 ? frames[0]! : null;
+    if (persist !== undefined) {
+      // The store gets its own copy: the encode buffer is reused by the next publish.
+      const stored = single !== null ? Buffer.from(single) : msgpackEncode(msg);
+      (wait ??= []).push(persist(stored));
+    }
     for (const r of this.remote) {
       this.#in.server.deliver(r, this.index, seq, sec, nsec, single, single === null ? frames : null, bytes);
       if (r.reliable && (r.pending >= this.#in.maxPending || r.pendingBytes >= this.#in.maxPendingBytes)) {

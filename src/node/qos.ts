@@ -7,8 +7,12 @@ import { MyelinError } from "../errors.js";
 export interface Qos {
   /** `reliable` loses nothing between live nodes and pushes back; `best-effort` drops under overload and counts. */
   reliability: "reliable" | "best-effort";
-  /** `transient-local`: a late subscriber first gets the publisher's last `depth` messages. */
-  durability: "volatile" | "transient-local";
+  /**
+   * `transient-local`: a late subscriber first gets the publisher's last `depth` messages.
+   * `persistent` (publishers): every message is also appended to the topic's durable log in the
+   * hub's store, and `publish()` resolves once it is on disk; read it back with a durable consumer.
+   */
+  durability: "volatile" | "transient-local" | "persistent";
   /** History depth: messages kept for late joiners, and the default subscription queue size. */
   depth: number;
   /** Expected maximum period between messages, in ms; a miss is a `deadline` event. 0 = none. */
@@ -44,10 +48,10 @@ export function resolveQos(q: Partial<Qos> | undefined, where: string): Qos {
       `${where}: qos.reliability must be 'reliable' or 'best-effort', got '${String(r.reliability)}'`,
     );
   }
-  if (r.durability !== "volatile" && r.durability !== "transient-local") {
+  if (r.durability !== "volatile" && r.durability !== "transient-local" && r.durability !== "persistent") {
     throw new MyelinError(
       "ERR_INVALID_ARGUMENT",
-      `${where}: qos.durability must be 'volatile' or 'transient-local', got '${String(r.durability)}'`,
+      `${where}: qos.durability must be 'volatile', 'transient-local' or 'persistent', got '${String(r.durability)}'`,
     );
   }
   for (const k of ["depth", "deadlineMs", "livelinessLeaseMs"] as const) {

@@ -1,7 +1,10 @@
 /** `myelin hub`: runs the hub of this host in the foreground. */
+import { homedir } from "node:os";
+import { join } from "node:path";
 import { Hub, type HubOptions } from "../hub/index.js";
 import { runtimeDir } from "../node/index.js";
-import { aborted, boolOpt, listOpt, numOpt, strOpt, type CommandSpec } from "./common.js";
+import { StoreService, type FsyncPolicy, type StoreServiceOptions } from "../store/index.js";
+import { aborted, boolOpt, listOpt, numOpt, strOpt, UsageError, type CommandSpec } from "./common.js";
 import { clock } from "./format.js";
 
 export const hubCommand: CommandSpec = {
@@ -25,6 +28,17 @@ export const hubCommand: CommandSpec = {
       arg: "N",
       help: "remove a node silent for N ms (default 3000)",
     },
+    "data-dir": {
+      type: "string",
+      arg: "DIR",
+      help: "where durable topics are stored (default: $MYELIN_DATA_DIR, else $XDG_DATA_HOME/myelin, else ~/.local/share/myelin)",
+    },
+    "no-store": { type: "boolean", help: "do not serve durable topics" },
+    fsync: {
+      type: "string",
+      arg: "POLICY",
+      help: "when a persistent publish is confirmed: always (default: fsync, shared by concurrent publishes), batch (within 5 ms), never",
+    },
     verbose: {
       type: "boolean",
       short: "v",
@@ -39,6 +53,7 @@ export const hubCommand: CommandSpec = {
     "myelin hub",
     "myelin hub --listen tcp://0.0.0.0:7447   # nodes on other hosts connect with MYELIN_HUB=tcp://<this host>:7447",
     "MYELIN_RUNTIME_DIR=/tmp/sim myelin hub   # a separate world, e.g. for a simulation",
+    "myelin hub --data-dir /var/lib/myelin --fsync batch",
   ],
   connects: false,
   async run(ctx, inv) {
@@ -53,16 +68,41 @@ export const hubCommand: CommandSpec = {
       ctx.out(`${clock()} ${line}`);
     };
     const hub = await Hub.start(opts);
+    let store: StoreService | undefined;
     try {
+      if (!boolOpt(inv, "no-store")) {
+        const fsync = strOpt(inv, "fsync") ?? "always";
+        if (fsync !== "always" && fsync !== "batch" && fsync !== "never") {
+          throw new UsageError(`hub: --fsync must be always, batch or never, got '${fsync}'`);
+        }
+        const dataDir = strOpt(inv, "data-dir") ?? defaultDataDir();
+        const storeOpts: StoreServiceOptions = {
+          dataDir,
+          fsync: fsync,
+          log: (line: string) => ctx.out(`${clock()} ${line}`),
+        };
+        if (opts.runtimeDir !== undefined) storeOpts.runtimeDir = opts.runtimeDir;
+        store = await StoreService.start(storeOpts);
+        ctx.out(`${clock()} durable topics stored in ${dataDir} (fsync ${fsync})`);
+      }
       ctx.out(
         `${clock()} myelin hub ${hub.id} started (pid ${process.pid}, runtime dir ${runtimeDir(opts.runtimeDir)})`,
       );
       for (const ep of hub.endpoints) ctx.out(`${clock()} listening on ${ep}`);
       await aborted(ctx.signal);
     } finally {
+      await store?.close();
       hub.close();
     }
     ctx.out(`${clock()} hub stopped`);
     return 0;
   },
 };
+
+/** Where durable topics go by default: $MYELIN_DATA_DIR, $XDG_DATA_HOME/myelin, ~/.local/share/myelin. */
+export function defaultDataDir(): string {
+  const env = process.env["MYELIN_DATA_DIR"];
+  if (env !== undefined && env !== "") return env;
+  const xdg = process.env["XDG_DATA_HOME"];
+  return join(xdg !== undefined && xdg !== "" ? xdg : join(homedir(), ".local", "share"), "myelin");
+}

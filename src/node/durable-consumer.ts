@@ -1,0 +1,315 @@
+/**
+ * A durable consumer: reads a persistent topic from the hub's store under a name, so it resumes
+ * after its last acknowledged message across restarts of either side. Messages come with `ack()`
+ * and `nack()`; unacknowledged ones come back after the ack timeout, and after `maxDeliver`
+ * deliveries they go to `<topic>/dead_letter`. Consumers with the same name share the messages
+ * (each to one of them). Pulls at most `maxInFlight` unacknowledged messages at a time.
+ */
+import { randomBytes } from "node:crypto";
+import { ClosedError, MyelinError, ValidationError } from "../errors.js";
+import { decodeCompiled, MISMATCH, msgpackCodec } from "../codec/index.js";
+import { myelin_msgs, type MessageType } from "../msgs/index.js";
+import type { ServiceClient } from "./service.js";
+
+/** Where a new consumer starts (ignored when the name already has saved progress). */
+export type DurableStart = "first" | "last" | { seq: number } | { timeMs: number };
+
+/** Options of a durable consumer. */
+export interface DurableConsumerOptions {
+  /** The consumer's name: its progress is kept under it; clients with one name share the work. */
+  name: string;
+  /** Where a new consumer starts (default "first"). */
+  startAt?: DurableStart;
+  /** An unacknowledged message comes back after this long, in ms (default 30000). */
+  ackTimeoutMs?: number;
+  /** Deliveries of one message before it goes to the dead-letter topic (default 5). */
+  maxDeliver?: number;
+  /** Unacknowledged messages held at once (default 256). */
+  maxInFlight?: number;
+}
+
+/** One message of a durable topic. */
+export interface DurableMessage<T> {
+  msg: T;
+  /** Its sequence number in the topic's log, from 1. */
+  seq: number;
+  /** When it was stored, in ms since the Unix epoch. */
+  timestamp: number;
+  /** How many times it was delivered, this one included. */
+  deliveries: number;
+  /** Acknowledges it; resolves once the store recorded the ack. */
+  ack(): Promise<void>;
+  /** Gives it back for redelivery after `delayMs` (default 0). */
+  nack(delayMs?: number): Promise<void>;
+}
+
+/** Counters of a durable consumer. */
+export interface DurableConsumerStats {
+  received: number;
+  acked: number;
+  nacked: number;
+  /** Messages that failed to decode or validate (nacked, so they end in the dead-letter topic). */
+  invalid: number;
+  /** Messages received, not yet acknowledged. */
+  inFlight: number;
+}
+
+interface Clients {
+  fetch: ServiceClient<
+    {
+      topic: string;
+      type: string;
+      consumer: string;
+      client: string;
+      max: number;
+      wait_ms: number;
+      start_at: string;
+      ack_timeout_ms: number;
+      max_deliver: number;
+      max_in_flight: number;
+    },
+    { seqs: number[]; timestamps: number[]; deliveries: number[]; payloads: Uint8Array[] }
+  >;
+  ack: ServiceClient<
+    { topic: string; consumer: string; acks: number[]; nacks: number[]; nack_delay_ms: number },
+    { acked: number }
+  >;
+}
+
+const FETCH_WAIT_MS = 1000;
+
+/** A durable consumer; create with `node.createDurableConsumer()`, read with `for await`. */
+export class DurableConsumer<T> {
+  readonly topic: string;
+  readonly name: string;
+  readonly #type: MessageType<T>;
+  readonly #opts: Required<Omit<DurableConsumerOptions, "startAt">> & { startAt: string };
+  readonly #clients: Clients;
+  readonly #client = randomBytes(4).toString("hex");
+  readonly #onWarning: (err: Error) => void;
+  #queue: DurableMessage<T>[] = [];
+  #waiter: ((r: IteratorResult<DurableMessage<T>>) => void) | null = null;
+  #inFlight = 0;
+  #closed = false;
+  #pendingAcks: {
+    seq: number;
+    nack: boolean;
+    delay: number;
+    done: () => void;
+    fail: (e: unknown) => void;
+  }[] = [];
+  #ackScheduled = false;
+  #stats = { received: 0, acked: 0, nacked: 0, invalid: 0 };
+  #loop: Promise<void>;
+  #roomWaiter: (() => void) | undefined;
+
+  /** @internal */
+  constructor(
+    topic: string,
+    type: MessageType<T>,
+    opts: DurableConsumerOptions,
+    makeClient: <Q, R>(
+      name: string,
+      t: { name: string; request: MessageType<Q>; response: MessageType<R> },
+    ) => ServiceClient<Q, R>,
+    onWarning: (err: Error) => void,
+  ) {
+    if (!/^[A-Za-z0-9_.-]+$/.test(opts.name ?? "")) {
+      throw new MyelinError(
+        "ERR_INVALID_ARGUMENT",
+        `durable consumer name '${opts.name}': use letters, digits, '_', '-', '.'`,
+      );
+    }
+    this.topic = topic;
+    this.name = opts.name;
+    this.#type = type;
+    const s = opts.startAt ?? "first";
+    this.#opts = {
+      name: opts.name,
+      startAt: typeof s === "string" ? s : "seq" in s ? `seq:${s.seq}` : `time:${s.timeMs}`,
+      ackTimeoutMs: opts.ackTimeoutMs ?? 30000,
+      maxDeliver: opts.maxDeliver ?? 5,
+      maxInFlight: opts.maxInFlight ?? 256,
+    };
+    this.#clients = {
+      fetch: makeClient("/_store/fetch", myelin_msgs.StoreFetch),
+      ack: makeClient("/_store/ack", myelin_msgs.StoreAck),
+    };
+    this.#onWarning = onWarning;
+    this.#loop = this.#run();
+  }
+
+  /** Counters. */
+  stats(): DurableConsumerStats {
+    return { ...this.#stats, inFlight: this.#inFlight };
+  }
+
+  /** Reads messages as they come; ends when the consumer is closed. */
+  [Symbol.asyncIterator](): AsyncIterator<DurableMessage<T>> {
+    return {
+      next: () => {
+        const m = this.#queue.shift();
+        if (m !== undefined) return Promise.resolve({ value: m, done: false });
+        if (this.#closed) return Promise.resolve({ value: undefined, done: true });
+        return new Promise((resolve) => (this.#waiter = resolve));
+      },
+      return: async () => {
+        await this.close();
+        return { value: undefined, done: true };
+      },
+    };
+  }
+
+  /** Stops fetching; acks already made are sent first. Unacknowledged messages come back later. */
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    const w = this.#waiter;
+    this.#waiter = null;
+    w?.({ value: undefined, done: true });
+    this.#roomWaiter?.();
+    await this.#flushAcks();
+    await this.#loop;
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.close();
+  }
+
+  async #run(): Promise<void> {
+    let warned = false;
+    while (!this.#closed) {
+      const room = this.#opts.maxInFlight - this.#inFlight;
+      if (room <= 0) {
+        // Full: wait until the reader settles one (or the consumer closes).
+        await new Promise<void>((r) => (this.#roomWaiter = r));
+        continue;
+      }
+      let r;
+      try {
+        r = await this.#clients.fetch.call(
+          {
+            topic: this.topic,
+            type: this.#type.name,
+            consumer: this.name,
+            client: this.#client,
+            max: room,
+            wait_ms: FETCH_WAIT_MS,
+            start_at: this.#opts.startAt,
+            ack_timeout_ms: this.#opts.ackTimeoutMs,
+            max_deliver: this.#opts.maxDeliver,
+            max_in_flight: this.#opts.maxInFlight,
+          },
+          { timeoutMs: FETCH_WAIT_MS + 5000 },
+        );
+        warned = false;
+      } catch (err) {
+        if (this.#closed) return;
+        if (!warned) {
+          warned = true;
+          this.#onWarning(
+            new MyelinError(
+              err instanceof MyelinError ? err.code : "ERR_PROTOCOL",
+              `durable consumer ${this.name} of ${this.topic} cannot fetch (retrying): ${(err as Error).message}`,
+              { cause: err },
+            ),
+          );
+        }
+        await new Promise<void>((res) => setTimeout(res, 500));
+        continue;
+      }
+      for (let i = 0; i < r.seqs.length; i++)
+        this.#accept(r.seqs[i]!, r.timestamps[i]!, r.deliveries[i]!, r.payloads[i]!);
+    }
+  }
+
+  #accept(seq: number, timestamp: number, deliveries: number, payload: Uint8Array): void {
+    this.#stats.received++;
+    this.#inFlight++;
+    let msg: unknown = decodeCompiled(this.#type, payload);
+    if (msg === MISMATCH) {
+      try {
+        msg = msgpackCodec.decode(payload);
+      } catch {
+        msg = MISMATCH;
+      }
+      if (msg === MISMATCH || !this.#type.validate(msg).ok) {
+        this.#stats.invalid++;
+        this.#onWarning(
+          new ValidationError(
+            "ERR_VALIDATION",
+            `durable message ${this.topic} #${seq} is not a valid ${this.#type.name}; nacked`,
+          ),
+        );
+        void this.#settle(seq, true, 1000).catch(() => undefined);
+        return;
+      }
+    }
+    let settled = false;
+    const once = (nack: boolean, delay: number): Promise<void> => {
+      if (settled) return Promise.resolve();
+      settled = true;
+      return this.#settle(seq, nack, delay);
+    };
+    const m: DurableMessage<T> = {
+      msg: msg as T,
+      seq,
+      timestamp,
+      deliveries,
+      ack: () => once(false, 0),
+      nack: (delayMs = 0) => once(true, delayMs),
+    };
+    const w = this.#waiter;
+    if (w !== null) {
+      this.#waiter = null;
+      w({ value: m, done: false });
+    } else this.#queue.push(m);
+  }
+
+  #settle(seq: number, nack: boolean, delay: number): Promise<void> {
+    if (nack) this.#stats.nacked++;
+    else this.#stats.acked++;
+    this.#inFlight--;
+    const w = this.#roomWaiter;
+    this.#roomWaiter = undefined;
+    w?.();
+    return new Promise<void>((done, fail) => {
+      this.#pendingAcks.push({ seq, nack, delay, done, fail });
+      if (!this.#ackScheduled) {
+        this.#ackScheduled = true;
+        setImmediate(() => void this.#flushAcks());
+      }
+    });
+  }
+
+  async #flushAcks(): Promise<void> {
+    this.#ackScheduled = false;
+    const batch = this.#pendingAcks;
+    this.#pendingAcks = [];
+    if (batch.length === 0) return;
+    const byDelay = new Map<number, typeof batch>();
+    for (const a of batch) {
+      const key = a.nack ? a.delay : -1;
+      byDelay.set(key, [...(byDelay.get(key) ?? []), a]);
+    }
+    for (const [delay, group] of byDelay) {
+      try {
+        await this.#clients.ack.call({
+          topic: this.topic,
+          consumer: this.name,
+          acks: delay < 0 ? group.map((a) => a.seq) : [],
+          nacks: delay < 0 ? [] : group.map((a) => a.seq),
+          nack_delay_ms: Math.max(0, delay),
+        });
+        for (const a of group) a.done();
+      } catch (err) {
+        for (const a of group) a.fail(err);
+      }
+    }
+  }
+
+  /** @internal */
+  assertOpen(): void {
+    if (this.#closed) throw new ClosedError("ERR_CLOSED", `durable consumer ${this.name} is closed`);
+  }
+}

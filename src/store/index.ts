@@ -1,0 +1,15 @@
+/** Durable topics: the segment log, durable consumer state, and the store service the hub runs. */
+export { DurableLog } from "./log.js";
+export type { DurableLogOptions, FsyncPolicy, RetentionOptions, AppendResult, LogRecord } from "./log.js";
+export { ConsumerState, resolveConsumerOptions, resolveStartSeq } from "./consumer.js";
+export type {
+  ConsumerOptions,
+  StartAt,
+  Delivery,
+  DeadLetter,
+  ConsumerSnapshot,
+  ConsumerStats,
+} from "./consumer.js";
+export { ConsumerStateFile } from "./consumer-state-file.js";
+export { StoreService } from "./service.js";
+export type { StoreServiceOptions } from "./service.js";

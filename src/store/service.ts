@@ -1,0 +1,373 @@
+/**
+ * The store service: durable topics, served by the hub process. A hidden node (`_store`) answers
+ * four services (myelin_msgs): append with confirm, fetch for a named durable consumer, ack/nack,
+ * and info. Each topic is a DurableLog in `<dataDir>/topics/<topic>`; each consumer's progress is a
+ * ConsumerState saved to a ConsumerStateFile beside it; messages that exhaust `maxDeliver` go to
+ * the durable topic `<topic>/dead_letter` with the reason, before the consumer's state moves on.
+ */
+import { existsSync } from "node:fs";
+import { mkdir, readFile, writeFile } from "node:fs/promises";
+import { join } from "node:path";
+import { MyelinError, TypeMismatchError } from "../errors.js";
+import { myelin_msgs } from "../msgs/index.js";
+import { createNode, type Node } from "../node/index.js";
+import { ConsumerState, resolveStartSeq, type StartAt } from "./consumer.js";
+import { ConsumerStateFile } from "./consumer-state-file.js";
+import { DurableLog, type FsyncPolicy, type RetentionOptions } from "./log.js";
+
+/** Options of the store service. */
+export interface StoreServiceOptions {
+  /** Directory of all durable topics (created if missing). Must survive reboots: not a tmpfs. */
+  dataDir: string;
+  /** Hub address and runtime directory of the hub to serve through (defaults as for any node). */
+  hub?: string;
+  runtimeDir?: string;
+  /** When an append is confirmed (default "always"). */
+  fsync?: FsyncPolicy;
+  /** Group-commit bound for `batch`, in ms (default 5). */
+  batchMs?: number;
+  /** Retention of every topic (default: keep everything). */
+  retention?: RetentionOptions;
+  /** Human-readable events (topic opened, consumer created, dead letters). */
+  log?: (line: string) => void;
+}
+
+interface ConsumerEntry {
+  state: ConsumerState;
+  file: ConsumerStateFile;
+}
+
+interface TopicStore {
+  topic: string;
+  type: string;
+  dir: string;
+  log: DurableLog;
+  consumers: Map<string, Promise<ConsumerEntry>>;
+  /** Fetches waiting for something to deliver. */
+  waiters: Set<() => void>;
+}
+
+const EMPTY_HEADER = new Uint8Array(0);
+const DEAD_LETTER_SUFFIX = "/dead_letter";
+
+function parseStartAt(s: string): StartAt {
+  if (s === "" || s === "first") return "first";
+  if (s === "last") return "last";
+  const m = /^(seq|time):(\d+(?:\.\d+)?)$/.exec(s);
+  if (m === null) {
+    throw new MyelinError("ERR_INVALID_ARGUMENT", `start_at '${s}' is not first, last, seq:N or time:MS`);
+  }
+  return m[1] === "seq" ? { seq: Number(m[2]) } : { timeMs: Number(m[2]) };
+}
+
+/** The durable-topic service. Start with `StoreService.start()`, stop with `close()`. */
+export class StoreService {
+  readonly #opts: StoreServiceOptions;
+  readonly #node: Node;
+  readonly #topics = new Map<string, Promise<TopicStore>>();
+  #closed = false;
+
+  private constructor(opts: StoreServiceOptions, node: Node) {
+    this.#opts = opts;
+    this.#node = node;
+  }
+
+  /** Opens the data directory and serves the store services through the hub. */
+  static async start(opts: StoreServiceOptions): Promise<StoreService> {
+    await mkdir(join(opts.dataDir, "topics"), { recursive: true });
+    const nodeOpts: Parameters<typeof createNode>[0] = { name: "_store" };
+    if (opts.hub !== undefined) nodeOpts.hub = opts.hub;
+    if (opts.runtimeDir !== undefined) nodeOpts.runtimeDir = opts.runtimeDir;
+    const node = await createNode(nodeOpts);
+    const svc = new StoreService(opts, node);
+    await node.createService("/_store/append", myelin_msgs.StoreAppend, (req) => svc.#append(req));
+    await node.createService("/_store/fetch", myelin_msgs.StoreFetch, (req, ctx) =>
+      svc.#fetch(req, ctx.timeoutMs),
+    );
+    await node.createService("/_store/ack", myelin_msgs.StoreAck, (req) => svc.#ack(req));
+    await node.createService("/_store/info", myelin_msgs.StoreInfo, (req) => svc.#info(req.topic));
+    return svc;
+  }
+
+  /** Closes every log and state file, and leaves the hub. */
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    await this.#node.close();
+    for (const p of this.#topics.values()) {
+      const t = await p.catch(() => undefined);
+      if (t === undefined) continue;
+      for (const w of t.waiters) w();
+      for (const c of t.consumers.values()) await (await c.catch(() => undefined))?.file.close();
+      await t.log.close();
+    }
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.close();
+  }
+
+  #topicDir(topic: string): string {
+    return join(this.#opts.dataDir, "topics", encodeURIComponent(topic));
+  }
+
+  /** Opens (or creates) a topic; refuses another type than the one it was created with. */
+  #open(topic: string, type: string): Promise<TopicStore> {
+    let p = this.#topics.get(topic);
+    if (p === undefined) {
+      p = this.#openNew(topic, type);
+      this.#topics.set(topic, p);
+      p.catch(() => this.#topics.delete(topic));
+    }
+    return p.then((t) => {
+      if (t.type !== type) {
+        throw new TypeMismatchError(
+          "ERR_TYPE_MISMATCH",
+          `durable topic ${topic} has type ${t.type}; this request used ${type}`,
+        );
+      }
+      return t;
+    });
+  }
+
+  async #openNew(topic: string, type: string): Promise<TopicStore> {
+    const dir = this.#topicDir(topic);
+    const metaPath = join(dir, "topic.json");
+    let storedType = type;
+    if (existsSync(metaPath)) {
+      const meta = JSON.parse(await readFile(metaPath, "utf8")) as { type?: unknown };
+      if (typeof meta.type === "string") storedType = meta.type;
+    } else {
+      await mkdir(join(dir, "log"), { recursive: true });
+      await mkdir(join(dir, "consumers"), { recursive: true });
+      await writeFile(metaPath, JSON.stringify({ topic, type }) + "\n");
+      this.#opts.log?.(`durable topic ${topic} created (${type})`);
+    }
+    const log = await DurableLog.open({
+      dir: join(dir, "log"),
+      fsync: this.#opts.fsync ?? "always",
+      batchMs: this.#opts.batchMs ?? 5,
+      retention: this.#opts.retention ?? {},
+    });
+    return { topic, type: storedType, dir, log, consumers: new Map(), waiters: new Set() };
+  }
+
+  #wake(t: TopicStore): void {
+    const ws = [...t.waiters];
+    t.waiters.clear();
+    for (const w of ws) w();
+  }
+
+  async #append(req: {
+    topic: string;
+    type: string;
+    payloads: Uint8Array[];
+  }): Promise<{ first_seq: number; count: number }> {
+    if (req.topic.endsWith(DEAD_LETTER_SUFFIX)) {
+      throw new MyelinError(
+        "ERR_INVALID_ARGUMENT",
+        `${req.topic} is a dead-letter topic: only the store writes to it`,
+      );
+    }
+    const t = await this.#open(req.topic, req.type);
+    if (req.payloads.length === 0) return { first_seq: t.log.last + 1, count: 0 };
+    // Appended concurrently: they share one write and one fsync (group commit), in order.
+    const results = await Promise.all(req.payloads.map((p) => t.log.append(EMPTY_HEADER, p)));
+    this.#wake(t);
+    return { first_seq: results[0]!.seq, count: results.length };
+  }
+
+  #consumer(
+    t: TopicStore,
+    name: string,
+    opts: { startAt: string; ackTimeoutMs: number; maxDeliver: number; maxInFlight: number },
+  ): Promise<ConsumerEntry> {
+    let p = t.consumers.get(name);
+    if (p === undefined) {
+      p = (async () => {
+        if (!/^[A-Za-z0-9_.-]+$/.test(name)) {
+          throw new MyelinError(
+            "ERR_INVALID_ARGUMENT",
+            `consumer name '${name}': use letters, digits, '_', '-', '.'`,
+          );
+        }
+        const file = new ConsumerStateFile({ path: join(t.dir, "consumers", `${name}.state`) });
+        const loaded = await file.load();
+        for (const problem of loaded.problems)
+          this.#opts.log?.(`consumer ${name} of ${t.topic}: ${problem.message}`);
+        const copts = {
+          ackTimeoutMs: opts.ackTimeoutMs > 0 ? opts.ackTimeoutMs : 30000,
+          maxDeliver: opts.maxDeliver > 0 ? opts.maxDeliver : 5,
+          maxInFlight: opts.maxInFlight > 0 ? opts.maxInFlight : 1000,
+        };
+        const state =
+          loaded.snapshot !== undefined
+            ? new ConsumerState(copts, { snapshot: loaded.snapshot })
+            : new ConsumerState(copts, {
+                startSeq: await resolveStartSeq(parseStartAt(opts.startAt), t.log),
+              });
+        if (loaded.snapshot === undefined) this.#opts.log?.(`consumer ${name} of ${t.topic} created`);
+        return { state, file };
+      })();
+      t.consumers.set(name, p);
+      p.catch(() => t.consumers.delete(name));
+    }
+    return p;
+  }
+
+  async #fetch(
+    req: {
+      topic: string;
+      type: string;
+      consumer: string;
+      client: string;
+      max: number;
+      wait_ms: number;
+      start_at: string;
+      ack_timeout_ms: number;
+      max_deliver: number;
+      max_in_flight: number;
+    },
+    callTimeoutMs: number,
+  ): Promise<{ seqs: number[]; timestamps: number[]; deliveries: number[]; payloads: Uint8Array[] }> {
+    const t = await this.#open(req.topic, req.type);
+    const c = await this.#consumer(t, req.consumer, {
+      startAt: req.start_at,
+      ackTimeoutMs: req.ack_timeout_ms,
+      maxDeliver: req.max_deliver,
+      maxInFlight: req.max_in_flight,
+    });
+    // Answer before the caller gives up, leaving it time to receive the reply.
+    const until = Date.now() + Math.max(0, Math.min(req.wait_ms, callTimeoutMs - 200));
+    for (;;) {
+      if (t.log.first > 1) c.state.skipBelow(t.log.first);
+      const batch = c.state.nextToDeliver(Date.now(), t.log.last, Math.max(1, req.max), req.client);
+      if (batch.deadLetters.length > 0) await this.#deadLetter(t, c, batch.deadLetters);
+      if (batch.deliveries.length > 0) {
+        const seqs: number[] = [];
+        const timestamps: number[] = [];
+        const deliveries: number[] = [];
+        const payloads: Uint8Array[] = [];
+        for (const d of batch.deliveries) {
+          const [rec] = await t.log.read(d.seq, 1);
+          if (rec === undefined || rec.seq !== d.seq) {
+            c.state.ack(d.seq); // removed by retention meanwhile: nothing to deliver
+            continue;
+          }
+          seqs.push(rec.seq);
+          timestamps.push(rec.ts);
+          deliveries.push(d.deliveries);
+          payloads.push(rec.payload);
+        }
+        if (seqs.length > 0) return { seqs, timestamps, deliveries, payloads };
+      }
+      const now = Date.now();
+      if (now >= until || this.#closed) return { seqs: [], timestamps: [], deliveries: [], payloads: [] };
+      const next = c.state.nextDeadline();
+      const waitMs = Math.max(1, Math.min(until, next ?? until) - now);
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(done, waitMs);
+        function done(): void {
+          clearTimeout(timer);
+          t.waiters.delete(done);
+          resolve();
+        }
+        t.waiters.add(done);
+      });
+    }
+  }
+
+  async #deadLetter(
+    t: TopicStore,
+    c: ConsumerEntry,
+    dead: { seq: number; deliveries: number; reason: string }[],
+  ): Promise<void> {
+    const dlq = await this.#open(t.topic + DEAD_LETTER_SUFFIX, t.type);
+    for (const d of dead) {
+      const [rec] = await t.log.read(d.seq, 1);
+      if (rec === undefined || rec.seq !== d.seq) continue;
+      const header = new TextEncoder().encode(
+        JSON.stringify({ topic: t.topic, seq: d.seq, deliveries: d.deliveries, reason: d.reason }),
+      );
+      // On disk in the dead-letter topic before the consumer's state says it is handled.
+      await dlq.log.append(header, rec.payload);
+      this.#opts.log?.(`dead letter: ${t.topic} #${d.seq} after ${d.deliveries} deliveries (${d.reason})`);
+    }
+    this.#wake(dlq);
+    await c.file.save(() => c.state.snapshot());
+  }
+
+  async #ack(req: {
+    topic: string;
+    consumer: string;
+    acks: number[];
+    nacks: number[];
+    nack_delay_ms: number;
+  }): Promise<{ acked: number }> {
+    const p = this.#topics.get(req.topic);
+    const t = p === undefined ? undefined : await p;
+    const c = t === undefined ? undefined : await t.consumers.get(req.consumer);
+    if (t === undefined || c === undefined) {
+      throw new MyelinError(
+        "ERR_INVALID_ARGUMENT",
+        `no consumer ${req.consumer} of durable topic ${req.topic} is active; fetch before acknowledging`,
+      );
+    }
+    let acked = 0;
+    for (const seq of req.acks) if (c.state.ack(seq) === "acked") acked++;
+    const now = Date.now();
+    for (const seq of req.nacks) c.state.nack(seq, req.nack_delay_ms, now);
+    // The reply means: durable. A restarted consumer resumes after these.
+    await c.file.save(() => c.state.snapshot());
+    this.#wake(t);
+    return { acked };
+  }
+
+  async #info(topic: string): Promise<{
+    exists: boolean;
+    type: string;
+    first_seq: number;
+    last_seq: number;
+    count: number;
+    bytes: number;
+    consumers: string[];
+    lags: number[];
+    pending: number[];
+    dead_lettered: number[];
+  }> {
+    const empty = {
+      exists: false,
+      type: "",
+      first_seq: 0,
+      last_seq: 0,
+      count: 0,
+      bytes: 0,
+      consumers: [],
+      lags: [],
+      pending: [],
+      dead_lettered: [],
+    };
+    let p = this.#topics.get(topic);
+    if (p === undefined) {
+      const metaPath = join(this.#topicDir(topic), "topic.json");
+      if (!existsSync(metaPath)) return empty;
+      const meta = JSON.parse(await readFile(metaPath, "utf8")) as { type: string };
+      p = this.#open(topic, meta.type);
+    }
+    const t = await p;
+    const names = [...t.consumers.keys()].sort();
+    const entries = await Promise.all(names.map((n) => t.consumers.get(n)!));
+    return {
+      exists: true,
+      type: t.type,
+      first_seq: t.log.first,
+      last_seq: t.log.last,
+      count: t.log.count,
+      bytes: t.log.bytes,
+      consumers: names,
+      lags: entries.map((e) => e.state.lag(t.log.last)),
+      pending: entries.map((e) => e.state.pending),
+      dead_lettered: entries.map((e) => e.state.stats().deadLettered),
+    };
+  }
+}

@@ -1,0 +1,182 @@
+/**
+ * Durable topics end to end: persistent publish with confirm through the hub's store, durable
+ * consumers that resume by name, redelivery after the ack timeout, dead letters after maxDeliver,
+ * and kill -9 of the hub process while a publisher streams.
+ */
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import { Hub } from "../src/hub/index.js";
+import { createNode, type DurableConsumer } from "../src/node/index.js";
+import { myelin_msgs, std_msgs } from "../src/msgs/index.js";
+import { StoreService } from "../src/store/index.js";
+import { spawnFixture, tempRuntime } from "./helpers.js";
+
+async function take<T>(
+  c: DurableConsumer<T>,
+  n: number,
+  ack = true,
+): Promise<{ msg: T; seq: number; deliveries: number }[]> {
+  const got: { msg: T; seq: number; deliveries: number }[] = [];
+  if (n === 0) return got;
+  for await (const m of c) {
+    got.push({ msg: m.msg, seq: m.seq, deliveries: m.deliveries });
+    if (ack) await m.ack();
+    if (got.length === n) break;
+  }
+  return got;
+}
+
+test(
+  "persistent publish is confirmed from disk; a durable consumer reads, acks and resumes by name",
+  { timeout: 30000 },
+  async () => {
+    using rt = tempRuntime();
+    await using _hub = await Hub.start({ runtimeDir: rt.dir });
+    await using _store = await StoreService.start({ dataDir: join(rt.dir, "data"), runtimeDir: rt.dir });
+    await using node = await createNode({ name: "app", runtimeDir: rt.dir });
+    await node.waitForGraph(
+      (g) => g.nodes.some((n) => n.services.some((s) => s.service === "/_store/append")),
+      5000,
+    );
+    const pub = await node.createPublisher("/orders", std_msgs.String, { qos: { durability: "persistent" } });
+    await Promise.all(Array.from({ length: 100 }, (_, i) => pub.publish({ data: `order ${i}` })));
+
+    const c1 = node.createDurableConsumer("/orders", std_msgs.String, { name: "billing" });
+    const first = await take(c1, 100);
+    assert.deepEqual(
+      first.map((m) => m.msg.data),
+      Array.from({ length: 100 }, (_, i) => `order ${i}`),
+    );
+    assert.deepEqual(
+      first.map((m) => m.seq),
+      Array.from({ length: 100 }, (_, i) => i + 1),
+    );
+    await c1.close();
+
+    // Same name again: nothing old comes back; new messages do.
+    await pub.publish({ data: "late 1" });
+    await pub.publish({ data: "late 2" });
+    const c2 = node.createDurableConsumer("/orders", std_msgs.String, { name: "billing" });
+    assert.deepEqual(
+      (await take(c2, 2)).map((m) => m.msg.data),
+      ["late 1", "late 2"],
+    );
+    await c2.close();
+
+    // Another name starts from the first message.
+    const audit = node.createDurableConsumer("/orders", std_msgs.String, {
+      name: "audit",
+      startAt: { seq: 100 },
+    });
+    assert.deepEqual(
+      (await take(audit, 1)).map((m) => m.seq),
+      [100],
+    );
+    await audit.close();
+
+    const info = await node.createClient("/_store/info", myelin_msgs.StoreInfo).call({ topic: "/orders" });
+    assert.equal(info.last_seq, 102);
+    assert.equal(info.type, "std_msgs/String");
+    assert.deepEqual(info.consumers, ["audit", "billing"]);
+    assert.equal(info.lags[info.consumers.indexOf("billing")], 0);
+  },
+);
+
+test(
+  "an unacknowledged message comes back after the ack timeout; after maxDeliver it is dead-lettered",
+  { timeout: 30000 },
+  async () => {
+    using rt = tempRuntime();
+    await using _hub = await Hub.start({ runtimeDir: rt.dir });
+    await using _store = await StoreService.start({ dataDir: join(rt.dir, "data"), runtimeDir: rt.dir });
+    await using node = await createNode({ name: "app", runtimeDir: rt.dir });
+    await node.waitForGraph(
+      (g) => g.nodes.some((n) => n.services.some((s) => s.service === "/_store/append")),
+      5000,
+    );
+    const pub = await node.createPublisher("/jobs", std_msgs.String, { qos: { durability: "persistent" } });
+    await pub.publish({ data: "poison" });
+
+    const c = node.createDurableConsumer("/jobs", std_msgs.String, {
+      name: "worker",
+      ackTimeoutMs: 300,
+      maxDeliver: 3,
+    });
+    const seen: number[] = [];
+    for await (const m of c) {
+      seen.push(m.deliveries);
+      if (m.deliveries === 1) continue; // never acked: must come back after 300 ms
+      await m.nack(); // refused: back at once, until maxDeliver
+      if (seen.length === 3) break;
+    }
+    assert.deepEqual(seen, [1, 2, 3]);
+
+    const dlq = node.createDurableConsumer("/jobs/dead_letter", std_msgs.String, { name: "ops" });
+    const [dead] = await take(dlq, 1);
+    assert.equal(dead!.msg.data, "poison");
+    await dlq.close();
+
+    await assert.rejects(
+      node
+        .createClient("/_store/append", myelin_msgs.StoreAppend)
+        .call({ topic: "/jobs/dead_letter", type: "std_msgs/String", payloads: [] }),
+      /dead-letter topic/,
+    );
+  },
+);
+
+test(
+  "a persistent publish without a store fails with ERR_NO_SERVER and says how to start one",
+  { timeout: 20000 },
+  async () => {
+    using rt = tempRuntime();
+    await using _hub = await Hub.start({ runtimeDir: rt.dir });
+    await using node = await createNode({ name: "app", runtimeDir: rt.dir });
+    const pub = await node.createPublisher("/nowhere", std_msgs.String, {
+      qos: { durability: "persistent" },
+    });
+    await assert.rejects(pub.publish({ data: "x" }), (e: Error & { code?: string }) => {
+      assert.equal(e.code, "ERR_NO_SERVER");
+      assert.match(e.message, /myelin hub --data-dir/);
+      return true;
+    });
+  },
+);
+
+test(
+  "kill -9 of the hub while a publisher streams: every confirmed message is there after restart, once",
+  { timeout: 60000 },
+  async () => {
+    using rt = tempRuntime();
+    const dataDir = join(rt.dir, "data");
+    const env = { MYELIN_RUNTIME_DIR: rt.dir };
+    const hub1 = spawnFixture("durable-proc", { role: "hub", dataDir }, env);
+    await hub1.waitFor((l) => l.event === "ready");
+    await using pub = spawnFixture("durable-proc", { role: "pub", topic: "/telemetry", count: 100000 }, env);
+    await pub.waitForCount((l) => l.event === "confirmed", 300, 20000, "confirmed publishes");
+    hub1.kill("SIGKILL");
+    await hub1.exit();
+    pub.kill("SIGKILL");
+    await pub.exit();
+    const confirmed = new Set(pub.lines.filter((l) => l.event === "confirmed").map((l) => l["i"] as number));
+
+    await using hub2 = spawnFixture("durable-proc", { role: "hub", dataDir }, env);
+    await hub2.waitFor((l) => l.event === "ready");
+    await using node = await createNode({ name: "reader", runtimeDir: rt.dir });
+    await node.waitForGraph(
+      (g) => g.nodes.some((n) => n.services.some((s) => s.service === "/_store/info")),
+      5000,
+    );
+    const info = await node.createClient("/_store/info", myelin_msgs.StoreInfo).call({ topic: "/telemetry" });
+    assert.ok(info.last_seq >= confirmed.size, `${info.last_seq} stored, ${confirmed.size} confirmed`);
+    const c = node.createDurableConsumer("/telemetry", std_msgs.String, { name: "fresh", maxInFlight: 1000 });
+    const got = await take(c, info.last_seq);
+    await c.close();
+    const indexes = got.map((m) => Number(m.msg.data.slice(1)));
+    assert.equal(new Set(indexes).size, indexes.length, "no message twice");
+    for (const i of confirmed) assert.ok(indexes.includes(i), `confirmed message ${i} is missing`);
+    hub2.kill("SIGTERM");
+    await hub2.exit();
+  },
+);
