@@ -3,7 +3,7 @@ import { homedir } from "node:os";
 import { join } from "node:path";
 import { Hub, type HubOptions } from "../hub/index.js";
 import { runtimeDir } from "../node/index.js";
-import { StoreService, type FsyncPolicy, type StoreServiceOptions } from "../store/index.js";
+import { StoreService, type StoreServiceOptions } from "../store/index.js";
 import { aborted, boolOpt, listOpt, numOpt, strOpt, UsageError, type CommandSpec } from "./common.js";
 import { clock } from "./format.js";
 
@@ -78,7 +78,7 @@ export const hubCommand: CommandSpec = {
         const dataDir = strOpt(inv, "data-dir") ?? defaultDataDir();
         const storeOpts: StoreServiceOptions = {
           dataDir,
-          fsync: fsync,
+          fsync,
           log: (line: string) => ctx.out(`${clock()} ${line}`),
         };
         if (opts.runtimeDir !== undefined) storeOpts.runtimeDir = opts.runtimeDir;
