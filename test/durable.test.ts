@@ -5,7 +5,9 @@
  */
 import { test } from "node:test";
 import assert from "node:assert/strict";
+import { execFile } from "node:child_process";
 import { join } from "node:path";
+import { fileURLToPath } from "node:url";
 import { Hub } from "../src/hub/index.js";
 import { createNode, type DurableConsumer } from "../src/node/index.js";
 import { myelin_msgs, std_msgs } from "../src/msgs/index.js";
@@ -178,5 +180,57 @@ test(
     for (const i of confirmed) assert.ok(indexes.includes(i), `confirmed message ${i} is missing`);
     hub2.kill("SIGTERM");
     await hub2.exit();
+  },
+);
+
+test(
+  "the CLI publishes persistently, shows a durable topic's range and consumers, and reads it back",
+  { timeout: 30000 },
+  async () => {
+    using rt = tempRuntime();
+    await using _hub = await Hub.start({ runtimeDir: rt.dir });
+    await using _store = await StoreService.start({ dataDir: join(rt.dir, "data"), runtimeDir: rt.dir });
+    const cli = (args: string[]): Promise<{ code: number; stdout: string; stderr: string }> =>
+      new Promise((resolve) => {
+        execFile(
+          process.execPath,
+          [fileURLToPath(new URL("../../bin/myelin", import.meta.url)), ...args],
+          { env: { ...process.env, MYELIN_RUNTIME_DIR: rt.dir }, timeout: 15000 },
+          (err, stdout, stderr) =>
+            resolve({ code: err === null ? 0 : typeof err.code === "number" ? err.code : 1, stdout, stderr }),
+        );
+      });
+    const pub = await cli([
+      "topic",
+      "pub",
+      "/alerts",
+      "std_msgs/String",
+      "{data: fire}",
+      "--persistent",
+      "--count",
+      "3",
+      "--rate",
+      "100",
+    ]);
+    assert.equal(pub.code, 0, pub.stderr);
+    const info = await cli(["topic", "info", "/alerts"]);
+    assert.equal(info.code, 0, info.stderr);
+    assert.match(info.stdout, /Durable: sequence 1\.\.3, 3 messages/);
+    const read = await cli(["topic", "read", "/alerts", "--from", "2", "--json"]);
+    assert.equal(read.code, 0, read.stderr);
+    const lines = read.stdout
+      .trim()
+      .split("\n")
+      .map((l) => JSON.parse(l) as { seq: number; msg: { data: string } });
+    assert.deepEqual(
+      lines.map((l) => [l.seq, l.msg.data]),
+      [
+        [2, "fire"],
+        [3, "fire"],
+      ],
+    );
+    const missing = await cli(["topic", "read", "/nothing"]);
+    assert.equal(missing.code, 1);
+    assert.match(missing.stderr, /no durable topic \/nothing/);
   },
 );

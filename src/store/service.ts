@@ -86,6 +86,7 @@ export class StoreService {
     );
     await node.createService("/_store/ack", myelin_msgs.StoreAck, (req) => svc.#ack(req));
     await node.createService("/_store/info", myelin_msgs.StoreInfo, (req) => svc.#info(req.topic));
+    await node.createService("/_store/read", myelin_msgs.StoreRead, (req) => svc.#read(req));
     return svc;
   }
 
@@ -323,6 +324,39 @@ export class StoreService {
     return { acked };
   }
 
+  async #read(req: {
+    topic: string;
+    from_seq: number;
+    from_time_ms: number;
+    max: number;
+  }): Promise<{ type: string; seqs: number[]; timestamps: number[]; payloads: Uint8Array[] }> {
+    const t = await this.#existing(req.topic);
+    if (t === undefined) {
+      throw new MyelinError(
+        "ERR_UNKNOWN_TOPIC",
+        `no durable topic ${req.topic}; \`myelin topic list\` shows the topics`,
+      );
+    }
+    const from = req.from_time_ms > 0 ? await t.log.seqAtTime(req.from_time_ms) : Math.max(1, req.from_seq);
+    const recs = await t.log.read(from, Math.max(1, Math.min(req.max, 10000)));
+    return {
+      type: t.type,
+      seqs: recs.map((r) => r.seq),
+      timestamps: recs.map((r) => r.ts),
+      payloads: recs.map((r) => r.payload),
+    };
+  }
+
+  /** An open or on-disk topic, opened with its stored type; undefined if it never existed. */
+  async #existing(topic: string): Promise<TopicStore | undefined> {
+    const p = this.#topics.get(topic);
+    if (p !== undefined) return p;
+    const metaPath = join(this.#topicDir(topic), "topic.json");
+    if (!existsSync(metaPath)) return undefined;
+    const meta = JSON.parse(await readFile(metaPath, "utf8")) as { type: string };
+    return this.#open(topic, meta.type);
+  }
+
   async #info(topic: string): Promise<{
     exists: boolean;
     type: string;
@@ -347,14 +381,8 @@ export class StoreService {
       pending: [],
       dead_lettered: [],
     };
-    let p = this.#topics.get(topic);
-    if (p === undefined) {
-      const metaPath = join(this.#topicDir(topic), "topic.json");
-      if (!existsSync(metaPath)) return empty;
-      const meta = JSON.parse(await readFile(metaPath, "utf8")) as { type: string };
-      p = this.#open(topic, meta.type);
-    }
-    const t = await p;
+    const t = await this.#existing(topic);
+    if (t === undefined) return empty;
     const names = [...t.consumers.keys()].sort();
     const entries = await Promise.all(names.map((n) => t.consumers.get(n)!));
     return {

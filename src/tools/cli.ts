@@ -21,6 +21,7 @@ import {
   topicInfoCommand,
   topicListCommand,
   topicPubCommand,
+  topicReadCommand,
 } from "./cmd-topic.js";
 import {
   CONNECT_OPTIONS,
@@ -45,6 +46,7 @@ export const COMMANDS: readonly CommandSpec[] = [
   topicEchoCommand,
   topicPubCommand,
   topicHzCommand,
+  topicReadCommand,
   serviceListCommand,
   serviceCallCommand,
   paramListCommand,

@@ -1,7 +1,7 @@
 /** `myelin topic list|info|echo|pub|hz`: look at and take part in topics. */
 import { MyelinError } from "../errors.js";
-import { lookupType, type MessageType } from "../msgs/index.js";
-import { toJson } from "../codec/index.js";
+import { lookupType, myelin_msgs, type MessageType } from "../msgs/index.js";
+import { msgpackCodec, toJson } from "../codec/index.js";
 import { PROCESS_ID, type GraphSnapshot, type Node, type Publisher, type Qos } from "../node/index.js";
 import {
   absName,
@@ -10,7 +10,9 @@ import {
   numOpt,
   pause,
   resolveMessageType,
+  strOpt,
   topicsOf,
+  UsageError,
   unknownTopic,
   unlessInterrupted,
   waitForTopic,
@@ -24,7 +26,7 @@ import { describeQos, renderMessage, table } from "./format.js";
 
 // ---- list / info -----------------------------------------------------------------------------
 
-function topicJson(t: TopicView): unknown {
+function topicJson(t: TopicView): Record<string, unknown> {
   const ep = (e: Endpoint): unknown => ({
     node: e.node,
     id: e.id,
@@ -95,28 +97,61 @@ export const topicInfoCommand: CommandSpec = {
   connects: true,
   async run(ctx, inv) {
     const topic = absName(inv.positionals[0]!);
-    return withNode(ctx, inv, "topic_info", async (_node, graph) => {
+    return withNode(ctx, inv, "topic_info", async (node, graph) => {
       const t = topicsOf(graph).find((x) => x.topic === topic);
-      if (t === undefined) throw unknownTopic(topic, graph);
+      const durable = await durableInfo(node, graph, topic);
+      if (t === undefined && durable === undefined) throw unknownTopic(topic, graph);
       if (boolOpt(inv, "json")) {
-        ctx.out(JSON.stringify(topicJson(t), null, 2));
+        ctx.out(
+          JSON.stringify(
+            {
+              ...(t !== undefined ? topicJson(t) : { topic, type: durable!.type }),
+              durable: durable ?? null,
+            },
+            null,
+            2,
+          ),
+        );
         return 0;
       }
-      ctx.out(`Topic: ${t.topic}`);
-      ctx.out(`Type: ${t.type}`);
+      ctx.out(`Topic: ${topic}`);
+      ctx.out(`Type: ${t?.type ?? durable!.type}`);
       const list = (title: string, eps: Endpoint[]): void => {
         ctx.out(`${title}: ${eps.length}`);
         for (const e of eps) {
-          const mismatch = e.decl.type !== t.type ? ` [type ${e.decl.type}]` : "";
+          const mismatch = e.decl.type !== t!.type ? ` [type ${e.decl.type}]` : "";
           ctx.out(`  ${e.node} (pid ${e.pid} on ${e.host}): ${describeQos(e.decl.qos)}${mismatch}`);
         }
       };
-      list("Publishers", t.publishers);
-      list("Subscribers", t.subscribers);
+      if (t !== undefined) {
+        list("Publishers", t.publishers);
+        list("Subscribers", t.subscribers);
+      }
+      if (durable !== undefined) {
+        ctx.out(
+          `Durable: sequence ${durable.first_seq}..${durable.last_seq}, ${durable.count} messages, ${durable.bytes} bytes on disk`,
+        );
+        ctx.out(`Durable consumers: ${durable.consumers.length}`);
+        durable.consumers.forEach((name, i) =>
+          ctx.out(
+            `  ${name}: lag ${durable.lags[i]}, unacknowledged ${durable.pending[i]}, dead-lettered ${durable.dead_lettered[i]}`,
+          ),
+        );
+      }
       return 0;
     });
   },
 };
+
+/** The store's view of a durable topic, when a store runs and knows the topic. */
+async function durableInfo(node: Node, graph: GraphSnapshot, topic: string) {
+  const hasStore = graph.nodes.some((n) => n.services.some((s) => s.service === "/_store/info"));
+  if (!hasStore) return undefined;
+  const info = await node
+    .createClient("/_store/info", myelin_msgs.StoreInfo, { timeoutMs: 3000 })
+    .call({ topic });
+  return info.exists ? info : undefined;
+}
 
 // ---- echo ------------------------------------------------------------------------------------
 
@@ -311,6 +346,10 @@ export const topicPubCommand: CommandSpec = {
       type: "boolean",
       help: "keep the last message for late subscribers while this command runs (depth 1)",
     },
+    persistent: {
+      type: "boolean",
+      help: "store each message in the hub's durable store first (needs a hub with a store); exits 1 if it cannot",
+    },
     "best-effort": { type: "boolean", help: "publish best-effort" },
     "wait-ms": {
       type: "string",
@@ -343,6 +382,7 @@ export const topicPubCommand: CommandSpec = {
     const quiet = boolOpt(inv, "quiet");
     const qos: Partial<Qos> = { reliability: boolOpt(inv, "best-effort") ? "best-effort" : "reliable" };
     if (boolOpt(inv, "qos-transient-local")) Object.assign(qos, { durability: "transient-local", depth: 1 });
+    if (boolOpt(inv, "persistent")) Object.assign(qos, { durability: "persistent" });
     const shown = JSON.stringify(jsonOf(type, msg));
 
     return withNode(ctx, inv, "topic_pub", async (node) => {
@@ -477,6 +517,83 @@ export const topicHzCommand: CommandSpec = {
       } finally {
         sub.close();
       }
+      return 0;
+    });
+  },
+};
+
+// ---- read (durable topics) -------------------------------------------------------------------
+
+export const topicReadCommand: CommandSpec = {
+  path: ["topic", "read"],
+  summary: "print a range of a durable topic from the hub's store (replay, inspection)",
+  args: [{ name: "TOPIC", help: "durable topic name, e.g. /alerts" }],
+  options: {
+    from: { type: "string", arg: "SEQ", help: "first sequence number to print (default 1)" },
+    "from-time": {
+      type: "string",
+      arg: "TIME",
+      help: "start at the first message stored at or after TIME (ISO 8601, or ms since the epoch)",
+    },
+    count: {
+      type: "string",
+      short: "n",
+      arg: "N",
+      help: "print at most N messages (default 10, at most 10000)",
+    },
+    json: { type: "boolean", help: "one JSON object per line: topic, seq, stamp (ms), msg" },
+  },
+  details: ["Reads without a consumer: nothing is acknowledged, no consumer's progress changes."],
+  examples: [
+    "myelin topic read /alerts",
+    "myelin topic read /alerts --from 100 --count 50 --json",
+    "myelin topic read /alerts --from-time 2026-11-22T10:00:00Z",
+  ],
+  connects: true,
+  async run(ctx, inv) {
+    const cmd = "topic read";
+    const topic = absName(inv.positionals[0]!);
+    const from = numOpt(inv, "from", { min: 1, integer: true, command: cmd }) ?? 1;
+    const count = numOpt(inv, "count", { min: 1, integer: true, command: cmd }) ?? 10;
+    const timeText = strOpt(inv, "from-time");
+    let fromTime = 0;
+    if (timeText !== undefined) {
+      fromTime = /^\d+$/.test(timeText) ? Number(timeText) : Date.parse(timeText);
+      if (!Number.isFinite(fromTime)) {
+        throw new UsageError(
+          `topic read: --from-time '${timeText}' is neither ISO 8601 nor ms since the epoch`,
+        );
+      }
+    }
+    return withNode(ctx, inv, "topic_read", async (node, graph) => {
+      if (!graph.nodes.some((n) => n.services.some((s) => s.service === "/_store/read"))) {
+        throw new MyelinError(
+          "ERR_NO_SERVER",
+          "no store runs with the hub: durable topics need `myelin hub` with its store (the default)",
+        );
+      }
+      const r = await node
+        .createClient("/_store/read", myelin_msgs.StoreRead, { timeoutMs: 10000 })
+        .call({ topic, from_seq: from, from_time_ms: fromTime, max: Math.min(count, 10000) });
+      const type = lookupType(r.type);
+      const json = boolOpt(inv, "json");
+      for (let i = 0; i < r.seqs.length; i++) {
+        let msg: unknown;
+        try {
+          msg = msgpackCodec.decode(r.payloads[i]!);
+        } catch (err) {
+          ctx.err(`#${r.seqs[i]}: not decodable: ${(err as Error).message}`);
+          continue;
+        }
+        if (json) {
+          ctx.out(JSON.stringify({ topic, seq: r.seqs[i], stamp: r.timestamps[i], msg: toJson(type, msg) }));
+        } else {
+          ctx.out(`# ${topic} #${r.seqs[i]} stored ${new Date(r.timestamps[i]!).toISOString()}`);
+          for (const l of renderMessage(msg, type)) ctx.out(l);
+          ctx.out("---");
+        }
+      }
+      if (r.seqs.length === 0) ctx.err(`no messages in ${topic} from ${timeText ?? `#${from}`}`);
       return 0;
     });
   },

@@ -72,6 +72,15 @@ const StoreAck = defineService(
   },
   { acked: t.u32() },
 );
+/**
+ * Reads a range of a durable topic without a consumer (replay, inspection): up to `max` messages
+ * from `from_seq`, or from the first message stored at or after `from_time_ms` when that is > 0.
+ */
+const StoreRead = defineService(
+  "myelin_msgs/StoreRead",
+  { topic: t.string(), from_seq: t.f64(), from_time_ms: t.f64(), max: t.u32() },
+  { type: t.string(), seqs: t.array(t.f64()), timestamps: t.array(t.f64()), payloads: t.array(t.bytes()) },
+);
 /** Describes a durable topic: sequence range, size, and each consumer's lag and pending count. */
 const StoreInfo = defineService(
   "myelin_msgs/StoreInfo",
@@ -98,6 +107,7 @@ export interface MyelinMsgs {
   readonly StoreFetch: typeof StoreFetch;
   readonly StoreAck: typeof StoreAck;
   readonly StoreInfo: typeof StoreInfo;
+  readonly StoreRead: typeof StoreRead;
 }
 
 /** The `myelin_msgs` package. */
@@ -108,6 +118,7 @@ export const myelin_msgs: MyelinMsgs = Object.freeze({
   StoreFetch,
   StoreAck,
   StoreInfo,
+  StoreRead,
 });
 
 for (const type of Object.values(myelin_msgs)) registerType(type);
