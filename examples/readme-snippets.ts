@@ -59,6 +59,21 @@ export async function runReadmeSnippets(
   await add.waitForService(5000);
   const { sum } = await add.call({ a: 2n, b: 40n });
 
+  const orders = await node.createPublisher("/orders", std_msgs.String, {
+    qos: { durability: "persistent" },
+  });
+  await orders.publish({ data: "order 42" });
+  const billing = node.createDurableConsumer("/orders", std_msgs.String, {
+    name: "billing",
+    ackTimeoutMs: 30000,
+    maxDeliver: 5,
+  });
+  for await (const m of billing) {
+    status.push(`stored: ${m.msg.data}`);
+    await m.ack();
+    break;
+  }
+
   const fps = node.declareParameter("fps", { type: "double", default: 15, min: 1, max: 120 });
   let changed = 0;
   fps.on("change", (v) => (changed = v));
