@@ -180,8 +180,9 @@ export class DurableConsumer<T> {
     let warned = false;
     while (!this.#closed) {
       const room = this.#opts.maxInFlight - this.#inFlight;
-      if (room <= 0) {
-        // Full: wait until the reader settles one (or the consumer closes).
+      // Fetch in batches: with messages in hand, wait until half the window is free again
+      // (or the consumer closes) rather than asking for one message at a time.
+      if (room <= 0 || (this.#inFlight > 0 && room * 2 < this.#opts.maxInFlight)) {
         await new Promise<void>((r) => (this.#roomWaiter = r));
         continue;
       }

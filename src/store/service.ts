@@ -13,7 +13,7 @@ import { myelin_msgs } from "../msgs/index.js";
 import { createNode, type Node } from "../node/index.js";
 import { ConsumerState, resolveStartSeq, type StartAt } from "./consumer.js";
 import { ConsumerStateFile } from "./consumer-state-file.js";
-import { DurableLog, type FsyncPolicy, type RetentionOptions } from "./log.js";
+import { DurableLog, type FsyncPolicy, type LogRecord, type RetentionOptions } from "./log.js";
 
 /** Options of the store service. */
 export interface StoreServiceOptions {
@@ -249,9 +249,13 @@ export class StoreService {
         const timestamps: number[] = [];
         const deliveries: number[] = [];
         const payloads: Uint8Array[] = [];
+        const recs = await this.#readSeqs(
+          t,
+          batch.deliveries.map((d) => d.seq),
+        );
         for (const d of batch.deliveries) {
-          const [rec] = await t.log.read(d.seq, 1);
-          if (rec === undefined || rec.seq !== d.seq) {
+          const rec = recs.get(d.seq);
+          if (rec === undefined) {
             c.state.ack(d.seq); // removed by retention meanwhile: nothing to deliver
             continue;
           }
@@ -276,6 +280,19 @@ export class StoreService {
         t.waiters.add(done);
       });
     }
+  }
+
+  /** Reads the given sequence numbers, one log read per run of consecutive ones. */
+  async #readSeqs(t: TopicStore, wanted: number[]): Promise<Map<number, LogRecord>> {
+    const sorted = [...wanted].sort((a, b) => a - b);
+    const out = new Map<number, LogRecord>();
+    for (let i = 0; i < sorted.length;) {
+      let j = i + 1;
+      while (j < sorted.length && sorted[j] === sorted[j - 1]! + 1) j++;
+      for (const rec of await t.log.read(sorted[i]!, j - i)) out.set(rec.seq, rec);
+      i = j;
+    }
+    return out;
   }
 
   async #deadLetter(
