@@ -335,9 +335,10 @@ export class StoreService {
     for (const seq of req.acks) if (c.state.ack(seq) === "acked") acked++;
     const now = Date.now();
     for (const seq of req.nacks) c.state.nack(seq, req.nack_delay_ms, now);
-    // The reply means: durable. A restarted consumer resumes after these.
-    await c.file.save(() => c.state.snapshot());
+    // Room for more deliveries now; the reply waits until the acks are durable (a restarted
+    // consumer resumes after them).
     this.#wake(t);
+    await c.file.save(() => c.state.snapshot());
     return { acked };
   }
 
