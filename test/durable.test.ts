@@ -9,7 +9,7 @@ import { execFile } from "node:child_process";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { Hub } from "../src/hub/index.js";
-import { createNode, type DurableConsumer } from "../src/node/index.js";
+import { createNode, type DurableConsumer, type Node } from "../src/node/index.js";
 import { myelin_msgs, std_msgs } from "../src/msgs/index.js";
 import { StoreService } from "../src/store/index.js";
 import { spawnFixture, tempRuntime } from "./helpers.js";
@@ -29,18 +29,37 @@ async function take<T>(
   return got;
 }
 
+/** Resolves once `node` sees the store's services in the graph. */
+async function untilStore(node: Node): Promise<void> {
+  await node.waitForGraph(
+    (g) => g.nodes.some((n) => n.services.some((s) => s.service === "/_store/append")),
+    5000,
+  );
+}
+
+/** A hub with its store in this process and a node that sees the store; all closed on dispose. */
+async function storeWorld(dir: string): Promise<{ node: Node; [Symbol.asyncDispose](): Promise<void> }> {
+  const hub = await Hub.start({ runtimeDir: dir });
+  const store = await StoreService.start({ dataDir: join(dir, "data"), runtimeDir: dir });
+  const node = await createNode({ name: "app", runtimeDir: dir });
+  await untilStore(node);
+  return {
+    node,
+    async [Symbol.asyncDispose]() {
+      await node.close();
+      await store.close();
+      hub.close();
+    },
+  };
+}
+
 test(
   "persistent publish is confirmed from disk; a durable consumer reads, acks and resumes by name",
   { timeout: 30000 },
   async () => {
     using rt = tempRuntime();
-    await using _hub = await Hub.start({ runtimeDir: rt.dir });
-    await using _store = await StoreService.start({ dataDir: join(rt.dir, "data"), runtimeDir: rt.dir });
-    await using node = await createNode({ name: "app", runtimeDir: rt.dir });
-    await node.waitForGraph(
-      (g) => g.nodes.some((n) => n.services.some((s) => s.service === "/_store/append")),
-      5000,
-    );
+    await using w = await storeWorld(rt.dir);
+    const node = w.node;
     const pub = await node.createPublisher("/orders", std_msgs.String, { qos: { durability: "persistent" } });
     await Promise.all(Array.from({ length: 100 }, (_, i) => pub.publish({ data: `order ${i}` })));
 
@@ -90,13 +109,8 @@ test(
   { timeout: 30000 },
   async () => {
     using rt = tempRuntime();
-    await using _hub = await Hub.start({ runtimeDir: rt.dir });
-    await using _store = await StoreService.start({ dataDir: join(rt.dir, "data"), runtimeDir: rt.dir });
-    await using node = await createNode({ name: "app", runtimeDir: rt.dir });
-    await node.waitForGraph(
-      (g) => g.nodes.some((n) => n.services.some((s) => s.service === "/_store/append")),
-      5000,
-    );
+    await using w = await storeWorld(rt.dir);
+    const node = w.node;
     const pub = await node.createPublisher("/jobs", std_msgs.String, { qos: { durability: "persistent" } });
     await pub.publish({ data: "poison" });
 
@@ -166,10 +180,7 @@ test(
     await using hub2 = spawnFixture("durable-proc", { role: "hub", dataDir }, env);
     await hub2.waitFor((l) => l.event === "ready");
     await using node = await createNode({ name: "reader", runtimeDir: rt.dir });
-    await node.waitForGraph(
-      (g) => g.nodes.some((n) => n.services.some((s) => s.service === "/_store/info")),
-      5000,
-    );
+    await untilStore(node);
     const info = await node.createClient("/_store/info", myelin_msgs.StoreInfo).call({ topic: "/telemetry" });
     assert.ok(info.last_seq >= confirmed.size, `${info.last_seq} stored, ${confirmed.size} confirmed`);
     const c = node.createDurableConsumer("/telemetry", std_msgs.String, { name: "fresh", maxInFlight: 1000 });
