@@ -186,6 +186,8 @@ export class DurableConsumer<T> {
         await new Promise<void>((r) => (this.#roomWaiter = r));
         continue;
       }
+      // Acks made so far go out before the fetch, so the store has the room when the fetch arrives.
+      if (this.#pendingAcks.length > 0) void this.#flushAcks();
       let r;
       try {
         r = await this.#clients.fetch.call(
@@ -291,7 +293,9 @@ export class DurableConsumer<T> {
     const byDelay = new Map<number, typeof batch>();
     for (const a of batch) {
       const key = a.nack ? a.delay : -1;
-      byDelay.set(key, [...(byDelay.get(key) ?? []), a]);
+      const group = byDelay.get(key);
+      if (group === undefined) byDelay.set(key, [a]);
+      else group.push(a);
     }
     for (const [delay, group] of byDelay) {
       try {

@@ -9,6 +9,7 @@ import { join } from "node:path";
 import { ClosedError, MyelinError } from "../errors.js";
 import { nodeStoreFs, type StoreFile, type StoreFs } from "./fs.js";
 import {
+  RECORD_OVERHEAD_BYTES,
   SEGMENT_HEADER_BYTES,
   SegmentReader,
   checkRecordSizes,
@@ -52,6 +53,11 @@ export interface DurableLogOptions {
   retentionIntervalMs?: number;
   /** Most bytes of appends waiting to be written; more are refused with ERR_BACKPRESSURE (default 64 MiB). */
   maxPendingBytes?: number;
+  /**
+   * Bytes of the newest records kept in memory, so readers that keep up with the writers are
+   * served without touching the disk (default 8 MiB; 0 turns the cache off).
+   */
+  cacheBytes?: number;
   /** File operations (default: node:fs/promises); tests inject faults through it. */
   fs?: StoreFs;
   /** Clock for timestamps and age retention, in ms since the Unix epoch (default `Date.now`). */
@@ -75,7 +81,7 @@ export interface AppendResult {
   ts: number;
 }
 
-/** A record read back from the log (header and payload are copies the caller owns). */
+/** A record read back from the log. Its header and payload may be shared with the log's cache: read them, do not modify them. */
 export interface LogRecord {
   /** Sequence number, from 1. */
   seq: number;
@@ -94,14 +100,19 @@ const defaults = {
   segmentBytes: 64 * 1024 * 1024,
   retentionIntervalMs: 1000,
   maxPendingBytes: 64 * 1024 * 1024,
+  cacheBytes: 8 * 1024 * 1024,
 };
 
 /** Largest single write of a group commit, in bytes. */
 const MAX_BATCH_BYTES = 8 * 1024 * 1024;
-/** Bytes read from a segment file at a time. */
-const READ_CHUNK_BYTES = 1024 * 1024;
-/** A sparse index entry every this many bytes of a segment. */
-const INDEX_INTERVAL_BYTES = 256 * 1024;
+/** Bytes read from a segment file at a time: the first read of a range, then at most. */
+const READ_CHUNK_FIRST_BYTES = 64 * 1024;
+const READ_CHUNK_MAX_BYTES = 1024 * 1024;
+/**
+ * A sparse index entry every this many bytes of a segment: a read starts at most this far before
+ * the record it wants (64k entries for a 1 GiB log).
+ */
+const INDEX_INTERVAL_BYTES = 16 * 1024;
 const SEGMENT_NAME = /^(\d{20})\.seg$/;
 
 interface Segment {
@@ -113,6 +124,8 @@ interface Segment {
   /** Sparse index: record seqs and their file offsets, ascending. */
   idxSeq: number[];
   idxOff: number[];
+  /** A handle for reads, opened on the first read and kept until the segment goes or the log closes. */
+  reader?: Promise<StoreFile> | undefined;
 }
 
 interface Pending {
@@ -181,6 +194,11 @@ export class DurableLog {
   readonly #segmentBytes: number;
   readonly #retention: RetentionOptions;
   readonly #maxPendingBytes: number;
+  readonly #cacheBytes: number;
+  /** The newest records (consecutive seqs), oldest at `#cacheHead`; see `cacheBytes`. */
+  #cache: LogRecord[] = [];
+  #cacheHead = 0;
+  #cacheSize = 0;
   #segments: Segment[] = [];
   #file: StoreFile | undefined;
   #last = 0;
@@ -205,6 +223,7 @@ export class DurableLog {
     this.#segmentBytes = opts.segmentBytes ?? defaults.segmentBytes;
     this.#retention = { ...opts.retention };
     this.#maxPendingBytes = opts.maxPendingBytes ?? defaults.maxPendingBytes;
+    this.#cacheBytes = opts.cacheBytes ?? defaults.cacheBytes;
   }
 
   /**
@@ -227,6 +246,7 @@ export class DurableLog {
     positiveInt("segmentBytes", opts.segmentBytes, SEGMENT_HEADER_BYTES + 1);
     positiveInt("retentionIntervalMs", opts.retentionIntervalMs);
     positiveInt("maxPendingBytes", opts.maxPendingBytes);
+    positiveInt("cacheBytes", opts.cacheBytes, 0);
     positiveInt("retention.maxMessages", opts.retention?.maxMessages);
     positiveInt("retention.maxBytes", opts.retention?.maxBytes);
     positiveInt("retention.maxAgeMs", opts.retention?.maxAgeMs);
@@ -336,7 +356,7 @@ export class DurableLog {
             reader.end();
             continue;
           }
-          const want = Math.min(READ_CHUNK_BYTES, fileSize - pos);
+          const want = Math.min(READ_CHUNK_MAX_BYTES, fileSize - pos);
           const buf = Buffer.allocUnsafe(want);
           const n = await f.read(buf, 0, want, pos);
           if (n === 0) reader.end();
@@ -554,9 +574,43 @@ export class DurableLog {
     seg.size += total;
     this.#last = seq;
     this.#lastTs = ts;
+    if (this.#cacheBytes > 0) this.#cacheBatch(buf, batch, results);
     this.#pending.splice(0, n);
     this.#pendingBytes -= total;
     for (let i = 0; i < n; i++) batch[i]!.resolve(results[i]!);
+  }
+
+  /** Keeps the records just written, as views of the written bytes (no copy), in the cache. */
+  #cacheBatch(buf: Buffer, batch: Pending[], results: AppendResult[]): void {
+    let at = 0;
+    for (let i = 0; i < batch.length; i++) {
+      const p = batch[i]!;
+      const h = at + RECORD_OVERHEAD_BYTES;
+      this.#cache.push({
+        seq: results[i]!.seq,
+        ts: results[i]!.ts,
+        header: buf.subarray(h, h + p.header.length),
+        payload: buf.subarray(h + p.header.length, h + p.header.length + p.payload.length),
+      });
+      this.#cacheSize += p.size;
+      at += p.size;
+    }
+    while (this.#cacheSize > this.#cacheBytes && this.#cacheHead < this.#cache.length) {
+      const r = this.#cache[this.#cacheHead++]!;
+      this.#cacheSize -= recordSize(r.header.length, r.payload.length);
+    }
+    if (this.#cacheHead > 4096 && this.#cacheHead * 2 > this.#cache.length) {
+      this.#cache = this.#cache.slice(this.#cacheHead);
+      this.#cacheHead = 0;
+    }
+  }
+
+  /** Records from `fromSeq` on held by the cache, up to `maxCount`; undefined if it does not hold `fromSeq`. */
+  #fromCache(fromSeq: number, maxCount: number): LogRecord[] | undefined {
+    const head = this.#cache[this.#cacheHead];
+    if (head === undefined || fromSeq < head.seq) return undefined;
+    const i = this.#cacheHead + (fromSeq - head.seq);
+    return this.#cache.slice(i, Math.min(this.#cache.length, i + maxCount));
   }
 
   #retentionSoon(): void {
@@ -590,12 +644,31 @@ export class DurableLog {
       bytes -= s.size;
       removed.push(s);
     }
-    for (const s of removed) {
-      await this.#fs.unlink(s.path).catch(() => undefined);
-    }
+    for (const s of removed) await this.#removeSegment(s);
     if (removed.length > 0 && this.#fsync !== "never")
       await this.#fs.syncDir(this.#dir).catch(() => undefined);
     return removed.length;
+  }
+
+  /**
+   * Deletes whole segments whose records all have a seq below `seq` (never the segment being
+   * appended to): what a work queue does once every consumer has acknowledged them. Resolves with
+   * the number of segments deleted.
+   */
+  async deleteBefore(seq: number): Promise<number> {
+    const removed: Segment[] = [];
+    while (this.#segments.length > 1 && this.#segments[1]!.baseSeq <= seq) removed.push(this.#segments.shift()!);
+    for (const s of removed) await this.#removeSegment(s);
+    if (removed.length > 0 && this.#fsync !== "never")
+      await this.#fs.syncDir(this.#dir).catch(() => undefined);
+    return removed.length;
+  }
+
+  async #removeSegment(s: Segment): Promise<void> {
+    const reader = s.reader;
+    s.reader = undefined;
+    if (reader !== undefined) await (await reader.catch(() => undefined))?.close().catch(() => undefined);
+    await this.#fs.unlink(s.path).catch(() => undefined);
   }
 
   /**
@@ -607,8 +680,10 @@ export class DurableLog {
   async read(fromSeq: number, maxCount = 1000): Promise<LogRecord[]> {
     positiveInt("fromSeq", fromSeq, 0);
     positiveInt("maxCount", maxCount);
-    const out: LogRecord[] = [];
     let seq = Math.max(fromSeq, this.first);
+    const cached = this.#fromCache(seq, maxCount);
+    if (cached !== undefined) return cached;
+    const out: LogRecord[] = [];
     for (let attempt = 0; ; attempt++) {
       try {
         while (out.length < maxCount && seq <= this.#last) {
@@ -659,8 +734,13 @@ export class DurableLog {
     }
     let pos = k >= 0 ? seg.idxOff[k]! : 0;
     const reader = new SegmentReader(k >= 0 ? { resume: { offset: pos, seq: seg.idxSeq[k]! } } : {});
-    const f = await this.#fs.open(seg.path, "r");
+    seg.reader ??= this.#fs.open(seg.path, "r");
+    const f = await seg.reader.catch((e: unknown) => {
+      seg.reader = undefined;
+      throw e;
+    });
     const out: LogRecord[] = [];
+    let chunk = READ_CHUNK_FIRST_BYTES;
     try {
       for (;;) {
         const r = reader.next();
@@ -669,7 +749,8 @@ export class DurableLog {
             reader.end();
             continue;
           }
-          const want = Math.min(READ_CHUNK_BYTES, endOffset - pos);
+          const want = Math.min(chunk, endOffset - pos);
+          chunk = Math.min(chunk * 2, READ_CHUNK_MAX_BYTES);
           const buf = Buffer.allocUnsafe(want);
           const n = await f.read(buf, 0, want, pos);
           if (n === 0) reader.end();
@@ -695,8 +776,13 @@ export class DurableLog {
           if (out.length >= count) break;
         }
       }
-    } finally {
-      await f.close().catch(() => undefined);
+    } catch (e) {
+      // Open the file again on the next read, in case the handle itself went bad.
+      if (seg.reader !== undefined) {
+        seg.reader = undefined;
+        await f.close().catch(() => undefined);
+      }
+      throw e;
     }
     return out;
   }
@@ -755,6 +841,14 @@ export class DurableLog {
       await this.#retentionRun;
       await this.#file?.close().catch(() => undefined);
       this.#file = undefined;
+      for (const seg of this.#segments) {
+        const reader = seg.reader;
+        seg.reader = undefined;
+        if (reader !== undefined) await (await reader.catch(() => undefined))?.close().catch(() => undefined);
+      }
+      this.#cache = [];
+      this.#cacheHead = 0;
+      this.#cacheSize = 0;
     })();
     return this.#closing;
   }
