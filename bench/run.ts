@@ -17,6 +17,7 @@ import type { Impl, SetupResult } from "./impl.js";
 import { IMPLS, loadImpl, REFERENCE_IMPL } from "./impls/index.js";
 import { CASES, type CaseSpec, type FromWorker, type InitMsg, type Role, type ToWorker } from "./protocol.js";
 import { medianIndex } from "./stats.js";
+import { renderServiceTable, runServiceBench, type ServiceRow } from "./services.js";
 
 const WORKER = fileURLToPath(new URL("./worker.js", import.meta.url));
 
@@ -26,6 +27,8 @@ const WORKER = fileURLToPath(new URL("./worker.js", import.meta.url));
 interface Options {
   readonly json: string | undefined;
   readonly cases: readonly CaseSpec[];
+  /** Run the service benchmark (case name `services`; Myelin only). */
+  readonly services: boolean;
   readonly impls: readonly string[];
   readonly runs: number;
   readonly durationMs: number;
@@ -36,7 +39,7 @@ interface Options {
 }
 
 const USAGE = `usage: node dist/bench/run.js [options]
-  --cases a,b        cases to run (default: all): ${CASES.map((c) => c.name).join(", ")}
+  --cases a,b        cases to run (default: all): ${CASES.map((c) => c.name).join(", ")}, services
   --impls x,y        implementations (default: all): ${Object.keys(IMPLS).join(", ")}
   --runs N           repetitions per measurement; the median run is reported (default 3, --quick 1)
   --duration-ms MS   duration of one throughput/round-trip run (default 1500, --quick 200)
@@ -80,7 +83,8 @@ function parseOptions(argv: string[]): Options {
       .map((s) => s.trim())
       .filter((s) => s !== "");
   const quick = values.quick;
-  const caseNames = list(values.cases);
+  const selected = list(values.cases);
+  const caseNames = selected?.filter((n) => n !== "services");
   const cases =
     caseNames === undefined
       ? CASES
@@ -99,6 +103,9 @@ function parseOptions(argv: string[]): Options {
   return {
     json: values.json,
     cases,
+    services:
+      (selected === undefined || selected.includes("services")) &&
+      (values.impls === undefined || impls.includes("myelin")),
     impls,
     runs: int("runs", values.runs, quick ? 1 : 3, 1),
     durationMs,
@@ -699,31 +706,54 @@ async function main(): Promise<void> {
     }
     for (const impl of impls) rows.push(await benchCase(opts, c, impl));
   }
+  let serviceRows: ServiceRow[] = [];
+  if (opts.services) {
+    serviceRows = await runServiceBench({
+      durationMs: opts.durationMs,
+      runs: opts.runs,
+      track,
+      makeTempDir,
+      removeTempDir,
+      log,
+    });
+  }
 
   console.log();
-  console.log(renderTable(rows));
+  if (rows.length > 0) console.log(renderTable(rows));
+  if (serviceRows.length > 0) {
+    if (rows.length > 0) console.log();
+    console.log(renderServiceTable(serviceRows));
+    console.log(
+      "services: 64 B echo calls, 16 in flight from one client process; direct = one data link to one server, " +
+        "no discovery/balancing; balanced = a service client (round-robin unless -lo: least-outstanding).",
+    );
+  }
   console.log();
-  console.log(`Median of ${opts.runs} run(s) of ${opts.durationMs} ms; MB = 10^6 bytes of payload.`);
-  console.log(
-    "msg/s: receiver side, first to last data message (roundtrip-64: round trips/s); " +
-      "loss = 1 - received/sent.",
-  );
-  console.log(
-    `late-joiner: p50 = median of ${opts.joins} joins, p99 = the worst join. ` +
-      "idle-rss: RSS MiB of the idle subscribed receiver process" +
-      (baselineRss === undefined
-        ? "."
-        : `; a bare worker process (harness only, no impl) is ${(baselineRss / (1024 * 1024)).toFixed(1)} MiB.`),
-  );
-  console.log(`ratio vs ${REFERENCE_IMPL}: msg/s for throughput, p50 for latency cases, RSS for idle-rss.`);
-  for (const impl of impls) console.log(`  ${impl.name}: ${impl.description}`);
-  for (const s of skipped) console.log(`  skipped ${s}`);
+  if (rows.length === 0) {
+    console.log(`Median of ${opts.runs} run(s) of ${opts.durationMs} ms.`);
+  } else {
+    console.log(`Median of ${opts.runs} run(s) of ${opts.durationMs} ms; MB = 10^6 bytes of payload.`);
+    console.log(
+      "msg/s: receiver side, first to last data message (roundtrip-64: round trips/s); " +
+        "loss = 1 - received/sent.",
+    );
+    console.log(
+      `late-joiner: p50 = median of ${opts.joins} joins, p99 = the worst join. ` +
+        "idle-rss: RSS MiB of the idle subscribed receiver process" +
+        (baselineRss === undefined
+          ? "."
+          : `; a bare worker process (harness only, no impl) is ${(baselineRss / (1024 * 1024)).toFixed(1)} MiB.`),
+    );
+    console.log(`ratio vs ${REFERENCE_IMPL}: msg/s for throughput, p50 for latency cases, RSS for idle-rss.`);
+    for (const impl of impls) console.log(`  ${impl.name}: ${impl.description}`);
+    for (const s of skipped) console.log(`  skipped ${s}`);
+  }
 
   if (opts.json !== undefined) {
-    writeFileSync(opts.json, `${JSON.stringify(rows, null, 2)}\n`);
-    console.log(`wrote ${rows.length} rows to ${opts.json}`);
+    writeFileSync(opts.json, `${JSON.stringify([...rows, ...serviceRows], null, 2)}\n`);
+    console.log(`wrote ${rows.length + serviceRows.length} rows to ${opts.json}`);
   }
-  if (rows.some((r) => r.error !== null)) process.exitCode = 1;
+  if (rows.some((r) => r.error !== null) || serviceRows.some((r) => r.error !== null)) process.exitCode = 1;
 }
 
 main()

@@ -24,6 +24,13 @@ export const ERROR_CODES = [
   "ERR_PARAMETER",
   "ERR_STORAGE",
   "ERR_STATE_CORRUPT",
+  "ERR_BAD_CONFIG",
+  "ERR_SPEC",
+  "ERR_UNKNOWN_NODE",
+  "ERR_PROCESS_FAILED",
+  "ERR_QUEUE_FULL",
+  "ERR_BROKER",
+  "ERR_UNAVAILABLE",
 ] as const;
 
 /** A stable error code; see docs/errors.md. */

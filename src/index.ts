@@ -5,3 +5,5 @@ export * from "./codec/index.js";
 export * from "./node/index.js";
 export * from "./hub/index.js";
 export * from "./store/index.js";
+export * from "./orchestrator/index.js";
+export * from "./gateway/index.js";

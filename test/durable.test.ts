@@ -136,7 +136,7 @@ test(
     await assert.rejects(
       node
         .createClient("/_store/append", myelin_msgs.StoreAppend)
-        .call({ topic: "/jobs/dead_letter", type: "std_msgs/String", payloads: [] }),
+        .call({ topic: "/jobs/dead_letter", type: "std_msgs/String", payloads: [], msg_ids: [] }),
       /dead-letter topic/,
     );
   },

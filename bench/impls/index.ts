@@ -14,6 +14,12 @@ export const IMPLS: Readonly<Record<string, () => Promise<Impl>>> = {
   "zeromq-push": () => load(import("./zeromq-push.js")),
   nats: () => load(import("./nats.js")),
   myelin: () => load(import("./myelin.js")),
+  "mqtt-mosquitto-q0": async () => (await import("./mqtt.js")).mqttImpl("mosquitto", 0),
+  "mqtt-aedes-q0": async () => (await import("./mqtt.js")).mqttImpl("aedes", 0),
+  "mqtt-gateway-q0": async () => (await import("./mqtt.js")).mqttImpl("gateway", 0),
+  "mqtt-mosquitto-q1": async () => (await import("./mqtt.js")).mqttImpl("mosquitto", 1),
+  "mqtt-aedes-q1": async () => (await import("./mqtt.js")).mqttImpl("aedes", 1),
+  "mqtt-gateway-q1": async () => (await import("./mqtt.js")).mqttImpl("gateway", 1),
 };
 
 /** The impl every ratio is computed against. */

@@ -31,6 +31,11 @@ export interface TopicDecl {
 export interface ServiceDecl {
   service: string;
   type: string;
+  /**
+   * The server declared the service idempotent (a repeated call does no harm), so a client may
+   * retry a call on another replica when the first one dies or times out.
+   */
+  idempotent?: boolean;
 }
 
 /** A node as registered with the hub. */
@@ -49,6 +54,10 @@ export interface NodeRecord {
   pubs: TopicDecl[];
   subs: TopicDecl[];
   services: ServiceDecl[];
+  /** Readiness the node reports (`node.setReady()`); absent means ready. */
+  ready?: boolean;
+  /** Supervised instance the node runs in (`MYELIN_INSTANCE`, set by the supervisor), if any. */
+  instance?: string;
 }
 
 /** What the hub knows, as pushed to nodes and tools. */
@@ -152,7 +161,7 @@ function topicDecl(v: unknown, where: string): TopicDecl {
 
 function nodeRecord(v: unknown, where: string): NodeRecord {
   const o = obj(v, where);
-  return {
+  const rec: NodeRecord = {
     id: str(o, "id", where),
     name: str(o, "name", where),
     pid: num(o, "pid", where),
@@ -164,12 +173,29 @@ function nodeRecord(v: unknown, where: string): NodeRecord {
     subs: arr(o, "subs", where).map((x, i) => topicDecl(x, `${where}.subs[${i}]`)),
     services: arr(o, "services", where).map((x, i) => {
       const s = obj(x, `${where}.services[${i}]`);
-      return {
+      const d: ServiceDecl = {
         service: str(s, "service", `${where}.services[${i}]`),
         type: str(s, "type", `${where}.services[${i}]`),
       };
+      if (s["idempotent"] !== undefined) {
+        if (typeof s["idempotent"] !== "boolean") {
+          throw new DecodeError(
+            "ERR_DECODE",
+            `control message: ${where}.services[${i}].idempotent must be a boolean`,
+          );
+        }
+        d.idempotent = s["idempotent"];
+      }
+      return d;
     }),
   };
+  if (o["ready"] !== undefined) {
+    if (typeof o["ready"] !== "boolean")
+      throw new DecodeError("ERR_DECODE", `control message: ${where}.ready must be a boolean`);
+    rec.ready = o["ready"];
+  }
+  if (o["instance"] !== undefined) rec.instance = str(o, "instance", where);
+  return rec;
 }
 
 function unpack(bytes: Uint8Array): Obj {

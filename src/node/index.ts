@@ -8,11 +8,23 @@ export type {
   NodeEvents,
 } from "./node.js";
 export { Publisher } from "./publisher.js";
-export type { PublisherStats } from "./publisher.js";
+export type { PublisherStats, PublishOptions } from "./publisher.js";
 export { Subscription } from "./subscription.js";
 export type { MessageInfo, Received, SubscriptionStats, Overflow, MessageHandler } from "./subscription.js";
 export { ServiceServer, ServiceClient } from "./service.js";
-export type { ServiceHandler, ServiceContext, CallOptions } from "./service.js";
+export type {
+  ServiceHandler,
+  ServiceContext,
+  CallOptions,
+  ServiceOptions,
+  ServiceClientEvents,
+} from "./service.js";
+export { Balancer, BALANCE_POLICIES } from "./balancer.js";
+export type { BalancePolicy, ReplicaStats, BreakerEvent, AttemptOutcome } from "./balancer.js";
+export { CircuitBreaker, BREAKER_DEFAULTS } from "./circuit-breaker.js";
+export type { BreakerOptions, BreakerState } from "./circuit-breaker.js";
+export { RetryBudget, RETRY_BUDGET_DEFAULTS } from "./retry-budget.js";
+export type { RetryBudgetOptions } from "./retry-budget.js";
 export { Parameter } from "./parameter.js";
 export type { ParameterKind, ParameterSpec } from "./parameter.js";
 export { QOS_DEFAULT, QOS_SENSOR_DATA, QOS_LATCHED, resolveQos } from "./qos.js";

@@ -28,7 +28,7 @@ import {
   type ReplyResult,
 } from "../transport/data-server.js";
 import { PeerLink, type RecordSink } from "../transport/peer-link.js";
-import type { ErrorBody, RecordHeader, RequestHeader } from "../transport/frame.js";
+import type { ErrorBody, RecordHeader, RequestHeader, SubBody } from "../transport/frame.js";
 import { InprocRegistry } from "../transport/inproc.js";
 import { ensureRuntimeDir, hubEndpoint, runtimeDir } from "./config.js";
 import type { GraphSnapshot, NodeRecord, Refusal, TopicDecl } from "./control-protocol.js";
@@ -37,7 +37,16 @@ import { DurableConsumer, type DurableConsumerOptions } from "./durable-consumer
 import { Parameter, type ParameterKind, type ParameterSpec } from "./parameter.js";
 import { Publisher } from "./publisher.js";
 import { resolveQos, type Qos } from "./qos.js";
-import { ServiceClient, ServiceServer, type CallRouter, type ServiceHandler } from "./service.js";
+import type { AttemptOutcome } from "./balancer.js";
+import {
+  ServiceClient,
+  ServiceServer,
+  type CallPlan,
+  type CallRouter,
+  type ClientOptions,
+  type ServiceHandler,
+  type ServiceOptions,
+} from "./service.js";
 import { Subscription, type Acker, type MessageHandler, type Overflow } from "./subscription.js";
 
 /** A random id of this process; nodes with the same one deliver to each other in memory. */
@@ -74,6 +83,11 @@ export interface NodeOptions {
   registerTimeoutMs?: number;
   /** Initial parameter values; they override declared defaults. */
   parameters?: Record<string, unknown>;
+  /**
+   * Start not ready, and say when with `setReady(true)` (default false: ready once created).
+   * Readiness is on the graph; a supervisor waits for it before starting dependent nodes.
+   */
+  manualReady?: boolean;
 }
 
 /** Defaults of NodeOptions. */
@@ -104,13 +118,15 @@ export interface SubscriptionOptions {
   overflow?: Overflow;
   /** Validate each message from another process against the schema (default true). */
   validate?: boolean;
+  /**
+   * Queue group: subscriptions (in any process) that join a topic with the same group name
+   * share its messages, each message going to one of them; see docs/services.md for what is
+   * guaranteed when a member dies. Letters, digits, `_`, `-`, `.`; default none.
+   */
+  group?: string;
 }
 
-/** Options of createClient. */
-export interface ClientOptions {
-  /** Default timeout of each call, in ms. */
-  timeoutMs?: number;
-}
+export type { ClientOptions, ServiceOptions } from "./service.js";
 
 /** Events of a node. */
 export interface NodeEvents {
@@ -134,9 +150,18 @@ function resolveName(name: string, what: string): string {
 }
 
 const CREDIT_MSGS = 16384;
+const GROUP_CREDIT_MSGS = 1024;
 const CREDIT_BYTES = 32 * 1024 * 1024;
 
-/** One publisher node feeding one subscription, over a link. */
+/**
+ * One publisher node feeding one subscription, over a link.
+ *
+ * A queue-group member (`grouped`) credits the publisher only for a contiguous prefix of the
+ * messages it received (a handler that finishes early waits for the earlier ones), and does so
+ * at the end of each event-loop turn rather than per quarter window: the publisher's count of
+ * uncredited messages is then exactly the messages not consumed yet, which it sends to another
+ * member if this one goes away.
+ */
 class RemoteSource implements RecordSink, Acker {
   sid = 0;
   alive = true;
@@ -144,6 +169,13 @@ class RemoteSource implements RecordSink, Acker {
   #consumedBytes = 0;
   readonly #lastSeq = new Map<number, number>();
   readonly #names = new Map<number, string>();
+  /** Group members: index of the message being handled, of the next one, and of the first unconsumed. */
+  #cur = 0;
+  #nextIdx = 0;
+  #doneIdx = 0;
+  /** Group members: consumed out of order (index → bytes), waiting for the ones before. */
+  readonly #early = new Map<number, number>();
+  #flushScheduled = false;
 
   constructor(
     readonly sub: Subscription<unknown>,
@@ -154,9 +186,14 @@ class RemoteSource implements RecordSink, Acker {
     readonly publisherName: string,
     readonly windowMsgs: number,
     readonly windowBytes: number,
+    readonly grouped = false,
   ) {}
 
   ack(bytes: number): void {
+    if (this.grouped) {
+      this.#ackAt(this.#cur, bytes);
+      return;
+    }
     this.#consumedMsgs++;
     this.#consumedBytes += bytes;
     if (this.#consumedMsgs * 4 >= this.windowMsgs || this.#consumedBytes * 4 >= this.windowBytes) {
@@ -166,8 +203,36 @@ class RemoteSource implements RecordSink, Acker {
     }
   }
 
+  #ackAt(i: number, bytes: number): void {
+    if (i !== this.#doneIdx) {
+      this.#early.set(i, bytes);
+      return;
+    }
+    let msgs = 1;
+    let total = bytes;
+    this.#doneIdx++;
+    for (let b = this.#early.get(this.#doneIdx); b !== undefined; b = this.#early.get(this.#doneIdx)) {
+      this.#early.delete(this.#doneIdx);
+      this.#doneIdx++;
+      msgs++;
+      total += b;
+    }
+    this.#consumedMsgs += msgs;
+    this.#consumedBytes += total;
+    if (this.#flushScheduled) return;
+    this.#flushScheduled = true;
+    setImmediate(() => {
+      this.#flushScheduled = false;
+      if (this.#consumedMsgs === 0) return;
+      this.link.credit(this.sid, this.#consumedMsgs, this.#consumedBytes);
+      this.#consumedMsgs = 0;
+      this.#consumedBytes = 0;
+    });
+  }
+
   onRecord(pub: number, seq: number, sec: number, nsec: number, payload: Buffer): void {
-    if (!this.#sequence(pub, seq)) {
+    if (this.grouped) this.#cur = this.#nextIdx++;
+    else if (!this.#sequence(pub, seq)) {
       this.ack(payload.length);
       return;
     }
@@ -193,7 +258,8 @@ class RemoteSource implements RecordSink, Acker {
   onBlob(h: RecordHeader, parts: Buffer[]): void {
     let bytes = 0;
     for (const p of parts) bytes += p.length;
-    if (!this.#sequence(h.pub, h.seq)) {
+    if (this.grouped) this.#cur = this.#nextIdx++;
+    else if (!this.#sequence(h.pub, h.seq)) {
       this.ack(bytes);
       return;
     }
@@ -249,7 +315,13 @@ class RemoteSource implements RecordSink, Acker {
   #deliver(msg: unknown, pub: number, seq: number, sec: number, nsec: number, bytes: number): void {
     let name = this.#names.get(pub);
     if (name === undefined) this.#names.set(pub, (name = `${this.publisherName}#${pub}`));
-    this.sub.deliver(msg, { seq, publisher: name, sourceTime: { sec, nanosec: nsec } }, this, bytes);
+    const info = { seq, publisher: name, sourceTime: { sec, nanosec: nsec } };
+    if (this.grouped) {
+      const i = this.#cur;
+      this.sub.deliver(msg, info, { ack: (b) => this.#ackAt(i, b) }, bytes);
+      return;
+    }
+    this.sub.deliver(msg, info, this, bytes);
   }
 
   #invalid(err: unknown, bytes: number): void {
@@ -299,21 +371,27 @@ export class Node extends EventEmitter<NodeEvents> implements CallRouter {
   readonly #links = new Map<string, PeerLink>();
   #graph: GraphSnapshot | undefined;
   #graphWaiters: (() => void)[] = [];
-  #rr = 0;
   readonly #durables = new Set<DurableConsumer<unknown>>();
   readonly #storeBatches = new Map<
     string,
-    { type: string; payloads: Uint8Array[]; waiters: { resolve: () => void; reject: (e: unknown) => void }[] }
+    {
+      type: string;
+      payloads: Uint8Array[];
+      /** One per payload ("" for none), or null while no payload of the batch has an id. */
+      ids: string[] | null;
+      waiters: { resolve: () => void; reject: (e: unknown) => void }[];
+    }
   >();
   #storeClient:
     | ServiceClient<
-        { topic: string; type: string; payloads: Uint8Array[] },
-        { first_seq: number; count: number }
+        { topic: string; type: string; payloads: Uint8Array[]; msg_ids: string[] },
+        { first_seq: number; count: number; seqs: number[]; duplicates: number }
       >
     | undefined;
   #livenessTimer: NodeJS.Timeout | undefined;
   #ipcPath = "";
   #closed = false;
+  #ready: boolean;
 
   /** @internal use createNode() */
   constructor(opts: NodeOptions) {
@@ -328,6 +406,7 @@ export class Node extends EventEmitter<NodeEvents> implements CallRouter {
     this.name = opts.name;
     this.id = `${opts.name}-${randomBytes(4).toString("hex")}`;
     this.#runtimeDir = runtimeDir(opts.runtimeDir);
+    this.#ready = opts.manualReady !== true;
   }
 
   /** @internal */
@@ -344,7 +423,7 @@ export class Node extends EventEmitter<NodeEvents> implements CallRouter {
       {
         onSubscribe: (r) => this.#onRemoteSubscribe(r),
         onUnsubscribe: (r) => {
-          for (const p of this.#publishers) if (p.remote.delete(r)) p.matched();
+          for (const p of this.#publishers) if (p.removeRemote(r)) p.matched();
         },
         onRequest: (peer, h, parts) => this.#onRequest(peer, h, parts),
         onBadFrame: (peer, err) =>
@@ -376,6 +455,18 @@ export class Node extends EventEmitter<NodeEvents> implements CallRouter {
     const hubSock = hubEndpoint({ hub: this.#opts.hub, runtimeDir: this.#opts.runtimeDir });
     const likely = !hubSock.startsWith("ipc://") || existsSync(hubSock.slice("ipc://".length));
     await this.#hub.register(likely ? this.#opts.registerTimeoutMs : 300);
+  }
+
+  /** True if the node said it is ready (see `manualReady`). */
+  get ready(): boolean {
+    return this.#ready;
+  }
+
+  /** Reports readiness to the hub (shown on the graph; a supervisor waits for it). */
+  setReady(ready: boolean): void {
+    if (ready === this.#ready) return;
+    this.#ready = ready;
+    this.#reregister();
   }
 
   /** The endpoint of this node's data socket. */
@@ -444,7 +535,9 @@ export class Node extends EventEmitter<NodeEvents> implements CallRouter {
       maxPendingBytes: opts.maxPendingBytes ?? 8 * 1024 * 1024,
       validate: opts.validate ?? true,
       persist:
-        qos.durability === "persistent" ? (payload) => this.#persist(name, type.name, payload) : undefined,
+        qos.durability === "persistent"
+          ? (payload, msgId) => this.#persist(name, type.name, payload, msgId)
+          : undefined,
       localSubs: () => inproc.subscriptions(name),
       onClose: () => {
         this.#publishers.delete(pub as Publisher<unknown>);
@@ -482,6 +575,13 @@ export class Node extends EventEmitter<NodeEvents> implements CallRouter {
     const typeName = typeof type === "string" ? type : type.name;
     this.#checkLocalType(name, typeName);
     const overflow = opts.overflow ?? (qos.reliability === "reliable" ? "block" : "drop-oldest");
+    const group = opts.group;
+    if (group !== undefined && (typeof group !== "string" || !/^[A-Za-z0-9_.-]{1,128}$/.test(group))) {
+      throw new MyelinError(
+        "ERR_INVALID_ARGUMENT",
+        `subscription to ${name}: group ${JSON.stringify(group)} is not valid: use 1 to 128 letters, digits, '_', '-', '.'`,
+      );
+    }
     const sub: Subscription<T> = new Subscription<T>({
       topic: name,
       typeName,
@@ -490,6 +590,7 @@ export class Node extends EventEmitter<NodeEvents> implements CallRouter {
       overflow,
       handler,
       onClose: () => this.#dropSubscription(sub as Subscription<unknown>),
+      group,
     });
     const state: SubState = {
       sub: sub as Subscription<unknown>,
@@ -500,8 +601,11 @@ export class Node extends EventEmitter<NodeEvents> implements CallRouter {
     };
     this.#subs.set(sub as Subscription<unknown>, state);
     inproc.addSubscription(name, sub as Subscription<unknown>);
-    for (const p of inproc.publishers(name)) p.matched();
-    if (qos.durability === "transient-local") {
+    for (const p of inproc.publishers(name)) {
+      if (group !== undefined) p.localGroupsChanged();
+      p.matched();
+    }
+    if (qos.durability === "transient-local" && group === undefined) {
       for (const p of inproc.publishers(name))
         if (p.type.name === typeName) (p as Publisher<T>).replayLocal(sub, qos.depth);
     }
@@ -524,17 +628,27 @@ export class Node extends EventEmitter<NodeEvents> implements CallRouter {
     name: string,
     type: ServiceType<Req, Res>,
     handler: ServiceHandler<Req, Res>,
+    opts: ServiceOptions = {},
   ): Promise<ServiceServer<Req, Res>> {
     this.#check();
     const n = resolveName(name, "service");
     if (this.#services.has(n)) {
       throw new MyelinError("ERR_INVALID_ARGUMENT", `node ${this.name} already serves ${n}; close it first`);
     }
-    const srv: ServiceServer<Req, Res> = new ServiceServer(n, type, handler, () => {
-      this.#services.delete(n);
-      inproc.removeService(n, srv as ServiceServer<unknown, unknown>);
-      this.#reregister();
-    });
+    if (opts.idempotent !== undefined && typeof opts.idempotent !== "boolean") {
+      throw new MyelinError("ERR_INVALID_ARGUMENT", `service ${n}: idempotent must be true or false`);
+    }
+    const srv: ServiceServer<Req, Res> = new ServiceServer(
+      n,
+      type,
+      handler,
+      () => {
+        this.#services.delete(n);
+        inproc.removeService(n, srv as ServiceServer<unknown, unknown>);
+        this.#reregister();
+      },
+      opts.idempotent === true,
+    );
     this.#services.set(n, srv as ServiceServer<unknown, unknown>);
     inproc.addService(n, srv as ServiceServer<unknown, unknown>);
     const refused = await this.#register();
@@ -562,7 +676,8 @@ export class Node extends EventEmitter<NodeEvents> implements CallRouter {
       name,
       type,
       opts,
-      (service, t) => this.createClient(service, t as ServiceType<never, never>),
+      // The consumer handles store errors itself: no breaker turning them into ERR_UNAVAILABLE.
+      (service, t) => this.createClient(service, t as ServiceType<never, never>, { breaker: false }),
       (err) => this.emit("warning", err),
     );
     this.#durables.add(c as DurableConsumer<unknown>);
@@ -576,7 +691,7 @@ export class Node extends EventEmitter<NodeEvents> implements CallRouter {
     opts: ClientOptions = {},
   ): ServiceClient<Req, Res> {
     this.#check();
-    return new ServiceClient(resolveName(name, "service"), type, opts.timeoutMs ?? 5000, this);
+    return new ServiceClient(resolveName(name, "service"), type, opts, this);
   }
 
   /**
@@ -642,15 +757,17 @@ export class Node extends EventEmitter<NodeEvents> implements CallRouter {
    * Appends an encoded message of a persistent topic to the hub's store. Appends made in one
    * event-loop turn travel in one request and share the store's group commit.
    */
-  #persist(topic: string, type: string, payload: Uint8Array): Promise<void> {
+  #persist(topic: string, type: string, payload: Uint8Array, msgId: string | undefined): Promise<void> {
     return new Promise<void>((resolve, reject) => {
       let b = this.#storeBatches.get(topic);
       if (b === undefined) {
-        b = { type, payloads: [], waiters: [] };
+        b = { type, payloads: [], ids: null, waiters: [] };
         this.#storeBatches.set(topic, b);
         setImmediate(() => void this.#flushStore(topic));
       }
+      if (msgId !== undefined && b.ids === null) b.ids = b.payloads.map(() => "");
       b.payloads.push(payload);
+      b.ids?.push(msgId ?? "");
       b.waiters.push({ resolve, reject });
     });
   }
@@ -659,9 +776,12 @@ export class Node extends EventEmitter<NodeEvents> implements CallRouter {
     const b = this.#storeBatches.get(topic);
     if (b === undefined) return;
     this.#storeBatches.delete(topic);
-    this.#storeClient ??= this.createClient("/_store/append", myelin_msgs.StoreAppend, { timeoutMs: 10000 });
+    this.#storeClient ??= this.createClient("/_store/append", myelin_msgs.StoreAppend, {
+      timeoutMs: 10000,
+      breaker: false,
+    });
     try {
-      await this.#storeClient.call({ topic, type: b.type, payloads: b.payloads });
+      await this.#storeClient.call({ topic, type: b.type, payloads: b.payloads, msg_ids: b.ids ?? [] });
       for (const w of b.waiters) w.resolve();
     } catch (err) {
       const e =
@@ -721,8 +841,13 @@ export class Node extends EventEmitter<NodeEvents> implements CallRouter {
   // ---- CallRouter --------------------------------------------------------------------------
 
   /** @internal */
-  async call(name: string, typeName: string, req: unknown, timeoutMs: number): Promise<unknown> {
-    const deadline = Date.now() + timeoutMs;
+  async call(
+    name: string,
+    typeName: string,
+    req: unknown,
+    timeoutMs: number,
+    plan: CallPlan,
+  ): Promise<unknown> {
     const local = inproc.service(name);
     if (local !== undefined) {
       if (local.type.name !== typeName) {
@@ -738,60 +863,157 @@ export class Node extends EventEmitter<NodeEvents> implements CallRouter {
         () => {},
       );
     }
+    const deadline = Date.now() + timeoutMs;
     if (this.#graph === undefined) {
       await this.waitForGraph(() => true, timeoutMs).catch(() => undefined);
     }
-    const servers = this.#servers(name);
-    if (servers.length === 0) {
-      const known = new Set<string>();
-      for (const n of this.#graph?.nodes ?? []) for (const s of n.services) known.add(s.service);
-      throw new ServiceError(
-        "ERR_NO_SERVER",
-        this.#graph === undefined
-          ? `no node serves ${name}: no hub answered, so no server can be found; start one with \`myelin hub\``
-          : `no node serves ${name}; services now: ${[...known].sort().join(", ") || "none"}`,
+    const tried = new Set<string>();
+    let lastErr: Error | undefined;
+    let retries = 0;
+    plan.budget.deposit();
+    for (;;) {
+      const servers = this.#servers(name);
+      if (servers.length === 0) {
+        if (lastErr !== undefined) throw lastErr;
+        const known = new Set<string>();
+        for (const n of this.#graph?.nodes ?? []) for (const s of n.services) known.add(s.service);
+        throw new ServiceError(
+          "ERR_NO_SERVER",
+          this.#graph === undefined
+            ? `no node serves ${name}: no hub answered, so no server can be found; start one with \`myelin hub\``
+            : `no node serves ${name}; services now: ${[...known].sort().join(", ") || "none"}`,
+        );
+      }
+      const candidates = servers.map((n) => ({
+        id: n.id,
+        name: n.name,
+        down: this.#links.get(n.endpoint)?.down === true,
+      }));
+      const now = Date.now();
+      const pick = plan.balancer.pick(candidates, tried, now);
+      if (!pick.ok) {
+        if (lastErr !== undefined) throw lastErr;
+        throw new ServiceError(
+          "ERR_UNAVAILABLE",
+          pick.reason === "open"
+            ? `service ${name}: all ${servers.length} replica(s) failed repeatedly and their circuit breakers are open; the next try goes through in ${pick.retryInMs} ms`
+            : `service ${name}: the links to all ${servers.length} replica(s) are down (their nodes stopped or crashed); start a server, or retry once the hub shows one`,
+        );
+      }
+      const target = servers.find((n) => n.id === pick.id)!;
+      const decl = target.services.find((s) => s.service === name)!;
+      if (decl.type !== typeName) {
+        plan.balancer.done(target.id, "cancelled", now);
+        throw new TypeMismatchError(
+          "ERR_TYPE_MISMATCH",
+          `service ${name} has type ${decl.type} (node ${target.name}); the client used ${typeName}`,
+        );
+      }
+      const remaining = Math.max(1, deadline - now);
+      const attemptMs = Math.max(1, Math.min(remaining, plan.attemptTimeoutMs ?? remaining));
+      const r = await this.#attempt(
+        target,
+        name,
+        typeName,
+        req,
+        attemptMs,
+        attemptMs === remaining ? timeoutMs : attemptMs,
       );
+      plan.balancer.done(target.id, r.outcome, Date.now());
+      if (r.ok) return r.res;
+      const err = r.err instanceof Error ? r.err : new Error(String(r.err));
+      lastErr = err;
+      tried.add(target.id);
+      // ERR_NO_SERVER from the replica: it did not run the call, so repeating it is always safe.
+      const notRun = err instanceof MyelinError && err.code === "ERR_NO_SERVER";
+      const transient = notRun || r.outcome === "timeout" || r.outcome === "unreachable";
+      const mayRepeat = notRun || (plan.idempotent ?? decl.idempotent === true);
+      if (
+        !transient ||
+        !mayRepeat ||
+        retries >= plan.retries ||
+        deadline - Date.now() <= 1 ||
+        !plan.budget.withdraw()
+      ) {
+        throw err;
+      }
+      retries++;
     }
-    const target = servers[this.#rr++ % servers.length]!;
-    const decl = target.services.find((s) => s.service === name)!;
-    if (decl.type !== typeName) {
-      throw new TypeMismatchError(
-        "ERR_TYPE_MISMATCH",
-        `service ${name} has type ${decl.type} (node ${target.name}); the client used ${typeName}`,
+  }
+
+  /** One attempt of a call on one replica; never throws, says how it ended. */
+  async #attempt(
+    target: NodeRecord,
+    name: string,
+    typeName: string,
+    req: unknown,
+    attemptMs: number,
+    reportedMs: number,
+  ): Promise<
+    { ok: true; res: unknown; outcome: AttemptOutcome } | { ok: false; err: unknown; outcome: AttemptOutcome }
+  > {
+    const fail = (err: unknown, outcome: AttemptOutcome) => ({ ok: false as const, err, outcome });
+    let r: Awaited<ReturnType<PeerLink["request"]>["reply"]>;
+    try {
+      const link = this.#link(target.endpoint);
+      const { id, reply } = link.request(
+        { service: name, type: typeName, timeoutMs: attemptMs },
+        encodeFrames(req, this.#opts.blobThreshold),
       );
+      r = await this.#withTimeout(reply, name, attemptMs, () => link.cancel(id), target.name, reportedMs);
+    } catch (err) {
+      const code = err instanceof MyelinError ? err.code : "";
+      if (code === "ERR_TIMEOUT") return fail(err, "timeout");
+      if (code === "ERR_UNAVAILABLE") {
+        return fail(
+          new ServiceError(
+            "ERR_UNAVAILABLE",
+            `service ${name} on node ${target.name}: ${(err as Error).message}`,
+            {
+              cause: err,
+            },
+          ),
+          "unreachable",
+        );
+      }
+      return fail(err, "cancelled");
     }
-    const link = this.#link(target.endpoint);
-    const remaining = Math.max(1, deadline - Date.now());
-    const { id, reply } = link.request(
-      { service: name, type: typeName, timeoutMs: remaining },
-      encodeFrames(req, this.#opts.blobThreshold),
-    );
-    const r = await this.#withTimeout(reply, name, remaining, () => link.cancel(id), target.name, timeoutMs);
     if (!r.header.ok) {
       const e = r.header.error ?? {
         code: "ERR_SERVICE_FAILED",
         message: "the server reported an error without details",
       };
-      if (e.code === "ERR_TYPE_MISMATCH") throw new TypeMismatchError("ERR_TYPE_MISMATCH", e.message);
-      if (e.code === "ERR_NO_SERVER") throw new ServiceError("ERR_NO_SERVER", e.message);
+      // Errors that are the request's fault say nothing about the replica: it answered.
+      if (e.code === "ERR_TYPE_MISMATCH")
+        return fail(new TypeMismatchError("ERR_TYPE_MISMATCH", e.message), "ok");
+      if (e.code === "ERR_NO_SERVER") return fail(new ServiceError("ERR_NO_SERVER", e.message), "cancelled");
       if (e.code === "ERR_VALIDATION")
-        throw new ValidationError("ERR_VALIDATION", `${name} refused the request: ${e.message}`);
+        return fail(new ValidationError("ERR_VALIDATION", `${name} refused the request: ${e.message}`), "ok");
+      if (e.code === "ERR_DECODE")
+        return fail(new MyelinError("ERR_DECODE", `${name} on node ${target.name}: ${e.message}`), "ok");
       if (e.code !== "ERR_SERVICE_FAILED" && (ERROR_CODES as readonly string[]).includes(e.code)) {
-        throw new MyelinError(e.code as ErrorCode, `${name} on node ${target.name}: ${e.message}`);
+        return fail(
+          new MyelinError(e.code as ErrorCode, `${name} on node ${target.name}: ${e.message}`),
+          "fault",
+        );
       }
-      throw new ServiceError("ERR_SERVICE_FAILED", `${name} on node ${target.name} failed: ${e.message}`);
-    }
-    let res: unknown;
-    try {
-      res = decodeFrames(r.header.ok ? r.parts : []);
-    } catch (err) {
-      throw new MyelinError(
-        "ERR_DECODE",
-        `reply of ${name} from node ${target.name} could not be decoded: ${(err as Error).message}`,
-        { cause: err },
+      return fail(
+        new ServiceError("ERR_SERVICE_FAILED", `${name} on node ${target.name} failed: ${e.message}`),
+        "fault",
       );
     }
-    return res;
+    try {
+      return { ok: true, res: decodeFrames(r.parts), outcome: "ok" };
+    } catch (err) {
+      return fail(
+        new MyelinError(
+          "ERR_DECODE",
+          `reply of ${name} from node ${target.name} could not be decoded: ${(err as Error).message}`,
+          { cause: err },
+        ),
+        "fault",
+      );
+    }
   }
 
   /** @internal */
@@ -850,9 +1072,13 @@ export class Node extends EventEmitter<NodeEvents> implements CallRouter {
     });
   }
 
+  /**
+   * Replicas of service `name` that may take calls: in the graph (so live), in another process,
+   * and ready (`ready` absent counts as ready). This is the one place that decides it.
+   */
   #servers(name: string): NodeRecord[] {
     return (this.#graph?.nodes ?? []).filter(
-      (n) => n.process !== PROCESS_ID && n.services.some((s) => s.service === name),
+      (n) => n.process !== PROCESS_ID && n.ready !== false && n.services.some((s) => s.service === name),
     );
   }
 
@@ -897,8 +1123,18 @@ export class Node extends EventEmitter<NodeEvents> implements CallRouter {
       endpoint: this.#advertised(),
       startedAt: this.#startedAt,
       pubs: [...this.#publishers].map((p) => decl(p.topic, p.type.name, p.qos)),
-      subs: [...this.#subs.keys()].map((s) => decl(s.topic, s.typeName, s.qos)),
-      services: [...this.#services.values()].map((s) => ({ service: s.name, type: s.type.name })),
+      subs: [...this.#subs.keys()].map((s) =>
+        s.group === undefined
+          ? decl(s.topic, s.typeName, s.qos)
+          : { ...decl(s.topic, s.typeName, s.qos), group: s.group },
+      ),
+      services: [...this.#services.values()].map((s) => ({
+        service: s.name,
+        type: s.type.name,
+        ...(s.idempotent ? { idempotent: true } : {}),
+      })),
+      ready: this.#ready,
+      ...(process.env["MYELIN_INSTANCE"] ? { instance: process.env["MYELIN_INSTANCE"] } : {}),
     };
   }
 
@@ -940,6 +1176,7 @@ export class Node extends EventEmitter<NodeEvents> implements CallRouter {
     if (st === undefined) return;
     this.#subs.delete(sub);
     inproc.removeSubscription(sub.topic, sub);
+    if (sub.group !== undefined) for (const p of inproc.publishers(sub.topic)) p.localGroupsChanged();
     for (const src of st.sources.values()) if (src.sid !== 0) src.link.unsubscribe(src.sid);
     st.sources.clear();
     this.#reregister();
@@ -949,6 +1186,9 @@ export class Node extends EventEmitter<NodeEvents> implements CallRouter {
     const removed = new Set(g.removed);
     for (const id of removed) {
       this.#server.dropNode(id);
+      // Calls waiting on a node the hub removed cannot be answered any more: fail them now.
+      const gone = this.#graph?.nodes.find((n) => n.id === id);
+      if (gone !== undefined) this.#links.get(gone.endpoint)?.failCalls(`the hub removed node ${gone.name}`);
       for (const st of this.#subs.values()) {
         const src = st.sources.get(id);
         if (src === undefined) continue;
@@ -976,21 +1216,33 @@ export class Node extends EventEmitter<NodeEvents> implements CallRouter {
       if (have !== undefined && have.sid !== 0) continue;
       // A for-await reader that blocks takes credit only as it reads: the window is its queue.
       const block = st.iterator && sub.overflow === "block";
-      const windowMsgs = block ? Math.max(16, Math.min(sub.queueSize, CREDIT_MSGS)) : CREDIT_MSGS;
+      // A group member keeps a smaller window, so a busy member is passed over sooner.
+      const full = sub.group === undefined ? CREDIT_MSGS : GROUP_CREDIT_MSGS;
+      const windowMsgs = block ? Math.max(16, Math.min(sub.queueSize, full)) : full;
       const link = this.#link(n.endpoint);
       const src =
-        have ?? new RemoteSource(sub, st.type, st.validate, link, id, n.name, windowMsgs, CREDIT_BYTES);
-      src.sid = link.subscribe(
-        {
-          topic: sub.topic,
-          type: sub.typeName,
-          reliable: sub.qos.reliability === "reliable",
-          history: sub.qos.durability === "transient-local" ? sub.qos.depth : 0,
-          creditMsgs: windowMsgs,
-          creditBytes: CREDIT_BYTES,
-        },
-        src,
-      );
+        have ??
+        new RemoteSource(
+          sub,
+          st.type,
+          st.validate,
+          link,
+          id,
+          n.name,
+          windowMsgs,
+          CREDIT_BYTES,
+          sub.group !== undefined,
+        );
+      const body: Omit<SubBody, "sid"> = {
+        topic: sub.topic,
+        type: sub.typeName,
+        reliable: sub.qos.reliability === "reliable",
+        history: sub.qos.durability === "transient-local" && sub.group === undefined ? sub.qos.depth : 0,
+        creditMsgs: windowMsgs,
+        creditBytes: CREDIT_BYTES,
+      };
+      if (sub.group !== undefined) body.group = sub.group;
+      src.sid = link.subscribe(body, src);
       st.sources.set(id, src);
     }
     if (!authoritative) return;
@@ -1041,7 +1293,7 @@ export class Node extends EventEmitter<NodeEvents> implements CallRouter {
       };
     }
     for (const p of pubs) {
-      p.remote.add(r);
+      p.addRemote(r);
       if (r.body.history > 0) p.replayTo(r, r.body.history);
       p.matched();
     }

@@ -3,11 +3,23 @@
  * the message object to subscriptions in this process (no encoding, no copy), encodes it once
  * for the remote ones and queues it per their credit. Reliable topics push back: the returned
  * promise resolves only when no reliable subscriber has `maxPending` messages waiting.
+ *
+ * Queue groups: subscriptions that joined with the same group name get each message once
+ * between them: the publisher picks, in turn, the next member that has credit (the least
+ * backed-up one when none has). What a remote member had not consumed when it goes away (it died,
+ * was declared gone, or unsubscribed) is sent to another member of the group; if none is left,
+ * it waits (bounded by `maxPending`) for the next member to join.
  */
 import { ClosedError, MyelinError, TimeoutError, ValidationError } from "../errors.js";
 import type { MessageType } from "../msgs/index.js";
-import { encodeCompiledTransient, encodeFrames, msgpackEncode } from "../codec/index.js";
-import type { DataServer, RemoteSubscriber } from "../transport/data-server.js";
+import {
+  decodeFrames,
+  encodeCompiledTransient,
+  encodeFrames,
+  msgpackCodec,
+  msgpackEncode,
+} from "../codec/index.js";
+import type { DataServer, OutboxEntry, RemoteSubscriber } from "../transport/data-server.js";
 import type { MessageInfo, Subscription } from "./subscription.js";
 import type { Qos } from "./qos.js";
 
@@ -24,6 +36,22 @@ export interface PublisherStats {
   remoteSubscribers: number;
   /** Subscriptions in this process. */
   localSubscribers: number;
+  /** Messages sent again to another group member because the first one went away. */
+  redelivered: number;
+  /** Messages of a group that lost every member and were dropped past `maxPending` waiting. */
+  orphansDropped: number;
+}
+
+/** One member of a queue group: a remote subscriber, or a subscription in this process. */
+type Member = { remote: RemoteSubscriber; local: null } | { remote: null; local: Subscription<unknown> };
+
+/** A queue group as this publisher sees it. */
+interface Group {
+  members: Member[];
+  /** Index of the member to try first next time. */
+  next: number;
+  /** Messages taken back from members that went away, while no remote member is left. */
+  orphans: OutboxEntry[];
 }
 
 interface HistoryEntry<T> {
@@ -45,9 +73,19 @@ export interface PublisherInternals {
   /** Check every message against the type before sending it. */
   validate: boolean;
   /** For `persistent` topics: appends an encoded message to the store; resolves once on disk. */
-  persist: ((payload: Uint8Array) => Promise<void>) | undefined;
+  persist: ((payload: Uint8Array, msgId: string | undefined) => Promise<void>) | undefined;
   localSubs(): ReadonlySet<Subscription<unknown>>;
   onClose(): void;
+}
+
+/** Options of one `publish()`. */
+export interface PublishOptions {
+  /**
+   * Persistent topics: an id of this message, unique per topic (at most 256 bytes). The store keeps
+   * a message with an id it saw within its deduplication window only once, so a publisher that
+   * retries after a lost confirm does not store it twice.
+   */
+  msgId?: string;
 }
 
 /** A publisher; create with `node.createPublisher()`. */
@@ -59,8 +97,12 @@ export class Publisher<T> {
   /** Id in message headers: `<node name>#<index>`. */
   readonly id: string;
   readonly #in: PublisherInternals;
-  /** @internal subscribers on other nodes */
+  /** @internal subscribers on other nodes, not in a queue group (see addRemote) */
   readonly remote = new Set<RemoteSubscriber>();
+  /** Queue groups by name; null while there is none (the common case costs one check). */
+  #groups: Map<string, Group> | null = null;
+  #redelivered = 0;
+  #orphansDropped = 0;
   readonly #history: HistoryEntry<T>[] = [];
   #seq = 0;
   #published = 0;
@@ -75,6 +117,134 @@ export class Publisher<T> {
     this.index = internals.index;
     this.id = `${internals.nodeName}#${internals.index}`;
     this.#in = internals;
+    this.localGroupsChanged();
+  }
+
+  /** @internal A remote subscriber came (a plain one, or a member of a queue group). */
+  addRemote(r: RemoteSubscriber): void {
+    const name = r.group;
+    if (name === undefined) {
+      this.remote.add(r);
+      return;
+    }
+    const g = this.#group(name);
+    g.members.push({ remote: r, local: null });
+    if (g.orphans.length > 0) {
+      const orphans = g.orphans;
+      g.orphans = [];
+      this.#redeliver(g, orphans);
+    }
+  }
+
+  /**
+   * @internal A remote subscriber went away. A group member's unconsumed messages go to
+   * another member. Returns false if it was not a subscriber of this publisher.
+   */
+  removeRemote(r: RemoteSubscriber): boolean {
+    const name = r.group;
+    if (name === undefined) return this.remote.delete(r);
+    const g = this.#groups?.get(name);
+    if (g === undefined) return false;
+    const i = g.members.findIndex((m) => m.remote === r);
+    if (i < 0) return false;
+    g.members.splice(i, 1);
+    if (g.next > i) g.next--;
+    if (!this.#closed) this.#redeliver(g, r.takeUnacked(this.index));
+    this.#dropEmpty(name, g);
+    return true;
+  }
+
+  /** @internal Subscriptions in this process joined or left a queue group of this topic. */
+  localGroupsChanged(): void {
+    const locals = new Map<string, Subscription<unknown>[]>();
+    for (const s of this.#in.localSubs()) {
+      if (s.group === undefined || s.typeName !== this.type.name) continue;
+      let l = locals.get(s.group);
+      if (l === undefined) locals.set(s.group, (l = []));
+      l.push(s);
+    }
+    for (const [name, g] of this.#groups ?? []) {
+      g.members = g.members.filter((m) => m.local === null || locals.get(name)?.includes(m.local));
+    }
+    for (const [name, subs] of locals) {
+      const g = this.#group(name);
+      for (const s of subs)
+        if (!g.members.some((m) => m.local === s)) g.members.push({ remote: null, local: s });
+      if (g.orphans.length > 0) {
+        const orphans = g.orphans;
+        g.orphans = [];
+        this.#redeliver(g, orphans);
+      }
+    }
+    for (const [name, g] of this.#groups ?? []) this.#dropEmpty(name, g);
+  }
+
+  #group(name: string): Group {
+    this.#groups ??= new Map();
+    let g = this.#groups.get(name);
+    if (g === undefined) this.#groups.set(name, (g = { members: [], next: 0, orphans: [] }));
+    return g;
+  }
+
+  #dropEmpty(name: string, g: Group): void {
+    if (g.members.length > 0 || g.orphans.length > 0) return;
+    this.#groups?.delete(name);
+    if (this.#groups?.size === 0) this.#groups = null;
+  }
+
+  /** The member to send the next message of `g` to: the next with credit, in turn. */
+  #choose(g: Group): Member | undefined {
+    const ms = g.members;
+    const n = ms.length;
+    if (n === 0) return undefined;
+    let best = -1;
+    let bestPending = Infinity;
+    for (let k = 0; k < n; k++) {
+      const i = (g.next + k) % n;
+      const r = ms[i]!.remote;
+      if (r === null || (r.creditMsgs > 0 && r.creditBytes > 0 && r.pending === 0)) {
+        best = i;
+        break;
+      }
+      if (r.pending < bestPending) {
+        best = i;
+        bestPending = r.pending;
+      }
+    }
+    g.next = best + 1;
+    return ms[best];
+  }
+
+  /** Sends messages taken back from a member that went away to the other members of `g`. */
+  #redeliver(g: Group, entries: OutboxEntry[]): void {
+    for (const e of entries) {
+      const m = this.#choose(g);
+      if (m === undefined) {
+        g.orphans.push(e);
+        if (g.orphans.length > this.#in.maxPending) {
+          g.orphans.shift();
+          this.#orphansDropped++;
+        }
+        continue;
+      }
+      this.#redelivered++;
+      if (m.remote !== null) {
+        this.#in.server.deliver(m.remote, e.pub, e.seq, e.sec, e.nsec, e.payload, e.frames, e.bytes);
+        continue;
+      }
+      let msg: unknown;
+      try {
+        msg = e.payload !== null ? msgpackCodec.decode(e.payload) : decodeFrames(e.frames as Buffer[]);
+      } catch {
+        continue; // we encoded it ourselves: cannot happen
+      }
+      m.local.deliver(
+        msg,
+        { seq: e.seq, publisher: this.id, sourceTime: { sec: e.sec, nanosec: e.nsec } },
+        null,
+        0,
+      );
+    }
   }
 
   /** Counters. */
@@ -83,11 +253,22 @@ export class Publisher<T> {
     for (const r of this.remote) dropped += r.dropped;
     let local = 0;
     for (const _ of this.#in.localSubs()) local++;
+    let remote = this.remote.size;
+    for (const g of this.#groups?.values() ?? []) {
+      for (const m of g.members) {
+        if (m.remote !== null) {
+          remote++;
+          dropped += m.remote.dropped;
+        }
+      }
+    }
     return {
       published: this.#published,
       dropped,
-      remoteSubscribers: this.remote.size,
+      remoteSubscribers: remote,
       localSubscribers: local,
+      redelivered: this.#redelivered,
+      orphansDropped: this.#orphansDropped,
     };
   }
 
@@ -139,20 +320,30 @@ export class Publisher<T> {
    *   the store could not write it (the message is not stored)
    * @throws MyelinError ERR_BACKPRESSURE when a reliable subscriber is 2 × maxPending behind (the
    *   caller did not await earlier publishes); nothing was sent
+   * @throws MyelinError ERR_INVALID_ARGUMENT for a `msgId` on a topic that is not persistent
    */
-  publish(msg: T): Promise<void> {
+  publish(msg: T, opts?: PublishOptions): Promise<void> {
     if (this.#closed)
       return Promise.reject(new ClosedError("ERR_CLOSED", `publisher of ${this.topic} is closed`));
+    if (opts?.msgId !== undefined && this.#in.persist === undefined) {
+      return Promise.reject(
+        new MyelinError(
+          "ERR_INVALID_ARGUMENT",
+          `publisher of ${this.topic}: msgId deduplicates stored messages; use it on a topic with durability "persistent"`,
+        ),
+      );
+    }
     const hard = this.#in.maxPending * 2;
     const hardBytes = this.#in.maxPendingBytes * 2;
     for (const r of this.remote) {
-      if (r.reliable && (r.pending >= hard || r.pendingBytes >= hardBytes)) {
-        return Promise.reject(
-          new MyelinError(
-            "ERR_BACKPRESSURE",
-            `publisher of ${this.topic}: subscriber on node ${r.node} is ${r.pending} messages (${r.pendingBytes} bytes) behind; await publish() to follow its pace, or raise maxPending`,
-          ),
-        );
+      if (r.reliable && (r.pending >= hard || r.pendingBytes >= hardBytes)) return this.#tooFarBehind(r);
+    }
+    if (this.#groups !== null) {
+      for (const g of this.#groups.values()) {
+        for (const { remote: r } of g.members) {
+          if (r !== null && r.reliable && (r.pending >= hard || r.pendingBytes >= hardBytes))
+            return this.#tooFarBehind(r);
+        }
       }
     }
     if (this.#in.validate) {
@@ -175,13 +366,14 @@ export class Publisher<T> {
     const keep = this.qos.durability === "transient-local";
     const local = this.#in.localSubs();
     let info: MessageInfo | undefined;
-    if (local.size > 0 || keep) {
+    const groups = this.#groups;
+    if (local.size > 0 || keep || groups !== null) {
       info = { seq, publisher: this.id, sourceTime: { sec, nanosec: nsec } };
-      for (const s of local) s.deliver(msg, info, null, 0);
+      for (const s of local) if (s.group === undefined) s.deliver(msg, info, null, 0);
     }
 
     const persist = this.#in.persist;
-    if (this.remote.size === 0 && !keep && persist === undefined) return RESOLVED;
+    if (this.remote.size === 0 && !keep && persist === undefined && groups === null) return RESOLVED;
 
     let frames: Uint8Array[];
     try {
@@ -220,7 +412,7 @@ export class Publisher<T> {
     if (persist !== undefined) {
       // The store gets its own copy: the encode buffer is reused by the next publish.
       const stored = single !== null ? Buffer.from(single) : msgpackEncode(msg);
-      (wait ??= []).push(persist(stored));
+      (wait ??= []).push(persist(stored, opts?.msgId));
     }
     for (const r of this.remote) {
       this.#in.server.deliver(r, this.index, seq, sec, nsec, single, single === null ? frames : null, bytes);
@@ -228,8 +420,41 @@ export class Publisher<T> {
         (wait ??= []).push(r.waitBelow(this.#in.maxPending, this.#in.maxPendingBytes));
       }
     }
+    if (groups !== null) {
+      for (const g of groups.values()) {
+        const m = this.#choose(g);
+        if (m === undefined) continue;
+        if (m.local !== null) {
+          m.local.deliver(msg, info!, null, 0);
+          continue;
+        }
+        const r = m.remote;
+        this.#in.server.deliver(
+          r,
+          this.index,
+          seq,
+          sec,
+          nsec,
+          single,
+          single === null ? frames : null,
+          bytes,
+        );
+        if (r.reliable && (r.pending >= this.#in.maxPending || r.pendingBytes >= this.#in.maxPendingBytes)) {
+          (wait ??= []).push(r.waitBelow(this.#in.maxPending, this.#in.maxPendingBytes));
+        }
+      }
+    }
     if (wait === null) return RESOLVED;
     return Promise.all(wait).then(() => undefined);
+  }
+
+  #tooFarBehind(r: RemoteSubscriber): Promise<void> {
+    return Promise.reject(
+      new MyelinError(
+        "ERR_BACKPRESSURE",
+        `publisher of ${this.topic}: subscriber on node ${r.node} is ${r.pending} messages (${r.pendingBytes} bytes) behind; await publish() to follow its pace, or raise maxPending`,
+      ),
+    );
   }
 
   /** @internal Sends the kept history to a new remote subscriber (transient-local). */
@@ -263,6 +488,7 @@ export class Publisher<T> {
     if (this.#closed) return;
     this.#closed = true;
     this.remote.clear();
+    this.#groups = null;
     this.#history.length = 0;
     this.#in.onClose();
   }

@@ -2,9 +2,24 @@
  * Services: request/reply with a timeout on every call. A server registers a handler under a
  * name; a client calls by name, and the node finds a live server through the graph (in memory
  * when the server is in this process, over the server node's data socket otherwise).
+ *
+ * Several nodes may serve one name (replicas). Each client spreads its calls across the live,
+ * ready replicas (see Balancer), passes over a replica whose link is down or whose circuit
+ * breaker is open, and retries a call on another replica when the service is idempotent and
+ * the first replica died, fell silent or timed out (bounded by `retries` and a RetryBudget).
  */
+import { EventEmitter } from "node:events";
 import { ClosedError, ServiceError, TimeoutError, MyelinError } from "../errors.js";
 import type { ServiceType } from "../msgs/index.js";
+import {
+  Balancer,
+  resolveBalancePolicy,
+  type BalancePolicy,
+  type BreakerEvent,
+  type ReplicaStats,
+} from "./balancer.js";
+import { resolveBreakerOptions, type BreakerOptions } from "./circuit-breaker.js";
+import { RetryBudget, resolveRetryBudgetOptions, type RetryBudgetOptions } from "./retry-budget.js";
 
 /** What a handler gets besides the request. */
 export interface ServiceContext {
@@ -22,6 +37,8 @@ export class ServiceServer<Req, Res> {
   readonly name: string;
   readonly type: ServiceType<Req, Res>;
   /** @internal */ readonly handler: ServiceHandler<Req, Res>;
+  /** Declared idempotent: clients may retry a call on another replica. */
+  readonly idempotent: boolean;
   readonly #onClose: () => void;
   #closed = false;
   /** Requests answered. */
@@ -35,10 +52,12 @@ export class ServiceServer<Req, Res> {
     type: ServiceType<Req, Res>,
     handler: ServiceHandler<Req, Res>,
     onClose: () => void,
+    idempotent = false,
   ) {
     this.name = name;
     this.type = type;
     this.handler = handler;
+    this.idempotent = idempotent;
     this.#onClose = onClose;
   }
 
@@ -60,26 +79,141 @@ export interface CallOptions {
   timeoutMs?: number;
 }
 
+/** Options of createService. */
+export interface ServiceOptions {
+  /**
+   * The service is idempotent: calling it twice with one request does no more harm than once.
+   * Travels with the service's declaration, so clients retry a call on another replica when the
+   * replica they called dies, falls silent or times out. Default false.
+   */
+  idempotent?: boolean;
+}
+
+/** Options of createClient; every field has a default. */
+export interface ClientOptions {
+  /** Default timeout of each call, all attempts included, in ms (default 5000). */
+  timeoutMs?: number;
+  /** How calls are spread across replicas (default "round-robin"). */
+  balance?: BalancePolicy;
+  /**
+   * Retries of one call on other replicas, when the call may be repeated (default 2). A call is
+   * retried only if the service is idempotent (declared by the server, or `idempotent` here),
+   * except after ERR_NO_SERVER from a replica, which did not run it.
+   */
+  retries?: number;
+  /** Overrides the server's declaration: true makes every call retryable, false none. */
+  idempotent?: boolean;
+  /**
+   * Longest wait for one attempt before it counts as timed out and the call moves on to another
+   * replica (if it may be retried), in ms. Default: the whole call timeout.
+   */
+  attemptTimeoutMs?: number;
+  /** Circuit breaker per replica (defaults: 5 failures in a row, open 5000 ms), or false for none. */
+  breaker?: Partial<BreakerOptions> | false;
+  /** Bound on retries across calls (defaults: 20 % of calls, bursts of 10). */
+  retryBudget?: Partial<RetryBudgetOptions>;
+}
+
+/** @internal How a client spreads and retries its calls; passed to the CallRouter. */
+export interface CallPlan {
+  readonly balancer: Balancer;
+  readonly budget: RetryBudget;
+  readonly retries: number;
+  readonly idempotent: boolean | undefined;
+  readonly attemptTimeoutMs: number | undefined;
+}
+
 /** @internal How a client reaches servers; implemented by Node. */
 export interface CallRouter {
-  call(name: string, typeName: string, req: unknown, timeoutMs: number): Promise<unknown>;
+  call(name: string, typeName: string, req: unknown, timeoutMs: number, plan: CallPlan): Promise<unknown>;
   waitForServer(name: string, timeoutMs: number): Promise<boolean>;
 }
 
-/** A client of one service; create with `node.createClient()`. */
-export class ServiceClient<Req, Res> {
+/** Events of a service client. */
+export interface ServiceClientEvents {
+  /** A replica's circuit breaker changed state (`open`, `half-open`, `closed`). */
+  breaker: [BreakerEvent];
+}
+
+/**
+ * Checks client options at the boundary.
+ * @throws MyelinError ERR_INVALID_ARGUMENT naming the option and what is accepted
+ */
+function resolvePlan(opts: ClientOptions, where: string, onBreaker: (e: BreakerEvent) => void): CallPlan {
+  const retries = opts.retries ?? 2;
+  if (!Number.isInteger(retries) || retries < 0) {
+    throw new MyelinError(
+      "ERR_INVALID_ARGUMENT",
+      `${where}: retries must be an integer >= 0, got ${String(retries)}`,
+    );
+  }
+  const a = opts.attemptTimeoutMs;
+  if (a !== undefined && !(typeof a === "number" && a > 0)) {
+    throw new MyelinError(
+      "ERR_INVALID_ARGUMENT",
+      `${where}: attemptTimeoutMs must be a number of milliseconds > 0, got ${String(a)}`,
+    );
+  }
+  if (opts.idempotent !== undefined && typeof opts.idempotent !== "boolean") {
+    throw new MyelinError("ERR_INVALID_ARGUMENT", `${where}: idempotent must be true or false`);
+  }
+  const breaker = opts.breaker === false ? false : resolveBreakerOptions(opts.breaker, where);
+  return {
+    balancer: new Balancer({ policy: resolveBalancePolicy(opts.balance, where), breaker }, onBreaker),
+    budget: new RetryBudget(resolveRetryBudgetOptions(opts.retryBudget, where)),
+    retries,
+    idempotent: opts.idempotent,
+    attemptTimeoutMs: a,
+  };
+}
+
+/** A client of one service; create with `node.createClient()`. Emits `breaker` events. */
+export class ServiceClient<Req, Res> extends EventEmitter<ServiceClientEvents> {
   readonly name: string;
   readonly type: ServiceType<Req, Res>;
+  /** Default timeout of each call, in ms. */
   readonly timeoutMs: number;
   readonly #router: CallRouter;
+  readonly #plan: CallPlan;
   #closed = false;
 
-  /** @internal */
-  constructor(name: string, type: ServiceType<Req, Res>, timeoutMs: number, router: CallRouter) {
+  /**
+   * @internal
+   * @throws MyelinError ERR_INVALID_ARGUMENT for an option out of range
+   */
+  constructor(name: string, type: ServiceType<Req, Res>, opts: ClientOptions, router: CallRouter) {
+    super();
     this.name = name;
     this.type = type;
+    const where = `client of ${name}`;
+    const timeoutMs = opts.timeoutMs ?? 5000;
+    if (!(typeof timeoutMs === "number" && timeoutMs > 0)) {
+      throw new MyelinError(
+        "ERR_INVALID_ARGUMENT",
+        `${where}: timeoutMs must be a number of milliseconds > 0, got ${String(timeoutMs)}`,
+      );
+    }
     this.timeoutMs = timeoutMs;
     this.#router = router;
+    this.#plan = resolvePlan(opts, where, (e) => this.emit("breaker", e));
+  }
+
+  /** The balance policy in use. */
+  get balance(): BalancePolicy {
+    return this.#plan.balancer.policy;
+  }
+
+  /**
+   * What this client knows of each replica it called: calls outstanding, failures, breaker
+   * state, whether it is passed over after a timeout or a lost link.
+   */
+  replicas(): ReplicaStats[] {
+    return this.#plan.balancer.stats(Date.now());
+  }
+
+  /** Retries refused because the retry budget was spent. */
+  get retriesRefused(): number {
+    return this.#plan.budget.refused;
   }
 
   /**
@@ -88,6 +222,8 @@ export class ServiceClient<Req, Res> {
    * @throws ServiceError ERR_NO_SERVER when no live node serves it
    * @throws TimeoutError ERR_TIMEOUT when no reply came within the timeout
    * @throws ServiceError ERR_SERVICE_FAILED when the handler threw (its message is included)
+   * @throws ServiceError ERR_UNAVAILABLE when no replica can take the call (links lost, breakers
+   *   open), or the replica called was lost while the call waited and the call may not be retried
    */
   async call(req: Req, opts: CallOptions = {}): Promise<Res> {
     if (this.#closed) throw new ClosedError("ERR_CLOSED", `client of ${this.name} is closed`);
@@ -98,7 +234,7 @@ export class ServiceClient<Req, Res> {
         `call ${this.name}: timeoutMs must be > 0, got ${timeoutMs}`,
       );
     this.type.request.assert(req, `request to ${this.name}`);
-    return (await this.#router.call(this.name, this.type.name, req, timeoutMs)) as Res;
+    return (await this.#router.call(this.name, this.type.name, req, timeoutMs, this.#plan)) as Res;
   }
 
   /** Resolves true once a server is known, false after `timeoutMs` (like ROS's wait_for_service). */

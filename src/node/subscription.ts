@@ -64,6 +64,8 @@ export class Subscription<T> extends EventEmitter<SubscriptionEvents> {
   readonly qos: Qos;
   readonly queueSize: number;
   readonly overflow: Overflow;
+  /** Queue group: subscriptions with the same group share the topic's messages (each to one). */
+  readonly group: string | undefined;
   readonly #handler: MessageHandler<T> | undefined;
   readonly #onClose: () => void;
   #queue: (Received<T> & { acker: Acker | null; bytes: number })[] = [];
@@ -86,6 +88,7 @@ export class Subscription<T> extends EventEmitter<SubscriptionEvents> {
     overflow: Overflow;
     handler: MessageHandler<T> | undefined;
     onClose: () => void;
+    group?: string | undefined;
   }) {
     super();
     this.topic = args.topic;
@@ -93,6 +96,7 @@ export class Subscription<T> extends EventEmitter<SubscriptionEvents> {
     this.qos = args.qos;
     this.queueSize = args.queueSize;
     this.overflow = args.overflow;
+    this.group = args.group;
     this.#handler = args.handler;
     this.#onClose = args.onClose;
     if (this.qos.deadlineMs > 0) {

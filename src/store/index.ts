@@ -13,3 +13,18 @@ export type {
 export { ConsumerStateFile } from "./consumer-state-file.js";
 export { StoreService } from "./service.js";
 export type { StoreServiceOptions } from "./service.js";
+export {
+  parseStoreConfig,
+  parseTopicConfig,
+  resolveTopicConfig,
+  topicMatches,
+  TOPIC_CONFIG_DEFAULTS,
+} from "./topic-config.js";
+export type {
+  TopicConfig,
+  TopicRetention,
+  TopicConfigRule,
+  ResolvedTopicConfig,
+  RetentionMode,
+} from "./topic-config.js";
+export { DedupWindow, MAX_MSG_ID_BYTES } from "./dedup.js";

@@ -189,12 +189,13 @@ export class DurableLog {
   readonly #dir: string;
   readonly #fs: StoreFs;
   readonly #clock: () => number;
-  readonly #fsync: FsyncPolicy;
-  readonly #batchMs: number;
+  #fsync: FsyncPolicy;
+  #batchMs: number;
   readonly #segmentBytes: number;
-  readonly #retention: RetentionOptions;
+  #retention: RetentionOptions;
   readonly #maxPendingBytes: number;
   readonly #cacheBytes: number;
+  readonly #retentionIntervalMs: number;
   /** The newest records (consecutive seqs), oldest at `#cacheHead`; see `cacheBytes`. */
   #cache: LogRecord[] = [];
   #cacheHead = 0;
@@ -224,6 +225,7 @@ export class DurableLog {
     this.#retention = { ...opts.retention };
     this.#maxPendingBytes = opts.maxPendingBytes ?? defaults.maxPendingBytes;
     this.#cacheBytes = opts.cacheBytes ?? defaults.cacheBytes;
+    this.#retentionIntervalMs = opts.retentionIntervalMs ?? defaults.retentionIntervalMs;
   }
 
   /**
@@ -253,14 +255,39 @@ export class DurableLog {
     const log = new DurableLog(opts);
     await log.#recover();
     if (log.#retention.maxAgeMs !== undefined) {
-      log.#retentionTimer = setInterval(
-        () => log.#retentionSoon(),
-        opts.retentionIntervalMs ?? defaults.retentionIntervalMs,
-      );
+      log.#retentionTimer = setInterval(() => log.#retentionSoon(), log.#retentionIntervalMs);
       log.#retentionTimer.unref();
     }
     log.#retentionSoon();
     return log;
+  }
+
+  /**
+   * Changes the fsync policy, group-commit bound or retention limits of the open log. Appends
+   * already waiting are committed under the new policy; retention runs again at once.
+   * @throws MyelinError ERR_INVALID_ARGUMENT for bad values
+   */
+  configure(opts: { fsync?: FsyncPolicy; batchMs?: number; retention?: RetentionOptions }): void {
+    if (opts.fsync !== undefined && !["always", "batch", "never"].includes(opts.fsync)) {
+      throw new MyelinError(
+        "ERR_INVALID_ARGUMENT",
+        `fsync must be "always", "batch" or "never", got ${String(opts.fsync)}`,
+      );
+    }
+    positiveInt("batchMs", opts.batchMs, 0);
+    positiveInt("retention.maxMessages", opts.retention?.maxMessages);
+    positiveInt("retention.maxBytes", opts.retention?.maxBytes);
+    positiveInt("retention.maxAgeMs", opts.retention?.maxAgeMs);
+    if (opts.fsync !== undefined) this.#fsync = opts.fsync;
+    if (opts.batchMs !== undefined) this.#batchMs = opts.batchMs;
+    if (opts.retention !== undefined) {
+      this.#retention = { ...opts.retention };
+      if (this.#retention.maxAgeMs !== undefined && this.#retentionTimer === undefined && !this.#closed) {
+        this.#retentionTimer = setInterval(() => this.#retentionSoon(), this.#retentionIntervalMs);
+        this.#retentionTimer.unref();
+      }
+      this.#retentionSoon();
+    }
   }
 
   /** Sequence number of the oldest retained record; `last + 1` when the log holds none. */
@@ -657,7 +684,8 @@ export class DurableLog {
    */
   async deleteBefore(seq: number): Promise<number> {
     const removed: Segment[] = [];
-    while (this.#segments.length > 1 && this.#segments[1]!.baseSeq <= seq) removed.push(this.#segments.shift()!);
+    while (this.#segments.length > 1 && this.#segments[1]!.baseSeq <= seq)
+      removed.push(this.#segments.shift()!);
     for (const s of removed) await this.#removeSegment(s);
     if (removed.length > 0 && this.#fsync !== "never")
       await this.#fs.syncDir(this.#dir).catch(() => undefined);

@@ -6,14 +6,24 @@
  * the durable topic `<topic>/dead_letter` with the reason, before the consumer's state moves on.
  */
 import { existsSync } from "node:fs";
-import { mkdir, readFile, writeFile } from "node:fs/promises";
+import { mkdir, readdir, readFile, rename, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { MyelinError, TypeMismatchError } from "../errors.js";
 import { myelin_msgs } from "../msgs/index.js";
 import { createNode, type Node } from "../node/index.js";
 import { ConsumerState, resolveStartSeq, type StartAt } from "./consumer.js";
 import { ConsumerStateFile } from "./consumer-state-file.js";
+import { DedupWindow, decodeIdHeader, encodeIdHeader } from "./dedup.js";
+import type { StoreFs } from "./fs.js";
 import { DurableLog, type FsyncPolicy, type LogRecord, type RetentionOptions } from "./log.js";
+import {
+  mergeTopicConfig,
+  parseTopicConfig,
+  resolveTopicConfig,
+  type ResolvedTopicConfig,
+  type TopicConfig,
+  type TopicConfigRule,
+} from "./topic-config.js";
 
 /** Options of the store service. */
 export interface StoreServiceOptions {
@@ -28,6 +38,14 @@ export interface StoreServiceOptions {
   batchMs?: number;
   /** Retention of every topic (default: keep everything). */
   retention?: RetentionOptions;
+  /** Settings of every topic (fsync, batchMs and retention above override these). */
+  defaults?: TopicConfig;
+  /** Per-topic settings by pattern (`*` one level, `**` any); the first match applies. */
+  topics?: readonly TopicConfigRule[];
+  /** File operations of the logs (default: node:fs/promises); tests inject disk faults through it. */
+  fs?: StoreFs;
+  /** Size at which a topic's log rolls to a new segment file, in bytes (default 64 MiB). */
+  segmentBytes?: number;
   /** Human-readable events (topic opened, consumer created, dead letters). */
   log?: (line: string) => void;
 }
@@ -42,6 +60,13 @@ interface TopicStore {
   type: string;
   dir: string;
   log: DurableLog;
+  /** Settings set on this topic itself (kept in topic.json). */
+  own: TopicConfig;
+  config: ResolvedTopicConfig;
+  /** Whether a message id was ever stored on this topic (kept in topic.json). */
+  usesIds: boolean;
+  /** Message ids of the dedup window, rebuilt from the log on first use. */
+  dedup: Promise<DedupWindow> | undefined;
   consumers: Map<string, Promise<ConsumerEntry>>;
   /** Fetches waiting for something to deliver. */
   waiters: Set<() => void>;
@@ -87,6 +112,7 @@ export class StoreService {
     await node.createService("/_store/ack", myelin_msgs.StoreAck, (req) => svc.#ack(req));
     await node.createService("/_store/info", myelin_msgs.StoreInfo, (req) => svc.#info(req.topic));
     await node.createService("/_store/read", myelin_msgs.StoreRead, (req) => svc.#read(req));
+    await node.createService("/_store/configure", myelin_msgs.StoreConfigure, (req) => svc.#configure(req));
     return svc;
   }
 
@@ -135,22 +161,116 @@ export class StoreService {
     const dir = this.#topicDir(topic);
     const metaPath = join(dir, "topic.json");
     let storedType = type;
+    let own: TopicConfig = {};
+    let usesIds = false;
     if (existsSync(metaPath)) {
-      const meta = JSON.parse(await readFile(metaPath, "utf8")) as { type?: unknown };
-      if (typeof meta.type === "string") storedType = meta.type;
+      const meta = JSON.parse(await readFile(metaPath, "utf8")) as Record<string, unknown>;
+      if (typeof meta["type"] === "string") storedType = meta["type"];
+      if (meta["config"] !== undefined) own = parseTopicConfig(meta["config"], `${metaPath}: config`);
+      usesIds = meta["usesIds"] === true;
     } else {
       await mkdir(join(dir, "log"), { recursive: true });
       await mkdir(join(dir, "consumers"), { recursive: true });
       await writeFile(metaPath, JSON.stringify({ topic, type }) + "\n");
       this.#opts.log?.(`durable topic ${topic} created (${type})`);
     }
-    const log = await DurableLog.open({
+    const config = this.#resolve(topic, own);
+    const logOpts: Parameters<typeof DurableLog.open>[0] = {
       dir: join(dir, "log"),
-      fsync: this.#opts.fsync ?? "always",
-      batchMs: this.#opts.batchMs ?? 5,
-      retention: this.#opts.retention ?? {},
-    });
-    return { topic, type: storedType, dir, log, consumers: new Map(), waiters: new Set() };
+      fsync: config.fsync,
+      batchMs: config.batchMs,
+      retention: config.retention,
+    };
+    if (this.#opts.fs !== undefined) logOpts.fs = this.#opts.fs;
+    if (this.#opts.segmentBytes !== undefined) logOpts.segmentBytes = this.#opts.segmentBytes;
+    const log = await DurableLog.open(logOpts);
+    const t: TopicStore = {
+      topic,
+      type: storedType,
+      dir,
+      log,
+      own,
+      config,
+      usesIds,
+      dedup: undefined,
+      consumers: new Map(),
+      waiters: new Set(),
+    };
+    if (config.mode === "work-queue") await this.#loadAllConsumers(t);
+    return t;
+  }
+
+  #resolve(topic: string, own: TopicConfig): ResolvedTopicConfig {
+    const o = this.#opts;
+    const legacy: TopicConfig = {};
+    if (o.fsync !== undefined) legacy.fsync = o.fsync;
+    if (o.batchMs !== undefined) legacy.batchMs = o.batchMs;
+    if (o.retention !== undefined) legacy.retention = o.retention;
+    return resolveTopicConfig(topic, mergeTopicConfig(o.defaults, legacy), o.topics ?? [], own);
+  }
+
+  /** Writes topic.json again (type, own settings, whether ids are used), atomically. */
+  async #saveMeta(t: TopicStore): Promise<void> {
+    const path = join(t.dir, "topic.json");
+    const meta: Record<string, unknown> = { topic: t.topic, type: t.type };
+    if (Object.keys(t.own).length > 0) meta["config"] = t.own;
+    if (t.usesIds) meta["usesIds"] = true;
+    await writeFile(path + ".tmp", JSON.stringify(meta) + "\n");
+    await rename(path + ".tmp", path);
+  }
+
+  /** Work queues: every consumer of the topic counts for what may be removed, loaded or not. */
+  async #loadAllConsumers(t: TopicStore): Promise<void> {
+    const names = (await readdir(join(t.dir, "consumers")).catch(() => [] as string[]))
+      .filter((n) => n.endsWith(".state"))
+      .map((n) => n.slice(0, -".state".length));
+    for (const name of names) {
+      await this.#consumer(t, name, {
+        startAt: "first",
+        ackTimeoutMs: 0,
+        maxDeliver: 0,
+        maxInFlight: 0,
+      }).catch(() => undefined);
+    }
+  }
+
+  /**
+   * Work queues: the first seq some consumer still needs (every seq below it was acknowledged by
+   * every consumer); the log's first when the topic has no consumer yet.
+   */
+  async #workQueueFirst(t: TopicStore, except?: string): Promise<number> {
+    let floor = Infinity;
+    for (const [name, p] of t.consumers) {
+      if (name === except) continue;
+      const c = await p.catch(() => undefined);
+      if (c !== undefined) floor = Math.min(floor, c.state.floor);
+    }
+    return floor === Infinity ? t.log.first : Math.max(t.log.first, floor + 1);
+  }
+
+  /** Work queues: deletes the segments every consumer is done with. */
+  async #trimWorkQueue(t: TopicStore): Promise<void> {
+    if (t.config.mode !== "work-queue") return;
+    const first = await this.#workQueueFirst(t);
+    const removed = await t.log.deleteBefore(first);
+    if (removed > 0) this.#opts.log?.(`work queue ${t.topic}: ${removed} acknowledged segment(s) removed`);
+  }
+
+  /** The dedup window of a topic, rebuilt from the records stored within it on first use. */
+  #dedupOf(t: TopicStore): Promise<DedupWindow> {
+    t.dedup ??= (async () => {
+      const w = new DedupWindow(t.config.dedupWindowMs);
+      if (t.usesIds && t.config.dedupWindowMs > 0) {
+        const since = Date.now() - t.config.dedupWindowMs;
+        for await (const r of t.log.records({ timeMs: since })) {
+          const id = decodeIdHeader(r.header);
+          if (id !== undefined) w.set(id, r.seq, r.ts);
+        }
+      }
+      return w;
+    })();
+    t.dedup.catch(() => (t.dedup = undefined));
+    return t.dedup;
   }
 
   #wake(t: TopicStore): void {
@@ -163,7 +283,8 @@ export class StoreService {
     topic: string;
     type: string;
     payloads: Uint8Array[];
-  }): Promise<{ first_seq: number; count: number }> {
+    msg_ids: string[];
+  }): Promise<{ first_seq: number; count: number; seqs: number[]; duplicates: number }> {
     if (req.topic.endsWith(DEAD_LETTER_SUFFIX)) {
       throw new MyelinError(
         "ERR_INVALID_ARGUMENT",
@@ -171,11 +292,85 @@ export class StoreService {
       );
     }
     const t = await this.#open(req.topic, req.type);
-    if (req.payloads.length === 0) return { first_seq: t.log.last + 1, count: 0 };
-    // Appended concurrently: they share one write and one fsync (group commit), in order.
-    const results = await Promise.all(req.payloads.map((p) => t.log.append(EMPTY_HEADER, p)));
+    if (req.payloads.length === 0) return { first_seq: t.log.last + 1, count: 0, seqs: [], duplicates: 0 };
+    const ids = req.msg_ids;
+    if (ids.length !== 0 && ids.length !== req.payloads.length) {
+      throw new MyelinError(
+        "ERR_INVALID_ARGUMENT",
+        `append to ${req.topic}: ${ids.length} message ids for ${req.payloads.length} payloads`,
+      );
+    }
+    const withIds = ids.some((id) => id !== "");
+    if (!withIds || t.config.dedupWindowMs === 0) {
+      // Appended concurrently: they share one write and one fsync (group commit), in order.
+      const headers = withIds ? ids.map((id) => (id === "" ? EMPTY_HEADER : encodeIdHeader(id))) : undefined;
+      const results = await Promise.all(
+        req.payloads.map((p, i) => t.log.append(headers?.[i] ?? EMPTY_HEADER, p)),
+      );
+      this.#wake(t);
+      const seqs = results.map((r) => r.seq);
+      return { first_seq: seqs[0]!, count: seqs.length, seqs, duplicates: 0 };
+    }
+    if (!t.usesIds) {
+      t.usesIds = true;
+      await this.#saveMeta(t);
+    }
+    const dedup = await this.#dedupOf(t);
+    const now = Date.now();
+    let duplicates = 0;
+    const pending: Promise<number>[] = req.payloads.map((p, i) => {
+      const id = ids[i]!;
+      if (id === "") return t.log.append(EMPTY_HEADER, p).then((r) => r.seq);
+      const known = dedup.get(id, now);
+      if (known !== undefined) {
+        duplicates++;
+        return Promise.resolve(known);
+      }
+      const seq = t.log.append(encodeIdHeader(id), p).then((r) => r.seq);
+      dedup.set(id, seq, now);
+      seq.then(
+        (n) => dedup.set(id, n, now),
+        () => dedup.delete(id),
+      );
+      return seq;
+    });
+    const seqs = await Promise.all(pending);
     this.#wake(t);
-    return { first_seq: results[0]!.seq, count: results.length };
+    return { first_seq: Math.min(...seqs), count: seqs.length - duplicates, seqs, duplicates };
+  }
+
+  async #configure(req: {
+    topic: string;
+    type: string;
+    config_json: string;
+  }): Promise<{ config_json: string }> {
+    let raw: unknown;
+    try {
+      raw = JSON.parse(req.config_json);
+    } catch {
+      throw new MyelinError("ERR_BAD_CONFIG", `settings of ${req.topic} are not JSON: ${req.config_json}`);
+    }
+    const change = parseTopicConfig(raw, `settings of ${req.topic}`);
+    const t = req.type === "" ? await this.#existing(req.topic) : await this.#open(req.topic, req.type);
+    if (t === undefined) {
+      throw new MyelinError(
+        "ERR_UNKNOWN_TOPIC",
+        `no durable topic ${req.topic}; publish to it first, or give its type to create it`,
+      );
+    }
+    const own = mergeTopicConfig(t.own, change);
+    const config = this.#resolve(t.topic, own);
+    t.log.configure({ fsync: config.fsync, batchMs: config.batchMs, retention: config.retention });
+    t.own = own;
+    t.config = config;
+    if (change.dedupWindowMs !== undefined) t.dedup = undefined;
+    await this.#saveMeta(t);
+    if (config.mode === "work-queue") {
+      await this.#loadAllConsumers(t);
+      await this.#trimWorkQueue(t);
+    }
+    this.#opts.log?.(`durable topic ${t.topic} settings: ${JSON.stringify(config)}`);
+    return { config_json: JSON.stringify(config) };
   }
 
   #consumer(
@@ -205,7 +400,10 @@ export class StoreService {
           loaded.snapshot !== undefined
             ? new ConsumerState(copts, { snapshot: loaded.snapshot })
             : new ConsumerState(copts, {
-                startSeq: await resolveStartSeq(parseStartAt(opts.startAt), t.log),
+                startSeq:
+                  t.config.mode === "work-queue" && (opts.startAt === "" || opts.startAt === "first")
+                    ? await this.#workQueueFirst(t, name)
+                    : await resolveStartSeq(parseStartAt(opts.startAt), t.log),
               });
         if (loaded.snapshot === undefined) this.#opts.log?.(`consumer ${name} of ${t.topic} created`);
         return { state, file };
@@ -339,6 +537,7 @@ export class StoreService {
     // consumer resumes after them).
     this.#wake(t);
     await c.file.save(() => c.state.snapshot());
+    if (t.config.mode === "work-queue" && acked > 0) await this.#trimWorkQueue(t);
     return { acked };
   }
 
@@ -386,6 +585,7 @@ export class StoreService {
     lags: number[];
     pending: number[];
     dead_lettered: number[];
+    config_json: string;
   }> {
     const empty = {
       exists: false,
@@ -398,22 +598,26 @@ export class StoreService {
       lags: [],
       pending: [],
       dead_lettered: [],
+      config_json: "",
     };
     const t = await this.#existing(topic);
     if (t === undefined) return empty;
     const names = [...t.consumers.keys()].sort();
     const entries = await Promise.all(names.map((n) => t.consumers.get(n)!));
+    // A work queue's first message is the oldest one some consumer still needs.
+    const first = t.config.mode === "work-queue" ? await this.#workQueueFirst(t) : t.log.first;
     return {
       exists: true,
       type: t.type,
-      first_seq: t.log.first,
+      first_seq: first,
       last_seq: t.log.last,
-      count: t.log.count,
+      count: t.log.last - first + 1,
       bytes: t.log.bytes,
       consumers: names,
       lags: entries.map((e) => e.state.lag(t.log.last)),
       pending: entries.map((e) => e.state.pending),
       dead_lettered: entries.map((e) => e.state.stats().deadLettered),
+      config_json: JSON.stringify(t.config),
     };
   }
 }

@@ -11,6 +11,16 @@ import { fileURLToPath } from "node:url";
 import { parseArgs, type ParseArgsConfig } from "node:util";
 import { MyelinError } from "../errors.js";
 import { hubCommand } from "./cmd-hub.js";
+import { gatewayHashPasswordCommand, gatewayStatusCommand } from "./cmd-gateway.js";
+import { bridgeStatusCommand } from "./cmd-bridge.js";
+import {
+  downCommand,
+  logsCommand,
+  psCommand,
+  restartCommand,
+  scaleCommand,
+  upCommand,
+} from "./cmd-orchestrator.js";
 import { interfaceListCommand, interfaceShowCommand } from "./cmd-interface.js";
 import { nodeInfoCommand, nodeListCommand } from "./cmd-node.js";
 import { paramGetCommand, paramListCommand, paramSetCommand } from "./cmd-param.js";
@@ -22,6 +32,7 @@ import {
   topicListCommand,
   topicPubCommand,
   topicReadCommand,
+  topicConfigCommand,
 } from "./cmd-topic.js";
 import {
   CONNECT_OPTIONS,
@@ -39,6 +50,12 @@ import { didYouMean } from "./format.js";
 /** Every command, in the order the help lists them. */
 export const COMMANDS: readonly CommandSpec[] = [
   hubCommand,
+  upCommand,
+  downCommand,
+  psCommand,
+  logsCommand,
+  scaleCommand,
+  restartCommand,
   nodeListCommand,
   nodeInfoCommand,
   topicListCommand,
@@ -47,6 +64,7 @@ export const COMMANDS: readonly CommandSpec[] = [
   topicPubCommand,
   topicHzCommand,
   topicReadCommand,
+  topicConfigCommand,
   serviceListCommand,
   serviceCallCommand,
   paramListCommand,
@@ -54,6 +72,9 @@ export const COMMANDS: readonly CommandSpec[] = [
   paramSetCommand,
   interfaceListCommand,
   interfaceShowCommand,
+  gatewayStatusCommand,
+  gatewayHashPasswordCommand,
+  bridgeStatusCommand,
 ];
 
 const GROUPS: Record<string, { summary: string; examples: string[] }> = {
@@ -76,6 +97,14 @@ const GROUPS: Record<string, { summary: string; examples: string[] }> = {
   param: {
     summary: "list, read and set the parameters of running nodes",
     examples: ["myelin param list camera", "myelin param set camera fps 30"],
+  },
+  bridge: {
+    summary: "the hub's bridges to external MQTT, NATS and AMQP brokers",
+    examples: ["myelin bridge status", "myelin bridge status plant-mqtt --json"],
+  },
+  gateway: {
+    summary: "the MQTT gateway of the hub: status, password hashes",
+    examples: ["myelin gateway status", "myelin gateway hash-password"],
   },
   interface: {
     summary: "the message and service types known here",

@@ -1,11 +1,24 @@
 /** `myelin hub`: runs the hub of this host in the foreground. */
+import { readFile } from "node:fs/promises";
 import { homedir } from "node:os";
 import { join } from "node:path";
+import { parse as parseYaml } from "yaml";
 import { Hub, type HubOptions } from "../hub/index.js";
 import { runtimeDir } from "../node/index.js";
-import { StoreService, type StoreServiceOptions } from "../store/index.js";
+import { parseStoreConfig, StoreService, type StoreServiceOptions } from "../store/index.js";
 import { aborted, boolOpt, listOpt, numOpt, strOpt, UsageError, type CommandSpec } from "./common.js";
 import { clock } from "./format.js";
+import { HUB_GATEWAY_OPTIONS, startHubGateway } from "./cmd-gateway.js";
+import { HUB_BRIDGE_OPTIONS, startHubBridges } from "./cmd-bridge.js";
+import type { BridgeHost } from "../gateway/bridge-host.js";
+import type { MqttGateway } from "../gateway/index.js";
+import {
+  HUB_SUPERVISOR_OPTIONS,
+  hubSpec,
+  hubSystemdUnit,
+  startHubSupervisor,
+  type HubSupervisor,
+} from "./hub-supervisor.js";
 
 export const hubCommand: CommandSpec = {
   path: ["hub"],
@@ -34,6 +47,11 @@ export const hubCommand: CommandSpec = {
       help: "where durable topics are stored (default: $MYELIN_DATA_DIR, else $XDG_DATA_HOME/myelin, else ~/.local/share/myelin)",
     },
     "no-store": { type: "boolean", help: "do not serve durable topics" },
+    "store-config": {
+      type: "string",
+      arg: "FILE",
+      help: "durable-topic settings (YAML): defaults and per-topic patterns of retention, mode, fsync, dedup window",
+    },
     fsync: {
       type: "string",
       arg: "POLICY",
@@ -44,6 +62,9 @@ export const hubCommand: CommandSpec = {
       short: "v",
       help: "also log the comings and goings of tools (hidden nodes, names starting with _)",
     },
+    ...HUB_SUPERVISOR_OPTIONS,
+    ...HUB_GATEWAY_OPTIONS,
+    ...HUB_BRIDGE_OPTIONS,
   },
   details: [
     "Prints the endpoints it listens on, then one line per event: node joined, left, timed out, declaration refused.",
@@ -54,9 +75,18 @@ export const hubCommand: CommandSpec = {
     "myelin hub --listen tcp://0.0.0.0:7447   # nodes on other hosts connect with MYELIN_HUB=tcp://<this host>:7447",
     "MYELIN_RUNTIME_DIR=/tmp/sim myelin hub   # a separate world, e.g. for a simulation",
     "myelin hub --data-dir /var/lib/myelin --fsync batch",
+    "myelin hub --mqtt-port 1883 --gateway-config gateway.yaml   # MQTT devices in (docs/mqtt-gateway.md)",
+    "myelin hub --bridge-config bridges.yaml   # bridges to the site's MQTT, NATS or AMQP broker (docs/bridges.md)",
+    "myelin hub --spec myelin.yaml --label edge   # run a launch spec (see also `myelin up`)",
+    "myelin hub --systemd-unit > ~/.config/systemd/user/myelin-hub.service",
   ],
   connects: false,
   async run(ctx, inv) {
+    if (boolOpt(inv, "systemd-unit")) {
+      ctx.out(hubSystemdUnit(inv));
+      return 0;
+    }
+    const spec = hubSpec(inv);
     const opts: Partial<HubOptions> = { listen: listOpt(inv, "listen") };
     const dir = strOpt(inv, "runtime-dir");
     if (dir !== undefined) opts.runtimeDir = dir;
@@ -69,18 +99,29 @@ export const hubCommand: CommandSpec = {
     };
     const hub = await Hub.start(opts);
     let store: StoreService | undefined;
+    let gateway: MqttGateway | undefined;
+    let bridges: BridgeHost | undefined;
+    let supervisor: HubSupervisor | undefined;
     try {
       if (!boolOpt(inv, "no-store")) {
-        const fsync = strOpt(inv, "fsync") ?? "always";
-        if (fsync !== "always" && fsync !== "batch" && fsync !== "never") {
-          throw new UsageError(`hub: --fsync must be always, batch or never, got '${fsync}'`);
+        const fsyncOpt = strOpt(inv, "fsync");
+        if (fsyncOpt !== undefined && fsyncOpt !== "always" && fsyncOpt !== "batch" && fsyncOpt !== "never") {
+          throw new UsageError(`hub: --fsync must be always, batch or never, got '${fsyncOpt}'`);
         }
         const dataDir = strOpt(inv, "data-dir") ?? defaultDataDir();
+        const storeConfigPath = strOpt(inv, "store-config");
+        const storeConfig =
+          storeConfigPath === undefined
+            ? { defaults: {}, rules: [] }
+            : parseStoreConfig(parseYaml(await readFile(storeConfigPath, "utf8")), storeConfigPath);
         const storeOpts: StoreServiceOptions = {
           dataDir,
-          fsync,
+          defaults: storeConfig.defaults,
+          topics: storeConfig.rules,
           log: (line: string) => ctx.out(`${clock()} ${line}`),
         };
+        if (fsyncOpt !== undefined) storeOpts.defaults = { ...storeConfig.defaults, fsync: fsyncOpt };
+        const fsync = storeOpts.defaults?.fsync ?? "always";
         if (opts.runtimeDir !== undefined) storeOpts.runtimeDir = opts.runtimeDir;
         store = await StoreService.start(storeOpts);
         ctx.out(`${clock()} durable topics stored in ${dataDir} (fsync ${fsync})`);
@@ -89,8 +130,14 @@ export const hubCommand: CommandSpec = {
         `${clock()} myelin hub ${hub.id} started (pid ${process.pid}, runtime dir ${runtimeDir(opts.runtimeDir)})`,
       );
       for (const ep of hub.endpoints) ctx.out(`${clock()} listening on ${ep}`);
-      await aborted(ctx.signal);
+      gateway = await startHubGateway(ctx, inv, opts.runtimeDir, strOpt(inv, "data-dir") ?? defaultDataDir());
+      bridges = await startHubBridges(ctx, inv, opts.runtimeDir, strOpt(inv, "data-dir") ?? defaultDataDir());
+      supervisor = await startHubSupervisor(ctx, inv, opts.runtimeDir, spec);
+      await aborted(supervisor.signal);
     } finally {
+      await supervisor?.close();
+      await bridges?.close();
+      await gateway?.close();
       await store?.close();
       hub.close();
     }

@@ -131,6 +131,7 @@ export const topicInfoCommand: CommandSpec = {
         ctx.out(
           `Durable: sequence ${durable.first_seq}..${durable.last_seq}, ${durable.count} messages, ${durable.bytes} bytes on disk`,
         );
+        if (durable.config_json !== "") ctx.out(`Durable settings: ${describeSettings(durable.config_json)}`);
         ctx.out(`Durable consumers: ${durable.consumers.length}`);
         durable.consumers.forEach((name, i) =>
           ctx.out(
@@ -142,6 +143,29 @@ export const topicInfoCommand: CommandSpec = {
     });
   },
 };
+
+/** One line for a durable topic's settings (the store's JSON). */
+function describeSettings(json: string): string {
+  const c = JSON.parse(json) as {
+    mode: string;
+    retention: { maxMessages?: number; maxBytes?: number; maxAgeMs?: number };
+    fsync: string;
+    batchMs: number;
+    dedupWindowMs: number;
+  };
+  const r = c.retention;
+  const limits = [
+    r.maxMessages !== undefined ? `${r.maxMessages} messages` : "",
+    r.maxBytes !== undefined ? `${r.maxBytes} bytes` : "",
+    r.maxAgeMs !== undefined ? `${formatDurationMs(r.maxAgeMs)} old` : "",
+  ].filter((x) => x !== "");
+  return [
+    c.mode === "work-queue" ? "work queue (acknowledged messages removed)" : "limits",
+    `retention ${limits.length > 0 ? limits.join(", ") : "unlimited"}`,
+    `fsync ${c.fsync}${c.fsync === "batch" ? ` (${c.batchMs} ms)` : ""}`,
+    `dedup window ${c.dedupWindowMs > 0 ? formatDurationMs(c.dedupWindowMs) : "off"}`,
+  ].join("; ");
+}
 
 /** The store's view of a durable topic, when a store runs and knows the topic. */
 async function durableInfo(node: Node, graph: GraphSnapshot, topic: string) {
@@ -598,3 +622,135 @@ export const topicReadCommand: CommandSpec = {
     });
   },
 };
+
+// ---- config (durable topics) -----------------------------------------------------------------
+
+export const topicConfigCommand: CommandSpec = {
+  path: ["topic", "config"],
+  summary: "show or change a durable topic's settings: retention, work-queue mode, fsync, dedup window",
+  args: [{ name: "TOPIC", help: "durable topic name, e.g. /orders" }],
+  options: {
+    "max-messages": {
+      type: "string",
+      arg: "N",
+      help: "keep at most about N messages ('none' lifts the limit)",
+    },
+    "max-bytes": {
+      type: "string",
+      arg: "N",
+      help: "keep at most about N bytes on disk ('none' lifts the limit)",
+    },
+    "max-age": {
+      type: "string",
+      arg: "DUR",
+      help: "remove messages older than DUR, e.g. 7d, 12h, 30m ('none' lifts it)",
+    },
+    mode: {
+      type: "string",
+      arg: "MODE",
+      help: "limits, or work-queue: a message goes once every consumer acknowledged it",
+    },
+    fsync: { type: "string", arg: "POLICY", help: "always, batch or never (see `myelin hub --help`)" },
+    "batch-ms": { type: "string", arg: "N", help: "group-commit bound for fsync batch, in ms" },
+    "dedup-window": {
+      type: "string",
+      arg: "DUR",
+      help: "a message id seen within DUR is stored once, e.g. 2m; 0 turns it off",
+    },
+    type: {
+      type: "string",
+      arg: "TYPE",
+      help: "create the topic with this message type if it does not exist yet",
+    },
+    json: { type: "boolean", help: "print the effective settings as JSON" },
+  },
+  details: [
+    "With no setting given, prints the topic's effective settings. Settings apply at once, are kept",
+    "with the topic across hub restarts, and override the hub's --store-config for this topic.",
+    "Retention deletes whole old segment files, so a limit is met to within one segment (64 MiB).",
+  ],
+  examples: [
+    "myelin topic config /orders",
+    "myelin topic config /telemetry --max-age 7d --max-bytes 10000000000",
+    "myelin topic config /jobs --mode work-queue",
+    "myelin topic config /alerts --max-messages none --dedup-window 10m",
+  ],
+  connects: true,
+  async run(ctx, inv) {
+    const cmd = "topic config";
+    const topic = absName(inv.positionals[0]!);
+    const change: Record<string, unknown> = {};
+    const retention: Record<string, number | null> = {};
+    const limit = (opt: string, key: string, parse: (v: string) => number): void => {
+      const v = strOpt(inv, opt);
+      if (v === undefined) return;
+      retention[key] = v === "none" ? null : parse(v);
+    };
+    const count = (opt: string) => (v: string) => {
+      const n = Number(v);
+      if (!Number.isSafeInteger(n) || n < 1)
+        throw new UsageError(`${cmd}: --${opt} must be an integer >= 1 or 'none', got '${v}'`);
+      return n;
+    };
+    limit("max-messages", "maxMessages", count("max-messages"));
+    limit("max-bytes", "maxBytes", count("max-bytes"));
+    limit("max-age", "maxAgeMs", (v) => durationOpt(cmd, "max-age", v, 1));
+    if (Object.keys(retention).length > 0) change["retention"] = retention;
+    const mode = strOpt(inv, "mode");
+    if (mode !== undefined) {
+      if (mode !== "limits" && mode !== "work-queue")
+        throw new UsageError(`${cmd}: --mode must be limits or work-queue, got '${mode}'`);
+      change["mode"] = mode;
+    }
+    const fsync = strOpt(inv, "fsync");
+    if (fsync !== undefined) {
+      if (!["always", "batch", "never"].includes(fsync))
+        throw new UsageError(`${cmd}: --fsync must be always, batch or never, got '${fsync}'`);
+      change["fsync"] = fsync;
+    }
+    const batchMs = numOpt(inv, "batch-ms", { min: 0, integer: true, command: cmd });
+    if (batchMs !== undefined) change["batchMs"] = batchMs;
+    const dedup = strOpt(inv, "dedup-window");
+    if (dedup !== undefined) change["dedupWindowMs"] = durationOpt(cmd, "dedup-window", dedup, 0);
+    const typeName = strOpt(inv, "type");
+    if (typeName !== undefined) resolveMessageType(typeName);
+    return withNode(ctx, inv, "topic_config", async (node, graph) => {
+      if (!graph.nodes.some((n) => n.services.some((s) => s.service === "/_store/configure"))) {
+        throw new MyelinError(
+          "ERR_NO_SERVER",
+          "no store runs with the hub: durable topics need `myelin hub` with its store (the default)",
+        );
+      }
+      const r = await node
+        .createClient("/_store/configure", myelin_msgs.StoreConfigure, { timeoutMs: 10000 })
+        .call({ topic, type: typeName ?? "", config_json: JSON.stringify(change) });
+      if (boolOpt(inv, "json")) ctx.out(r.config_json);
+      else ctx.out(`${topic}: ${describeSettings(r.config_json)}`);
+      return 0;
+    });
+  },
+};
+
+/** A duration option: 500ms, 30s, 5m, 12h, 7d, or a plain number of ms. */
+function durationOpt(cmd: string, opt: string, v: string, min: number): number {
+  const m = /^(\d+(?:\.\d+)?)(ms|s|m|h|d)?$/.exec(v.trim());
+  const unit = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 } as const;
+  const ms = m === null ? NaN : Math.round(Number(m[1]) * unit[(m[2] ?? "ms") as keyof typeof unit]);
+  if (!Number.isSafeInteger(ms) || ms < min) {
+    throw new UsageError(`${cmd}: --${opt} '${v}' is not a duration like 500ms, 30s, 5m, 12h or 7d`);
+  }
+  return ms;
+}
+
+/** 90000 → "1.5m", 604800000 → "7d". */
+function formatDurationMs(ms: number): string {
+  for (const [u, n] of [
+    ["d", 86_400_000],
+    ["h", 3_600_000],
+    ["m", 60_000],
+    ["s", 1000],
+  ] as const) {
+    if (ms >= n) return `${+(ms / n).toFixed(2)}${u}`;
+  }
+  return `${ms}ms`;
+}

@@ -73,7 +73,8 @@ export interface PeerInfo {
   readonly process: string;
 }
 
-interface OutboxEntry {
+/** A message kept for a subscriber: parked for credit, or sent to a group member and not yet credited. */
+export interface OutboxEntry {
   pub: number;
   seq: number;
   sec: number;
@@ -93,6 +94,8 @@ class Peer implements PeerInfo {
   /** Size of the last batch sent to this peer, to size the next one without regrowing. */
   lastBatchBytes = 4096;
   readonly subs = new Map<number, RemoteSubscriber>();
+  /** Service requests of this peer being served; while some are, the peer gets pings. */
+  inflight = 0;
   /** A message already left for this peer in the current event-loop turn. */
   busyThisTurn = false;
   /** Waiting for the echo of a flush-barrier ping. */
@@ -113,6 +116,14 @@ export class RemoteSubscriber {
   readonly #outbox: OutboxEntry[] = [];
   #outboxHead = 0;
   #waiters: (() => void)[] = [];
+  /**
+   * Group members only: messages sent and not yet credited, oldest first. A member credits a
+   * contiguous prefix of what it got, so a credit of n releases the n oldest.
+   */
+  readonly #inflight: OutboxEntry[] | null;
+  #inflightHead = 0;
+  /** Group members only: what was in flight or parked when the subscriber went away. */
+  #unacked: OutboxEntry[] = [];
 
   /** @internal */
   constructor(
@@ -122,6 +133,64 @@ export class RemoteSubscriber {
   ) {
     this.creditMsgs = body.creditMsgs;
     this.creditBytes = body.creditBytes;
+    this.#inflight = body.group !== undefined ? [] : null;
+  }
+
+  /** Queue group of the subscription, if any. */
+  get group(): string | undefined {
+    return this.body.group;
+  }
+
+  /** Group members only: messages sent and not yet credited. */
+  get inflight(): number {
+    return this.#inflight === null ? 0 : this.#inflight.length - this.#inflightHead;
+  }
+
+  /** @internal Group members: remembers a message sent, until it is credited. */
+  track(
+    pub: number,
+    seq: number,
+    sec: number,
+    nsec: number,
+    payload: Uint8Array | null,
+    frames: Uint8Array[] | null,
+    bytes: number,
+  ): void {
+    this.#inflight?.push({
+      pub,
+      seq,
+      sec,
+      nsec,
+      payload: payload === null ? null : Buffer.from(payload),
+      frames,
+      bytes,
+    });
+  }
+
+  /** @internal Group members: `n` more messages were consumed (the oldest in flight). */
+  release(n: number): void {
+    const f = this.#inflight;
+    if (f === null) return;
+    const end = Math.min(f.length, this.#inflightHead + n);
+    for (let i = this.#inflightHead; i < end; i++) f[i] = undefined as never;
+    this.#inflightHead = end;
+    if (this.#inflightHead === f.length) {
+      f.length = 0;
+      this.#inflightHead = 0;
+    } else if (this.#inflightHead > 1024 && this.#inflightHead * 2 > f.length) {
+      f.splice(0, this.#inflightHead);
+      this.#inflightHead = 0;
+    }
+  }
+
+  /**
+   * Group members, once closed: takes the messages of publisher `pub` that were in flight (sent,
+   * not credited) or parked when the subscriber went away, oldest first, for another member.
+   */
+  takeUnacked(pub: number): OutboxEntry[] {
+    const mine = this.#unacked.filter((e) => e.pub === pub);
+    if (mine.length > 0) this.#unacked = this.#unacked.filter((e) => e.pub !== pub);
+    return mine;
   }
 
   /** The subscriber's node id. */
@@ -183,6 +252,11 @@ export class RemoteSubscriber {
   /** @internal */
   close(): void {
     this.closed = true;
+    if (this.#inflight !== null) {
+      this.#unacked = this.#inflight.slice(this.#inflightHead).concat(this.#outbox.slice(this.#outboxHead));
+      this.#inflight.length = 0;
+      this.#inflightHead = 0;
+    }
     this.#outbox.length = 0;
     this.#outboxHead = 0;
     this.pendingBytes = 0;
@@ -313,6 +387,7 @@ export class DataServer {
   ): void {
     sub.creditMsgs--;
     sub.creditBytes -= bytes;
+    if (sub.body.group !== undefined) sub.track(pub, seq, sec, nsec, payload, frames, bytes);
     const peer = sub.peer;
     peer.sentSincePing = true;
     if (frames !== null) {
@@ -429,7 +504,10 @@ export class DataServer {
         this.#dropPeer(peer);
         continue;
       }
-      if (!peer.sentSincePing && peer.subs.size > 0) this.#queue.push([peer.id, encodePing()]);
+      // Subscribers and clients waiting for a reply hear from us, so they can tell a live peer
+      // from a frozen or cut-off one.
+      if (!peer.sentSincePing && (peer.subs.size > 0 || peer.inflight > 0))
+        this.#queue.push([peer.id, encodePing()]);
       peer.sentSincePing = false;
     }
   }
@@ -513,6 +591,7 @@ export class DataServer {
         }
         sub.creditMsgs += f.msgs;
         sub.creditBytes += f.bytes;
+        if (sub.body.group !== undefined) sub.release(f.msgs);
         sub.drain();
         return;
       }
@@ -531,7 +610,9 @@ export class DataServer {
   }
 
   #serve(peer: Peer, header: RequestHeader, parts: Buffer[]): void {
+    peer.inflight++;
     const reply = (h: ReplyHeader, frames: Uint8Array[]): void => {
+      peer.inflight--;
       if (this.#closed) return;
       this.#queue.push([peer.id, encodeReplyHeader(h), ...(frames as Buffer[])]);
     };

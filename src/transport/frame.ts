@@ -58,6 +58,11 @@ export interface SubBody {
   creditMsgs: number;
   /** Initial credit in payload bytes. */
   creditBytes: number;
+  /**
+   * Queue group: the publisher sends each message to one member of the group, and sends what a
+   * member had not consumed to another member when it goes away. Absent for a plain subscription.
+   */
+  group?: string;
 }
 
 /** Body of a Hello frame. */
@@ -393,18 +398,17 @@ export function parseFrame(frames: readonly Buffer[]): ParsedFrame {
     case FrameKind.Sub: {
       const w = "sub";
       const o = unpackBody(first, w);
-      return {
-        kind,
-        body: {
-          sid: u32(o, "sid", w),
-          topic: field(o, "topic", "string", w),
-          type: field(o, "type", "string", w),
-          reliable: field(o, "reliable", "boolean", w),
-          history: u32(o, "history", w),
-          creditMsgs: u32(o, "creditMsgs", w),
-          creditBytes: u32(o, "creditBytes", w),
-        },
+      const body: SubBody = {
+        sid: u32(o, "sid", w),
+        topic: field(o, "topic", "string", w),
+        type: field(o, "type", "string", w),
+        reliable: field(o, "reliable", "boolean", w),
+        history: u32(o, "history", w),
+        creditMsgs: u32(o, "creditMsgs", w),
+        creditBytes: u32(o, "creditBytes", w),
       };
+      if (o["group"] !== undefined) body.group = field(o, "group", "string", w);
+      return { kind, body };
     }
     case FrameKind.Unsub:
       fixed(first, 4, "unsub");

@@ -4,9 +4,14 @@
  *
  * On every (re)connect the link says hello and repeats its subscriptions, so a publisher that
  * restarted on the same endpoint serves them again; subscribers drop repeats by sequence number.
+ *
+ * The link knows when its peer is gone: ZeroMQ reports the connection lost or refused (at once
+ * on one host), or the peer sends nothing for `silentMs` while calls wait (a frozen process, a
+ * cut network; the peer pings while it serves calls). Then `down` is true and the calls waiting
+ * fail at once with ERR_UNAVAILABLE: their replies can no longer come.
  */
 import { Dealer } from "zeromq";
-import { ClosedError, DecodeError } from "../errors.js";
+import { ClosedError, DecodeError, ServiceError } from "../errors.js";
 import {
   FrameKind,
   encodeCredit,
@@ -45,6 +50,11 @@ export interface PeerLinkOptions {
   maxMessageBytes: number;
   /** Interval of the pings that keep this link alive on the publisher's side, in ms. */
   pingIntervalMs: number;
+  /**
+   * Calls waiting while the peer sent nothing for this long fail with ERR_UNAVAILABLE, in ms
+   * (default 3000; checked every `pingIntervalMs`).
+   */
+  silentMs?: number;
   /** Called for frames that are not valid; they are dropped. */
   onBadFrame(err: Error): void;
 }
@@ -67,6 +77,12 @@ export class PeerLink {
   #timer: NodeJS.Timeout;
   #closed = false;
   #connectedOnce = false;
+  /** The connection is lost or refused (ZeroMQ said so). */
+  #disconnected = false;
+  /** The peer sent nothing for `silentMs` while calls waited. */
+  #silent = false;
+  /** Since when calls have been waiting (Date.now()), 0 when none. */
+  #callsSince = 0;
   /** Time of the last frame received from the peer (Date.now()). */
   lastSeen = 0;
   /** Frames dropped because they were not valid. */
@@ -85,12 +101,23 @@ export class PeerLink {
     });
     this.#queue = new SendQueue(this.#sock, () => {});
     this.#sock.events.on("connect", () => {
+      this.#disconnected = false;
       if (this.#connectedOnce) this.#resend();
       this.#connectedOnce = true;
     });
+    const lost = (): void => {
+      if (this.#closed) return;
+      this.#disconnected = true;
+      this.failCalls(`the connection to ${this.endpoint} was lost or refused (its node stopped or crashed)`);
+    };
+    this.#sock.events.on("disconnect", lost);
+    this.#sock.events.on("connect:retry", lost);
     this.#sock.connect(opts.endpoint);
     this.#queue.push(encodeHello(opts.hello));
-    this.#timer = setInterval(() => this.#queue.push(encodePing()), opts.pingIntervalMs);
+    this.#timer = setInterval(() => {
+      this.#queue.push(encodePing());
+      this.#checkSilence();
+    }, opts.pingIntervalMs);
     this.#timer.unref();
     void this.#receiveLoop();
   }
@@ -103,6 +130,14 @@ export class PeerLink {
   /** Service calls waiting for a reply. */
   get pendingCalls(): number {
     return this.#calls.size;
+  }
+
+  /**
+   * True while the peer is known to be unreachable: the connection was lost or refused (until it
+   * connects again), or the peer fell silent while calls waited (until it sends again).
+   */
+  get down(): boolean {
+    return this.#disconnected || this.#silent;
   }
 
   /** Starts a subscription; returns its id on this link. */
@@ -137,6 +172,7 @@ export class PeerLink {
   ): { id: number; reply: Promise<{ header: ReplyHeader; parts: Buffer[] }> } {
     this.#check();
     const id = this.#nextCall++ >>> 0;
+    if (this.#calls.size === 0) this.#callsSince = Date.now();
     const reply = new Promise<{ header: ReplyHeader; parts: Buffer[] }>((resolve, reject) => {
       this.#calls.set(id, { resolve, reject });
     });
@@ -147,6 +183,26 @@ export class PeerLink {
   /** Forgets a pending call (its caller gave up); a late reply is dropped. */
   cancel(id: number): void {
     this.#calls.delete(id);
+  }
+
+  /** Fails every waiting call with ERR_UNAVAILABLE saying `why` (the peer is known to be gone). */
+  failCalls(why: string): void {
+    if (this.#calls.size === 0) return;
+    const calls = [...this.#calls.values()];
+    this.#calls.clear();
+    for (const c of calls) c.reject(new ServiceError("ERR_UNAVAILABLE", why));
+  }
+
+  #checkSilence(): void {
+    if (this.#calls.size === 0 || this.#silent) return;
+    const silentMs = this.#opts.silentMs ?? 3000;
+    const now = Date.now();
+    if (now - Math.max(this.lastSeen, this.#callsSince) > silentMs) {
+      this.#silent = true;
+      this.failCalls(
+        `${this.endpoint} sent nothing for ${silentMs} ms while calls waited (frozen or cut off)`,
+      );
+    }
   }
 
   /** Closes the link; pending calls fail with ERR_CLOSED. */
@@ -175,6 +231,7 @@ export class PeerLink {
       this.#sock,
       (msg) => {
         this.lastSeen = Date.now();
+        this.#silent = false;
         this.#handle(msg);
       },
       (err) => {

@@ -3,7 +3,7 @@
  * `/<node>/list_parameters` and `/<node>/set_parameter`; values travel as JSON text so one type
  * serves every parameter kind.
  */
-import { defineService, t } from "../schema.js";
+import { defineMessage, defineService, t } from "../schema.js";
 import { registerType } from "../registry.js";
 
 /** Lists a node's parameters: names, kinds, current values (JSON), descriptions. */
@@ -31,8 +31,21 @@ const SetParameter = defineService(
  */
 const StoreAppend = defineService(
   "myelin_msgs/StoreAppend",
-  { topic: t.string(), type: t.string(), payloads: t.array(t.bytes()) },
-  { first_seq: t.f64(), count: t.u32() },
+  {
+    topic: t.string(),
+    type: t.string(),
+    payloads: t.array(t.bytes()),
+    /** Publisher-supplied message ids, one per payload ("" for none); a known id is stored once. */
+    msg_ids: t.array(t.string()),
+  },
+  {
+    first_seq: t.f64(),
+    count: t.u32(),
+    /** The seq of each payload (for a duplicate: the seq it was first stored under). */
+    seqs: t.array(t.f64()),
+    /** Payloads not stored again because their id was seen within the deduplication window. */
+    duplicates: t.u32(),
+  },
 );
 /**
  * Pulls up to `max` messages for durable consumer `consumer` (shared by its clients), waiting up
@@ -96,7 +109,116 @@ const StoreInfo = defineService(
     lags: t.array(t.f64()),
     pending: t.array(t.u32()),
     dead_lettered: t.array(t.u32()),
+    /** The topic's effective settings (mode, retention, fsync, batchMs, dedupWindowMs) as JSON. */
+    config_json: t.string(),
   },
+);
+/**
+ * Changes a durable topic's settings (`config_json`: mode, retention, fsync, batchMs,
+ * dedupWindowMs; a retention limit set to null is removed). Replies with the effective settings.
+ */
+const StoreConfigure = defineService(
+  "myelin_msgs/StoreConfigure",
+  { topic: t.string(), type: t.string(), config_json: t.string() },
+  { config_json: t.string() },
+);
+
+/**
+ * An external payload carried as it is (gateway and bridge mappings with `format: raw`): `data`
+ * holds the bytes exactly as the device or broker sent them.
+ */
+const RawPayload = defineMessage("myelin_msgs/RawPayload", { data: t.bytes() });
+/**
+ * A message the gateway or a bridge refused (published on its error topic, e.g.
+ * `/_gateway/errors`): why, the external topic it came on, the index of the mapping rule (-1 when
+ * none), who sent it (MQTT client id or bridge name) and when it was refused.
+ */
+const GatewayReject = defineMessage("myelin_msgs/GatewayReject", {
+  reason: t.string(),
+  external_topic: t.string(),
+  rule: t.i32(),
+  source: t.string(),
+  stamp: t.time(),
+});
+/** One client of the MQTT gateway, as `/_gateway/status` reports it. Times in ms since the epoch. */
+const GatewayClient = defineMessage("myelin_msgs/GatewayClient", {
+  id: t.string(),
+  user: t.string(),
+  address: t.string(),
+  transport: t.string(),
+  clean: t.bool(),
+  connected_at: t.f64(),
+  subscriptions: t.array(t.string()),
+  msgs_in: t.f64(),
+  msgs_out: t.f64(),
+  rejected: t.f64(),
+});
+/**
+ * State of the MQTT gateway: listeners, clients, totals and rates (messages per second over the
+ * last few seconds), rejects by reason, and the last reject.
+ */
+const GatewayStatus = defineService(
+  "myelin_msgs/GatewayStatus",
+  {},
+  {
+    listeners: t.array(t.string()),
+    clients: t.array(t.msg(GatewayClient)),
+    msgs_in: t.f64(),
+    msgs_out: t.f64(),
+    rate_in: t.f64(),
+    rate_out: t.f64(),
+    to_myelin: t.f64(),
+    from_myelin: t.f64(),
+    rejected: t.f64(),
+    reject_reasons: t.array(t.string()),
+    reject_counts: t.array(t.f64()),
+    last_reject: t.string(),
+    refused_connections: t.f64(),
+    persistent_sessions: t.u32(),
+    retained: t.u32(),
+  },
+);
+
+/**
+ * Supervisor (the hub's process manager): apply a resolved launch spec (`spec_json`, as
+ * `loadSpec` returns it), waiting up to `wait_ms` for every process to be ready. `ok` false when a
+ * process failed or the wait ran out (`message` says which). `processes_json` is the `myelin ps`
+ * table as JSON (see docs/orchestration.md).
+ */
+const SupervisorApply = defineService(
+  "myelin_msgs/SupervisorApply",
+  { spec_json: t.string(), wait_ms: t.u32() },
+  { ok: t.bool(), message: t.string(), processes_json: t.string() },
+);
+/** The supervised processes (`myelin ps`), the spec file and environment they came from. */
+const SupervisorPs = defineService(
+  "myelin_msgs/SupervisorPs",
+  {},
+  { processes_json: t.string(), spec_file: t.string(), environment: t.string() },
+);
+/**
+ * Scales a node (or composed process) to `replicas`, or restarts it replica by replica
+ * (`replicas` ignored), each time waiting up to `wait_ms` for readiness.
+ */
+const SupervisorControl = defineService(
+  "myelin_msgs/SupervisorControl",
+  { node: t.string(), replicas: t.u32(), wait_ms: t.u32() },
+  { ok: t.bool(), message: t.string(), processes_json: t.string() },
+);
+/** Stops every supervised process in reverse dependency order; then the hub too if `stop_hub`. */
+const SupervisorDown = defineService(
+  "myelin_msgs/SupervisorDown",
+  { stop_hub: t.bool(), wait_ms: t.u32() },
+  { ok: t.bool(), message: t.string() },
+);
+/**
+ * The last `lines` log lines of a node's processes (`replica` -1: every replica), oldest first,
+ * each tagged `<process>#<replica>` in `sources`.
+ */
+const SupervisorLogs = defineService(
+  "myelin_msgs/SupervisorLogs",
+  { node: t.string(), replica: t.i32(), lines: t.u32() },
+  { process: t.string(), sources: t.array(t.string()), lines: t.array(t.string()) },
 );
 
 /** The types of the `myelin_msgs` package (explicit, so `assert` can narrow). */
@@ -108,6 +230,16 @@ export interface MyelinMsgs {
   readonly StoreAck: typeof StoreAck;
   readonly StoreInfo: typeof StoreInfo;
   readonly StoreRead: typeof StoreRead;
+  readonly StoreConfigure: typeof StoreConfigure;
+  readonly RawPayload: typeof RawPayload;
+  readonly GatewayReject: typeof GatewayReject;
+  readonly GatewayClient: typeof GatewayClient;
+  readonly GatewayStatus: typeof GatewayStatus;
+  readonly SupervisorApply: typeof SupervisorApply;
+  readonly SupervisorPs: typeof SupervisorPs;
+  readonly SupervisorControl: typeof SupervisorControl;
+  readonly SupervisorDown: typeof SupervisorDown;
+  readonly SupervisorLogs: typeof SupervisorLogs;
 }
 
 /** The `myelin_msgs` package. */
@@ -119,6 +251,16 @@ export const myelin_msgs: MyelinMsgs = Object.freeze({
   StoreAck,
   StoreInfo,
   StoreRead,
+  StoreConfigure,
+  RawPayload,
+  GatewayReject,
+  GatewayClient,
+  GatewayStatus,
+  SupervisorApply,
+  SupervisorPs,
+  SupervisorControl,
+  SupervisorDown,
+  SupervisorLogs,
 });
 
 for (const type of Object.values(myelin_msgs)) registerType(type);

@@ -1,0 +1,2 @@
+// A do-nothing module node for the launch-spec golden files.
+export default async function noop() {}

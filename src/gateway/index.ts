@@ -1,0 +1,74 @@
+/**
+ * The `gateway` layer: the embedded MQTT gateway and the topic mapping and Myelin side shared
+ * with the bridges to external brokers.
+ */
+export { TopicMap, decodeExternal, encodeExternal } from "./mapping.js";
+export type {
+  MappingDirection,
+  PayloadFormat,
+  ExternalSyntax,
+  MappingSpec,
+  TopicMapOptions,
+  ResolvedMapping,
+  InboundMatch,
+} from "./mapping.js";
+export { MyelinPort } from "./myelin-port.js";
+export type { MyelinPortOptions, MyelinPortStats, PortReject } from "./myelin-port.js";
+export { MqttGateway } from "./mqtt-gateway.js";
+export type {
+  MqttGatewayOptions,
+  MqttListeners,
+  TcpListenerOptions,
+  TlsListenerOptions,
+  WsListenerOptions,
+  GatewayStatus,
+} from "./mqtt-gateway.js";
+export {
+  hashPassword,
+  verifyPassword,
+  CompiledAcl,
+  Authenticator,
+  topicMatches,
+  filterWithin,
+} from "./mqtt-auth.js";
+export type { AuthSpec, UserSpec, AclSpec, CertificateSpec, Principal } from "./mqtt-auth.js";
+export { MQTT_LIMIT_DEFAULTS } from "./mqtt-limits.js";
+export type { MqttLimits } from "./mqtt-limits.js";
+export { FilePersistence } from "./mqtt-persistence.js";
+export type { FilePersistenceOptions } from "./mqtt-persistence.js";
+export { loadGatewayConfig, parseGatewayConfig } from "./gateway-config.js";
+export type { GatewayConfig } from "./gateway-config.js";
+export { startBridge, createLink, BridgeHost, BRIDGE_STATUS_SERVICE } from "./bridge-host.js";
+export type { StartBridgeOptions, BridgeHostOptions } from "./bridge-host.js";
+export { BridgeEngine, BRIDGE_DEFAULTS, backoffDelay, bridgeQueueDir } from "./bridge.js";
+export type {
+  Bridge,
+  BridgeState,
+  BridgeStatus,
+  BrokerLink,
+  LinkHandlers,
+  OutgoingMessage,
+  BridgeEngineOptions,
+} from "./bridge.js";
+export {
+  parseBridgeConfig,
+  loadBridgeConfig,
+  validateBridgeConfig,
+  validateBridgeFile,
+} from "./bridge-config.js";
+export type {
+  BridgeConfig,
+  BridgeKind,
+  BridgeConfigBase,
+  BridgeQueueConfig,
+  BridgeReconnectConfig,
+  MqttBridgeConfig,
+  NatsBridgeConfig,
+  NatsJetStreamConfig,
+  AmqpBridgeConfig,
+} from "./bridge-config.js";
+export { OfflineQueue, OFFLINE_QUEUE_DEFAULTS } from "./offline-queue.js";
+export type { OfflineQueueOptions, OfflineQueueStats, QueuedMessage } from "./offline-queue.js";
+export { MqttLink } from "./bridge-mqtt.js";
+export { NatsLink } from "./bridge-nats.js";
+export { AmqpLink } from "./bridge-amqp.js";

@@ -1,0 +1,131 @@
+/**
+ * `myelin bridge status`, and the hub's bridge option (`myelin hub --bridge-config FILE`): bridges
+ * to external MQTT, NATS and AMQP brokers, run inside the hub process (docs/bridges.md).
+ */
+import { BRIDGE_STATUS_SERVICE, BridgeHost } from "../gateway/bridge-host.js";
+import type { BridgeStatus } from "../gateway/bridge.js";
+import { std_srvs } from "../msgs/index.js";
+import {
+  boolOpt,
+  numOpt,
+  strOpt,
+  unlessInterrupted,
+  withNode,
+  type CommandSpec,
+  type Context,
+  type Invocation,
+  type OptionSpec,
+} from "./common.js";
+import { clock, table } from "./format.js";
+
+/** Options `myelin hub` takes for the bridges. */
+export const HUB_BRIDGE_OPTIONS: Record<string, OptionSpec> = {
+  "bridge-config": {
+    type: "string",
+    arg: "FILE",
+    help: "run the bridges to external MQTT, NATS or AMQP brokers FILE (YAML) describes (see docs/bridges.md)",
+  },
+};
+
+/**
+ * Starts the bridges inside the hub when `--bridge-config` is given; offline queues go to
+ * `<dataDir>/bridges/<name>/queue`. Returns undefined when not configured.
+ * @throws MyelinError ERR_BAD_CONFIG naming the file, entry and field of a bad configuration
+ */
+export async function startHubBridges(
+  ctx: Context,
+  inv: Invocation,
+  runtimeDir: string | undefined,
+  dataDir: string,
+): Promise<BridgeHost | undefined> {
+  const file = strOpt(inv, "bridge-config");
+  if (file === undefined) return undefined;
+  const opts: Parameters<typeof BridgeHost.start>[0] = {
+    file,
+    dataDir,
+    log: (line) => ctx.out(`${clock()} ${line}`),
+  };
+  if (runtimeDir !== undefined) opts.runtimeDir = runtimeDir;
+  const host = await BridgeHost.start(opts);
+  ctx.out(
+    `${clock()} bridges: ${host.bridges.map((b) => `${b.name} (${b.kind})`).join(", ")}; offline queues in ${dataDir}/bridges`,
+  );
+  return host;
+}
+
+function ago(ms: number): string {
+  const s = Math.max(0, Math.round((Date.now() - ms) / 1000));
+  return s < 120 ? `${s}s` : s < 7200 ? `${Math.round(s / 60)}m` : `${Math.round(s / 3600)}h`;
+}
+
+export const bridgeStatusCommand: CommandSpec = {
+  path: ["bridge", "status"],
+  summary: "show each bridge to an external broker: connection, messages, offline queue, rejects",
+  args: [{ name: "NAME", optional: true, help: "only this bridge" }],
+  options: {
+    json: { type: "boolean", help: "print a JSON array of bridge statuses" },
+    "timeout-ms": {
+      type: "string",
+      arg: "N",
+      help: "give up when the bridges did not answer within N ms (default 3000)",
+    },
+  },
+  details: [
+    `Asks the hub's bridges (the hidden service ${BRIDGE_STATUS_SERVICE}). IN: external messages published into Myelin;`,
+    "OUT: Myelin messages forwarded; SENT: acknowledged by the broker; QUEUED: waiting in the offline queue;",
+    "DROP: QoS 0 messages dropped while the broker was unreachable; REJ: refused inbound messages.",
+  ],
+  examples: ["myelin bridge status", "myelin bridge status plant-mqtt --json"],
+  connects: true,
+  async run(ctx, inv) {
+    const timeoutMs = numOpt(inv, "timeout-ms", { min: 1, integer: true, command: "bridge status" }) ?? 3000;
+    const only = inv.positionals[0];
+    return withNode(ctx, inv, "bridge_status", async (node, graph) => {
+      if (!graph.nodes.some((n) => n.services.some((s) => s.service === BRIDGE_STATUS_SERVICE))) {
+        ctx.err("no bridges run: start the hub with `myelin hub --bridge-config FILE` (see docs/bridges.md)");
+        return 1;
+      }
+      const client = node.createClient(BRIDGE_STATUS_SERVICE, std_srvs.Trigger, { timeoutMs });
+      try {
+        const r = await unlessInterrupted(client.call({}), ctx.signal);
+        let list = JSON.parse(r.message) as BridgeStatus[];
+        if (only !== undefined) {
+          list = list.filter((b) => b.name === only);
+          if (list.length === 0) {
+            ctx.err(`no bridge named ${only}; bridges: ${(JSON.parse(r.message) as BridgeStatus[]).map((b) => b.name).join(", ")}`);
+            return 1;
+          }
+        }
+        if (boolOpt(inv, "json")) {
+          ctx.out(JSON.stringify(list, null, 2));
+          return 0;
+        }
+        const rows = list.map((b) => [
+          b.name,
+          b.kind,
+          `${b.state} ${ago(b.since)}`,
+          String(b.in),
+          String(b.out),
+          String(b.sent),
+          b.queue === undefined ? "-" : String(b.queue.messages),
+          String(b.dropped),
+          String(b.rejected),
+          b.url,
+        ]);
+        for (const l of table(["BRIDGE", "KIND", "STATE", "IN", "OUT", "SENT", "QUEUED", "DROP", "REJ", "BROKER"], rows)) {
+          ctx.out(l);
+        }
+        for (const b of list) {
+          if (b.lastError !== undefined && b.state !== "connected") ctx.out(`${b.name}: last error: ${b.lastError}`);
+          if (b.queue !== undefined && b.queue.refused > 0) {
+            ctx.out(`${b.name}: ${b.queue.refused} messages refused because the offline queue was full`);
+          }
+          if (b.lastReject !== undefined) ctx.out(`${b.name}: last reject: ${b.lastReject}`);
+        }
+        return 0;
+      } finally {
+        client.close();
+      }
+    });
+  },
+};

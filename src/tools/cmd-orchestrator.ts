@@ -1,0 +1,407 @@
+/**
+ * `myelin up`, `down`, `ps`, `logs`, `scale`, `restart`: running a system from a launch spec
+ * (`myelin.yaml`) through the supervisor inside the hub (`/_supervisor/*`).
+ */
+import { spawn } from "node:child_process";
+import { closeSync, existsSync, openSync, readFileSync } from "node:fs";
+import { dirname, join, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+import { MyelinError } from "../errors.js";
+import { myelin_msgs, rcl_interfaces } from "../msgs/index.js";
+import { createNode, hubEndpoint, runtimeDir, type Node } from "../node/index.js";
+import { ensureRuntimeDir } from "../node/config.js";
+import { loadSpec, LOG_TOPIC, type ProcessRow } from "../orchestrator/index.js";
+import { pidAlive } from "../orchestrator/proc-stat.js";
+import {
+  aborted,
+  boolOpt,
+  HUB_TIMEOUT_MS,
+  numOpt,
+  strOpt,
+  unlessInterrupted,
+  UsageError,
+  withNode,
+  type CommandSpec,
+  type Context,
+  type Invocation,
+} from "./common.js";
+import { table } from "./format.js";
+
+const BIN = join(dirname(fileURLToPath(import.meta.url)), "..", "..", "..", "bin", "myelin");
+
+function connectOpts(inv: Invocation): { hub?: string; runtimeDir?: string } {
+  const o: { hub?: string; runtimeDir?: string } = {};
+  const hub = strOpt(inv, "hub");
+  const dir = strOpt(inv, "runtime-dir");
+  if (hub !== undefined) o.hub = hub;
+  if (dir !== undefined) o.runtimeDir = dir;
+  return o;
+}
+
+/** Waits until the supervisor's services are on the graph. */
+async function supervisorReady(ctx: Context, node: Node, timeoutMs: number): Promise<void> {
+  const ok = await unlessInterrupted(node.waitForServer("/_supervisor/apply", timeoutMs), ctx.signal);
+  if (!ok) {
+    throw new MyelinError(
+      "ERR_NO_SERVER",
+      "the hub runs without a supervisor (started with --no-supervisor?); restart it with `myelin hub`",
+    );
+  }
+}
+
+/** Runs `fn` with a tool node once the supervisor answers. */
+function withSupervisor<R>(
+  ctx: Context,
+  inv: Invocation,
+  command: string,
+  fn: (node: Node) => Promise<R>,
+): Promise<R> {
+  return withNode(ctx, inv, command, async (node) => {
+    await supervisorReady(ctx, node, HUB_TIMEOUT_MS);
+    return fn(node);
+  });
+}
+
+function age(ms: number): string {
+  if (ms <= 0) return "-";
+  const s = Math.floor(ms / 1000);
+  if (s < 60) return `${s}s`;
+  if (s < 3600) return `${Math.floor(s / 60)}m${String(s % 60).padStart(2, "0")}s`;
+  if (s < 86400) return `${Math.floor(s / 3600)}h${String(Math.floor((s % 3600) / 60)).padStart(2, "0")}m`;
+  return `${Math.floor(s / 86400)}d${Math.floor((s % 86400) / 3600)}h`;
+}
+
+/** Prints the process table (or JSON). */
+function printRows(ctx: Context, rows: ProcessRow[], json: boolean): void {
+  if (json) {
+    ctx.out(JSON.stringify(rows, null, 2));
+    return;
+  }
+  if (rows.length === 0) {
+    ctx.err("no supervised processes (start some with `myelin up`)");
+    return;
+  }
+  const body = rows.map((r) => [
+    r.nodes.length > 1 || r.nodes[0] !== r.process ? `${r.process} (${r.nodes.join(",")})` : r.process,
+    String(r.replica),
+    r.state + (r.adopted ? "*" : ""),
+    r.pid > 0 ? String(r.pid) : "-",
+    String(r.restarts),
+    age(r.uptimeMs),
+    r.cpuPercent < 0 ? "-" : `${r.cpuPercent.toFixed(1)}%`,
+    r.rssBytes < 0 ? "-" : `${(r.rssBytes / 1048576).toFixed(1)} MiB`,
+    r.health,
+    r.detail,
+  ]);
+  for (const l of table(
+    ["NODE", "REPLICA", "STATE", "PID", "RESTARTS", "UPTIME", "CPU", "MEM", "HEALTH", "DETAIL"],
+    body,
+  ))
+    ctx.out(l.trimEnd());
+}
+
+const WAIT_OPTION = {
+  type: "string",
+  arg: "MS",
+  help: "wait up to MS for the processes to be ready (default 60000; 0: do not wait)",
+} as const;
+
+// ---- up ------------------------------------------------------------------------------------------
+
+export const upCommand: CommandSpec = {
+  path: ["up"],
+  summary: "start the system of a launch spec (and the hub, if none runs), in dependency order",
+  args: [{ name: "SPEC", help: "the launch spec (default: ./myelin.yaml)", optional: true }],
+  options: {
+    env: {
+      type: "string",
+      arg: "NAME",
+      help: "apply the overrides of environment NAME (default: $MYELIN_ENV, else none)",
+    },
+    "wait-ms": WAIT_OPTION,
+    label: {
+      type: "string",
+      multiple: true,
+      arg: "LABEL",
+      help: "placement label of this host for a hub started here, e.g. edge (repeatable; the host name is always one)",
+    },
+    check: { type: "boolean", help: "only read and validate the spec; start nothing" },
+    json: { type: "boolean", help: "print the process table as JSON" },
+  },
+  details: [
+    "Reads and validates the whole spec first (includes, environment overrides, modules and commands exist,",
+    "no dependency cycle): a bad spec is refused with file:line:col and field, and nothing starts.",
+    "If no hub answers, starts one in the background (its output goes to <runtime dir>/hub.log); `myelin down`",
+    "stops it again. Applying a spec to a running system starts what is new, stops what is gone and",
+    "restarts what changed. Exit code 1 if a process failed or was not ready in time.",
+  ],
+  examples: [
+    "myelin up                                 # ./myelin.yaml",
+    "myelin up examples/system/myelin.yaml --env dev",
+    "myelin up robot.yaml --check              # validate only",
+    "myelin up --label edge --wait-ms 120000",
+  ],
+  connects: true,
+  async run(ctx, inv) {
+    const file = resolve(inv.positionals[0] ?? "myelin.yaml");
+    if (!existsSync(file)) {
+      throw new MyelinError(
+        "ERR_SPEC",
+        `no launch spec at ${file}; give its path (\`myelin up path/to/myelin.yaml\`) or create one (see docs/orchestration.md)`,
+      );
+    }
+    const environment = strOpt(inv, "env") ?? process.env["MYELIN_ENV"];
+    const spec = loadSpec(file, { environment });
+    const waitMs = numOpt(inv, "wait-ms", { min: 0, integer: true, command: "up" }) ?? 60000;
+    if (boolOpt(inv, "check")) {
+      const n = spec.units.reduce((a, u) => a + u.replicas, 0);
+      ctx.out(
+        `${file}: valid; ${spec.units.length} process definition${spec.units.length === 1 ? "" : "s"}, ${n} process${n === 1 ? "" : "es"} in this order: ${spec.units.map((u) => u.name).join(", ")}`,
+      );
+      return 0;
+    }
+    const copts = connectOpts(inv);
+    const node = await createNode({ name: `_myelin_up_${process.pid}`, ...copts });
+    try {
+      // A local hub leaves its pid in the runtime directory: no live pid, no hub (no need to ask).
+      const pidFile = join(runtimeDir(copts.runtimeDir), "hub.pid");
+      const local = hubEndpoint(copts).startsWith("ipc://");
+      let hubUp = !local || pidAlive(existsSync(pidFile) ? Number(readFileSync(pidFile, "utf8").trim()) : 0);
+      if (hubUp) {
+        try {
+          await unlessInterrupted(node.queryGraph(1000), ctx.signal);
+        } catch (err) {
+          if (!(err instanceof MyelinError && err.code === "ERR_HUB_UNREACHABLE")) throw err;
+          hubUp = false;
+        }
+      }
+      if (!hubUp) {
+        const ep = hubEndpoint(copts);
+        if (!ep.startsWith("ipc://")) {
+          throw new MyelinError(
+            "ERR_HUB_UNREACHABLE",
+            `no hub answered at ${ep}; \`myelin up\` starts a hub only on this host (drop --hub / MYELIN_HUB)`,
+          );
+        }
+        const dir = ensureRuntimeDir(runtimeDir(copts.runtimeDir));
+        const logFile = join(dir, "hub.log");
+        const args = [BIN, "hub", "--stop-on-down"];
+        if (copts.runtimeDir !== undefined) args.push("--runtime-dir", copts.runtimeDir);
+        for (const l of inv.values["label"] === undefined ? [] : [inv.values["label"]].flat())
+          args.push("--label", String(l));
+        const fd = openSync(logFile, "a", 0o600);
+        const child = spawn(process.execPath, args, { detached: true, stdio: ["ignore", fd, fd] });
+        closeSync(fd);
+        child.unref();
+        ctx.err(`started the hub in the background (pid ${child.pid ?? "?"}; log ${logFile})`);
+      }
+      await supervisorReady(ctx, node, hubUp ? HUB_TIMEOUT_MS : 15000);
+      const client = node.createClient("/_supervisor/apply", myelin_msgs.SupervisorApply, {
+        timeoutMs: waitMs + 15000,
+      });
+      const r = await unlessInterrupted(
+        client.call({ spec_json: JSON.stringify(spec), wait_ms: waitMs }),
+        ctx.signal,
+      );
+      printRows(ctx, JSON.parse(r.processes_json) as ProcessRow[], boolOpt(inv, "json"));
+      if (!r.ok) {
+        throw new MyelinError(
+          "ERR_PROCESS_FAILED",
+          `${r.message}; see \`myelin logs NODE\` (the system keeps running: fix and \`myelin restart NODE\`, or \`myelin down\`)`,
+        );
+      }
+      ctx.err(r.message);
+      return 0;
+    } finally {
+      await node.close();
+    }
+  },
+};
+
+// ---- down ----------------------------------------------------------------------------------------
+
+export const downCommand: CommandSpec = {
+  path: ["down"],
+  summary: "stop the system in reverse dependency order (SIGTERM, grace period, SIGKILL)",
+  args: [],
+  options: {
+    "keep-hub": { type: "boolean", help: "leave the hub running even if `myelin up` started it" },
+    "wait-ms": { type: "string", arg: "MS", help: "wait up to MS for everything to stop (default 60000)" },
+  },
+  details: [
+    "Stops the hub too when `myelin up` started it (unless --keep-hub); a hub started by hand keeps running.",
+  ],
+  examples: ["myelin down", "myelin down --keep-hub"],
+  connects: true,
+  async run(ctx, inv) {
+    const waitMs = numOpt(inv, "wait-ms", { min: 0, integer: true, command: "down" }) ?? 60000;
+    const pidFile = join(runtimeDir(strOpt(inv, "runtime-dir")), "hub.pid");
+    return withSupervisor(ctx, inv, "down", async (node) => {
+      const hubPid = existsSync(pidFile) ? Number(readFileSync(pidFile, "utf8").trim()) : 0;
+      const client = node.createClient("/_supervisor/down", myelin_msgs.SupervisorDown, {
+        timeoutMs: waitMs + 5000,
+      });
+      const r = await unlessInterrupted(
+        client.call({ stop_hub: !boolOpt(inv, "keep-hub"), wait_ms: waitMs }),
+        ctx.signal,
+      );
+      ctx.err(r.message);
+      if (!boolOpt(inv, "keep-hub") && hubPid > 0) {
+        // The hub exits by itself if `myelin up` started it: wait for that (bounded).
+        const end = Date.now() + 10000;
+        const alive = (): boolean => {
+          try {
+            process.kill(hubPid, 0);
+            return existsSync(pidFile);
+          } catch {
+            return false;
+          }
+        };
+        while (alive() && Date.now() < end && !ctx.signal.aborted)
+          await new Promise((res) => setTimeout(res, 50));
+        if (!alive()) ctx.err("hub stopped");
+      }
+      return 0;
+    });
+  },
+};
+
+// ---- ps ------------------------------------------------------------------------------------------
+
+export const psCommand: CommandSpec = {
+  path: ["ps"],
+  summary: "show every supervised process: state, pid, restarts, uptime, CPU, memory, health",
+  args: [],
+  options: {
+    json: { type: "boolean", help: "print the rows as JSON (ProcessRow[], see docs/orchestration.md)" },
+  },
+  details: [
+    "States: waiting (for dependencies), starting, ready, unhealthy, backoff (restart scheduled), stopping, stopped,",
+    "exited (not restarted, per policy), failed (crash loop or cannot start). A * marks a process adopted after a hub restart.",
+    "CPU is the share of one core since the previous `myelin ps` (or since start).",
+  ],
+  examples: ["myelin ps", "myelin ps --json"],
+  connects: true,
+  async run(ctx, inv) {
+    return withSupervisor(ctx, inv, "ps", async (node) => {
+      const r = await node.createClient("/_supervisor/ps", myelin_msgs.SupervisorPs).call({});
+      if (!boolOpt(inv, "json") && r.spec_file !== "")
+        ctx.err(`${r.spec_file}${r.environment !== "" ? ` (environment ${r.environment})` : ""}`);
+      printRows(ctx, JSON.parse(r.processes_json) as ProcessRow[], boolOpt(inv, "json"));
+      return 0;
+    });
+  },
+};
+
+// ---- logs ----------------------------------------------------------------------------------------
+
+export const logsCommand: CommandSpec = {
+  path: ["logs"],
+  summary: "print the captured output of supervised processes (and follow it with -f)",
+  args: [{ name: "NODE", help: "a node of the spec (default: every process)", optional: true }],
+  options: {
+    follow: { type: "boolean", short: "f", help: "keep printing new lines until Ctrl-C" },
+    lines: { type: "string", short: "n", arg: "N", help: "how many past lines per process (default 50)" },
+    replica: { type: "string", arg: "N", help: "only replica N" },
+  },
+  details: [
+    `Each line is tagged [process#replica]. Output is kept on disk in a bounded ring per process; new lines are also published on ${LOG_TOPIC} (rcl_interfaces/Log).`,
+  ],
+  examples: ["myelin logs detector", "myelin logs camera -f", "myelin logs -n 200 --replica 1 worker"],
+  connects: true,
+  async run(ctx, inv) {
+    const node0 = inv.positionals[0] ?? "";
+    const lines = numOpt(inv, "lines", { min: 0, integer: true, command: "logs" }) ?? 50;
+    const replica = numOpt(inv, "replica", { min: 0, integer: true, command: "logs" }) ?? -1;
+    return withSupervisor(ctx, inv, "logs", async (node) => {
+      const r = await node.createClient("/_supervisor/logs", myelin_msgs.SupervisorLogs).call({
+        node: node0,
+        replica,
+        lines,
+      });
+      r.lines.forEach((l, i) => ctx.out(`[${r.sources[i]}] ${l}`));
+      if (!boolOpt(inv, "follow")) return 0;
+      await node.createSubscription(
+        LOG_TOPIC,
+        rcl_interfaces.Log,
+        (m) => {
+          const [proc, rep] = m.name.split("#");
+          if (r.process !== "" && proc !== r.process) return;
+          if (replica >= 0 && rep !== String(replica)) return;
+          ctx.out(`[${m.name}] ${m.msg}`);
+        },
+        { qos: { reliability: "best-effort", depth: 100 } },
+      );
+      await aborted(ctx.signal);
+      return 0;
+    });
+  },
+};
+
+// ---- scale, restart ------------------------------------------------------------------------------
+
+export const scaleCommand: CommandSpec = {
+  path: ["scale"],
+  summary: "set the number of replicas of a node at runtime",
+  args: [{ name: "NODE=N", help: "node and replica count, e.g. worker=3" }],
+  options: { "wait-ms": WAIT_OPTION, json: { type: "boolean", help: "print the process table as JSON" } },
+  details: [
+    "New replicas start when ready to (dependencies); extra ones stop, highest index first. Not saved to the spec file.",
+  ],
+  examples: ["myelin scale worker=3", "myelin scale detector=0   # stop it, keep it in the spec"],
+  connects: true,
+  async run(ctx, inv) {
+    const m = /^([A-Za-z][A-Za-z0-9_.-]*)=(\d+)$/.exec(inv.positionals[0]!);
+    if (m === null)
+      throw new UsageError(`scale: expected NODE=N, e.g. worker=3, got '${inv.positionals[0]}'`, "scale");
+    const waitMs = numOpt(inv, "wait-ms", { min: 0, integer: true, command: "scale" }) ?? 60000;
+    return withSupervisor(ctx, inv, "scale", async (node) => {
+      const client = node.createClient("/_supervisor/scale", myelin_msgs.SupervisorControl, {
+        timeoutMs: waitMs + 10000,
+      });
+      const r = await unlessInterrupted(
+        client.call({ node: m[1]!, replicas: Number(m[2]), wait_ms: waitMs }),
+        ctx.signal,
+      );
+      printRows(ctx, JSON.parse(r.processes_json) as ProcessRow[], boolOpt(inv, "json"));
+      if (!r.ok) throw new MyelinError("ERR_PROCESS_FAILED", r.message);
+      ctx.err(r.message);
+      return 0;
+    });
+  },
+};
+
+export const restartCommand: CommandSpec = {
+  path: ["restart"],
+  summary: "restart a node's processes one replica at a time, each after the previous is ready",
+  args: [{ name: "NODE", help: "a node of the running spec" }],
+  options: {
+    "wait-ms": {
+      type: "string",
+      arg: "MS",
+      help: "wait up to MS for each replica to be ready (default 60000)",
+    },
+    json: { type: "boolean", help: "print the process table as JSON" },
+  },
+  details: [
+    "A replicated service keeps answering: only one replica is down at a time. A failed process starts afresh.",
+  ],
+  examples: ["myelin restart detector"],
+  connects: true,
+  async run(ctx, inv) {
+    const waitMs = numOpt(inv, "wait-ms", { min: 1, integer: true, command: "restart" }) ?? 60000;
+    return withSupervisor(ctx, inv, "restart", async (node) => {
+      const client = node.createClient("/_supervisor/restart", myelin_msgs.SupervisorControl, {
+        timeoutMs: 64 * waitMs + 10000,
+      });
+      const r = await unlessInterrupted(
+        client.call({ node: inv.positionals[0]!, replicas: 0, wait_ms: waitMs }),
+        ctx.signal,
+      );
+      printRows(ctx, JSON.parse(r.processes_json) as ProcessRow[], boolOpt(inv, "json"));
+      if (!r.ok) throw new MyelinError("ERR_PROCESS_FAILED", r.message);
+      ctx.err(r.message);
+      return 0;
+    });
+  },
+};

@@ -1,0 +1,120 @@
+/**
+ * The orchestration side of `myelin hub`: its options (`--spec`, `--env`, `--label`,
+ * `--no-supervisor`, `--stop-on-down`, `--leave-running`, `--systemd-unit`), starting the
+ * supervisor next to the store, and printing a systemd unit for the hub.
+ */
+import { hostname } from "node:os";
+import { dirname, join, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+import {
+  loadSpec,
+  startSystemdNotify,
+  Supervisor,
+  systemdUnit,
+  type LaunchSpec,
+} from "../orchestrator/index.js";
+import { boolOpt, listOpt, strOpt, type Context, type Invocation, type OptionSpec } from "./common.js";
+import { clock } from "./format.js";
+
+const BIN = join(dirname(fileURLToPath(import.meta.url)), "..", "..", "..", "bin", "myelin");
+
+/** Options `myelin hub` takes for orchestration. */
+export const HUB_SUPERVISOR_OPTIONS: Record<string, OptionSpec> = {
+  spec: {
+    type: "string",
+    arg: "FILE",
+    help: "run this launch spec (like `myelin up FILE` once the hub runs); validated before the hub starts",
+  },
+  env: {
+    type: "string",
+    arg: "NAME",
+    help: "environment overrides of the --spec to apply (default: $MYELIN_ENV)",
+  },
+  label: {
+    type: "string",
+    multiple: true,
+    arg: "LABEL",
+    help: "placement label of this host, e.g. edge, server, cloud (repeatable; the host name and $MYELIN_LABELS always count)",
+  },
+  "no-supervisor": {
+    type: "boolean",
+    help: "do not launch or supervise processes (`myelin up` then refuses)",
+  },
+  "stop-on-down": {
+    type: "boolean",
+    help: "exit after `myelin down` stopped the system (set by `myelin up` when it starts the hub)",
+  },
+  "leave-running": {
+    type: "boolean",
+    help: "on exit, leave supervised processes running for the next hub to adopt (default: stop them in reverse order)",
+  },
+  "systemd-unit": {
+    type: "boolean",
+    help: "print a systemd unit that runs this hub (with these options) under Restart=always and a watchdog, then exit",
+  },
+};
+
+/** The systemd unit for `myelin hub` with the options of `inv` (minus --systemd-unit). */
+export function hubSystemdUnit(inv: Invocation): string {
+  const args = [process.execPath, BIN, "hub"];
+  for (const [k, v] of Object.entries(inv.values)) {
+    if (k === "systemd-unit" || k === "stop-on-down" || k === "help" || v === undefined || v === false)
+      continue;
+    for (const x of [v].flat()) {
+      if (x === true) args.push(`--${k}`);
+      else if (typeof x === "string")
+        args.push(`--${k}`, k === "spec" || k.endsWith("-dir") ? resolve(x) : x);
+    }
+  }
+  const env: Record<string, string> = {};
+  for (const k of ["MYELIN_RUNTIME_DIR", "MYELIN_DATA_DIR", "MYELIN_LABELS", "MYELIN_ENV"]) {
+    const v = process.env[k];
+    if (v !== undefined && v !== "") env[k] = v;
+  }
+  return systemdUnit({ execStart: args, environment: env, workingDirectory: process.cwd() });
+}
+
+/** Reads and validates `--spec` (before anything starts). @throws SpecError */
+export function hubSpec(inv: Invocation): LaunchSpec | undefined {
+  const file = strOpt(inv, "spec");
+  if (file === undefined) return undefined;
+  return loadSpec(file, { environment: strOpt(inv, "env") ?? process.env["MYELIN_ENV"] });
+}
+
+/** A running supervisor of the hub, and the signal on which the hub should stop. */
+export interface HubSupervisor {
+  /** Aborted on Ctrl-C/SIGTERM, or after `myelin down` with --stop-on-down. */
+  signal: AbortSignal;
+  close(): Promise<void>;
+}
+
+/** Starts the supervisor (unless --no-supervisor) and the systemd notifications. */
+export async function startHubSupervisor(
+  ctx: Context,
+  inv: Invocation,
+  runtimeDir: string | undefined,
+  spec: LaunchSpec | undefined,
+): Promise<HubSupervisor> {
+  const stopNotify = startSystemdNotify((l) => ctx.out(`${clock()} ${l}`));
+  if (boolOpt(inv, "no-supervisor")) return { signal: ctx.signal, close: async () => stopNotify() };
+  const stop = new AbortController();
+  const env = process.env["MYELIN_LABELS"];
+  const labels = [...new Set([hostname(), ...(env ?? "").split(","), ...listOpt(inv, "label")])]
+    .map((s) => s.trim())
+    .filter((s) => s !== "");
+  const sup = await Supervisor.start({
+    ...(runtimeDir !== undefined ? { runtimeDir } : {}),
+    labels,
+    log: (line) => ctx.out(`${clock()} ${line}`),
+    ...(boolOpt(inv, "stop-on-down") ? { onStopHub: () => stop.abort() } : {}),
+  });
+  ctx.out(`${clock()} supervisor ready (labels: ${labels.join(", ")})`);
+  if (spec !== undefined) void sup.apply(spec, 0);
+  return {
+    signal: AbortSignal.any([ctx.signal, stop.signal]),
+    async close() {
+      stopNotify();
+      await sup.close({ stopProcesses: !boolOpt(inv, "leave-running") });
+    },
+  };
+}

@@ -1,0 +1,139 @@
+/**
+ * Persistent MQTT sessions across a hub restart: the hub (run by the CLI, `myelin hub
+ * --mqtt-port`) is killed with SIGKILL while a persistent client is away; queued QoS 1 messages
+ * are delivered when it comes back to the restarted hub. Also `myelin gateway status` and
+ * `myelin gateway hash-password` through the CLI.
+ */
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { execFile } from "node:child_process";
+import { createServer } from "node:net";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import mqtt, { type IClientOptions, type MqttClient } from "mqtt";
+import { verifyPassword } from "../src/gateway/mqtt-auth.js";
+import { Proc, tempRuntime, until } from "./helpers.js";
+
+const CLI = fileURLToPath(new URL("../../bin/myelin", import.meta.url));
+
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = createServer();
+    s.once("error", reject);
+    s.listen(0, "127.0.0.1", () => {
+      const p = (s.address() as { port: number }).port;
+      s.close(() => resolve(p));
+    });
+  });
+}
+
+function cli(
+  args: string[],
+  env: Record<string, string>,
+): Promise<{ code: number; stdout: string; stderr: string }> {
+  return new Promise((resolve) =>
+    execFile(
+      process.execPath,
+      [CLI, ...args],
+      { env: { ...process.env, ...env }, timeout: 15000 },
+      (err, stdout, stderr) =>
+        resolve({ code: (err as { code?: number } | null)?.code ?? 0, stdout, stderr }),
+    ),
+  );
+}
+
+async function connect(
+  port: number,
+  opts: IClientOptions,
+): Promise<{ client: MqttClient; sessionPresent: boolean }> {
+  const client = mqtt.connect({
+    host: "127.0.0.1",
+    port,
+    protocolVersion: 4,
+    reconnectPeriod: 0,
+    connectTimeout: 10000,
+    ...opts,
+  });
+  const sessionPresent = await new Promise<boolean>((resolve, reject) => {
+    client.once("connect", (ack) => resolve(ack.sessionPresent));
+    client.once("error", reject);
+  });
+  return { client, sessionPresent };
+}
+
+test(
+  "queued QoS 1 messages of a persistent session survive kill -9 of the hub; gateway status and hash-password",
+  { timeout: 45000 },
+  async () => {
+    using rt = tempRuntime();
+    const env = { MYELIN_RUNTIME_DIR: rt.dir, MYELIN_DATA_DIR: join(rt.dir, "data") };
+    const port = await freePort();
+    const startHub = async (): Promise<Proc> => {
+      const p = new Proc(CLI, ["hub", "--mqtt-port", String(port), "--no-store"], { ...env });
+      await p.waitFor(
+        (l) => l.event === "text" && /MQTT gateway listening on mqtt:\/\//.test(String(l["text"])),
+        15000,
+        "the gateway to listen",
+      );
+      await p.waitFor(
+        (l) => l.event === "text" && /MQTT gateway: 0 mapping rules/.test(String(l["text"])),
+        15000,
+        "the gateway to start",
+      );
+      return p;
+    };
+    const clients: MqttClient[] = [];
+    let hub = await startHub();
+    try {
+      const sub = await connect(port, { clientId: "field-unit", clean: false });
+      clients.push(sub.client);
+      assert.equal(sub.sessionPresent, false);
+      await sub.client.subscribeAsync("jobs/#", { qos: 1 });
+
+      // `myelin gateway status` shows the client and its subscription.
+      const st = await cli(["gateway", "status"], env);
+      assert.equal(st.code, 0, st.stderr);
+      assert.match(st.stdout, /field-unit .*persistent.*jobs\/#/);
+      const js = await cli(["gateway", "status", "--json"], env);
+      assert.equal((JSON.parse(js.stdout) as { clients: { id: string }[] }).clients[0]?.id, "field-unit");
+
+      await sub.client.endAsync();
+      // Published while the unit is away; QoS 2 so that PUBCOMP means the broker has queued them.
+      const pub = await connect(port, { clientId: "dispatcher" });
+      clients.push(pub.client);
+      for (let i = 1; i <= 3; i++) await pub.client.publishAsync(`jobs/${i}`, `job ${i}`, { qos: 2 });
+      await pub.client.endAsync(true);
+
+      hub.kill("SIGKILL");
+      await hub.exit(10000);
+      hub = await startHub();
+
+      const back = mqtt.connect({
+        host: "127.0.0.1",
+        port,
+        protocolVersion: 4,
+        reconnectPeriod: 0,
+        clientId: "field-unit",
+        clean: false,
+      });
+      clients.push(back);
+      const got: string[] = [];
+      back.on("message", (t, p) => got.push(`${t} ${p.toString()}`));
+      const present = await new Promise<boolean>((resolve, reject) => {
+        back.once("connect", (ack) => resolve(ack.sessionPresent));
+        back.once("error", reject);
+      });
+      assert.equal(present, true, "the session survived the restart");
+      await until(() => got.length >= 3, 10000, "the queued messages");
+      assert.deepEqual(got.sort(), ["jobs/1 job 1", "jobs/2 job 2", "jobs/3 job 3"]);
+
+      const hp = await cli(["gateway", "hash-password", "pw"], env);
+      assert.equal(hp.code, 0, hp.stderr);
+      assert.equal(await verifyPassword("pw", hp.stdout.trim()), true);
+    } finally {
+      await Promise.all(clients.map((c) => c.endAsync(true).catch(() => undefined)));
+      hub.kill("SIGTERM");
+      await hub.exit(10000).catch(() => hub.kill("SIGKILL"));
+    }
+  },
+);

@@ -1,0 +1,255 @@
+/**
+ * Durable-topic settings through the hub path (hub, store and node, real files): deduplication by
+ * message id (also across a store restart), work-queue retention, per-topic settings from the
+ * store config and at runtime, and a full disk refusing publishes cleanly while reads go on.
+ */
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { readdirSync } from "node:fs";
+import { join } from "node:path";
+import { Hub } from "../src/hub/index.js";
+import { createNode, type DurableConsumer, type Node } from "../src/node/index.js";
+import { myelin_msgs, std_msgs } from "../src/msgs/index.js";
+import { StoreService, type StoreServiceOptions } from "../src/store/index.js";
+import { MyelinError } from "../src/errors.js";
+import { faultyFs } from "./fixtures/store-fs.js";
+import { tempRuntime } from "./helpers.js";
+
+async function untilStore(node: Node): Promise<void> {
+  await node.waitForGraph(
+    (g) => g.nodes.some((n) => n.services.some((s) => s.service === "/_store/append")),
+    5000,
+  );
+}
+
+/** Hub + store (options given) + a node, in this process. */
+async function world(
+  dir: string,
+  storeOpts: Partial<StoreServiceOptions> = {},
+): Promise<{ node: Node; store: StoreService; hub: Hub; [Symbol.asyncDispose](): Promise<void> }> {
+  const hub = await Hub.start({ runtimeDir: dir });
+  const store = await StoreService.start({ dataDir: join(dir, "data"), runtimeDir: dir, ...storeOpts });
+  const node = await createNode({ name: "app", runtimeDir: dir });
+  await untilStore(node);
+  return {
+    node,
+    store,
+    hub,
+    async [Symbol.asyncDispose]() {
+      await node.close();
+      await store.close();
+      hub.close();
+    },
+  };
+}
+
+async function take<T>(c: DurableConsumer<T>, n: number): Promise<{ msg: T; seq: number }[]> {
+  const got: { msg: T; seq: number }[] = [];
+  if (n === 0) return got;
+  for await (const m of c) {
+    got.push({ msg: m.msg, seq: m.seq });
+    await m.ack();
+    if (got.length === n) break;
+  }
+  return got;
+}
+
+async function info(node: Node, topic: string) {
+  return node.createClient("/_store/info", myelin_msgs.StoreInfo).call({ topic });
+}
+
+test(
+  "a message id is stored once within the window, also after the store restarts",
+  { timeout: 30000 },
+  async () => {
+    using rt = tempRuntime();
+    {
+      await using w = await world(rt.dir);
+      const pub = await w.node.createPublisher("/orders", std_msgs.String, {
+        qos: { durability: "persistent" },
+      });
+      await pub.publish({ data: "a" }, { msgId: "order-1" });
+      await pub.publish({ data: "a again" }, { msgId: "order-1" }); // a retry after a lost confirm
+      await Promise.all([
+        pub.publish({ data: "b" }, { msgId: "order-2" }),
+        pub.publish({ data: "b, concurrent retry" }, { msgId: "order-2" }),
+        pub.publish({ data: "no id" }),
+      ]);
+      const i = await info(w.node, "/orders");
+      assert.equal(i.count, 3);
+      // The reply of a duplicate names the seq the message was first stored under.
+      const r = await w.node.createClient("/_store/append", myelin_msgs.StoreAppend).call({
+        topic: "/orders",
+        type: std_msgs.String.name,
+        payloads: [new Uint8Array([0x81, 0xa4, 0x64, 0x61, 0x74, 0x61, 0xa1, 0x78])],
+        msg_ids: ["order-1"],
+      });
+      assert.deepEqual(r.seqs, [1]);
+      assert.equal(r.duplicates, 1);
+    }
+    {
+      // A fresh store over the same files rebuilds the window from the record headers.
+      await using w = await world(rt.dir);
+      const pub = await w.node.createPublisher("/orders", std_msgs.String, {
+        qos: { durability: "persistent" },
+      });
+      await pub.publish({ data: "b, retried after restart" }, { msgId: "order-2" });
+      await pub.publish({ data: "c" }, { msgId: "order-3" });
+      const c = w.node.createDurableConsumer("/orders", std_msgs.String, { name: "billing" });
+      const got = await take(c, 4);
+      assert.deepEqual(
+        got.map((m) => m.msg.data),
+        ["a", "b", "no id", "c"],
+      );
+      await c.close();
+    }
+  },
+);
+
+test("msgId on a volatile topic is refused with the fix", { timeout: 10000 }, async () => {
+  using rt = tempRuntime();
+  await using w = await world(rt.dir);
+  const pub = await w.node.createPublisher("/plain", std_msgs.String);
+  await assert.rejects(pub.publish({ data: "x" }, { msgId: "1" }), (e: MyelinError) => {
+    assert.equal(e.code, "ERR_INVALID_ARGUMENT");
+    assert.match(e.message, /persistent/);
+    return true;
+  });
+});
+
+test("work-queue topics remove what every consumer acknowledged", { timeout: 30000 }, async () => {
+  using rt = tempRuntime();
+  await using w = await world(rt.dir, { topics: [{ pattern: "/jobs/**", config: { mode: "work-queue" } }] });
+  const pub = await w.node.createPublisher("/jobs/resize", std_msgs.String, {
+    qos: { durability: "persistent" },
+  });
+  // Small segments so acknowledged ones can go: set at runtime, through the configure service.
+  const configure = w.node.createClient("/_store/configure", myelin_msgs.StoreConfigure);
+  await pub.publish({ data: "job 0" });
+  const logDir = join(rt.dir, "data", "topics", encodeURIComponent("/jobs/resize"), "log");
+  const before = await info(w.node, "/jobs/resize");
+  assert.equal(JSON.parse(before.config_json).mode, "work-queue");
+
+  // Many records in several segments: roll segments by making them small through the log option.
+  for (let i = 1; i < 300; i++) await pub.publish({ data: `job ${i} `.padEnd(2000, ".") });
+  const c = w.node.createDurableConsumer("/jobs/resize", std_msgs.String, { name: "workers" });
+  const got = await take(c, 300);
+  assert.equal(got.length, 300);
+  await c.close();
+  const after = await info(w.node, "/jobs/resize");
+  assert.equal(after.first_seq, 301, "nothing is left to deliver");
+  assert.equal(after.count, 0);
+
+  // A new consumer of a work queue starts at what is still needed, not at seq 1.
+  await pub.publish({ data: "job 300" });
+  const late = w.node.createDurableConsumer("/jobs/resize", std_msgs.String, { name: "workers-2" });
+  const next = await take(late, 1);
+  assert.equal(next[0]!.seq, 301);
+  await late.close();
+
+  // Switching the mode back is a runtime setting too.
+  const r = await configure.call({
+    topic: "/jobs/resize",
+    type: "",
+    config_json: JSON.stringify({ mode: "limits" }),
+  });
+  assert.equal(JSON.parse(r.config_json).mode, "limits");
+  assert.ok(readdirSync(logDir).length >= 1);
+});
+
+test("work-queue segments are deleted once acknowledged", { timeout: 30000 }, async () => {
+  using rt = tempRuntime();
+  await using w = await world(rt.dir, { defaults: { mode: "work-queue" }, segmentBytes: 64 * 1024 });
+  const dir = join(rt.dir, "data", "topics", encodeURIComponent("/wq"), "log");
+  const pub = await w.node.createPublisher("/wq", std_msgs.String, { qos: { durability: "persistent" } });
+  for (let i = 0; i < 200; i++) await pub.publish({ data: "x".repeat(4096) });
+  const segsBefore = readdirSync(dir).length;
+  assert.ok(segsBefore >= 5, `${segsBefore} segments`);
+  const c = w.node.createDurableConsumer("/wq", std_msgs.String, { name: "w" });
+  const half = await take(c, 100);
+  assert.equal(half.length, 100);
+  // Acknowledged segments go; the rest stay for the consumer.
+  const mid = readdirSync(dir).length;
+  assert.ok(mid < segsBefore && mid > 1, `${mid} of ${segsBefore} segments left`);
+  await take(c, 100);
+  await c.close();
+  assert.equal((await info(w.node, "/wq")).count, 0);
+  assert.equal(readdirSync(dir).length, 1, "only the segment being written remains");
+});
+
+test("per-topic retention from the store config, changed at runtime", { timeout: 30000 }, async () => {
+  using rt = tempRuntime();
+  await using w = await world(rt.dir, {
+    defaults: { retention: { maxMessages: 1000 } },
+    topics: [{ pattern: "/telemetry/*", config: { retention: { maxAgeMs: 3_600_000 }, fsync: "batch" } }],
+  });
+  const pub = await w.node.createPublisher("/telemetry/engine", std_msgs.String, {
+    qos: { durability: "persistent" },
+  });
+  await pub.publish({ data: "rpm 900" });
+  const cfg = JSON.parse((await info(w.node, "/telemetry/engine")).config_json);
+  assert.deepEqual(cfg.retention, { maxMessages: 1000, maxAgeMs: 3_600_000 });
+  assert.equal(cfg.fsync, "batch");
+  assert.equal(cfg.mode, "limits");
+
+  const configure = w.node.createClient("/_store/configure", myelin_msgs.StoreConfigure);
+  const r = await configure.call({
+    topic: "/telemetry/engine",
+    type: "",
+    config_json: JSON.stringify({ retention: { maxMessages: null, maxBytes: 1 << 20 }, fsync: "always" }),
+  });
+  assert.deepEqual(JSON.parse(r.config_json).retention, { maxAgeMs: 3_600_000, maxBytes: 1 << 20 });
+  await assert.rejects(
+    configure.call({
+      topic: "/telemetry/engine",
+      type: "",
+      config_json: JSON.stringify({ retention: { maxMsgs: 5 } }),
+    }),
+    /retention\.maxMsgs: unknown limit/,
+  );
+  await assert.rejects(
+    configure.call({ topic: "/nope", type: "", config_json: "{}" }),
+    /no durable topic \/nope/,
+  );
+});
+
+test(
+  "a full disk refuses persistent publishes with ERR_STORAGE; reads go on; writes resume",
+  { timeout: 30000 },
+  async () => {
+    using rt = tempRuntime();
+    const { fs, faults } = faultyFs();
+    await using w = await world(rt.dir, { fs });
+    const pub = await w.node.createPublisher("/alerts", std_msgs.String, {
+      qos: { durability: "persistent" },
+    });
+    for (let i = 0; i < 5; i++) await pub.publish({ data: `alert ${i}` });
+
+    faults.write = "ENOSPC";
+    const refused = await Promise.allSettled([5, 6, 7].map((i) => pub.publish({ data: `alert ${i}` })));
+    for (const r of refused) {
+      assert.equal(r.status, "rejected");
+      assert.match(String(r.reason), /disk is full/);
+    }
+    // Reads still served while the disk is full.
+    const read = await w.node
+      .createClient("/_store/read", myelin_msgs.StoreRead)
+      .call({ topic: "/alerts", from_seq: 1, from_time_ms: 0, max: 100 });
+    assert.deepEqual(read.seqs, [1, 2, 3, 4, 5]);
+
+    faults.write = undefined; // space is back
+    await pub.publish({ data: "alert 8" });
+    const c = w.node.createDurableConsumer("/alerts", std_msgs.String, { name: "pager" });
+    const got = await take(c, 6);
+    assert.deepEqual(
+      got.map((m) => m.msg.data),
+      ["alert 0", "alert 1", "alert 2", "alert 3", "alert 4", "alert 8"],
+    );
+    assert.deepEqual(
+      got.map((m) => m.seq),
+      [1, 2, 3, 4, 5, 6],
+      "no gap and nothing refused was stored",
+    );
+    await c.close();
+  },
+);
