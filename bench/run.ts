@@ -18,6 +18,7 @@ import { IMPLS, loadImpl, REFERENCE_IMPL } from "./impls/index.js";
 import { CASES, type CaseSpec, type FromWorker, type InitMsg, type Role, type ToWorker } from "./protocol.js";
 import { medianIndex } from "./stats.js";
 import { renderServiceTable, runServiceBench, type ServiceRow } from "./services.js";
+import { renderDurableTable, runDurableBench, type DurableRow } from "./durable.js";
 
 const WORKER = fileURLToPath(new URL("./worker.js", import.meta.url));
 
@@ -29,6 +30,8 @@ interface Options {
   readonly cases: readonly CaseSpec[];
   /** Run the service benchmark (case name `services`; Myelin only). */
   readonly services: boolean;
+  /** Run the durable-topic benchmark against JetStream (case name `durable`). */
+  readonly durable: boolean;
   readonly impls: readonly string[];
   readonly runs: number;
   readonly durationMs: number;
@@ -39,7 +42,7 @@ interface Options {
 }
 
 const USAGE = `usage: node dist/bench/run.js [options]
-  --cases a,b        cases to run (default: all): ${CASES.map((c) => c.name).join(", ")}, services
+  --cases a,b        cases to run (default: all): ${CASES.map((c) => c.name).join(", ")}, services, durable
   --impls x,y        implementations (default: all): ${Object.keys(IMPLS).join(", ")}
   --runs N           repetitions per measurement; the median run is reported (default 3, --quick 1)
   --duration-ms MS   duration of one throughput/round-trip run (default 1500, --quick 200)
@@ -84,7 +87,7 @@ function parseOptions(argv: string[]): Options {
       .filter((s) => s !== "");
   const quick = values.quick;
   const selected = list(values.cases);
-  const caseNames = selected?.filter((n) => n !== "services");
+  const caseNames = selected?.filter((n) => n !== "services" && n !== "durable");
   const cases =
     caseNames === undefined
       ? CASES
@@ -105,6 +108,9 @@ function parseOptions(argv: string[]): Options {
     cases,
     services:
       (selected === undefined || selected.includes("services")) &&
+      (values.impls === undefined || impls.includes("myelin")),
+    durable:
+      (selected === undefined || selected.includes("durable")) &&
       (values.impls === undefined || impls.includes("myelin")),
     impls,
     runs: int("runs", values.runs, quick ? 1 : 3, 1),
@@ -718,8 +724,30 @@ async function main(): Promise<void> {
     });
   }
 
+  let durableRows: DurableRow[] = [];
+  if (opts.durable) {
+    durableRows = await runDurableBench({
+      runs: opts.runs,
+      quick: opts.quick,
+      track,
+      makeTempDir,
+      removeTempDir,
+      log,
+    });
+  }
+
   console.log();
   if (rows.length > 0) console.log(renderTable(rows));
+  if (durableRows.length > 0) {
+    console.log();
+    for (const l of renderDurableTable(durableRows)) console.log(l);
+    console.log(
+      "durable: confirmed publishes (the publish resolves once stored under the fsync policy) from one client " +
+        "process to the store in another; JetStream (nats-server, file storage) acks after its write and syncs " +
+        "its files every 2 min. consume: a durable consumer acking each message. restart: Myelin from opening " +
+        "the log to serving its newest record; JetStream from spawning nats-server to its stream info answer.",
+    );
+  }
   if (serviceRows.length > 0) {
     if (rows.length > 0) console.log();
     console.log(renderServiceTable(serviceRows));
@@ -750,10 +778,15 @@ async function main(): Promise<void> {
   }
 
   if (opts.json !== undefined) {
-    writeFileSync(opts.json, `${JSON.stringify([...rows, ...serviceRows], null, 2)}\n`);
-    console.log(`wrote ${rows.length + serviceRows.length} rows to ${opts.json}`);
+    writeFileSync(opts.json, `${JSON.stringify([...rows, ...serviceRows, ...durableRows], null, 2)}\n`);
+    console.log(`wrote ${rows.length + serviceRows.length + durableRows.length} rows to ${opts.json}`);
   }
-  if (rows.some((r) => r.error !== null) || serviceRows.some((r) => r.error !== null)) process.exitCode = 1;
+  if (
+    rows.some((r) => r.error !== null) ||
+    serviceRows.some((r) => r.error !== null) ||
+    durableRows.some((r) => r.error !== null)
+  )
+    process.exitCode = 1;
 }
 
 main()
