@@ -243,5 +243,32 @@ test(
     const missing = await cli(["topic", "read", "/nothing"]);
     assert.equal(missing.code, 1);
     assert.match(missing.stderr, /no durable topic \/nothing/);
+
+    const cfg = await cli([
+      "topic",
+      "config",
+      "/alerts",
+      "--max-age",
+      "7d",
+      "--mode",
+      "work-queue",
+      "--json",
+    ]);
+    assert.equal(cfg.code, 0, cfg.stderr);
+    assert.deepEqual(JSON.parse(cfg.stdout), {
+      mode: "work-queue",
+      retention: { maxAgeMs: 7 * 86_400_000 },
+      fsync: "always",
+      batchMs: 5,
+      dedupWindowMs: 120000,
+    });
+    const shown = await cli(["topic", "info", "/alerts"]);
+    assert.match(
+      shown.stdout,
+      /Durable settings: work queue \(acknowledged messages removed\); retention 7d old/,
+    );
+    const badAge = await cli(["topic", "config", "/alerts", "--max-age", "soon"]);
+    assert.equal(badAge.code, 2);
+    assert.match(badAge.stderr, /--max-age 'soon' is not a duration like 500ms/);
   },
 );
