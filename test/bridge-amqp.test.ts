@@ -7,7 +7,7 @@
 import { randomBytes } from "node:crypto";
 import amqp from "amqplib";
 import type { AmqpBridgeConfig } from "../src/gateway/bridge-config.js";
-import { bridgeConformance, Collected, type ExternalClient, type PeerUnderTest } from "./bridge-conformance.js";
+import { bridgeConformance, Collected, type ExternalClient } from "./bridge-conformance.js";
 import { rabbitUrl, TcpProxy } from "./bridge-peers.js";
 
 async function amqpExternal(url: string, exchange: string): Promise<ExternalClient> {

@@ -42,7 +42,11 @@ export class Collected {
       };
       const timer = setTimeout(() => {
         this.#waiters.delete(check);
-        reject(new Error(`timed out after ${timeoutMs} ms waiting for ${what}; have ${this.messages.length} messages`));
+        reject(
+          new Error(
+            `timed out after ${timeoutMs} ms waiting for ${what}; have ${this.messages.length} messages`,
+          ),
+        );
       }, timeoutMs);
       this.#waiters.add(check);
       check();
@@ -104,10 +108,7 @@ async function world(): Promise<World> {
   };
 }
 
-async function withBridge(
-  w: World,
-  cfg: BridgeConfig,
-): Promise<Bridge> {
+async function withBridge(w: World, cfg: BridgeConfig): Promise<Bridge> {
   const b = await startBridge(cfg, { node: w.bridgeNode, dataDir: w.dataDir });
   await b.waitConnected(15000);
   return b;
@@ -135,14 +136,28 @@ export function bridgeConformance(label: string, start: () => Promise<PeerUnderT
       const ext = await peer.external();
       try {
         const cfg = peer.bridgeConfig(`conf-${id}`, [
-          { myelin: `/${id}/out/+`, external: peer.topic(id, "out", peer.one), type: "std_msgs/String", direction: "out" },
-          { myelin: `/${id}/in/+`, external: peer.topic(id, "in", peer.one), type: "geometry_msgs/Point", direction: "in" },
+          {
+            myelin: `/${id}/out/+`,
+            external: peer.topic(id, "out", peer.one),
+            type: "std_msgs/String",
+            direction: "out",
+          },
+          {
+            myelin: `/${id}/in/+`,
+            external: peer.topic(id, "in", peer.one),
+            type: "geometry_msgs/Point",
+            direction: "in",
+          },
         ]);
         await using bridge = await withBridge(w, cfg);
         // Out: Myelin → broker.
         const got = await ext.collect(peer.topic(id, "out", peer.one));
         const pub = await w.app.createPublisher(`/${id}/out/a`, std_msgs.String);
-        await until(() => bridge.status().outTopics.includes(`/${id}/out/a`), 10000, "the bridge subscribing");
+        await until(
+          () => bridge.status().outTopics.includes(`/${id}/out/a`),
+          10000,
+          "the bridge subscribing",
+        );
         for (let i = 0; i < 20; i++) await pub.publish({ data: `m${i}` });
         await got.until(() => got.texts().size >= 20, 15000, "20 messages out");
         assert.deepEqual(
@@ -162,7 +177,10 @@ export function bridgeConformance(label: string, start: () => Promise<PeerUnderT
           topics.add("robot2");
         });
         for (let i = 0; i < 10; i++) {
-          await ext.publish(peer.topic(id, "in", i % 2 === 0 ? "robot1" : "robot2"), enc.encode(JSON.stringify({ x: i, y: 0.5, z: -1 })));
+          await ext.publish(
+            peer.topic(id, "in", i % 2 === 0 ? "robot1" : "robot2"),
+            enc.encode(JSON.stringify({ x: i, y: 0.5, z: -1 })),
+          );
         }
         await until(() => seen.length >= 10, 15000, "10 messages in");
         assert.deepEqual(
@@ -181,38 +199,51 @@ export function bridgeConformance(label: string, start: () => Promise<PeerUnderT
       }
     });
 
-    test("schema-failing payloads are refused, counted and reported; good ones pass", { timeout: 30000 }, async () => {
-      const id = `t${process.pid}x${++counter}`;
-      await using w = await world();
-      const ext = await peer.external();
-      try {
-        const cfg = peer.bridgeConfig(`rej-${id}`, [
-          { myelin: `/${id}/temp`, external: peer.topic(id, "temp"), type: "std_msgs/Float64", direction: "in" },
-        ]);
-        await using bridge = await withBridge(w, cfg);
-        const rejects: { reason: string; external_topic: string }[] = [];
-        await w.app.createSubscription("/_gateway/errors", myelin_msgs.GatewayReject, (r) => {
-          rejects.push(r);
-        });
-        const temps: number[] = [];
-        await w.app.createSubscription(`/${id}/temp`, std_msgs.Float64, (m) => {
-          temps.push(m.data);
-        });
-        await ext.publish(peer.topic(id, "temp"), enc.encode(`{"data":"hot"}`));
-        await ext.publish(peer.topic(id, "temp"), enc.encode(`not json at all`));
-        await ext.publish(peer.topic(id, "temp"), enc.encode(`{"data":21.5}`));
-        await until(() => temps.length >= 1 && bridge.status().rejected >= 2, 15000, "one good message and two rejects");
-        assert.deepEqual(temps, [21.5]);
-        const s = bridge.status();
-        assert.equal(s.rejected, 2);
-        assert.equal(s.in, 1);
-        assert.match(s.lastReject ?? "", /std_msgs\/Float64/);
-        await until(() => rejects.length >= 2, 10000, "rejects on /_gateway/errors");
-        assert.ok(rejects.every((r) => r.external_topic === peer.topic(id, "temp")));
-      } finally {
-        await ext.close();
-      }
-    });
+    test(
+      "schema-failing payloads are refused, counted and reported; good ones pass",
+      { timeout: 30000 },
+      async () => {
+        const id = `t${process.pid}x${++counter}`;
+        await using w = await world();
+        const ext = await peer.external();
+        try {
+          const cfg = peer.bridgeConfig(`rej-${id}`, [
+            {
+              myelin: `/${id}/temp`,
+              external: peer.topic(id, "temp"),
+              type: "std_msgs/Float64",
+              direction: "in",
+            },
+          ]);
+          await using bridge = await withBridge(w, cfg);
+          const rejects: { reason: string; external_topic: string }[] = [];
+          await w.app.createSubscription("/_gateway/errors", myelin_msgs.GatewayReject, (r) => {
+            rejects.push(r);
+          });
+          const temps: number[] = [];
+          await w.app.createSubscription(`/${id}/temp`, std_msgs.Float64, (m) => {
+            temps.push(m.data);
+          });
+          await ext.publish(peer.topic(id, "temp"), enc.encode(`{"data":"hot"}`));
+          await ext.publish(peer.topic(id, "temp"), enc.encode(`not json at all`));
+          await ext.publish(peer.topic(id, "temp"), enc.encode(`{"data":21.5}`));
+          await until(
+            () => temps.length >= 1 && bridge.status().rejected >= 2,
+            15000,
+            "one good message and two rejects",
+          );
+          assert.deepEqual(temps, [21.5]);
+          const s = bridge.status();
+          assert.equal(s.rejected, 2);
+          assert.equal(s.in, 1);
+          assert.match(s.lastReject ?? "", /std_msgs\/Float64/);
+          await until(() => rejects.length >= 2, 10000, "rejects on /_gateway/errors");
+          assert.ok(rejects.every((r) => r.external_topic === peer.topic(id, "temp")));
+        } finally {
+          await ext.close();
+        }
+      },
+    );
 
     test("broker outage mid-stream: no confirmed message lost either way", { timeout: 60000 }, async () => {
       const id = `t${process.pid}x${++counter}`;
@@ -220,8 +251,20 @@ export function bridgeConformance(label: string, start: () => Promise<PeerUnderT
       const ext = await peer.external();
       try {
         const cfg = peer.bridgeConfig(`out-${id}`, [
-          { myelin: `/${id}/up`, external: peer.topic(id, "up"), type: "std_msgs/String", direction: "out", qos: 1 },
-          { myelin: `/${id}/down`, external: peer.topic(id, "down"), type: "std_msgs/String", direction: "in", qos: 1 },
+          {
+            myelin: `/${id}/up`,
+            external: peer.topic(id, "up"),
+            type: "std_msgs/String",
+            direction: "out",
+            qos: 1,
+          },
+          {
+            myelin: `/${id}/down`,
+            external: peer.topic(id, "down"),
+            type: "std_msgs/String",
+            direction: "in",
+            qos: 1,
+          },
         ]);
         await using bridge = await withBridge(w, cfg);
         const up = await ext.collect(peer.topic(id, "up"));
@@ -246,7 +289,11 @@ export function bridgeConformance(label: string, start: () => Promise<PeerUnderT
         await peer.outage();
         await until(() => bridge.status().state !== "connected", 15000, "the bridge noticing the outage");
         await phase(N, 2 * N); // Myelin side: into the offline queue
-        await until(() => (bridge.status().queue?.messages ?? 0) >= N, 15000, "messages waiting in the offline queue");
+        await until(
+          () => (bridge.status().queue?.messages ?? 0) >= N,
+          15000,
+          "messages waiting in the offline queue",
+        );
         await peer.recover();
         await bridge.waitConnected(20000);
         await phase(2 * N, 3 * N);
@@ -255,7 +302,10 @@ export function bridgeConformance(label: string, start: () => Promise<PeerUnderT
         await up.until(() => up.texts().size >= 3 * N, 30000, "every message out");
         await until(() => down.size >= 3 * N, 30000, `every message in (have ${down.size})`);
         const want = (p: string): string[] => Array.from({ length: 3 * N }, (_, i) => `${p}${i}`).sort();
-        assert.deepEqual([...up.texts()].map((t) => (JSON.parse(t) as { data: string }).data).sort(), want("u"));
+        assert.deepEqual(
+          [...up.texts()].map((t) => (JSON.parse(t) as { data: string }).data).sort(),
+          want("u"),
+        );
         assert.deepEqual([...down].sort(), want("d"));
         await until(() => bridge.status().queue?.messages === 0, 15000, "the queue to drain");
         const s = bridge.status();

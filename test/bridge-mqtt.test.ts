@@ -13,7 +13,12 @@ import { createNode } from "../src/node/index.js";
 import { std_msgs } from "../src/msgs/index.js";
 import type { MqttBridgeConfig } from "../src/gateway/bridge-config.js";
 import { startBridge } from "../src/gateway/bridge-host.js";
-import { bridgeConformance, Collected, type ExternalClient, type PeerUnderTest } from "./bridge-conformance.js";
+import {
+  bridgeConformance,
+  Collected,
+  type ExternalClient,
+  type PeerUnderTest,
+} from "./bridge-conformance.js";
 import { Mosquitto } from "./bridge-peers.js";
 import { tempRuntime, until } from "./helpers.js";
 
@@ -77,55 +82,61 @@ function mqttPeer(protocolVersion: 4 | 5): () => Promise<PeerUnderTest> {
 bridgeConformance("MQTT 3.1.1 (Mosquitto)", mqttPeer(4));
 bridgeConformance("MQTT 5 (Mosquitto)", mqttPeer(5));
 
-test("MQTT bridge: messages queued while the broker is down survive a restart of the bridge", { timeout: 40000 }, async () => {
-  using rt = tempRuntime();
-  await using broker = await Mosquitto.start();
-  const hub = await Hub.start({ runtimeDir: rt.dir });
-  const app = await createNode({ name: "app", runtimeDir: rt.dir });
-  const dataDir = join(rt.dir, "data");
-  const cfg: MqttBridgeConfig = {
-    name: "restartable",
-    kind: "mqtt",
-    url: broker.url,
-    mapping: [{ myelin: "/plant/cmd", external: "plant/cmd", type: "std_msgs/String", direction: "out", qos: 1 }],
-    reconnect: { initialMs: 50, maxMs: 300 },
-  };
-  const ext = await mqttExternal(broker.url);
-  try {
-    const got = await ext.collect("plant/cmd");
-    const pub = await app.createPublisher("/plant/cmd", std_msgs.String);
-
-    // First life of the bridge: the broker goes away, messages wait on disk, the bridge stops.
-    const node1 = await createNode({ name: "_bridge_restartable", runtimeDir: rt.dir });
-    const b1 = await startBridge(cfg, { node: node1, dataDir });
-    await b1.waitConnected(10000);
-    await until(() => b1.status().outTopics.includes("/plant/cmd"), 10000, "the bridge subscribing");
-    await broker.stop();
-    await until(() => b1.status().state !== "connected", 10000, "the bridge noticing");
-    for (let i = 0; i < 25; i++) await pub.publish({ data: `c${i}` });
-    await until(() => b1.status().queue?.messages === 25, 10000, "25 queued messages");
-    await b1.close();
-    await node1.close();
-
-    // Second life: the queue is read back and delivered once the broker returns.
-    await broker.restart();
-    const node2 = await createNode({ name: "_bridge_restartable", runtimeDir: rt.dir });
-    const b2 = await startBridge(cfg, { node: node2, dataDir });
+test(
+  "MQTT bridge: messages queued while the broker is down survive a restart of the bridge",
+  { timeout: 40000 },
+  async () => {
+    using rt = tempRuntime();
+    await using broker = await Mosquitto.start();
+    const hub = await Hub.start({ runtimeDir: rt.dir });
+    const app = await createNode({ name: "app", runtimeDir: rt.dir });
+    const dataDir = join(rt.dir, "data");
+    const cfg: MqttBridgeConfig = {
+      name: "restartable",
+      kind: "mqtt",
+      url: broker.url,
+      mapping: [
+        { myelin: "/plant/cmd", external: "plant/cmd", type: "std_msgs/String", direction: "out", qos: 1 },
+      ],
+      reconnect: { initialMs: 50, maxMs: 300 },
+    };
+    const ext = await mqttExternal(broker.url);
     try {
-      assert.equal(b2.status().queue?.recovered, 25);
-      await got.until(() => got.texts().size >= 25, 20000, "the 25 queued messages");
-      assert.deepEqual(
-        [...got.texts()].map((t) => (JSON.parse(t) as { data: string }).data),
-        Array.from({ length: 25 }, (_, i) => `c${i}`),
-      );
-      await until(() => b2.status().queue?.messages === 0, 10000, "the queue to drain");
+      const got = await ext.collect("plant/cmd");
+      const pub = await app.createPublisher("/plant/cmd", std_msgs.String);
+
+      // First life of the bridge: the broker goes away, messages wait on disk, the bridge stops.
+      const node1 = await createNode({ name: "_bridge_restartable", runtimeDir: rt.dir });
+      const b1 = await startBridge(cfg, { node: node1, dataDir });
+      await b1.waitConnected(10000);
+      await until(() => b1.status().outTopics.includes("/plant/cmd"), 10000, "the bridge subscribing");
+      await broker.stop();
+      await until(() => b1.status().state !== "connected", 10000, "the bridge noticing");
+      for (let i = 0; i < 25; i++) await pub.publish({ data: `c${i}` });
+      await until(() => b1.status().queue?.messages === 25, 10000, "25 queued messages");
+      await b1.close();
+      await node1.close();
+
+      // Second life: the queue is read back and delivered once the broker returns.
+      await broker.restart();
+      const node2 = await createNode({ name: "_bridge_restartable", runtimeDir: rt.dir });
+      const b2 = await startBridge(cfg, { node: node2, dataDir });
+      try {
+        assert.equal(b2.status().queue?.recovered, 25);
+        await got.until(() => got.texts().size >= 25, 20000, "the 25 queued messages");
+        assert.deepEqual(
+          [...got.texts()].map((t) => (JSON.parse(t) as { data: string }).data),
+          Array.from({ length: 25 }, (_, i) => `c${i}`),
+        );
+        await until(() => b2.status().queue?.messages === 0, 10000, "the queue to drain");
+      } finally {
+        await b2.close();
+        await node2.close();
+      }
     } finally {
-      await b2.close();
-      await node2.close();
+      await ext.close();
+      await app.close();
+      hub.close();
     }
-  } finally {
-    await ext.close();
-    await app.close();
-    hub.close();
-  }
-});
+  },
+);

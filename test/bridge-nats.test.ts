@@ -12,7 +12,7 @@ import { createNode } from "../src/node/index.js";
 import { std_msgs } from "../src/msgs/index.js";
 import type { NatsBridgeConfig } from "../src/gateway/bridge-config.js";
 import { startBridge } from "../src/gateway/bridge-host.js";
-import { bridgeConformance, Collected, type ExternalClient, type PeerUnderTest } from "./bridge-conformance.js";
+import { bridgeConformance, Collected, type ExternalClient } from "./bridge-conformance.js";
 import { NatsServer } from "./bridge-peers.js";
 import { tempRuntime, until } from "./helpers.js";
 
@@ -120,7 +120,11 @@ test("NATS bridge: core NATS (QoS 0) both ways", { timeout: 30000 }, async () =>
       })();
       await ext.flush();
       const pub = await app.createPublisher("/fleet/r2/status", std_msgs.String);
-      await until(() => bridge.status().outTopics.includes("/fleet/r2/status"), 10000, "the bridge subscribing");
+      await until(
+        () => bridge.status().outTopics.includes("/fleet/r2/status"),
+        10000,
+        "the bridge subscribing",
+      );
       for (let i = 0; i < 10; i++) await pub.publish({ data: `s${i}` });
       await out.until(() => out.messages.length >= 10, 10000, "10 status messages");
       assert.ok(out.messages.every((m) => m.topic === "site-a.fleet.r2.status"));
@@ -133,7 +137,8 @@ test("NATS bridge: core NATS (QoS 0) both ways", { timeout: 30000 }, async () =>
       await app.createSubscription("/fleet/r7/cmd", std_msgs.String, (m) => {
         cmds.push(m.data);
       });
-      for (let i = 0; i < 10; i++) ext.publish("site-a.fleet.r7.cmd", new TextEncoder().encode(JSON.stringify({ data: `c${i}` })));
+      for (let i = 0; i < 10; i++)
+        ext.publish("site-a.fleet.r7.cmd", new TextEncoder().encode(JSON.stringify({ data: `c${i}` })));
       ext.publish("other.fleet.r7.cmd", new TextEncoder().encode(`{"data":"not mapped"}`));
       await ext.flush();
       await until(() => cmds.length >= 10, 10000, "10 commands in");

@@ -42,7 +42,8 @@ export async function waitForPort(port: number, timeoutMs: number, what: string)
       s.once("error", () => resolve(false));
     });
     if (ok) return;
-    if (Date.now() > end) throw new Error(`${what} did not accept connections on port ${port} within ${timeoutMs} ms`);
+    if (Date.now() > end)
+      throw new Error(`${what} did not accept connections on port ${port} within ${timeoutMs} ms`);
     // A refused connection comes back at once: give the broker a moment before asking again.
     await new Promise((r) => setTimeout(r, 50));
   }
@@ -65,10 +66,14 @@ class BrokerProcess {
     const child = spawn(this.bin, this.args, { stdio: ["ignore", "pipe", "pipe"] });
     this.#child = child;
     return new Promise<void>((resolve, reject) => {
-      const timer = setTimeout(
-        () => reject(new Error(`${this.name} not ready within ${timeoutMs} ms; output:\n${this.#log.slice(-20).join("\n")}`)),
-        timeoutMs,
-      );
+      const timer = setTimeout(() => {
+        child.kill("SIGKILL"); // never leave a broker behind
+        reject(
+          new Error(
+            `${this.name} not ready within ${timeoutMs} ms; output:\n${this.#log.slice(-20).join("\n")}`,
+          ),
+        );
+      }, timeoutMs);
       const onLine = (l: string): void => {
         this.#log.push(l);
         if (this.#log.length > 200) this.#log.shift();
@@ -77,15 +82,19 @@ class BrokerProcess {
           resolve();
         }
       };
-      createInterface({ input: child.stdout! }).on("line", onLine);
-      createInterface({ input: child.stderr! }).on("line", onLine);
+      createInterface({ input: child.stdout }).on("line", onLine);
+      createInterface({ input: child.stderr }).on("line", onLine);
       child.once("error", (err) => {
         clearTimeout(timer);
         reject(new Error(`cannot start ${this.bin}: ${err.message}`));
       });
       child.once("exit", (code, sig) => {
         clearTimeout(timer);
-        reject(new Error(`${this.name} exited (${code ?? sig}) before it was ready:\n${this.#log.slice(-20).join("\n")}`));
+        reject(
+          new Error(
+            `${this.name} exited (${code ?? sig}) before it was ready:\n${this.#log.slice(-20).join("\n")}`,
+          ),
+        );
       });
     });
   }
@@ -133,7 +142,12 @@ export class Mosquitto {
         "",
       ].join("\n"),
     );
-    this.#proc = new BrokerProcess("mosquitto", "/usr/sbin/mosquitto", ["-c", conf], /running|Opening ipv4 listen socket/);
+    this.#proc = new BrokerProcess(
+      "mosquitto",
+      "/usr/sbin/mosquitto",
+      ["-c", conf],
+      /running|Opening ipv4 listen socket/,
+    );
   }
 
   /** Starts Mosquitto on a free port. */
@@ -238,31 +252,31 @@ export class TcpProxy {
   }
 
   static async start(targetPort: number, targetHost = "127.0.0.1"): Promise<TcpProxy> {
-    let proxy: TcpProxy | undefined;
-    const server = createServer((client) => {
-      if (proxy === undefined || !proxy.#up) {
-        client.destroy();
-        return;
-      }
-      const upstream = createConnection({ port: targetPort, host: targetHost });
-      proxy.#sockets.add(client);
-      proxy.#sockets.add(upstream);
-      const drop = (): void => {
-        client.destroy();
-        upstream.destroy();
-        if (proxy !== undefined) {
-          proxy.#sockets.delete(client);
-          proxy.#sockets.delete(upstream);
-        }
-      };
-      client.on("error", drop).on("close", drop);
-      upstream.on("error", drop).on("close", drop);
-      client.pipe(upstream);
-      upstream.pipe(client);
-    });
+    const server = createServer();
     await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", () => resolve()));
-    proxy = new TcpProxy((server.address() as { port: number }).port, server);
+    const proxy = new TcpProxy((server.address() as { port: number }).port, server);
+    server.on("connection", (client: Socket) => proxy.#accept(client, targetPort, targetHost));
     return proxy;
+  }
+
+  #accept(client: Socket, targetPort: number, targetHost: string): void {
+    if (!this.#up) {
+      client.destroy();
+      return;
+    }
+    const upstream = createConnection({ port: targetPort, host: targetHost });
+    this.#sockets.add(client);
+    this.#sockets.add(upstream);
+    const drop = (): void => {
+      client.destroy();
+      upstream.destroy();
+      this.#sockets.delete(client);
+      this.#sockets.delete(upstream);
+    };
+    client.on("error", drop).on("close", drop);
+    upstream.on("error", drop).on("close", drop);
+    client.pipe(upstream);
+    upstream.pipe(client);
   }
 
   /** Drops every connection and refuses new ones. */

@@ -8,6 +8,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
 import { createServer } from "node:net";
+import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import mqtt, { type IClientOptions, type MqttClient } from "mqtt";
@@ -124,7 +125,13 @@ test(
         back.once("error", reject);
       });
       assert.equal(present, true, "the session survived the restart");
-      await until(() => got.length >= 3, 10000, "the queued messages");
+      await until(() => got.length >= 3, 10000, "the queued messages").catch((err: Error) => {
+        const journal = join(rt.dir, "data", "mqtt", "mqtt-sessions.jsonl");
+        const text = existsSync(journal) ? readFileSync(journal, "utf8").slice(0, 4000) : "(no journal)";
+        throw new Error(
+          `${err.message}; got ${JSON.stringify(got)}; journal: ${text}; hub: ${JSON.stringify(hub.lines.slice(-10))}`,
+        );
+      });
       assert.deepEqual(got.sort(), ["jobs/1 job 1", "jobs/2 job 2", "jobs/3 job 3"]);
 
       const hp = await cli(["gateway", "hash-password", "pw"], env);

@@ -132,3 +132,15 @@ test("schema/myelin.schema.json is the validator's schema (run scripts/write-lau
   const published = JSON.parse(readFileSync(join(ROOT, "schema", "myelin.schema.json"), "utf8")) as unknown;
   assert.deepEqual(published, JSON.parse(JSON.stringify(LAUNCH_SPEC_SCHEMA)));
 });
+
+test("the example system spec is valid", () => {
+  const spec = loadSpec(join(ROOT, "examples", "system", "myelin.yaml"));
+  assert.deepEqual(
+    spec.units.map((u) => [u.name, u.nodes.join(",")]),
+    [
+      ["vision", "camera,detector"],
+      ["monitor", "monitor"],
+    ],
+  );
+  assert.equal(spec.units[0]!.health.probe?.kind, "service");
+});

@@ -10,7 +10,7 @@ import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { main } from "../src/tools/cli.js";
-import type { ProcessRow } from "../src/orchestrator/index.js";
+import { processRunning, type ProcessRow } from "../src/orchestrator/index.js";
 import { fixture, tempRuntime } from "./helpers.js";
 
 const BIN = fileURLToPath(new URL("../../bin/myelin", import.meta.url));
@@ -39,22 +39,35 @@ function myelin(args: string[], dir: string, timeoutMs = 60000): Promise<Run> {
   });
 }
 
-const alive = (pid: number): boolean => {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-};
+/** A zombie (exited, parent gone, not reaped yet) counts as gone. */
+const alive = (pid: number): boolean => processRunning(pid);
 
 function hubPid(dir: string): number {
   const f = join(dir, "hub.pid");
   return existsSync(f) ? Number(readFileSync(f, "utf8").trim()) : 0;
 }
 
-/** Kills (SIGKILL, by pid) every hub and supervised process this test started. */
-function killAll(pids: Iterable<number>): void {
+/**
+ * Kills (SIGKILL, by pid) every hub and supervised process this test started: the pids it saw, the
+ * hub's pid file, the supervisor's state file and the fixtures' event log.
+ */
+function killAll(dir: string, seen: Iterable<number>): void {
+  const pids = new Set(seen);
+  pids.add(hubPid(dir));
+  try {
+    const state = JSON.parse(readFileSync(join(dir, "supervisor", "state.json"), "utf8")) as {
+      instances: { pid: number }[];
+    };
+    for (const i of state.instances) pids.add(i.pid);
+  } catch {
+    // no state
+  }
+  try {
+    for (const l of readFileSync(join(dir, "events.jsonl"), "utf8").split("\n"))
+      if (l !== "") pids.add((JSON.parse(l) as { pid: number }).pid);
+  } catch {
+    // no events
+  }
   for (const pid of pids) {
     if (pid <= 0) continue;
     try {
@@ -154,7 +167,7 @@ test(
         .map((l) => (JSON.parse(l) as { name: string }).name);
       assert.deepEqual(stops, ["side", "app"]);
     } finally {
-      killAll(pids);
+      killAll(dir, pids);
     }
   },
 );

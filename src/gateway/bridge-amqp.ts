@@ -55,7 +55,9 @@ export class AmqpLink implements BrokerLink {
         : `${c.url}${c.url.includes("?") ? "&" : "?"}heartbeat=${c.heartbeatSec ?? 15}`;
       conn = await amqp.connect(url, { timeout: timeoutMs });
     } catch (err) {
-      throw new MyelinError("ERR_BROKER", `cannot connect to the AMQP broker: ${(err as Error).message}`, { cause: err });
+      throw new MyelinError("ERR_BROKER", `cannot connect to the AMQP broker: ${(err as Error).message}`, {
+        cause: err,
+      });
     }
     this.#conn = conn;
     let down = false;
@@ -108,7 +110,9 @@ export class AmqpLink implements BrokerLink {
         );
       }
     } catch (err) {
-      throw new MyelinError("ERR_BROKER", `setting up on the AMQP broker failed: ${(err as Error).message}`, { cause: err });
+      throw new MyelinError("ERR_BROKER", `setting up on the AMQP broker failed: ${(err as Error).message}`, {
+        cause: err,
+      });
     }
   }
 
@@ -120,7 +124,8 @@ export class AmqpLink implements BrokerLink {
 
   publish(m: OutgoingMessage): Promise<void> {
     const pub = this.#pub;
-    if (pub === undefined) return Promise.reject(new MyelinError("ERR_BROKER", "not connected to the AMQP broker"));
+    if (pub === undefined)
+      return Promise.reject(new MyelinError("ERR_BROKER", "not connected to the AMQP broker"));
     return new Promise<void>((resolve, reject) => {
       let done = false;
       const fail = (err: Error): void => {
@@ -130,16 +135,27 @@ export class AmqpLink implements BrokerLink {
         reject(err);
       };
       this.#pending.add(fail);
-      const opts: amqp.Options.Publish = { persistent: m.qos > 0, appId: this.#appId, contentType: "application/octet-stream" };
+      const opts: amqp.Options.Publish = {
+        persistent: m.qos > 0,
+        appId: this.#appId,
+        contentType: "application/octet-stream",
+      };
       if (m.id !== undefined) opts.messageId = m.id;
       try {
-        pub.publish(this.exchange, m.topic, Buffer.from(m.payload.buffer, m.payload.byteOffset, m.payload.byteLength), opts, (err: unknown) => {
-          if (done) return;
-          done = true;
-          this.#pending.delete(fail);
-          if (err !== null && err !== undefined) reject(new MyelinError("ERR_BROKER", `the broker refused the message (nack)`));
-          else resolve();
-        });
+        pub.publish(
+          this.exchange,
+          m.topic,
+          Buffer.from(m.payload.buffer, m.payload.byteOffset, m.payload.byteLength),
+          opts,
+          (err: unknown) => {
+            if (done) return;
+            done = true;
+            this.#pending.delete(fail);
+            if (err !== null && err !== undefined)
+              reject(new MyelinError("ERR_BROKER", `the broker refused the message (nack)`));
+            else resolve();
+          },
+        );
       } catch (err) {
         fail(new MyelinError("ERR_BROKER", `publishing failed: ${(err as Error).message}`, { cause: err }));
       }

@@ -58,8 +58,14 @@ ${mapping}`,
 
 test("bridge config: errors name the file, the entry and the field, and what is accepted", () => {
   badConfig("bridges: []", /bridges\.yaml: bridges: must be a non-empty list/);
-  badConfig("bridges:\n  - { name: x, url: mqtt://h, mapping: [] }", /bridges\[0\]\.kind: is required: mqtt, nats or amqp/);
-  badConfig("bridges:\n  - { name: x, kind: kafka, url: h }", /bridges\[0\]\.kind: must be one of mqtt, nats, amqp/);
+  badConfig(
+    "bridges:\n  - { name: x, url: mqtt://h, mapping: [] }",
+    /bridges\[0\]\.kind: is required: mqtt, nats or amqp/,
+  );
+  badConfig(
+    "bridges:\n  - { name: x, kind: kafka, url: h }",
+    /bridges\[0\]\.kind: must be one of mqtt, nats, amqp/,
+  );
   badConfig(
     `bridges:\n  - name: x\n    kind: mqtt\n    url: http://h\n${mapping.replace("a.*", "a/+")}`,
     /bridges\[0\]\.url: "http:\/\/h" is not a mqtt URL, e.g. mqtt:\/\/host:1883/,
@@ -93,11 +99,26 @@ test("bridge config: errors name the file, the entry and the field, and what is 
 
 test("bridge backoff grows, is capped, and has jitter", () => {
   const p = { initialMs: 100, maxMs: 1000, factor: 2 };
-  assert.equal(backoffDelay(1, p, () => 0.5), 100);
-  assert.equal(backoffDelay(3, p, () => 0.5), 400);
-  assert.equal(backoffDelay(10, p, () => 0.5), 1000);
-  assert.equal(backoffDelay(10, p, () => 1), 1200);
-  assert.equal(backoffDelay(1, p, () => 0), 80);
+  assert.equal(
+    backoffDelay(1, p, () => 0.5),
+    100,
+  );
+  assert.equal(
+    backoffDelay(3, p, () => 0.5),
+    400,
+  );
+  assert.equal(
+    backoffDelay(10, p, () => 0.5),
+    1000,
+  );
+  assert.equal(
+    backoffDelay(10, p, () => 1),
+    1200,
+  );
+  assert.equal(
+    backoffDelay(1, p, () => 0),
+    80,
+  );
 });
 
 test("bridge URLs are shown without their password", () => {

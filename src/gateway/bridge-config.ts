@@ -145,7 +145,15 @@ const COMMON_KEYS = [
   "maxInFlight",
 ];
 const KIND_KEYS: Record<BridgeKind, string[]> = {
-  mqtt: ["clientId", "username", "password", "passwordEnv", "protocolVersion", "cleanSession", "keepaliveSec"],
+  mqtt: [
+    "clientId",
+    "username",
+    "password",
+    "passwordEnv",
+    "protocolVersion",
+    "cleanSession",
+    "keepaliveSec",
+  ],
   nats: ["user", "pass", "passEnv", "token", "tokenEnv", "jetstream"],
   amqp: ["exchange", "declareExchange", "inboundQueue", "prefetch", "heartbeatSec"],
 };
@@ -158,7 +166,8 @@ class Checker {
     throw new MyelinError("ERR_BAD_CONFIG", `${this.where}${field}: ${msg}`);
   }
   obj(v: unknown, field: string): Obj {
-    if (typeof v !== "object" || v === null || Array.isArray(v)) this.fail(field, `must be a mapping (key: value), got ${show(v)}`);
+    if (typeof v !== "object" || v === null || Array.isArray(v))
+      this.fail(field, `must be a mapping (key: value), got ${show(v)}`);
     return v as Obj;
   }
   keys(o: Obj, field: string, allowed: readonly string[]): void {
@@ -168,14 +177,21 @@ class Checker {
       }
     }
   }
-  str(o: Obj, k: string, field: string, opts: { required?: boolean; re?: RegExp; hint?: string } = {}): string | undefined {
+  str(
+    o: Obj,
+    k: string,
+    field: string,
+    opts: { required?: boolean; re?: RegExp; hint?: string } = {},
+  ): string | undefined {
     const v = o[k];
     if (v === undefined) {
-      if (opts.required === true) this.fail(field + k, `is required${opts.hint !== undefined ? ` (${opts.hint})` : ""}`);
+      if (opts.required === true)
+        this.fail(field + k, `is required${opts.hint !== undefined ? ` (${opts.hint})` : ""}`);
       return undefined;
     }
     if (typeof v !== "string" || v === "") this.fail(field + k, `must be a non-empty string, got ${show(v)}`);
-    if (opts.re !== undefined && !opts.re.test(v)) this.fail(field + k, `${show(v)} is not valid: ${opts.hint ?? ""}`);
+    if (opts.re !== undefined && !opts.re.test(v))
+      this.fail(field + k, `${show(v)} is not valid: ${opts.hint ?? ""}`);
     return v;
   }
   int(o: Obj, k: string, field: string, min: number, max = Number.MAX_SAFE_INTEGER): number | undefined {
@@ -189,7 +205,8 @@ class Checker {
   num(o: Obj, k: string, field: string, min: number): number | undefined {
     const v = o[k];
     if (v === undefined) return undefined;
-    if (typeof v !== "number" || !Number.isFinite(v) || v < min) this.fail(field + k, `must be a number >= ${min}, got ${show(v)}`);
+    if (typeof v !== "number" || !Number.isFinite(v) || v < min)
+      this.fail(field + k, `must be a number >= ${min}, got ${show(v)}`);
     return v;
   }
   bool(o: Obj, k: string, field: string): boolean | undefined {
@@ -211,7 +228,8 @@ function show(v: unknown): string {
   if (v === null || v === undefined) return String(v);
   if (Array.isArray(v)) return "a list";
   if (typeof v === "object") return "a mapping";
-  return String(v);
+  if (typeof v === "number" || typeof v === "boolean" || typeof v === "bigint") return String(v);
+  return typeof v;
 }
 
 function setIf<T extends object, K extends keyof T>(target: T, key: K, v: T[K] | undefined): void {
@@ -241,12 +259,21 @@ export function validateBridgeConfig(value: unknown, where = ""): BridgeConfig {
     amqp: /^amqps?:\/\//,
   };
   if (!schemes[kind].test(url)) {
-    const ex = { mqtt: "mqtt://host:1883", nats: "nats://host:4222", amqp: "amqp://user:pass@host:5672" }[kind];
+    const ex = { mqtt: "mqtt://host:1883", nats: "nats://host:4222", amqp: "amqp://user:pass@host:5672" }[
+      kind
+    ];
     c.fail("url", `${show(url)} is not a ${kind} URL, e.g. ${ex}`);
   }
   const base: BridgeConfigBase = { name, kind, url, mapping: [] };
   setIf(base, "sitePrefix", c.str(o, "sitePrefix", ""));
-  setIf(base, "errorTopic", c.str(o, "errorTopic", "", { re: /^\/[A-Za-z0-9_.~/-]+$/, hint: "a Myelin topic, e.g. /_gateway/errors" }));
+  setIf(
+    base,
+    "errorTopic",
+    c.str(o, "errorTopic", "", {
+      re: /^\/[A-Za-z0-9_.~/-]+$/,
+      hint: "a Myelin topic, e.g. /_gateway/errors",
+    }),
+  );
   setIf(base, "maxInFlight", c.int(o, "maxInFlight", "", 1, 65535));
   if (o["queue"] !== undefined) {
     const q = c.obj(o["queue"], "queue");
@@ -273,7 +300,10 @@ export function validateBridgeConfig(value: unknown, where = ""): BridgeConfig {
   }
   const rawMapping = o["mapping"];
   if (!Array.isArray(rawMapping) || rawMapping.length === 0) {
-    c.fail("mapping", "must be a non-empty list of rules ({ myelin, external, type, direction?, qos?, format? })");
+    c.fail(
+      "mapping",
+      "must be a non-empty list of rules ({ myelin, external, type, direction?, qos?, format? })",
+    );
   }
   const mapping: MappingSpec[] = rawMapping.map((r, i) => {
     const m = c.obj(r, `mapping[${i}]`);
@@ -285,7 +315,11 @@ export function validateBridgeConfig(value: unknown, where = ""): BridgeConfig {
   switch (kind) {
     case "mqtt": {
       const m: MqttBridgeConfig = { ...base, kind };
-      setIf(m, "clientId", c.str(o, "clientId", "", { re: /^[\x21-\x7e]{1,128}$/, hint: "printable ASCII without spaces" }));
+      setIf(
+        m,
+        "clientId",
+        c.str(o, "clientId", "", { re: /^[\x21-\x7e]{1,128}$/, hint: "printable ASCII without spaces" }),
+      );
       setIf(m, "username", c.str(o, "username", ""));
       setIf(m, "password", c.str(o, "password", ""));
       setIf(m, "passwordEnv", c.str(o, "passwordEnv", ""));
@@ -316,11 +350,18 @@ export function validateBridgeConfig(value: unknown, where = ""): BridgeConfig {
         if (j["subjects"] !== undefined) {
           const s = j["subjects"];
           if (!Array.isArray(s) || s.length === 0 || !s.every((x) => typeof x === "string" && x !== "")) {
-            c.fail("jetstream.subjects", "must be a non-empty list of subjects, e.g. [\"site-a.>\"]");
+            c.fail("jetstream.subjects", 'must be a non-empty list of subjects, e.g. ["site-a.>"]');
           }
           js.subjects = [...(s as string[])];
         }
-        setIf(js, "durablePrefix", c.str(j, "durablePrefix", "jetstream.", { re: /^[A-Za-z0-9_-]+$/, hint: "letters, digits, '_', '-'" }));
+        setIf(
+          js,
+          "durablePrefix",
+          c.str(j, "durablePrefix", "jetstream.", {
+            re: /^[A-Za-z0-9_-]+$/,
+            hint: "letters, digits, '_', '-'",
+          }),
+        );
         setIf(js, "maxAckPending", c.int(j, "maxAckPending", "jetstream.", 1));
         n.jetstream = js;
       }
@@ -376,7 +417,8 @@ export function validateBridgeFile(value: unknown, file = "bridge config"): Brid
   const names = new Set<string>();
   return list.map((b, i) => {
     const cfg = validateBridgeConfig(b, `${file}: bridges[${i}].`);
-    if (names.has(cfg.name)) c.fail(`bridges[${i}].name`, `${show(cfg.name)} is used by another bridge; names must be unique`);
+    if (names.has(cfg.name))
+      c.fail(`bridges[${i}].name`, `${show(cfg.name)} is used by another bridge; names must be unique`);
     names.add(cfg.name);
     return cfg;
   });
@@ -391,7 +433,9 @@ export function parseBridgeConfig(text: string, file = "bridge config"): BridgeC
   try {
     value = parseYaml(text, { prettyErrors: true });
   } catch (err) {
-    throw new MyelinError("ERR_BAD_CONFIG", `${file}: not valid YAML: ${(err as Error).message}`, { cause: err });
+    throw new MyelinError("ERR_BAD_CONFIG", `${file}: not valid YAML: ${(err as Error).message}`, {
+      cause: err,
+    });
   }
   return validateBridgeFile(value, file);
 }
@@ -405,7 +449,9 @@ export async function loadBridgeConfig(path: string): Promise<BridgeConfig[]> {
   try {
     text = await readFile(path, "utf8");
   } catch (err) {
-    throw new MyelinError("ERR_BAD_CONFIG", `cannot read bridge config ${path}: ${(err as Error).message}`, { cause: err });
+    throw new MyelinError("ERR_BAD_CONFIG", `cannot read bridge config ${path}: ${(err as Error).message}`, {
+      cause: err,
+    });
   }
   return parseBridgeConfig(text, path);
 }

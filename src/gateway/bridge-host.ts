@@ -47,7 +47,10 @@ export function createLink(config: BridgeConfig): BrokerLink {
  * the offline queue cannot be opened.
  */
 export async function startBridge(config: BridgeConfig, opts: StartBridgeOptions): Promise<Bridge> {
-  config = validateBridgeConfig(config, `bridge ${String((config as { name?: unknown } | undefined)?.name)}: `);
+  config = validateBridgeConfig(
+    config,
+    `bridge ${String((config as { name?: unknown } | undefined)?.name)}: `,
+  );
   const o: Parameters<typeof BridgeEngine.start>[0] = { config, node: opts.node, link: createLink(config) };
   if (opts.dataDir !== undefined) o.queueDir = bridgeQueueDir(opts.dataDir, config.name);
   if (opts.log !== undefined) o.log = opts.log;

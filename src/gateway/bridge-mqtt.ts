@@ -79,12 +79,15 @@ export class MqttLink implements BrokerLink {
       client.on("error", (err) => {
         const code = (err as { code?: unknown }).code;
         const msg =
-          typeof code === "number" ? `the broker refused the connection: ${err.message} (reason ${code})` : err.message;
+          typeof code === "number"
+            ? `the broker refused the connection: ${err.message} (reason ${code})`
+            : err.message;
         if (!settled) fail(new MyelinError("ERR_BROKER", msg, { cause: err }));
       });
       client.on("close", () => {
         this.#failPending(new MyelinError("ERR_BROKER", "connection to the broker closed"));
-        if (!settled) fail(new MyelinError("ERR_BROKER", `connection to ${this.#cfg.url} closed before CONNACK`));
+        if (!settled)
+          fail(new MyelinError("ERR_BROKER", `connection to ${this.#cfg.url} closed before CONNACK`));
         else h.disconnected(new Error("connection to the broker closed"));
       });
       client.once("connect", () => {
@@ -96,7 +99,8 @@ export class MqttLink implements BrokerLink {
           return;
         }
         const map: Record<string, { qos: 0 | 1 | 2; nl?: boolean }> = {};
-        for (const s of subs) map[s.pattern] = this.#cfg.protocolVersion === 5 ? { qos: s.qos, nl: true } : { qos: s.qos };
+        for (const s of subs)
+          map[s.pattern] = this.#cfg.protocolVersion === 5 ? { qos: s.qos, nl: true } : { qos: s.qos };
         client.subscribe(map, (err, granted) => {
           if (settled) return;
           const refused = (granted ?? []).filter((g) => g.qos === 128 || g.qos > 2);
@@ -138,15 +142,21 @@ export class MqttLink implements BrokerLink {
         reject(err);
       };
       this.#pending.add(fail);
-      client.publish(m.topic, Buffer.from(m.payload.buffer, m.payload.byteOffset, m.payload.byteLength), { qos: m.qos }, (err, packet) => {
-        if (done) return;
-        done = true;
-        this.#pending.delete(fail);
-        const rc = (packet as { reasonCode?: number } | undefined)?.reasonCode;
-        if (err) reject(err);
-        else if (rc !== undefined && rc >= 0x80) reject(new MyelinError("ERR_BROKER", `the broker refused the message (reason ${rc})`));
-        else resolve();
-      });
+      client.publish(
+        m.topic,
+        Buffer.from(m.payload.buffer, m.payload.byteOffset, m.payload.byteLength),
+        { qos: m.qos },
+        (err, packet) => {
+          if (done) return;
+          done = true;
+          this.#pending.delete(fail);
+          const rc = (packet as { reasonCode?: number } | undefined)?.reasonCode;
+          if (err) reject(err);
+          else if (rc !== undefined && rc >= 0x80)
+            reject(new MyelinError("ERR_BROKER", `the broker refused the message (reason ${rc})`));
+          else resolve();
+        },
+      );
     });
   }
 

@@ -80,7 +80,9 @@ export class NatsLink implements BrokerLink {
     try {
       nc = await connect(opts);
     } catch (err) {
-      throw new MyelinError("ERR_BROKER", `cannot connect to ${c.url}: ${(err as Error).message}`, { cause: err });
+      throw new MyelinError("ERR_BROKER", `cannot connect to ${c.url}: ${(err as Error).message}`, {
+        cause: err,
+      });
     }
     this.#nc = nc;
     try {
@@ -99,7 +101,11 @@ export class NatsLink implements BrokerLink {
               { cause: err },
             );
           }
-          await jsm.streams.add({ name: jsCfg.stream, subjects: this.streamSubjects(), storage: StorageType.File });
+          await jsm.streams.add({
+            name: jsCfg.stream,
+            subjects: this.streamSubjects(),
+            storage: StorageType.File,
+          });
         }
         for (const s of subs.filter((x) => x.qos > 0)) {
           const durable = this.durableName(s.pattern);
@@ -140,10 +146,13 @@ export class NatsLink implements BrokerLink {
     } catch (err) {
       throw err instanceof MyelinError
         ? err
-        : new MyelinError("ERR_BROKER", `setting up on ${c.url} failed: ${(err as Error).message}`, { cause: err });
+        : new MyelinError("ERR_BROKER", `setting up on ${c.url} failed: ${(err as Error).message}`, {
+            cause: err,
+          });
     }
     void nc.closed().then((err) => {
-      if (this.#nc === nc) h.disconnected(err instanceof Error ? err : new Error("connection to NATS closed"));
+      if (this.#nc === nc)
+        h.disconnected(err instanceof Error ? err : new Error("connection to NATS closed"));
     });
   }
 

@@ -194,7 +194,9 @@ export class BridgeEngine implements Bridge {
 
   /** The compiled mapping of a bridge configuration. @throws MyelinError ERR_BAD_CONFIG */
   static topicMap(cfg: BridgeConfig): TopicMap {
-    const opts: { syntax: (typeof SYNTAX_OF)[BridgeKind]; sitePrefix?: string } = { syntax: SYNTAX_OF[cfg.kind] };
+    const opts: { syntax: (typeof SYNTAX_OF)[BridgeKind]; sitePrefix?: string } = {
+      syntax: SYNTAX_OF[cfg.kind],
+    };
     if (cfg.sitePrefix !== undefined) opts.sitePrefix = cfg.sitePrefix;
     return new TopicMap(cfg.mapping, opts);
   }
@@ -218,7 +220,10 @@ export class BridgeEngine implements Bridge {
         );
       }
       const q = opts.config.queue ?? {};
-      const qo: Parameters<typeof OfflineQueue.open>[0] = { dir: opts.queueDir, fsync: q.fsync ?? BRIDGE_DEFAULTS.fsync };
+      const qo: Parameters<typeof OfflineQueue.open>[0] = {
+        dir: opts.queueDir,
+        fsync: q.fsync ?? BRIDGE_DEFAULTS.fsync,
+      };
       if (q.maxMessages !== undefined) qo.maxMessages = q.maxMessages;
       if (q.maxBytes !== undefined) qo.maxBytes = q.maxBytes;
       e.#queue = await OfflineQueue.open(qo);
@@ -383,21 +388,24 @@ export class BridgeEngine implements Bridge {
     const q = this.#queue!;
     const conn = this.#conn;
     this.#inFlight++;
-    this.#link.publish({ topic: m.topic, payload: m.payload, qos: m.qos, id: m.id }).then(
-      () => {
-        this.#sent++;
-        q.ack(m);
-      },
-      (err: unknown) => {
-        if (conn === this.#conn && this.#state === "connected") {
-          this.#lastError = `publishing to ${m.topic}: ${(err as Error).message}`;
-        }
-        if (conn === this.#conn) q.release(m);
-      },
-    ).finally(() => {
-      this.#inFlight--;
-      this.#wake();
-    });
+    this.#link
+      .publish({ topic: m.topic, payload: m.payload, qos: m.qos, id: m.id })
+      .then(
+        () => {
+          this.#sent++;
+          q.ack(m);
+        },
+        (err: unknown) => {
+          if (conn === this.#conn && this.#state === "connected") {
+            this.#lastError = `publishing to ${m.topic}: ${(err as Error).message}`;
+          }
+          if (conn === this.#conn) q.release(m);
+        },
+      )
+      .finally(() => {
+        this.#inFlight--;
+        this.#wake();
+      });
   }
 
   // ---- connection ---------------------------------------------------------------------------
@@ -431,7 +439,9 @@ export class BridgeEngine implements Bridge {
         failures++;
         this.#lastError = (err as Error).message;
         if (failures === 1 || failures % 10 === 0) {
-          this.#log(`bridge ${this.name}: cannot connect to ${redactUrl(this.#cfg.url)}: ${this.#lastError} (retrying)`);
+          this.#log(
+            `bridge ${this.name}: cannot connect to ${redactUrl(this.#cfg.url)}: ${this.#lastError} (retrying)`,
+          );
         }
         this.#setState(this.#connects === 0 ? "connecting" : "reconnecting");
         await this.#pause(backoffDelay(failures, this.#reconnect));
@@ -451,7 +461,9 @@ export class BridgeEngine implements Bridge {
       this.#disconnects++;
       this.#queue?.releaseAll();
       this.#setState("reconnecting");
-      this.#log(`bridge ${this.name}: connection lost${this.#lastError !== undefined ? ` (${this.#lastError})` : ""}; reconnecting`);
+      this.#log(
+        `bridge ${this.name}: connection lost${this.#lastError !== undefined ? ` (${this.#lastError})` : ""}; reconnecting`,
+      );
       await this.#link.close().catch(() => undefined);
       failures = 1;
       await this.#pause(backoffDelay(1, this.#reconnect));

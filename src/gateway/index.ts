@@ -23,14 +23,7 @@ export type {
   WsListenerOptions,
   GatewayStatus,
 } from "./mqtt-gateway.js";
-export {
-  hashPassword,
-  verifyPassword,
-  CompiledAcl,
-  Authenticator,
-  topicMatches,
-  filterWithin,
-} from "./mqtt-auth.js";
+export { hashPassword, verifyPassword, CompiledAcl, Authenticator } from "./mqtt-auth.js";
 export type { AuthSpec, UserSpec, AclSpec, CertificateSpec, Principal } from "./mqtt-auth.js";
 export { MQTT_LIMIT_DEFAULTS } from "./mqtt-limits.js";
 export type { MqttLimits } from "./mqtt-limits.js";

@@ -384,14 +384,29 @@ export class FilePersistence extends AsyncPersistence {
     return this.outgoingEnqueueCombi([sub], packet);
   }
 
-  override async outgoingEnqueueCombi(subs: { clientId: string }[], packet: StoredPacket): Promise<void> {
+  override async outgoingEnqueueCombi(
+    subs: { clientId: string; qos?: number }[],
+    packet: StoredPacket,
+  ): Promise<void> {
     if (subs.length === 0) return;
     await this.#wait();
-    for (const s of subs) this.#clients.add(s.clientId);
-    const r = super.outgoingEnqueueCombi(subs, packet);
-    const j = this.#journal({ o: "enq", c: subs.map((s) => s.clientId), p: packetToJson(packet) });
-    await r;
-    await j;
+    // Queued at the QoS of each subscription, not above it (MQTT-3.8.4-6): aedes delivers a
+    // queued message as it was stored.
+    const byQos = new Map<number, { clientId: string }[]>();
+    for (const s of subs) {
+      this.#clients.add(s.clientId);
+      const q = Math.min(packet.qos, s.qos ?? packet.qos);
+      let list = byQos.get(q);
+      if (list === undefined) byQos.set(q, (list = []));
+      list.push({ clientId: s.clientId });
+    }
+    const work: Promise<void>[] = [];
+    for (const [q, list] of byQos) {
+      const p = q === packet.qos ? packet : { ...packet, qos: q };
+      work.push(super.outgoingEnqueueCombi(list, p));
+      work.push(this.#journal({ o: "enq", c: list.map((s) => s.clientId), p: packetToJson(p) }));
+    }
+    await Promise.all(work);
   }
 
   override async outgoingUpdate(client: ClientRef, packet: StoredPacket): Promise<void> {

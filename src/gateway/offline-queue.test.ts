@@ -82,7 +82,9 @@ test("offline queue: bounded by messages and bytes; a full queue refuses with ER
   assert.deepEqual(await drain(q, true), ["2", "3", "4"]);
   assert.equal(q.stats().refused, 2);
   // Concurrent appends cannot overshoot the bound.
-  const results = await Promise.allSettled(Array.from({ length: 10 }, (_, i) => q.append("t", 1, bytes(`c${i}`))));
+  const results = await Promise.allSettled(
+    Array.from({ length: 10 }, (_, i) => q.append("t", 1, bytes(`c${i}`))),
+  );
   assert.equal(results.filter((r) => r.status === "fulfilled").length, 3);
   await q.close();
 });
@@ -133,7 +135,12 @@ test("offline queue: generations roll and acknowledged ones are deleted", async 
   assert.equal(q2.stats().generations, 1);
   assert.deepEqual(
     readdirSync(t.dir).filter((n) => n.startsWith("g")),
-    [readdirSync(t.dir).filter((n) => n.startsWith("g")).sort().at(-1)],
+    [
+      readdirSync(t.dir)
+        .filter((n) => n.startsWith("g"))
+        .sort()
+        .at(-1),
+    ],
   );
   await q2.close();
 });

@@ -203,9 +203,13 @@ export class OfflineQueue {
     try {
       await mkdir(this.#dir, { recursive: true });
     } catch (e) {
-      throw new MyelinError("ERR_STORAGE", `cannot create the offline queue directory ${this.#dir}: ${String(e)}`, {
-        cause: e,
-      });
+      throw new MyelinError(
+        "ERR_STORAGE",
+        `cannot create the offline queue directory ${this.#dir}: ${String(e)}`,
+        {
+          cause: e,
+        },
+      );
     }
     try {
       this.#queueId = (await readFile(join(this.#dir, "id"), "utf8")).trim();
@@ -264,7 +268,10 @@ export class OfflineQueue {
     let floor = 0;
     const acked = new Set<number>();
     try {
-      const o = JSON.parse(await readFile(join(dir, "floor"), "utf8")) as { floor?: unknown; acked?: unknown };
+      const o = JSON.parse(await readFile(join(dir, "floor"), "utf8")) as {
+        floor?: unknown;
+        acked?: unknown;
+      };
       if (typeof o.floor === "number" && Number.isSafeInteger(o.floor) && o.floor >= 0) {
         floor = o.floor;
         if (Array.isArray(o.acked)) {
@@ -400,7 +407,12 @@ export class OfflineQueue {
    * `timeoutMs` (default: no limit) and ERR_CLOSED when the queue closes.
    */
   waitForSpace(bytes = 0, timeoutMs?: number): Promise<void> {
-    return this.#waitOn(this.#spaceWaiters, () => !this.isFull(bytes), timeoutMs, "space in the offline queue");
+    return this.#waitOn(
+      this.#spaceWaiters,
+      () => !this.isFull(bytes),
+      timeoutMs,
+      "space in the offline queue",
+    );
   }
 
   /** Resolves when `take` would return something, or rejects with ERR_CLOSED when the queue closes. */
@@ -408,7 +420,12 @@ export class OfflineQueue {
     return this.#waitOn(this.#readyWaiters, () => this.ready > 0, undefined, "a queued message");
   }
 
-  #waitOn(list: (() => void)[], ok: () => boolean, timeoutMs: number | undefined, what: string): Promise<void> {
+  #waitOn(
+    list: (() => void)[],
+    ok: () => boolean,
+    timeoutMs: number | undefined,
+    what: string,
+  ): Promise<void> {
     return new Promise<void>((resolve, reject) => {
       let timer: NodeJS.Timeout | undefined;
       const check = (): void => {

@@ -18,6 +18,14 @@ export {
 } from "./spec.js";
 export { LAUNCH_SPEC_SCHEMA, type Schema } from "./spec-schema.js";
 export { dependencyOrder } from "./order.js";
+export {
+  pidAlive,
+  processRunning,
+  procStartTime,
+  procUsage,
+  sameProcess,
+  type ProcUsage,
+} from "./proc-stat.js";
 export { LogRing, type LogRingOptions } from "./log-ring.js";
 export { runProbe, ProbeLoop, type ProbeEnv, type ProbeResult } from "./health.js";
 export {

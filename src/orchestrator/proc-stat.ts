@@ -16,6 +16,13 @@ export function pidAlive(pid: number): boolean {
   }
 }
 
+/** True if the process exists and is not a zombie (exited, not yet reaped by its parent). */
+export function processRunning(pid: number): boolean {
+  if (!pidAlive(pid)) return false;
+  const f = statFields(pid);
+  return f === undefined ? true : f[0] !== "Z" && f[0] !== "X";
+}
+
 /** Fields of /proc/<pid>/stat after the command name, split (field 3 is index 0). */
 function statFields(pid: number): string[] | undefined {
   try {

@@ -31,7 +31,7 @@ import { createNode, type GraphSnapshot, type Node, type NodeRecord, type Publis
 import { runtimeDir as defaultRuntimeDir } from "../node/config.js";
 import { ProbeLoop } from "./health.js";
 import { LogRing } from "./log-ring.js";
-import { pidAlive, procStartTime, procUsage, sameProcess } from "./proc-stat.js";
+import { processRunning, procStartTime, procUsage, sameProcess } from "./proc-stat.js";
 import { findExecutable, type LaunchSpec, type UnitSpec } from "./spec.js";
 
 /** Topic where the output of supervised processes is published. */
@@ -744,7 +744,7 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
         const cur = this.#graph;
         if (cur === undefined || this.#recordsOf(inst, cur).length > 0) return;
         if (inst.state !== "starting" && inst.state !== "ready" && inst.state !== "unhealthy") return;
-        if (!pidAlive(inst.pid)) return;
+        if (!processRunning(inst.pid)) return;
         inst.health = "hung";
         this.#kill(inst, "hung: its nodes stopped heartbeating while the process is alive", "SIGKILL");
       }, 1000);
@@ -762,7 +762,7 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
     if (signal !== "SIGKILL") {
       const pid = inst.pid;
       setTimeout(() => {
-        if (inst.pid === pid && pidAlive(pid)) this.#signal(inst, "SIGKILL");
+        if (inst.pid === pid && processRunning(pid)) this.#signal(inst, "SIGKILL");
       }, inst.unit.stopGraceMs).unref();
     }
   }

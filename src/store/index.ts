@@ -17,7 +17,6 @@ export {
   parseStoreConfig,
   parseTopicConfig,
   resolveTopicConfig,
-  topicMatches,
   TOPIC_CONFIG_DEFAULTS,
 } from "./topic-config.js";
 export type {

@@ -92,7 +92,9 @@ export const bridgeStatusCommand: CommandSpec = {
         if (only !== undefined) {
           list = list.filter((b) => b.name === only);
           if (list.length === 0) {
-            ctx.err(`no bridge named ${only}; bridges: ${(JSON.parse(r.message) as BridgeStatus[]).map((b) => b.name).join(", ")}`);
+            ctx.err(
+              `no bridge named ${only}; bridges: ${(JSON.parse(r.message) as BridgeStatus[]).map((b) => b.name).join(", ")}`,
+            );
             return 1;
           }
         }
@@ -112,11 +114,15 @@ export const bridgeStatusCommand: CommandSpec = {
           String(b.rejected),
           b.url,
         ]);
-        for (const l of table(["BRIDGE", "KIND", "STATE", "IN", "OUT", "SENT", "QUEUED", "DROP", "REJ", "BROKER"], rows)) {
+        for (const l of table(
+          ["BRIDGE", "KIND", "STATE", "IN", "OUT", "SENT", "QUEUED", "DROP", "REJ", "BROKER"],
+          rows,
+        )) {
           ctx.out(l);
         }
         for (const b of list) {
-          if (b.lastError !== undefined && b.state !== "connected") ctx.out(`${b.name}: last error: ${b.lastError}`);
+          if (b.lastError !== undefined && b.state !== "connected")
+            ctx.out(`${b.name}: last error: ${b.lastError}`);
           if (b.queue !== undefined && b.queue.refused > 0) {
             ctx.out(`${b.name}: ${b.queue.refused} messages refused because the offline queue was full`);
           }

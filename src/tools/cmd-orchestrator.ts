@@ -10,8 +10,7 @@ import { MyelinError } from "../errors.js";
 import { myelin_msgs, rcl_interfaces } from "../msgs/index.js";
 import { createNode, hubEndpoint, runtimeDir, type Node } from "../node/index.js";
 import { ensureRuntimeDir } from "../node/config.js";
-import { loadSpec, LOG_TOPIC, type ProcessRow } from "../orchestrator/index.js";
-import { pidAlive } from "../orchestrator/proc-stat.js";
+import { loadSpec, LOG_TOPIC, processRunning, type ProcessRow } from "../orchestrator/index.js";
 import {
   aborted,
   boolOpt,
@@ -166,7 +165,8 @@ export const upCommand: CommandSpec = {
       // A local hub leaves its pid in the runtime directory: no live pid, no hub (no need to ask).
       const pidFile = join(runtimeDir(copts.runtimeDir), "hub.pid");
       const local = hubEndpoint(copts).startsWith("ipc://");
-      let hubUp = !local || pidAlive(existsSync(pidFile) ? Number(readFileSync(pidFile, "utf8").trim()) : 0);
+      let hubUp =
+        !local || processRunning(existsSync(pidFile) ? Number(readFileSync(pidFile, "utf8").trim()) : 0);
       if (hubUp) {
         try {
           await unlessInterrupted(node.queryGraph(1000), ctx.signal);
@@ -249,14 +249,7 @@ export const downCommand: CommandSpec = {
       if (!boolOpt(inv, "keep-hub") && hubPid > 0) {
         // The hub exits by itself if `myelin up` started it: wait for that (bounded).
         const end = Date.now() + 10000;
-        const alive = (): boolean => {
-          try {
-            process.kill(hubPid, 0);
-            return existsSync(pidFile);
-          } catch {
-            return false;
-          }
-        };
+        const alive = (): boolean => processRunning(hubPid) && existsSync(pidFile);
         while (alive() && Date.now() < end && !ctx.signal.aborted)
           await new Promise((res) => setTimeout(res, 50));
         if (!alive()) ctx.err("hub stopped");
