@@ -119,7 +119,11 @@ test(
       });
       clients.push(back);
       const got: string[] = [];
-      back.on("message", (t, p) => got.push(`${t} ${p.toString()}`));
+      const qosSeen: number[] = [];
+      back.on("message", (t, p, packet) => {
+        got.push(`${t} ${p.toString()}`);
+        qosSeen.push(packet.qos);
+      });
       const present = await new Promise<boolean>((resolve, reject) => {
         back.once("connect", (ack) => resolve(ack.sessionPresent));
         back.once("error", reject);
@@ -133,6 +137,7 @@ test(
         );
       });
       assert.deepEqual(got.sort(), ["jobs/1 job 1", "jobs/2 job 2", "jobs/3 job 3"]);
+      assert.deepEqual(qosSeen, [1, 1, 1], "queued and delivered at the subscription's QoS 1");
 
       const hp = await cli(["gateway", "hash-password", "pw"], env);
       assert.equal(hp.code, 0, hp.stderr);
