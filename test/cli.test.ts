@@ -292,6 +292,48 @@ test(
   },
 );
 
+test("topic echo with a TYPE subscribes before any publisher exists", { timeout: 20000 }, async (t) => {
+  const w = await world(t);
+  await startHub(t, w);
+  const echo = spawnCli(t, w, [
+    "topic",
+    "echo",
+    "/cli_test/early",
+    "std_msgs/String",
+    "--count",
+    "1",
+    "--json",
+  ]);
+  const pub = await run(t, w, [
+    "topic",
+    "pub",
+    "/cli_test/early",
+    "std_msgs/String",
+    "{data: first}",
+    "--count",
+    "1",
+    "--wait-ms",
+    "10000",
+  ]);
+  assert.equal(pub.code, 0, pub.stderr);
+  assert.equal(await echo.exit(), 0, echo.stderr);
+  assert.deepEqual((JSON.parse(echo.stdout.trim()) as { msg: unknown }).msg, { data: "first" });
+  // With a publisher in the graph, a TYPE that is not the topic's is refused.
+  const steady = spawnCli(t, w, [
+    "topic",
+    "pub",
+    "/cli_test/early",
+    "std_msgs/String",
+    "{data: x}",
+    "--rate",
+    "20",
+  ]);
+  await steady.waitFor(/publishing #1/);
+  const wrong = await run(t, w, ["topic", "echo", "/cli_test/early", "std_msgs/Int32", "--count", "1"]);
+  assert.notEqual(wrong.code, 0);
+  assert.match(wrong.stderr, /has type std_msgs\/String, not std_msgs\/Int32/);
+});
+
 test("without a hub a command says how to start one", { timeout: 20000 }, async (t) => {
   const w = await world(t);
   const r = await run(t, w, ["topic", "list"]);

@@ -207,7 +207,14 @@ const WAIT_OPTION = {
 export const topicEchoCommand: CommandSpec = {
   path: ["topic", "echo"],
   summary: "print the messages of a topic",
-  args: [{ name: "TOPIC", help: "topic name; its type comes from the graph (the topic's publishers)" }],
+  args: [
+    { name: "TOPIC", help: "topic name; its type comes from the graph (the topic's publishers)" },
+    {
+      name: "TYPE",
+      help: "the topic's type, e.g. std_msgs/String: subscribe at once, before any publisher exists",
+      optional: true,
+    },
+  ],
   options: {
     count: {
       type: "string",
@@ -241,6 +248,7 @@ export const topicEchoCommand: CommandSpec = {
   examples: [
     "myelin topic echo /chatter",
     "myelin topic echo /odom --count 1",
+    "myelin topic echo /sensors/k1/temperature sensor_msgs/Temperature   # waits for the first publisher",
     "myelin topic echo /camera/front/image --json --best-effort | jq .msg.header",
   ],
   connects: true,
@@ -250,8 +258,24 @@ export const topicEchoCommand: CommandSpec = {
     const waitMs = numOpt(inv, "wait-ms", { min: 0, integer: true, command: "topic echo" }) ?? 5000;
     const maxArray = numOpt(inv, "max-array", { min: 0, integer: true, command: "topic echo" }) ?? 32;
     const json = boolOpt(inv, "json");
+    const typeArg = inv.positionals[1];
+    if (typeArg !== undefined) resolveMessageType(typeArg);
     return withNode(ctx, inv, "topic_echo", async (node, graph) => {
-      const view = await waitForTopic(ctx, node, graph, topic, waitMs);
+      const view =
+        typeArg !== undefined
+          ? (topicsOf(graph).find((t) => t.topic === topic) ?? {
+              topic,
+              type: typeArg,
+              publishers: [],
+              subscribers: [],
+            })
+          : await waitForTopic(ctx, node, graph, topic, waitMs);
+      if (typeArg !== undefined && view.type !== typeArg) {
+        throw new MyelinError(
+          "ERR_TYPE_MISMATCH",
+          `topic ${topic} has type ${view.type}, not ${typeArg}; leave TYPE out to use the topic's own`,
+        );
+      }
       const type = lookupType(view.type);
       if (type === undefined && !json) {
         ctx.err(
