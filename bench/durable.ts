@@ -14,10 +14,14 @@
  */
 import { fork, spawn, type ChildProcess } from "node:child_process";
 import { existsSync } from "node:fs";
-import net from "node:net";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { freePort, waitForPort } from "./net.js";
 import { medianIndex } from "./stats.js";
+import { expectMessage } from "./worker-ipc.js";
+
+const expect = <T>(child: ChildProcess, type: string, timeoutMs: number): Promise<T> =>
+  expectMessage<T>(child, type, timeoutMs, "durable worker");
 
 const WORKER = fileURLToPath(new URL("./durable-worker.js", import.meta.url));
 
@@ -55,30 +59,6 @@ function worker(role: object, o: DurableBenchOptions): ChildProcess {
   return child;
 }
 
-function expect<T>(child: ChildProcess, type: string, timeoutMs: number): Promise<T> {
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(
-      () => done(new Error(`no ${type} from a durable worker within ${timeoutMs} ms`)),
-      timeoutMs,
-    );
-    const onMsg = (m: { type?: string; message?: string }): void => {
-      if (m.type === type) done(undefined, m as T);
-      else if (m.type === "error") done(new Error(m.message ?? "worker failed"));
-    };
-    const onExit = (code: number | null): void =>
-      done(new Error(`durable worker exited (${code}) before ${type}`));
-    function done(err?: Error, v?: T): void {
-      clearTimeout(timer);
-      child.off("message", onMsg);
-      child.off("exit", onExit);
-      if (err) reject(err);
-      else resolve(v!);
-    }
-    child.on("message", onMsg);
-    child.on("exit", onExit);
-  });
-}
-
 async function run(role: object, o: DurableBenchOptions, timeoutMs = 120000): Promise<Result> {
   const w = worker(role, o);
   try {
@@ -86,15 +66,6 @@ async function run(role: object, o: DurableBenchOptions, timeoutMs = 120000): Pr
   } finally {
     w.kill("SIGKILL");
   }
-}
-
-async function freePort(): Promise<number> {
-  const srv = net.createServer();
-  await new Promise<void>((r) => srv.listen(0, "127.0.0.1", r));
-  const addr = srv.address();
-  await new Promise<void>((r) => srv.close(() => r()));
-  if (addr === null || typeof addr === "string") throw new Error("could not get a free port");
-  return addr.port;
 }
 
 /** Starts nats-server with JetStream in `dir` on `port`; resolves once it accepts connections. */
@@ -106,18 +77,10 @@ async function startNats(dir: string, port: number, o: DurableBenchOptions): Pro
     stdio: "ignore",
   });
   o.track(child);
-  const until = Date.now() + 10000;
-  for (;;) {
-    const ok = await new Promise<boolean>((res) => {
-      const s = net.connect(port, "127.0.0.1");
-      s.once("connect", () => (s.destroy(), res(true)));
-      s.once("error", () => res(false));
-    });
-    if (ok) return child;
-    if (child.exitCode !== null) throw new Error(`nats-server exited (${child.exitCode}); is it installed?`);
-    if (Date.now() > until) throw new Error(`nats-server did not listen on ${port} within 10 s`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
+  await waitForPort(port, 10000, "nats-server", () =>
+    child.exitCode !== null ? `nats-server exited (${child.exitCode}); is it installed?` : undefined,
+  );
+  return child;
 }
 
 async function stopProcess(child: ChildProcess): Promise<void> {

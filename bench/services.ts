@@ -14,6 +14,10 @@ import { fork, type ChildProcess } from "node:child_process";
 import { fileURLToPath } from "node:url";
 import { Hub } from "../src/hub/index.js";
 import { medianIndex } from "./stats.js";
+import { expectMessage } from "./worker-ipc.js";
+
+const expect = <T>(child: ChildProcess, type: string, timeoutMs: number): Promise<T> =>
+  expectMessage<T>(child, type, timeoutMs, "service worker");
 
 const WORKER = fileURLToPath(new URL("./service-worker.js", import.meta.url));
 
@@ -67,30 +71,6 @@ function spawnWorker(
   });
   o.track(child);
   return child;
-}
-
-function expect<T>(child: ChildProcess, type: string, timeoutMs: number): Promise<T> {
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(
-      () => done(new Error(`no ${type} from a service worker within ${timeoutMs} ms`)),
-      timeoutMs,
-    );
-    const onMsg = (m: { type?: string; message?: string }): void => {
-      if (m.type === type) done(undefined, m as T);
-      else if (m.type === "error") done(new Error(m.message ?? "worker failed"));
-    };
-    const onExit = (code: number | null): void =>
-      done(new Error(`service worker exited (${code}) before ${type}`));
-    function done(err?: Error, v?: T): void {
-      clearTimeout(timer);
-      child.off("message", onMsg);
-      child.off("exit", onExit);
-      if (err) reject(err);
-      else resolve(v!);
-    }
-    child.on("message", onMsg);
-    child.once("exit", onExit);
-  });
 }
 
 async function runOnce(c: (typeof CASES)[number], o: ServiceBenchOptions): Promise<Result> {

@@ -17,10 +17,10 @@ import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import { once } from "node:events";
 import { existsSync } from "node:fs";
 import { writeFile } from "node:fs/promises";
-import net from "node:net";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import mqtt, { type MqttClient } from "mqtt";
+import { freePort, waitForPort } from "../net.js";
 import type {
   EndpointOptions,
   Impl,
@@ -42,34 +42,6 @@ function mosquittoBinary(): string | undefined {
     if (existsSync(p)) return p;
   const r = spawnSync("sh", ["-c", "command -v mosquitto"], { encoding: "utf8" });
   return r.status === 0 && r.stdout.trim() !== "" ? r.stdout.trim() : undefined;
-}
-
-async function freePort(): Promise<number> {
-  const srv = net.createServer();
-  srv.listen(0, "127.0.0.1");
-  await once(srv, "listening");
-  const addr = srv.address() as net.AddressInfo;
-  await new Promise<void>((resolve) => srv.close(() => resolve()));
-  return addr.port;
-}
-
-async function waitForPort(port: number, timeoutMs: number, exited: () => string | undefined): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const why = exited();
-    if (why !== undefined) throw new Error(why);
-    const ok = await new Promise<boolean>((resolve) => {
-      const s = net.connect(port, "127.0.0.1");
-      s.once("connect", () => {
-        s.destroy();
-        resolve(true);
-      });
-      s.once("error", () => resolve(false));
-    });
-    if (ok) return;
-    if (Date.now() > deadline) throw new Error(`the broker did not listen on ${port} within ${timeoutMs} ms`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
 }
 
 function startChild(
@@ -182,7 +154,7 @@ export function mqttImpl(broker: Broker, qos: 0 | 1): Impl {
           },
         );
       }
-      await waitForPort(p, 10000, started.exited);
+      await waitForPort(p, 10000, "the broker", started.exited);
       return { env, teardown: () => stop(started.child) };
     },
 

@@ -11,9 +11,9 @@ import { spawn, spawnSync } from "node:child_process";
 import { once } from "node:events";
 import { existsSync } from "node:fs";
 import { writeFile } from "node:fs/promises";
-import net from "node:net";
 import path from "node:path";
 import { connect, type NatsConnection } from "nats";
+import { freePort, waitForPort } from "../net.js";
 import type {
   EndpointOptions,
   Impl,
@@ -35,36 +35,6 @@ function findServerBinary(): string | undefined {
   const r = spawnSync("sh", ["-c", "command -v nats-server"], { encoding: "utf8" });
   const found = r.stdout.trim();
   return r.status === 0 && found !== "" ? found : undefined;
-}
-
-async function freePort(): Promise<number> {
-  const srv = net.createServer();
-  srv.listen(0, "127.0.0.1");
-  await once(srv, "listening");
-  const addr = srv.address();
-  await new Promise<void>((resolve) => srv.close(() => resolve()));
-  if (addr === null || typeof addr === "string") throw new Error("could not get a free port");
-  return addr.port;
-}
-
-async function waitForPort(port: number, timeoutMs: number, exited: () => string | undefined): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const why = exited();
-    if (why !== undefined) throw new Error(why);
-    const ok = await new Promise<boolean>((resolve) => {
-      const s = net.connect(port, "127.0.0.1");
-      s.once("connect", () => {
-        s.destroy();
-        resolve(true);
-      });
-      s.once("error", () => resolve(false));
-    });
-    if (ok) return;
-    if (Date.now() > deadline)
-      throw new Error(`nats-server did not listen on ${port} within ${timeoutMs} ms`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
 }
 
 function serverUrl(opts: EndpointOptions): string {
@@ -101,7 +71,7 @@ const impl: Impl = {
     child.once("error", (err) => {
       exit = `nats-server failed to start: ${err.message}`;
     });
-    await waitForPort(port, 5000, () => exit);
+    await waitForPort(port, 5000, "nats-server", () => exit);
     return {
       env: { [URL_ENV]: `nats://127.0.0.1:${port}` },
       teardown: async () => {

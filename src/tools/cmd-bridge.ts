@@ -16,7 +16,7 @@ import {
   type Invocation,
   type OptionSpec,
 } from "./common.js";
-import { clock, table } from "./format.js";
+import { ago, clock, table } from "./format.js";
 
 /** Options `myelin hub` takes for the bridges. */
 export const HUB_BRIDGE_OPTIONS: Record<string, OptionSpec> = {
@@ -51,11 +51,6 @@ export async function startHubBridges(
     `${clock()} bridges: ${host.bridges.map((b) => `${b.name} (${b.kind})`).join(", ")}; offline queues in ${dataDir}/bridges`,
   );
   return host;
-}
-
-function ago(ms: number): string {
-  const s = Math.max(0, Math.round((Date.now() - ms) / 1000));
-  return s < 120 ? `${s}s` : s < 7200 ? `${Math.round(s / 60)}m` : `${Math.round(s / 3600)}h`;
 }
 
 export const bridgeStatusCommand: CommandSpec = {

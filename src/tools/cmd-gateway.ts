@@ -24,7 +24,7 @@ import {
   type Invocation,
   type OptionSpec,
 } from "./common.js";
-import { clock, table } from "./format.js";
+import { ago, clock, table } from "./format.js";
 
 /** Options `myelin hub` takes for the embedded MQTT gateway. */
 export const HUB_GATEWAY_OPTIONS: Record<string, OptionSpec> = {
@@ -74,11 +74,6 @@ export async function startHubGateway(
     `${clock()} MQTT gateway: ${(cfg.mapping ?? []).length} mapping rules, sessions in ${opts.dataDir}`,
   );
   return gw;
-}
-
-function ago(ms: number): string {
-  const s = Math.max(0, Math.round((Date.now() - ms) / 1000));
-  return s < 120 ? `${s}s` : s < 7200 ? `${Math.round(s / 60)}m` : `${Math.round(s / 3600)}h`;
 }
 
 export const gatewayStatusCommand: CommandSpec = {

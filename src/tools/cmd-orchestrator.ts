@@ -22,20 +22,12 @@ import {
   withNode,
   type CommandSpec,
   type Context,
+  connectOpts,
   type Invocation,
 } from "./common.js";
 import { table } from "./format.js";
 
 const BIN = join(dirname(fileURLToPath(import.meta.url)), "..", "..", "..", "bin", "myelin");
-
-function connectOpts(inv: Invocation): { hub?: string; runtimeDir?: string } {
-  const o: { hub?: string; runtimeDir?: string } = {};
-  const hub = strOpt(inv, "hub");
-  const dir = strOpt(inv, "runtime-dir");
-  if (hub !== undefined) o.hub = hub;
-  if (dir !== undefined) o.runtimeDir = dir;
-  return o;
-}
 
 /** Waits until the supervisor's services are on the graph. */
 async function supervisorReady(ctx: Context, node: Node, timeoutMs: number): Promise<void> {

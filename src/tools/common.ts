@@ -234,7 +234,8 @@ export async function importModules(inv: Invocation): Promise<void> {
   }
 }
 
-function connectOpts(inv: Invocation): { hub?: string; runtimeDir?: string } {
+/** The hub address and runtime directory given with --hub / --runtime-dir, for createNode. */
+export function connectOpts(inv: Invocation): { hub?: string; runtimeDir?: string } {
   const o: { hub?: string; runtimeDir?: string } = {};
   const hub = strOpt(inv, "hub");
   const dir = strOpt(inv, "runtime-dir");
