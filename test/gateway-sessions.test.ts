@@ -99,13 +99,15 @@ test(
       assert.equal((JSON.parse(js.stdout) as { clients: { id: string }[] }).clients[0]?.id, "field-unit");
 
       await sub.client.endAsync();
-      // Published while the unit is away; QoS 2 so that PUBCOMP means the broker has queued them.
+      // Published while the unit is away. A PUBACK (QoS 1) or PUBCOMP (QoS 2) means the message is
+      // queued for the unit: the hub is killed the moment the last acknowledgement arrives.
       const pub = await connect(port, { clientId: "dispatcher" });
       clients.push(pub.client);
-      for (let i = 1; i <= 3; i++) await pub.client.publishAsync(`jobs/${i}`, `job ${i}`, { qos: 2 });
-      await pub.client.endAsync(true);
-
+      await pub.client.publishAsync("jobs/1", "job 1", { qos: 2 });
+      await pub.client.publishAsync("jobs/2", "job 2", { qos: 1 });
+      await pub.client.publishAsync("jobs/3", "job 3", { qos: 1 });
       hub.kill("SIGKILL");
+      await pub.client.endAsync(true);
       await hub.exit(10000);
       hub = await startHub();
 

@@ -471,7 +471,7 @@ export class MqttGateway {
     const m = this.#map.matchInbound(topic);
     if (!m.ok) {
       if (m.rule === undefined) {
-        cb(null); // not mapped: plain MQTT
+        this.#queueBeforeAck(client, packet, cb); // not mapped: plain MQTT
         return;
       }
       if (st !== undefined) st.rejected++;
@@ -499,11 +499,46 @@ export class MqttGateway {
         if (!r.ok) {
           if (st !== undefined) st.rejected++;
           this.#sink(packet);
+          cb(null);
+          return;
         }
-        cb(null);
+        this.#queueBeforeAck(client, packet, cb);
       },
       () => cb(null),
     );
+  }
+
+  /**
+   * A QoS 1 publish from a client: queue it for offline persistent sessions before aedes sends
+   * the PUBACK (aedes acknowledges first and queues after, which a crash in between would turn
+   * into a lost message). The packet keeps the broker id and counter given here, so aedes
+   * recognises it and does not queue it twice.
+   */
+  #queueBeforeAck(client: Client | null, packet: PublishPacket, cb: (err?: Error | null) => void): void {
+    if (client === null || packet.qos !== 1) {
+      cb(null);
+      return;
+    }
+    const broker = this.#broker as unknown as { id: string; counter: number };
+    const ids = packet as unknown as { brokerId: string; brokerCounter: number };
+    ids.brokerId = broker.id;
+    ids.brokerCounter = ++broker.counter;
+    const payload = typeof packet.payload === "string" ? Buffer.from(packet.payload) : packet.payload;
+    this.#persistence
+      .enqueueBeforeAck({
+        cmd: "publish",
+        brokerId: ids.brokerId,
+        brokerCounter: ids.brokerCounter,
+        topic: packet.topic,
+        payload,
+        qos: 1,
+        retain: packet.retain,
+        dup: false,
+      })
+      .then(
+        () => cb(null),
+        (err: unknown) => cb(err instanceof Error ? err : new Error(String(err))),
+      );
   }
 
   /** Makes a refused packet go nowhere: not retained, routed to a topic nobody may subscribe to. */

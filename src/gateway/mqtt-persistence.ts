@@ -63,6 +63,7 @@ interface MemoryPersistence {
   subscriptionsByClient(c: ClientRef): Promise<SubRecord[]>;
   cleanSubscriptions(c: ClientRef): Promise<void>;
   countOffline(): Promise<{ subsCount: number; clientsCount: number }>;
+  subscriptionsByTopic(topic: string): Promise<{ clientId: string; topic: string; qos: number }[]>;
   outgoingEnqueue(sub: { clientId: string }, p: StoredPacket): Promise<void>;
   outgoingEnqueueCombi(subs: { clientId: string }[], p: StoredPacket): Promise<void>;
   outgoingUpdate(c: ClientRef, p: StoredPacket): Promise<void>;
@@ -384,10 +385,27 @@ export class FilePersistence extends AsyncPersistence {
     return this.outgoingEnqueueCombi([sub], packet);
   }
 
+  /** Packets (by brokerId:brokerCounter) already queued for offline sessions ahead of aedes. */
+  readonly #queuedEarly = new Set<string>();
+
+  /**
+   * Queues a QoS 1 packet for the persistent sessions subscribed to its topic now, before the
+   * broker acknowledges it: aedes sends PUBACK first and queues for offline sessions after, so a
+   * crash in between would lose the message for them. aedes' own queueing of the same packet
+   * (same brokerId and brokerCounter) is then skipped.
+   */
+  async enqueueBeforeAck(packet: StoredPacket & { brokerId: string; brokerCounter: number }): Promise<void> {
+    const subs = await this.subscriptionsByTopic(packet.topic);
+    await this.outgoingEnqueueCombi(subs, packet);
+    this.#queuedEarly.add(`${packet.brokerId}:${packet.brokerCounter}`);
+  }
+
   override async outgoingEnqueueCombi(
     subs: { clientId: string; qos?: number }[],
     packet: StoredPacket,
   ): Promise<void> {
+    const early = packet as { brokerId?: string; brokerCounter?: number };
+    if (this.#queuedEarly.delete(`${early.brokerId}:${early.brokerCounter}`)) return;
     if (subs.length === 0) return;
     await this.#wait();
     // Queued at the QoS of each subscription, not above it (MQTT-3.8.4-6): aedes delivers a
