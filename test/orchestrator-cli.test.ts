@@ -11,6 +11,7 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { main } from "../src/tools/cli.js";
 import { processRunning, type ProcessRow } from "../src/orchestrator/index.js";
+import { procStartTime, sameProcess } from "../src/orchestrator/proc-stat.js";
 import { fixture, tempRuntime } from "./helpers.js";
 
 const BIN = fileURLToPath(new URL("../../bin/myelin", import.meta.url));
@@ -82,10 +83,17 @@ function killAll(dir: string, seen: Iterable<number>): void {
   }
 }
 
+/** Start times of the pids a test saw, so a pid the kernel hands to a new process is not taken for the old one. */
+const startTimes = new Map<number, string | undefined>();
+function remember(pid: number): number {
+  if (!startTimes.has(pid)) startTimes.set(pid, procStartTime(pid));
+  return pid;
+}
+
 /** Resolves once `pid` is gone (it is not our child: there is no exit event to wait on). */
 async function gone(pid: number, timeoutMs: number): Promise<void> {
   const end = Date.now() + timeoutMs;
-  while (alive(pid)) {
+  while (alive(pid) && sameProcess(pid, startTimes.get(pid))) {
     if (Date.now() > end) throw new Error(`pid ${pid} still alive after ${timeoutMs} ms`);
     await new Promise((r) => setTimeout(r, 20));
   }
@@ -118,7 +126,7 @@ test(
       assert.equal(up.code, 0, up.stderr);
       assert.match(up.stderr, /started the hub in the background/);
       const rows = JSON.parse(up.stdout) as ProcessRow[];
-      for (const r of rows) pids.add(r.pid);
+      for (const r of rows) pids.add(remember(r.pid));
       assert.deepEqual(
         rows.map((r) => `${r.process}:${r.state}`),
         ["app:ready", "side:ready"],
@@ -134,7 +142,7 @@ test(
       assert.match(logs.stdout, /\[app#0\] hello from app#0/);
 
       // The hub dies; the processes it launched keep running.
-      const hub1 = hubPid(dir);
+      const hub1 = remember(hubPid(dir));
       process.kill(hub1, "SIGKILL");
       await gone(hub1, 10000);
       for (const r of rows) assert.ok(alive(r.pid), `${r.process} survived the hub`);
@@ -153,7 +161,7 @@ test(
         .filter((l) => l.includes('"start"'));
       assert.equal(starts.length, 2, starts.join("\n"));
 
-      const hub2 = hubPid(dir);
+      const hub2 = remember(hubPid(dir));
       const down = await myelin(["down"], dir);
       assert.equal(down.code, 0, down.stderr);
       assert.match(down.stderr, /stopped 2 processes/);
