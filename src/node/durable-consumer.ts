@@ -91,13 +91,8 @@ export class DurableConsumer<T> {
   #waiter: ((r: IteratorResult<DurableMessage<T>>) => void) | null = null;
   #inFlight = 0;
   #closed = false;
-  #pendingAcks: {
-    seq: number;
-    nack: boolean;
-    delay: number;
-    done: () => void;
-    fail: (e: unknown) => void;
-  }[] = [];
+  /** Settlements waiting to be sent, grouped by kind (-1: ack; else the nack delay in ms). */
+  #pendingAcks = new Map<number, SettleBatch>();
   #ackScheduled = false;
   #stats = { received: 0, acked: 0, nacked: 0, invalid: 0 };
   #loop: Promise<void>;
@@ -187,7 +182,7 @@ export class DurableConsumer<T> {
         continue;
       }
       // Acks made so far go out before the fetch, so the store has the room when the fetch arrives.
-      if (this.#pendingAcks.length > 0) void this.#flushAcks();
+      if (this.#pendingAcks.size > 0) void this.#flushAcks();
       let r;
       try {
         r = await this.#clients.fetch.call(
@@ -248,20 +243,7 @@ export class DurableConsumer<T> {
         return;
       }
     }
-    let settled = false;
-    const once = (nack: boolean, delay: number): Promise<void> => {
-      if (settled) return Promise.resolve();
-      settled = true;
-      return this.#settle(seq, nack, delay);
-    };
-    const m: DurableMessage<T> = {
-      msg: msg as T,
-      seq,
-      timestamp,
-      deliveries,
-      ack: () => once(false, 0),
-      nack: (delayMs = 0) => once(true, delayMs),
-    };
+    const m = new Delivered<T>(msg as T, seq, timestamp, deliveries, this.#settler);
     const w = this.#waiter;
     if (w !== null) {
       this.#waiter = null;
@@ -269,6 +251,9 @@ export class DurableConsumer<T> {
     } else this.#queue.push(m);
   }
 
+  readonly #settler = (seq: number, nack: boolean, delay: number): Promise<void> => this.#settle(seq, nack, delay);
+
+  /** Queues an ack (or nack) for the next batch; every settlement of one batch shares its promise. */
   #settle(seq: number, nack: boolean, delay: number): Promise<void> {
     if (nack) this.#stats.nacked++;
     else this.#stats.acked++;
@@ -276,39 +261,37 @@ export class DurableConsumer<T> {
     const w = this.#roomWaiter;
     this.#roomWaiter = undefined;
     w?.();
-    return new Promise<void>((done, fail) => {
-      this.#pendingAcks.push({ seq, nack, delay, done, fail });
-      if (!this.#ackScheduled) {
-        this.#ackScheduled = true;
-        setImmediate(() => void this.#flushAcks());
-      }
-    });
+    const key = nack ? Math.max(0, delay) : -1;
+    let b = this.#pendingAcks.get(key);
+    if (b === undefined) {
+      b = new SettleBatch();
+      this.#pendingAcks.set(key, b);
+    }
+    b.seqs.push(seq);
+    if (!this.#ackScheduled) {
+      this.#ackScheduled = true;
+      setImmediate(() => void this.#flushAcks());
+    }
+    return b.promise;
   }
 
   async #flushAcks(): Promise<void> {
     this.#ackScheduled = false;
-    const batch = this.#pendingAcks;
-    this.#pendingAcks = [];
-    if (batch.length === 0) return;
-    const byDelay = new Map<number, typeof batch>();
-    for (const a of batch) {
-      const key = a.nack ? a.delay : -1;
-      const group = byDelay.get(key);
-      if (group === undefined) byDelay.set(key, [a]);
-      else group.push(a);
-    }
-    for (const [delay, group] of byDelay) {
+    if (this.#pendingAcks.size === 0) return;
+    const batches = this.#pendingAcks;
+    this.#pendingAcks = new Map();
+    for (const [key, b] of batches) {
       try {
         await this.#clients.ack.call({
           topic: this.topic,
           consumer: this.name,
-          acks: delay < 0 ? group.map((a) => a.seq) : [],
-          nacks: delay < 0 ? [] : group.map((a) => a.seq),
-          nack_delay_ms: Math.max(0, delay),
+          acks: key < 0 ? b.seqs : [],
+          nacks: key < 0 ? [] : b.seqs,
+          nack_delay_ms: Math.max(0, key),
         });
-        for (const a of group) a.done();
+        b.resolve();
       } catch (err) {
-        for (const a of group) a.fail(err);
+        b.reject(err);
       }
     }
   }
@@ -316,5 +299,46 @@ export class DurableConsumer<T> {
   /** @internal */
   assertOpen(): void {
     if (this.#closed) throw new ClosedError("ERR_CLOSED", `durable consumer ${this.name} is closed`);
+  }
+}
+
+/** Acks (or nacks with one delay) sent in one request; they all settle with its reply. */
+class SettleBatch {
+  readonly seqs: number[] = [];
+  readonly promise: Promise<void>;
+  resolve!: () => void;
+  reject!: (e: unknown) => void;
+  constructor() {
+    this.promise = new Promise<void>((res, rej) => {
+      this.resolve = res;
+      this.reject = rej;
+    });
+    // Callers may ignore the promise of an ack; a failed batch must not be an unhandled rejection.
+    this.promise.catch(() => undefined);
+  }
+}
+
+/** One delivered message; `ack()` / `nack()` settle it once. */
+class Delivered<T> implements DurableMessage<T> {
+  #settled = false;
+  readonly #settle: (seq: number, nack: boolean, delay: number) => Promise<void>;
+  constructor(
+    readonly msg: T,
+    readonly seq: number,
+    readonly timestamp: number,
+    readonly deliveries: number,
+    settle: (seq: number, nack: boolean, delay: number) => Promise<void>,
+  ) {
+    this.#settle = settle;
+  }
+  ack(): Promise<void> {
+    if (this.#settled) return Promise.resolve();
+    this.#settled = true;
+    return this.#settle(this.seq, false, 0);
+  }
+  nack(delayMs = 0): Promise<void> {
+    if (this.#settled) return Promise.resolve();
+    this.#settled = true;
+    return this.#settle(this.seq, true, delayMs);
   }
 }
