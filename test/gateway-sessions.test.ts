@@ -106,6 +106,7 @@ test(
       await pub.client.publishAsync("jobs/1", "job 1", { qos: 2 });
       await pub.client.publishAsync("jobs/2", "job 2", { qos: 1 });
       await pub.client.publishAsync("jobs/3", "job 3", { qos: 1 });
+      await pub.client.publishAsync("status/dispatcher", "online", { qos: 1, retain: true });
       hub.kill("SIGKILL");
       await pub.client.endAsync(true);
       await hub.exit(10000);
@@ -140,6 +141,25 @@ test(
       });
       assert.deepEqual(got.sort(), ["jobs/1 job 1", "jobs/2 job 2", "jobs/3 job 3"]);
       assert.deepEqual(qosSeen, [1, 1, 1], "queued and delivered at the subscription's QoS 1");
+
+      // The retained message acknowledged just before the kill is there for a new subscriber.
+      const late = await connect(port, { clientId: "dashboard" });
+      clients.push(late.client);
+      const retained = new Promise<string>((resolve) =>
+        late.client.on("message", (t, p, packet) => {
+          if (packet.retain) resolve(`${t} ${p.toString()}`);
+        }),
+      );
+      await late.client.subscribeAsync("status/#", { qos: 1 });
+      let timer: NodeJS.Timeout | undefined;
+      const timeout = new Promise<string>((_, reject) => {
+        timer = setTimeout(() => reject(new Error("no retained message within 10 s")), 10000);
+      });
+      try {
+        assert.equal(await Promise.race([retained, timeout]), "status/dispatcher online");
+      } finally {
+        clearTimeout(timer);
+      }
 
       const hp = await cli(["gateway", "hash-password", "pw"], env);
       assert.equal(hp.code, 0, hp.stderr);

@@ -509,8 +509,8 @@ export class MqttGateway {
   }
 
   /**
-   * A QoS 1 publish from a client: queue it for offline persistent sessions before aedes sends
-   * the PUBACK (aedes acknowledges first and queues after, which a crash in between would turn
+   * A QoS 1 publish from a client: store it if retained and queue it for offline persistent
+   * sessions before aedes sends the PUBACK (aedes acknowledges first and queues after, which a crash in between would turn
    * into a lost message). The packet keeps the broker id and counter given here, so aedes
    * recognises it and does not queue it twice.
    */
@@ -524,17 +524,19 @@ export class MqttGateway {
     ids.brokerId = broker.id;
     ids.brokerCounter = ++broker.counter;
     const payload = typeof packet.payload === "string" ? Buffer.from(packet.payload) : packet.payload;
-    this.#persistence
-      .enqueueBeforeAck({
-        cmd: "publish",
-        brokerId: ids.brokerId,
-        brokerCounter: ids.brokerCounter,
-        topic: packet.topic,
-        payload,
-        qos: 1,
-        retain: packet.retain,
-        dup: false,
-      })
+    const stored = {
+      cmd: "publish",
+      brokerId: ids.brokerId,
+      brokerCounter: ids.brokerCounter,
+      topic: packet.topic,
+      payload,
+      qos: 1,
+      retain: packet.retain,
+      dup: false,
+    };
+    // A retained message is stored before the PUBACK too (aedes stores it again after: same content).
+    (packet.retain ? this.#persistence.storeRetained(stored) : Promise.resolve())
+      .then(() => this.#persistence.enqueueBeforeAck(stored))
       .then(
         () => cb(null),
         (err: unknown) => cb(err instanceof Error ? err : new Error(String(err))),
