@@ -106,6 +106,29 @@ test(
   },
 );
 
+test("bad message ids are refused and store nothing", { timeout: 20000 }, async () => {
+  using rt = tempRuntime();
+  await using w = await world(rt.dir);
+  const pub = await w.node.createPublisher("/ids", std_msgs.String, { qos: { durability: "persistent" } });
+  await pub.publish({ data: "first" }, { msgId: "a" });
+  await assert.rejects(
+    pub.publish({ data: "long id" }, { msgId: "x".repeat(300) }),
+    /message id must be 1 to 256 bytes/,
+  );
+  await assert.rejects(pub.publish({ data: "empty id" }, { msgId: "" }), /message id must be 1 to 256 bytes/);
+  const append = w.node.createClient("/_store/append", myelin_msgs.StoreAppend);
+  await assert.rejects(
+    append.call({
+      topic: "/ids",
+      type: std_msgs.String.name,
+      payloads: [new Uint8Array([0xc0]), new Uint8Array([0xc0])],
+      msg_ids: ["only-one"],
+    }),
+    /1 message ids for 2 payloads/,
+  );
+  assert.equal((await info(w.node, "/ids")).count, 1, "nothing of the refused appends was stored");
+});
+
 test("msgId on a volatile topic is refused with the fix", { timeout: 10000 }, async () => {
   using rt = tempRuntime();
   await using w = await world(rt.dir);

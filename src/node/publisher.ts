@@ -325,6 +325,14 @@ export class Publisher<T> {
   publish(msg: T, opts?: PublishOptions): Promise<void> {
     if (this.#closed)
       return Promise.reject(new ClosedError("ERR_CLOSED", `publisher of ${this.topic} is closed`));
+    if (opts?.msgId !== undefined && (opts.msgId === "" || Buffer.byteLength(opts.msgId) > 256)) {
+      return Promise.reject(
+        new MyelinError(
+          "ERR_INVALID_ARGUMENT",
+          `publisher of ${this.topic}: message id must be 1 to 256 bytes of UTF-8, got ${Buffer.byteLength(opts.msgId)}`,
+        ),
+      );
+    }
     if (opts?.msgId !== undefined && this.#in.persist === undefined) {
       return Promise.reject(
         new MyelinError(
