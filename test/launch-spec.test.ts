@@ -63,6 +63,18 @@ for (const file of specs("good")) {
   });
 }
 
+test("durable-topic settings in a spec come out as store rules, in the order given", () => {
+  const spec = loadSpec(join(DIR, "good", "with-topics.yaml"));
+  assert.deepEqual(spec.topics, [
+    { pattern: "/jobs/**", config: { mode: "work-queue", dedupWindowMs: 600000 } },
+    {
+      pattern: "/telemetry/*",
+      config: { retention: { maxAgeMs: 604800000, maxBytes: 10000000000 }, fsync: "batch", batchMs: 5 },
+    },
+    { pattern: "/alerts", config: { retention: { maxMessages: null } } },
+  ]);
+});
+
 test("includes merge under the including file, then the environment's overrides apply", () => {
   const spec = loadSpec(join(DIR, "good", "with-include.yaml"), { environment: "prod" });
   const unit = (n: string) => spec.units.find((u) => u.name === n)!;

@@ -175,6 +175,7 @@ test("work-queue topics remove what every consumer acknowledged", { timeout: 300
     topic: "/jobs/resize",
     type: "",
     config_json: JSON.stringify({ mode: "limits" }),
+    rule: false,
   });
   assert.equal(JSON.parse(r.config_json).mode, "limits");
   assert.ok(readdirSync(logDir).length >= 1);
@@ -220,6 +221,7 @@ test("per-topic retention from the store config, changed at runtime", { timeout:
     topic: "/telemetry/engine",
     type: "",
     config_json: JSON.stringify({ retention: { maxMessages: null, maxBytes: 1 << 20 }, fsync: "always" }),
+    rule: false,
   });
   assert.deepEqual(JSON.parse(r.config_json).retention, { maxAgeMs: 3_600_000, maxBytes: 1 << 20 });
   await assert.rejects(
@@ -227,11 +229,12 @@ test("per-topic retention from the store config, changed at runtime", { timeout:
       topic: "/telemetry/engine",
       type: "",
       config_json: JSON.stringify({ retention: { maxMsgs: 5 } }),
+      rule: false,
     }),
     /retention\.maxMsgs: unknown limit/,
   );
   await assert.rejects(
-    configure.call({ topic: "/nope", type: "", config_json: "{}" }),
+    configure.call({ topic: "/nope", type: "", config_json: "{}", rule: false }),
     /no durable topic \/nope/,
   );
 });
@@ -274,5 +277,56 @@ test(
       "no gap and nothing refused was stored",
     );
     await c.close();
+  },
+);
+
+test(
+  "pattern settings (from a launch spec or the CLI) apply to matching topics, now and after a restart",
+  {
+    timeout: 30000,
+  },
+  async () => {
+    using rt = tempRuntime();
+    {
+      await using w = await world(rt.dir, {
+        topics: [{ pattern: "/jobs/**", config: { dedupWindowMs: 0 } }],
+      });
+      const early = await w.node.createPublisher("/jobs/early", std_msgs.String, {
+        qos: { durability: "persistent" },
+      });
+      await early.publish({ data: "before the rule" });
+      const configure = w.node.createClient("/_store/configure", myelin_msgs.StoreConfigure);
+      const r = await configure.call({
+        topic: "/jobs/**",
+        type: "",
+        config_json: JSON.stringify({ mode: "work-queue", retention: { maxAgeMs: 3_600_000 } }),
+        rule: true,
+      });
+      // The rule comes before the store config's pattern of the same name (the first match applies).
+      assert.deepEqual(JSON.parse(r.config_json), {
+        mode: "work-queue",
+        retention: { maxAgeMs: 3_600_000 },
+        fsync: "always",
+        batchMs: 5,
+        dedupWindowMs: 120000,
+      });
+      // An open topic that matches takes the rule at once.
+      assert.equal(JSON.parse((await info(w.node, "/jobs/early")).config_json).mode, "work-queue");
+    }
+    {
+      // Rules are kept with the store.
+      await using w = await world(rt.dir);
+      const pub = await w.node.createPublisher("/jobs/late", std_msgs.String, {
+        qos: { durability: "persistent" },
+      });
+      await pub.publish({ data: "after the restart" });
+      const cfg = JSON.parse((await info(w.node, "/jobs/late")).config_json) as { mode: string };
+      assert.equal(cfg.mode, "work-queue");
+      const other = await w.node.createPublisher("/other", std_msgs.String, {
+        qos: { durability: "persistent" },
+      });
+      await other.publish({ data: "x" });
+      assert.equal(JSON.parse((await info(w.node, "/other")).config_json).mode, "limits");
+    }
   },
 );

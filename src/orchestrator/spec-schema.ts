@@ -213,6 +213,12 @@ export const LAUNCH_SPEC_SCHEMA: Schema = {
       additionalProperties: { $ref: "#/$defs/node" },
       description: "the nodes, by name",
     },
+    topics: {
+      type: "object",
+      additionalProperties: { $ref: "#/$defs/topic" },
+      description:
+        "settings of durable topics by pattern (`*` one level, `**` any): retention, work-queue mode, fsync, dedup window; the first matching pattern applies (docs/durable-topics.md)",
+    },
     environments: {
       type: "object",
       description: "per-environment overrides, chosen with `myelin up --env NAME` (or MYELIN_ENV)",
@@ -227,6 +233,38 @@ export const LAUNCH_SPEC_SCHEMA: Schema = {
   },
   $defs: {
     node: { type: "object", additionalProperties: false, properties: nodeProperties },
+    topic: {
+      type: "object",
+      additionalProperties: false,
+      properties: {
+        mode: {
+          type: "string",
+          enum: ["limits", "work-queue"],
+          description: "work-queue: a message is removed once every consumer acknowledged it",
+        },
+        retention: {
+          type: "object",
+          additionalProperties: false,
+          description: "whole old segments go once outside every limit; null lifts a broader limit",
+          properties: {
+            maxMessages: { type: ["integer", "null"], minimum: 1, description: "messages kept" },
+            maxBytes: { type: ["integer", "null"], minimum: 1, description: "bytes on disk kept" },
+            maxAgeMs: { type: ["integer", "null"], minimum: 1, description: "age of messages kept, ms" },
+          },
+        },
+        fsync: {
+          type: "string",
+          enum: ["always", "batch", "never"],
+          description: "when a persistent publish is confirmed",
+        },
+        batchMs: { type: "integer", minimum: 0, description: "group-commit bound of fsync batch, ms" },
+        dedupWindowMs: {
+          type: "integer",
+          minimum: 0,
+          description: "a message id seen within this many ms is stored once; 0: off",
+        },
+      },
+    },
   },
 };
 

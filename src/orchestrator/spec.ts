@@ -11,6 +11,7 @@ import { accessSync, constants, existsSync, readFileSync, statSync } from "node:
 import { delimiter, dirname, isAbsolute, join, resolve } from "node:path";
 import { isMap, isPair, isScalar, isSeq, LineCounter, parseDocument, type Node as YamlNode } from "yaml";
 import { MyelinError } from "../errors.js";
+import { parseTopicConfig, type TopicConfigRule } from "../store/topic-config.js";
 import { dependencyOrder } from "./order.js";
 import {
   childPath,
@@ -134,6 +135,8 @@ export interface LaunchSpec {
   environment: string | undefined;
   /** Units in start order (each after what it depends on). */
   units: UnitSpec[];
+  /** Settings of durable topics by pattern, in the order given (the first match applies). */
+  topics: TopicConfigRule[];
 }
 
 /** Options of loadSpec. */
@@ -303,6 +306,16 @@ function readInto(
     const abs = structuredClone(src);
     absolutize(abs, section, dirname(file));
     mergeInto(dst, abs, merged, doc, section, section);
+  }
+  // Durable-topic settings: an including file's pattern replaces an included one's, whole.
+  const topics = v["topics"];
+  if (isObj(topics)) {
+    if (!merged.pos.has("topics")) merged.pos.set("topics", posOf(doc, "topics"));
+    const dst = (merged.value["topics"] ??= {}) as Obj;
+    for (const [pattern, cfg] of Object.entries(topics)) {
+      dst[pattern] = structuredClone(cfg);
+      merged.pos.set(`topics.${pattern}`, posOf(doc, `topics.${pattern}`));
+    }
   }
 }
 
@@ -615,7 +628,20 @@ export function loadSpec(file: string, opts: LoadSpecOptions = {}): LaunchSpec {
         typeof first["stopGraceMs"] === "number" ? first["stopGraceMs"] : SPEC_DEFAULTS.stopGraceMs,
     };
   });
-  return { file: main, files, environment: env === "" ? undefined : env, units };
+  const topics: TopicConfigRule[] = [];
+  for (const [pattern, cfg] of Object.entries((merged.value["topics"] ?? {}) as Record<string, unknown>)) {
+    if (!pattern.startsWith("/")) {
+      reportKey(`topics.${pattern}`, `a topic pattern starts with '/', e.g. /${pattern}`);
+      continue;
+    }
+    try {
+      topics.push({ pattern, config: parseTopicConfig(cfg, `topics.${pattern}`) });
+    } catch (err) {
+      report(`topics.${pattern}`, (err as Error).message);
+    }
+  }
+  if (problems.length > 0) throw new SpecError(problems);
+  return { file: main, files, environment: env === "" ? undefined : env, units, topics };
 }
 
 function dedupe(ps: SpecProblem[]): SpecProblem[] {

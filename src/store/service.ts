@@ -19,6 +19,7 @@ import { DurableLog, type FsyncPolicy, type LogRecord, type RetentionOptions } f
 import {
   mergeTopicConfig,
   parseTopicConfig,
+  topicMatches,
   resolveTopicConfig,
   type ResolvedTopicConfig,
   type TopicConfig,
@@ -105,6 +106,7 @@ export class StoreService {
     if (opts.runtimeDir !== undefined) nodeOpts.runtimeDir = opts.runtimeDir;
     const node = await createNode(nodeOpts);
     const svc = new StoreService(opts, node);
+    await svc.#loadRuntimeRules();
     await node.createService("/_store/append", myelin_msgs.StoreAppend, (req) => svc.#append(req));
     await node.createService("/_store/fetch", myelin_msgs.StoreFetch, (req, ctx) =>
       svc.#fetch(req, ctx.timeoutMs),
@@ -206,7 +208,57 @@ export class StoreService {
     if (o.fsync !== undefined) legacy.fsync = o.fsync;
     if (o.batchMs !== undefined) legacy.batchMs = o.batchMs;
     if (o.retention !== undefined) legacy.retention = o.retention;
-    return resolveTopicConfig(topic, mergeTopicConfig(o.defaults, legacy), o.topics ?? [], own);
+    // Patterns set at runtime (e.g. by a launch spec) come before the store config's.
+    const rules = [...this.#runtimeRules, ...(o.topics ?? [])];
+    return resolveTopicConfig(topic, mergeTopicConfig(o.defaults, legacy), rules, own);
+  }
+
+  /** Pattern settings set through `/_store/configure` (a topic with `*`), kept in `<dataDir>/rules.json`. */
+  #runtimeRules: TopicConfigRule[] = [];
+
+  async #loadRuntimeRules(): Promise<void> {
+    const path = join(this.#opts.dataDir, "rules.json");
+    if (!existsSync(path)) return;
+    const raw = JSON.parse(await readFile(path, "utf8")) as { pattern: string; config: unknown }[];
+    this.#runtimeRules = raw.map((r) => ({
+      pattern: r.pattern,
+      config: parseTopicConfig(r.config, `${path}: ${r.pattern}`),
+    }));
+  }
+
+  /** Sets the settings of a topic pattern (replacing an earlier one of the same pattern) and applies them to open topics. */
+  async #configurePattern(pattern: string, change: TopicConfig): Promise<{ config_json: string }> {
+    if (!pattern.startsWith("/")) {
+      throw new MyelinError("ERR_BAD_CONFIG", `topic pattern ${pattern}: a topic pattern starts with '/'`);
+    }
+    const rest = this.#runtimeRules.filter((r) => r.pattern !== pattern);
+    this.#runtimeRules = [{ pattern, config: change }, ...rest];
+    const path = join(this.#opts.dataDir, "rules.json");
+    await writeFile(path + ".tmp", JSON.stringify(this.#runtimeRules) + "\n");
+    await rename(path + ".tmp", path);
+    for (const p of this.#topics.values()) {
+      const t = await p.catch(() => undefined);
+      if (t === undefined || !topicMatches(pattern, t.topic)) continue;
+      await this.#apply(t, t.own);
+    }
+    const effective = this.#resolve(pattern, {});
+    this.#opts.log?.(`durable topics ${pattern} settings: ${JSON.stringify(effective)}`);
+    return { config_json: JSON.stringify(effective) };
+  }
+
+  /** Makes `own` the topic's own settings and applies the result to its log. */
+  async #apply(t: TopicStore, own: TopicConfig): Promise<ResolvedTopicConfig> {
+    const before = t.config;
+    const config = this.#resolve(t.topic, own);
+    t.log.configure({ fsync: config.fsync, batchMs: config.batchMs, retention: config.retention });
+    t.own = own;
+    t.config = config;
+    if (config.dedupWindowMs !== before.dedupWindowMs) t.dedup = undefined;
+    if (config.mode === "work-queue") {
+      await this.#loadAllConsumers(t);
+      await this.#trimWorkQueue(t);
+    }
+    return config;
   }
 
   /** Writes topic.json again (type, own settings, whether ids are used), atomically. */
@@ -343,6 +395,7 @@ export class StoreService {
     topic: string;
     type: string;
     config_json: string;
+    rule: boolean;
   }): Promise<{ config_json: string }> {
     let raw: unknown;
     try {
@@ -351,6 +404,7 @@ export class StoreService {
       throw new MyelinError("ERR_BAD_CONFIG", `settings of ${req.topic} are not JSON: ${req.config_json}`);
     }
     const change = parseTopicConfig(raw, `settings of ${req.topic}`);
+    if (req.rule || req.topic.includes("*")) return this.#configurePattern(req.topic, change);
     const t = req.type === "" ? await this.#existing(req.topic) : await this.#open(req.topic, req.type);
     if (t === undefined) {
       throw new MyelinError(
@@ -358,17 +412,8 @@ export class StoreService {
         `no durable topic ${req.topic}; publish to it first, or give its type to create it`,
       );
     }
-    const own = mergeTopicConfig(t.own, change);
-    const config = this.#resolve(t.topic, own);
-    t.log.configure({ fsync: config.fsync, batchMs: config.batchMs, retention: config.retention });
-    t.own = own;
-    t.config = config;
-    if (change.dedupWindowMs !== undefined) t.dedup = undefined;
+    const config = await this.#apply(t, mergeTopicConfig(t.own, change));
     await this.#saveMeta(t);
-    if (config.mode === "work-queue") {
-      await this.#loadAllConsumers(t);
-      await this.#trimWorkQueue(t);
-    }
     this.#opts.log?.(`durable topic ${t.topic} settings: ${JSON.stringify(config)}`);
     return { config_json: JSON.stringify(config) };
   }

@@ -117,7 +117,8 @@ export const hubCommand: CommandSpec = {
         const storeOpts: StoreServiceOptions = {
           dataDir,
           defaults: storeConfig.defaults,
-          topics: storeConfig.rules,
+          // The launch spec's topic settings come before the store config's (the first match applies).
+          topics: [...(spec?.topics ?? []), ...storeConfig.rules],
           log: (line: string) => ctx.out(`${clock()} ${line}`),
         };
         if (fsyncOpt !== undefined) storeOpts.defaults = { ...storeConfig.defaults, fsync: fsyncOpt };

@@ -188,6 +188,28 @@ export const upCommand: CommandSpec = {
         ctx.err(`started the hub in the background (pid ${child.pid ?? "?"}; log ${logFile})`);
       }
       await supervisorReady(ctx, node, hubUp ? HUB_TIMEOUT_MS : 15000);
+      if (spec.topics.length > 0) {
+        // Durable-topic settings go to the store first, so the nodes' topics start with them.
+        const store = await unlessInterrupted(node.waitForServer("/_store/configure", 5000), ctx.signal);
+        if (!store) {
+          throw new MyelinError(
+            "ERR_NO_SERVER",
+            `${file}: topics: the hub runs no store for durable topics; start it without --no-store`,
+          );
+        }
+        const configure = node.createClient("/_store/configure", myelin_msgs.StoreConfigure, {
+          timeoutMs: 10000,
+        });
+        // Last first: the store puts each new rule in front, so the spec's first pattern ends first.
+        for (const r of [...spec.topics].reverse()) {
+          await configure.call({
+            topic: r.pattern,
+            type: "",
+            config_json: JSON.stringify(r.config),
+            rule: true,
+          });
+        }
+      }
       const client = node.createClient("/_supervisor/apply", myelin_msgs.SupervisorApply, {
         timeoutMs: waitMs + 15000,
       });

@@ -747,7 +747,7 @@ export const topicConfigCommand: CommandSpec = {
       }
       const r = await node
         .createClient("/_store/configure", myelin_msgs.StoreConfigure, { timeoutMs: 10000 })
-        .call({ topic, type: typeName ?? "", config_json: JSON.stringify(change) });
+        .call({ topic, type: typeName ?? "", config_json: JSON.stringify(change), rule: false });
       if (boolOpt(inv, "json")) ctx.out(r.config_json);
       else ctx.out(`${topic}: ${describeSettings(r.config_json)}`);
       return 0;

@@ -115,11 +115,13 @@ const StoreInfo = defineService(
 );
 /**
  * Changes a durable topic's settings (`config_json`: mode, retention, fsync, batchMs,
- * dedupWindowMs; a retention limit set to null is removed). Replies with the effective settings.
+ * dedupWindowMs; a retention limit set to null is removed). With `rule` (or a `*` in `topic`),
+ * `topic` is a pattern and the settings apply to every topic it matches (kept as a rule, replacing
+ * an earlier rule of the same pattern). Replies with the effective settings.
  */
 const StoreConfigure = defineService(
   "myelin_msgs/StoreConfigure",
-  { topic: t.string(), type: t.string(), config_json: t.string() },
+  { topic: t.string(), type: t.string(), config_json: t.string(), rule: t.bool() },
   { config_json: t.string() },
 );
 
