@@ -174,7 +174,12 @@ test(
         .split("\n")
         .filter((l) => l.includes('"stop"'))
         .map((l) => (JSON.parse(l) as { name: string }).name);
-      assert.deepEqual(stops, ["side", "app"]);
+      const hubLog = join(dir, "hub.log");
+      assert.deepEqual(
+        stops,
+        ["side", "app"],
+        readFileSync(events, "utf8") + (existsSync(hubLog) ? readFileSync(hubLog, "utf8") : ""),
+      );
     } finally {
       killAll(dir, pids);
     }

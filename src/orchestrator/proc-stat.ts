@@ -66,9 +66,13 @@ export function procUsage(pid: number): ProcUsage | undefined {
   return { cpuMs: ((utime + stime) * 1000) / TICKS_PER_S, rssBytes: rssPages * 4096 };
 }
 
-/** True if `pid` is alive and is the process that had `startTime` (when known). */
+/**
+ * True if `pid` is running and is the process that had `startTime` (when known). A zombie is not
+ * running: a process that exited and whose parent (for adopted processes often an init that reaps
+ * late, in containers) has not reaped it yet.
+ */
 export function sameProcess(pid: number, startTime: string | undefined): boolean {
-  if (!pidAlive(pid)) return false;
+  if (!processRunning(pid)) return false;
   if (startTime === undefined) return true; // nothing to compare with (not Linux)
   return procStartTime(pid) === startTime;
 }

@@ -900,6 +900,9 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
     this.#spec = saved.spec;
     if (saved.spec === undefined) return;
     const units = new Map(saved.spec.units.map((u) => [u.name, u]));
+    // Every saved instance is in the table before any is followed up: an adopted process turning
+    // ready makes the supervisor reconcile, which must not start a second copy of one not yet adopted.
+    const adopted: Instance[] = [];
     for (const s of saved.instances) {
       const u = units.get(s.unit);
       if (u === undefined || s.pid <= 0) continue;
@@ -916,12 +919,13 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
         inst.log.note(`[myelin] ${keyOf(u.name, s.replica)} adopted (pid ${s.pid}) after a hub restart`);
         this.#say(`${keyOf(u.name, s.replica)} adopted (pid ${s.pid})`);
         this.#instances.set(keyOf(u.name, s.replica), inst);
-        this.#afterStart(inst);
+        adopted.push(inst);
       } else {
         inst.detail = "was gone when the hub restarted";
         this.#instances.set(keyOf(u.name, s.replica), inst);
       }
     }
+    for (const inst of adopted) this.#afterStart(inst);
     this.#say(
       `resumed ${saved.spec.file}: ${[...this.#instances.values()].filter((i) => i.adopted).length} process(es) adopted`,
     );
