@@ -21,7 +21,10 @@ if (files.length === 0) {
   console.error("no test files matched", filters);
   process.exit(1);
 }
-const r = spawnSync(process.execPath, ["--test", "--test-concurrency=2", "--test-timeout=60000", ...files], {
+// --test-timeout bounds every test without its own timeout and every test file as a whole: a file
+// of many multi-process tests can take minutes on a loaded 2-core machine; each test keeps its own,
+// tighter bound.
+const r = spawnSync(process.execPath, ["--test", "--test-concurrency=2", "--test-timeout=180000", ...files], {
   stdio: "inherit",
 });
 process.exit(r.status ?? 1);

@@ -26,7 +26,7 @@ function myelin(dir: string, args: string[]): Promise<{ code: number; stdout: st
 
 test(
   "myelin param list/get/set reach a running node, which sees the change",
-  { timeout: 30000 },
+  { timeout: 60000 }, // seven CLI processes in turn
   async () => {
     using rt = tempRuntime();
     await using _hub = await Hub.start({ runtimeDir: rt.dir });
