@@ -70,13 +70,7 @@ async function run(role: object, o: DurableBenchOptions, timeoutMs = 120000): Pr
 
 /** Starts nats-server with JetStream in `dir` on `port`; resolves once it accepts connections. */
 async function startNats(dir: string, port: number, o: DurableBenchOptions): Promise<ChildProcess> {
-  const bin = ["/usr/sbin/nats-server", "/usr/bin/nats-server", "/usr/local/bin/nats-server"].find(
-    existsSync,
-  );
-  const child = spawn(bin ?? "nats-server", ["-a", "127.0.0.1", "-p", String(port), "-js", "-sd", dir], {
-    stdio: "ignore",
-  });
-  o.track(child);
+  const child = spawnNatsNoWait(dir, port, o);
   await waitForPort(port, 10000, "nats-server", () =>
     child.exitCode !== null ? `nats-server exited (${child.exitCode}); is it installed?` : undefined,
   );

@@ -144,6 +144,19 @@ export const topicInfoCommand: CommandSpec = {
   },
 };
 
+/**
+ * Throws unless the hub's store serves `service`.
+ * @throws MyelinError ERR_NO_SERVER naming the fix
+ */
+function requireStore(graph: GraphSnapshot, service: string): void {
+  if (!graph.nodes.some((n) => n.services.some((s) => s.service === service))) {
+    throw new MyelinError(
+      "ERR_NO_SERVER",
+      "no store runs with the hub: durable topics need `myelin hub` with its store (the default)",
+    );
+  }
+}
+
 /** One line for a durable topic's settings (the store's JSON). */
 function describeSettings(json: string): string {
   const c = JSON.parse(json) as {
@@ -614,12 +627,7 @@ export const topicReadCommand: CommandSpec = {
       }
     }
     return withNode(ctx, inv, "topic_read", async (node, graph) => {
-      if (!graph.nodes.some((n) => n.services.some((s) => s.service === "/_store/read"))) {
-        throw new MyelinError(
-          "ERR_NO_SERVER",
-          "no store runs with the hub: durable topics need `myelin hub` with its store (the default)",
-        );
-      }
+      requireStore(graph, "/_store/read");
       const r = await node
         .createClient("/_store/read", myelin_msgs.StoreRead, { timeoutMs: 10000 })
         .call({ topic, from_seq: from, from_time_ms: fromTime, max: Math.min(count, 10000) });
@@ -739,12 +747,7 @@ export const topicConfigCommand: CommandSpec = {
     const typeName = strOpt(inv, "type");
     if (typeName !== undefined) resolveMessageType(typeName);
     return withNode(ctx, inv, "topic_config", async (node, graph) => {
-      if (!graph.nodes.some((n) => n.services.some((s) => s.service === "/_store/configure"))) {
-        throw new MyelinError(
-          "ERR_NO_SERVER",
-          "no store runs with the hub: durable topics need `myelin hub` with its store (the default)",
-        );
-      }
+      requireStore(graph, "/_store/configure");
       const r = await node
         .createClient("/_store/configure", myelin_msgs.StoreConfigure, { timeoutMs: 10000 })
         .call({ topic, type: typeName ?? "", config_json: JSON.stringify(change), rule: false });
