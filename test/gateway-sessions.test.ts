@@ -7,26 +7,13 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
-import { createServer } from "node:net";
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
-import { fileURLToPath } from "node:url";
-import mqtt, { type IClientOptions, type MqttClient } from "mqtt";
+import mqtt, { type MqttClient } from "mqtt";
 import { verifyPassword } from "../src/gateway/mqtt-auth.js";
-import { Proc, tempRuntime, until } from "./helpers.js";
-
-const CLI = fileURLToPath(new URL("../../bin/myelin", import.meta.url));
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once("error", reject);
-    s.listen(0, "127.0.0.1", () => {
-      const p = (s.address() as { port: number }).port;
-      s.close(() => resolve(p));
-    });
-  });
-}
+import { freePort } from "./bridge-peers.js";
+import { tempRuntime, until, type Proc } from "./helpers.js";
+import { CLI, connectMqtt as connect, startGatewayHub } from "./mqtt-hub.js";
 
 function cli(
   args: string[],
@@ -43,25 +30,6 @@ function cli(
   );
 }
 
-async function connect(
-  port: number,
-  opts: IClientOptions,
-): Promise<{ client: MqttClient; sessionPresent: boolean }> {
-  const client = mqtt.connect({
-    host: "127.0.0.1",
-    port,
-    protocolVersion: 4,
-    reconnectPeriod: 0,
-    connectTimeout: 10000,
-    ...opts,
-  });
-  const sessionPresent = await new Promise<boolean>((resolve, reject) => {
-    client.once("connect", (ack) => resolve(ack.sessionPresent));
-    client.once("error", reject);
-  });
-  return { client, sessionPresent };
-}
-
 test(
   "queued QoS 1 messages of a persistent session survive kill -9 of the hub; gateway status and hash-password",
   { timeout: 45000 },
@@ -69,20 +37,7 @@ test(
     using rt = tempRuntime();
     const env = { MYELIN_RUNTIME_DIR: rt.dir, MYELIN_DATA_DIR: join(rt.dir, "data") };
     const port = await freePort();
-    const startHub = async (): Promise<Proc> => {
-      const p = new Proc(CLI, ["hub", "--mqtt-port", String(port), "--no-store"], { ...env });
-      await p.waitFor(
-        (l) => l.event === "text" && /MQTT gateway listening on mqtt:\/\//.test(String(l["text"])),
-        15000,
-        "the gateway to listen",
-      );
-      await p.waitFor(
-        (l) => l.event === "text" && /MQTT gateway: 0 mapping rules/.test(String(l["text"])),
-        15000,
-        "the gateway to start",
-      );
-      return p;
-    };
+    const startHub = (): Promise<Proc> => startGatewayHub(port, env);
     const clients: MqttClient[] = [];
     let hub = await startHub();
     try {

@@ -31,6 +31,7 @@ import { decodeExternal, TopicMap, type MappingSpec } from "./mapping.js";
 import { MyelinPort } from "./myelin-port.js";
 import { Authenticator, unshare, type AuthSpec, type Principal } from "./mqtt-auth.js";
 import { ConnectionRate, guardPacketSize, resolveLimits, type MqttLimits } from "./mqtt-limits.js";
+import { deliverOncePerPacket } from "./mqtt-delivery.js";
 import { FilePersistence } from "./mqtt-persistence.js";
 import { withSharedSubscriptions, type MessageRouter } from "./mqtt-shared-subs.js";
 
@@ -310,6 +311,7 @@ export class MqttGateway {
     }
     this.#transports.set(stream, transport);
     const client = this.#broker.handle(stream, req) as unknown as { _parser: unknown };
+    deliverOncePerPacket(client);
     // Refuse a packet whose header says it is too large, before buffering it (1 KiB for the topic and header).
     guardPacketSize(client._parser, this.#limits.maxMessageBytes + 1024, (cmd, length) => {
       this.#port?.reject(

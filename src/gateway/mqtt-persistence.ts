@@ -129,6 +129,9 @@ function packetFromJson(v: unknown): StoredPacket {
   return o as StoredPacket;
 }
 
+/** The broker id of stored PUBREL entries, whose counter is their message id. */
+const PUBREL_BROKER_ID = "pubrel";
+
 async function drain<T>(s: Readable): Promise<T[]> {
   const out: T[] = [];
   for await (const x of s) out.push(x as T);
@@ -256,6 +259,14 @@ export class FilePersistence extends AsyncPersistence {
       if (subs.length > 0) add({ o: "sub", c, s: subs });
       for (const p of await drain<StoredPacket>(super.outgoingStream(ref))) {
         add({ o: "enq", c: [c], p: packetToJson(p) });
+        // Queueing drops the message id; a message in flight (or its PUBREL) keeps its own.
+        if (p.messageId !== undefined) {
+          add({
+            o: "upd",
+            c,
+            p: { cmd: p.cmd, brokerId: p.brokerId, brokerCounter: p.brokerCounter, messageId: p.messageId },
+          });
+        }
       }
       for (const m of this.#incomingIds.get(c) ?? []) {
         const p = await super.incomingGetPacket(ref, { messageId: m }).catch(() => undefined);
@@ -408,15 +419,20 @@ export class FilePersistence extends AsyncPersistence {
     if (this.#queuedEarly.delete(`${early.brokerId}:${early.brokerCounter}`)) return;
     if (subs.length === 0) return;
     await this.#wait();
-    // Queued at the QoS of each subscription, not above it (MQTT-3.8.4-6): aedes delivers a
-    // queued message as it was stored.
-    const byQos = new Map<number, { clientId: string }[]>();
+    // Queued once per client (overlapping subscriptions match a topic more than once), at the
+    // highest QoS of its matching subscriptions but not above the message's (MQTT-3.8.4-6): aedes
+    // delivers a queued message as it was stored.
+    const qosOf = new Map<string, number>();
     for (const s of subs) {
-      this.#clients.add(s.clientId);
       const q = Math.min(packet.qos, s.qos ?? packet.qos);
+      qosOf.set(s.clientId, Math.max(q, qosOf.get(s.clientId) ?? 0));
+    }
+    const byQos = new Map<number, { clientId: string }[]>();
+    for (const [clientId, q] of qosOf) {
+      this.#clients.add(clientId);
       let list = byQos.get(q);
       if (list === undefined) byQos.set(q, (list = []));
-      list.push({ clientId: s.clientId });
+      list.push({ clientId });
     }
     const work: Promise<void>[] = [];
     for (const [q, list] of byQos) {
@@ -429,13 +445,31 @@ export class FilePersistence extends AsyncPersistence {
 
   override async outgoingUpdate(client: ClientRef, packet: StoredPacket): Promise<void> {
     await this.#wait();
-    const r = super.outgoingUpdate(client, packet);
+    // aedes-persistence finds the entry to update by broker id and counter, or else replaces the
+    // entry with the same message id. A PUBREL has neither id nor counter, so it matched the first
+    // PUBREL already stored and took over its message id: that message never completed. A PUBREL
+    // is stored as a copy keyed by its message id (aedes' own object is not kept to be changed).
+    const p: StoredPacket =
+      packet.cmd === "pubrel" && packet.messageId !== undefined
+        ? {
+            cmd: "pubrel",
+            messageId: packet.messageId,
+            brokerId: PUBREL_BROKER_ID,
+            brokerCounter: packet.messageId,
+            topic: "",
+            payload: Buffer.alloc(0),
+            qos: 1,
+            retain: false,
+            dup: false,
+          }
+        : packet;
+    const r = super.outgoingUpdate(client, p);
     const j = r.then(
       () =>
         this.#journal({
           o: "upd",
           c: client.id,
-          p: { brokerId: packet.brokerId, brokerCounter: packet.brokerCounter, messageId: packet.messageId },
+          p: { cmd: p.cmd, brokerId: p.brokerId, brokerCounter: p.brokerCounter, messageId: p.messageId },
         }),
       () => undefined,
     );
