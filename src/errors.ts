@@ -31,6 +31,7 @@ export const ERROR_CODES = [
   "ERR_QUEUE_FULL",
   "ERR_BROKER",
   "ERR_UNAVAILABLE",
+  "ERR_LOCKED",
 ] as const;
 
 /** A stable error code; see docs/errors.md. */

@@ -11,7 +11,7 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { main } from "../src/tools/cli.js";
 import { processRunning, type ProcessRow } from "../src/orchestrator/index.js";
-import { procStartTime, sameProcess } from "../src/orchestrator/proc-stat.js";
+import { procStartTime, sameProcess } from "../src/store/proc-stat.js";
 import { fixture, tempRuntime } from "./helpers.js";
 
 const BIN = fileURLToPath(new URL("../../bin/myelin", import.meta.url));

@@ -429,3 +429,50 @@ test("appends beyond maxPendingBytes are refused with ERR_BACKPRESSURE, the othe
   for (const r of refused) assert.equal((r.reason as MyelinError).code, "ERR_BACKPRESSURE");
   assert.equal(log.last, ok);
 });
+
+test("recovery logs what it cuts: a torn tail briefly; damage before more records loudly, with the bytes saved aside", async () => {
+  using tmp = tempDir();
+  const src = join(tmp.dir, "src");
+  {
+    await using log = await DurableLog.open({ dir: src, fsync: "never" });
+    await appendN(log, 1, 10);
+  }
+  const name = segFiles(src)[0]!;
+  const bytes = readFileSync(join(src, name));
+  const recs = scan(join(src, name));
+
+  // A torn tail: the last record is cut short.
+  const torn = join(tmp.dir, "torn");
+  mkdirSync(torn);
+  writeFileSync(join(torn, name), bytes.subarray(0, bytes.length - 3));
+  const tornLines: string[] = [];
+  {
+    await using log = await DurableLog.open({ dir: torn, log: (l) => tornLines.push(l) });
+    assert.equal(log.last, 9);
+  }
+  assert.equal(tornLines.length, 1);
+  assert.match(tornLines[0]!, /cut a torn tail of \d+ bytes .*never acknowledged; the log ends at seq 9/);
+  assert.deepEqual(segFiles(torn), [name]);
+  assert.equal(readdirSync(torn).length, 1, "nothing saved aside for a torn tail");
+
+  // Damage in the middle (as when a second writer appended at the same offsets): records 5..10 are
+  // cut, saved byte for byte, and the cut is logged with where and why.
+  const damaged = join(tmp.dir, "damaged");
+  mkdirSync(damaged);
+  const bad = Buffer.from(bytes);
+  const at = recs[4]!.offset;
+  bad.writeUInt8(bad.readUInt8(at + recs[4]!.size - 1) ^ 0xff, at + recs[4]!.size - 1);
+  writeFileSync(join(damaged, name), bad);
+  const lines: string[] = [];
+  {
+    await using log = await DurableLog.open({ dir: damaged, log: (l) => lines.push(l) });
+    assert.equal(log.last, 4);
+    assertRecords(await log.read(1, 100), 1, 4);
+  }
+  assert.equal(lines.length, 1);
+  assert.match(lines[0]!, new RegExp(`DAMAGED at byte ${at} \\(record checksum mismatch\\)`));
+  assert.match(lines[0]!, /keeping seqs up to 4/);
+  const saved = join(damaged, `${name}.damaged-${at}`);
+  assert.deepEqual(readFileSync(saved), bad.subarray(at));
+  assert.equal(statSync(join(damaged, name)).size, at);
+});

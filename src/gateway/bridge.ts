@@ -226,6 +226,7 @@ export class BridgeEngine implements Bridge {
       };
       if (q.maxMessages !== undefined) qo.maxMessages = q.maxMessages;
       if (q.maxBytes !== undefined) qo.maxBytes = q.maxBytes;
+      qo.log = (line) => e.#log(`bridge ${e.name}: ${line}`);
       e.#queue = await OfflineQueue.open(qo);
       const rec = e.#queue.stats().recovered;
       if (rec > 0) e.#log(`bridge ${e.name}: ${rec} queued messages from before the restart will be sent`);

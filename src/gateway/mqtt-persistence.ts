@@ -23,6 +23,7 @@ import {
 import { createRequire } from "node:module";
 import { join } from "node:path";
 import type { Readable } from "node:stream";
+import { DirLock, type DirLockOptions } from "../store/dir-lock.js";
 
 const require = createRequire(import.meta.url);
 
@@ -149,6 +150,7 @@ export class FilePersistence extends AsyncPersistence {
   #flushScheduled = false;
   #gate: Promise<void> | undefined;
   #replaying = false;
+  #lock: DirLock | undefined;
   /** Clients with any state, for snapshots. */
   readonly #clients = new Set<string>();
   readonly #incomingIds = new Map<string, Set<number>>();
@@ -170,6 +172,9 @@ export class FilePersistence extends AsyncPersistence {
     await super.setup(broker);
     if (this.#path === undefined) return;
     mkdirSync(this.#opts.dir!, { recursive: true });
+    const lockOpts: DirLockOptions = { what: "the MQTT gateway's sessions of a myelin hub" };
+    if (this.#opts.log !== undefined) lockOpts.log = this.#opts.log;
+    this.#lock = DirLock.acquire(this.#opts.dir!, lockOpts);
     if (existsSync(this.#path)) await this.#replay(readFileSync(this.#path));
     await this.#rewrite();
   }
@@ -555,6 +560,7 @@ export class FilePersistence extends AsyncPersistence {
       closeSync(this.#fd);
       this.#fd = undefined;
     }
+    this.#lock?.release();
     await super.destroy();
   }
 }

@@ -162,3 +162,18 @@ test("offline queue: a half-acknowledged run across generations resumes exactly 
   );
   await q2.close();
 });
+
+test("offline queue: a second open of the same directory is refused while the first is open", async () => {
+  using t = tempDir();
+  const q = await OfflineQueue.open({ dir: t.dir });
+  await assert.rejects(
+    OfflineQueue.open({ dir: t.dir }),
+    (e: unknown) =>
+      e instanceof MyelinError && e.code === "ERR_LOCKED" && e.message.includes(`pid ${process.pid}`),
+  );
+  await q.append("a/1", 1, bytes("kept"));
+  await q.close();
+  const again = await OfflineQueue.open({ dir: t.dir });
+  assert.equal(again.stats().messages, 1);
+  await again.close();
+});

@@ -23,6 +23,8 @@ import { join } from "node:path";
 import { ClosedError, MyelinError, TimeoutError } from "../errors.js";
 import { DurableLog, type FsyncPolicy } from "../store/log.js";
 import type { StoreFs } from "../store/fs.js";
+import { writeFileAtomic } from "../store/atomic-file.js";
+import { DirLock, type DirLockOptions } from "../store/dir-lock.js";
 
 /** Options of `OfflineQueue.open`. */
 export interface OfflineQueueOptions {
@@ -38,6 +40,8 @@ export interface OfflineQueueOptions {
   generationBytes?: number;
   /** File operations of the logs (default: node:fs); tests inject faults through it. */
   fs?: StoreFs;
+  /** Recovery events: a stale lock taken over, a damaged log cut. */
+  log?: (line: string) => void;
 }
 
 /** Defaults of OfflineQueueOptions. */
@@ -170,8 +174,11 @@ export class OfflineQueue {
   #spaceWaiters: (() => void)[] = [];
   #closed = false;
   #closing: Promise<void> | undefined;
+  #lock: DirLock | undefined;
+  readonly #log: ((line: string) => void) | undefined;
 
   private constructor(opts: OfflineQueueOptions) {
+    this.#log = opts.log;
     this.#dir = opts.dir;
     this.#maxMessages = opts.maxMessages ?? OFFLINE_QUEUE_DEFAULTS.maxMessages;
     this.#maxBytes = opts.maxBytes ?? OFFLINE_QUEUE_DEFAULTS.maxBytes;
@@ -195,7 +202,12 @@ export class OfflineQueue {
     positiveInt("maxBytes", opts.maxBytes);
     positiveInt("generationBytes", opts.generationBytes);
     const q = new OfflineQueue(opts);
-    await q.#recover();
+    try {
+      await q.#recover();
+    } catch (e) {
+      await q.close().catch(() => undefined);
+      throw e;
+    }
     return q;
   }
 
@@ -211,6 +223,9 @@ export class OfflineQueue {
         },
       );
     }
+    const lockOpts: DirLockOptions = { what: `an offline queue (${this.#dir})` };
+    if (this.#log !== undefined) lockOpts.log = this.#log;
+    this.#lock = DirLock.acquire(this.#dir, lockOpts);
     try {
       this.#queueId = (await readFile(join(this.#dir, "id"), "utf8")).trim();
     } catch {
@@ -218,8 +233,7 @@ export class OfflineQueue {
     }
     if (!/^[0-9a-f]{16}$/.test(this.#queueId)) {
       this.#queueId = randomBytes(8).toString("hex");
-      await writeFile(join(this.#dir, "id.tmp"), this.#queueId + "\n");
-      await rename(join(this.#dir, "id.tmp"), join(this.#dir, "id"));
+      await writeFileAtomic(join(this.#dir, "id"), this.#queueId + "\n");
     }
     const names = await readdir(this.#dir);
     // Leftovers of a deletion a crash interrupted.
@@ -264,6 +278,7 @@ export class OfflineQueue {
       segmentBytes: Math.max(this.#genBytes * 2, 64 * 1024),
     };
     if (this.#fs !== undefined) logOpts.fs = this.#fs;
+    if (this.#log !== undefined) logOpts.log = this.#log;
     const log = await DurableLog.open(logOpts);
     let floor = 0;
     const acked = new Set<number>();
@@ -605,6 +620,7 @@ export class OfflineQueue {
         await g.saving?.catch(() => undefined);
         await g.log.close();
       }
+      this.#lock?.release();
     })();
     return this.#closing;
   }

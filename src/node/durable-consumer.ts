@@ -251,7 +251,8 @@ export class DurableConsumer<T> {
     } else this.#queue.push(m);
   }
 
-  readonly #settler = (seq: number, nack: boolean, delay: number): Promise<void> => this.#settle(seq, nack, delay);
+  readonly #settler = (seq: number, nack: boolean, delay: number): Promise<void> =>
+    this.#settle(seq, nack, delay);
 
   /** Queues an ack (or nack) for the next batch; every settlement of one batch shares its promise. */
   #settle(seq: number, nack: boolean, delay: number): Promise<void> {

@@ -149,6 +149,8 @@ function resolveName(name: string, what: string): string {
   return n;
 }
 
+/** How long a persistent publish waits for a store that answered before to come back (hub restart). */
+const STORE_RESTART_WAIT_MS = 10000;
 const CREDIT_MSGS = 16384;
 const GROUP_CREDIT_MSGS = 1024;
 const CREDIT_BYTES = 32 * 1024 * 1024;
@@ -382,6 +384,8 @@ export class Node extends EventEmitter<NodeEvents> implements CallRouter {
       waiters: { resolve: () => void; reject: (e: unknown) => void }[];
     }
   >();
+  /** A store answered an append of this node (so its absence now means it is restarting). */
+  #storeSeen = false;
   #storeClient:
     | ServiceClient<
         { topic: string; type: string; payloads: Uint8Array[]; msg_ids: string[] },
@@ -780,19 +784,38 @@ export class Node extends EventEmitter<NodeEvents> implements CallRouter {
       timeoutMs: 10000,
       breaker: false,
     });
-    try {
-      await this.#storeClient.call({ topic, type: b.type, payloads: b.payloads, msg_ids: b.ids ?? [] });
-      for (const w of b.waiters) w.resolve();
-    } catch (err) {
-      const e =
-        err instanceof MyelinError && err.code === "ERR_NO_SERVER"
-          ? new ServiceError(
-              "ERR_NO_SERVER",
-              `persistent topic ${topic}: no store runs; start the hub with a data directory (\`myelin hub --data-dir DIR\`)`,
-              { cause: err },
-            )
-          : err;
-      for (const w of b.waiters) w.reject(e);
+    const client = this.#storeClient;
+    // While the hub (and its store) restarts, a store that answered before is gone for a moment:
+    // the append has not reached any store, so it is safe to wait for it and send it then.
+    const deadline = Date.now() + STORE_RESTART_WAIT_MS;
+    for (;;) {
+      try {
+        await client.call({ topic, type: b.type, payloads: b.payloads, msg_ids: b.ids ?? [] });
+        this.#storeSeen = true;
+        for (const w of b.waiters) w.resolve();
+        return;
+      } catch (err) {
+        const noStore = err instanceof MyelinError && err.code === "ERR_NO_SERVER";
+        if (noStore && this.#storeSeen && !this.#closed && Date.now() < deadline) {
+          if (await client.waitForService(deadline - Date.now()).catch(() => false)) continue;
+        }
+        let e = err;
+        if (noStore) {
+          e = this.#storeSeen
+            ? new ServiceError(
+                "ERR_UNAVAILABLE",
+                `persistent topic ${topic}: the store is restarting and was not back within ${STORE_RESTART_WAIT_MS} ms; the message was not stored, publish it again`,
+                { cause: err },
+              )
+            : new ServiceError(
+                "ERR_NO_SERVER",
+                `persistent topic ${topic}: no store runs; start the hub with a data directory (\`myelin hub --data-dir DIR\`)`,
+                { cause: err },
+              );
+        }
+        for (const w of b.waiters) w.reject(e);
+        return;
+      }
     }
   }
 
@@ -1020,7 +1043,11 @@ export class Node extends EventEmitter<NodeEvents> implements CallRouter {
   async waitForServer(name: string, timeoutMs: number): Promise<boolean> {
     if (inproc.service(name) !== undefined) return true;
     try {
-      await this.waitForGraph(() => this.#servers(name).length > 0, timeoutMs);
+      // A server in this process is called directly; the graph update of its node says it is there.
+      await this.waitForGraph(
+        () => inproc.service(name) !== undefined || this.#servers(name).length > 0,
+        timeoutMs,
+      );
       return true;
     } catch {
       return false;

@@ -25,7 +25,7 @@ export {
   procUsage,
   sameProcess,
   type ProcUsage,
-} from "./proc-stat.js";
+} from "../store/proc-stat.js";
 export { LogRing, type LogRingOptions } from "./log-ring.js";
 export { runProbe, ProbeLoop, type ProbeEnv, type ProbeResult } from "./health.js";
 export {

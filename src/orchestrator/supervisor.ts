@@ -31,7 +31,7 @@ import { createNode, type GraphSnapshot, type Node, type NodeRecord, type Publis
 import { runtimeDir as defaultRuntimeDir } from "../node/config.js";
 import { ProbeLoop } from "./health.js";
 import { LogRing } from "./log-ring.js";
-import { processRunning, procStartTime, procUsage, sameProcess } from "./proc-stat.js";
+import { processRunning, procStartTime, procUsage, sameProcess } from "../store/proc-stat.js";
 import { findExecutable, type LaunchSpec, type UnitSpec } from "./spec.js";
 
 /** Topic where the output of supervised processes is published. */

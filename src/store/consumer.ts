@@ -261,7 +261,7 @@ class DeadlineHeap {
  */
 export class ConsumerState {
   /** The validated options. */
-  readonly options: Readonly<ResolvedConsumerOptions>;
+  #options: Readonly<ResolvedConsumerOptions>;
   #floor: number;
   /** Handled seqs above the floor. */
   readonly #handled = new Set<number>();
@@ -286,7 +286,7 @@ export class ConsumerState {
    * @throws MyelinError ERR_INVALID_ARGUMENT for bad options, start seq or snapshot.
    */
   constructor(opts: ConsumerOptions, from: { startSeq: number } | { snapshot: ConsumerSnapshot }) {
-    this.options = Object.freeze(resolveConsumerOptions(opts));
+    this.#options = Object.freeze(resolveConsumerOptions(opts));
     if ("startSeq" in from) {
       checkSeq("startSeq", from.startSeq, 1);
       this.#floor = from.startSeq - 1;
@@ -313,6 +313,20 @@ export class ConsumerState {
       this.#advanceFloor();
     }
     this.#next = this.#floor + 1;
+  }
+
+  /** Ack timeout, redelivery limit and window (resolved). */
+  get options(): Readonly<ResolvedConsumerOptions> {
+    return this.#options;
+  }
+
+  /**
+   * Changes the options (a consumer loaded with defaults, e.g. re-attached by an ack after a
+   * restart, then fetches with its own); deliveries already out keep their deadlines.
+   * @throws MyelinError ERR_INVALID_ARGUMENT for bad options
+   */
+  configure(opts: ConsumerOptions): void {
+    this.#options = Object.freeze(resolveConsumerOptions(opts));
   }
 
   /** Every seq <= floor is handled (acked or dead-lettered); 0 = none. */
@@ -401,6 +415,22 @@ export class ConsumerState {
     const e = this.#pending.get(seq);
     if (e === undefined) return this.isHandled(seq) ? "already-handled" : "not-delivered";
     this.#remove(seq, e);
+    this.#acked++;
+    this.#markHandled(seq);
+    return "acked";
+  }
+
+  /**
+   * Acknowledges `seq` although it is not pending: pending deliveries are not kept across a
+   * restart of the store, so a consumer acking a message it got before the restart lands here.
+   * The message is marked handled (not delivered again) if it is in the log and not handled yet.
+   * @param lastSeqInLog the newest seq in the log; a seq above it was never delivered
+   * @returns `"acked"`, `"already-handled"`, or `"not-delivered"` for a seq above the log
+   */
+  ackUndelivered(seq: number, lastSeqInLog: number): AckResult {
+    if (this.#pending.has(seq)) return this.ack(seq);
+    if (this.isHandled(seq)) return "already-handled";
+    if (!Number.isSafeInteger(seq) || seq < 1 || seq > lastSeqInLog) return "not-delivered";
     this.#acked++;
     this.#markHandled(seq);
     return "acked";

@@ -62,6 +62,8 @@ export interface DurableLogOptions {
   fs?: StoreFs;
   /** Clock for timestamps and age retention, in ms since the Unix epoch (default `Date.now`). */
   clock?: () => number;
+  /** What recovery cut off, and why (a torn tail, or damage whose bytes were saved aside). */
+  log?: (line: string) => void;
 }
 
 /** Options of one append. */
@@ -189,6 +191,7 @@ export class DurableLog {
   readonly #dir: string;
   readonly #fs: StoreFs;
   readonly #clock: () => number;
+  readonly #log: ((line: string) => void) | undefined;
   #fsync: FsyncPolicy;
   #batchMs: number;
   readonly #segmentBytes: number;
@@ -219,6 +222,7 @@ export class DurableLog {
     this.#dir = opts.dir;
     this.#fs = opts.fs ?? nodeStoreFs;
     this.#clock = opts.clock ?? Date.now;
+    this.#log = opts.log;
     this.#fsync = opts.fsync ?? defaults.fsync;
     this.#batchMs = opts.batchMs ?? defaults.batchMs;
     this.#segmentBytes = opts.segmentBytes ?? defaults.segmentBytes;
@@ -376,6 +380,7 @@ export class DurableLog {
       const reader = new SegmentReader();
       let pos = 0;
       let validBytes = 0;
+      let reason = "";
       for (;;) {
         const r = reader.next();
         if (r === undefined) {
@@ -393,6 +398,7 @@ export class DurableLog {
         }
         if (r.torn) {
           validBytes = r.validBytes;
+          reason = r.reason;
           break;
         }
         addIndex(seg, r.seq, r.offset);
@@ -415,6 +421,7 @@ export class DurableLog {
         this.#lastTs = seg.createdAtMs;
       } else {
         if (validBytes < fileSize) {
+          await this.#cutTail(f, path, validBytes, fileSize, reason, reader.nextSeq! - 1);
           await f.truncate(validBytes);
           await f.datasync();
         }
@@ -429,6 +436,60 @@ export class DurableLog {
       await f?.close().catch(() => undefined);
       throw storageError(`cannot recover segment ${path}`, e);
     }
+  }
+
+  /**
+   * Before the bytes of the last segment from `validBytes` on are cut: a torn tail (the bad
+   * record is the last thing in the file: an append a crash interrupted, never acknowledged) is
+   * logged; anything longer is damage (another writer, a disk fault) and its bytes are first
+   * copied to `<segment>.damaged-<offset>`, so nothing is destroyed, and it is logged loudly.
+   * @throws MyelinError ERR_STORAGE if the damaged bytes cannot be saved (nothing is cut then)
+   */
+  async #cutTail(
+    f: StoreFile,
+    path: string,
+    validBytes: number,
+    fileSize: number,
+    reason: string,
+    lastSeq: number,
+  ): Promise<void> {
+    const cut = fileSize - validBytes;
+    let recordEnd = fileSize;
+    if (cut >= 4) {
+      const len = Buffer.alloc(4);
+      if ((await f.read(len, 0, 4, validBytes)) === 4) recordEnd = validBytes + 8 + len.readUInt32LE(0);
+    }
+    if (recordEnd >= fileSize) {
+      this.#log?.(
+        `${path}: cut a torn tail of ${cut} bytes at byte ${validBytes} (${reason}): an append a crash interrupted, never acknowledged; the log ends at seq ${lastSeq}`,
+      );
+      return;
+    }
+    const saved = `${path}.damaged-${validBytes}`;
+    let out: StoreFile | undefined;
+    try {
+      await this.#fs.unlink(saved).catch(() => undefined);
+      out = await this.#fs.open(saved, "wx");
+      const buf = Buffer.allocUnsafe(Math.min(READ_CHUNK_MAX_BYTES, cut));
+      for (let at = validBytes; at < fileSize;) {
+        const n = await f.read(buf, 0, Math.min(buf.length, fileSize - at), at);
+        if (n === 0) break;
+        await writeFully(out, buf.subarray(0, n), at - validBytes);
+        at += n;
+      }
+      await out.datasync();
+    } catch (e) {
+      throw storageError(
+        `segment ${path} is damaged at byte ${validBytes} (${reason}) with ${cut} bytes after it, which could not be saved to ${saved} before cutting them; free space and open it again`,
+        e,
+      );
+    } finally {
+      await out?.close().catch(() => undefined);
+    }
+    this.#log?.(
+      `${path}: DAMAGED at byte ${validBytes} (${reason}); the ${cut} bytes from there on were moved to ${saved} and cut off, keeping seqs up to ${lastSeq}. ` +
+        `A second process writing this directory or a disk fault does this; check that one hub uses this data directory`,
+    );
   }
 
   async #createSegment(baseSeq: number): Promise<{ seg: Segment; file: StoreFile }> {

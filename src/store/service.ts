@@ -5,8 +5,8 @@
  * ConsumerState saved to a ConsumerStateFile beside it; messages that exhaust `maxDeliver` go to
  * the durable topic `<topic>/dead_letter` with the reason, before the consumer's state moves on.
  */
-import { existsSync } from "node:fs";
-import { mkdir, readdir, readFile, rename, writeFile } from "node:fs/promises";
+import { existsSync, statfsSync } from "node:fs";
+import { mkdir, readdir, readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { MyelinError, TypeMismatchError } from "../errors.js";
 import { myelin_msgs } from "../msgs/index.js";
@@ -16,6 +16,8 @@ import { ConsumerStateFile } from "./consumer-state-file.js";
 import { DedupWindow, decodeIdHeader, encodeIdHeader } from "./dedup.js";
 import type { StoreFs } from "./fs.js";
 import { DurableLog, type FsyncPolicy, type LogRecord, type RetentionOptions } from "./log.js";
+import { writeFileAtomic } from "./atomic-file.js";
+import { DirLock, type DirLockOptions } from "./dir-lock.js";
 import {
   mergeTopicConfig,
   parseTopicConfig,
@@ -25,6 +27,53 @@ import {
   type TopicConfig,
   type TopicConfigRule,
 } from "./topic-config.js";
+
+/**
+ * The settings file of a topic, or undefined if it is missing, empty or not JSON (an earlier
+ * version wrote it in place, and a full disk could leave it empty): it is then written again.
+ */
+/** True if the error (or its cause) is ENOSPC or EDQUOT. */
+function isDiskFull(e: unknown): boolean {
+  for (let x: unknown = e, i = 0; x instanceof Error && i < 5; x = x.cause, i++) {
+    const code = (x as NodeJS.ErrnoException).code;
+    if (code === "ENOSPC" || code === "EDQUOT" || /ENOSPC|disk is full/.test(x.message)) return true;
+  }
+  return false;
+}
+
+/** Bytes available to this user on the file system of `dir`, or undefined if unknown. */
+function freeBytes(dir: string): number | undefined {
+  try {
+    const s = statfsSync(dir);
+    return s.bavail * s.bsize;
+  } catch {
+    return undefined;
+  }
+}
+
+/** A consumer's options from a request; 0 takes the default. */
+function consumerOptionsOf(o: { ackTimeoutMs: number; maxDeliver: number; maxInFlight: number }): {
+  ackTimeoutMs: number;
+  maxDeliver: number;
+  maxInFlight: number;
+} {
+  return {
+    ackTimeoutMs: o.ackTimeoutMs > 0 ? o.ackTimeoutMs : 30000,
+    maxDeliver: o.maxDeliver > 0 ? o.maxDeliver : 5,
+    maxInFlight: o.maxInFlight > 0 ? o.maxInFlight : 1000,
+  };
+}
+
+async function readTopicMeta(path: string): Promise<Record<string, unknown> | undefined> {
+  try {
+    const v = JSON.parse(await readFile(path, "utf8")) as unknown;
+    return typeof v === "object" && v !== null && !Array.isArray(v)
+      ? (v as Record<string, unknown>)
+      : undefined;
+  } catch {
+    return undefined;
+  }
+}
 
 /** Options of the store service. */
 export interface StoreServiceOptions {
@@ -90,32 +139,97 @@ function parseStartAt(s: string): StartAt {
 export class StoreService {
   readonly #opts: StoreServiceOptions;
   readonly #node: Node;
+  readonly #lock: DirLock;
   readonly #topics = new Map<string, Promise<TopicStore>>();
   #closed = false;
 
-  private constructor(opts: StoreServiceOptions, node: Node) {
+  private constructor(opts: StoreServiceOptions, node: Node, lock: DirLock) {
     this.#opts = opts;
     this.#node = node;
+    this.#lock = lock;
   }
 
   /** Opens the data directory and serves the store services through the hub. */
   static async start(opts: StoreServiceOptions): Promise<StoreService> {
     await mkdir(join(opts.dataDir, "topics"), { recursive: true });
-    const nodeOpts: Parameters<typeof createNode>[0] = { name: "_store" };
-    if (opts.hub !== undefined) nodeOpts.hub = opts.hub;
-    if (opts.runtimeDir !== undefined) nodeOpts.runtimeDir = opts.runtimeDir;
-    const node = await createNode(nodeOpts);
-    const svc = new StoreService(opts, node);
+    const lockOpts: DirLockOptions = { what: "the durable-topic store of a myelin hub" };
+    if (opts.log !== undefined) lockOpts.log = opts.log;
+    const lock = DirLock.acquire(opts.dataDir, lockOpts);
+    let node: Node;
+    try {
+      const nodeOpts: Parameters<typeof createNode>[0] = { name: "_store" };
+      if (opts.hub !== undefined) nodeOpts.hub = opts.hub;
+      if (opts.runtimeDir !== undefined) nodeOpts.runtimeDir = opts.runtimeDir;
+      node = await createNode(nodeOpts);
+    } catch (e) {
+      lock.release();
+      throw e;
+    }
+    const svc = new StoreService(opts, node, lock);
     await svc.#loadRuntimeRules();
-    await node.createService("/_store/append", myelin_msgs.StoreAppend, (req) => svc.#append(req));
+    await node.createService("/_store/append", myelin_msgs.StoreAppend, (req) =>
+      svc.#watchDisk(`appends to ${req.topic}`, svc.#append(req)),
+    );
     await node.createService("/_store/fetch", myelin_msgs.StoreFetch, (req, ctx) =>
       svc.#fetch(req, ctx.timeoutMs),
     );
-    await node.createService("/_store/ack", myelin_msgs.StoreAck, (req) => svc.#ack(req));
+    await node.createService("/_store/ack", myelin_msgs.StoreAck, (req) =>
+      svc.#watchDisk(`acks of ${req.consumer} on ${req.topic}`, svc.#ack(req)),
+    );
     await node.createService("/_store/info", myelin_msgs.StoreInfo, (req) => svc.#info(req.topic));
     await node.createService("/_store/read", myelin_msgs.StoreRead, (req) => svc.#read(req));
     await node.createService("/_store/configure", myelin_msgs.StoreConfigure, (req) => svc.#configure(req));
     return svc;
+  }
+
+  /** A full-disk episode: since when, what was refused first, how much since. */
+  #diskFull: { since: number; first: string; refused: number } | undefined;
+
+  /** Where the store stands: its directory, free space, and a full-disk episode if one is going on. */
+  health(): {
+    dataDir: string;
+    freeBytes: number | undefined;
+    diskFull: { since: number; first: string; refused: number } | undefined;
+  } {
+    return {
+      dataDir: this.#opts.dataDir,
+      freeBytes: freeBytes(this.#opts.dataDir),
+      diskFull: this.#diskFull && { ...this.#diskFull },
+    };
+  }
+
+  /**
+   * Logs a full disk once per episode (what was refused, free space) and when writes succeed
+   * again; file-system errors that are not Myelin errors become ERR_STORAGE.
+   */
+  async #watchDisk<T>(what: string, work: Promise<T>): Promise<T> {
+    try {
+      const r = await work;
+      if (this.#diskFull !== undefined) {
+        const d = this.#diskFull;
+        this.#diskFull = undefined;
+        this.#opts.log?.(
+          `disk has space again on ${this.#opts.dataDir}: writes resumed after ${d.refused} refused in ${Math.round((Date.now() - d.since) / 1000)} s`,
+        );
+      }
+      return r;
+    } catch (e) {
+      const err =
+        e instanceof MyelinError
+          ? e
+          : new MyelinError("ERR_STORAGE", `${what}: ${(e as Error).message}`, { cause: e });
+      if (err.code === "ERR_STORAGE" && isDiskFull(err)) {
+        if (this.#diskFull === undefined) {
+          this.#diskFull = { since: Date.now(), first: what, refused: 0 };
+          const free = freeBytes(this.#opts.dataDir);
+          this.#opts.log?.(
+            `DISK FULL on ${this.#opts.dataDir} (${free === undefined ? "free space unknown" : `${(free / 1048576).toFixed(1)} MiB free`}): ${what} refused (ERR_STORAGE); publishers get ERR_STORAGE until space is freed`,
+          );
+        }
+        this.#diskFull.refused++;
+      }
+      throw err;
+    }
   }
 
   /** Closes every log and state file, and leaves the hub. */
@@ -130,6 +244,7 @@ export class StoreService {
       for (const c of t.consumers.values()) await (await c.catch(() => undefined))?.file.close();
       await t.log.close();
     }
+    this.#lock.release();
   }
 
   async [Symbol.asyncDispose](): Promise<void> {
@@ -165,16 +280,21 @@ export class StoreService {
     let storedType = type;
     let own: TopicConfig = {};
     let usesIds = false;
-    if (existsSync(metaPath)) {
-      const meta = JSON.parse(await readFile(metaPath, "utf8")) as Record<string, unknown>;
+    const meta = existsSync(metaPath) ? await readTopicMeta(metaPath) : undefined;
+    if (meta !== undefined) {
       if (typeof meta["type"] === "string") storedType = meta["type"];
       if (meta["config"] !== undefined) own = parseTopicConfig(meta["config"], `${metaPath}: config`);
       usesIds = meta["usesIds"] === true;
     } else {
+      const existed = existsSync(metaPath);
       await mkdir(join(dir, "log"), { recursive: true });
       await mkdir(join(dir, "consumers"), { recursive: true });
-      await writeFile(metaPath, JSON.stringify({ topic, type }) + "\n");
-      this.#opts.log?.(`durable topic ${topic} created (${type})`);
+      await writeFileAtomic(metaPath, JSON.stringify({ topic, type }) + "\n");
+      this.#opts.log?.(
+        existed
+          ? `durable topic ${topic}: ${metaPath} was empty or unreadable; written again with type ${type}`
+          : `durable topic ${topic} created (${type})`,
+      );
     }
     const config = this.#resolve(topic, own);
     const logOpts: Parameters<typeof DurableLog.open>[0] = {
@@ -185,6 +305,7 @@ export class StoreService {
     };
     if (this.#opts.fs !== undefined) logOpts.fs = this.#opts.fs;
     if (this.#opts.segmentBytes !== undefined) logOpts.segmentBytes = this.#opts.segmentBytes;
+    if (this.#opts.log !== undefined) logOpts.log = this.#opts.log;
     const log = await DurableLog.open(logOpts);
     const t: TopicStore = {
       topic,
@@ -234,8 +355,7 @@ export class StoreService {
     const rest = this.#runtimeRules.filter((r) => r.pattern !== pattern);
     this.#runtimeRules = [{ pattern, config: change }, ...rest];
     const path = join(this.#opts.dataDir, "rules.json");
-    await writeFile(path + ".tmp", JSON.stringify(this.#runtimeRules) + "\n");
-    await rename(path + ".tmp", path);
+    await writeFileAtomic(path, JSON.stringify(this.#runtimeRules) + "\n");
     for (const p of this.#topics.values()) {
       const t = await p.catch(() => undefined);
       if (t === undefined || !topicMatches(pattern, t.topic)) continue;
@@ -267,8 +387,7 @@ export class StoreService {
     const meta: Record<string, unknown> = { topic: t.topic, type: t.type };
     if (Object.keys(t.own).length > 0) meta["config"] = t.own;
     if (t.usesIds) meta["usesIds"] = true;
-    await writeFile(path + ".tmp", JSON.stringify(meta) + "\n");
-    await rename(path + ".tmp", path);
+    await writeFileAtomic(path, JSON.stringify(meta) + "\n");
   }
 
   /** Work queues: every consumer of the topic counts for what may be removed, loaded or not. */
@@ -436,11 +555,7 @@ export class StoreService {
         const loaded = await file.load();
         for (const problem of loaded.problems)
           this.#opts.log?.(`consumer ${name} of ${t.topic}: ${problem.message}`);
-        const copts = {
-          ackTimeoutMs: opts.ackTimeoutMs > 0 ? opts.ackTimeoutMs : 30000,
-          maxDeliver: opts.maxDeliver > 0 ? opts.maxDeliver : 5,
-          maxInFlight: opts.maxInFlight > 0 ? opts.maxInFlight : 1000,
-        };
+        const copts = consumerOptionsOf(opts);
         const state =
           loaded.snapshot !== undefined
             ? new ConsumerState(copts, { snapshot: loaded.snapshot })
@@ -450,7 +565,13 @@ export class StoreService {
                     ? await this.#workQueueFirst(t, name)
                     : await resolveStartSeq(parseStartAt(opts.startAt), t.log),
               });
-        if (loaded.snapshot === undefined) this.#opts.log?.(`consumer ${name} of ${t.topic} created`);
+        if (loaded.snapshot === undefined) {
+          // Its start position is kept from the start: after a restart it resumes there (a
+          // consumer that starts at new messages does not skip those published meanwhile), and
+          // its acks of messages delivered before the restart are accepted.
+          await file.save(() => state.snapshot());
+          this.#opts.log?.(`consumer ${name} of ${t.topic} created`);
+        }
         return { state, file };
       })();
       t.consumers.set(name, p);
@@ -475,12 +596,24 @@ export class StoreService {
     callTimeoutMs: number,
   ): Promise<{ seqs: number[]; timestamps: number[]; deliveries: number[]; payloads: Uint8Array[] }> {
     const t = await this.#open(req.topic, req.type);
-    const c = await this.#consumer(t, req.consumer, {
+    const asked = {
       startAt: req.start_at,
       ackTimeoutMs: req.ack_timeout_ms,
       maxDeliver: req.max_deliver,
       maxInFlight: req.max_in_flight,
-    });
+    };
+    const c = await this.#consumer(t, req.consumer, asked);
+    // A consumer loaded before this fetch (re-attached by an ack, or as a work-queue member) takes
+    // the options its client asks for.
+    const want = consumerOptionsOf(asked);
+    const have = c.state.options;
+    if (
+      want.ackTimeoutMs !== have.ackTimeoutMs ||
+      want.maxDeliver !== have.maxDeliver ||
+      want.maxInFlight !== have.maxInFlight
+    ) {
+      c.state.configure(want);
+    }
     // Answer before the caller gives up, leaving it time to receive the reply.
     const until = Date.now() + Math.max(0, Math.min(req.wait_ms, callTimeoutMs - 200));
     for (;;) {
@@ -565,17 +698,32 @@ export class StoreService {
     nacks: number[];
     nack_delay_ms: number;
   }): Promise<{ acked: number }> {
-    const p = this.#topics.get(req.topic);
-    const t = p === undefined ? undefined : await p;
-    const c = t === undefined ? undefined : await t.consumers.get(req.consumer);
-    if (t === undefined || c === undefined) {
+    const t = await this.#existing(req.topic);
+    if (t === undefined) {
+      throw new MyelinError(
+        "ERR_UNKNOWN_TOPIC",
+        `no durable topic ${req.topic}; \`myelin topic list\` shows the topics`,
+      );
+    }
+    // After a restart of the store, a consumer that is still running acks what it got before:
+    // its saved state is loaded again (re-attached), and those acks count.
+    let c = await t.consumers.get(req.consumer);
+    if (c === undefined && existsSync(join(t.dir, "consumers", `${req.consumer}.state`))) {
+      c = await this.#consumer(t, req.consumer, {
+        startAt: "",
+        ackTimeoutMs: 0,
+        maxDeliver: 0,
+        maxInFlight: 0,
+      });
+    }
+    if (c === undefined) {
       throw new MyelinError(
         "ERR_INVALID_ARGUMENT",
-        `no consumer ${req.consumer} of durable topic ${req.topic} is active; fetch before acknowledging`,
+        `durable topic ${req.topic} has no consumer ${req.consumer}; a consumer starts with a fetch (DurableConsumer), then acknowledges what it got`,
       );
     }
     let acked = 0;
-    for (const seq of req.acks) if (c.state.ack(seq) === "acked") acked++;
+    for (const seq of req.acks) if (c.state.ackUndelivered(seq, t.log.last) === "acked") acked++;
     const now = Date.now();
     for (const seq of req.nacks) c.state.nack(seq, req.nack_delay_ms, now);
     // Room for more deliveries now; the reply waits until the acks are durable (a restarted

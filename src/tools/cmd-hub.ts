@@ -68,12 +68,12 @@ export const hubCommand: CommandSpec = {
   },
   details: [
     "Prints the endpoints it listens on, then one line per event: node joined, left, timed out, declaration refused.",
-    "Stops on Ctrl-C or SIGTERM (exit code 0). One hub runs per runtime directory.",
+    "Stops on Ctrl-C or SIGTERM (exit code 0). One hub runs per runtime directory, and one per data directory: a second hub on the same data directory refuses to start (ERR_LOCKED) and names the first one's pid.",
   ],
   examples: [
     "myelin hub",
     "myelin hub --listen tcp://0.0.0.0:7447   # nodes on other hosts connect with MYELIN_HUB=tcp://<this host>:7447",
-    "MYELIN_RUNTIME_DIR=/tmp/sim myelin hub   # a separate world, e.g. for a simulation",
+    "MYELIN_RUNTIME_DIR=/tmp/sim MYELIN_DATA_DIR=/tmp/sim/data myelin hub   # a separate world, e.g. for a simulation",
     "myelin hub --data-dir /var/lib/myelin --fsync batch",
     "myelin hub --mqtt-port 1883 --gateway-config gateway.yaml   # MQTT devices in (docs/mqtt-gateway.md)",
     "myelin hub --bridge-config bridges.yaml   # bridges to the site's MQTT, NATS or AMQP broker (docs/bridges.md)",
