@@ -72,6 +72,12 @@ export interface AclSpec {
   publish?: string[];
   /** Topic filters the user may subscribe to: a requested filter must lie within one of them. */
   subscribe?: string[];
+  /**
+   * Exceptions that win over the allow lists: `publish` topics refused; `subscribe` patterns
+   * never delivered (a filter within one is refused with SUBACK 0x80; a wider filter that
+   * overlaps one is accepted, and messages on the denied topics are not delivered to it).
+   */
+  deny?: { publish?: string[]; subscribe?: string[] };
 }
 
 /** A user of the gateway. */
@@ -162,33 +168,58 @@ export function unshare(filter: string): { group: string | undefined; filter: st
 export class CompiledAcl {
   readonly #publish: string[];
   readonly #subscribe: string[];
+  readonly #denyPublish: string[];
+  readonly #denySubscribe: string[];
   readonly #hasVars: boolean;
   readonly #cache = new Map<string, boolean>();
 
   constructor(spec: AclSpec) {
     this.#publish = [...(spec.publish ?? [])];
     this.#subscribe = [...(spec.subscribe ?? [])];
-    this.#hasVars = [...this.#publish, ...this.#subscribe].some((p) => p.includes("%"));
+    this.#denyPublish = [...(spec.deny?.publish ?? [])];
+    this.#denySubscribe = [...(spec.deny?.subscribe ?? [])];
+    this.#hasVars = [...this.#publish, ...this.#subscribe, ...this.#denyPublish, ...this.#denySubscribe].some(
+      (p) => p.includes("%"),
+    );
   }
 
   /** May `user` (client `clientId`) publish to `topic`? */
   canPublish(topic: string, clientId: string, user: string): boolean {
+    const check = (sub: (p: string) => string): boolean =>
+      this.#publish.some((p) => topicMatches(sub(p), topic)) &&
+      !this.#denyPublish.some((p) => topicMatches(sub(p), topic));
     if (!this.#hasVars) {
       let r = this.#cache.get(topic);
       if (r === undefined) {
-        r = this.#publish.some((p) => topicMatches(p, topic));
+        r = check((p) => p);
         if (this.#cache.size > 10000) this.#cache.clear();
         this.#cache.set(topic, r);
       }
       return r;
     }
-    return this.#publish.some((p) => topicMatches(subst(p, clientId, user), topic));
+    return check((p) => subst(p, clientId, user));
   }
 
-  /** May `user` (client `clientId`) subscribe to `filter` (a `$share/group/` prefix is looked through)? */
+  /**
+   * May `user` (client `clientId`) subscribe to `filter` (a `$share/group/` prefix is looked
+   * through)? It must lie within an allowed pattern and not within a denied one.
+   */
   canSubscribe(filter: string, clientId: string, user: string): boolean {
     const f = unshare(filter).filter;
-    return this.#subscribe.some((p) => filterWithin(subst(p, clientId, user), f));
+    return (
+      this.#subscribe.some((p) => filterWithin(subst(p, clientId, user), f)) &&
+      !this.#denySubscribe.some((p) => filterWithin(subst(p, clientId, user), f))
+    );
+  }
+
+  /** True if this ACL has subscribe exceptions (then each delivery is checked with {@link canReceive}). */
+  get hasSubscribeDenials(): boolean {
+    return this.#denySubscribe.length > 0;
+  }
+
+  /** May a message on `topic` be delivered to this user's subscriptions (not on a denied topic)? */
+  canReceive(topic: string, clientId: string, user: string): boolean {
+    return !this.#denySubscribe.some((p) => topicMatches(subst(p, clientId, user), topic));
   }
 }
 
@@ -300,6 +331,35 @@ function checkAcl(acl: AclSpec | undefined, where: string): void {
   if (acl === undefined) return;
   if (typeof acl !== "object" || acl === null)
     throw new MyelinError("ERR_BAD_CONFIG", `${where}: must be a map with publish and subscribe lists`);
+  for (const k of Object.keys(acl)) {
+    if (k !== "publish" && k !== "subscribe" && k !== "deny") {
+      throw new MyelinError(
+        "ERR_BAD_CONFIG",
+        `${where}.${k}: unknown field; an ACL has publish, subscribe and deny`,
+      );
+    }
+  }
+  if (acl.deny !== undefined) {
+    if (typeof acl.deny !== "object" || acl.deny === null || Array.isArray(acl.deny)) {
+      throw new MyelinError(
+        "ERR_BAD_CONFIG",
+        `${where}.deny: must be a map with publish and subscribe lists`,
+      );
+    }
+    for (const k of Object.keys(acl.deny)) {
+      if (k !== "publish" && k !== "subscribe") {
+        throw new MyelinError(
+          "ERR_BAD_CONFIG",
+          `${where}.deny.${k}: unknown field; deny has publish and subscribe`,
+        );
+      }
+    }
+    checkPatterns(acl.deny, `${where}.deny`);
+  }
+  checkPatterns(acl, where);
+}
+
+function checkPatterns(acl: { publish?: string[]; subscribe?: string[] }, where: string): void {
   for (const k of ["publish", "subscribe"] as const) {
     const list = acl[k];
     if (list === undefined) continue;

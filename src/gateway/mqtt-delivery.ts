@@ -50,13 +50,19 @@ function maxMatchingQos(subs: ClientInternals["subscriptions"], topic: string): 
  * Replaces the delivery functions of a client just created by `aedes.handle()`, before it
  * subscribes to anything (aedes binds them into each subscription).
  */
-export function deliverOncePerPacket(client: unknown): void {
+export function deliverOncePerPacket(client: unknown, mayReceive?: (topic: string) => boolean): void {
   const c = client as ClientInternals;
   const deliver0 = c.deliver0;
   const deliverQoS = c.deliverQoS;
   const recent = new Set<string>();
 
   const deliver = (packet: DeliveredPacket, cb: () => void, viaQos: boolean): void => {
+    // Refused here rather than by aedes' authorizeForward, which for a persistent session would
+    // also clear a queued message (the first one without a message id, not this one).
+    if (mayReceive !== undefined && !mayReceive(packet.topic)) {
+      setImmediate(cb);
+      return;
+    }
     const id = packet.brokerId;
     if (typeof id === "string" && id !== "") {
       const key = `${id}:${packet.brokerCounter}`;

@@ -30,7 +30,13 @@ import { createNode, type Node } from "../node/index.js";
 import { decodeExternal, TopicMap, type MappingSpec } from "./mapping.js";
 import { MyelinPort } from "./myelin-port.js";
 import { Authenticator, unshare, type AuthSpec, type Principal } from "./mqtt-auth.js";
-import { ConnectionRate, guardPacketSize, resolveLimits, type MqttLimits } from "./mqtt-limits.js";
+import {
+  ConnectionRate,
+  guardPacketSize,
+  guardStrings,
+  resolveLimits,
+  type MqttLimits,
+} from "./mqtt-limits.js";
 import { deliverOncePerPacket } from "./mqtt-delivery.js";
 import { FilePersistence } from "./mqtt-persistence.js";
 import { withSharedSubscriptions, type MessageRouter } from "./mqtt-shared-subs.js";
@@ -115,6 +121,8 @@ function rejectKind(reason: string): string {
   if (/\(ACL\)/.test(reason))
     return reason.startsWith("subscribe") ? "subscribe not allowed (ACL)" : "publish not allowed (ACL)";
   if (/maxMessageBytes/.test(reason)) return "message too large (maxMessageBytes)";
+  if (/MQTT-1\.5\.3/.test(reason)) return "malformed string (UTF-8, U+0000)";
+  if (/reserved for the broker/.test(reason)) return "publish to a $ topic";
   if (/maxSubscriptions/.test(reason)) return "too many subscriptions (maxSubscriptions)";
   if (/not a valid Myelin level|empty Myelin topic/.test(reason)) return "topic cannot be mapped to Myelin";
   if (/cannot publish on|publishing on .* failed/.test(reason)) return "Myelin publish failed";
@@ -136,6 +144,8 @@ export class MqttGateway {
   readonly #persistence: FilePersistence;
   readonly #broker: Aedes;
   readonly #clients = new Map<Client, ClientState>();
+  /** The principal each persistent session last logged in as (for what may be queued for it). */
+  readonly #lastPrincipal = new Map<string, Principal>();
   readonly #transports = new WeakMap<object, "tcp" | "tls" | "ws">();
   readonly #servers: (NetServer | HttpServer)[] = [];
   readonly #wss: WebSocketServer[] = [];
@@ -159,11 +169,12 @@ export class MqttGateway {
     if (opts.sitePrefix !== undefined) mapOpts.sitePrefix = opts.sitePrefix;
     this.#map = new TopicMap(opts.mapping ?? [], mapOpts);
     this.#auth = new Authenticator(opts.auth);
-    this.#rate = new ConnectionRate(this.#limits.maxConnectionsPerMinute);
+    this.#rate = new ConnectionRate();
     const pOpts: ConstructorParameters<typeof FilePersistence>[0] = {};
     if (opts.dataDir !== undefined) pOpts.dir = opts.dataDir;
     if (opts.fsync !== undefined) pOpts.fsync = opts.fsync;
     if (opts.log !== undefined) pOpts.log = opts.log;
+    pOpts.mayQueue = (clientId, topic) => this.#mayQueue(clientId, topic);
     this.#persistence = new FilePersistence(pOpts);
     this.#broker = new Aedes({
       persistence: this.#persistence,
@@ -172,7 +183,7 @@ export class MqttGateway {
       drainTimeout: 10000,
       connectTimeout: 10000,
       concurrency: 1000,
-      preConnect: (client, _packet, cb) => this.#preConnect(client, cb),
+      preConnect: (client, packet, cb) => this.#preConnect(client, packet, cb),
       authenticate: (client, username, password, cb) => this.#authenticate(client, username, password, cb),
       authorizePublish: (client, packet, cb) => this.#authorizePublish(client, packet, cb),
       authorizeSubscribe: (client, sub, cb) => this.#authorizeSubscribe(client, sub, cb),
@@ -311,11 +322,19 @@ export class MqttGateway {
     }
     this.#transports.set(stream, transport);
     const client = this.#broker.handle(stream, req) as unknown as { _parser: unknown };
-    deliverOncePerPacket(client);
+    deliverOncePerPacket(client, (topic) => this.#mayReceive(client as unknown as Client, topic));
     // Refuse a packet whose header says it is too large, before buffering it (1 KiB for the topic and header).
     guardPacketSize(client._parser, this.#limits.maxMessageBytes + 1024, (cmd, length) => {
       this.#port?.reject(
         `${cmd} of ${length} bytes is over the gateway's limit (maxMessageBytes ${this.#limits.maxMessageBytes}); the client was disconnected`,
+        "",
+        -1,
+        (client as unknown as Client).id ?? "(connecting)",
+      );
+    });
+    guardStrings(client._parser, (cmd, reason) => {
+      this.#port?.reject(
+        `${cmd}: a topic, filter or id is refused: ${reason}; the client was disconnected (MQTT-1.5.3)`,
         "",
         -1,
         (client as unknown as Client).id ?? "(connecting)",
@@ -343,12 +362,19 @@ export class MqttGateway {
 
   // ---- broker hooks -------------------------------------------------------------------------
 
-  #preConnect(client: Client, cb: (err: Error | null, ok: boolean) => void): void {
+  /** Clients that connected with an empty client id (aedes makes one up before authentication). */
+  readonly #anonymousIds = new WeakSet<Client>();
+
+  #preConnect(
+    client: Client,
+    packet: { clientId?: string },
+    cb: (err: Error | null, ok: boolean) => void,
+  ): void {
+    if (packet.clientId === undefined || packet.clientId === "") this.#anonymousIds.add(client);
     cb(null, true);
-    void client;
   }
 
-  #refuse(client: Client, code: 3 | 4 | 5, reason: string): Error & { returnCode: number } {
+  #refuse(client: Client, code: 2 | 3 | 4 | 5, reason: string): Error & { returnCode: number } {
     this.#refusedConnections++;
     this.#log(`refused client ${client.id} (${this.#address(client)}): ${reason}`);
     return Object.assign(new Error(reason), { returnCode: code });
@@ -370,16 +396,28 @@ export class MqttGateway {
   ): void {
     const address = this.#address(client);
     const host = address.replace(/:[^:]*$/, "");
+    if (this.#anonymousIds.has(client) && !client.clean) {
+      // MQTT-3.1.3-8: a session cannot be resumed under a name the server made up.
+      cb(this.#refuse(client, 2, "an empty client id needs clean session true (identifier rejected)"), false);
+      return;
+    }
     if (this.#clients.size >= this.#limits.maxClients) {
       cb(this.#refuse(client, 3, `too many clients (maxClients ${this.#limits.maxClients})`), false);
       return;
     }
-    if (!this.#rate.allow([`id:${client.id}`, `addr:${host}`])) {
+    const over = this.#rate.over([
+      [`id:${client.id}`, this.#limits.maxConnectionsPerMinute],
+      [`addr:${host}`, this.#limits.maxConnectionsPerMinutePerAddress],
+    ]);
+    if (over !== undefined) {
+      const byId = over.startsWith("id:");
       cb(
         this.#refuse(
           client,
           3,
-          `more than ${this.#limits.maxConnectionsPerMinute} connections per minute (maxConnectionsPerMinute)`,
+          byId
+            ? `more than ${this.#limits.maxConnectionsPerMinute} connections per minute with client id ${client.id} (maxConnectionsPerMinute)`
+            : `more than ${this.#limits.maxConnectionsPerMinutePerAddress} connections per minute from ${host} (maxConnectionsPerMinutePerAddress)`,
         ),
         false,
       );
@@ -414,6 +452,8 @@ export class MqttGateway {
             return;
           }
         }
+        if (!client.clean) this.#lastPrincipal.set(client.id, r);
+        else this.#lastPrincipal.delete(client.id);
         this.#clients.set(client, {
           principal: r,
           transport: this.#transports.get(client.conn) ?? "tcp",
@@ -434,8 +474,18 @@ export class MqttGateway {
     const topic = packet.topic;
     const st = client === null ? undefined : this.#clients.get(client);
     if (client !== null) {
-      if (topic.startsWith("$")) {
-        cb(new Error(`${topic}: topics starting with $ are reserved`));
+      if (st !== undefined && topic.startsWith("$")) {
+        // Reserved for the broker: dropped, counted and reported, acknowledged per its QoS
+        // (MQTT 3.1.1 has no way to refuse a PUBLISH), as for a topic outside the ACL.
+        st.rejected++;
+        this.#port.reject(
+          `publish to ${topic} refused: topics starting with $ are reserved for the broker`,
+          topic,
+          -1,
+          client.id,
+        );
+        this.#sink(packet);
+        cb(null);
         return;
       }
       if (st === undefined) {
@@ -594,8 +644,21 @@ export class MqttGateway {
     cb(null, sub);
   }
 
+  /** False for a topic the client's ACL denies to its subscriptions (`deny.subscribe`). */
+  #mayReceive(client: Client, topic: string): boolean {
+    const p = this.#clients.get(client)?.principal;
+    return p === undefined || !p.acl.hasSubscribeDenials || p.acl.canReceive(topic, client.id, p.user);
+  }
+
+  /** Queued for an offline persistent session only what its ACL lets it receive (last known user). */
+  #mayQueue(clientId: string, topic: string): boolean {
+    const p = this.#lastPrincipal.get(clientId);
+    return p === undefined || !p.acl.hasSubscribeDenials || p.acl.canReceive(topic, clientId, p.user);
+  }
+
   #authorizeForward(client: Client, packet: AedesPublishPacket): AedesPublishPacket | null {
     if (packet.topic === REJECT_SINK) return null;
+    if (!this.#mayReceive(client, packet.topic)) return null;
     const st = this.#clients.get(client);
     if (st !== undefined) {
       st.msgsOut++;

@@ -13,8 +13,13 @@ export interface MqttLimits {
   maxInflight?: number;
   /** Subscriptions a client may hold; more are refused (SUBACK 0x80). */
   maxSubscriptions?: number;
-  /** Connections per minute from one client id or one address; more are refused (CONNACK 3). */
+  /** Connections per minute under one client id (a device in a reconnect loop); more are refused (CONNACK 3). */
   maxConnectionsPerMinute?: number;
+  /**
+   * Connections per minute from one IP address; more are refused (CONNACK 3). A site's devices
+   * often share one address (NAT, a gateway box): this bounds a flood, not a site reconnecting.
+   */
+  maxConnectionsPerMinutePerAddress?: number;
   /** Clients connected at once; more are refused (CONNACK 3). */
   maxClients?: number;
   /** Longest keep-alive a client may ask for, in seconds (0: no limit); a longer one is refused (CONNACK 6 per aedes, then closed). */
@@ -27,6 +32,7 @@ export const MQTT_LIMIT_DEFAULTS: Required<MqttLimits> = Object.freeze({
   maxInflight: 100,
   maxSubscriptions: 100,
   maxConnectionsPerMinute: 60,
+  maxConnectionsPerMinutePerAddress: 1000,
   maxClients: 10000,
   maxKeepaliveSeconds: 0,
 });
@@ -60,26 +66,26 @@ export function resolveLimits(l: MqttLimits | undefined, where = "limits"): Requ
 
 /** Counts connections per key over the last minute. */
 export class ConnectionRate {
-  readonly #perMinute: number;
   readonly #seen = new Map<string, number[]>();
   #lastSweep = Date.now();
 
-  constructor(perMinute: number) {
-    this.#perMinute = perMinute;
-  }
-
-  /** Records a connection attempt for every key; false if any key is over the rate. */
-  allow(keys: string[], now = Date.now()): boolean {
+  /**
+   * Records a connection attempt under every key, each with its own limit per minute.
+   * @returns the first key over its limit, or undefined if the attempt is allowed
+   */
+  over(keys: [key: string, perMinute: number][], now = Date.now()): string | undefined {
     if (now - this.#lastSweep > 60000) this.#sweep(now);
-    let ok = true;
-    for (const k of keys) {
+    let first: string | undefined;
+    for (const [k, perMinute] of keys) {
       let ts = this.#seen.get(k);
       if (ts === undefined) this.#seen.set(k, (ts = []));
-      while (ts.length > 0 && now - ts[0]! >= 60000) ts.shift();
-      if (ts.length >= this.#perMinute) ok = false;
+      let old = 0;
+      while (old < ts.length && now - ts[old]! >= 60000) old++;
+      if (old > 0) ts.splice(0, old);
+      if (ts.length >= perMinute) first ??= k;
       else ts.push(now);
     }
-    return ok;
+    return first;
   }
 
   #sweep(now: number): void {
@@ -120,5 +126,50 @@ export function guardPacketSize(
       return false;
     }
     return ok;
+  };
+}
+
+const strictUtf8 = new TextDecoder("utf-8", { fatal: true });
+
+/** What is wrong with a string field of an MQTT packet, or undefined if it is well formed. */
+export function badMqttString(bytes: Uint8Array, decoded: string): string | undefined {
+  if (decoded.includes("\u0000")) return "it contains U+0000";
+  if (!decoded.includes("\uFFFD")) return undefined; // Node decoded it without replacing anything
+  try {
+    strictUtf8.decode(bytes);
+    return undefined; // a real U+FFFD
+  } catch {
+    return "it is not well-formed UTF-8 (invalid bytes, an overlong form or an encoded surrogate)";
+  }
+}
+
+interface StringParserLike {
+  _parseString: (this: StringParserLike, ...args: unknown[]) => string | null;
+  _pos: number;
+  _list: { slice(start: number, end: number): Uint8Array };
+  packet: { cmd?: string };
+  _emitError(err: Error): void;
+}
+
+/**
+ * Makes `parser` (the mqtt-packet parser of one aedes client) refuse a packet with a string
+ * (topic, filter, client id, user name) that is not well-formed UTF-8 or holds U+0000: MQTT
+ * 3.1.1 (1.5.3) requires closing the connection, where the parser alone would pass the string
+ * on with replacement characters. `onBad` is told the packet type and the reason.
+ */
+export function guardStrings(parser: unknown, onBad: (cmd: string, reason: string) => void): void {
+  const p = parser as StringParserLike;
+  if (typeof p._parseString !== "function" || typeof p._emitError !== "function") return;
+  const parseString = p._parseString;
+  p._parseString = function strictParseString(this: StringParserLike, ...args: unknown[]): string | null {
+    const start = this._pos;
+    const s = parseString.apply(this, args);
+    if (s === null) return s;
+    const bad = badMqttString(this._list.slice(start + 2, this._pos), s);
+    if (bad === undefined) return s;
+    const cmd = this.packet.cmd ?? "packet";
+    onBad(cmd, bad);
+    this._emitError(new Error(`a string in a ${cmd} packet is refused: ${bad}`));
+    return null;
   };
 }

@@ -95,6 +95,8 @@ export interface FilePersistenceOptions {
   compactBytes?: number;
   /** Problems found while loading (a torn or bad line). */
   log?: (line: string) => void;
+  /** False for a message that must not be queued for an offline session (its ACL denies the topic). */
+  mayQueue?: (clientId: string, topic: string) => boolean;
 }
 
 type Op =
@@ -428,7 +430,9 @@ export class FilePersistence extends AsyncPersistence {
     // highest QoS of its matching subscriptions but not above the message's (MQTT-3.8.4-6): aedes
     // delivers a queued message as it was stored.
     const qosOf = new Map<string, number>();
+    const mayQueue = this.#replaying ? undefined : this.#opts.mayQueue;
     for (const s of subs) {
+      if (mayQueue !== undefined && !mayQueue(s.clientId, packet.topic)) continue;
       const q = Math.min(packet.qos, s.qos ?? packet.qos);
       qosOf.set(s.clientId, Math.max(q, qosOf.get(s.clientId) ?? 0));
     }
