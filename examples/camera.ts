@@ -6,6 +6,7 @@
  * Parameters: fps (double, default 15), width and height (int, default 320 × 240).
  */
 import { createNode, QOS_SENSOR_DATA, sensor_msgs, timeNow, type Node } from "../src/index.js";
+import { stopWith } from "./lifecycle.js";
 
 /** Starts the camera on `node`; resolves to a function that stops it. */
 export async function runCamera(node: Node): Promise<() => void> {
@@ -48,12 +49,11 @@ export async function runCamera(node: Node): Promise<() => void> {
 }
 
 if (import.meta.url === `file://${process.argv[1]}`) {
+  const lifecycle = stopWith();
   const node = await createNode({ name: "camera" });
   const stop = await runCamera(node);
-  const quit = (): void => {
+  lifecycle.onStop(() => {
     stop();
-    void node.close().then(() => process.exit(0));
-  };
-  process.on("SIGINT", quit);
-  process.on("SIGTERM", quit);
+    return node.close();
+  });
 }

@@ -26,8 +26,10 @@ try {
 const children: ChildProcess[] = [];
 for (const name of ["camera", "detector", "monitor"]) {
   const script = fileURLToPath(new URL(`./${name}.js`, import.meta.url));
-  const child = spawn(process.execPath, [script], { stdio: ["ignore", "pipe", "inherit"] });
-  child.stdout.on("data", (b: Buffer) => {
+  // An IPC channel ties each node to the demo: if the demo dies (even kill -9), it closes and the
+  // node stops instead of running on by itself.
+  const child = spawn(process.execPath, [script], { stdio: ["ignore", "pipe", "inherit", "ipc"] });
+  child.stdout!.on("data", (b: Buffer) => {
     for (const line of b.toString().split("\n")) if (line.trim() !== "") console.log(`[${name}] ${line}`);
   });
   children.push(child);

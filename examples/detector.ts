@@ -7,6 +7,7 @@
  * Parameter: threshold (int 0..255, default 200), the brightness that counts as the object.
  */
 import { createNode, sensor_msgs, std_srvs, vision_msgs, type Node } from "../src/index.js";
+import { stopWith } from "./lifecycle.js";
 
 /** Starts the detector on `node`. */
 export async function runDetector(node: Node): Promise<void> {
@@ -69,9 +70,8 @@ export async function runDetector(node: Node): Promise<void> {
 }
 
 if (import.meta.url === `file://${process.argv[1]}`) {
+  const lifecycle = stopWith();
   const node = await createNode({ name: "detector" });
   await runDetector(node);
-  const quit = (): void => void node.close().then(() => process.exit(0));
-  process.on("SIGINT", quit);
-  process.on("SIGTERM", quit);
+  lifecycle.onStop(() => node.close());
 }

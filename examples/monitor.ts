@@ -5,6 +5,7 @@
  *   node dist/examples/monitor.js           # needs a hub
  */
 import { createNode, sensor_msgs, timeToMillis, vision_msgs, type Node } from "../src/index.js";
+import { stopWith } from "./lifecycle.js";
 
 /** Starts the monitor on `node`; `print` gets one line per second. Resolves to a stop function. */
 export async function runMonitor(node: Node, print: (line: string) => void): Promise<() => void> {
@@ -46,12 +47,11 @@ export async function runMonitor(node: Node, print: (line: string) => void): Pro
 }
 
 if (import.meta.url === `file://${process.argv[1]}`) {
+  const lifecycle = stopWith();
   const node = await createNode({ name: "monitor" });
   const stop = await runMonitor(node, (l) => console.log(l));
-  const quit = (): void => {
+  lifecycle.onStop(() => {
     stop();
-    void node.close().then(() => process.exit(0));
-  };
-  process.on("SIGINT", quit);
-  process.on("SIGTERM", quit);
+    return node.close();
+  });
 }

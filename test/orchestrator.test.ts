@@ -324,12 +324,18 @@ environments:
 `,
     "big",
   );
-  assert.equal((await w.sup.apply(spec, 30000)).ok, true);
+  const applied = await w.sup.apply(spec, 30000);
+  assert.equal(applied.ok, true, applied.message);
   assert.equal(w.sup.ps().length, 2);
   assert.equal((await w.sup.scale("pool", 3, 30000)).ok, true);
   assert.deepEqual(
     w.sup.ps().map((x) => `${x.replica}:${x.state}`),
     ["0:ready", "1:ready", "2:ready"],
+  );
+  // Each replica has a name of its own: pool, pool.1, pool.2.
+  await w.node.waitForGraph(
+    (g) => ["pool", "pool.1", "pool.2"].every((n) => g.nodes.some((x) => x.name === n)),
+    10000,
   );
   const r = await w.sup.scale("pool", 1, 30000);
   assert.equal(r.ok, true, r.message);
@@ -381,5 +387,37 @@ nodes:
       "restarted after the probe failed twice",
     );
     assert.match(row(restarted, "probed")!.detail, /unhealthy: probe command exited with 1/);
+  },
+);
+
+test(
+  "a node composed with others is not scaled by its own name; the process is",
+  { timeout: 60000 },
+  async () => {
+    await using w = await world();
+    const spec = w.spec(`
+nodes:
+  camera:
+    module: $FIXTURE
+    process: vision
+    env: { ORCH_EVENTS: $EVENTS }
+  detector:
+    module: $FIXTURE
+    process: vision
+`);
+    assert.equal((await w.sup.apply(spec, 30000)).ok, true);
+    await assert.rejects(
+      () => w.sup.scale("detector", 2, 30000),
+      (e: unknown) =>
+        (e as { code?: string }).code === "ERR_INVALID_ARGUMENT" &&
+        /shares process 'vision' with camera/.test((e as Error).message) &&
+        /myelin scale vision=2/.test((e as Error).message),
+    );
+    assert.equal(w.sup.ps().length, 1, "nothing was started");
+    assert.equal((await w.sup.scale("vision", 2, 30000)).ok, true);
+    await w.node.waitForGraph(
+      (g) => ["camera", "detector", "camera.1", "detector.1"].every((n) => g.nodes.some((x) => x.name === n)),
+      10000,
+    );
   },
 );

@@ -65,6 +65,16 @@ function isAlive(pid: number): boolean {
   }
 }
 
+/** A node as a user knows it: the hidden nodes of the CLI and the hub's services by what they are. */
+export function describeNode(name: string): string {
+  const cli = /^_myelin_(.+)_(\d+)$/.exec(name);
+  if (cli !== null) return `the CLI (myelin ${cli[1]!.replace(/_/g, " ")}, pid ${cli[2]})`;
+  if (name === "_store") return "the hub's store";
+  if (name === "_gateway") return "the MQTT gateway";
+  if (name.startsWith("_supervisor")) return "the hub's supervisor";
+  return `node ${name}`;
+}
+
 /** A running hub. Create with `Hub.start()`; stop with `close()` or `await using`. */
 export class Hub {
   /** Id of this hub instance. */
@@ -80,6 +90,7 @@ export class Hub {
   readonly #startedAt = Date.now();
   #endpoints: string[] = [];
   #pidFile = "";
+  #sockPath = "";
   #closed = false;
   /** Control messages dropped because they were malformed. */
   badMessages = 0;
@@ -119,17 +130,26 @@ export class Hub {
     const hub = new Hub(full);
     const sockPath = join(dir, "hub.sock");
     rmSync(sockPath, { force: true });
-    try {
-      for (const ep of [`ipc://${sockPath}`, ...full.listen]) {
+    for (const ep of [`ipc://${sockPath}`, ...full.listen]) {
+      try {
         await hub.#sock.bind(ep);
-        hub.#endpoints.push(hub.#sock.lastEndpoint ?? ep);
+      } catch (err) {
+        hub.#sock.close();
+        const inUse = /in use/i.test(String((err as Error).message));
+        throw new MyelinError(
+          "ERR_INVALID_ARGUMENT",
+          `the hub cannot listen on ${ep}: ${(err as Error).message}` +
+            (inUse
+              ? "; another process holds that address (another hub?): stop it or choose another port"
+              : "; check the address (tcp://HOST:PORT or ipc://PATH)"),
+          { cause: err },
+        );
       }
-    } catch (err) {
-      hub.#sock.close();
-      throw new MyelinError("ERR_INVALID_ARGUMENT", `hub cannot listen: ${String(err)}`, { cause: err });
+      hub.#endpoints.push(hub.#sock.lastEndpoint ?? ep);
     }
     writeFileSync(pidFile, `${process.pid}\n`, { mode: 0o600 });
     hub.#pidFile = pidFile;
+    hub.#sockPath = sockPath;
     hub.#timer = setInterval(() => hub.#sweep(), Math.max(50, Math.floor(full.nodeTimeoutMs / 4)));
     void hub.#receiveLoop();
     return hub;
@@ -158,8 +178,11 @@ export class Hub {
     if (this.#timer) clearInterval(this.#timer);
     this.#sock.close();
     try {
-      if (readFileSync(this.#pidFile, "utf8").trim() === String(process.pid))
+      // The pid file still naming this process means no other hub took this runtime dir over.
+      if (readFileSync(this.#pidFile, "utf8").trim() === String(process.pid)) {
         rmSync(this.#pidFile, { force: true });
+        rmSync(this.#sockPath, { force: true });
+      }
     } catch {
       // already gone
     }
@@ -243,7 +266,7 @@ export class Hub {
           kind,
           name: name(d),
           code: "ERR_TYPE_MISMATCH",
-          message: `${kind === "service" ? "service" : "topic"} ${name(d)} has type ${have.type} (from node ${have.by}); node ${node.name} used ${d.type}`,
+          message: `${kind === "service" ? "service" : "topic"} ${name(d)} has type ${have.type} (from ${describeNode(have.by)}); ${describeNode(node.name)} used ${d.type}`,
         });
         return false;
       };

@@ -38,3 +38,11 @@ export function hubEndpoint(
   if (env !== undefined && env !== "") return env;
   return `ipc://${join(runtimeDir(opts.runtimeDir), "hub.sock")}`;
 }
+
+/**
+ * The name of replica `replica` of node `name` of a launch spec: replica 0 keeps the name,
+ * replica N > 0 is `<name>.N`, so every replica can be addressed (`myelin param set camera.1 …`).
+ */
+export function replicaNodeName(name: string, replica: number): string {
+  return replica > 0 ? `${name}.${replica}` : name;
+}

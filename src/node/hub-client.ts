@@ -126,9 +126,11 @@ export class HubClient {
     this.#closed = true;
     clearInterval(this.#timer);
     try {
+      // A send to a hub that is gone would wait for it forever: give up after a moment.
+      this.#sock.sendTimeout = 500;
       await this.#sock.send(encodeControl({ v: 1, t: "bye", id: this.#opts.record().id }));
     } catch {
-      // no hub: nothing to say goodbye to
+      // no hub: nothing to say goodbye to (it will time the node out)
     }
     this.#sock.close();
   }

@@ -8,7 +8,7 @@ export type {
   NodeEvents,
 } from "./node.js";
 export { Publisher } from "./publisher.js";
-export type { PublisherStats, PublishOptions } from "./publisher.js";
+export type { PublisherStats, PublishOptions, WithOptionalHeader } from "./publisher.js";
 export { Subscription } from "./subscription.js";
 export type { MessageInfo, Received, SubscriptionStats, Overflow, MessageHandler } from "./subscription.js";
 export { ServiceServer, ServiceClient } from "./service.js";
@@ -30,7 +30,7 @@ export type { ParameterKind, ParameterSpec } from "./parameter.js";
 export { QOS_DEFAULT, QOS_SENSOR_DATA, QOS_LATCHED, resolveQos } from "./qos.js";
 export type { Qos } from "./qos.js";
 export type { GraphSnapshot, NodeRecord, TopicDecl, ServiceDecl } from "./control-protocol.js";
-export { hubEndpoint, runtimeDir } from "./config.js";
+export { hubEndpoint, replicaNodeName, runtimeDir } from "./config.js";
 export { DurableConsumer } from "./durable-consumer.js";
 export type {
   DurableConsumerOptions,

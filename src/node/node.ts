@@ -30,7 +30,7 @@ import {
 import { PeerLink, type RecordSink } from "../transport/peer-link.js";
 import type { ErrorBody, RecordHeader, RequestHeader, SubBody } from "../transport/frame.js";
 import { InprocRegistry } from "../transport/inproc.js";
-import { ensureRuntimeDir, hubEndpoint, runtimeDir } from "./config.js";
+import { ensureRuntimeDir, hubEndpoint, replicaNodeName, runtimeDir } from "./config.js";
 import type { GraphSnapshot, NodeRecord, Refusal, TopicDecl } from "./control-protocol.js";
 import { HubClient } from "./hub-client.js";
 import { DurableConsumer, type DurableConsumerOptions } from "./durable-consumer.js";
@@ -151,6 +151,18 @@ function resolveName(name: string, what: string): string {
 
 /** How long a persistent publish waits for a store that answered before to come back (hub restart). */
 const STORE_RESTART_WAIT_MS = 10000;
+/**
+ * The name of a node of a supervised process: replica 0 keeps the spec's name, replica N > 0 of
+ * a node the spec names becomes `<name>.N`, so every replica can be addressed
+ * (`myelin param set camera.1 fps 5`). The supervisor sets MYELIN_NODE_NAME and MYELIN_REPLICA.
+ */
+function replicaName(name: string): string {
+  const replica = Number(process.env["MYELIN_REPLICA"] ?? "0");
+  if (!Number.isInteger(replica) || replica <= 0) return name;
+  const specNodes = (process.env["MYELIN_NODE_NAME"] ?? "").split(",");
+  return specNodes.includes(name) ? replicaNodeName(name, replica) : name;
+}
+
 const CREDIT_MSGS = 16384;
 const GROUP_CREDIT_MSGS = 1024;
 const CREDIT_BYTES = 32 * 1024 * 1024;
@@ -407,7 +419,7 @@ export class Node extends EventEmitter<NodeEvents> implements CallRouter {
       );
     }
     this.#opts = { ...NODE_DEFAULTS, ...opts } as NodeOptions & typeof NODE_DEFAULTS;
-    this.name = opts.name;
+    this.name = replicaName(opts.name);
     this.id = `${opts.name}-${randomBytes(4).toString("hex")}`;
     this.#runtimeDir = runtimeDir(opts.runtimeDir);
     this.#ready = opts.manualReady !== true;

@@ -88,6 +88,29 @@ export interface PublishOptions {
   msgId?: string;
 }
 
+/** `T` with its `header` (if it has one) optional: the publisher fills the stamp. */
+export type WithOptionalHeader<T> = T extends { header: infer H }
+  ? Omit<T, "header"> & { header?: Partial<H> }
+  : T;
+
+/**
+ * A copy of `msg` whose `header.stamp` is the current time when it is missing or zero (as ROS 2
+ * users expect of a header the runtime fills; MQTT devices rarely send one). `msg` itself is not
+ * changed; a message with a stamp is returned as it is.
+ */
+function stampHeader<T>(msg: T): T {
+  if (typeof msg !== "object" || msg === null) return msg;
+  const m = msg as { header?: { stamp?: { sec?: unknown; nanosec?: unknown }; frame_id?: unknown } };
+  const h = m.header;
+  if (h !== undefined && (typeof h !== "object" || h === null)) return msg; // validation reports it
+  const st = h?.stamp;
+  if (st !== undefined && (st.sec !== 0 || st.nanosec !== 0)) return msg;
+  const nowMs = TIME_ORIGIN + performance.now();
+  const sec = Math.floor(nowMs / 1000);
+  const stamp = { sec, nanosec: Math.floor((nowMs - sec * 1000) * 1e6) };
+  return { ...m, header: { frame_id: "", ...h, stamp } } as T;
+}
+
 /** A publisher; create with `node.createPublisher()`. */
 export class Publisher<T> {
   readonly topic: string;
@@ -97,6 +120,8 @@ export class Publisher<T> {
   /** Id in message headers: `<node name>#<index>`. */
   readonly id: string;
   readonly #in: PublisherInternals;
+  /** The type has a `header: std_msgs/Header`: a zero or missing stamp is set to the publish time. */
+  readonly #stampsHeader: boolean;
   /** @internal subscribers on other nodes, not in a queue group (see addRemote) */
   readonly remote = new Set<RemoteSubscriber>();
   /** Queue groups by name; null while there is none (the common case costs one check). */
@@ -113,6 +138,8 @@ export class Publisher<T> {
   constructor(topic: string, type: MessageType<T>, qos: Qos, internals: PublisherInternals) {
     this.topic = topic;
     this.type = type;
+    const header = type.fields["header"] as { kind: string; type?: { name: string } } | undefined;
+    this.#stampsHeader = header?.kind === "msg" && header.type?.name === "std_msgs/Header";
     this.qos = qos;
     this.index = internals.index;
     this.id = `${internals.nodeName}#${internals.index}`;
@@ -311,7 +338,8 @@ export class Publisher<T> {
 
   /**
    * Publishes one message. Resolves at once unless a reliable subscriber is `maxPending`
-   * messages behind; then when it catches up (or goes away).
+   * messages behind; then when it catches up (or goes away). A `header` (std_msgs/Header) may be
+   * left out or given a zero stamp: the stamp is then the publish time.
    * @throws ClosedError ERR_CLOSED after close()
    * @throws ValidationError ERR_VALIDATION when the message does not match the type (unless the
    *   publisher was created with `validate: false`); nothing was sent
@@ -322,7 +350,8 @@ export class Publisher<T> {
    *   caller did not await earlier publishes); nothing was sent
    * @throws MyelinError ERR_INVALID_ARGUMENT for a `msgId` on a topic that is not persistent
    */
-  publish(msg: T, opts?: PublishOptions): Promise<void> {
+  publish(input: T | WithOptionalHeader<T>, opts?: PublishOptions): Promise<void> {
+    let msg = input as T;
     if (this.#closed)
       return Promise.reject(new ClosedError("ERR_CLOSED", `publisher of ${this.topic} is closed`));
     if (opts?.msgId !== undefined && (opts.msgId === "" || Buffer.byteLength(opts.msgId) > 256)) {
@@ -354,6 +383,7 @@ export class Publisher<T> {
         }
       }
     }
+    if (this.#stampsHeader) msg = stampHeader(msg);
     if (this.#in.validate) {
       const v = this.type.validate(msg);
       if (!v.ok) {

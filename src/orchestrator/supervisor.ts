@@ -27,7 +27,14 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { MyelinError } from "../errors.js";
 import { myelin_msgs, rcl_interfaces, std_srvs, timeNow } from "../msgs/index.js";
-import { createNode, type GraphSnapshot, type Node, type NodeRecord, type Publisher } from "../node/index.js";
+import {
+  createNode,
+  replicaNodeName,
+  type GraphSnapshot,
+  type Node,
+  type NodeRecord,
+  type Publisher,
+} from "../node/index.js";
 import { runtimeDir as defaultRuntimeDir } from "../node/config.js";
 import { ProbeLoop } from "./health.js";
 import { LogRing } from "./log-ring.js";
@@ -273,6 +280,15 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
    */
   async scale(node: string, replicas: number, waitMs = 0): Promise<{ ok: boolean; message: string }> {
     const unit = this.#unitOf(node);
+    if (unit.nodes.length > 1 && node !== unit.name) {
+      // Scaling the process would start more of its other nodes too, which the user did not name.
+      const others = unit.nodes.filter((n) => n !== node);
+      throw new MyelinError(
+        "ERR_INVALID_ARGUMENT",
+        `node ${node} shares process '${unit.name}' with ${others.join(", ")}: scaling it would start more ${others.join(", ")} too. ` +
+          `Give ${node} its own process in the spec (remove its \`process: ${unit.name}\`) to scale it alone, or scale the whole process: myelin scale ${unit.name}=${replicas}`,
+      );
+    }
     unit.replicas = replicas;
     this.#save();
     this.#reconcile();
@@ -515,7 +531,10 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
       if (du === undefined) continue;
       if (!this.#placedHere(du)) {
         // Placed on another host: satisfied when its nodes are on the graph (and ready).
-        const recs = (this.#graph?.nodes ?? []).filter((n) => du.nodes.includes(n.name));
+        const names = new Set(
+          du.nodes.flatMap((n) => Array.from({ length: du.replicas }, (_, r) => replicaNodeName(n, r))),
+        );
+        const recs = (this.#graph?.nodes ?? []).filter((n) => names.has(n.name));
         if (recs.length === 0 || (d.condition === "ready" && recs.some((n) => n.ready === false)))
           return false;
         continue;
@@ -732,7 +751,9 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
       if (inst.unit.readiness === "node") {
         const names = new Set(recs.map((r) => r.name));
         const all =
-          inst.unit.kind === "module" ? inst.unit.nodes.every((n) => names.has(n)) : recs.length > 0;
+          inst.unit.kind === "module"
+            ? inst.unit.nodes.every((n) => names.has(replicaNodeName(n, inst.replica)))
+            : recs.length > 0;
         this.#setReady(inst, all && recs.every((r) => r.ready !== false));
       }
       return;

@@ -3,7 +3,7 @@
  * (`myelin.yaml`) through the supervisor inside the hub (`/_supervisor/*`).
  */
 import { spawn } from "node:child_process";
-import { closeSync, existsSync, openSync, readFileSync } from "node:fs";
+import { closeSync, existsSync, openSync, readFileSync, rmSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { MyelinError } from "../errors.js";
@@ -249,7 +249,19 @@ export const downCommand: CommandSpec = {
   connects: true,
   async run(ctx, inv) {
     const waitMs = numOpt(inv, "wait-ms", { min: 0, integer: true, command: "down" }) ?? 60000;
-    const pidFile = join(runtimeDir(strOpt(inv, "runtime-dir")), "hub.pid");
+    const dir = runtimeDir(strOpt(inv, "runtime-dir"));
+    const pidFile = join(dir, "hub.pid");
+    const remote = (strOpt(inv, "hub") ?? process.env["MYELIN_HUB"] ?? "") !== "";
+    if (!remote) {
+      const pid = existsSync(pidFile) ? Number(readFileSync(pidFile, "utf8").trim()) : 0;
+      if (!(pid > 0 && processRunning(pid))) {
+        // Nothing runs here: like `docker compose down` on a stopped project, that is not an error.
+        // A hub killed hard leaves its pid file and socket behind: remove them.
+        for (const f of ["hub.pid", "hub.sock"]) rmSync(join(dir, f), { force: true });
+        ctx.err(`nothing to stop: no hub runs in ${dir}`);
+        return 0;
+      }
+    }
     return withSupervisor(ctx, inv, "down", async (node) => {
       const hubPid = existsSync(pidFile) ? Number(readFileSync(pidFile, "utf8").trim()) : 0;
       const client = node.createClient("/_supervisor/down", myelin_msgs.SupervisorDown, {
