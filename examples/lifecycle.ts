@@ -1,7 +1,7 @@
 /**
  * How the example nodes stop: on Ctrl-C or SIGTERM, when the parent that started them (the demo)
  * is gone — even after kill -9, its IPC channel closes — or when their output is closed (EPIPE).
- * Set up first thing, so a stop during start-up is not missed; a clean close gets 3 s.
+ * Set up first thing, so a stop during start-up is not missed; a clean close gets 10 s.
  */
 export function stopWith(): { onStop(close: () => Promise<void> | void): void } {
   let close: (() => Promise<void> | void) | undefined;
@@ -9,7 +9,7 @@ export function stopWith(): { onStop(close: () => Promise<void> | void): void } 
   const stop = (): void => {
     if (stopping) return;
     stopping = true;
-    setTimeout(() => process.exit(0), 3000).unref();
+    setTimeout(() => process.exit(0), 10000).unref();
     if (close === undefined) process.exit(0);
     void Promise.resolve()
       .then(close)

@@ -3,7 +3,8 @@
  * (`myelin.yaml`) through the supervisor inside the hub (`/_supervisor/*`).
  */
 import { spawn } from "node:child_process";
-import { closeSync, existsSync, openSync, readFileSync, rmSync } from "node:fs";
+import { closeSync, existsSync, openSync, readdirSync, readFileSync, rmSync } from "node:fs";
+import { connect as netConnect } from "node:net";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { MyelinError } from "../errors.js";
@@ -51,6 +52,35 @@ function withSupervisor<R>(
     await supervisorReady(ctx, node, HUB_TIMEOUT_MS);
     return fn(node);
   });
+}
+
+/** Removes the node sockets (`*.sock`) in `dir` that nobody listens on; returns how many. */
+async function removeStaleSockets(dir: string): Promise<number> {
+  let names: string[];
+  try {
+    names = readdirSync(dir).filter((n) => n.endsWith(".sock"));
+  } catch {
+    return 0;
+  }
+  let removed = 0;
+  for (const n of names) {
+    const path = join(dir, n);
+    const listening = await new Promise<boolean>((resolve) => {
+      const s = netConnect(path);
+      s.once("connect", () => {
+        s.destroy();
+        resolve(true);
+      });
+      s.once("error", (e: NodeJS.ErrnoException) =>
+        resolve(e.code !== "ECONNREFUSED" && e.code !== "ENOENT"),
+      );
+    });
+    if (!listening) {
+      rmSync(path, { force: true });
+      removed++;
+    }
+  }
+  return removed;
 }
 
 function age(ms: number): string {
@@ -258,7 +288,10 @@ export const downCommand: CommandSpec = {
         // Nothing runs here: like `docker compose down` on a stopped project, that is not an error.
         // A hub killed hard leaves its pid file and socket behind: remove them.
         for (const f of ["hub.pid", "hub.sock"]) rmSync(join(dir, f), { force: true });
-        ctx.err(`nothing to stop: no hub runs in ${dir}`);
+        const stale = await removeStaleSockets(dir);
+        ctx.err(
+          `nothing to stop: no hub runs in ${dir}${stale > 0 ? ` (removed ${stale} socket${stale === 1 ? "" : "s"} of nodes that are gone)` : ""}`,
+        );
         return 0;
       }
     }
