@@ -47,8 +47,17 @@ test(
     const list = await myelin(rt.dir, ["param", "list", "cam", "--json"]);
     assert.equal(list.code, 0, list.stderr);
     assert.deepEqual(JSON.parse(list.stdout), [
-      { name: "fps", kind: "double", value: 20, description: "frame rate" },
-      { name: "mode", kind: "string", value: "day", description: "" },
+      {
+        name: "fps",
+        kind: "double",
+        value: 20,
+        description: "frame rate",
+        min: 1,
+        max: 120,
+        readOnly: false,
+        default: 15,
+      },
+      { name: "mode", kind: "string", value: "day", description: "", readOnly: false, default: "day" },
     ]);
 
     const changed = once(fps, "change");

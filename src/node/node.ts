@@ -329,7 +329,7 @@ class RemoteSource implements RecordSink, Acker {
   #deliver(msg: unknown, pub: number, seq: number, sec: number, nsec: number, bytes: number): void {
     let name = this.#names.get(pub);
     if (name === undefined) this.#names.set(pub, (name = `${this.publisherName}#${pub}`));
-    const info = { seq, publisher: name, sourceTime: { sec, nanosec: nsec } };
+    const info = { seq, publisher: name, sourceTime: { sec, nanosec: nsec }, bytes };
     if (this.grouped) {
       const i = this.#cur;
       this.sub.deliver(msg, info, { ack: (b) => this.#ackAt(i, b) }, bytes);
@@ -732,6 +732,15 @@ export class Node extends EventEmitter<NodeEvents> implements CallRouter {
         kinds: ps.map((p) => p.spec.type),
         values_json: ps.map((p) => JSON.stringify(p.value)),
         descriptions: ps.map((p) => p.spec.description ?? ""),
+        descriptors: ps.map((p) => ({
+          name: p.name,
+          kind: p.spec.type,
+          description: p.spec.description ?? "",
+          read_only: p.spec.readOnly === true,
+          ...(p.spec.min !== undefined ? { min: p.spec.min } : {}),
+          ...(p.spec.max !== undefined ? { max: p.spec.max } : {}),
+          default_json: JSON.stringify(p.spec.default),
+        })),
       };
     });
     const set = this.createService(`/${this.name}/set_parameter`, myelin_msgs.SetParameter, (req) => {

@@ -16,6 +16,11 @@ export interface MessageInfo {
   publisher: string;
   /** When it was published (publisher's clock). */
   sourceTime: Time;
+  /**
+   * Size of the encoded message as it arrived (all its frames), in bytes; absent when it was
+   * delivered in memory (publisher in the same process) and never encoded.
+   */
+  bytes?: number;
 }
 
 /** A message with its info, as yielded by a subscription's async iterator. */

@@ -74,8 +74,11 @@ function readText(path: string): string | undefined {
   }
 }
 
-/** True if the holder's process still runs (always true for a holder on another host). */
-function holderAlive(h: LockHolder, host: string): boolean {
+/**
+ * True if the holder's process still runs (always true for a holder on another host, which cannot
+ * be checked from here). `host` is this host's name.
+ */
+export function holderAlive(h: LockHolder, host: string = hostname()): boolean {
   if (h.host !== host) return true;
   if (!processRunning(h.pid)) return false; // gone, or a zombie not yet reaped
   if (h.start === undefined) return true;

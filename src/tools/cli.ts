@@ -5,9 +5,6 @@
  * Exit codes: 0 success, 1 the operation failed (the message says why and names the error code),
  * 2 usage mistake (unknown command or option, missing argument), 130 interrupted while waiting.
  */
-import { readFileSync } from "node:fs";
-import { dirname, join } from "node:path";
-import { fileURLToPath } from "node:url";
 import { parseArgs, type ParseArgsConfig } from "node:util";
 import { MyelinError } from "../errors.js";
 import { hubCommand } from "./cmd-hub.js";
@@ -23,10 +20,26 @@ import {
 } from "./cmd-orchestrator.js";
 import { interfaceListCommand, interfaceShowCommand } from "./cmd-interface.js";
 import { nodeInfoCommand, nodeListCommand } from "./cmd-node.js";
-import { paramGetCommand, paramListCommand, paramSetCommand } from "./cmd-param.js";
-import { serviceCallCommand, serviceListCommand } from "./cmd-service.js";
+import {
+  paramDescribeCommand,
+  paramDumpCommand,
+  paramGetCommand,
+  paramListCommand,
+  paramLoadCommand,
+  paramSetCommand,
+} from "./cmd-param.js";
+import {
+  serviceCallCommand,
+  serviceFindCommand,
+  serviceListCommand,
+  serviceTypeCommand,
+} from "./cmd-service.js";
+import { completionCommand } from "./cmd-completion.js";
+import { doctorCommand } from "./cmd-doctor.js";
+import { topicBwCommand, topicDelayCommand } from "./cmd-topic-stats.js";
 import {
   topicEchoCommand,
+  topicFindCommand,
   topicHzCommand,
   topicInfoCommand,
   topicListCommand,
@@ -44,8 +57,11 @@ import {
   type Context,
   type Invocation,
   type OptionSpec,
+  version,
 } from "./common.js";
 import { didYouMean } from "./format.js";
+
+export { version } from "./common.js";
 
 /** Every command, in the order the help lists them. */
 export const COMMANDS: readonly CommandSpec[] = [
@@ -60,43 +76,59 @@ export const COMMANDS: readonly CommandSpec[] = [
   nodeInfoCommand,
   topicListCommand,
   topicInfoCommand,
+  topicFindCommand,
   topicEchoCommand,
   topicPubCommand,
   topicHzCommand,
+  topicBwCommand,
+  topicDelayCommand,
   topicReadCommand,
   topicConfigCommand,
   serviceListCommand,
+  serviceTypeCommand,
+  serviceFindCommand,
   serviceCallCommand,
   paramListCommand,
   paramGetCommand,
   paramSetCommand,
+  paramDescribeCommand,
+  paramDumpCommand,
+  paramLoadCommand,
   interfaceListCommand,
   interfaceShowCommand,
   gatewayStatusCommand,
   gatewayHashPasswordCommand,
   bridgeStatusCommand,
+  doctorCommand,
+  completionCommand(() => COMMANDS),
 ];
 
 const GROUPS: Record<string, { summary: string; examples: string[] }> = {
   node: { summary: "the running nodes", examples: ["myelin node list", "myelin node info talker"] },
   topic: {
-    summary: "list, inspect, echo and publish topics",
+    summary: "list, inspect, echo, publish and measure topics",
     examples: [
       "myelin topic list -t",
       "myelin topic echo /chatter",
       "myelin topic pub /chatter std_msgs/String '{data: hi}'",
+      "myelin topic bw /camera/front/image",
     ],
   },
   service: {
-    summary: "list and call services",
+    summary: "list, find and call services",
     examples: [
       "myelin service list -t",
+      "myelin service find std_srvs/Trigger",
       "myelin service call /add_two_ints example_interfaces/AddTwoInts '{a: 1, b: 2}'",
     ],
   },
   param: {
-    summary: "list, read and set the parameters of running nodes",
-    examples: ["myelin param list camera", "myelin param set camera fps 30"],
+    summary: "list, describe, read, set, dump and load the parameters of running nodes",
+    examples: [
+      "myelin param list camera",
+      "myelin param set camera fps 30",
+      "myelin param dump camera > camera.yaml && myelin param load camera camera.yaml",
+    ],
   },
   bridge: {
     summary: "the hub's bridges to external MQTT, NATS and AMQP brokers",
@@ -111,24 +143,6 @@ const GROUPS: Record<string, { summary: string; examples: string[] }> = {
     examples: ["myelin interface list", "myelin interface show geometry_msgs/Twist"],
   },
 };
-
-/** The package version, read from the package.json above this file ("unknown" if not found). */
-export function version(): string {
-  let dir = dirname(fileURLToPath(import.meta.url));
-  for (let i = 0; i < 5; i++) {
-    try {
-      const pkg = JSON.parse(readFileSync(join(dir, "package.json"), "utf8")) as {
-        name?: string;
-        version?: string;
-      };
-      if (pkg.name === "myelin" && typeof pkg.version === "string") return pkg.version;
-    } catch {
-      // not here; look further up
-    }
-    dir = dirname(dir);
-  }
-  return "unknown";
-}
 
 // ---- help ------------------------------------------------------------------------------------
 

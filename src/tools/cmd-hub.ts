@@ -3,8 +3,8 @@ import { readFile } from "node:fs/promises";
 import { homedir } from "node:os";
 import { join } from "node:path";
 import { parse as parseYaml } from "yaml";
-import { Hub, type HubOptions } from "../hub/index.js";
-import { runtimeDir } from "../node/index.js";
+import { Hub, HUB_DEFAULTS, type HubOptions } from "../hub/index.js";
+import { runtimeDir, type Node } from "../node/index.js";
 import { parseStoreConfig, StoreService, type StoreServiceOptions } from "../store/index.js";
 import { aborted, boolOpt, listOpt, numOpt, strOpt, UsageError, type CommandSpec } from "./common.js";
 import { clock } from "./format.js";
@@ -12,6 +12,7 @@ import { HUB_GATEWAY_OPTIONS, startHubGateway } from "./cmd-gateway.js";
 import { HUB_BRIDGE_OPTIONS, startHubBridges } from "./cmd-bridge.js";
 import type { BridgeHost } from "../gateway/bridge-host.js";
 import type { MqttGateway } from "../gateway/index.js";
+import { startHubInfo } from "./hub-info.js";
 import {
   HUB_SUPERVISOR_OPTIONS,
   hubSpec,
@@ -102,6 +103,7 @@ export const hubCommand: CommandSpec = {
     let gateway: MqttGateway | undefined;
     let bridges: BridgeHost | undefined;
     let supervisor: HubSupervisor | undefined;
+    let info: Node | undefined;
     try {
       if (!boolOpt(inv, "no-store")) {
         const fsyncOpt = strOpt(inv, "fsync");
@@ -127,6 +129,19 @@ export const hubCommand: CommandSpec = {
         store = await StoreService.start(storeOpts);
         ctx.out(`${clock()} durable topics stored in ${dataDir} (fsync ${fsync})`);
       }
+      // A diagnostic service: the hub runs without it if it cannot be served.
+      info = await startHubInfo({
+        hubId: hub.id,
+        endpoints: hub.endpoints,
+        runtimeDir: opts.runtimeDir,
+        nodeTimeoutMs: opts.nodeTimeoutMs ?? HUB_DEFAULTS.nodeTimeoutMs,
+        store: () => store?.health(),
+      }).catch((err: unknown) => {
+        ctx.out(
+          `${clock()} cannot serve /_hub/info (\`myelin doctor\` sees less): ${(err as Error).message}`,
+        );
+        return undefined;
+      });
       ctx.out(
         `${clock()} myelin hub ${hub.id} started (pid ${process.pid}, runtime dir ${runtimeDir(opts.runtimeDir)})`,
       );
@@ -140,6 +155,7 @@ export const hubCommand: CommandSpec = {
       await bridges?.close();
       await gateway?.close();
       await store?.close();
+      await info?.close();
       hub.close();
     }
     ctx.out(`${clock()} hub stopped`);

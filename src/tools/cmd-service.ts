@@ -1,5 +1,6 @@
-/** `myelin service list|call`: services and calling them. */
+/** `myelin service list|type|find|call`: services and calling them. */
 import { toJson } from "../codec/index.js";
+import { MyelinError } from "../errors.js";
 import type { GraphSnapshot } from "../node/index.js";
 import {
   absName,
@@ -7,11 +8,12 @@ import {
   messageFromData,
   numOpt,
   resolveServiceType,
+  typeSpellings,
   unlessInterrupted,
   withNode,
   type CommandSpec,
 } from "./common.js";
-import { renderMessage, table } from "./format.js";
+import { didYouMean, renderMessage, table } from "./format.js";
 
 interface ServiceView {
   service: string;
@@ -62,6 +64,77 @@ export const serviceListCommand: CommandSpec = {
       }
       const rows = services.map((s) => [s.service, s.type, String(s.servers.length)]);
       for (const l of table(["SERVICE", "TYPE", "SERVERS"], rows)) ctx.out(l);
+      return 0;
+    });
+  },
+};
+
+/** `myelin service type NAME`: the type of a service. */
+export const serviceTypeCommand: CommandSpec = {
+  path: ["service", "type"],
+  summary: "print the type of a service",
+  args: [{ name: "NAME", help: "service name, e.g. /add_two_ints" }],
+  options: {
+    json: { type: "boolean", help: "print one JSON object: service, type, servers (node, id, pid, host)" },
+  },
+  details: ["Exit code 1 with ERR_NO_SERVER, naming the services there are, when no node serves NAME."],
+  examples: [
+    "myelin service type /add_two_ints",
+    "myelin interface show $(myelin service type /add_two_ints)   # its request and response",
+  ],
+  connects: true,
+  async run(ctx, inv) {
+    const name = absName(inv.positionals[0]!);
+    return withNode(ctx, inv, "service_type", async (_node, graph) => {
+      const all = servicesOf(graph);
+      const s = all.find((x) => x.service === name);
+      if (s === undefined) {
+        const names = all.filter((x) => !x.service.startsWith("/_")).map((x) => x.service);
+        throw new MyelinError(
+          "ERR_NO_SERVER",
+          `no node serves ${name}${didYouMean(name, names)}; services now: ${names.join(", ") || "none"} (see \`myelin service list\`)`,
+        );
+      }
+      if (boolOpt(inv, "json")) ctx.out(JSON.stringify(s, null, 2));
+      else ctx.out(s.type);
+      return 0;
+    });
+  },
+};
+
+/** `myelin service find TYPE`: the services of a service type. */
+export const serviceFindCommand: CommandSpec = {
+  path: ["service", "find"],
+  summary: "list the services of a service type",
+  args: [{ name: "TYPE", help: "service type, e.g. std_srvs/Trigger (also std_srvs/srv/Trigger)" }],
+  options: {
+    "count-services": { type: "boolean", short: "c", help: "print only the number of services found" },
+    json: { type: "boolean", help: "print a JSON array: service, type, servers (node, id, pid, host)" },
+  },
+  details: [
+    "Looks in the hub's graph; the type need not be known here. Finding nothing is not an error:",
+    "the command prints nothing (and says so on stderr) and exits 0.",
+  ],
+  examples: [
+    "myelin service find std_srvs/Trigger",
+    "myelin service find example_interfaces/srv/AddTwoInts -c",
+  ],
+  connects: true,
+  async run(ctx, inv) {
+    const typeArg = inv.positionals[0]!;
+    const names = typeSpellings(typeArg);
+    return withNode(ctx, inv, "service_find", async (_node, graph) => {
+      const all = servicesOf(graph);
+      const found = all.filter((s) => names.includes(s.type));
+      if (boolOpt(inv, "json")) ctx.out(JSON.stringify(found, null, 2));
+      else if (boolOpt(inv, "count-services")) ctx.out(String(found.length));
+      else for (const s of found) ctx.out(s.service);
+      if (found.length === 0 && !boolOpt(inv, "json")) {
+        const types = [...new Set(all.filter((s) => !s.service.startsWith("/_")).map((s) => s.type))].sort();
+        ctx.err(
+          `no service has type ${typeArg}${didYouMean(names.at(-1)!, types)}; types in use: ${types.join(", ") || "none"}`,
+        );
+      }
       return 0;
     });
   },

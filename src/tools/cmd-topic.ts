@@ -1,4 +1,4 @@
-/** `myelin topic list|info|echo|pub|hz`: look at and take part in topics. */
+/** `myelin topic list|info|find|echo|pub|hz|read|config`: look at and take part in topics. */
 import { MyelinError } from "../errors.js";
 import { lookupType, myelin_msgs, type MessageType } from "../msgs/index.js";
 import { msgpackCodec, toJson } from "../codec/index.js";
@@ -12,6 +12,7 @@ import {
   resolveMessageType,
   strOpt,
   topicsOf,
+  typeSpellings,
   UsageError,
   unknownTopic,
   unlessInterrupted,
@@ -22,7 +23,7 @@ import {
   type Endpoint,
   type TopicView,
 } from "./common.js";
-import { describeQos, renderMessage, table } from "./format.js";
+import { describeQos, didYouMean, renderMessage, table } from "./format.js";
 
 // ---- list / info -----------------------------------------------------------------------------
 
@@ -144,6 +145,48 @@ export const topicInfoCommand: CommandSpec = {
   },
 };
 
+/** `myelin topic find TYPE`: the topics of a message type, from the graph. */
+export const topicFindCommand: CommandSpec = {
+  path: ["topic", "find"],
+  summary: "list the topics that carry a message type",
+  args: [{ name: "TYPE", help: "message type, e.g. sensor_msgs/Image (also sensor_msgs/msg/Image)" }],
+  options: {
+    "count-topics": { type: "boolean", short: "c", help: "print only the number of topics found" },
+    json: {
+      type: "boolean",
+      help: "print a JSON array: topic, type, publishers, subscribers (with node and QoS)",
+    },
+  },
+  details: [
+    "Looks in the hub's graph (every topic some node publishes or subscribes); the type need not be known here.",
+    "Finding nothing is not an error: the command prints nothing (and says so on stderr) and exits 0.",
+  ],
+  examples: [
+    "myelin topic find sensor_msgs/Image",
+    "myelin topic find std_msgs/msg/String -c",
+    "myelin topic find geometry_msgs/Twist --json",
+  ],
+  connects: true,
+  async run(ctx, inv) {
+    const typeArg = inv.positionals[0]!;
+    const names = typeSpellings(typeArg);
+    return withNode(ctx, inv, "topic_find", async (_node, graph) => {
+      const all = topicsOf(graph);
+      const found = all.filter((t) => names.includes(t.type));
+      if (boolOpt(inv, "json")) ctx.out(JSON.stringify(found.map(topicJson), null, 2));
+      else if (boolOpt(inv, "count-topics")) ctx.out(String(found.length));
+      else for (const t of found) ctx.out(t.topic);
+      if (found.length === 0 && !boolOpt(inv, "json")) {
+        const types = [...new Set(all.map((t) => t.type))].sort();
+        ctx.err(
+          `no topic carries ${typeArg}${didYouMean(names.at(-1)!, types)}; types in use: ${types.join(", ") || "none"}`,
+        );
+      }
+      return 0;
+    });
+  },
+};
+
 /**
  * Throws unless the hub's store serves `service`.
  * @throws MyelinError ERR_NO_SERVER naming the fix
@@ -193,7 +236,7 @@ async function durableInfo(node: Node, graph: GraphSnapshot, topic: string) {
 // ---- echo ------------------------------------------------------------------------------------
 
 /** QoS a tool subscribes with: what the user asked, and transient-local if a publisher keeps history. */
-function toolQos(t: TopicView, bestEffort: boolean): Partial<Qos> {
+export function toolQos(t: TopicView, bestEffort: boolean): Partial<Qos> {
   const q: Partial<Qos> = { reliability: bestEffort ? "best-effort" : "reliable" };
   const keeping = t.publishers.filter((p) => p.decl.qos.durability === "transient-local");
   if (keeping.length > 0) {
@@ -211,7 +254,8 @@ function jsonOf(type: MessageType<unknown> | undefined, msg: unknown): unknown {
   }
 }
 
-const WAIT_OPTION = {
+/** The `--wait-ms` option of the commands that subscribe to a topic. */
+export const WAIT_OPTION = {
   type: "string",
   arg: "N",
   help: "wait up to N ms for the topic to appear (default 5000)",

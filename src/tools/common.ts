@@ -2,8 +2,9 @@
  * What every CLI command shares: the command description format, option parsing helpers, the
  * tool node, hub checks, type lookup and DATA parsing.
  */
-import { resolve } from "node:path";
-import { pathToFileURL } from "node:url";
+import { readFileSync } from "node:fs";
+import { dirname, join, resolve } from "node:path";
+import { fileURLToPath, pathToFileURL } from "node:url";
 import { parse as parseYaml } from "yaml";
 import { MyelinError } from "../errors.js";
 import {
@@ -113,6 +114,24 @@ export const CONNECT_OPTIONS: Record<string, OptionSpec> = {
     help: "import a module that registers your message types (repeatable)",
   },
 };
+
+/** The package version, read from the package.json above this file ("unknown" if not found). */
+export function version(): string {
+  let dir = dirname(fileURLToPath(import.meta.url));
+  for (let i = 0; i < 5; i++) {
+    try {
+      const pkg = JSON.parse(readFileSync(join(dir, "package.json"), "utf8")) as {
+        name?: string;
+        version?: string;
+      };
+      if (pkg.name === "myelin" && typeof pkg.version === "string") return pkg.version;
+    } catch {
+      // not here; look further up
+    }
+    dir = dirname(dir);
+  }
+  return "unknown";
+}
 
 // ---- option values ---------------------------------------------------------------------------
 
@@ -367,8 +386,11 @@ export async function waitForTopic(
 
 // ---- types and data --------------------------------------------------------------------------
 
-/** `pkg/Name` spellings of a name given as `pkg/msg/Name`, `pkg.Name` or `pkg/srv/Name`. */
-function spellings(name: string): string[] {
+/**
+ * The spellings a type name may stand for: the name itself, then its `pkg/Name` form when given as
+ * `pkg/msg/Name`, `pkg/srv/Name` or `pkg.Name` (so the last one is the canonical spelling).
+ */
+export function typeSpellings(name: string): string[] {
   const out = [name];
   const ros = /^([a-z][a-z0-9_]*)\/(?:msg|srv|action)\/([A-Za-z][A-Za-z0-9_]*)$/.exec(name);
   if (ros !== null) out.push(`${ros[1]}/${ros[2]}`);
@@ -382,7 +404,7 @@ function spellings(name: string): string[] {
  * @throws MyelinError ERR_UNKNOWN_TYPE naming close matches
  */
 export function resolveMessageType(name: string): MessageType<unknown> {
-  for (const n of spellings(name)) {
+  for (const n of typeSpellings(name)) {
     const t = lookupType(n);
     if (t !== undefined) return t;
   }
@@ -398,7 +420,7 @@ export function resolveMessageType(name: string): MessageType<unknown> {
  * @throws MyelinError ERR_UNKNOWN_TYPE naming close matches
  */
 export function resolveServiceType(name: string): ServiceType<unknown, unknown> {
-  for (const n of spellings(name)) {
+  for (const n of typeSpellings(name)) {
     const t = lookupService(n);
     if (t !== undefined) return t;
   }

@@ -1,12 +1,30 @@
 /**
  * `myelin_msgs`: the runtime's own services. Every node with parameters serves
  * `/<node>/list_parameters` and `/<node>/set_parameter`; values travel as JSON text so one type
- * serves every parameter kind.
+ * serves every parameter kind. The hub serves `/_hub/info`.
  */
 import { defineMessage, defineService, t } from "../schema.js";
 import { registerType } from "../registry.js";
 
-/** Lists a node's parameters: names, kinds, current values (JSON), descriptions. */
+/**
+ * How a parameter was declared (like rcl_interfaces/ParameterDescriptor): its kind, description,
+ * inclusive bounds for numbers (absent when unbounded), whether it is read-only, and its default
+ * (JSON).
+ */
+const ParameterDescriptor = defineMessage("myelin_msgs/ParameterDescriptor", {
+  name: t.string(),
+  kind: t.string(),
+  description: t.string(),
+  read_only: t.bool(),
+  min: t.optional(t.f64()),
+  max: t.optional(t.f64()),
+  default_json: t.string(),
+});
+/**
+ * Lists a node's parameters: names, kinds, current values (JSON), descriptions, and one descriptor
+ * per parameter in the same order (absent from nodes that predate descriptors). The parallel arrays
+ * stay, so older tools keep working.
+ */
 const ListParameters = defineService(
   "myelin_msgs/ListParameters",
   {},
@@ -15,6 +33,7 @@ const ListParameters = defineService(
     kinds: t.array(t.string()),
     values_json: t.array(t.string()),
     descriptions: t.array(t.string()),
+    descriptors: t.optional(t.array(t.msg(ParameterDescriptor))),
   },
 );
 /** Sets one parameter from its JSON value; `success` false with the `reason` when refused. */
@@ -223,8 +242,35 @@ const SupervisorLogs = defineService(
   { process: t.string(), sources: t.array(t.string()), lines: t.array(t.string()) },
 );
 
+/**
+ * What the hub of a host says about itself (`/_hub/info`, served by `myelin hub`): its id, Myelin
+ * version, pid and host, runtime directory and endpoints, when it started and its clock now (ms
+ * since the epoch, for clock checks), the node timeout (ms), and its store: data directory ("" when
+ * it runs without one), free space in bytes (-1 when unknown) and since when the disk has been full
+ * (0 when it is not).
+ */
+const HubInfo = defineService(
+  "myelin_msgs/HubInfo",
+  {},
+  {
+    hub_id: t.string(),
+    version: t.string(),
+    pid: t.u32(),
+    host: t.string(),
+    runtime_dir: t.string(),
+    endpoints: t.array(t.string()),
+    started_at: t.f64(),
+    time_ms: t.f64(),
+    node_timeout_ms: t.u32(),
+    data_dir: t.string(),
+    store_free_bytes: t.f64(),
+    store_disk_full_since: t.f64(),
+  },
+);
+
 /** The types of the `myelin_msgs` package (explicit, so `assert` can narrow). */
 export interface MyelinMsgs {
+  readonly ParameterDescriptor: typeof ParameterDescriptor;
   readonly ListParameters: typeof ListParameters;
   readonly SetParameter: typeof SetParameter;
   readonly StoreAppend: typeof StoreAppend;
@@ -242,10 +288,12 @@ export interface MyelinMsgs {
   readonly SupervisorControl: typeof SupervisorControl;
   readonly SupervisorDown: typeof SupervisorDown;
   readonly SupervisorLogs: typeof SupervisorLogs;
+  readonly HubInfo: typeof HubInfo;
 }
 
 /** The `myelin_msgs` package. */
 export const myelin_msgs: MyelinMsgs = Object.freeze({
+  ParameterDescriptor,
   ListParameters,
   SetParameter,
   StoreAppend,
@@ -263,6 +311,7 @@ export const myelin_msgs: MyelinMsgs = Object.freeze({
   SupervisorControl,
   SupervisorDown,
   SupervisorLogs,
+  HubInfo,
 });
 
 for (const type of Object.values(myelin_msgs)) registerType(type);
