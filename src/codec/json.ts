@@ -252,7 +252,10 @@ function typeConverters(type: MessageType<unknown>): Converters {
       for (const k of Object.keys(o)) {
         const i = keys.indexOf(k);
         const y = i < 0 ? o[k] : convs[i]!.from(o[k], joinPath(path, k), errs);
-        if (y !== undefined) out[k] = y;
+        // An own property even for `__proto__` (JSON.parse makes one): assigning it would set the
+        // prototype, silently dropping a field that validation must report as unknown.
+        if (y !== undefined)
+          Object.defineProperty(out, k, { value: y, enumerable: true, writable: true, configurable: true });
       }
       return out;
     },

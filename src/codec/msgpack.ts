@@ -12,7 +12,9 @@
  *   copies (blob frames of the multi-frame form are returned as the frame objects themselves);
  * - `undefined` is msgpackr's fixext 0 and decodes as `undefined`;
  * - a blob reference (multi-frame only) is fixext 4 of type {@link BLOB_REF_EXT} whose payload is the
- *   frame index as a big-endian uint32.
+ *   frame index as a big-endian uint32;
+ * - msgpackr's structured-clone references (extensions 0x69 and 0x70, which can make a value that
+ *   contains itself) are refused when decoding.
  */
 // The pure-JS build (the "msgpackr/pack" entry resolves to it in Node): the native string decoder of the
 // main entry costs ~7 MB of RSS per process and does not help the binary-heavy messages Myelin moves.
@@ -92,6 +94,9 @@ const packr = new Packr({
   copyBuffers: false,
   int64AsType: "bigint",
   writeFunction: refuseFunction,
+  // Refuse msgpackr's structured-clone reference extensions (0x69 id, 0x70 pointer) when decoding: they
+  // are not part of the wire format, and would let untrusted bytes build cyclic values.
+  structuredClone: false,
 });
 
 function encodeError(err: unknown): MyelinError {

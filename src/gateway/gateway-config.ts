@@ -55,15 +55,58 @@ function onlyKeys(o: Obj, keys: string[], where: string): void {
   }
 }
 
+/** A value for an error message: never throws (bigints, cycles from YAML aliases) and never long. */
+function show(v: unknown): string {
+  if (typeof v === "string") return v.length <= 40 ? JSON.stringify(v) : `${JSON.stringify(v.slice(0, 40))}…`;
+  if (
+    v === null ||
+    v === undefined ||
+    typeof v === "number" ||
+    typeof v === "boolean" ||
+    typeof v === "bigint"
+  )
+    return String(v);
+  if (Array.isArray(v)) return "a list";
+  if (typeof v === "object") return "a map";
+  return typeof v;
+}
+
 function port(o: Obj, where: string): number {
   const p = o["port"];
   if (typeof p !== "number" || !Number.isInteger(p) || p < 0 || p > 65535) {
-    throw bad(
-      `${where}.port`,
-      `must be a port number 0..65535 (0 picks a free one), got ${JSON.stringify(p)}`,
-    );
+    throw bad(`${where}.port`, `must be a port number 0..65535 (0 picks a free one), got ${show(p)}`);
   }
   return p;
+}
+
+function list(v: unknown, where: string, what: string): unknown[] {
+  if (v === undefined || v === null) return [];
+  if (!Array.isArray(v)) throw bad(where, `must be a list of ${what}, got ${show(v)}`);
+  return v;
+}
+
+/** Checks the shape of `auth` that the Authenticator takes on trust: lists, maps, strings, booleans. */
+function checkAuthShape(a: Obj): void {
+  onlyKeys(a, ["allowAnonymous", "anonymousAcl", "users", "certificates"], "auth");
+  if (a["allowAnonymous"] !== undefined && typeof a["allowAnonymous"] !== "boolean")
+    throw bad("auth.allowAnonymous", `must be true or false, got ${show(a["allowAnonymous"])}`);
+  for (const [i, x] of list(a["users"], "auth.users", "users").entries()) {
+    const u = obj(x, `auth.users[${i}]`);
+    onlyKeys(u, ["username", "password", "acl"], `auth.users[${i}]`);
+    for (const k of ["username", "password"]) {
+      if (u[k] !== undefined && typeof u[k] !== "string")
+        throw bad(`auth.users[${i}].${k}`, `must be a string, got ${show(u[k])}`);
+    }
+  }
+  for (const [i, x] of list(a["certificates"], "auth.certificates", "{ cn, user } entries").entries()) {
+    const c = obj(x, `auth.certificates[${i}]`);
+    onlyKeys(c, ["cn", "user"], `auth.certificates[${i}]`);
+    if (typeof c["user"] !== "string")
+      throw bad(
+        `auth.certificates[${i}].user`,
+        `must be the name of a user in auth.users, got ${show(c["user"])}`,
+      );
+  }
 }
 
 function optString(o: Obj, k: string, where: string): string | undefined {
@@ -165,10 +208,7 @@ export function parseGatewayConfig(
     }
     if (root["auth"] !== undefined) {
       const a = obj(root["auth"], "auth");
-      onlyKeys(a, ["allowAnonymous", "anonymousAcl", "users", "certificates"], "auth");
-      for (const [i, u] of ((a["users"] as unknown[] | undefined) ?? []).entries()) {
-        onlyKeys(obj(u, `auth.users[${i}]`), ["username", "password", "acl"], `auth.users[${i}]`);
-      }
+      checkAuthShape(a);
       new Authenticator(a); // checks users, hashes, ACLs
       cfg.auth = a;
     }
@@ -203,11 +243,26 @@ export function loadGatewayConfig(file: string): GatewayConfig {
       `cannot read the gateway config ${file}: ${(err as Error).message}`,
     );
   }
+  return parseGatewayConfigText(text, dirname(resolve(file)), file);
+}
+
+/**
+ * Checks a configuration file's text (YAML or JSON); relative certificate paths are read from
+ * `baseDir`.
+ * @throws MyelinError ERR_BAD_CONFIG for a YAML syntax error or an invalid field, naming `file`
+ */
+export function parseGatewayConfigText(
+  text: string,
+  baseDir: string,
+  file = "gateway config",
+): GatewayConfig {
   let value: unknown;
   try {
     value = parseYaml(text);
   } catch (err) {
-    throw new MyelinError("ERR_BAD_CONFIG", `${file}: not valid YAML: ${(err as Error).message}`);
+    throw new MyelinError("ERR_BAD_CONFIG", `${file}: not valid YAML: ${(err as Error).message}`, {
+      cause: err,
+    });
   }
-  return parseGatewayConfig(value, dirname(resolve(file)), file);
+  return parseGatewayConfig(value, baseDir, file);
 }

@@ -29,7 +29,7 @@ export { MQTT_LIMIT_DEFAULTS } from "./mqtt-limits.js";
 export type { MqttLimits } from "./mqtt-limits.js";
 export { FilePersistence } from "./mqtt-persistence.js";
 export type { FilePersistenceOptions } from "./mqtt-persistence.js";
-export { loadGatewayConfig, parseGatewayConfig } from "./gateway-config.js";
+export { loadGatewayConfig, parseGatewayConfig, parseGatewayConfigText } from "./gateway-config.js";
 export type { GatewayConfig } from "./gateway-config.js";
 export { startBridge, createLink, BridgeHost, BRIDGE_STATUS_SERVICE } from "./bridge-host.js";
 export type { StartBridgeOptions, BridgeHostOptions } from "./bridge-host.js";

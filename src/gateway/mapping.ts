@@ -92,6 +92,25 @@ interface CompiledRule {
   externalExact: string | undefined;
 }
 
+/**
+ * A configuration value for an error message. Never throws: rules come from YAML, where a value may
+ * contain itself (`&a [*a]`), and from code, where it may be a bigint; neither goes through
+ * JSON.stringify. Long strings are cut.
+ */
+function show(v: unknown): string {
+  if (typeof v === "string") return JSON.stringify(v.length <= 120 ? v : `${v.slice(0, 120)}…`);
+  if (
+    v === null ||
+    v === undefined ||
+    typeof v === "number" ||
+    typeof v === "boolean" ||
+    typeof v === "bigint"
+  )
+    return String(v);
+  if (Array.isArray(v)) return "a list";
+  return typeof v === "object" ? "a map" : typeof v;
+}
+
 function bad(index: number, field: string, msg: string): MyelinError {
   return new MyelinError("ERR_BAD_CONFIG", `mapping[${index}].${field}: ${msg}`);
 }
@@ -101,22 +120,21 @@ function parseMyelin(p: unknown, index: number): Level[] {
     throw bad(
       index,
       "myelin",
-      `${JSON.stringify(p)} is not a Myelin topic pattern: write levels after a leading '/', e.g. /sensors/+/temperature`,
+      `${show(p)} is not a Myelin topic pattern: write levels after a leading '/', e.g. /sensors/+/temperature`,
     );
   }
   const parts = p.slice(1).split("/");
   return parts.map((s, i): Level => {
     if (s === "+") return { kind: "one" };
     if (s === "#") {
-      if (i !== parts.length - 1)
-        throw bad(index, "myelin", `'#' must be the last level in ${JSON.stringify(p)}`);
+      if (i !== parts.length - 1) throw bad(index, "myelin", `'#' must be the last level in ${show(p)}`);
       return { kind: "rest" };
     }
     if (!MYELIN_LEVEL.test(s)) {
       throw bad(
         index,
         "myelin",
-        `level ${JSON.stringify(s)} of ${JSON.stringify(p)} is not valid: use letters, digits, '_', '-', '.', '~', or the wildcards '+' and '#'`,
+        `level ${show(s)} of ${show(p)} is not valid: use letters, digits, '_', '-', '.', '~', or the wildcards '+' and '#'`,
       );
     }
     return { kind: "lit", text: s };
@@ -125,28 +143,24 @@ function parseMyelin(p: unknown, index: number): Level[] {
 
 function parseExternal(p: unknown, syn: SyntaxDef, syntax: ExternalSyntax, index: number): Level[] {
   if (typeof p !== "string" || p === "") {
-    throw bad(
-      index,
-      "external",
-      `${JSON.stringify(p)} is not a ${syntax} topic pattern (a non-empty string)`,
-    );
+    throw bad(index, "external", `${show(p)} is not a ${syntax} topic pattern (a non-empty string)`);
   }
   const parts = p.split(syn.sep);
   return parts.map((s, i): Level => {
     if (s === syn.one) return { kind: "one" };
     if (s === syn.rest) {
       if (i !== parts.length - 1)
-        throw bad(index, "external", `'${syn.rest}' must be the last level in ${JSON.stringify(p)}`);
+        throw bad(index, "external", `'${syn.rest}' must be the last level in ${show(p)}`);
       return { kind: "rest" };
     }
     if (s === "" && !syn.emptyLevels) {
-      throw bad(index, "external", `${JSON.stringify(p)} has an empty level; ${syntax} does not allow one`);
+      throw bad(index, "external", `${show(p)} has an empty level; ${syntax} does not allow one`);
     }
     if (syn.forbidden.test(s)) {
       throw bad(
         index,
         "external",
-        `level ${JSON.stringify(s)} of ${JSON.stringify(p)} mixes a wildcard with text; ${syntax} wildcards are '${syn.one}' and '${syn.rest}', each a whole level`,
+        `level ${show(s)} of ${show(p)} mixes a wildcard with text; ${syntax} wildcards are '${syn.one}' and '${syn.rest}', each a whole level`,
       );
     }
     return { kind: "lit", text: s };
@@ -226,7 +240,7 @@ export class TopicMap {
     if (syntax !== "mqtt" && syntax !== "nats" && syntax !== "amqp") {
       throw new MyelinError(
         "ERR_BAD_CONFIG",
-        `mapping syntax ${JSON.stringify(syntax)} is not known: use mqtt, nats or amqp`,
+        `mapping syntax ${show(syntax)} is not known: use mqtt, nats or amqp`,
       );
     }
     if (!Array.isArray(specs)) {
@@ -244,7 +258,7 @@ export class TopicMap {
         if (level === "" || this.#syn.forbidden.test(level) || /[+#*>]/.test(level)) {
           throw new MyelinError(
             "ERR_BAD_CONFIG",
-            `sitePrefix ${JSON.stringify(prefix)} is not valid: use non-empty ${syntax} levels without wildcards, e.g. "site-a"`,
+            `sitePrefix ${show(prefix)} is not valid: use non-empty ${syntax} levels without wildcards, e.g. "site-a"`,
           );
         }
       }
@@ -261,20 +275,20 @@ export class TopicMap {
         throw bad(
           index,
           "external",
-          `${JSON.stringify(spec.external)} must hold the same wildcards in the same order as ${JSON.stringify(spec.myelin)} (Myelin '+' ↔ ${syntax} '${this.#syn.one}', '#' ↔ '${this.#syn.rest}')`,
+          `${show(spec.external)} must hold the same wildcards in the same order as ${show(spec.myelin)} (Myelin '+' ↔ ${syntax} '${this.#syn.one}', '#' ↔ '${this.#syn.rest}')`,
         );
       }
       const format = spec.format ?? "json";
       if (format !== "json" && format !== "raw") {
-        throw bad(index, "format", `${JSON.stringify(format)} is not json or raw`);
+        throw bad(index, "format", `${show(format)} is not json or raw`);
       }
       const direction = spec.direction ?? "both";
       if (direction !== "in" && direction !== "out" && direction !== "both") {
-        throw bad(index, "direction", `${JSON.stringify(direction)} is not in, out or both`);
+        throw bad(index, "direction", `${show(direction)} is not in, out or both`);
       }
       const qos = spec.qos ?? 1;
       if (qos !== 0 && qos !== 1 && qos !== 2) {
-        throw bad(index, "qos", `${JSON.stringify(qos)} is not 0, 1 or 2`);
+        throw bad(index, "qos", `${show(qos)} is not 0, 1 or 2`);
       }
       if (typeof spec.type !== "string" || spec.type === "") {
         throw bad(
@@ -349,7 +363,7 @@ export class TopicMap {
     if (typeof externalTopic !== "string" || !externalTopic.startsWith(this.#prefixWithSep)) {
       return {
         ok: false,
-        reason: `no mapping rule matches ${this.syntax} topic ${JSON.stringify(externalTopic)}`,
+        reason: `no mapping rule matches ${this.syntax} topic ${show(externalTopic)}`,
       };
     }
     const rest = externalTopic.slice(this.#prefixWithSep.length);

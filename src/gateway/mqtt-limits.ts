@@ -37,6 +37,13 @@ export const MQTT_LIMIT_DEFAULTS: Required<MqttLimits> = Object.freeze({
   maxKeepaliveSeconds: 0,
 });
 
+/** A value for an error message; never throws (a bigint, or a YAML alias to itself, would in JSON.stringify). */
+function shown(v: unknown): string {
+  if (typeof v === "string") return JSON.stringify(v.length <= 40 ? v : `${v.slice(0, 40)}…`);
+  if (typeof v === "object" && v !== null) return Array.isArray(v) ? "a list" : "a map";
+  return String(v);
+}
+
 /**
  * Fills in defaults and checks ranges.
  * @throws MyelinError ERR_BAD_CONFIG naming the field
@@ -45,8 +52,10 @@ export function resolveLimits(l: MqttLimits | undefined, where = "limits"): Requ
   const out = { ...MQTT_LIMIT_DEFAULTS };
   if (l === undefined) return out;
   if (typeof l !== "object" || l === null) throw new MyelinError("ERR_BAD_CONFIG", `${where}: must be a map`);
+  if (Array.isArray(l)) throw new MyelinError("ERR_BAD_CONFIG", `${where}: must be a map, got a list`);
   for (const [k, v] of Object.entries(l)) {
-    if (!(k in MQTT_LIMIT_DEFAULTS)) {
+    // Own keys only: `toString` or `__proto__` are not limits.
+    if (!Object.hasOwn(MQTT_LIMIT_DEFAULTS, k)) {
       throw new MyelinError(
         "ERR_BAD_CONFIG",
         `${where}.${k}: not a known limit; known: ${Object.keys(MQTT_LIMIT_DEFAULTS).join(", ")}`,
@@ -54,10 +63,7 @@ export function resolveLimits(l: MqttLimits | undefined, where = "limits"): Requ
     }
     const min = k === "maxKeepaliveSeconds" ? 0 : 1;
     if (typeof v !== "number" || !Number.isInteger(v) || v < min) {
-      throw new MyelinError(
-        "ERR_BAD_CONFIG",
-        `${where}.${k}: must be an integer ≥ ${min}, got ${JSON.stringify(v)}`,
-      );
+      throw new MyelinError("ERR_BAD_CONFIG", `${where}.${k}: must be an integer ≥ ${min}, got ${shown(v)}`);
     }
     out[k as keyof MqttLimits] = v;
   }

@@ -1029,7 +1029,15 @@ export function defineMessage<const F extends Record<string, Field<any>>>(
       if (x !== ABSENT) out[k] = x;
     }
     if (init !== undefined) {
-      for (const k of Object.keys(init)) if (!known.has(k)) out[k] = init[k];
+      // Kept as own properties, even `__proto__` (an assignment would set the prototype and lose it).
+      for (const k of Object.keys(init))
+        if (!known.has(k))
+          Object.defineProperty(out, k, {
+            value: init[k],
+            enumerable: true,
+            writable: true,
+            configurable: true,
+          });
     }
     return out;
   };

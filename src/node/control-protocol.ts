@@ -98,7 +98,9 @@ export interface Refusal {
   message: string;
 }
 
-const packr = new Packr({ useRecords: false, mapsAsObjects: true });
+// structuredClone: false refuses msgpackr's reference extensions (0x69/0x70): not part of the protocol,
+// and they would let a peer build cyclic values.
+const packr = new Packr({ useRecords: false, mapsAsObjects: true, structuredClone: false });
 
 /** Encodes a control message. */
 export function encodeControl(msg: NodeToHub | HubToNode): Buffer {

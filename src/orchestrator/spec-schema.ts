@@ -416,7 +416,7 @@ export function validateAgainstSchema(doc: SourceDoc, schema: Schema = LAUNCH_SP
       if (!quiet)
         report(
           path,
-          `${JSON.stringify(v)} is not allowed; use ${describe(s)}${typeof v === "string" ? suggest(v, s.enum.map(String)) : ""}`,
+          `${literal(v)} is not allowed; use ${describe(s)}${typeof v === "string" ? suggest(v, s.enum.map(String)) : ""}`,
         );
       return false;
     }
@@ -432,7 +432,7 @@ export function validateAgainstSchema(doc: SourceDoc, schema: Schema = LAUNCH_SP
       }
     }
     if (typeof v === "string" && s.pattern !== undefined && !new RegExp(s.pattern).test(v)) {
-      if (!quiet) report(path, `${JSON.stringify(v)} does not match ${s.pattern}`);
+      if (!quiet) report(path, `${literal(v)} does not match ${s.pattern}`);
       ok = false;
     }
     if (Array.isArray(v)) {
@@ -475,5 +475,16 @@ function describeValue(v: unknown): string {
   if (t === "object") return "a map";
   if (t === "array") return "a list";
   if (t === "null") return "empty";
-  return `${t} ${JSON.stringify(typeof v === "bigint" ? String(v) : v)}`;
+  return `${t} ${literal(v)}`;
+}
+
+/**
+ * A scalar as written in a message: strings quoted and cut at 60 characters. Never throws (a bigint,
+ * or a value that contains itself, cannot go through JSON.stringify).
+ */
+function literal(v: unknown): string {
+  if (typeof v === "string") return JSON.stringify(v.length <= 60 ? v : `${v.slice(0, 60)}…`);
+  if (typeof v === "number" || typeof v === "boolean" || typeof v === "bigint") return String(v);
+  const t = typeOf(v);
+  return t === "object" ? "a map" : t === "array" ? "a list" : t === "null" ? "empty" : String(t);
 }

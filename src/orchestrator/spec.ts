@@ -9,7 +9,16 @@
  */
 import { accessSync, constants, existsSync, readFileSync, statSync } from "node:fs";
 import { delimiter, dirname, isAbsolute, join, resolve } from "node:path";
-import { isMap, isPair, isScalar, isSeq, LineCounter, parseDocument, type Node as YamlNode } from "yaml";
+import {
+  isAlias,
+  isMap,
+  isPair,
+  isScalar,
+  isSeq,
+  LineCounter,
+  parseDocument,
+  type Node as YamlNode,
+} from "yaml";
 import { MyelinError } from "../errors.js";
 import { parseTopicConfig, type TopicConfigRule } from "../store/topic-config.js";
 import { dependencyOrder } from "./order.js";
@@ -166,6 +175,20 @@ export const SPEC_DEFAULTS = {
 type Obj = Record<string, unknown>;
 const isObj = (v: unknown): v is Obj => typeof v === "object" && v !== null && !Array.isArray(v);
 
+/**
+ * Sets an own property, whatever the key: a spec may have a key named `__proto__`, and a plain
+ * assignment would replace the target's prototype (or, when merging into it, pollute
+ * `Object.prototype`) instead of storing a field that validation then reports.
+ */
+function setOwn(o: Obj, k: string, v: unknown): void {
+  Object.defineProperty(o, k, { value: v, enumerable: true, writable: true, configurable: true });
+}
+
+/** `o[k]` if `o` has it as its own property (not `toString`, `constructor` or `__proto__` inherited). */
+function own(o: Obj, k: string): unknown {
+  return Object.hasOwn(o, k) ? o[k] : undefined;
+}
+
 /** Parses YAML text into a SourceDoc with the position of every field; syntax errors as problems. */
 export function parseSpecText(text: string, file: string): { doc: SourceDoc; problems: SpecProblem[] } {
   const lc = new LineCounter();
@@ -184,7 +207,26 @@ export function parseSpecText(text: string, file: string): { doc: SourceDoc; pro
     });
   }
   const pos = new Map<string, SourcePos>();
+  // An alias to a node that contains it (`a: &x { b: *x }`) makes a value that contains itself:
+  // merging it would recurse for ever, and no process can be given it. Found while walking: the
+  // nodes being walked, and the latest node of each anchor name.
+  const open = new Set<unknown>();
+  const anchors = new Map<string, unknown>();
   const walk = (n: unknown, path: string): void => {
+    if (isAlias(n)) {
+      const target = anchors.get(n.source);
+      if (target !== undefined && open.has(target)) {
+        problems.push({
+          ...at(n.range?.[0] ?? 0),
+          field: path === "" ? "(document)" : path,
+          message: `alias *${n.source} refers to a node that contains it; a spec cannot contain itself`,
+        });
+      }
+      return;
+    }
+    const anchor = (n as { anchor?: unknown } | null)?.anchor;
+    if (typeof anchor === "string") anchors.set(anchor, n);
+    open.add(n);
     if (isMap(n)) {
       for (const item of n.items) {
         if (!isPair(item)) continue;
@@ -204,6 +246,7 @@ export function parseSpecText(text: string, file: string): { doc: SourceDoc; pro
         walk(x, ip);
       });
     }
+    open.delete(n);
   };
   if (ydoc.contents?.range) pos.set("", at(ydoc.contents.range[0]));
   walk(ydoc.contents, "");
@@ -236,9 +279,9 @@ function mergeInto(
     const sp = childPath(srcPath, k);
     const dp = childPath(dstPath, k);
     copyPositions(from.pos, sp, merged.pos, dp);
-    const have = dst[k];
+    const have = own(dst, k);
     if (isObj(v) && isObj(have)) mergeInto(have, v, merged, from, sp, dp);
-    else dst[k] = isObj(v) ? structuredClone(v) : v;
+    else setOwn(dst, k, isObj(v) ? structuredClone(v) : v);
   }
 }
 
@@ -313,7 +356,7 @@ function readInto(
     if (!merged.pos.has("topics")) merged.pos.set("topics", posOf(doc, "topics"));
     const dst = (merged.value["topics"] ??= {}) as Obj;
     for (const [pattern, cfg] of Object.entries(topics)) {
-      dst[pattern] = structuredClone(cfg);
+      setOwn(dst, pattern, structuredClone(cfg));
       merged.pos.set(`topics.${pattern}`, posOf(doc, `topics.${pattern}`));
     }
   }
@@ -395,7 +438,7 @@ export function loadSpec(file: string, opts: LoadSpecOptions = {}): LaunchSpec {
   const envs = (merged.value["environments"] ?? {}) as Record<string, Obj>;
   const env = opts.environment;
   if (env !== undefined && env !== "") {
-    const e = envs[env];
+    const e = own(envs, env) as Obj | undefined;
     if (e === undefined) {
       const known = Object.keys(envs);
       reportKey(
@@ -404,7 +447,7 @@ export function loadSpec(file: string, opts: LoadSpecOptions = {}): LaunchSpec {
       );
     } else {
       for (const [name, override] of Object.entries((e["nodes"] ?? {}) as Record<string, Obj>)) {
-        const target = nodes[name];
+        const target = own(nodes, name) as Obj | undefined;
         const from = `environments.${env}.nodes.${name}`;
         if (target === undefined) {
           problems.push({
@@ -516,7 +559,7 @@ export function loadSpec(file: string, opts: LoadSpecOptions = {}): LaunchSpec {
   };
   for (const r of resolved) {
     for (const d of depsOf(r.raw)) {
-      if (nodes[d.node] === undefined) {
+      if (own(nodes, d.node) === undefined) {
         reportKey(
           `nodes.${r.name}.dependsOn${d.field}`,
           `depends on '${d.node}', which is not defined${suggest(d.node, names)}`,
@@ -531,7 +574,7 @@ export function loadSpec(file: string, opts: LoadSpecOptions = {}): LaunchSpec {
     unitOf.set(r.name, typeof r.raw["process"] === "string" ? r.raw["process"] : r.name);
   const unitNames = [...new Set(unitOf.values())];
   for (const u of unitNames) {
-    if (nodes[u] !== undefined && unitOf.get(u) !== u) {
+    if (own(nodes, u) !== undefined && unitOf.get(u) !== u) {
       reportKey(`nodes.${u}`, `the name '${u}' is used both by a node and as a process name; rename one`);
     }
   }
@@ -595,7 +638,8 @@ export function loadSpec(file: string, opts: LoadSpecOptions = {}): LaunchSpec {
       }
     }
     const env: Record<string, string> = {};
-    for (const m of ms) for (const [k, v] of Object.entries((m.raw["env"] ?? {}) as Obj)) env[k] = String(v);
+    for (const m of ms)
+      for (const [k, v] of Object.entries((m.raw["env"] ?? {}) as Obj)) setOwn(env, k, String(v));
     return {
       name: u,
       nodes: ms.map((m) => m.name),

@@ -30,6 +30,12 @@ export const CONSUMER_STATE_VERSION = 1;
 export const CONSUMER_STATE_HEADER_BYTES = 16;
 /** Largest body accepted when reading, in bytes (a state file is normally a few hundred bytes). */
 const MAX_BODY_BYTES = 64 * 1024 * 1024;
+/**
+ * Most handled seqs above the floor a state file may hold: 2^24, the most a consumer can keep (they
+ * live in a `Set`, whose size V8 caps there). Checked before the runs are expanded, so a small file
+ * whose runs claim billions of seqs is refused at once instead of exhausting memory.
+ */
+export const MAX_HANDLED_ABOVE_FLOOR = 2 ** 24;
 
 function corrupt(what: string, why: string, cause?: unknown): MyelinError {
   return new MyelinError(
@@ -83,6 +89,12 @@ export function encodeConsumerState(s: ConsumerSnapshot): Uint8Array {
   return out;
 }
 
+/** JSON of a (parsed JSON) value for an error message, at most 80 characters. */
+function clipJson(v: unknown): string {
+  const s = JSON.stringify(v) ?? String(v);
+  return s.length <= 80 ? s : `${s.slice(0, 79)}…`;
+}
+
 function isInt(v: unknown, min: number): v is number {
   return typeof v === "number" && Number.isSafeInteger(v) && v >= min;
 }
@@ -117,27 +129,43 @@ export function decodeConsumerState(bytes: Uint8Array, what = "file"): ConsumerS
   const floor: number = j.floor;
   if (!Array.isArray(j.handled) || !Array.isArray(j.outstanding))
     throw corrupt(what, "handled or outstanding is not a list");
-  const handled: number[] = [];
+  // Check every run and their total before expanding any: a run is two numbers in the file but
+  // `count` seqs in memory.
+  const runs = j.handled as unknown[];
   let prevEnd = floor + 1;
-  for (const run of j.handled as unknown[]) {
+  let total = 0;
+  for (const [i, run] of runs.entries()) {
     if (!Array.isArray(run) || run.length !== 2 || !isInt(run[0], prevEnd) || !isInt(run[1], 1))
-      throw corrupt(what, `bad handled run ${JSON.stringify(run)}`);
+      throw corrupt(what, `bad handled run ${i} ${clipJson(run)}`);
     const [start, count] = run as [number, number];
-    if (!Number.isSafeInteger(start + count)) throw corrupt(what, `handled run ${start}+${count} overflows`);
-    if (count > MAX_BODY_BYTES) throw corrupt(what, `handled run of ${count} seqs is implausibly long`);
-    for (let k = 0; k < count; k++) handled.push(start + k);
+    if (!Number.isSafeInteger(start + count))
+      throw corrupt(what, `handled run ${i} ${start}+${count} overflows`);
+    total += count;
+    if (total > MAX_HANDLED_ABOVE_FLOOR)
+      throw corrupt(
+        what,
+        `handled runs 0..${i} hold ${total} seqs above the floor, more than a consumer can keep (${MAX_HANDLED_ABOVE_FLOOR})`,
+      );
     prevEnd = start + count + 1;
   }
-  const handledSet = new Set(handled);
+  // Outstanding seqs ascend, as the runs do: one merged walk checks that none is handled.
   const outstanding: Array<[number, number]> = [];
   let prevSeq = floor;
-  for (const o of j.outstanding as unknown[]) {
+  let r = 0;
+  for (const [i, o] of (j.outstanding as unknown[]).entries()) {
     if (!Array.isArray(o) || o.length !== 2 || !isInt(o[0], prevSeq + 1) || !isInt(o[1], 1))
-      throw corrupt(what, `bad outstanding entry ${JSON.stringify(o)}`);
+      throw corrupt(what, `bad outstanding entry ${i} ${clipJson(o)}`);
     const [seq, deliveries] = o as [number, number];
-    if (handledSet.has(seq)) throw corrupt(what, `seq ${seq} is both handled and outstanding`);
+    while (r < runs.length && (runs[r] as [number, number])[0] + (runs[r] as [number, number])[1] <= seq) r++;
+    if (r < runs.length && (runs[r] as [number, number])[0] <= seq)
+      throw corrupt(what, `seq ${seq} is both handled and outstanding`);
     outstanding.push([seq, deliveries]);
     prevSeq = seq;
+  }
+  const handled: number[] = new Array<number>(total);
+  let h = 0;
+  for (const run of runs as Array<[number, number]>) {
+    for (let k = 0; k < run[1]; k++) handled[h++] = run[0] + k;
   }
   return { floor, handled, outstanding };
 }

@@ -15,6 +15,7 @@ export { StoreService } from "./service.js";
 export type { StoreServiceOptions } from "./service.js";
 export {
   parseStoreConfig,
+  parseStoreConfigText,
   parseTopicConfig,
   resolveTopicConfig,
   TOPIC_CONFIG_DEFAULTS,

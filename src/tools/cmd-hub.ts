@@ -2,10 +2,9 @@
 import { readFile } from "node:fs/promises";
 import { homedir } from "node:os";
 import { join } from "node:path";
-import { parse as parseYaml } from "yaml";
 import { Hub, HUB_DEFAULTS, type HubOptions } from "../hub/index.js";
 import { runtimeDir, type Node } from "../node/index.js";
-import { parseStoreConfig, StoreService, type StoreServiceOptions } from "../store/index.js";
+import { parseStoreConfigText, StoreService, type StoreServiceOptions } from "../store/index.js";
 import { aborted, boolOpt, listOpt, numOpt, strOpt, UsageError, type CommandSpec } from "./common.js";
 import { clock } from "./format.js";
 import { HUB_GATEWAY_OPTIONS, startHubGateway } from "./cmd-gateway.js";
@@ -115,7 +114,7 @@ export const hubCommand: CommandSpec = {
         const storeConfig =
           storeConfigPath === undefined
             ? { defaults: {}, rules: [] }
-            : parseStoreConfig(parseYaml(await readFile(storeConfigPath, "utf8")), storeConfigPath);
+            : parseStoreConfigText(await readFile(storeConfigPath, "utf8"), storeConfigPath);
         const storeOpts: StoreServiceOptions = {
           dataDir,
           defaults: storeConfig.defaults,

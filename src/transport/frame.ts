@@ -121,7 +121,9 @@ export type ParsedFrame =
   | { kind: typeof FrameKind.Ping; token: number | undefined }
   | { kind: typeof FrameKind.Error; body: ErrorBody };
 
-const packr = new Packr({ useRecords: false, mapsAsObjects: true });
+// structuredClone: false refuses msgpackr's reference extensions (0x69/0x70), which are not part of the
+// wire format and would let a peer build cyclic values.
+const packr = new Packr({ useRecords: false, mapsAsObjects: true, structuredClone: false });
 
 function preamble(kind: FrameKind, bodyBytes: number): Buffer {
   const b = Buffer.allocUnsafe(PREAMBLE_BYTES + bodyBytes);
@@ -364,6 +366,15 @@ function u32(o: Record<string, unknown>, name: string, what: string): number {
   return v;
 }
 
+/** A number of milliseconds > 0 (Infinity allowed: a caller may wait for ever); NaN, 0 and negatives are refused. */
+function positive(o: Record<string, unknown>, name: string, what: string): number {
+  const v = field(o, name, "number", what);
+  if (!(v > 0)) {
+    throw new DecodeError("ERR_DECODE", `${what} frame: field '${name}' must be a number > 0, got ${v}`);
+  }
+  return v;
+}
+
 /**
  * Parses one ZeroMQ message (all its frames) received on a data link. Throws DecodeError, with
  * a message naming the kind and the field, for anything that is not a well-formed frame.
@@ -432,7 +443,7 @@ export function parseFrame(frames: readonly Buffer[]): ParsedFrame {
           id: u32(o, "id", w),
           service: field(o, "service", "string", w),
           type: field(o, "type", "string", w),
-          timeoutMs: field(o, "timeoutMs", "number", w),
+          timeoutMs: positive(o, "timeoutMs", w),
         },
         parts: rest,
       };
