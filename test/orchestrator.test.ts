@@ -9,7 +9,7 @@ import assert from "node:assert/strict";
 import { existsSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { Hub } from "../src/hub/index.js";
-import { createNode, type Node } from "../src/node/index.js";
+import { createNode, replicaNodeName, type Node } from "../src/node/index.js";
 import { std_srvs } from "../src/msgs/index.js";
 import { loadSpec, Supervisor, type ProcessRow } from "../src/orchestrator/index.js";
 import { fixture, tempRuntime } from "./helpers.js";
@@ -147,7 +147,9 @@ nodes:
     // Order: each process started only after what it depends on said it was ready.
     const ev = events(w.eventsFile);
     const at = (event: string, name: string, replica = 0): number =>
-      ev.findIndex((e) => e.event === event && e.name === name && e.replica === replica);
+      ev.findIndex(
+        (e) => e.event === event && e.name === replicaNodeName(name, replica) && e.replica === replica,
+      );
     assert.ok(at("ready", "db") < at("start", "api", 0), JSON.stringify(ev));
     assert.ok(at("ready", "db") < at("start", "api", 1));
     assert.ok(
@@ -156,7 +158,8 @@ nodes:
     );
     // Readiness and the instance are on the graph.
     const g = await w.node.queryGraph();
-    const apis = g.nodes.filter((n) => n.name === "api");
+    // Replica 1 has a name of its own.
+    const apis = g.nodes.filter((n) => n.name === "api" || n.name === "api.1");
     assert.equal(apis.length, 2);
     assert.ok(apis.every((n) => n.ready === true && n.instance !== undefined));
 
@@ -181,7 +184,7 @@ nodes:
     // Logs are captured per process, tagged.
     const logs = w.sup.logs("api", 1, 50);
     assert.ok(
-      logs.lines.some((l) => /hello from api#1/.test(l)),
+      logs.lines.some((l) => /hello from api\.1#1/.test(l)),
       JSON.stringify(logs),
     );
     assert.ok(logs.lines.some((l) => /restarting in/.test(l)));
