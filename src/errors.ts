@@ -61,3 +61,25 @@ export class TypeMismatchError extends MyelinError {}
 export class ServiceError extends MyelinError {}
 /** The resource was closed before or during the operation. */
 export class ClosedError extends MyelinError {}
+
+/**
+ * A value as an error message shows it: never throws (a bigint, or a cyclic value from YAML
+ * aliases, cannot go through JSON.stringify) and is never long (strings are cut at `maxChars`).
+ */
+export function showValue(v: unknown, maxChars = 40): string {
+  if (typeof v === "string")
+    return v.length <= maxChars
+      ? JSON.stringify(v)
+      : `${JSON.stringify(v.slice(0, maxChars))}… (${v.length} chars)`;
+  if (
+    v === null ||
+    v === undefined ||
+    typeof v === "number" ||
+    typeof v === "boolean" ||
+    typeof v === "bigint"
+  )
+    return String(v);
+  if (Array.isArray(v)) return `a list of ${v.length}`;
+  if (typeof v === "object") return "a map";
+  return typeof v;
+}

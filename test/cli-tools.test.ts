@@ -6,13 +6,13 @@
  * hook; waits are on output, exits or graph changes, with timeouts.
  */
 import assert from "node:assert/strict";
-import { spawn, type ChildProcess } from "node:child_process";
+import { spawn } from "node:child_process";
 import { once } from "node:events";
-import { chmod, mkdir, mkdtemp, rm, stat, writeFile } from "node:fs/promises";
-import { hostname, tmpdir } from "node:os";
+import { chmod, mkdir, stat, writeFile } from "node:fs/promises";
+import { hostname } from "node:os";
 import { join } from "node:path";
-import { fileURLToPath } from "node:url";
 import { test, type TestContext } from "node:test";
+import { CLI, CliProc, runCli, startCliHub, world as cliWorld, type World } from "./cli-world.js";
 import { parse as parseYaml } from "yaml";
 import { encodeFrames } from "../src/codec/index.js";
 import { example_interfaces, myelin_msgs, sensor_msgs, std_msgs, std_srvs } from "../src/msgs/index.js";
@@ -21,120 +21,9 @@ import { COMMANDS, main } from "../src/tools/cli.js";
 import { paramsForNode } from "../src/tools/cmd-param.js";
 import { bandwidthOf, delayOf, formatBytes, headerStampMs } from "../src/tools/cmd-topic-stats.js";
 
-const CLI = fileURLToPath(new URL("../../bin/myelin", import.meta.url));
-
-interface World {
-  dir: string;
-  env: NodeJS.ProcessEnv;
-}
-
-/** A fresh runtime directory (and data directory inside it), removed after the test. */
-async function world(t: TestContext): Promise<World> {
-  const dir = await mkdtemp(join(tmpdir(), "myelin-cli-tools-"));
-  const env: NodeJS.ProcessEnv = {
-    ...process.env,
-    MYELIN_RUNTIME_DIR: dir,
-    MYELIN_DATA_DIR: join(dir, "data"),
-  };
-  delete env["MYELIN_HUB"];
-  delete env["MYELIN_DEBUG"];
-  t.after(() => rm(dir, { recursive: true, force: true }));
-  return { dir, env };
-}
-
-/** A spawned process whose output can be waited on. */
-class Proc {
-  readonly child: ChildProcess;
-  stdout = "";
-  stderr = "";
-  readonly exited: Promise<number | null>;
-  #listeners = new Set<() => void>();
-
-  constructor(cmd: string, args: string[], w: World) {
-    this.child = spawn(cmd, args, { env: w.env, stdio: ["ignore", "pipe", "pipe"] });
-    const feed = (which: "stdout" | "stderr") => (s: string) => {
-      this[which] += s;
-      for (const l of this.#listeners) l();
-    };
-    this.child.stdout!.setEncoding("utf8").on("data", feed("stdout"));
-    this.child.stderr!.setEncoding("utf8").on("data", feed("stderr"));
-    this.exited = new Promise((resolve) => this.child.on("close", (code) => resolve(code)));
-  }
-
-  /** Resolves with the first stdout line matching `re`; rejects on exit or after `timeoutMs`. */
-  waitFor(re: RegExp, timeoutMs = 10000): Promise<string> {
-    return new Promise((resolve, reject) => {
-      const check = (): void => {
-        const line = this.stdout.split("\n").find((l) => re.test(l));
-        if (line === undefined) return;
-        done();
-        resolve(line);
-      };
-      const fail = (why: string) => (): void => {
-        done();
-        reject(new Error(`${why} ${re}; stdout:\n${this.stdout}\nstderr:\n${this.stderr}`));
-      };
-      const timer = setTimeout(fail(`no line within ${timeoutMs} ms matching`), timeoutMs);
-      const onExit = fail("exited before printing");
-      const done = (): void => {
-        clearTimeout(timer);
-        this.#listeners.delete(check);
-        this.child.off("close", onExit);
-      };
-      this.#listeners.add(check);
-      this.child.on("close", onExit);
-      check();
-    });
-  }
-
-  /** The exit code; kills the process and rejects after `timeoutMs`. */
-  async exit(timeoutMs = 15000): Promise<number | null> {
-    let timer: NodeJS.Timeout | undefined;
-    const timeout = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => {
-        this.child.kill("SIGKILL");
-        reject(
-          new Error(`did not exit within ${timeoutMs} ms; stdout:\n${this.stdout}\nstderr:\n${this.stderr}`),
-        );
-      }, timeoutMs);
-    });
-    try {
-      return await Promise.race([this.exited, timeout]);
-    } finally {
-      clearTimeout(timer);
-    }
-  }
-
-  kill(): void {
-    if (this.child.exitCode === null && this.child.signalCode === null) this.child.kill("SIGKILL");
-  }
-}
-
-/** Spawns `myelin ARGS`, killed after the test if still running. */
-function spawnCli(t: TestContext, w: World, args: string[]): Proc {
-  const p = new Proc(process.execPath, [CLI, ...args], w);
-  t.after(() => p.kill());
-  return p;
-}
-
-/** Runs `myelin ARGS` to completion. */
-async function run(
-  t: TestContext,
-  w: World,
-  args: string[],
-  timeoutMs = 15000,
-): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  const p = spawnCli(t, w, args);
-  const code = await p.exit(timeoutMs);
-  return { code, stdout: p.stdout, stderr: p.stderr };
-}
-
-/** Starts `myelin hub ARGS` and waits until it listens. */
-async function startHub(t: TestContext, w: World, args: string[] = []): Promise<Proc> {
-  const hub = spawnCli(t, w, ["hub", ...args]);
-  await hub.waitFor(/listening on ipc:/);
-  return hub;
-}
+const world = (t: TestContext): Promise<World> => cliWorld(t, "myelin-cli-tools-");
+const run = (t: TestContext, w: World, args: string[], timeoutMs = 15000) => runCli(t, w, args, timeoutMs);
+const startHub = (t: TestContext, w: World, args: string[] = []): Promise<CliProc> => startCliHub(t, w, args);
 
 /** A node of this process in the world, closed after the test. */
 async function testNode(t: TestContext, w: World, name: string): Promise<Node> {
@@ -514,7 +403,7 @@ interface DoctorReport {
 /** Spawns a process that binds a Unix socket at `path` and kills itself: the file stays, nobody listens. */
 async function staleSocket(t: TestContext, w: World, path: string): Promise<number> {
   const code = `require("net").createServer().listen(${JSON.stringify(path)}, () => process.kill(process.pid, "SIGKILL"))`;
-  const p = new Proc(process.execPath, ["-e", code], w);
+  const p = new CliProc(process.execPath, ["-e", code], w);
   t.after(() => p.kill());
   await p.exit();
   return p.child.pid!;
@@ -600,7 +489,7 @@ test("doctor without a hub: FAIL with what to do, exit 1", { timeout: 20000 }, a
 
 /** Runs `script` with `shell -c`; its stdout. */
 async function shell(t: TestContext, w: World, sh: string, script: string): Promise<string> {
-  const p = new Proc(sh, ["-c", script], w);
+  const p = new CliProc(sh, ["-c", script], w);
   t.after(() => p.kill());
   const code = await p.exit(20000);
   assert.equal(code, 0, `${sh}: ${p.stderr}`);

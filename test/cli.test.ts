@@ -5,139 +5,25 @@
  * after hook; waits are on output lines or exits, with timeouts.
  */
 import assert from "node:assert/strict";
-import { spawn, type ChildProcess } from "node:child_process";
-import { mkdtemp, rm } from "node:fs/promises";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { fileURLToPath } from "node:url";
 import { test, type TestContext } from "node:test";
+import {
+  type CliProc,
+  runCli,
+  spawnCli as spawnCliProc,
+  startCliHub,
+  world as cliWorld,
+  type World,
+} from "./cli-world.js";
 import { createNode } from "../src/node/index.js";
 import { example_interfaces, sensor_msgs, std_msgs } from "../src/msgs/index.js";
 import { COMMANDS, main } from "../src/tools/cli.js";
 import { closeMatches, renderMessage } from "../src/tools/format.js";
 
-const CLI = fileURLToPath(new URL("../../bin/myelin", import.meta.url));
-
-interface World {
-  dir: string;
-  env: NodeJS.ProcessEnv;
-}
-
-/** A fresh runtime directory, removed after the test. */
-async function world(t: TestContext): Promise<World> {
-  const dir = await mkdtemp(join(tmpdir(), "myelin-cli-"));
-  const env: NodeJS.ProcessEnv = {
-    ...process.env,
-    MYELIN_RUNTIME_DIR: dir,
-    MYELIN_DATA_DIR: join(dir, "data"),
-  };
-  delete env["MYELIN_HUB"];
-  delete env["MYELIN_DEBUG"];
-  t.after(() => rm(dir, { recursive: true, force: true }));
-  return { dir, env };
-}
-
-/** A spawned CLI process whose output can be waited on line by line. */
-class Proc {
-  readonly child: ChildProcess;
-  stdout = "";
-  stderr = "";
-  readonly exited: Promise<number | null>;
-  #listeners = new Set<() => void>();
-
-  constructor(args: string[], w: World) {
-    this.child = spawn(process.execPath, [CLI, ...args], { env: w.env, stdio: ["ignore", "pipe", "pipe"] });
-    this.child.stdout!.setEncoding("utf8").on("data", (s: string) => {
-      this.stdout += s;
-      for (const l of this.#listeners) l();
-    });
-    this.child.stderr!.setEncoding("utf8").on("data", (s: string) => {
-      this.stderr += s;
-      for (const l of this.#listeners) l();
-    });
-    this.exited = new Promise((resolve) => this.child.on("close", (code) => resolve(code)));
-  }
-
-  /** Resolves with the first stdout line matching `re`; rejects on exit or after `timeoutMs`. */
-  waitFor(re: RegExp, timeoutMs = 10000): Promise<string> {
-    return new Promise((resolve, reject) => {
-      const check = (): void => {
-        const line = this.stdout.split("\n").find((l) => re.test(l));
-        if (line === undefined) return;
-        done();
-        resolve(line);
-      };
-      const timer = setTimeout(() => {
-        done();
-        reject(
-          new Error(
-            `no line matching ${re} within ${timeoutMs} ms; stdout:\n${this.stdout}\nstderr:\n${this.stderr}`,
-          ),
-        );
-      }, timeoutMs);
-      const onExit = (): void => {
-        done();
-        reject(new Error(`exited before printing ${re}; stdout:\n${this.stdout}\nstderr:\n${this.stderr}`));
-      };
-      const done = (): void => {
-        clearTimeout(timer);
-        this.#listeners.delete(check);
-        this.child.off("close", onExit);
-      };
-      this.#listeners.add(check);
-      this.child.on("close", onExit);
-      check();
-    });
-  }
-
-  /** The exit code; kills the process and rejects after `timeoutMs`. */
-  async exit(timeoutMs = 10000): Promise<number | null> {
-    let timer: NodeJS.Timeout | undefined;
-    const timeout = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => {
-        this.child.kill("SIGKILL");
-        reject(
-          new Error(`did not exit within ${timeoutMs} ms; stdout:\n${this.stdout}\nstderr:\n${this.stderr}`),
-        );
-      }, timeoutMs);
-    });
-    try {
-      return await Promise.race([this.exited, timeout]);
-    } finally {
-      clearTimeout(timer);
-    }
-  }
-
-  kill(): void {
-    if (this.child.exitCode === null && this.child.signalCode === null) this.child.kill("SIGKILL");
-  }
-}
-
-/** Spawns `myelin ARGS`, killed after the test if still running. */
-function spawnCli(t: TestContext, w: World, args: string[]): Proc {
-  const p = new Proc(args, w);
-  t.after(() => p.kill());
-  return p;
-}
-
-/** Runs `myelin ARGS` to completion. */
-async function run(
-  t: TestContext,
-  w: World,
-  args: string[],
-  timeoutMs = 10000,
-): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  const p = spawnCli(t, w, args);
-  const code = await p.exit(timeoutMs);
-  return { code, stdout: p.stdout, stderr: p.stderr };
-}
-
-/** Starts `myelin hub` and waits until it listens. */
-async function startHub(t: TestContext, w: World, args: string[] = []): Promise<Proc> {
-  const hub = spawnCli(t, w, ["hub", ...args]);
-  await hub.waitFor(/listening on ipc:/);
-  return hub;
-}
+const world = (t: TestContext): Promise<World> => cliWorld(t, "myelin-cli-");
+const spawnCli = (t: TestContext, w: World, args: string[]): CliProc => spawnCliProc(t, w, args);
+const run = (t: TestContext, w: World, args: string[], timeoutMs = 10000) => runCli(t, w, args, timeoutMs);
+const startHub = (t: TestContext, w: World, args: string[] = []): Promise<CliProc> => startCliHub(t, w, args);
 
 test(
   "hub starts, node list shows a node of this process, SIGTERM stops the hub",

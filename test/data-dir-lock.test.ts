@@ -6,26 +6,10 @@
  */
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { execFile } from "node:child_process";
 import { join } from "node:path";
 import { freePort } from "./bridge-peers.js";
 import { Proc, tempRuntime } from "./helpers.js";
-import { CLI, startGatewayHub } from "./mqtt-hub.js";
-
-function runHub(
-  args: string[],
-  env: Record<string, string>,
-): Promise<{ code: number; stdout: string; stderr: string }> {
-  return new Promise((resolve) =>
-    execFile(
-      process.execPath,
-      [CLI, "hub", ...args],
-      { env: { ...process.env, ...env }, timeout: 20000 },
-      (err, stdout, stderr) =>
-        resolve({ code: (err as { code?: number } | null)?.code ?? 0, stdout, stderr }),
-    ),
-  );
-}
+import { CLI, startGatewayHub, execCli } from "./mqtt-hub.js";
 
 test(
   "a second hub on the same data directory refuses to start and names the first; a dead hub's lock is taken over",
@@ -42,7 +26,7 @@ test(
     try {
       const pid = first.child.pid!;
       // The gateway's sessions are locked: a second gateway on them is refused.
-      const second = await runHub(["--no-store", "--mqtt-port", String(await freePort())], {
+      const second = await execCli(["hub", "--no-store", "--mqtt-port", String(await freePort())], {
         MYELIN_RUNTIME_DIR: join(rt.dir, "b"),
         MYELIN_DATA_DIR: data,
       });
@@ -57,7 +41,7 @@ test(
         20000,
         "the store",
       );
-      const third = await runHub([], { MYELIN_RUNTIME_DIR: join(rt.dir, "d"), MYELIN_DATA_DIR: data });
+      const third = await execCli(["hub"], { MYELIN_RUNTIME_DIR: join(rt.dir, "d"), MYELIN_DATA_DIR: data });
       assert.equal(third.code, 1, third.stdout);
       assert.match(
         third.stderr,

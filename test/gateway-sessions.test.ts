@@ -6,29 +6,13 @@
  */
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { execFile } from "node:child_process";
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import mqtt, { type MqttClient } from "mqtt";
 import { verifyPassword } from "../src/gateway/mqtt-auth.js";
 import { freePort } from "./bridge-peers.js";
 import { tempRuntime, until, type Proc } from "./helpers.js";
-import { CLI, connectMqtt as connect, startGatewayHub } from "./mqtt-hub.js";
-
-function cli(
-  args: string[],
-  env: Record<string, string>,
-): Promise<{ code: number; stdout: string; stderr: string }> {
-  return new Promise((resolve) =>
-    execFile(
-      process.execPath,
-      [CLI, ...args],
-      { env: { ...process.env, ...env }, timeout: 15000 },
-      (err, stdout, stderr) =>
-        resolve({ code: (err as { code?: number } | null)?.code ?? 0, stdout, stderr }),
-    ),
-  );
-}
+import { connectMqtt as connect, startGatewayHub, execCli } from "./mqtt-hub.js";
 
 test(
   "queued QoS 1 messages of a persistent session survive kill -9 of the hub; gateway status and hash-password",
@@ -47,10 +31,10 @@ test(
       await sub.client.subscribeAsync("jobs/#", { qos: 1 });
 
       // `myelin gateway status` shows the client and its subscription.
-      const st = await cli(["gateway", "status"], env);
+      const st = await execCli(["gateway", "status"], env);
       assert.equal(st.code, 0, st.stderr);
       assert.match(st.stdout, /field-unit .*persistent.*jobs\/#/);
-      const js = await cli(["gateway", "status", "--json"], env);
+      const js = await execCli(["gateway", "status", "--json"], env);
       assert.equal((JSON.parse(js.stdout) as { clients: { id: string }[] }).clients[0]?.id, "field-unit");
 
       await sub.client.endAsync();
@@ -116,7 +100,7 @@ test(
         clearTimeout(timer);
       }
 
-      const hp = await cli(["gateway", "hash-password", "pw"], env);
+      const hp = await execCli(["gateway", "hash-password", "pw"], env);
       assert.equal(hp.code, 0, hp.stderr);
       assert.equal(await verifyPassword("pw", hp.stdout.trim()), true);
     } finally {

@@ -2,12 +2,30 @@
  * A hub run by the CLI with its MQTT gateway on a free port, and MQTT 3.1.1 clients of it, for
  * tests that kill and restart the hub around MQTT sessions.
  */
+import { execFile } from "node:child_process";
 import { fileURLToPath } from "node:url";
 import mqtt, { type IClientOptions, type MqttClient } from "mqtt";
 import { Proc } from "./helpers.js";
 
 /** The `myelin` CLI script. */
 export const CLI = fileURLToPath(new URL("../../bin/myelin", import.meta.url));
+
+/** Runs `myelin ARGS` to completion (asynchronously: a hub in this process keeps answering). */
+export function execCli(
+  args: string[],
+  env: Record<string, string>,
+  timeoutMs = 20000,
+): Promise<{ code: number; stdout: string; stderr: string }> {
+  return new Promise((resolve) =>
+    execFile(
+      process.execPath,
+      [CLI, ...args],
+      { env: { ...process.env, ...env }, timeout: timeoutMs },
+      (err, stdout, stderr) =>
+        resolve({ code: (err as { code?: number } | null)?.code ?? 0, stdout, stderr }),
+    ),
+  );
+}
 
 /** Starts `myelin hub --mqtt-port PORT --no-store` and resolves once the gateway serves clients. */
 export async function startGatewayHub(port: number, env: Record<string, string>): Promise<Proc> {

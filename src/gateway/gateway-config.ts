@@ -20,7 +20,7 @@
 import { readFileSync } from "node:fs";
 import { dirname, resolve } from "node:path";
 import { parse as parseYaml } from "yaml";
-import { MyelinError } from "../errors.js";
+import { MyelinError, showValue } from "../errors.js";
 import { TopicMap, type MappingSpec } from "./mapping.js";
 import { Authenticator } from "./mqtt-auth.js";
 import { resolveLimits, type MqttLimits } from "./mqtt-limits.js";
@@ -55,33 +55,17 @@ function onlyKeys(o: Obj, keys: string[], where: string): void {
   }
 }
 
-/** A value for an error message: never throws (bigints, cycles from YAML aliases) and never long. */
-function show(v: unknown): string {
-  if (typeof v === "string") return v.length <= 40 ? JSON.stringify(v) : `${JSON.stringify(v.slice(0, 40))}…`;
-  if (
-    v === null ||
-    v === undefined ||
-    typeof v === "number" ||
-    typeof v === "boolean" ||
-    typeof v === "bigint"
-  )
-    return String(v);
-  if (Array.isArray(v)) return "a list";
-  if (typeof v === "object") return "a map";
-  return typeof v;
-}
-
 function port(o: Obj, where: string): number {
   const p = o["port"];
   if (typeof p !== "number" || !Number.isInteger(p) || p < 0 || p > 65535) {
-    throw bad(`${where}.port`, `must be a port number 0..65535 (0 picks a free one), got ${show(p)}`);
+    throw bad(`${where}.port`, `must be a port number 0..65535 (0 picks a free one), got ${showValue(p)}`);
   }
   return p;
 }
 
 function list(v: unknown, where: string, what: string): unknown[] {
   if (v === undefined || v === null) return [];
-  if (!Array.isArray(v)) throw bad(where, `must be a list of ${what}, got ${show(v)}`);
+  if (!Array.isArray(v)) throw bad(where, `must be a list of ${what}, got ${showValue(v)}`);
   return v;
 }
 
@@ -89,13 +73,13 @@ function list(v: unknown, where: string, what: string): unknown[] {
 function checkAuthShape(a: Obj): void {
   onlyKeys(a, ["allowAnonymous", "anonymousAcl", "users", "certificates"], "auth");
   if (a["allowAnonymous"] !== undefined && typeof a["allowAnonymous"] !== "boolean")
-    throw bad("auth.allowAnonymous", `must be true or false, got ${show(a["allowAnonymous"])}`);
+    throw bad("auth.allowAnonymous", `must be true or false, got ${showValue(a["allowAnonymous"])}`);
   for (const [i, x] of list(a["users"], "auth.users", "users").entries()) {
     const u = obj(x, `auth.users[${i}]`);
     onlyKeys(u, ["username", "password", "acl"], `auth.users[${i}]`);
     for (const k of ["username", "password"]) {
       if (u[k] !== undefined && typeof u[k] !== "string")
-        throw bad(`auth.users[${i}].${k}`, `must be a string, got ${show(u[k])}`);
+        throw bad(`auth.users[${i}].${k}`, `must be a string, got ${showValue(u[k])}`);
     }
   }
   for (const [i, x] of list(a["certificates"], "auth.certificates", "{ cn, user } entries").entries()) {
@@ -104,7 +88,7 @@ function checkAuthShape(a: Obj): void {
     if (typeof c["user"] !== "string")
       throw bad(
         `auth.certificates[${i}].user`,
-        `must be the name of a user in auth.users, got ${show(c["user"])}`,
+        `must be the name of a user in auth.users, got ${showValue(c["user"])}`,
       );
   }
 }

@@ -11,7 +11,7 @@
  * `.` (NATS, AMQP). A site prefix goes in front of every external topic, so that two sites
  * sharing a broker never collide.
  */
-import { MyelinError } from "../errors.js";
+import { MyelinError, showValue } from "../errors.js";
 import { lookupType, type MessageType } from "../msgs/index.js";
 import { fromJson, toJson } from "../codec/index.js";
 
@@ -92,25 +92,6 @@ interface CompiledRule {
   externalExact: string | undefined;
 }
 
-/**
- * A configuration value for an error message. Never throws: rules come from YAML, where a value may
- * contain itself (`&a [*a]`), and from code, where it may be a bigint; neither goes through
- * JSON.stringify. Long strings are cut.
- */
-function show(v: unknown): string {
-  if (typeof v === "string") return JSON.stringify(v.length <= 120 ? v : `${v.slice(0, 120)}…`);
-  if (
-    v === null ||
-    v === undefined ||
-    typeof v === "number" ||
-    typeof v === "boolean" ||
-    typeof v === "bigint"
-  )
-    return String(v);
-  if (Array.isArray(v)) return "a list";
-  return typeof v === "object" ? "a map" : typeof v;
-}
-
 function bad(index: number, field: string, msg: string): MyelinError {
   return new MyelinError("ERR_BAD_CONFIG", `mapping[${index}].${field}: ${msg}`);
 }
@@ -120,21 +101,22 @@ function parseMyelin(p: unknown, index: number): Level[] {
     throw bad(
       index,
       "myelin",
-      `${show(p)} is not a Myelin topic pattern: write levels after a leading '/', e.g. /sensors/+/temperature`,
+      `${showValue(p, 120)} is not a Myelin topic pattern: write levels after a leading '/', e.g. /sensors/+/temperature`,
     );
   }
   const parts = p.slice(1).split("/");
   return parts.map((s, i): Level => {
     if (s === "+") return { kind: "one" };
     if (s === "#") {
-      if (i !== parts.length - 1) throw bad(index, "myelin", `'#' must be the last level in ${show(p)}`);
+      if (i !== parts.length - 1)
+        throw bad(index, "myelin", `'#' must be the last level in ${showValue(p, 120)}`);
       return { kind: "rest" };
     }
     if (!MYELIN_LEVEL.test(s)) {
       throw bad(
         index,
         "myelin",
-        `level ${show(s)} of ${show(p)} is not valid: use letters, digits, '_', '-', '.', '~', or the wildcards '+' and '#'`,
+        `level ${showValue(s, 120)} of ${showValue(p, 120)} is not valid: use letters, digits, '_', '-', '.', '~', or the wildcards '+' and '#'`,
       );
     }
     return { kind: "lit", text: s };
@@ -143,24 +125,28 @@ function parseMyelin(p: unknown, index: number): Level[] {
 
 function parseExternal(p: unknown, syn: SyntaxDef, syntax: ExternalSyntax, index: number): Level[] {
   if (typeof p !== "string" || p === "") {
-    throw bad(index, "external", `${show(p)} is not a ${syntax} topic pattern (a non-empty string)`);
+    throw bad(
+      index,
+      "external",
+      `${showValue(p, 120)} is not a ${syntax} topic pattern (a non-empty string)`,
+    );
   }
   const parts = p.split(syn.sep);
   return parts.map((s, i): Level => {
     if (s === syn.one) return { kind: "one" };
     if (s === syn.rest) {
       if (i !== parts.length - 1)
-        throw bad(index, "external", `'${syn.rest}' must be the last level in ${show(p)}`);
+        throw bad(index, "external", `'${syn.rest}' must be the last level in ${showValue(p, 120)}`);
       return { kind: "rest" };
     }
     if (s === "" && !syn.emptyLevels) {
-      throw bad(index, "external", `${show(p)} has an empty level; ${syntax} does not allow one`);
+      throw bad(index, "external", `${showValue(p, 120)} has an empty level; ${syntax} does not allow one`);
     }
     if (syn.forbidden.test(s)) {
       throw bad(
         index,
         "external",
-        `level ${show(s)} of ${show(p)} mixes a wildcard with text; ${syntax} wildcards are '${syn.one}' and '${syn.rest}', each a whole level`,
+        `level ${showValue(s, 120)} of ${showValue(p, 120)} mixes a wildcard with text; ${syntax} wildcards are '${syn.one}' and '${syn.rest}', each a whole level`,
       );
     }
     return { kind: "lit", text: s };
@@ -240,7 +226,7 @@ export class TopicMap {
     if (syntax !== "mqtt" && syntax !== "nats" && syntax !== "amqp") {
       throw new MyelinError(
         "ERR_BAD_CONFIG",
-        `mapping syntax ${show(syntax)} is not known: use mqtt, nats or amqp`,
+        `mapping syntax ${showValue(syntax, 120)} is not known: use mqtt, nats or amqp`,
       );
     }
     if (!Array.isArray(specs)) {
@@ -258,7 +244,7 @@ export class TopicMap {
         if (level === "" || this.#syn.forbidden.test(level) || /[+#*>]/.test(level)) {
           throw new MyelinError(
             "ERR_BAD_CONFIG",
-            `sitePrefix ${show(prefix)} is not valid: use non-empty ${syntax} levels without wildcards, e.g. "site-a"`,
+            `sitePrefix ${showValue(prefix, 120)} is not valid: use non-empty ${syntax} levels without wildcards, e.g. "site-a"`,
           );
         }
       }
@@ -275,20 +261,20 @@ export class TopicMap {
         throw bad(
           index,
           "external",
-          `${show(spec.external)} must hold the same wildcards in the same order as ${show(spec.myelin)} (Myelin '+' ↔ ${syntax} '${this.#syn.one}', '#' ↔ '${this.#syn.rest}')`,
+          `${showValue(spec.external, 120)} must hold the same wildcards in the same order as ${showValue(spec.myelin, 120)} (Myelin '+' ↔ ${syntax} '${this.#syn.one}', '#' ↔ '${this.#syn.rest}')`,
         );
       }
       const format = spec.format ?? "json";
       if (format !== "json" && format !== "raw") {
-        throw bad(index, "format", `${show(format)} is not json or raw`);
+        throw bad(index, "format", `${showValue(format, 120)} is not json or raw`);
       }
       const direction = spec.direction ?? "both";
       if (direction !== "in" && direction !== "out" && direction !== "both") {
-        throw bad(index, "direction", `${show(direction)} is not in, out or both`);
+        throw bad(index, "direction", `${showValue(direction, 120)} is not in, out or both`);
       }
       const qos = spec.qos ?? 1;
       if (qos !== 0 && qos !== 1 && qos !== 2) {
-        throw bad(index, "qos", `${show(qos)} is not 0, 1 or 2`);
+        throw bad(index, "qos", `${showValue(qos, 120)} is not 0, 1 or 2`);
       }
       if (typeof spec.type !== "string" || spec.type === "") {
         throw bad(
@@ -363,7 +349,7 @@ export class TopicMap {
     if (typeof externalTopic !== "string" || !externalTopic.startsWith(this.#prefixWithSep)) {
       return {
         ok: false,
-        reason: `no mapping rule matches ${this.syntax} topic ${show(externalTopic)}`,
+        reason: `no mapping rule matches ${this.syntax} topic ${showValue(externalTopic, 120)}`,
       };
     }
     const rest = externalTopic.slice(this.#prefixWithSep.length);

@@ -6,7 +6,7 @@
  * its `topic.json`, changed at runtime with `myelin topic config`).
  */
 import { parse as parseYaml } from "yaml";
-import { MyelinError } from "../errors.js";
+import { MyelinError, showValue } from "../errors.js";
 import type { FsyncPolicy, RetentionOptions } from "./log.js";
 
 /** How old messages leave a durable topic. */
@@ -59,29 +59,9 @@ function bad(where: string, what: string): MyelinError {
   return new MyelinError("ERR_BAD_CONFIG", `${where}: ${what}`);
 }
 
-/**
- * A value for an error message: never throws (a bigint or a cyclic value from YAML aliases cannot go
- * through JSON.stringify) and never long.
- */
-function show(v: unknown): string {
-  if (typeof v === "string")
-    return v.length <= 40 ? JSON.stringify(v) : `${JSON.stringify(v.slice(0, 40))}… (${v.length} chars)`;
-  if (
-    v === null ||
-    v === undefined ||
-    typeof v === "number" ||
-    typeof v === "boolean" ||
-    typeof v === "bigint"
-  )
-    return String(v);
-  if (Array.isArray(v)) return `a list of ${v.length}`;
-  if (typeof v === "object") return "a mapping";
-  return typeof v;
-}
-
 function nonNegInt(v: unknown, where: string, min: number): number {
   if (typeof v !== "number" || !Number.isSafeInteger(v) || v < min) {
-    throw bad(where, `must be an integer >= ${min}, got ${show(v)}`);
+    throw bad(where, `must be an integer >= ${min}, got ${showValue(v)}`);
   }
   return v;
 }
@@ -93,7 +73,7 @@ function nonNegInt(v: unknown, where: string, min: number): number {
  */
 export function parseTopicConfig(raw: unknown, where: string): TopicConfig {
   if (raw === null || typeof raw !== "object" || Array.isArray(raw)) {
-    throw bad(where, `must be a mapping of settings, got ${show(raw)}`);
+    throw bad(where, `must be a mapping of settings, got ${showValue(raw)}`);
   }
   const obj = raw as Record<string, unknown>;
   for (const k of Object.keys(obj)) {
@@ -102,14 +82,14 @@ export function parseTopicConfig(raw: unknown, where: string): TopicConfig {
   const out: TopicConfig = {};
   if (obj["mode"] !== undefined) {
     if (obj["mode"] !== "limits" && obj["mode"] !== "work-queue") {
-      throw bad(`${where}.mode`, `must be "limits" or "work-queue", got ${show(obj["mode"])}`);
+      throw bad(`${where}.mode`, `must be "limits" or "work-queue", got ${showValue(obj["mode"])}`);
     }
     out.mode = obj["mode"];
   }
   if (obj["fsync"] !== undefined) {
     const f = obj["fsync"];
     if (f !== "always" && f !== "batch" && f !== "never") {
-      throw bad(`${where}.fsync`, `must be "always", "batch" or "never", got ${show(f)}`);
+      throw bad(`${where}.fsync`, `must be "always", "batch" or "never", got ${showValue(f)}`);
     }
     out.fsync = f;
   }
