@@ -10,15 +10,25 @@
 import { spawn, type ChildProcess } from "node:child_process";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
-import { Hub } from "../src/index.js";
+import { Hub, HUB_DEFAULTS, type Node } from "../src/index.js";
+import { startHubInfo } from "../src/tools/hub-info.js";
 
 const { values } = parseArgs({ options: { "duration-ms": { type: "string" } } });
 const durationMs = values["duration-ms"] === undefined ? 0 : Number(values["duration-ms"]);
 
 let hub: Hub | undefined;
+let info: Node | undefined;
 try {
   hub = await Hub.start({ log: (line) => console.log(`[hub] ${line}`) });
   console.log(`[demo] hub listening on ${hub.endpoints.join(", ")}`);
+  // What `myelin doctor` asks a hub about itself (this demo's hub keeps no durable topics).
+  info = await startHubInfo({
+    hubId: hub.id,
+    endpoints: hub.endpoints,
+    runtimeDir: undefined,
+    nodeTimeoutMs: HUB_DEFAULTS.nodeTimeoutMs,
+    store: () => undefined,
+  }).catch(() => undefined);
 } catch (err) {
   console.log(`[demo] using the hub that already runs (${(err as Error).message.split(";")[0]})`);
 }
@@ -50,6 +60,7 @@ async function stop(): Promise<void> {
         }),
     ),
   );
+  await info?.close();
   hub?.close();
   process.exit(0);
 }
