@@ -149,14 +149,15 @@ nodes:
     const at = (event: string, name: string, replica = 0): number =>
       ev.findIndex((e) => e.event === event && e.name === name && e.replica === replica);
     assert.ok(at("ready", "db") < at("start", "api", 0), JSON.stringify(ev));
-    assert.ok(at("ready", "db") < at("start", "api", 1));
+    // Replica 1 of api is the node api.1 (replica N > 0 of a spec node is named <node>.N).
+    assert.ok(at("ready", "db") < at("start", "api.1", 1), JSON.stringify(ev));
     assert.ok(
-      at("ready", "api", 0) < at("start", "worker") && at("ready", "api", 1) < at("start", "worker"),
+      at("ready", "api", 0) < at("start", "worker") && at("ready", "api.1", 1) < at("start", "worker"),
       JSON.stringify(ev),
     );
     // Readiness and the instance are on the graph.
     const g = await w.node.queryGraph();
-    const apis = g.nodes.filter((n) => n.name === "api");
+    const apis = g.nodes.filter((n) => n.name === "api" || n.name === "api.1");
     assert.equal(apis.length, 2);
     assert.ok(apis.every((n) => n.ready === true && n.instance !== undefined));
 
@@ -181,7 +182,7 @@ nodes:
     // Logs are captured per process, tagged.
     const logs = w.sup.logs("api", 1, 50);
     assert.ok(
-      logs.lines.some((l) => /hello from api#1/.test(l)),
+      logs.lines.some((l) => /hello from api\.1#1/.test(l)),
       JSON.stringify(logs),
     );
     assert.ok(logs.lines.some((l) => /restarting in/.test(l)));
