@@ -10,7 +10,8 @@
 import { spawn, type ChildProcess } from "node:child_process";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
-import { Hub, HUB_DEFAULTS, type Node } from "../src/index.js";
+import { Hub, type Node } from "../src/index.js";
+import { HUB_DEFAULTS } from "../src/hub/index.js";
 import { startHubInfo } from "../src/tools/hub-info.js";
 
 const { values } = parseArgs({ options: { "duration-ms": { type: "string" } } });

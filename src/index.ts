@@ -1,9 +1,228 @@
-/** Myelin's public API. Everything a user imports comes from here. */
-export * from "./errors.js";
-export * from "./msgs/index.js";
-export * from "./codec/index.js";
-export * from "./node/index.js";
-export * from "./hub/index.js";
-export * from "./store/index.js";
-export * from "./orchestrator/index.js";
-export * from "./gateway/index.js";
+/**
+ * Myelin's public API: what a program written against the `myelin` package may import. Everything
+ * else (the layers' internals: the durable log, sockets, flow control, the supervisor, the bridge
+ * engine) is reached only from inside the package and may change in any release.
+ *
+ * The exact list of names is pinned by src/index.test.ts: adding or removing one is a decision,
+ * made there on purpose (see docs/architecture.md, "The public API").
+ */
+
+// Errors: stable codes, one class per code (docs/errors.md).
+export {
+  ERROR_CODES,
+  ERROR_CLASS_OF,
+  isErrorCode,
+  myelinError,
+  MyelinError,
+  ValidationError,
+  DecodeError,
+  TimeoutError,
+  TypeMismatchError,
+  ServiceError,
+  ClosedError,
+  SpecError,
+  type ErrorCode,
+  type ErrorClassName,
+  type ErrorOf,
+  type CodesOf,
+  type SpecProblem,
+  type SourcePos,
+  type SpecErrorOptions,
+} from "./errors.js";
+
+// Messages: the schema builder, the registry, time helpers and the standard library.
+export {
+  defineMessage,
+  defineService,
+  isMessageType,
+  isServiceType,
+  t,
+  registerType,
+  lookupType,
+  lookupService,
+  listTypes,
+  listServices,
+  timeNow,
+  timeFromMillis,
+  timeToMillis,
+  durationFromMillis,
+  durationToMillis,
+  builtin_interfaces,
+  std_msgs,
+  geometry_msgs,
+  sensor_msgs,
+  sensor_msgs_constants,
+  vision_msgs,
+  diagnostic_msgs,
+  DiagnosticLevel,
+  rcl_interfaces,
+  LogLevel,
+  example_interfaces,
+  std_srvs,
+  type AnyField,
+  type ArrayField,
+  type ArrayOptions,
+  type DeepPartial,
+  type Duration,
+  type EnumField,
+  type Field,
+  type FieldKind,
+  type FieldValue,
+  type InferMessage,
+  type JsonSchema,
+  type MessageOf,
+  type MessageType,
+  type MsgField,
+  type OptionalField,
+  type RequestOf,
+  type ResponseOf,
+  type ScalarField,
+  type ScalarKind,
+  type ScalarOptions,
+  type ServiceType,
+  type Time,
+  type ValidationIssue,
+  type ValidationResult,
+  type BuiltinInterfaces,
+  type StdMsgs,
+  type GeometryMsgs,
+  type SensorMsgs,
+  type VisionMsgs,
+  type DiagnosticMsgs,
+  type RclInterfaces,
+  type ExampleInterfaces,
+  type StdSrvs,
+} from "./msgs/index.js";
+
+// Encoding messages by hand (docs/messages.md): msgpack, large binary frames, JSON.
+export {
+  msgpackCodec,
+  jsonCodec,
+  encodeFrames,
+  decodeFrames,
+  DEFAULT_BLOB_THRESHOLD,
+  toJson,
+  fromJson,
+  type Codec,
+} from "./codec/index.js";
+
+// Nodes: publishers, subscriptions, services and clients, parameters, durable consumers, QoS.
+export {
+  createNode,
+  Node,
+  Publisher,
+  Subscription,
+  ServiceServer,
+  ServiceClient,
+  Parameter,
+  DurableConsumer,
+  QOS_DEFAULT,
+  QOS_SENSOR_DATA,
+  QOS_LATCHED,
+  type NodeOptions,
+  type NodeEvents,
+  type PublisherOptions,
+  type SubscriptionOptions,
+  type ClientOptions,
+  type PublisherStats,
+  type PublishOptions,
+  type WithOptionalHeader,
+  type MessageInfo,
+  type Received,
+  type SubscriptionStats,
+  type Overflow,
+  type MessageHandler,
+  type ServiceHandler,
+  type ServiceContext,
+  type CallOptions,
+  type ServiceOptions,
+  type ServiceClientEvents,
+  type BalancePolicy,
+  type ReplicaStats,
+  type BreakerEvent,
+  type BreakerOptions,
+  type BreakerState,
+  type RetryBudgetOptions,
+  type ParameterKind,
+  type ParameterSpec,
+  type Qos,
+  type DurableConsumerOptions,
+  type DurableMessage,
+  type DurableStart,
+  type DurableConsumerStats,
+  type GraphSnapshot,
+  type NodeRecord,
+  type TopicDecl,
+  type ServiceDecl,
+} from "./node/index.js";
+
+// The hub, and the store of durable topics when a program embeds it.
+export { Hub, type HubOptions } from "./hub/index.js";
+export {
+  StoreService,
+  type StoreServiceOptions,
+  type FsyncPolicy,
+  type RetentionOptions,
+  type TopicConfig,
+  type TopicConfigRule,
+  type TopicRetention,
+  type RetentionMode,
+} from "./store/index.js";
+
+// Launching: the spec `myelin up` reads, and what a node module run by the supervisor exports.
+export { replicaNodeName } from "./node/index.js";
+export {
+  loadSpec,
+  type LoadSpecOptions,
+  type LaunchSpec,
+  type UnitSpec,
+  type UnitDependency,
+  type ModuleEntry,
+  type RestartSpec,
+  type HealthSpec,
+  type ProbeSpec,
+  type LimitsSpec,
+  type LaunchContext,
+  type NodeMain,
+} from "./orchestrator/index.js";
+
+// The MQTT gateway and the bridges to external brokers, with their configuration.
+export {
+  MqttGateway,
+  hashPassword,
+  loadGatewayConfig,
+  startBridge,
+  BridgeHost,
+  loadBridgeConfig,
+  type MqttGatewayOptions,
+  type MqttListeners,
+  type TcpListenerOptions,
+  type TlsListenerOptions,
+  type WsListenerOptions,
+  type GatewayStatus,
+  type GatewayConfig,
+  type AuthSpec,
+  type UserSpec,
+  type AclSpec,
+  type CertificateSpec,
+  type Principal,
+  type MqttLimits,
+  type MappingSpec,
+  type MappingDirection,
+  type PayloadFormat,
+  type ExternalSyntax,
+  type StartBridgeOptions,
+  type BridgeHostOptions,
+  type Bridge,
+  type BridgeState,
+  type BridgeStatus,
+  type BridgeConfig,
+  type BridgeKind,
+  type BridgeConfigBase,
+  type BridgeQueueConfig,
+  type BridgeReconnectConfig,
+  type MqttBridgeConfig,
+  type NatsBridgeConfig,
+  type NatsJetStreamConfig,
+  type AmqpBridgeConfig,
+} from "./gateway/index.js";

@@ -14,7 +14,7 @@
  */
 import amqp from "amqplib";
 import type { Channel, ChannelModel, ConfirmChannel, ConsumeMessage } from "amqplib";
-import { MyelinError } from "../errors.js";
+import { ClosedError, MyelinError } from "../errors.js";
 import type { AmqpBridgeConfig } from "./bridge-config.js";
 import type { BrokerLink, LinkHandlers, OutgoingMessage } from "./bridge.js";
 import type { TopicMap } from "./mapping.js";
@@ -166,7 +166,7 @@ export class AmqpLink implements BrokerLink {
     const conn = this.#conn;
     this.#conn = undefined;
     this.#pub = undefined;
-    this.#failPending(new MyelinError("ERR_CLOSED", "the bridge closed the connection"));
+    this.#failPending(new ClosedError("ERR_CLOSED", "the bridge closed the connection"));
     if (conn !== undefined) await conn.close().catch(() => undefined);
   }
 }

@@ -14,7 +14,7 @@
  */
 import mqtt from "mqtt";
 import type { IClientOptions, MqttClient } from "mqtt";
-import { MyelinError } from "../errors.js";
+import { ClosedError, MyelinError } from "../errors.js";
 import type { MqttBridgeConfig } from "./bridge-config.js";
 import type { BrokerLink, LinkHandlers, OutgoingMessage } from "./bridge.js";
 import type { TopicMap } from "./mapping.js";
@@ -165,7 +165,7 @@ export class MqttLink implements BrokerLink {
     this.#client = undefined;
     if (client === undefined) return;
     client.removeAllListeners("close");
-    this.#failPending(new MyelinError("ERR_CLOSED", "the bridge closed the connection"));
+    this.#failPending(new ClosedError("ERR_CLOSED", "the bridge closed the connection"));
     client.on("error", () => undefined);
     await new Promise<void>((resolve) => {
       client.end(true, {}, () => resolve());

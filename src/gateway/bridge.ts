@@ -14,7 +14,7 @@
  * - counters and a status snapshot for `myelin bridge status`.
  */
 import { join } from "node:path";
-import { MyelinError } from "../errors.js";
+import { ClosedError, MyelinError, TimeoutError } from "../errors.js";
 import type { Node } from "../node/index.js";
 import type { FsyncPolicy } from "../store/log.js";
 import { redactUrl, SYNTAX_OF, type BridgeConfig, type BridgeKind } from "./bridge-config.js";
@@ -288,13 +288,13 @@ export class BridgeEngine implements Bridge {
           resolve();
         } else if (this.#state === "closed") {
           done();
-          reject(new MyelinError("ERR_CLOSED", `bridge ${this.name} is closed`));
+          reject(new ClosedError("ERR_CLOSED", `bridge ${this.name} is closed`));
         }
       };
       const timer = setTimeout(() => {
         done();
         reject(
-          new MyelinError(
+          new TimeoutError(
             "ERR_TIMEOUT",
             `bridge ${this.name} did not connect to ${redactUrl(this.#cfg.url)} within ${timeoutMs} ms` +
               (this.#lastError !== undefined ? ` (last error: ${this.#lastError})` : ""),
@@ -338,7 +338,7 @@ export class BridgeEngine implements Bridge {
   // ---- outbound -----------------------------------------------------------------------------
 
   async #outbound(topic: string, payload: Uint8Array, rule: ResolvedMapping): Promise<void> {
-    if (this.#closed) throw new MyelinError("ERR_CLOSED", `bridge ${this.name} is closed`);
+    if (this.#closed) throw new ClosedError("ERR_CLOSED", `bridge ${this.name} is closed`);
     if (rule.qos === 0 || this.#queue === undefined) {
       if (this.#state !== "connected") {
         this.#dropped++;

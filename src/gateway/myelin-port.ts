@@ -10,7 +10,7 @@
  * A refused message is counted and its reason published as `myelin_msgs/GatewayReject` on the
  * error topic; it is never published half-parsed.
  */
-import { MyelinError } from "../errors.js";
+import { myelinError } from "../errors.js";
 import { myelin_msgs } from "../msgs/index.js";
 import type { GraphSnapshot, Node, Publisher, Subscription } from "../node/index.js";
 import { decodeExternal, encodeExternal, type ResolvedMapping, type TopicMap } from "./mapping.js";
@@ -345,7 +345,7 @@ export class MyelinPort {
     message: string,
     code: "ERR_TYPE_MISMATCH" | "ERR_ENCODE" | "ERR_SERVICE_FAILED" = "ERR_SERVICE_FAILED",
   ): void {
-    const err = new MyelinError(code, message);
+    const err = myelinError(code, message);
     if (this.#opts.onWarning !== undefined) this.#opts.onWarning(err);
   }
 

@@ -6,7 +6,7 @@
  * (each to one of them). Pulls at most `maxInFlight` unacknowledged messages at a time.
  */
 import { randomBytes } from "node:crypto";
-import { ClosedError, MyelinError, ValidationError } from "../errors.js";
+import { ClosedError, MyelinError, myelinError, ValidationError } from "../errors.js";
 import { decodeCompiled, MISMATCH, msgpackCodec } from "../codec/index.js";
 import { myelin_msgs, type MessageType } from "../msgs/index.js";
 import type { ServiceClient } from "./service.js";
@@ -206,7 +206,7 @@ export class DurableConsumer<T> {
         if (!warned) {
           warned = true;
           this.#onWarning(
-            new MyelinError(
+            myelinError(
               err instanceof MyelinError ? err.code : "ERR_PROTOCOL",
               `durable consumer ${this.name} of ${this.topic} cannot fetch (retrying): ${(err as Error).message}`,
               { cause: err },

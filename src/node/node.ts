@@ -10,10 +10,11 @@ import { existsSync, rmSync } from "node:fs";
 import { hostname } from "node:os";
 import { join } from "node:path";
 import {
-  ERROR_CODES,
-  type ErrorCode,
   ClosedError,
+  DecodeError,
+  isErrorCode,
   MyelinError,
+  myelinError,
   ServiceError,
   TimeoutError,
   TypeMismatchError,
@@ -346,7 +347,7 @@ class RemoteSource implements RecordSink, Acker {
         ? e.message
         : `message on ${this.sub.topic} from ${this.publisherName} could not be decoded: ${e.message}`;
     this.sub.rejectInvalid(
-      e instanceof ValidationError ? e : new MyelinError("ERR_DECODE", msg, { cause: e }),
+      e instanceof ValidationError ? e : new DecodeError("ERR_DECODE", msg, { cause: e }),
     );
   }
 }
@@ -919,6 +920,9 @@ export class Node extends EventEmitter<NodeEvents> implements CallRouter {
       const servers = this.#servers(name);
       if (servers.length === 0) {
         if (lastErr !== undefined) throw lastErr;
+        // Fail after one turn of the event loop: a caller retrying in a loop must not starve
+        // timers and I/O (the graph update that brings a server arrives through them).
+        await new Promise((resolve) => setImmediate(resolve));
         const known = new Set<string>();
         for (const n of this.#graph?.nodes ?? []) for (const s of n.services) known.add(s.service);
         throw new ServiceError(
@@ -1034,12 +1038,9 @@ export class Node extends EventEmitter<NodeEvents> implements CallRouter {
       if (e.code === "ERR_VALIDATION")
         return fail(new ValidationError("ERR_VALIDATION", `${name} refused the request: ${e.message}`), "ok");
       if (e.code === "ERR_DECODE")
-        return fail(new MyelinError("ERR_DECODE", `${name} on node ${target.name}: ${e.message}`), "ok");
-      if (e.code !== "ERR_SERVICE_FAILED" && (ERROR_CODES as readonly string[]).includes(e.code)) {
-        return fail(
-          new MyelinError(e.code as ErrorCode, `${name} on node ${target.name}: ${e.message}`),
-          "fault",
-        );
+        return fail(new DecodeError("ERR_DECODE", `${name} on node ${target.name}: ${e.message}`), "ok");
+      if (e.code !== "ERR_SERVICE_FAILED" && isErrorCode(e.code)) {
+        return fail(myelinError(e.code, `${name} on node ${target.name}: ${e.message}`), "fault");
       }
       return fail(
         new ServiceError("ERR_SERVICE_FAILED", `${name} on node ${target.name} failed: ${e.message}`),
@@ -1050,7 +1051,7 @@ export class Node extends EventEmitter<NodeEvents> implements CallRouter {
       return { ok: true, res: decodeFrames(r.parts), outcome: "ok" };
     } catch (err) {
       return fail(
-        new MyelinError(
+        new DecodeError(
           "ERR_DECODE",
           `reply of ${name} from node ${target.name} could not be decoded: ${(err as Error).message}`,
           { cause: err },

@@ -6,6 +6,7 @@
  * this object written out (a test keeps the two in step). Sans-IO: values and positions in,
  * problems out.
  */
+import type { SourcePos, SpecProblem } from "../errors.js";
 
 /** A JSON Schema, as far as the launch spec uses it. */
 export interface Schema {
@@ -268,19 +269,8 @@ export const LAUNCH_SPEC_SCHEMA: Schema = {
   },
 };
 
-/** Where a value came from: file and 1-based line and column. */
-export interface SourcePos {
-  file: string;
-  line: number;
-  col: number;
-}
-
-/** One thing wrong with a spec: where, which field, what. */
-export interface SpecProblem extends SourcePos {
-  /** Dotted path of the field, e.g. `nodes.camera.replicas`. */
-  field: string;
-  message: string;
-}
+/** Where a value came from, and one thing wrong with a spec: defined with SpecError in src/errors.ts. */
+export type { SourcePos, SpecProblem };
 
 /** A parsed file: its value and the position of every field path. */
 export interface SourceDoc {

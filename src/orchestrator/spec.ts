@@ -19,7 +19,7 @@ import {
   parseDocument,
   type Node as YamlNode,
 } from "yaml";
-import { MyelinError } from "../errors.js";
+import { formatProblems, SpecError } from "../errors.js";
 import { parseTopicConfig, type TopicConfigRule } from "../store/topic-config.js";
 import { dependencyOrder } from "./order.js";
 import {
@@ -33,25 +33,7 @@ import {
 } from "./spec-schema.js";
 
 export type { SourcePos, SpecProblem } from "./spec-schema.js";
-
-/** A launch spec was refused; `problems` lists every reason with file, line, column and field. */
-export class SpecError extends MyelinError {
-  constructor(
-    readonly problems: SpecProblem[],
-    options?: ErrorOptions,
-  ) {
-    super("ERR_SPEC", formatProblems(problems), options);
-  }
-}
-
-/** `file:line:col: field: message`, one line per problem. */
-export function formatProblems(problems: readonly SpecProblem[]): string {
-  const n = problems.length;
-  const head = `launch spec refused (${n} problem${n === 1 ? "" : "s"}; nothing was started):`;
-  return [head, ...problems.map((p) => `  ${p.file}:${p.line}:${p.col}: ${p.field}: ${p.message}`)].join(
-    "\n",
-  );
-}
+export { formatProblems, SpecError };
 
 /** Restart policy of a process. Times in ms. */
 export interface RestartSpec {

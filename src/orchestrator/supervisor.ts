@@ -25,7 +25,7 @@ import { closeSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync }
 import { hostname, setPriority } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { MyelinError } from "../errors.js";
+import { ClosedError, MyelinError, TimeoutError } from "../errors.js";
 import { myelin_msgs, rcl_interfaces, std_srvs, timeNow } from "../msgs/index.js";
 import {
   createNode,
@@ -1001,7 +1001,7 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
       const check = (): void => {
         if (this.#closed) {
           cleanup();
-          reject(new MyelinError("ERR_CLOSED", "the supervisor stopped"));
+          reject(new ClosedError("ERR_CLOSED", "the supervisor stopped"));
         } else if (pred()) {
           cleanup();
           resolve();
@@ -1009,7 +1009,7 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
       };
       const timer = setTimeout(() => {
         cleanup();
-        reject(new MyelinError("ERR_TIMEOUT", `not settled within ${fmtMs(timeoutMs)}`));
+        reject(new TimeoutError("ERR_TIMEOUT", `not settled within ${fmtMs(timeoutMs)}`));
       }, timeoutMs);
       const cleanup = (): void => {
         clearTimeout(timer);

@@ -7,7 +7,7 @@ import { closeSync, existsSync, openSync, readdirSync, readFileSync, rmSync } fr
 import { connect as netConnect } from "node:net";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
-import { MyelinError } from "../errors.js";
+import { MyelinError, ServiceError, SpecError, TimeoutError } from "../errors.js";
 import { myelin_msgs, rcl_interfaces } from "../msgs/index.js";
 import { createNode, hubEndpoint, runtimeDir, type Node } from "../node/index.js";
 import { ensureRuntimeDir } from "../node/config.js";
@@ -34,7 +34,7 @@ const BIN = join(dirname(fileURLToPath(import.meta.url)), "..", "..", "..", "bin
 async function supervisorReady(ctx: Context, node: Node, timeoutMs: number): Promise<void> {
   const ok = await unlessInterrupted(node.waitForServer("/_supervisor/apply", timeoutMs), ctx.signal);
   if (!ok) {
-    throw new MyelinError(
+    throw new ServiceError(
       "ERR_NO_SERVER",
       "the hub runs without a supervisor (started with --no-supervisor?); restart it with `myelin hub`",
     );
@@ -166,10 +166,8 @@ export const upCommand: CommandSpec = {
   async run(ctx, inv) {
     const file = resolve(inv.positionals[0] ?? "myelin.yaml");
     if (!existsSync(file)) {
-      throw new MyelinError(
-        "ERR_SPEC",
-        `no launch spec at ${file}; give its path (\`myelin up path/to/myelin.yaml\`) or create one (see docs/orchestration.md)`,
-      );
+      const message = `no launch spec at ${file}; give its path (\`myelin up path/to/myelin.yaml\`) or create one (see docs/orchestration.md)`;
+      throw new SpecError([{ file, line: 1, col: 1, field: "(file)", message }], { message });
     }
     const environment = strOpt(inv, "env") ?? process.env["MYELIN_ENV"];
     const spec = loadSpec(file, { environment });
@@ -200,7 +198,7 @@ export const upCommand: CommandSpec = {
       if (!hubUp) {
         const ep = hubEndpoint(copts);
         if (!ep.startsWith("ipc://")) {
-          throw new MyelinError(
+          throw new TimeoutError(
             "ERR_HUB_UNREACHABLE",
             `no hub answered at ${ep}; \`myelin up\` starts a hub only on this host (drop --hub / MYELIN_HUB)`,
           );
@@ -222,7 +220,7 @@ export const upCommand: CommandSpec = {
         // Durable-topic settings go to the store first, so the nodes' topics start with them.
         const store = await unlessInterrupted(node.waitForServer("/_store/configure", 5000), ctx.signal);
         if (!store) {
-          throw new MyelinError(
+          throw new ServiceError(
             "ERR_NO_SERVER",
             `${file}: topics: the hub runs no store for durable topics; start it without --no-store`,
           );

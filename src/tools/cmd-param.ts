@@ -4,7 +4,7 @@
  */
 import { readFile } from "node:fs/promises";
 import { stringify as stringifyYaml } from "yaml";
-import { MyelinError } from "../errors.js";
+import { MyelinError, ServiceError } from "../errors.js";
 import { myelin_msgs } from "../msgs/index.js";
 import type { Node } from "../node/index.js";
 import {
@@ -51,7 +51,7 @@ async function listOf(ctx: Context, node: Node, target: string, timeoutMs: numbe
     r = await unlessInterrupted(client.call({}), ctx.signal);
   } catch (err) {
     if (err instanceof MyelinError && err.code === "ERR_NO_SERVER") {
-      throw new MyelinError(
+      throw new ServiceError(
         "ERR_NO_SERVER",
         `node ${target} serves no parameters (it is not running, or declared none); see \`myelin node list\``,
         { cause: err },
@@ -120,7 +120,7 @@ async function setOne(
     return await unlessInterrupted(client.call({ name, value_json: JSON.stringify(value) }), ctx.signal);
   } catch (err) {
     if (err instanceof MyelinError && err.code === "ERR_NO_SERVER") {
-      throw new MyelinError(
+      throw new ServiceError(
         "ERR_NO_SERVER",
         `node ${target} serves no parameters; see \`myelin node list\``,
         {

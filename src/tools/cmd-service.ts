@@ -1,6 +1,6 @@
 /** `myelin service list|type|find|call`: services and calling them. */
 import { toJson } from "../codec/index.js";
-import { MyelinError } from "../errors.js";
+import { ServiceError } from "../errors.js";
 import type { GraphSnapshot } from "../node/index.js";
 import {
   absName,
@@ -90,7 +90,7 @@ export const serviceTypeCommand: CommandSpec = {
       const s = all.find((x) => x.service === name);
       if (s === undefined) {
         const names = all.filter((x) => !x.service.startsWith("/_")).map((x) => x.service);
-        throw new MyelinError(
+        throw new ServiceError(
           "ERR_NO_SERVER",
           `no node serves ${name}${didYouMean(name, names)}; services now: ${names.join(", ") || "none"} (see \`myelin service list\`)`,
         );

@@ -1,5 +1,5 @@
 /** `myelin topic list|info|find|echo|pub|hz|read|config`: look at and take part in topics. */
-import { MyelinError } from "../errors.js";
+import { MyelinError, ServiceError, TypeMismatchError } from "../errors.js";
 import { lookupType, myelin_msgs, type MessageType } from "../msgs/index.js";
 import { msgpackCodec, toJson } from "../codec/index.js";
 import { PROCESS_ID, type GraphSnapshot, type Node, type Publisher, type Qos } from "../node/index.js";
@@ -193,7 +193,7 @@ export const topicFindCommand: CommandSpec = {
  */
 function requireStore(graph: GraphSnapshot, service: string): void {
   if (!graph.nodes.some((n) => n.services.some((s) => s.service === service))) {
-    throw new MyelinError(
+    throw new ServiceError(
       "ERR_NO_SERVER",
       "no store runs with the hub: durable topics need `myelin hub` with its store (the default)",
     );
@@ -328,7 +328,7 @@ export const topicEchoCommand: CommandSpec = {
             })
           : await waitForTopic(ctx, node, graph, topic, waitMs);
       if (typeArg !== undefined && view.type !== typeArg) {
-        throw new MyelinError(
+        throw new TypeMismatchError(
           "ERR_TYPE_MISMATCH",
           `topic ${topic} has type ${view.type}, not ${typeArg}; leave TYPE out to use the topic's own`,
         );

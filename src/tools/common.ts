@@ -6,7 +6,7 @@ import { readFileSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import { parse as parseYaml } from "yaml";
-import { MyelinError } from "../errors.js";
+import { MyelinError, TimeoutError } from "../errors.js";
 import {
   listServices,
   listTypes,
@@ -282,7 +282,7 @@ export async function withNode<R>(
       graph = await unlessInterrupted(node.queryGraph(HUB_TIMEOUT_MS), ctx.signal);
     } catch (err) {
       if (err instanceof MyelinError && err.code === "ERR_HUB_UNREACHABLE") {
-        throw new MyelinError(
+        throw new TimeoutError(
           "ERR_HUB_UNREACHABLE",
           `no hub answered at ${hubEndpoint(opts)}; start one with \`myelin hub\` (or point --hub / MYELIN_HUB at a running one)`,
           { cause: err },
