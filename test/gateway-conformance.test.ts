@@ -302,3 +302,44 @@ test(
     );
   },
 );
+
+test(
+  "a burst of 500 QoS 2 publishes from MQTT.js is all acknowledged; a client holding too many bytes without PUBREL is disconnected",
+  { timeout: 60000 },
+  async () => {
+    using rt = tempRuntime();
+    await withGateway(rt.dir, { limits: { maxInflightBytes: 20000 } }, async (gw, port, clients) => {
+      const sub = await connectClient(port, { clientId: "q2-sub" });
+      clients.push(sub.client);
+      const got = new Set<string>();
+      sub.client.on("message", (_t, p) => got.add(p.toString()));
+      await sub.client.subscribeAsync("burst/#", { qos: 2 });
+      const pub = await connectClient(port, { clientId: "q2-pub" });
+      clients.push(pub.client);
+      // MQTT.js sends all 500 at once and answers every PUBREC with a PUBREL.
+      await Promise.all(
+        Array.from({ length: 500 }, (_, i) => pub.client.publishAsync("burst/x", `m${i}`, { qos: 2 })),
+      );
+      await until(() => got.size === 500, 20000, "all 500 QoS 2 messages");
+
+      // A raw client that never sends PUBREL: 1 KiB messages, disconnected once 20,000 bytes wait.
+      const s = await rawSession(port, "withholder");
+      const topic = Buffer.from("burst/held");
+      for (let id = 1; id <= 40 && !s.sock.destroyed; id++) {
+        const body = Buffer.concat([
+          Buffer.from([topic.length >> 8, topic.length & 0xff]),
+          topic,
+          Buffer.from([id >> 8, id & 0xff]),
+          Buffer.alloc(1024, 0x61),
+        ]);
+        const len = body.length; // < 16384: two bytes of remaining length
+        s.sock.write(Buffer.concat([Buffer.from([0x34, (len & 0x7f) | 0x80, len >> 7]), body]));
+      }
+      await within(s.closed, 10000, "disconnecting the client over maxInflightBytes");
+      assert.equal(
+        gw.status().clients.some((c) => c.id === "withholder"),
+        false,
+      );
+    });
+  },
+);

@@ -175,6 +175,7 @@ export class MqttGateway {
     if (opts.fsync !== undefined) pOpts.fsync = opts.fsync;
     if (opts.log !== undefined) pOpts.log = opts.log;
     pOpts.mayQueue = (clientId, topic) => this.#mayQueue(clientId, topic);
+    pOpts.maxIncomingBytes = this.#limits.maxInflightBytes;
     this.#persistence = new FilePersistence(pOpts);
     this.#broker = new Aedes({
       persistence: this.#persistence,

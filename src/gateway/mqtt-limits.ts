@@ -9,8 +9,14 @@ import { MyelinError } from "../errors.js";
 export interface MqttLimits {
   /** Largest PUBLISH payload (and will payload) accepted, in bytes; a client sending more is disconnected. */
   maxMessageBytes?: number;
-  /** Inbound QoS 2 messages a client may have awaiting PUBREL; past it the client is disconnected. */
+  /**
+   * Inbound QoS 2 messages a client may have awaiting PUBREL; past it the client is disconnected.
+   * The default is the protocol's own bound (65,535 message ids), as MQTT 3.1.1 clients such as
+   * MQTT.js do not limit what they send; `maxInflightBytes` bounds the memory.
+   */
   maxInflight?: number;
+  /** Payload bytes of inbound QoS 2 messages a client may have awaiting PUBREL; past it the client is disconnected. */
+  maxInflightBytes?: number;
   /** Subscriptions a client may hold; more are refused (SUBACK 0x80). */
   maxSubscriptions?: number;
   /** Connections per minute under one client id (a device in a reconnect loop); more are refused (CONNACK 3). */
@@ -29,7 +35,8 @@ export interface MqttLimits {
 /** Defaults of MqttLimits. */
 export const MQTT_LIMIT_DEFAULTS: Required<MqttLimits> = Object.freeze({
   maxMessageBytes: 256 * 1024,
-  maxInflight: 100,
+  maxInflight: 65535,
+  maxInflightBytes: 64 * 1024 * 1024,
   maxSubscriptions: 100,
   maxConnectionsPerMinute: 60,
   maxConnectionsPerMinutePerAddress: 1000,

@@ -97,6 +97,8 @@ export interface FilePersistenceOptions {
   log?: (line: string) => void;
   /** False for a message that must not be queued for an offline session (its ACL denies the topic). */
   mayQueue?: (clientId: string, topic: string) => boolean;
+  /** Payload bytes of inbound QoS 2 messages one client may have awaiting PUBREL (default unlimited). */
+  maxIncomingBytes?: number;
 }
 
 type Op =
@@ -156,6 +158,8 @@ export class FilePersistence extends AsyncPersistence {
   /** Clients with any state, for snapshots. */
   readonly #clients = new Set<string>();
   readonly #incomingIds = new Map<string, Set<number>>();
+  /** Payload bytes of each client's inbound QoS 2 messages awaiting PUBREL, by message id. */
+  readonly #incomingBytes = new Map<string, { total: number; byId: Map<number, number> }>();
   #retainedCount = 0;
   readonly #retainedTopics = new Set<string>();
 
@@ -503,6 +507,21 @@ export class FilePersistence extends AsyncPersistence {
 
   override async incomingStorePacket(client: ClientRef, packet: StoredPacket): Promise<void> {
     await this.#wait();
+    if (packet.messageId !== undefined && !this.#replaying) {
+      let b = this.#incomingBytes.get(client.id);
+      if (b === undefined) this.#incomingBytes.set(client.id, (b = { total: 0, byId: new Map() }));
+      const size = packet.payload.length;
+      const max = this.#opts.maxIncomingBytes ?? Infinity;
+      const before = b.byId.get(packet.messageId) ?? 0;
+      if (b.total - before + size > max) {
+        // Refused: aedes disconnects the client, so one client cannot hold the hub's memory.
+        throw new Error(
+          `over maxInflightBytes: ${b.total} bytes of QoS 2 messages already await PUBREL (limit ${max})`,
+        );
+      }
+      b.total += size - before;
+      b.byId.set(packet.messageId, size);
+    }
     this.#clients.add(client.id);
     const r = super.incomingStorePacket(client, packet);
     if (packet.messageId !== undefined) {
@@ -518,7 +537,15 @@ export class FilePersistence extends AsyncPersistence {
   override async incomingDelPacket(client: ClientRef, packet: { messageId?: number }): Promise<void> {
     await this.#wait();
     const r = super.incomingDelPacket(client, packet);
-    if (packet.messageId !== undefined) this.#incomingIds.get(client.id)?.delete(packet.messageId);
+    if (packet.messageId !== undefined) {
+      this.#incomingIds.get(client.id)?.delete(packet.messageId);
+      const b = this.#incomingBytes.get(client.id);
+      const size = b?.byId.get(packet.messageId);
+      if (b !== undefined && size !== undefined) {
+        b.total -= size;
+        b.byId.delete(packet.messageId);
+      }
+    }
     const j =
       packet.messageId === undefined
         ? undefined
@@ -531,6 +558,7 @@ export class FilePersistence extends AsyncPersistence {
     await this.#wait();
     const r = super.cleanIncoming(client);
     this.#incomingIds.delete(client.id);
+    this.#incomingBytes.delete(client.id);
     const j = this.#journal({ o: "inclean", c: client.id });
     await r;
     await j;
