@@ -394,8 +394,8 @@ nodes:
 );
 
 test(
-  "a node composed with others is not scaled by its own name; the process is",
-  { timeout: 60000 },
+  "scaling one node of a composed process scales that node alone; the process scales as a whole",
+  { timeout: 90000 },
   async () => {
     await using w = await world();
     const spec = w.spec(`
@@ -409,17 +409,41 @@ nodes:
     process: vision
 `);
     assert.equal((await w.sup.apply(spec, 30000)).ok, true);
-    await assert.rejects(
-      () => w.sup.scale("detector", 2, 30000),
-      (e: unknown) =>
-        (e as { code?: string }).code === "ERR_INVALID_ARGUMENT" &&
-        /shares process 'vision' with camera/.test((e as Error).message) &&
-        /myelin scale vision=2/.test((e as Error).message),
+    const r = await w.sup.scale("detector", 3, 30000);
+    assert.equal(r.ok, true, r.message);
+    assert.match(r.message, /detector scaled to 3: 1 in process vision, 2 in processes of its own/);
+    assert.deepEqual(
+      w.sup.ps().map((x) => `${x.process}#${x.replica}:${x.nodes.join(",")}:${x.state}`),
+      ["vision#0:camera,detector:ready", "detector+#1:detector:ready", "detector+#2:detector:ready"],
     );
-    assert.equal(w.sup.ps().length, 1, "nothing was started");
+    // Three detectors, one camera: detector, detector.1, detector.2.
+    const g = await w.node.waitForGraph(
+      (x) => ["detector", "detector.1", "detector.2"].every((n) => x.nodes.some((y) => y.name === n)),
+      10000,
+    );
+    assert.deepEqual(
+      g.nodes.filter((n) => n.name.startsWith("camera")).map((n) => n.name),
+      ["camera"],
+      "no second camera",
+    );
+    await assert.rejects(
+      () => w.sup.scale("detector", 0, 30000),
+      (e: unknown) => /cannot have fewer than 1 replicas/.test((e as Error).message),
+    );
+    await assert.rejects(
+      () => w.sup.scale("vision", 2, 30000),
+      (e: unknown) => /scale it back first \(myelin scale detector\+=1\)/.test((e as Error).message),
+    );
+    const back = await w.sup.scale("detector", 1, 30000);
+    assert.equal(back.ok, true, back.message);
+    assert.deepEqual(
+      w.sup.ps().map((x) => `${x.process}#${x.replica}`),
+      ["vision#0"],
+    );
+    // With the scaled-out replicas gone, the process scales as a whole.
     assert.equal((await w.sup.scale("vision", 2, 30000)).ok, true);
     await w.node.waitForGraph(
-      (g) => ["camera", "detector", "camera.1", "detector.1"].every((n) => g.nodes.some((x) => x.name === n)),
+      (x) => ["camera", "detector", "camera.1", "detector.1"].every((n) => x.nodes.some((y) => y.name === n)),
       10000,
     );
   },

@@ -108,6 +108,13 @@ export interface UnitSpec {
   /** Absolute working directory. */
   cwd: string;
   replicas: number;
+  /**
+   * The number of its first replica (default 0). A node scaled out of a composed process at
+   * runtime runs its extra replicas as a unit of its own, numbered after the composed ones.
+   */
+  firstReplica?: number;
+  /** For such a unit: the composed process it was scaled out of. */
+  scaledOutOf?: string;
   placement: string[];
   dependsOn: UnitDependency[];
   readiness: "node" | "process" | "probe";

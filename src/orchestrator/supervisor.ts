@@ -141,6 +141,11 @@ interface SavedState {
 
 const RUNNER = fileURLToPath(new URL("./runner.js", import.meta.url));
 const keyOf = (unit: string, replica: number): string => `${unit}#${replica}`;
+/** The replica numbers a unit runs (a scaled-out unit continues the numbering of its process). */
+const replicaRange = (u: UnitSpec): number[] =>
+  Array.from({ length: u.replicas }, (_, i) => (u.firstReplica ?? 0) + i);
+/** True if `replica` is beyond what the unit should run now. */
+const isExtra = (u: UnitSpec, replica: number): boolean => replica >= (u.firstReplica ?? 0) + u.replicas;
 const fmtMs = (ms: number): string => (ms < 1000 ? `${Math.round(ms)} ms` : `${(ms / 1000).toFixed(1)} s`);
 
 let prlimitPath: string | null | undefined;
@@ -279,14 +284,16 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
    * @throws MyelinError ERR_UNKNOWN_NODE if the running spec has no such node
    */
   async scale(node: string, replicas: number, waitMs = 0): Promise<{ ok: boolean; message: string }> {
+    const composed = this.#spec?.units.find((u) => u.nodes.length > 1 && u.nodes.includes(node));
+    if (composed !== undefined && node !== composed.name)
+      return this.#scaleOut(composed, node, replicas, waitMs);
     const unit = this.#unitOf(node);
-    if (unit.nodes.length > 1 && node !== unit.name) {
-      // Scaling the process would start more of its other nodes too, which the user did not name.
-      const others = unit.nodes.filter((n) => n !== node);
+    const out = this.#spec?.units.find((u) => u.scaledOutOf === unit.name && u.replicas > 0);
+    if (out !== undefined && replicas > (out.firstReplica ?? 0)) {
       throw new MyelinError(
         "ERR_INVALID_ARGUMENT",
-        `node ${node} shares process '${unit.name}' with ${others.join(", ")}: scaling it would start more ${others.join(", ")} too. ` +
-          `Give ${node} its own process in the spec (remove its \`process: ${unit.name}\`) to scale it alone, or scale the whole process: myelin scale ${unit.name}=${replicas}`,
+        `${out.name} was scaled out of process '${unit.name}' and runs replicas from ${out.firstReplica ?? 0}: ` +
+          `scale it back first (myelin scale ${out.name}=${out.firstReplica ?? 0}), then scale ${unit.name}`,
       );
     }
     unit.replicas = replicas;
@@ -297,13 +304,74 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
   }
 
   /**
+   * Scales one node of a composed process without the others: its replicas inside the process
+   * stay, the extra ones run as processes of their own (only that node), numbered after them.
+   */
+  async #scaleOut(
+    composed: UnitSpec,
+    node: string,
+    replicas: number,
+    waitMs: number,
+  ): Promise<{ ok: boolean; message: string }> {
+    const entry = composed.modules.find((m) => m.node === node);
+    if (composed.kind !== "module" || entry === undefined) {
+      throw new MyelinError(
+        "ERR_INVALID_ARGUMENT",
+        `node ${node} is part of the command of process '${composed.name}'; scale the process (myelin scale ${composed.name}=N)`,
+      );
+    }
+    if (replicas < composed.replicas) {
+      throw new MyelinError(
+        "ERR_INVALID_ARGUMENT",
+        `node ${node} runs inside each of the ${composed.replicas} '${composed.name}' processes, so it cannot have fewer than ${composed.replicas} replicas; ` +
+          `scale the process instead (myelin scale ${composed.name}=N)`,
+      );
+    }
+    const units = this.#spec!.units;
+    let own = units.find((u) => u.scaledOutOf === composed.name && u.nodes[0] === node);
+    if (own === undefined) {
+      // A health probe of the process is kept only if it is this node's.
+      const probe = composed.health.probe;
+      const mine =
+        probe !== undefined && probe.target.some((t) => t.includes(`/${node}/`) || t.includes("{node}"));
+      const health: UnitSpec["health"] = {
+        heartbeat: composed.health.heartbeat,
+        readyTimeoutMs: composed.health.readyTimeoutMs,
+      };
+      if (mine) health.probe = probe;
+      own = {
+        ...composed,
+        name: `${node}+`,
+        nodes: [node],
+        modules: [entry],
+        health,
+        firstReplica: composed.replicas,
+        scaledOutOf: composed.name,
+        replicas: 0,
+      };
+      units.splice(units.indexOf(composed) + 1, 0, own);
+    }
+    const scaled = own;
+    scaled.replicas = replicas - composed.replicas;
+    this.#save();
+    this.#reconcile();
+    const r = await this.#waitSettled(waitMs);
+    return {
+      ok: r.ok,
+      message: r.ok
+        ? `${node} scaled to ${replicas}: ${composed.replicas} in process ${composed.name}, ${scaled.replicas} in ${scaled.replicas === 1 ? "a process" : "processes"} of its own (${scaled.name})`
+        : r.message,
+    };
+  }
+
+  /**
    * Restarts the processes of `node` one replica at a time, waiting up to `waitMs` for each to be
    * ready before the next (so a replicated service keeps answering). Failed replicas start afresh.
    * @throws MyelinError ERR_UNKNOWN_NODE if the running spec has no such node
    */
   async restart(node: string, waitMs = 30000): Promise<{ ok: boolean; message: string }> {
     const unit = this.#unitOf(node);
-    for (let r = 0; r < unit.replicas; r++) {
+    for (const r of replicaRange(unit)) {
       const inst = this.#instances.get(keyOf(unit.name, r));
       if (inst !== undefined) {
         await this.#stopInstance(inst, "rolling restart");
@@ -503,7 +571,7 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
     if (spec === undefined) return;
     for (const u of spec.units) {
       if (!this.#placedHere(u)) continue;
-      for (let r = 0; r < u.replicas; r++) {
+      for (const r of replicaRange(u)) {
         const key = keyOf(u.name, r);
         let inst = this.#instances.get(key);
         if (inst === undefined) {
@@ -513,10 +581,10 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
         if (inst.state === "waiting" && this.#depsSatisfied(u)) this.#spawn(inst);
       }
       for (const inst of [...this.#instances.values()]) {
-        if (inst.unit.name !== u.name || inst.replica < u.replicas || inst.state === "stopping") continue;
+        if (inst.unit.name !== u.name || !isExtra(u, inst.replica) || inst.state === "stopping") continue;
         void this.#stopInstance(inst, `scaled to ${u.replicas}`).then(() => {
           const key = keyOf(u.name, inst.replica);
-          if (this.#instances.get(key) === inst && inst.replica >= inst.unit.replicas)
+          if (this.#instances.get(key) === inst && isExtra(inst.unit, inst.replica))
             this.#instances.delete(key);
           this.#reconcile();
         });
@@ -531,15 +599,13 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
       if (du === undefined) continue;
       if (!this.#placedHere(du)) {
         // Placed on another host: satisfied when its nodes are on the graph (and ready).
-        const names = new Set(
-          du.nodes.flatMap((n) => Array.from({ length: du.replicas }, (_, r) => replicaNodeName(n, r))),
-        );
+        const names = new Set(du.nodes.flatMap((n) => replicaRange(du).map((r) => replicaNodeName(n, r))));
         const recs = (this.#graph?.nodes ?? []).filter((n) => names.has(n.name));
         if (recs.length === 0 || (d.condition === "ready" && recs.some((n) => n.ready === false)))
           return false;
         continue;
       }
-      for (let r = 0; r < du.replicas; r++) {
+      for (const r of replicaRange(du)) {
         const i = this.#instances.get(keyOf(du.name, r));
         if (i === undefined) return false;
         const ok =
@@ -1025,7 +1091,7 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
       const out: Instance[] = [];
       for (const u of this.#spec?.units ?? []) {
         if (!this.#placedHere(u)) continue;
-        for (let r = 0; r < u.replicas; r++) {
+        for (const r of replicaRange(u)) {
           const i = this.#instances.get(keyOf(u.name, r));
           if (i !== undefined) out.push(i);
         }
@@ -1033,7 +1099,7 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
       return out;
     };
     const bad = (): Instance[] => desired().filter((i) => i.state === "failed" || i.state === "exited");
-    const extras = (): boolean => [...this.#instances.values()].some((i) => i.replica >= i.unit.replicas);
+    const extras = (): boolean => [...this.#instances.values()].some((i) => isExtra(i.unit, i.replica));
     const allReady = (): boolean => desired().every((i) => i.state === "ready") && !extras();
     if (waitMs > 0) {
       try {
