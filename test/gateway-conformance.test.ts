@@ -8,26 +8,14 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { connect as netConnect, type Socket } from "node:net";
-import mqtt, { type IClientOptions, type MqttClient } from "mqtt";
+import type { MqttClient } from "mqtt";
 import { Hub } from "../src/hub/index.js";
 import { MqttGateway, type MqttGatewayOptions } from "../src/gateway/mqtt-gateway.js";
 import { hashPassword } from "../src/gateway/mqtt-auth.js";
 import { tempRuntime, until } from "./helpers.js";
+import { tryConnectMqtt } from "./mqtt-hub.js";
 
-function connectClient(port: number, opts: IClientOptions): Promise<{ client: MqttClient; code: number }> {
-  const client = mqtt.connect({
-    host: "127.0.0.1",
-    port,
-    protocolVersion: 4,
-    reconnectPeriod: 0,
-    connectTimeout: 10000,
-    ...opts,
-  });
-  return new Promise((resolve) => {
-    client.once("connect", () => resolve({ client, code: 0 }));
-    client.once("error", (e) => resolve({ client, code: (e as { code?: number }).code ?? -1 }));
-  });
-}
+const connectClient = tryConnectMqtt;
 
 /** A raw TCP client: sends a CONNECT, waits for its CONNACK, then lets the test write bytes. */
 async function rawSession(port: number, clientId: string): Promise<{ sock: Socket; closed: Promise<void> }> {

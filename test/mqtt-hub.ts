@@ -43,11 +43,14 @@ export async function startGatewayHub(port: number, env: Record<string, string>)
   return p;
 }
 
-/** Connects an MQTT 3.1.1 client (no automatic reconnect); resolves with its CONNACK's session flag. */
-export async function connectMqtt(
+/**
+ * Connects an MQTT 3.1.1 client (no automatic reconnect); resolves with its CONNACK's return code
+ * (0 accepted, or the refusal's code; -1 for another error) and session flag, never rejects.
+ */
+export function tryConnectMqtt(
   port: number,
   opts: IClientOptions,
-): Promise<{ client: MqttClient; sessionPresent: boolean }> {
+): Promise<{ client: MqttClient; code: number; sessionPresent: boolean }> {
   const client = mqtt.connect({
     host: "127.0.0.1",
     port,
@@ -56,9 +59,23 @@ export async function connectMqtt(
     connectTimeout: 10000,
     ...opts,
   });
-  const sessionPresent = await new Promise<boolean>((resolve, reject) => {
-    client.once("connect", (ack) => resolve(ack.sessionPresent));
-    client.once("error", reject);
+  return new Promise((resolve) => {
+    client.once("connect", (ack) => resolve({ client, code: 0, sessionPresent: ack.sessionPresent }));
+    client.once("error", (e) =>
+      resolve({ client, code: (e as { code?: number }).code ?? -1, sessionPresent: false }),
+    );
   });
-  return { client, sessionPresent };
+}
+
+/** Connects an MQTT 3.1.1 client; rejects when the connection is refused. */
+export async function connectMqtt(
+  port: number,
+  opts: IClientOptions,
+): Promise<{ client: MqttClient; sessionPresent: boolean }> {
+  const r = await tryConnectMqtt(port, opts);
+  if (r.code !== 0) {
+    r.client.end(true);
+    throw new Error(`MQTT connection to port ${port} refused (CONNACK or error code ${r.code})`);
+  }
+  return { client: r.client, sessionPresent: r.sessionPresent };
 }
