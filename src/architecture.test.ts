@@ -2,7 +2,7 @@
  * Guards of the architecture (docs/architecture.md), checked over the import graph of src/:
  *
  * 1. Layer order. The layers, in order: msgs, codec, transport, node, hub, store, orchestrator,
- *    gateway, tools, web. A file may import only from its own layer and the layers before it.
+ *    gateway, record, foxglove, web, tools. A file may import only from its own layer and the layers before it.
  *    src/errors.ts is importable by every layer and imports nothing of ours; src/index.ts (the
  *    public API) may import every layer and no layer imports it.
  * 2. Only src/transport/zmq/ imports zeromq (todo until the Transport seam exists).
@@ -26,8 +26,10 @@ const LAYERS = [
   "store",
   "orchestrator",
   "gateway",
-  "tools",
+  "record",
+  "foxglove",
   "web",
+  "tools",
 ];
 
 const ROOT = fileURLToPath(new URL("../../", import.meta.url));

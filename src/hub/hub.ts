@@ -156,6 +156,11 @@ export class Hub {
   }
 
   /** Endpoints the hub listens on (ipc first). */
+  /** A node silent for this long is removed, in ms. */
+  get nodeTimeoutMs(): number {
+    return this.#opts.nodeTimeoutMs;
+  }
+
   get endpoints(): readonly string[] {
     return this.#endpoints;
   }

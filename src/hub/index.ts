@@ -1,3 +1,11 @@
 /** The hub: registry, discovery, graph events. */
 export { Hub, HUB_DEFAULTS } from "./hub.js";
 export type { HubOptions } from "./hub.js";
+export { startHubProcess } from "./plugin.js";
+export type {
+  HubPlugin,
+  HubPluginContext,
+  HubProcess,
+  HubProcessOptions,
+  RunningHubPlugin,
+} from "./plugin.js";
