@@ -13,5 +13,6 @@ export {
   type Codec,
 } from "./msgpack.js";
 export { fromJson, jsonCodec, toJson } from "./json.js";
+export { parseData } from "./data-text.js";
 export { encodeCompiledTransient } from "./compiled.js";
 export { decodeCompiled, MISMATCH } from "./compiled-decoder.js";

@@ -5,7 +5,6 @@
 import { readFileSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
-import { parse as parseYaml } from "yaml";
 import { MyelinError, TimeoutError } from "../errors.js";
 import {
   listServices,
@@ -15,7 +14,7 @@ import {
   type MessageType,
   type ServiceType,
 } from "../msgs/index.js";
-import { fromJson } from "../codec/index.js";
+import { fromJson, parseData } from "../codec/index.js";
 import { createNode, hubEndpoint, type GraphSnapshot, type Node, type TopicDecl } from "../node/index.js";
 import { didYouMean } from "./format.js";
 
@@ -384,6 +383,8 @@ export async function waitForTopic(
   throw unknownTopic(topic, node.graph() ?? graph, waitMs);
 }
 
+export { parseData };
+
 // ---- types and data --------------------------------------------------------------------------
 
 /**
@@ -429,39 +430,6 @@ export function resolveServiceType(name: string): ServiceType<unknown, unknown> 
     `service type '${name}' is not known${didYouMean(name, listServices())}; ` +
       `list types with \`myelin interface list\`, or load yours with --import MODULE`,
   );
-}
-
-/** Turns integers YAML read as bigint into numbers when safe, else into decimal strings (the JSON form of u64/i64). */
-function normalizeInts(v: unknown): unknown {
-  if (typeof v === "bigint") {
-    return v >= BigInt(Number.MIN_SAFE_INTEGER) && v <= BigInt(Number.MAX_SAFE_INTEGER)
-      ? Number(v)
-      : v.toString();
-  }
-  if (Array.isArray(v)) return v.map(normalizeInts);
-  if (typeof v === "object" && v !== null) {
-    return Object.fromEntries(Object.entries(v).map(([k, x]) => [k, normalizeInts(x)]));
-  }
-  return v;
-}
-
-/**
- * Parses DATA given on the command line: JSON or YAML (`'{data: hello}'`, `'{"x": 1}'`, `'x: 1'`).
- * Empty text is `{}`.
- * @throws MyelinError ERR_INVALID_ARGUMENT when it is neither
- */
-export function parseData(text: string, what: string): unknown {
-  if (text.trim() === "") return {};
-  let v: unknown;
-  try {
-    v = parseYaml(text, { intAsBigInt: true });
-  } catch (err) {
-    const first = ((err as Error).message ?? String(err)).split("\n")[0]!.replace(/:\s*$/, "");
-    throw new MyelinError("ERR_INVALID_ARGUMENT", `${what} is not valid JSON or YAML: ${first}`, {
-      cause: err,
-    });
-  }
-  return v === null || v === undefined ? {} : normalizeInts(v);
 }
 
 /**
