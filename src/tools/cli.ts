@@ -8,6 +8,7 @@
 import { parseArgs, type ParseArgsConfig } from "node:util";
 import { MyelinError } from "../errors.js";
 import { hubCommand } from "./cmd-hub.js";
+import { dashboardCommand } from "./cmd-dashboard.js";
 import { gatewayHashPasswordCommand, gatewayStatusCommand } from "./cmd-gateway.js";
 import { bridgeStatusCommand } from "./cmd-bridge.js";
 import {
@@ -66,6 +67,7 @@ export { version } from "./common.js";
 /** Every command, in the order the help lists them. */
 export const COMMANDS: readonly CommandSpec[] = [
   hubCommand,
+  dashboardCommand,
   upCommand,
   downCommand,
   psCommand,

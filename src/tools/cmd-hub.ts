@@ -12,6 +12,8 @@ import { HUB_BRIDGE_OPTIONS, startHubBridges } from "./cmd-bridge.js";
 import type { BridgeHost } from "../gateway/bridge-host.js";
 import type { MqttGateway } from "../gateway/index.js";
 import { startHubInfo } from "./hub-info.js";
+import { HUB_DASHBOARD_OPTIONS, hubDashboardPlugin } from "./cmd-dashboard.js";
+import type { RunningHubPlugin } from "../hub/index.js";
 import {
   HUB_SUPERVISOR_OPTIONS,
   hubSpec,
@@ -57,6 +59,12 @@ export const hubCommand: CommandSpec = {
       arg: "POLICY",
       help: "when a persistent publish is confirmed: always (default: fsync, shared by concurrent publishes), batch (within 5 ms), never",
     },
+    import: {
+      type: "string",
+      multiple: true,
+      arg: "MODULE",
+      help: "import a module that registers your message types, so the dashboard can publish and call them (repeatable)",
+    },
     verbose: {
       type: "boolean",
       short: "v",
@@ -65,6 +73,7 @@ export const hubCommand: CommandSpec = {
     ...HUB_SUPERVISOR_OPTIONS,
     ...HUB_GATEWAY_OPTIONS,
     ...HUB_BRIDGE_OPTIONS,
+    ...HUB_DASHBOARD_OPTIONS,
   },
   details: [
     "Prints the endpoints it listens on, then one line per event: node joined, left, timed out, declaration refused.",
@@ -77,6 +86,7 @@ export const hubCommand: CommandSpec = {
     "myelin hub --data-dir /var/lib/myelin --fsync batch",
     "myelin hub --mqtt-port 1883 --gateway-config gateway.yaml   # MQTT devices in (docs/mqtt-gateway.md)",
     "myelin hub --bridge-config bridges.yaml   # bridges to the site's MQTT, NATS or AMQP broker (docs/bridges.md)",
+    "myelin hub --http-port 8080   # the web dashboard on http://127.0.0.1:8080 (the address with its token is printed)",
     "myelin hub --spec myelin.yaml --label edge   # run a launch spec (see also `myelin up`)",
     "myelin hub --systemd-unit > ~/.config/systemd/user/myelin-hub.service",
   ],
@@ -87,6 +97,7 @@ export const hubCommand: CommandSpec = {
       return 0;
     }
     const spec = hubSpec(inv);
+    const dashboard = hubDashboardPlugin(inv);
     const opts: Partial<HubOptions> = { listen: listOpt(inv, "listen") };
     const dir = strOpt(inv, "runtime-dir");
     if (dir !== undefined) opts.runtimeDir = dir;
@@ -103,6 +114,11 @@ export const hubCommand: CommandSpec = {
     let bridges: BridgeHost | undefined;
     let supervisor: HubSupervisor | undefined;
     let info: Node | undefined;
+    let web: RunningHubPlugin | undefined;
+    // A hub started by a parent over an IPC channel (the demo) stops when that parent is gone, even
+    // after kill -9, stopping its supervised processes instead of leaving them behind.
+    const orphaned = new AbortController();
+    if (process.send !== undefined) process.once("disconnect", () => orphaned.abort());
     try {
       if (!boolOpt(inv, "no-store")) {
         const fsyncOpt = strOpt(inv, "fsync");
@@ -147,10 +163,23 @@ export const hubCommand: CommandSpec = {
       for (const ep of hub.endpoints) ctx.out(`${clock()} listening on ${ep}`);
       gateway = await startHubGateway(ctx, inv, opts.runtimeDir, strOpt(inv, "data-dir") ?? defaultDataDir());
       bridges = await startHubBridges(ctx, inv, opts.runtimeDir, strOpt(inv, "data-dir") ?? defaultDataDir());
+      if (dashboard !== undefined) {
+        web = await dashboard.start({
+          hubId: hub.id,
+          endpoints: hub.endpoints,
+          runtimeDir: opts.runtimeDir,
+          nodeTimeoutMs: hub.nodeTimeoutMs,
+          log: (line) => ctx.out(`${clock()} ${line}`),
+          plugin: () => undefined,
+          requestStop: () => orphaned.abort(),
+          signal: orphaned.signal,
+        });
+      }
       supervisor = await startHubSupervisor(ctx, inv, opts.runtimeDir, spec);
-      await aborted(supervisor.signal);
+      await aborted(AbortSignal.any([supervisor.signal, orphaned.signal]));
     } finally {
       await supervisor?.close();
+      await web?.close();
       await bridges?.close();
       await gateway?.close();
       await store?.close();

@@ -83,6 +83,27 @@ async function removeStaleSockets(dir: string): Promise<number> {
   return removed;
 }
 
+/**
+ * Removes `<dir>/supervisor` (state and logs) when no process its state names is alive: what a hub
+ * that was killed, or stopped with its system, leaves behind. Returns true if it removed it.
+ */
+function removeStoppedSupervisorState(dir: string): boolean {
+  const sup = join(dir, "supervisor");
+  if (!existsSync(sup)) return false;
+  try {
+    const file = join(sup, "state.json");
+    if (existsSync(file)) {
+      const state = JSON.parse(readFileSync(file, "utf8")) as { instances?: { pid?: unknown }[] };
+      for (const i of state.instances ?? [])
+        if (typeof i.pid === "number" && i.pid > 0 && processRunning(i.pid)) return false;
+    }
+  } catch {
+    return false; // unreadable: leave it for a person to look at
+  }
+  rmSync(sup, { recursive: true, force: true });
+  return true;
+}
+
 function age(ms: number): string {
   if (ms <= 0) return "-";
   const s = Math.floor(ms / 1000);
@@ -287,8 +308,13 @@ export const downCommand: CommandSpec = {
         // A hub killed hard leaves its pid file and socket behind: remove them.
         for (const f of ["hub.pid", "hub.sock"]) rmSync(join(dir, f), { force: true });
         const stale = await removeStaleSockets(dir);
+        const state = removeStoppedSupervisorState(dir);
+        const removed = [
+          stale > 0 ? `${stale} socket${stale === 1 ? "" : "s"} of nodes that are gone` : "",
+          state ? "the state and logs of a system whose processes are all gone" : "",
+        ].filter((x) => x !== "");
         ctx.err(
-          `nothing to stop: no hub runs in ${dir}${stale > 0 ? ` (removed ${stale} socket${stale === 1 ? "" : "s"} of nodes that are gone)` : ""}`,
+          `nothing to stop: no hub runs in ${dir}${removed.length > 0 ? ` (removed ${removed.join(" and ")})` : ""}`,
         );
         return 0;
       }

@@ -22,8 +22,8 @@ export interface TopicStats {
 
 /** How many arrivals the rate is computed over. */
 const WINDOW = 100;
-/** Arrivals older than this are out of the window, in ms. */
-const WINDOW_MS = 5000;
+/** Arrivals older than this are out of the window, in ms (long enough for a topic at 0.2 Hz). */
+const WINDOW_MS = 10000;
 
 /** One watched topic. Start with {@link TopicWatch.start}; `close()` when the page looks away. */
 export class TopicWatch {
