@@ -1,4 +1,8 @@
-/** The README's main job: the demo system runs and the monitor sees frames and detections. */
+/**
+ * The README's main job: the demo system runs and the monitor sees frames and detections; it prints
+ * the dashboard's address first; under --chaos (a detector killed every few seconds) no detector
+ * call fails and the killed replicas come back; kill -9 of the demo leaves no process behind.
+ */
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
@@ -6,13 +10,17 @@ import { readdirSync, readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { Proc, tempRuntime, until } from "./helpers.js";
 
+const CLI = fileURLToPath(new URL("../../bin/myelin", import.meta.url));
+
 test(
   "the demo starts a hub, a camera, a detector and a monitor that sees both streams",
   { timeout: 30000 },
   async () => {
     using rt = tempRuntime();
     const script = fileURLToPath(new URL("../examples/demo.js", import.meta.url));
-    await using demo = new Proc(script, ["--duration-ms", "15000"], { MYELIN_RUNTIME_DIR: rt.dir });
+    await using demo = new Proc(script, ["--duration-ms", "15000", "--http-port", "0"], {
+      MYELIN_RUNTIME_DIR: rt.dir,
+    });
     const line = await demo.waitFor(
       (l) =>
         l.event === "text" &&
@@ -33,7 +41,7 @@ test(
   async () => {
     using rt = tempRuntime();
     const script = fileURLToPath(new URL("../examples/demo.js", import.meta.url));
-    const demo = new Proc(script, [], { MYELIN_RUNTIME_DIR: rt.dir });
+    const demo = new Proc(script, ["--http-port", "0"], { MYELIN_RUNTIME_DIR: rt.dir });
     try {
       const pids: number[] = [];
       for (const name of ["camera", "detector", "monitor"]) {
@@ -46,6 +54,13 @@ test(
         );
         pids.push(Number(/pid (\d+)/.exec(String(l["text"]))![1]));
       }
+      // The hub runs in a child process of the demo: it must stop too.
+      const hubLine = await demo.waitFor(
+        (x) => /\[hub\] myelin hub \S+ started \(pid \d+/.test(String(x["text"])),
+        5000,
+        "the hub's pid",
+      );
+      pids.push(Number(/pid (\d+)/.exec(String(hubLine["text"]))![1]));
       demo.kill("SIGKILL");
       await demo.exit();
       const alive = (pid: number): boolean => {
@@ -56,10 +71,13 @@ test(
           return false;
         }
       };
-      await until(() => pids.every((p) => !alive(p)), 30000, "the demo's nodes to stop after it was killed");
+      await until(
+        () => pids.every((p) => !alive(p)),
+        30000,
+        "the demo's hub and nodes to stop after it was killed",
+      );
       // The killed hub left its socket and pid file; `myelin down` says nothing runs and removes them.
-      const cli = fileURLToPath(new URL("../../bin/myelin", import.meta.url));
-      const down = spawnSync(process.execPath, [cli, "down"], {
+      const down = spawnSync(process.execPath, [CLI, "down"], {
         env: { ...process.env, MYELIN_RUNTIME_DIR: rt.dir },
         encoding: "utf8",
       });
@@ -69,5 +87,76 @@ test(
     } finally {
       demo.kill("SIGKILL");
     }
+  },
+);
+
+/** Every process whose command line mentions `dir` (the demo's runtime directory is in their environment, not their arguments, so look there). */
+function processesOf(dir: string): number[] {
+  const out: number[] = [];
+  for (const p of readdirSync("/proc")) {
+    if (!/^\d+$/.test(p) || Number(p) === process.pid) continue;
+    try {
+      if (readFileSync(`/proc/${p}/environ`, "utf8").includes(`MYELIN_RUNTIME_DIR=${dir}`))
+        out.push(Number(p));
+    } catch {
+      // gone, or not ours
+    }
+  }
+  return out;
+}
+
+test(
+  "the demo prints the dashboard first, survives --chaos for a minute with no failed detector call, and stops cleanly",
+  { timeout: 150000 },
+  async () => {
+    using rt = tempRuntime();
+    const script = fileURLToPath(new URL("../examples/demo.js", import.meta.url));
+    await using demo = new Proc(script, ["--http-port", "0", "--chaos", "--chaos-interval-ms", "4000"], {
+      MYELIN_RUNTIME_DIR: rt.dir,
+      MYELIN_DATA_DIR: `${rt.dir}/data`,
+    });
+    const first = await demo.waitFor(() => true, 30000, "a first line");
+    assert.match(String(first["text"]), /^\[demo\] dashboard: http:\/\/127\.0\.0\.1:\d+\/\?token=\S{43}$/);
+    // Data flows within seconds.
+    await demo.waitFor(
+      (l) => /\[monitor\] camera [1-9][\d.]* Hz .* detections [1-9][\d.]* Hz/.test(String(l["text"])),
+      30000,
+      "frames and detections at the monitor",
+    );
+    const t0 = Date.now();
+    await demo.waitForCount(
+      (l) => /^\[chaos\] killed detector/.test(String(l["text"])),
+      10,
+      70000,
+      "chaos kills",
+    );
+    // A minute of chaos, then the tracker's count of calls: none failed, both replicas answered.
+    const rest = 60000 - (Date.now() - t0);
+    if (rest > 0) await new Promise((r) => setTimeout(r, rest));
+    const stats = spawnSync(
+      process.execPath,
+      [CLI, "service", "call", "/tracker/stats", "std_srvs/Trigger", "{}", "--json"],
+      {
+        env: { ...process.env, MYELIN_RUNTIME_DIR: rt.dir },
+        encoding: "utf8",
+      },
+    );
+    assert.equal(stats.status, 0, stats.stderr);
+    const message = (JSON.parse(stats.stdout) as { message: string }).message;
+    const calls = Number(/calls=(\d+)/.exec(message)?.[1]);
+    assert.ok(calls > 300, `too few detector calls in a minute: ${message}`);
+    assert.match(message, /failed=0 /, message);
+    assert.match(message, /detector:\d+/, message);
+    assert.match(message, /detector\.1:\d+/, message);
+    // The killed replicas came back: every kill was followed by the replica turning ready again.
+    const kills = demo.lines.filter((l) => /^\[chaos\] killed detector/.test(String(l["text"]))).length;
+    const readies = demo.lines.filter((l) => /^\[hub\] detector#\d ready/.test(String(l["text"]))).length;
+    assert.ok(readies >= kills, `${kills} kills but only ${readies} detector starts reached ready`);
+    const running = processesOf(rt.dir);
+    assert.ok(running.length >= 9, `expected the demo's processes, found ${running.length}`);
+    demo.kill("SIGINT");
+    await demo.exit(30000);
+    assert.equal(demo.exitCode, 0, demo.stderr.join("\n"));
+    await until(() => processesOf(rt.dir).length === 0, 10000, "every process of the demo to be gone");
   },
 );

@@ -118,7 +118,10 @@ export const hubCommand: CommandSpec = {
     // A hub started by a parent over an IPC channel (the demo) stops when that parent is gone, even
     // after kill -9, stopping its supervised processes instead of leaving them behind.
     const orphaned = new AbortController();
-    if (process.send !== undefined) process.once("disconnect", () => orphaned.abort());
+    if (process.send !== undefined) {
+      process.once("disconnect", () => orphaned.abort());
+      process.channel?.unref(); // the channel alone does not keep the hub running once it stopped
+    }
     try {
       if (!boolOpt(inv, "no-store")) {
         const fsyncOpt = strOpt(inv, "fsync");
