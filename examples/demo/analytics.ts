@@ -6,7 +6,7 @@
 import { std_msgs, type LaunchContext, type Node } from "../../src/index.js";
 
 /** Starts the analytics node; returns its stop function. */
-export async function runAnalytics(node: Node, ctx: LaunchContext): Promise<() => void> {
+export async function runAnalytics(node: Node, ctx: LaunchContext): Promise<() => Promise<void>> {
   const summary = await node.createPublisher("/analytics/summary", std_msgs.String, {
     qos: { durability: "transient-local", depth: 1 },
   });
@@ -35,8 +35,8 @@ export async function runAnalytics(node: Node, ctx: LaunchContext): Promise<() =
     console.log(text);
     void summary.publish({ data: text });
   }, 5000);
-  return async () => {
+  return () => {
     clearInterval(timer);
-    await consumer.close();
+    return consumer.close();
   };
 }

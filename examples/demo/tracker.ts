@@ -72,7 +72,10 @@ export async function runTracker(node: Node, ctx: LaunchContext): Promise<() => 
           let bestDist = 80;
           for (const t of tracks) {
             const dist = Math.hypot(t.x - x, t.y - y);
-            if (t.cls === cls && dist < bestDist) ((best = t), (bestDist = dist));
+            if (t.cls === cls && dist < bestDist) {
+              best = t;
+              bestDist = dist;
+            }
           }
           if (best === undefined)
             tracks.push((best = { id: `track-${next++}`, cls, x, y, inZone: false, seenAt: now }));

@@ -72,7 +72,8 @@ export function dashboardPlugin(opts: DashboardOptions): HubPlugin {
           );
         }
       }
-      const feed = await LiveFeed.start({ runtimeDir: ctx.runtimeDir, log: ctx.log });
+      const log = (line: string): void => ctx.log(line);
+      const feed = await LiveFeed.start({ runtimeDir: ctx.runtimeDir, log });
       let server: DashboardServer;
       try {
         server = await DashboardServer.start({
@@ -82,7 +83,7 @@ export function dashboardPlugin(opts: DashboardOptions): HubPlugin {
           port: opts.port,
           tls,
           ...(opts.staticDir !== undefined ? { staticDir: opts.staticDir } : {}),
-          log: ctx.log,
+          log,
         });
       } catch (err) {
         await feed.close();

@@ -238,7 +238,7 @@ export class DashboardServer {
       throw new MyelinError("ERR_INVALID_ARGUMENT", `POST /api/${op}: send the body as application/json`);
     }
     const body = await readJson(req, op);
-    const actions: Record<string, (b: Record<string, unknown>) => Promise<unknown> | unknown> = {
+    const actions: Record<string, (b: Record<string, unknown>) => unknown> = {
       publish: (b) => a.publish(b),
       call: (b) => a.call(b),
       template: (b) => a.template(b),
@@ -259,7 +259,7 @@ export class DashboardServer {
 
   #fail(res: ServerResponse, err: unknown): void {
     const e = err as Partial<MyelinError> & Error;
-    const code = (typeof e.code === "string" ? e.code : undefined) as ErrorCode | undefined;
+    const code: ErrorCode | undefined = typeof e.code === "string" ? e.code : undefined;
     if (res.headersSent) {
       res.destroy();
       return;
@@ -284,7 +284,9 @@ export class DashboardServer {
     ws.on("message", (data) => {
       let m: { t?: unknown; topics?: unknown; sample?: unknown };
       try {
-        m = JSON.parse(String(data)) as typeof m;
+        m = JSON.parse(
+          Buffer.isBuffer(data) ? data.toString("utf8") : Buffer.concat(data as Buffer[]).toString("utf8"),
+        ) as typeof m;
       } catch {
         return;
       }

@@ -49,7 +49,7 @@ export function imageOf(typeName: string, msg: unknown): ImageView | undefined {
   const data = asBytes(m["data"]);
   if (data === undefined) return undefined;
   if (typeName === "sensor_msgs/CompressedImage") {
-    const format = String(m["format"] ?? "").toLowerCase();
+    const format = typeof m["format"] === "string" ? m["format"].toLowerCase() : "";
     const mime = format.includes("png") ? "image/png" : format.includes("jp") ? "image/jpeg" : undefined;
     return mime === undefined
       ? undefined

@@ -34,7 +34,7 @@ export class ServiceCaller {
     let c = this.#clients.get(key) as ServiceClient<Req, Res> | undefined;
     if (c === undefined) {
       c = this.#node.createClient(service, type, { timeoutMs, breaker: false });
-      this.#clients.set(key, c as ServiceClient<unknown, unknown>);
+      this.#clients.set(key, c);
     }
     return c.call(req, { timeoutMs });
   }

@@ -198,11 +198,15 @@ export function layoutGraph(g: GraphSnapshot | undefined, opts: LayoutOptions): 
     const gt = groupOf.get(t)!;
     for (const b of pubsOf.get(t) ?? []) {
       const k = `${b.id}>${gt.id}`;
-      if (!seen.has(k)) (edges.push({ from: b.id, to: gt.id, topic: t, kind: "pub" }), seen.add(k));
+      if (seen.has(k)) continue;
+      edges.push({ from: b.id, to: gt.id, topic: t, kind: "pub" });
+      seen.add(k);
     }
     for (const b of subsOf.get(t) ?? []) {
       const k = `${gt.id}>${b.id}`;
-      if (!seen.has(k)) (edges.push({ from: gt.id, to: b.id, topic: t, kind: "sub" }), seen.add(k));
+      if (seen.has(k)) continue;
+      edges.push({ from: gt.id, to: b.id, topic: t, kind: "sub" });
+      seen.add(k);
     }
   }
   // ---- ranks: a box sits one layer after the boxes whose topics it reads

@@ -22,9 +22,16 @@ export function Plot(props: { series: Series[]; windowMs?: number }) {
     let lo = Infinity;
     let hi = -Infinity;
     for (const s of props.series)
-      for (const p of s.points) if (now - p.t <= span) ((lo = Math.min(lo, p.v)), (hi = Math.max(hi, p.v)));
+      for (const p of s.points) {
+        if (now - p.t > span) continue;
+        lo = Math.min(lo, p.v);
+        hi = Math.max(hi, p.v);
+      }
     if (!Number.isFinite(lo)) return;
-    if (hi === lo) ((hi += 1), (lo -= 1));
+    if (hi === lo) {
+      hi += 1;
+      lo -= 1;
+    }
     const y = (v: number): number => h - 16 - ((v - lo) / (hi - lo)) * (h - 28);
     ctx.fillStyle = "#889";
     ctx.font = "11px sans-serif";
@@ -38,7 +45,10 @@ export function Plot(props: { series: Series[]; windowMs?: number }) {
         if (now - p.t > span) continue;
         const x = w - ((now - p.t) / span) * w;
         if (started) ctx.lineTo(x, y(p.v));
-        else (ctx.moveTo(x, y(p.v)), (started = true));
+        else {
+          ctx.moveTo(x, y(p.v));
+          started = true;
+        }
       }
       ctx.stroke();
       ctx.fillStyle = COLORS[i % COLORS.length]!;

@@ -49,7 +49,7 @@ export function DurableView() {
                   {Object.entries(retention)
                     .map(([k, v]) => `${k} ${String(v)}`)
                     .join(", ") || "unlimited"}
-                  {cfg["mode"] !== undefined ? ` · ${String(cfg["mode"])}` : ""}
+                  {typeof cfg["mode"] === "string" ? ` · ${cfg["mode"]}` : ""}
                 </td>
                 <td>
                   {t.consumers.length === 0 ? <span class="muted">none</span> : null}
