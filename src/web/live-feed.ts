@@ -55,6 +55,8 @@ const STATS_MS = 1000;
 const SAMPLE_MS = 150;
 const SLOW_MS = 2000;
 const GRAPH_MIN_MS = 300;
+/** A topic's drop alarm lasts this long after its last loss, in ms. */
+const DROPS_HOLD_MS = 10000;
 
 /** The level of a log line: the publisher's, raised when the text says error or warning. */
 export function logLevel(level: number, msg: string): number {
@@ -82,6 +84,8 @@ export class LiveFeed {
   #closed = false;
   /** Last state seen per source, for late-joining pages. */
   readonly #last = new Map<string, Record<string, unknown>>();
+  /** Per watched topic: its drops when last seen, and when they last rose (ms; 0: not since the watch began). */
+  readonly #dropsSeen = new Map<string, { drops: number; at: number }>();
   /** Per process key: last pid and restart count, and when it last restarted (ms). */
   readonly #procSeen = new Map<string, { pid: number; restarts: number; restartedAt: number }>();
 
@@ -260,16 +264,21 @@ export class LiveFeed {
     const now = Date.now();
     const topics: Record<string, TopicStats> = {};
     const conditions: AlarmCondition[] = [];
+    for (const t of this.#dropsSeen.keys()) if (!this.#watches.has(t)) this.#dropsSeen.delete(t);
     for (const [topic, w] of this.#watches) {
       if (w instanceof Promise) continue;
       const s = w.stats(now);
       topics[topic] = s;
-      if (s.drops > 0 && s.hz > 0) {
+      const seen = this.#dropsSeen.get(topic);
+      if (seen === undefined || s.drops > seen.drops)
+        this.#dropsSeen.set(topic, { drops: s.drops, at: seen === undefined ? 0 : now });
+      const lostAt = this.#dropsSeen.get(topic)!.at;
+      if (lostAt > 0 && now - lostAt < DROPS_HOLD_MS) {
         conditions.push({
           kind: "topic-drops",
           subject: topic,
           severity: "warning",
-          message: `${topic}: ${s.drops} message${s.drops === 1 ? "" : "s"} lost on the way to the dashboard (of ${s.received + s.drops})`,
+          message: `${topic}: ${s.drops} message${s.drops === 1 ? "" : "s"} lost on the way to the dashboard (of ${s.received + s.drops}) since it was opened`,
         });
       }
     }
