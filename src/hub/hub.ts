@@ -307,7 +307,10 @@ export class Hub {
       const graph = this.graph();
       graph.removed = this.#removed;
       this.#removed = [];
-      for (const e of this.#nodes.values()) this.#send(e.route, { v: 1, t: "graph", graph });
+      // One encoding for every node: with hundreds of nodes, encoding per node dominated a change.
+      if (this.#closed) return;
+      const bytes = encodeControl({ v: 1, t: "graph", graph });
+      for (const e of this.#nodes.values()) this.#queue.push([e.route, bytes]);
     });
   }
 }
