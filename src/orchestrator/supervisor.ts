@@ -27,12 +27,14 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { ClosedError, MyelinError, TimeoutError } from "../errors.js";
 import { myelin_msgs, rcl_interfaces, std_srvs, timeNow } from "../msgs/index.js";
-import { createNode, type GraphSnapshot, type Node, type Publisher } from "../node/index.js";
+import { createNode, type GraphSnapshot, type Node, type NodeRecord, type Publisher } from "../node/index.js";
 import { runtimeDir as defaultRuntimeDir } from "../node/config.js";
 import { planAdoption, savedState, type SavedState } from "./adoption.js";
 import { formatMs, systemClock, type Clock } from "./clock.js";
 import { ProbeLoop } from "./health.js";
 import { LogRing } from "./log-ring.js";
+import { processRunning, procStartTime, procUsage, sameProcess } from "../store/proc-stat.js";
+import { findExecutable, type LaunchSpec, type UnitSpec } from "./spec.js";
 import {
   instanceKey,
   ProcessLifecycle,
@@ -50,8 +52,6 @@ import {
   type ReconcileTable,
   type Settlement,
 } from "./reconcile.js";
-import { processRunning, procStartTime, procUsage, sameProcess } from "../store/proc-stat.js";
-import { findExecutable, type LaunchSpec, type UnitSpec } from "./spec.js";
 
 /** Topic where the output of supervised processes is published. */
 export const LOG_TOPIC = "/myelin/logs";
@@ -670,12 +670,10 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
   #registrationOf(inst: Instance): RegistrationView | undefined {
     const g = this.#graph;
     if (g === undefined) return undefined;
-    return {
-      settled: g.settled,
-      records: g.nodes.filter((n) =>
-        n.instance !== undefined ? n.instance === inst.id : n.pid === inst.pid,
-      ),
-    };
+    const records: NodeRecord[] = g.nodes.filter((n) =>
+      n.instance !== undefined ? n.instance === inst.id : n.pid === inst.pid,
+    );
+    return { settled: g.settled, records };
   }
 
   #onGraph(g: GraphSnapshot): void {
