@@ -2,10 +2,12 @@
  * The lifecycle of one supervised process (process-lifecycle.ts) on a manual clock: restart
  * backoff and its reset, crash loops, the restart policies, readiness, health probes and missing
  * heartbeats, stops with a grace period, and adoption. No process runs: the test plays the
- * supervisor (spawned, exited, what the graph shows) and records what the lifecycle asks for.
+ * supervisor (spawned, exited, what the graph shows) and records what the lifecycle asks for. A
+ * seeded random walk (MYELIN_FUZZ_SEED, MYELIN_FUZZ_RUNS) checks that it stays consistent.
  */
 import assert from "node:assert/strict";
 import { test } from "node:test";
+import { FUZZ_SEED, fuzzRuns, Rng } from "../../test/fuzz-helpers.js";
 import { ManualClock } from "../../test/manual-clock.js";
 import { specFromYaml, unitOf } from "../../test/spec-from-yaml.js";
 import { ProbeLoop, type ProbeEnv, type ProbeResult } from "./health.js";
@@ -498,4 +500,143 @@ test("a process gone when the hub restarted starts afresh, keeping its restart c
   h.start();
   assert.equal(h.life.state, "ready");
   assert.equal(h.life.adopted, false);
+});
+
+// ---- seeded random walk -----------------------------------------------------------------------
+
+const LIVE = new Set(["starting", "ready", "unhealthy", "stopping"]);
+
+/**
+ * One walk: a unit with random settings, and random events (starts, exits, clock advances, graph
+ * views, probe results, stops, `myelin restart`) in a world that tracks which pids run. After
+ * every step the lifecycle must be consistent.
+ */
+async function walk(seed: number, steps: number): Promise<void> {
+  const r = new Rng(seed);
+  const base = unitFor(
+    `nodes:\n  app: { module: app.js, process: app }\n  helper: { module: helper.js, process: app }\n`,
+  );
+  const policy = r.pick(["always", "on-failure", "never"] as const);
+  const readiness = r.pick(["node", "process", "probe"] as const);
+  const withProbe = readiness === "probe" || r.next() < 0.5;
+  const unit: UnitSpec = {
+    ...base,
+    readiness,
+    stopGraceMs: r.pick([100, 1000, 5000]),
+    restart: {
+      policy,
+      backoffMs: r.pick([10, 100, 500]),
+      maxBackoffMs: r.pick([500, 2000, 10000]),
+      jitter: r.pick([0, 0.2, 0.5]),
+      resetAfterMs: r.pick([500, 5000]),
+      crashLoopRestarts: 2 + r.int(4),
+      crashLoopWindowMs: r.pick([1000, 10000, 60000]),
+    },
+    health: {
+      heartbeat: r.next() < 0.7,
+      readyTimeoutMs: r.pick([0, 2000]),
+      ...(withProbe
+        ? {
+            probe: {
+              kind: "http" as const,
+              target: ["http://127.0.0.1:1/"],
+              intervalMs: 1000,
+              timeoutMs: 500,
+              failureThreshold: 1,
+              initialDelayMs: 0,
+            },
+          }
+        : {}),
+    },
+  };
+  const h = new Harness(unit, { random: () => r.next() });
+  const ctx = (step: number, what: string): string =>
+    `seed ${seed} step ${step} (${what}): state ${h.life.state}, pid ${h.life.pid}, detail '${h.life.detail}', unit ${JSON.stringify({ policy, readiness, restart: unit.restart, health: unit.health })}`;
+  const stops: { done: boolean }[] = [];
+  const flush = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
+  const view = (): RegistrationView => ({
+    settled: r.next() < 0.8,
+    records:
+      r.next() < 0.3
+        ? []
+        : ["app", "helper"]
+            .filter(() => r.next() < 0.9)
+            .map((name) => ({ name, ...(r.next() < 0.2 ? { ready: false } : {}) })),
+  });
+  let signalsSeen = 0;
+  for (let step = 0; step < steps; step++) {
+    const before = { state: h.life.state, restarts: h.life.restarts };
+    const events = ["advance", "advance", "view"];
+    if (h.life.state === "waiting") events.push("start", "start");
+    if (h.running.has(h.life.pid)) events.push("exit", "exit", "probe", "stop");
+    if (h.life.state === "backoff") events.push("stop");
+    if (["stopped", "exited", "failed"].includes(h.life.state)) events.push("restart");
+    const what = r.pick(events);
+    let afresh = false;
+    switch (what) {
+      case "advance":
+        h.clock.advance(r.next() < 0.5 ? r.int(100) : r.int(3000));
+        break;
+      case "view":
+        h.life.registration(view());
+        break;
+      case "start":
+        h.start(r.next() < 0.5 ? view() : undefined);
+        break;
+      case "exit":
+        h.exit(r.pick([0, 1, 137, null]), r.pick([null, "SIGTERM", "SIGKILL"]));
+        break;
+      case "probe":
+        h.life.probeResult(r.next() < 0.5, "probe says so");
+        break;
+      case "stop": {
+        const s = { done: false };
+        stops.push(s);
+        void h.life.stop("down").then(() => (s.done = true));
+        break;
+      }
+      case "restart":
+        h.life.restartAfresh();
+        afresh = true;
+        break;
+    }
+    await flush();
+    const c = ctx(step, what);
+    const s = h.life.state;
+    // A pid exactly while a process is live; and the world agrees it runs.
+    assert.equal(h.life.pid > 0, LIVE.has(s), c);
+    if (h.life.pid > 0) assert.ok(h.running.has(h.life.pid), c);
+    // Signals go to running processes only.
+    for (const [pid] of h.signals.slice(signalsSeen)) assert.ok(pid > 0, c);
+    signalsSeen = h.signals.length;
+    // Timers: a restart is scheduled exactly in backoff; nothing waits in a final state.
+    const timers = h.clock.pending().filter((p) => !p.unref);
+    if (s === "backoff") {
+      assert.equal(timers.length, 1, c);
+      const p = unit.restart;
+      const lo = Math.round(Math.min(p.backoffMs, p.maxBackoffMs) * (1 - p.jitter));
+      const hi = Math.round(p.maxBackoffMs * (1 + p.jitter));
+      if (before.state !== "backoff") assert.ok(timers[0]!.inMs >= lo && timers[0]!.inMs <= hi, c);
+    } else if (s === "waiting" || s === "stopped" || s === "exited" || s === "failed") {
+      assert.deepEqual(timers, [], c);
+    } else assert.ok(timers.length <= 2, c);
+    // Restarts count only when a backoff ends or on `myelin restart`.
+    const backoffEnded = before.state === "backoff" && s === "waiting";
+    assert.equal(h.life.restarts - before.restarts, (backoffEnded ? 1 : 0) + (afresh ? 1 : 0), c);
+    if (backoffEnded) assert.notEqual(policy === "never", true, c);
+    // Failed means a crash loop here (no spawn errors in this walk).
+    if (s === "failed") assert.match(h.life.detail, /^crash loop: /, c);
+    if (s === "exited") assert.notEqual(policy, "always", c);
+    // Every stop has returned once nothing runs any more.
+    if (!LIVE.has(s))
+      assert.ok(
+        stops.every((x) => x.done),
+        c,
+      );
+  }
+}
+
+test("seeded random walk: pids, timers, restarts and stops stay consistent whatever happens", async () => {
+  const runs = fuzzRuns(200);
+  for (let i = 0; i < runs; i++) await walk(FUZZ_SEED + i, 150);
 });
