@@ -9,6 +9,7 @@ import { myelin_msgs, rcl_interfaces, std_srvs } from "../msgs/index.js";
 import { createNode, type GraphSnapshot, type Node } from "../node/index.js";
 import { LOG_TOPIC, type ProcessRow } from "../orchestrator/index.js";
 import { BRIDGE_STATUS_SERVICE } from "../gateway/bridge-host.js";
+import { HUB_INFO_SERVICE } from "../hub/info.js";
 import { AlarmBook, type AlarmCondition } from "./alarms.js";
 import { messageView } from "./message-view.js";
 import { ServiceCaller } from "./service-caller.js";
@@ -403,8 +404,8 @@ export class LiveFeed {
 
   async #pollStore(g: GraphSnapshot | undefined): Promise<void> {
     const conditions: AlarmCondition[] = [];
-    if (this.#has("/_hub/info")) {
-      const info = await this.services.call("/_hub/info", myelin_msgs.HubInfo, {}, 3000);
+    if (this.#has(HUB_INFO_SERVICE)) {
+      const info = await this.services.call(HUB_INFO_SERVICE, myelin_msgs.HubInfo, {}, 3000);
       this.#broadcast({ t: "hub", info }, false, "hub");
       if (info.store_disk_full_since > 0) {
         conditions.push({
