@@ -14,7 +14,8 @@ const per = Number(perArg);
 for (let i = 0; i < n; i++) {
   const node = await createNode({ name: `${prefix}_n${i}` });
   nodes.push(node);
-  for (let k = 0; k < per; k++) pubs.push(await node.createPublisher(`/${prefix}/n${i}/t${k}`, std_msgs.String));
+  for (let k = 0; k < per; k++)
+    pubs.push(await node.createPublisher(`/${prefix}/n${i}/t${k}`, std_msgs.String));
   await node.createSubscription(`/${prefix}/n${(i + 1) % n}/t0`, std_msgs.String, () => {});
 }
 const timer = setInterval(() => {

@@ -77,7 +77,9 @@ try {
     children.push(c);
     await lineMatching(c, /^ready$/, 600000);
   }
-  console.log(`${PROCS * perProc} nodes, ${PROCS * perProc * perNode} topics at 1 Hz; measuring ${SECONDS} s each`);
+  console.log(
+    `${PROCS * perProc} nodes, ${PROCS * perProc * perNode} topics at 1 Hz; measuring ${SECONDS} s each`,
+  );
   await new Promise((r) => setTimeout(r, 3000));
   rows.push({ phase: "no page", hubCpuPercent: await cpuOver(hub.pid!, SECONDS) });
 
@@ -104,8 +106,14 @@ try {
     await page.waitForTimeout(3000);
     const read = (): Promise<{ msgs: number; updates: number; heap: number }> =>
       page.evaluate(() => {
-        const w = globalThis as unknown as Record<string, number> & { performance: { memory?: { usedJSHeapSize: number } } };
-        return { msgs: w["__msgs"]!, updates: w["__updates"]!, heap: w.performance.memory?.usedJSHeapSize ?? -1 };
+        const w = globalThis as unknown as Record<string, number> & {
+          performance: { memory?: { usedJSHeapSize: number } };
+        };
+        return {
+          msgs: w["__msgs"]!,
+          updates: w["__updates"]!,
+          heap: w.performance.memory?.usedJSHeapSize ?? -1,
+        };
       });
     const a = await read();
     const t0 = performance.now();
@@ -129,7 +137,11 @@ try {
       `${String(r["phase"]).padEnd(15)} ${cpu.toFixed(1).padStart(6)}%  ${(cpu - base).toFixed(1).padStart(5)}%  ${r["streamMsgsPerSec"] === undefined ? "-".padStart(12) : (r["streamMsgsPerSec"] as number).toFixed(1).padStart(12)}   ${r["domUpdatesPerSec"] === undefined ? "-".padStart(13) : (r["domUpdatesPerSec"] as number).toFixed(1).padStart(13)}   ${r["heapMiB"] === undefined ? "-" : `${(r["heapMiB"] as number).toFixed(1)} MiB`}`,
     );
   }
-  if (values.json !== undefined) writeFileSync(values.json, JSON.stringify({ nodes: NODES, topics: TOPICS, seconds: SECONDS, rows }, null, 2));
+  if (values.json !== undefined)
+    writeFileSync(
+      values.json,
+      JSON.stringify({ nodes: NODES, topics: TOPICS, seconds: SECONDS, rows }, null, 2),
+    );
 } finally {
   for (const c of children.reverse()) c.kill("SIGTERM");
   await new Promise((r) => setTimeout(r, 1500));

@@ -209,5 +209,50 @@ describe(
       await page.getByTestId("log-level").selectOption("10");
       assert.equal(await lines.count(), 0);
     });
+
+    test("parameters are listed and set; a value out of range is refused as the node says", async () => {
+      await page.goto(`${base}#/params`);
+      await page.getByTestId("param-node").selectOption("camera_rear");
+      const row = page.locator('tr[data-param="fps"]');
+      await row.waitFor({ timeout: 10000 });
+      await row.locator("input").fill("1000");
+      await row.getByRole("button", { name: "Set" }).click();
+      await row.getByTestId("action-error").filter({ hasText: "ERR_PARAMETER" }).waitFor();
+      await row.locator("input").fill("6");
+      await row.getByRole("button", { name: "Set" }).click();
+      await page.waitForFunction(() => {
+        const doc = (
+          globalThis as unknown as { document: { querySelector(s: string): { value: string } | null } }
+        ).document;
+        return doc.querySelector('tr[data-param="fps"] input')?.value === "6";
+      });
+      await page.screenshot({ path: `${ARTIFACTS}parameters.png`, fullPage: true });
+    });
+
+    test("numeric fields of a topic are plotted", async () => {
+      await page.goto(`${base}#/topics/devices/temp-1/temperature`);
+      const field = page.locator(".plot-fields label", { hasText: /^\s*temperature$/ });
+      await field.waitFor({ timeout: 15000 });
+      await field.locator("input").check();
+      await page.getByTestId("plot").waitFor();
+      await page.screenshot({ path: `${ARTIFACTS}plot.png`, fullPage: true });
+    });
+
+    test("durable topics show their consumers; the gateway its device; twins say when there is no service", async () => {
+      await page.goto(`${base}#/durable`);
+      await page
+        .locator('tr[data-durable="/alerts"] [data-consumer="analytics"]')
+        .waitFor({ timeout: 15000 });
+      await page.screenshot({ path: `${ARTIFACTS}durable.png`, fullPage: true });
+      await page.goto(`${base}#/gateway`);
+      await page
+        .getByTestId("gateway-clients")
+        .getByText("temp-1", { exact: true })
+        .first()
+        .waitFor({ timeout: 15000 });
+      await page.screenshot({ path: `${ARTIFACTS}gateway.png`, fullPage: true });
+      await page.goto(`${base}#/twins`);
+      await page.getByTestId("no-twins").or(page.getByTestId("twins-list")).waitFor({ timeout: 15000 });
+    });
   },
 );

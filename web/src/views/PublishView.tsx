@@ -1,5 +1,5 @@
 /** Publish a message and call a service from the page, checked against the type like the CLI does. */
-import { useEffect, useMemo, useState } from "preact/hooks";
+import { useEffect, useMemo, useRef, useState } from "preact/hooks";
 import { ApiError, get, post } from "../api";
 import { useLive } from "../live";
 
@@ -46,10 +46,13 @@ export function PublishView() {
   const [callResult, setCallResult] = useState("");
   const [callError, setCallError] = useState<Error>();
 
-  const template = async (t: string, set: (v: string) => void): Promise<void> => {
+  // What the user typed is never replaced by a template (one arriving late included).
+  const typed = useRef({ data: false, request: false });
+  const template = async (t: string, which: "data" | "request"): Promise<void> => {
     try {
       const r = await post<{ json: unknown }>("template", { type: t });
-      set(JSON.stringify(r.json, null, 2));
+      if (typed.current[which]) return;
+      (which === "data" ? setData : setRequest)(JSON.stringify(r.json, null, 2));
     } catch {
       // unknown type: the user types the data
     }
@@ -87,7 +90,7 @@ export function PublishView() {
               const known = topics.get(t);
               if (known !== undefined && known !== type) {
                 setType(known);
-                void template(known, setData);
+                void template(known, "data");
               }
             }}
           />
@@ -105,7 +108,7 @@ export function PublishView() {
             value={type}
             placeholder="std_msgs/String"
             onInput={(e) => setType(e.currentTarget.value)}
-            onChange={(e) => void template(e.currentTarget.value, setData)}
+            onChange={(e) => void template(e.currentTarget.value, "data")}
           />
         </label>
         <datalist id="message-types">
@@ -115,7 +118,15 @@ export function PublishView() {
         </datalist>
         <label>
           message (JSON or YAML)
-          <textarea name="data" rows={10} value={data} onInput={(e) => setData(e.currentTarget.value)} />
+          <textarea
+            name="data"
+            rows={10}
+            value={data}
+            onInput={(e) => {
+              typed.current.data = true;
+              setData(e.currentTarget.value);
+            }}
+          />
         </label>
         <button type="submit">Publish</button>
         <ErrorBox error={pubError} />
@@ -152,7 +163,7 @@ export function PublishView() {
               const known = services.get(v);
               if (known !== undefined && known !== stype) {
                 setStype(known);
-                void template(known, setRequest);
+                void template(known, "request");
               }
             }}
           />
@@ -182,7 +193,10 @@ export function PublishView() {
             name="request"
             rows={6}
             value={request}
-            onInput={(e) => setRequest(e.currentTarget.value)}
+            onInput={(e) => {
+              typed.current.request = true;
+              setRequest(e.currentTarget.value);
+            }}
           />
         </label>
         <button type="submit">Call</button>
