@@ -3,6 +3,7 @@
  * service by name from the dashboard's node, one client per service, and tells whether a service is
  * on the graph at all, so a view can say "no supervisor" rather than wait for a timeout.
  */
+import { fromJson } from "../codec/index.js";
 import { ServiceError } from "../errors.js";
 import { lookupService, type ServiceType } from "../msgs/index.js";
 import type { GraphSnapshot, Node, ServiceClient } from "../node/index.js";
@@ -41,7 +42,7 @@ export class ServiceCaller {
 
   /**
    * Calls `service` by the type name the graph gives it (for services whose types the hub knows by
-   * name only, such as the twins').
+   * name only, such as the twins'). `req` is JSON, checked and completed with defaults.
    * @throws ServiceError ERR_NO_SERVER when no node serves it or its type is not known here
    */
   callByName(
@@ -60,7 +61,8 @@ export class ServiceCaller {
           : `${service} has type ${typeName}, which this hub does not know`,
       );
     }
-    return this.call(service, type, req, timeoutMs);
+    // Missing fields get their defaults, as a request typed by a person does.
+    return this.call(service, type, fromJson(type.request, req, `request to ${service}`), timeoutMs);
   }
 
   /** Closes every client. */

@@ -1,5 +1,5 @@
 /** Durable topics, the MQTT gateway and the bridges, twins, and alarms. */
-import { useState } from "preact/hooks";
+import { useEffect, useState } from "preact/hooks";
 import { post } from "../api";
 import { bytes, clock, duration } from "../format";
 import { useLive } from "../live";
@@ -185,6 +185,107 @@ export function GatewayView() {
   );
 }
 
+interface TwinSummary {
+  device: string;
+  version: number;
+  desired_version: number;
+  reported_version: number;
+  last_seen: number;
+  connected: boolean;
+  delta_keys: number;
+}
+
+/** One twin: its desired and reported state (from `/_twins/get`), and a merge patch of desired to send. */
+function TwinRow(props: { twin: TwinSummary }) {
+  const t = props.twin;
+  const [doc, setDoc] = useState<{ desired_json?: string; reported_json?: string; delta_json?: string }>();
+  const [patch, setPatch] = useState("{}");
+  const [error, setError] = useState<Error>();
+  const load = (): void => {
+    post<{ response: { twin?: typeof doc } }>("twins", {
+      op: "get",
+      request: JSON.stringify({ device: t.device }),
+    }).then(
+      (r) => setDoc(r.response.twin),
+      (err: Error) => setError(err),
+    );
+  };
+  useEffect(load, [t.version]);
+  return (
+    <tr data-twin={t.device}>
+      <td class="mono">{t.device}</td>
+      <td>{t.connected ? <span class="pill ready">connected</span> : <span class="pill">offline</span>}</td>
+      <td>
+        {t.version} (desired {t.desired_version}, reported {t.reported_version})
+      </td>
+      <td class="mono small">{doc?.desired_json ?? ""}</td>
+      <td class="mono small">{doc?.reported_json ?? ""}</td>
+      <td class="mono small">{t.delta_keys > 0 ? (doc?.delta_json ?? "") : "in sync"}</td>
+      <td>
+        <form
+          onSubmit={(e) => {
+            e.preventDefault();
+            setError(undefined);
+            const request = {
+              device: t.device,
+              desired_json: patch,
+              expected_version: -1,
+              create: false,
+              replace: false,
+            };
+            post<{ response: { ok?: boolean; error_code?: string; message?: string } }>("twins", {
+              op: "set",
+              request: JSON.stringify(request),
+            }).then(
+              (r) => {
+                if (r.response.ok === false)
+                  setError(new Error(`${r.response.error_code ?? ""}: ${r.response.message ?? ""}`));
+                else load();
+              },
+              (err: Error) => setError(err),
+            );
+          }}
+        >
+          <input
+            class="mono"
+            value={patch}
+            onInput={(e) => setPatch(e.currentTarget.value)}
+            title='a JSON merge patch of desired, e.g. {"sample_rate": 2}'
+          />
+          <button type="submit">Set desired</button>
+        </form>
+        <ErrorBox error={error} />
+      </td>
+    </tr>
+  );
+}
+
+function TwinTable(props: { list: unknown }) {
+  const twins = (props.list as { twins?: TwinSummary[] } | undefined)?.twins;
+  if (!Array.isArray(twins)) return null;
+  if (twins.length === 0) return <p class="empty">No twins yet: a device gets one when it first reports.</p>;
+  return (
+    <table class="table" data-testid="twins-table">
+      <thead>
+        <tr>
+          <th>device</th>
+          <th>connection</th>
+          <th>version</th>
+          <th>desired</th>
+          <th>reported</th>
+          <th>delta</th>
+          <th>change desired</th>
+        </tr>
+      </thead>
+      <tbody>
+        {twins.map((t) => (
+          <TwinRow key={t.device} twin={t} />
+        ))}
+      </tbody>
+    </table>
+  );
+}
+
 export function TwinsView() {
   const s = useLive();
   const t = s.twins;
@@ -204,9 +305,13 @@ export function TwinsView() {
     <section class="view">
       {t.error !== undefined ? <div class="error">{t.error}</div> : null}
       <h2>Twins</h2>
-      <pre class="json" data-testid="twins-list">
-        {JSON.stringify(t.list, null, 2)}
-      </pre>
+      <TwinTable list={t.list} />
+      <details>
+        <summary class="muted">the list as the service answered</summary>
+        <pre class="json" data-testid="twins-list">
+          {JSON.stringify(t.list, null, 2)}
+        </pre>
+      </details>
       <form
         class="card"
         onSubmit={(e) => {
