@@ -66,6 +66,9 @@ try {
     stdio: ["ignore", "pipe", "inherit"],
   });
   children.push(hub);
+  hub.once("exit", (code, signal) => {
+    if (code !== 0 || signal !== null) console.error(`the hub exited (code ${code}, signal ${signal}) during the benchmark`);
+  });
   const url = /dashboard at (\S+)/.exec(await lineMatching(hub, /dashboard at /, 20000))![1]!;
   const perProc = Math.ceil(NODES / PROCS);
   const perNode = Math.max(1, Math.round(TOPICS / NODES));

@@ -3,7 +3,10 @@
  * MQTT only. It finds the hub's MQTT gateway (through `/_gateway/status`), publishes
  * `devices/<id>/temperature` as JSON at its sample rate (1 Hz to start), and takes a new rate from
  * `devices/<id>/sample_rate` (JSON `{"data": hz}`), which the gateway maps from the Myelin topic
- * `/devices/<id>/sample_rate` (std_msgs/Float64) — publish there from the dashboard or the CLI.
+ * `/devices/<id>/sample_rate` (std_msgs/Float64) — publish there from the dashboard or the CLI —
+ * or from its twin: it reports `{"sample_rate", "unit"}` on `twins/<id>/reported` and applies the
+ * desired `sample_rate` the gateway sends on `twins/<id>/desired/delta` (when the gateway keeps
+ * twins; set it in the dashboard's Twins view or with `myelin twin set`).
  * `args[0]` is the device id (default `temp-1`).
  */
 import mqtt from "mqtt";
@@ -41,18 +44,41 @@ export async function runTemperatureSensor(node: Node, ctx: LaunchContext): Prom
       .catch(() => undefined);
   };
   let timer = setInterval(send, 1000 / rateHz);
-  await client.subscribeAsync(`devices/${id}/sample_rate`, { qos: 1 });
-  client.on("message", (topic, payload) => {
-    const v = (JSON.parse(payload.toString()) as { data?: unknown }).data;
+  const setRate = (v: unknown, from: string): void => {
     if (typeof v !== "number" || !(v > 0 && v <= 100)) {
-      console.error(`${topic}: sample rate must be a number of Hz in (0, 100], got ${payload.toString()}`);
+      console.error(`${from}: sample rate must be a number of Hz in (0, 100], got ${JSON.stringify(v)}`);
       return;
     }
     rateHz = v;
     clearInterval(timer);
     timer = setInterval(send, 1000 / rateHz);
-    console.log(`device ${id}: sample rate now ${rateHz} Hz`);
+    console.log(`device ${id}: sample rate now ${rateHz} Hz (from ${from})`);
+    report();
+  };
+  // Its twin (when the hub's gateway keeps twins): reports its sample rate, applies desired changes.
+  const report = (): void => {
+    void client
+      .publishAsync(
+        `twins/${id}/reported`,
+        JSON.stringify({ state: { sample_rate: rateHz, unit: "celsius" } }),
+        { qos: 1 },
+      )
+      .catch(() => undefined);
+  };
+  await client.subscribeAsync([`devices/${id}/sample_rate`, `twins/${id}/desired/delta`], { qos: 1 });
+  client.on("message", (topic, payload) => {
+    let body: { data?: unknown; state?: { sample_rate?: unknown } };
+    try {
+      body = JSON.parse(payload.toString()) as typeof body;
+    } catch {
+      console.error(`${topic}: not JSON: ${payload.toString().slice(0, 80)}`);
+      return;
+    }
+    if (topic.endsWith("/desired/delta")) {
+      if (body.state?.sample_rate !== undefined) setRate(body.state.sample_rate, "its twin's desired state");
+    } else setRate(body.data, topic);
   });
+  report();
   node.setReady(true);
   console.log(
     `device ${id}: connected to the MQTT gateway on port ${port}, sending every ${1000 / rateHz} ms`,
