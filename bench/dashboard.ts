@@ -60,14 +60,19 @@ async function cpuOver(pid: number, seconds: number): Promise<number> {
 }
 
 const rows: Record<string, unknown>[] = [];
+let finishing = false;
 try {
   const hub = spawn(process.execPath, [CLI, "hub", "--http-port", "0", "--no-store", "--no-supervisor"], {
     env,
     stdio: ["ignore", "pipe", "inherit"],
   });
   children.push(hub);
+  const hubLines: string[] = [];
+  createInterface({ input: hub.stdout }).on("line", (l) => hubLines.push(l));
   hub.once("exit", (code, signal) => {
-    if (code !== 0 || signal !== null) console.error(`the hub exited (code ${code}, signal ${signal}) during the benchmark`);
+    if (finishing) return;
+    console.error(`the hub exited (code ${code}, signal ${signal}) during the benchmark; its last lines:`);
+    for (const l of hubLines.slice(-15)) console.error(`  ${l}`);
   });
   const url = /dashboard at (\S+)/.exec(await lineMatching(hub, /dashboard at /, 20000))![1]!;
   const perProc = Math.ceil(NODES / PROCS);
@@ -146,6 +151,7 @@ try {
       JSON.stringify({ nodes: NODES, topics: TOPICS, seconds: SECONDS, rows }, null, 2),
     );
 } finally {
+  finishing = true;
   for (const c of children.reverse()) c.kill("SIGTERM");
   await new Promise((r) => setTimeout(r, 1500));
   for (const c of children) if (c.exitCode === null) c.kill("SIGKILL");
