@@ -35,6 +35,7 @@ import { ensureRuntimeDir, hubEndpoint, replicaNodeName, runtimeDir } from "./co
 import type { GraphSnapshot, NodeRecord, Refusal, TopicDecl } from "./control-protocol.js";
 import { HubClient } from "./hub-client.js";
 import { DurableConsumer, type DurableConsumerOptions } from "./durable-consumer.js";
+import { StoreClient } from "./store-client.js";
 import { Parameter, type ParameterKind, type ParameterSpec } from "./parameter.js";
 import { Publisher } from "./publisher.js";
 import { resolveQos, type Qos } from "./qos.js";
@@ -150,8 +151,6 @@ function resolveName(name: string, what: string): string {
   return n;
 }
 
-/** How long a persistent publish waits for a store that answered before to come back (hub restart). */
-const STORE_RESTART_WAIT_MS = 10000;
 /**
  * The name of a node of a supervised process: replica 0 keeps the spec's name, replica N > 0 of
  * a node the spec names becomes `<name>.N`, so every replica can be addressed
@@ -387,24 +386,8 @@ export class Node extends EventEmitter<NodeEvents> implements CallRouter {
   #graph: GraphSnapshot | undefined;
   #graphWaiters: (() => void)[] = [];
   readonly #durables = new Set<DurableConsumer<unknown>>();
-  readonly #storeBatches = new Map<
-    string,
-    {
-      type: string;
-      payloads: Uint8Array[];
-      /** One per payload ("" for none), or null while no payload of the batch has an id. */
-      ids: string[] | null;
-      waiters: { resolve: () => void; reject: (e: unknown) => void }[];
-    }
-  >();
-  /** A store answered an append of this node (so its absence now means it is restarting). */
-  #storeSeen = false;
-  #storeClient:
-    | ServiceClient<
-        { topic: string; type: string; payloads: Uint8Array[]; msg_ids: string[] },
-        { first_seq: number; count: number; seqs: number[]; duplicates: number }
-      >
-    | undefined;
+  /** The client of the hub's store (persistent publish, durable consumers), made on first use. */
+  #store: StoreClient | undefined;
   #livenessTimer: NodeJS.Timeout | undefined;
   #ipcPath = "";
   #closed = false;
@@ -553,7 +536,7 @@ export class Node extends EventEmitter<NodeEvents> implements CallRouter {
       validate: opts.validate ?? true,
       persist:
         qos.durability === "persistent"
-          ? (payload, msgId) => this.#persist(name, type.name, payload, msgId)
+          ? (payload, msgId) => this.#storeClient().append(name, type.name, payload, msgId)
           : undefined,
       localSubs: () => inproc.subscriptions(name),
       onClose: () => {
@@ -689,14 +672,7 @@ export class Node extends EventEmitter<NodeEvents> implements CallRouter {
   ): DurableConsumer<T> {
     this.#check();
     const name = resolveName(topic, "topic");
-    const c = new DurableConsumer(
-      name,
-      type,
-      opts,
-      // The consumer handles store errors itself: no breaker turning them into ERR_UNAVAILABLE.
-      (service, t) => this.createClient(service, t as ServiceType<never, never>, { breaker: false }),
-      (err) => this.emit("warning", err),
-    );
+    const c = new DurableConsumer(name, type, opts, this.#storeClient(), (err) => this.emit("warning", err));
     this.#durables.add(c as DurableConsumer<unknown>);
     return c;
   }
@@ -780,65 +756,12 @@ export class Node extends EventEmitter<NodeEvents> implements CallRouter {
   }
 
   /**
-   * Appends an encoded message of a persistent topic to the hub's store. Appends made in one
-   * event-loop turn travel in one request and share the store's group commit.
+   * The node's client of the hub's store, shared by its persistent publishers and durable
+   * consumers. They handle the store's errors themselves: no circuit breaker turns them into
+   * ERR_UNAVAILABLE.
    */
-  #persist(topic: string, type: string, payload: Uint8Array, msgId: string | undefined): Promise<void> {
-    return new Promise<void>((resolve, reject) => {
-      let b = this.#storeBatches.get(topic);
-      if (b === undefined) {
-        b = { type, payloads: [], ids: null, waiters: [] };
-        this.#storeBatches.set(topic, b);
-        setImmediate(() => void this.#flushStore(topic));
-      }
-      if (msgId !== undefined && b.ids === null) b.ids = b.payloads.map(() => "");
-      b.payloads.push(payload);
-      b.ids?.push(msgId ?? "");
-      b.waiters.push({ resolve, reject });
-    });
-  }
-
-  async #flushStore(topic: string): Promise<void> {
-    const b = this.#storeBatches.get(topic);
-    if (b === undefined) return;
-    this.#storeBatches.delete(topic);
-    this.#storeClient ??= this.createClient("/_store/append", myelin_msgs.StoreAppend, {
-      timeoutMs: 10000,
-      breaker: false,
-    });
-    const client = this.#storeClient;
-    // While the hub (and its store) restarts, a store that answered before is gone for a moment:
-    // the append has not reached any store, so it is safe to wait for it and send it then.
-    const deadline = Date.now() + STORE_RESTART_WAIT_MS;
-    for (;;) {
-      try {
-        await client.call({ topic, type: b.type, payloads: b.payloads, msg_ids: b.ids ?? [] });
-        this.#storeSeen = true;
-        for (const w of b.waiters) w.resolve();
-        return;
-      } catch (err) {
-        const noStore = err instanceof MyelinError && err.code === "ERR_NO_SERVER";
-        if (noStore && this.#storeSeen && !this.#closed && Date.now() < deadline) {
-          if (await client.waitForService(deadline - Date.now()).catch(() => false)) continue;
-        }
-        let e = err;
-        if (noStore) {
-          e = this.#storeSeen
-            ? new ServiceError(
-                "ERR_UNAVAILABLE",
-                `persistent topic ${topic}: the store is restarting and was not back within ${STORE_RESTART_WAIT_MS} ms; the message was not stored, publish it again`,
-                { cause: err },
-              )
-            : new ServiceError(
-                "ERR_NO_SERVER",
-                `persistent topic ${topic}: no store runs; start the hub with a data directory (\`myelin hub --data-dir DIR\`)`,
-                { cause: err },
-              );
-        }
-        for (const w of b.waiters) w.reject(e);
-        return;
-      }
-    }
+  #storeClient(): StoreClient {
+    return (this.#store ??= new StoreClient(this, { breaker: false }));
   }
 
   /** A declared parameter, or undefined. */
@@ -869,6 +792,7 @@ export class Node extends EventEmitter<NodeEvents> implements CallRouter {
     this.#closed = true;
     if (this.#livenessTimer) clearInterval(this.#livenessTimer);
     await Promise.all([...this.#durables].map((c) => c.close()));
+    this.#store?.close();
     for (const s of [...this.#subs.keys()]) s.close();
     for (const p of [...this.#publishers]) p.close();
     for (const s of [...this.#services.values()]) s.close();

@@ -9,7 +9,7 @@ import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { MyelinError, ServiceError, SpecError, TimeoutError } from "../errors.js";
 import { myelin_msgs, rcl_interfaces } from "../msgs/index.js";
-import { createNode, hubEndpoint, runtimeDir, type Node } from "../node/index.js";
+import { createNode, hubEndpoint, runtimeDir, StoreClient, type Node } from "../node/index.js";
 import { ensureRuntimeDir } from "../node/config.js";
 import { loadSpec, LOG_TOPIC, processRunning, type ProcessRow } from "../orchestrator/index.js";
 import {
@@ -218,19 +218,16 @@ export const upCommand: CommandSpec = {
       await supervisorReady(ctx, node, hubUp ? HUB_TIMEOUT_MS : 15000);
       if (spec.topics.length > 0) {
         // Durable-topic settings go to the store first, so the nodes' topics start with them.
-        const store = await unlessInterrupted(node.waitForServer("/_store/configure", 5000), ctx.signal);
-        if (!store) {
+        const store = new StoreClient(node, { timeoutMs: 10000 });
+        if (!(await unlessInterrupted(store.waitForServer("configure", 5000), ctx.signal))) {
           throw new ServiceError(
             "ERR_NO_SERVER",
             `${file}: topics: the hub runs no store for durable topics; start it without --no-store`,
           );
         }
-        const configure = node.createClient("/_store/configure", myelin_msgs.StoreConfigure, {
-          timeoutMs: 10000,
-        });
         // Last first: the store puts each new rule in front, so the spec's first pattern ends first.
         for (const r of [...spec.topics].reverse()) {
-          await configure.call({
+          await store.configure({
             topic: r.pattern,
             type: "",
             config_json: JSON.stringify(r.config),
