@@ -63,3 +63,5 @@ export {
   STORE_RESTART_WAIT_MS,
 } from "./store-client.js";
 export type { StoreProtocol, StoreRequest, StoreResponse } from "./store-client.js";
+export { parameterClient, parameterProtocol, serveParameters } from "./parameter-service.js";
+export type { ParameterClient, ParameterProtocol } from "./parameter-service.js";

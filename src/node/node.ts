@@ -20,7 +20,7 @@ import {
   TypeMismatchError,
   ValidationError,
 } from "../errors.js";
-import { lookupType, myelin_msgs, type MessageType, type ServiceType } from "../msgs/index.js";
+import { lookupType, type MessageType, type ServiceType } from "../msgs/index.js";
 import { decodeCompiled, decodeFrames, encodeFrames, MISMATCH, msgpackCodec } from "../codec/index.js";
 import {
   DataServer,
@@ -37,6 +37,7 @@ import { HubClient } from "./hub-client.js";
 import { DurableConsumer, type DurableConsumerOptions } from "./durable-consumer.js";
 import { StoreClient } from "./store-client.js";
 import { Parameter, type ParameterKind, type ParameterSpec } from "./parameter.js";
+import { serveParameters } from "./parameter-service.js";
 import { Publisher } from "./publisher.js";
 import { resolveQos, type Qos } from "./qos.js";
 import type { AttemptOutcome } from "./balancer.js";
@@ -700,59 +701,17 @@ export class Node extends EventEmitter<NodeEvents> implements CallRouter {
     return p;
   }
 
-  /** Serves `/<name>/list_parameters` and `/<name>/set_parameter` (myelin_msgs), for `myelin param`. */
+  /** Serves this node's parameters (parameter-service.ts), for `myelin param`. */
   #serveParameters(): void {
-    const list = this.createService(`/${this.name}/list_parameters`, myelin_msgs.ListParameters, () => {
-      const ps = [...this.#params.values()];
-      return {
-        names: ps.map((p) => p.name),
-        kinds: ps.map((p) => p.spec.type),
-        values_json: ps.map((p) => JSON.stringify(p.value)),
-        descriptions: ps.map((p) => p.spec.description ?? ""),
-        descriptors: ps.map((p) => ({
-          name: p.name,
-          kind: p.spec.type,
-          description: p.spec.description ?? "",
-          read_only: p.spec.readOnly === true,
-          ...(p.spec.min !== undefined ? { min: p.spec.min } : {}),
-          ...(p.spec.max !== undefined ? { max: p.spec.max } : {}),
-          default_json: JSON.stringify(p.spec.default),
-        })),
-      };
-    });
-    const set = this.createService(`/${this.name}/set_parameter`, myelin_msgs.SetParameter, (req) => {
-      const p = this.#params.get(req.name);
-      if (p === undefined) {
-        return { success: false, reason: `node ${this.name} has no parameter ${req.name}`, value_json: "" };
-      }
-      let value: unknown;
-      try {
-        value = JSON.parse(req.value_json);
-      } catch {
-        return {
-          success: false,
-          reason: `value ${req.value_json} is not JSON`,
-          value_json: JSON.stringify(p.value),
-        };
-      }
-      try {
-        p.set(value);
-      } catch (err) {
-        return { success: false, reason: (err as Error).message, value_json: JSON.stringify(p.value) };
-      }
-      return { success: true, reason: "", value_json: JSON.stringify(p.value) };
-    });
-    for (const pending of [list, set]) {
-      pending.catch((err: unknown) =>
-        this.emit(
-          "warning",
-          new MyelinError(
-            "ERR_PARAMETER",
-            `node ${this.name} cannot serve its parameters: ${(err as Error).message}`,
-          ),
+    serveParameters(this, this.#params).catch((err: unknown) =>
+      this.emit(
+        "warning",
+        new MyelinError(
+          "ERR_PARAMETER",
+          `node ${this.name} cannot serve its parameters: ${(err as Error).message}`,
         ),
-      );
-    }
+      ),
+    );
   }
 
   /**

@@ -73,7 +73,7 @@ export function defineProtocol<const P extends ProtocolSpec>(spec: P): P {
     if (typeof s?.service !== "string" || !/^(\/[A-Za-z0-9_.~-]+)+$/.test(s.service)) {
       throw new MyelinError(
         "ERR_INVALID_ARGUMENT",
-        `${where}: service ${JSON.stringify(s?.service)} is not an absolute service name such as /_store/append`,
+        `${where}: service ${JSON.stringify(s?.service)} is not an absolute service name such as /arm/home`,
       );
     }
     if (s.type?.kind !== "service") {
