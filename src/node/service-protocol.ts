@@ -3,13 +3,16 @@
  * message schemas) that one side serves and the other calls, typed end to end.
  *
  * ```ts
- * const CLOCK = defineProtocol({
- *   now: { service: "/_clock/now", type: myelin_msgs.ClockNow },
- *   set: { service: "/_clock/set", type: myelin_msgs.ClockSet },
+ * const ARM = defineProtocol({
+ *   home: { service: "/arm/home", type: std_srvs.Trigger },
+ *   enable: { service: "/arm/enable", type: std_srvs.SetBool, idempotent: true },
  * });
- * await serveProtocol(node, CLOCK, { now: () => ({ ms: Date.now() }), set: (req) => … });
- * const clock = protocolClient(node, CLOCK, { timeoutMs: 2000 });
- * const { ms } = await clock.now({});   // the request and the reply are typed from ClockNow
+ * await serveProtocol(node, ARM, {
+ *   home: () => ({ success: true, message: "" }),
+ *   enable: (req) => ({ success: true, message: req.data ? "on" : "off" }),
+ * });
+ * const arm = protocolClient(node, ARM, { timeoutMs: 2000 });
+ * const { message } = await arm.enable({ data: true }); // typed from std_srvs/SetBool
  * ```
  *
  * An internal service (the store, the supervisor, the gateway's status, the bridges' status, the
