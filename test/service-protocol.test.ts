@@ -35,6 +35,12 @@ test("defineProtocol refuses reserved method names, bad service names, non-servi
     /method sum: service \/_x\/add is already the service of method add/,
   );
   assert.ok(Object.isFrozen(CALC) && Object.isFrozen(CALC.add));
+  if (false as boolean) {
+    // @ts-expect-error a reserved method name does not compile either
+    defineProtocol({ close: { service: "/_x/close", type: Add } });
+    // @ts-expect-error nor does a method without a service type
+    defineProtocol({ add: { service: "/_x/add" } });
+  }
 });
 
 test("a protocol served on one node is called through its typed client on another", async () => {
