@@ -209,6 +209,11 @@ export class RemoteSubscriber {
   get reliable(): boolean {
     return this.body.reliable;
   }
+  /** A message for this subscriber would leave at once: it has credit and nothing parked. */
+  get canSendNow(): boolean {
+    return this.creditMsgs > 0 && this.creditBytes > 0 && this.pending === 0;
+  }
+
   /** Messages parked waiting for credit. */
   get pending(): number {
     return this.#outbox.length - this.#outboxHead;
@@ -349,7 +354,7 @@ export class DataServer {
     bytes: number,
   ): boolean {
     if (sub.closed) return false;
-    if (sub.creditMsgs > 0 && sub.creditBytes > 0 && sub.pending === 0) {
+    if (sub.canSendNow) {
       this.sendNow(sub, pub, seq, sec, nsec, payload, frames, bytes);
       return true;
     }
