@@ -207,7 +207,7 @@ export function parseGatewayConfig(
       cfg.fsync = root["fsync"];
     }
     if (root["twins"] !== undefined) {
-      resolveTwinOptions(obj(root["twins"], "twins") as TwinOptions, "twins");
+      resolveTwinOptions(obj(root["twins"], "twins"), "twins");
       cfg.twins = root["twins"] as TwinOptions;
     }
     return cfg;

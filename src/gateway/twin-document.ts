@@ -391,6 +391,9 @@ export function twinFromFile(text: string, expectedDevice: string): TwinDocument
 /** A glob over device names (`*` any run of characters, `?` one) as a RegExp; "" matches all. */
 export function devicePattern(glob: string): RegExp {
   if (glob === "") return /^/;
-  const src = glob.replace(/[.+^${}()|[\]\\]/g, "\\$&").replace(/\*/g, ".*").replace(/\?/g, ".");
+  const src = glob
+    .replace(/[.+^${}()|[\]\\]/g, "\\$&")
+    .replace(/\*/g, ".*")
+    .replace(/\?/g, ".");
   return new RegExp(`^${src}$`);
 }

@@ -139,7 +139,10 @@ export class TwinMqtt {
       if (op === "get") {
         const twin = this.#opts.store.get(device);
         if (twin === undefined) throw unknownDevice(device, this.#prefix);
-        await this.#reply(`${topic}/accepted`, withToken({ ...twinToJson(twin), timestamp: Date.now() }, clientToken));
+        await this.#reply(
+          `${topic}/accepted`,
+          withToken({ ...twinToJson(twin), timestamp: Date.now() }, clientToken),
+        );
         return;
       }
       const twin = await this.#report(client, device, body);
@@ -155,7 +158,11 @@ export class TwinMqtt {
         err instanceof MyelinError
           ? err
           : new MyelinError("ERR_INVALID_ARGUMENT", `twin ${device}: ${(err as Error).message}`);
-      this.#opts.reject(e.message.startsWith("twin ") ? e.message : `twin ${device}: ${e.message}`, topic, client);
+      this.#opts.reject(
+        e.message.startsWith("twin ") ? e.message : `twin ${device}: ${e.message}`,
+        topic,
+        client,
+      );
       await this.#reply(`${topic}/rejected`, this.#errorBody(e, clientToken));
     }
   }
@@ -164,7 +171,10 @@ export class TwinMqtt {
     if (!this.#opts.enforceIdentity) return;
     const id = this.identityOf(client);
     if (id === device) return;
-    const by = this.#opts.twins.identity === "client-id" ? `client id ${client.id}` : `user ${JSON.stringify(this.#opts.userOf(client) ?? "")}`;
+    const by =
+      this.#opts.twins.identity === "client-id"
+        ? `client id ${client.id}`
+        : `user ${JSON.stringify(this.#opts.userOf(client) ?? "")}`;
     throw new MyelinError(
       "ERR_NOT_AUTHORIZED",
       id === undefined
@@ -315,9 +325,13 @@ export class TwinMqtt {
         if (!topicMatches(filter, topic)) continue;
         const payload = this.#deltaBody(t);
         if (payload === undefined) continue;
-        client.publish({ cmd: "publish", topic, payload, qos: Math.min(s.qos, 1) as 0 | 1, retain: false, dup: false }, (err) => {
-          if (err !== undefined) this.#opts.log?.(`twin ${t.device}: cannot send the delta to ${client.id}: ${err.message}`);
-        });
+        client.publish(
+          { cmd: "publish", topic, payload, qos: Math.min(s.qos, 1) as 0 | 1, retain: false, dup: false },
+          (err) => {
+            if (err !== undefined)
+              this.#opts.log?.(`twin ${t.device}: cannot send the delta to ${client.id}: ${err.message}`);
+          },
+        );
       }
     }
   }

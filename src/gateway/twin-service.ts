@@ -63,7 +63,10 @@ function refusal(err: unknown): { ok: false; error_code: string; message: string
 function expectedOf(v: number, field: string): number | undefined {
   if (v < 0) return undefined;
   if (!Number.isSafeInteger(v))
-    throw new MyelinError("ERR_INVALID_ARGUMENT", `${field} must be a whole number (or -1 for none), got ${v}`);
+    throw new MyelinError(
+      "ERR_INVALID_ARGUMENT",
+      `${field} must be a whole number (or -1 for none), got ${v}`,
+    );
   return v;
 }
 

@@ -12,12 +12,7 @@ import { mkdir, readdir, readFile, rename, unlink } from "node:fs/promises";
 import { join } from "node:path";
 import { myelinError } from "../errors.js";
 import { writeFileAtomic } from "../store/atomic-file.js";
-import {
-  deviceNameProblem,
-  twinFromFile,
-  twinToFile,
-  type TwinDocument,
-} from "./twin-document.js";
+import { deviceNameProblem, twinFromFile, twinToFile, type TwinDocument } from "./twin-document.js";
 
 /** What changed in a twin, as the change stream (`/_twins/updates`) reports it. */
 export type TwinChangeKind = "created" | "desired" | "reported" | "connection" | "deleted";
@@ -153,7 +148,8 @@ export class TwinStore {
   }
 
   async #apply(device: string, updater: TwinUpdater): Promise<TwinDocument | undefined> {
-    if (this.#closed) throw myelinError("ERR_CLOSED", `the twin store is closed; twin ${device} was not changed`);
+    if (this.#closed)
+      throw myelinError("ERR_CLOSED", `the twin store is closed; twin ${device} was not changed`);
     const current = this.#twins.get(device);
     const r = updater(current);
     if (r === undefined) return current;
@@ -209,4 +205,3 @@ export class TwinStore {
     this.#listeners.clear();
   }
 }
-
