@@ -124,11 +124,12 @@ export class TwinMqtt {
         await this.#reply(`${topic}/rejected`, this.#errorBody(myelinError400(reason), undefined));
       return;
     }
-    let clientToken: string | undefined;
+    const maxRequest = this.#opts.twins.maxStateBytes + 1024;
+    // Echoed in every answer, a rejection too, so the device can match it to its request.
+    let clientToken = payload.length <= maxRequest ? peekClientToken(payload) : undefined;
     try {
       checkDeviceName(device);
       this.#checkIdentity(client, device);
-      const maxRequest = this.#opts.twins.maxStateBytes + 1024;
       if (payload.length > maxRequest)
         throw new MyelinError(
           "ERR_PAYLOAD_TOO_LARGE",
@@ -385,6 +386,17 @@ export class TwinMqtt {
   close(): void {
     this.#closed = true;
     this.#unlisten();
+  }
+}
+
+/** The `clientToken` of a request, if it is JSON with a valid one. */
+function peekClientToken(payload: Buffer): string | undefined {
+  try {
+    const v = JSON.parse(utf8.decode(payload)) as unknown;
+    const t = isJsonObject(v) ? v["clientToken"] : undefined;
+    return typeof t === "string" && t.length <= MAX_CLIENT_TOKEN ? t : undefined;
+  } catch {
+    return undefined;
   }
 }
 
