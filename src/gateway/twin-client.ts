@@ -9,7 +9,7 @@
  * await twins.setDesired("pump-7", { speed: 1200 }, { expectedVersion: pump.desiredVersion });
  * ```
  */
-import { myelinError, ServiceError } from "../errors.js";
+import { isErrorCode, myelinError, ServiceError } from "../errors.js";
 import { myelin_msgs, timeToMillis, type MessageOf } from "../msgs/index.js";
 import type { Node, ServiceClient, Subscription } from "../node/index.js";
 import type { JsonObject } from "./twin-document.js";
@@ -123,8 +123,10 @@ export function twinFromMsg(m: MessageOf<typeof myelin_msgs.Twin>): DeviceTwin {
 
 function check(r: { ok: boolean; error_code: string; message: string }, what: string): void {
   if (r.ok) return;
-  if (r.error_code === "") throw new ServiceError("ERR_SERVICE_FAILED", `${what}: ${r.message}`);
-  throw myelinError(r.error_code as Parameters<typeof myelinError>[0], r.message);
+  const code = r.error_code;
+  if (!isErrorCode(code))
+    throw new ServiceError("ERR_SERVICE_FAILED", `${what}: ${r.message}${code === "" ? "" : ` (${code})`}`);
+  throw myelinError(code, r.message);
 }
 
 /**
