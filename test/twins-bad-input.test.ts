@@ -353,3 +353,23 @@ test(
     );
   },
 );
+
+test(
+  "a persistent session gets the delta when it reconnects, from its restored subscription",
+  { timeout: 60000 },
+  async () => {
+    await using w = await world();
+    // Subscribed at QoS 0, so nothing is queued while it is away: the delta comes from the twin.
+    const first = await w.device({ clientId: "lamp-9", clean: false });
+    await first.client.subscribeAsync("twins/lamp-9/desired/delta", { qos: 0 });
+    await first.client.publishAsync("twins/lamp-9/reported", JSON.stringify({ state: { on: false } }), {
+      qos: 1,
+    });
+    await first.client.endAsync();
+    await w.twins.setDesired("lamp-9", { on: true, level: 3 });
+    const back = await w.device({ clientId: "lamp-9", clean: false });
+    const d = await back.inbox.next("twins/lamp-9/desired/delta");
+    assert.deepEqual(d.json["state"], { on: true, level: 3 });
+    assert.equal(d.json["version"], 1);
+  },
+);
