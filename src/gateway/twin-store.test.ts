@@ -1,6 +1,6 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { applyPatch, newTwin } from "./twin-document.js";
@@ -74,4 +74,23 @@ test("a refused update changes nothing; a damaged file is set aside and logged; 
     s.update("a", report("a", { z: 1 })),
     (e: Error & { code?: string }) => e.code === "ERR_CLOSED",
   );
+});
+
+test("a twin that cannot be written is refused with ERR_STORAGE and stays as it was", async () => {
+  using d = tempDir();
+  const s = await TwinStore.open({ dir: d.dir, maxTwins: 10 });
+  await s.update("a", report("a", { x: 1 }));
+  // Where the file goes is now a directory: the rename over it fails, as a full disk would fail the write.
+  rmSync(join(d.dir, "a.json"));
+  mkdirSync(join(d.dir, "a.json"));
+  const changes: TwinChange[] = [];
+  s.onChange((c) => changes.push(c));
+  await assert.rejects(
+    s.update("a", report("a", { x: 2 })),
+    (e: Error & { code?: string }) => e.code === "ERR_STORAGE" && /cannot write .*a\.json/.test(e.message),
+  );
+  assert.deepEqual(s.get("a")?.reported, { x: 1 });
+  assert.equal(s.get("a")?.reportedVersion, 1);
+  assert.deepEqual(changes, [], "nothing is published for a change that was not written");
+  await s.close();
 });

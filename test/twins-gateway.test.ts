@@ -1,10 +1,11 @@
 /**
- * Device twins refuse bad input clearly and lose nothing: malformed JSON, oversized documents,
+ * Device twins on a gateway in this process. Bad input is refused clearly and loses nothing: malformed JSON, oversized documents,
  * unknown devices, bad device names, wrong types, stale versions and forged gateway topics each
  * get a `…/rejected` answer (code, error, message, the client's token) or, for a forged gateway
  * topic, a report on the gateway's error topic; the twin is unchanged and later reports work.
  * The same through the services and the CLI. Also: on a gateway with users, a client may touch
- * only its own twin.
+ * only its own twin. A persistent session gets the delta from its restored subscription; lists
+ * come in pages; `myelin twin watch` follows changes.
  */
 import { test } from "node:test";
 import assert from "node:assert/strict";
@@ -373,3 +374,63 @@ test(
     assert.equal(d.json["version"], 1);
   },
 );
+
+test("twins are listed in pages, by pattern; myelin twin list and watch", { timeout: 60000 }, async () => {
+  await using w = await world();
+  for (const d of ["pump-1", "pump-2", "pump-3", "valve-1", "valve-2"])
+    await w.twins.setDesired(d, { on: true }, { create: true });
+  const p1 = await w.twins.list({ pattern: "pump-*", max: 2 });
+  assert.deepEqual(
+    p1.twins.map((t) => t.device),
+    ["pump-1", "pump-2"],
+  );
+  assert.equal(p1.more, true);
+  assert.equal(p1.total, 3);
+  assert.equal(p1.twins[0]!.deltaKeys, 1);
+  const p2 = await w.twins.list({ pattern: "pump-*", max: 2, after: "pump-2" });
+  assert.deepEqual(
+    p2.twins.map((t) => t.device),
+    ["pump-3"],
+  );
+  assert.equal(p2.more, false);
+
+  const list = await execCli(["twin", "list", "--max", "2"], w.env);
+  assert.equal(list.code, 0, list.stderr);
+  assert.match(list.stdout, /^DEVICE\s+STATE\s+LAST SEEN\s+VERSION\s+DESIRED\s+REPORTED\s+DELTA\n/);
+  assert.match(list.stdout, /pump-1\s+offline\s+never\s+1\s+1\s+0\s+1/);
+  assert.match(list.stderr, /5 twins match; more after pump-2: myelin twin list --after pump-2/);
+  const get = await execCli(["twin", "get", "valve-2"], w.env);
+  assert.equal(get.code, 0, get.stderr);
+  assert.match(get.stdout, /valve-2: offline, last seen never/);
+  assert.match(get.stdout, /delta \(desired, not yet reported\):/);
+
+  // `twin watch` prints the next change of valve-1 (it is subscribed once the graph shows it).
+  const watch = execCli(["twin", "watch", "valve-1", "--count", "1", "--json"], w.env);
+  const watcher = await createNode({ name: "graph_watch", runtimeDir: w.dir });
+  try {
+    await watcher.waitForGraph(
+      (g) =>
+        g.nodes.some(
+          (n) => n.name.startsWith("_myelin_twin_watch") && n.subs.some((s) => s.topic === "/_twins/updates"),
+        ),
+      10000,
+    );
+  } finally {
+    await watcher.close();
+  }
+  // Its link to the gateway's publisher is made just after: change valve-1 until one arrives.
+  let done = false;
+  void watch.finally(() => (done = true));
+  await w.twins.setDesired("valve-2", { on: false });
+  for (let i = 0; !done && i < 1000; i++) await w.twins.setDesired("valve-1", { level: i });
+  const out = await watch;
+  assert.equal(out.code, 0, out.stderr);
+  const e = JSON.parse(out.stdout) as {
+    kind: string;
+    twin: { device: string; desired: Record<string, unknown> };
+  };
+  assert.equal(e.kind, "desired");
+  assert.equal(e.twin.device, "valve-1");
+  assert.equal(e.twin.desired["on"], true);
+  assert.equal(typeof e.twin.desired["level"], "number");
+});
