@@ -224,11 +224,21 @@ export function mergePatch(target: JsonObject, patch: JsonObject): JsonObject {
   for (const [k, v] of Object.entries(patch)) {
     if (v === null) delete out[k];
     else if (isJsonObject(v)) {
-      const base = out[k];
-      out[k] = mergePatch(isJsonObject(base) ? base : {}, v);
-    } else out[k] = v;
+      const base = own(out, k);
+      setOwn(out, k, mergePatch(isJsonObject(base) ? base : {}, v));
+    } else setOwn(out, k, v);
   }
   return out;
+}
+
+/** `o[k]` if `o` has it as its own key (so `__proto__` is a key like any other), else undefined. */
+function own(o: JsonObject, k: string): JsonValue | undefined {
+  return Object.prototype.hasOwnProperty.call(o, k) ? o[k] : undefined;
+}
+
+/** Sets `o[k]` as an own data property (assigning `__proto__` would set the prototype instead). */
+function setOwn(o: JsonObject, k: string, v: JsonValue): void {
+  Object.defineProperty(o, k, { value: v, enumerable: true, writable: true, configurable: true });
 }
 
 /** Deep equality of two JSON values (key order does not matter). */
@@ -252,11 +262,11 @@ export function jsonEqual(a: JsonValue | undefined, b: JsonValue | undefined): b
 export function computeDelta(desired: JsonObject, reported: JsonObject): JsonObject {
   const out: JsonObject = {};
   for (const [k, want] of Object.entries(desired)) {
-    const have = reported[k];
+    const have = own(reported, k);
     if (isJsonObject(want) && isJsonObject(have)) {
       const d = computeDelta(want, have);
-      if (Object.keys(d).length > 0) out[k] = d;
-    } else if (!jsonEqual(want, have)) out[k] = want;
+      if (Object.keys(d).length > 0) setOwn(out, k, d);
+    } else if (!jsonEqual(want, have)) setOwn(out, k, want);
   }
   return out;
 }
@@ -304,7 +314,8 @@ export function applyPatch(
       `twin ${twin.device}: ${part} would be ${bytes} bytes of JSON, over twins.maxStateBytes (${opts.maxStateBytes}); remove keys (set them to null) or raise the limit`,
     );
   if (jsonEqual(next, twin[part])) return twin;
-  const out: TwinDocument = { ...twin, [part]: next, version: twin.version + 1 };
+  const out: TwinDocument = { ...twin, version: twin.version + 1 };
+  out[part] = next;
   out[versionKey] = twin[versionKey] + 1;
   if (part === "desired") out.desiredUpdatedAt = opts.now;
   else out.reportedUpdatedAt = opts.now;
@@ -357,25 +368,34 @@ export function twinToFile(t: TwinDocument): string {
 
 /**
  * Reads a twin file's text.
- * @throws Error saying what is wrong with it
+ * @throws MyelinError ERR_STATE_CORRUPT saying what is wrong with it
  */
 export function twinFromFile(text: string, expectedDevice: string): TwinDocument {
-  const v = JSON.parse(text) as Record<string, unknown>;
-  if (!isJsonObject(v)) throw new Error("not a JSON object");
-  if (v["format"] !== TWIN_FILE_FORMAT) throw new Error(`unknown format ${JSON.stringify(v["format"])}`);
+  const corrupt = (why: string): MyelinError =>
+    new MyelinError("ERR_STATE_CORRUPT", `twin file of ${expectedDevice}: ${why}`);
+  let v: unknown;
+  try {
+    v = JSON.parse(text);
+  } catch (err) {
+    throw corrupt(`not JSON (${(err as Error).message})`);
+  }
+  if (!isJsonObject(v)) throw corrupt("not a JSON object");
+  if (v["format"] !== TWIN_FILE_FORMAT) throw corrupt(`unknown format ${JSON.stringify(v["format"])}`);
   if (v["device"] !== expectedDevice)
-    throw new Error(`it names device ${JSON.stringify(v["device"])}, not ${expectedDevice}`);
-  if (!isJsonObject(v["desired"]) || !isJsonObject(v["reported"]))
-    throw new Error("desired and reported must be objects");
+    throw corrupt(`it names device ${JSON.stringify(v["device"])}, not ${expectedDevice}`);
+  const desired = v["desired"];
+  const reported = v["reported"];
+  if (!isJsonObject(desired) || !isJsonObject(reported))
+    throw corrupt("desired and reported must be objects");
   const num = (k: string): number => {
     const x = v[k];
-    if (typeof x !== "number" || !Number.isFinite(x) || x < 0) throw new Error(`${k} must be a number >= 0`);
+    if (typeof x !== "number" || !Number.isFinite(x) || x < 0) throw corrupt(`${k} must be a number >= 0`);
     return x;
   };
   return {
     device: expectedDevice,
-    desired: v["desired"],
-    reported: v["reported"],
+    desired,
+    reported,
     version: num("version"),
     desiredVersion: num("desiredVersion"),
     reportedVersion: num("reportedVersion"),
@@ -396,4 +416,104 @@ export function devicePattern(glob: string): RegExp {
     .replace(/\*/g, ".*")
     .replace(/\?/g, ".");
   return new RegExp(`^${src}$`);
+}
+
+/** What a device's request on `…/reported` or `…/get` carries. */
+export interface TwinRequest {
+  /** The reported values to merge (reported requests only). */
+  state?: JsonObject;
+  /** Echoed in the answer. */
+  clientToken?: string;
+  /** The reported version the update expects. */
+  version?: number;
+}
+
+const utf8 = new TextDecoder("utf-8", { fatal: true });
+
+/** The `clientToken` of a request payload, if it is JSON with a valid one (for rejections). */
+export function peekClientToken(payload: Uint8Array): string | undefined {
+  try {
+    const v = JSON.parse(utf8.decode(payload)) as unknown;
+    const t = isJsonObject(v) ? own(v, "clientToken") : undefined;
+    return typeof t === "string" && t.length <= MAX_CLIENT_TOKEN ? t : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** The largest request payload accepted, in bytes: a state's limit plus 1 KiB for the envelope. */
+export function maxRequestBytes(limits: Pick<TwinLimits, "maxStateBytes">): number {
+  return limits.maxStateBytes + 1024;
+}
+
+/**
+ * Parses the payload of a device's request (`op` is `reported` or `get`).
+ * @throws MyelinError ERR_PAYLOAD_TOO_LARGE over {@link maxRequestBytes}; ERR_INVALID_ARGUMENT
+ *   when it is not UTF-8 JSON; ValidationError ERR_VALIDATION naming the field of the wrong type
+ *   or shape (or too deep)
+ */
+export function parseTwinRequest(
+  device: string,
+  op: "reported" | "get",
+  payload: Uint8Array,
+  limits: Pick<TwinLimits, "maxStateBytes" | "maxDepth">,
+): TwinRequest {
+  const max = maxRequestBytes(limits);
+  if (payload.length > max)
+    throw new MyelinError(
+      "ERR_PAYLOAD_TOO_LARGE",
+      `twin ${device}: a ${op} request of ${payload.length} bytes is over the limit of ${max} (twins.maxStateBytes ${limits.maxStateBytes} + 1024); nothing was changed`,
+    );
+  if (op === "get" && payload.length === 0) return {};
+  let v: unknown;
+  try {
+    v = JSON.parse(utf8.decode(payload));
+  } catch (err) {
+    throw new MyelinError(
+      "ERR_INVALID_ARGUMENT",
+      `twin ${device}: the ${op} payload is not valid JSON (${(err as Error).message}); send ${op === "get" ? 'nothing, or {"clientToken": "…"}' : '{"state": {"temperature": 21.5}}'}`,
+    );
+  }
+  const allowed = op === "get" ? ["clientToken"] : ["state", "clientToken", "version"];
+  if (!isJsonObject(v))
+    throw myelinError(
+      "ERR_VALIDATION",
+      `twin ${device}: the ${op} payload must be a JSON object with ${allowed.join(", ")}, got ${kindOf(v)}`,
+    );
+  for (const k of Object.keys(v)) {
+    if (!allowed.includes(k))
+      throw myelinError(
+        "ERR_VALIDATION",
+        `twin ${device}: the ${op} payload has an unknown field ${JSON.stringify(k)}; its fields are ${allowed.join(", ")}${op === "reported" ? ' (the values go inside "state")' : ""}`,
+      );
+  }
+  const out: TwinRequest = {};
+  const token = own(v, "clientToken");
+  if (token !== undefined) {
+    if (typeof token !== "string" || token.length > MAX_CLIENT_TOKEN)
+      throw myelinError(
+        "ERR_VALIDATION",
+        `twin ${device}: clientToken must be a string of at most ${MAX_CLIENT_TOKEN} characters`,
+      );
+    out.clientToken = token;
+  }
+  if (op === "get") return out;
+  const version = own(v, "version");
+  if (version !== undefined) {
+    if (typeof version !== "number" || !Number.isSafeInteger(version) || version < 0)
+      throw myelinError(
+        "ERR_VALIDATION",
+        `twin ${device}: version must be a whole number >= 0 (the reported version the update expects), got ${JSON.stringify(version)}`,
+      );
+    out.version = version;
+  }
+  const state = own(v, "state");
+  if (state === undefined)
+    throw myelinError(
+      "ERR_VALIDATION",
+      `twin ${device}: the reported payload needs "state", an object of reported values, e.g. {"state": {"temperature": 21.5}}`,
+    );
+  checkState(state, `twin ${device}: "state"`, limits.maxDepth);
+  out.state = state;
+  return out;
 }

@@ -23,21 +23,21 @@
  * name (`twins.identity: username`, the default) or by its client id (`client-id`).
  */
 import type { Aedes, Client, PublishPacket, Subscription } from "aedes";
-import { MyelinError, ValidationError } from "../errors.js";
+import { MyelinError } from "../errors.js";
 import { topicMatches, unshare } from "./mqtt-auth.js";
 import {
   applyPatch,
   checkDeviceName,
-  checkState,
   computeDelta,
-  isJsonObject,
-  MAX_CLIENT_TOKEN,
+  maxRequestBytes,
   newTwin,
+  parseTwinRequest,
+  peekClientToken,
   twinErrorStatus,
   twinToJson,
-  type JsonObject,
   type ResolvedTwinOptions,
   type TwinDocument,
+  type TwinRequest,
 } from "./twin-document.js";
 import { unknownDevice } from "./twin-service.js";
 import type { TwinStore } from "./twin-store.js";
@@ -55,8 +55,6 @@ export interface TwinMqttOptions {
   reject(reason: string, topic: string, client: Client | null): void;
   log?: (line: string) => void;
 }
-
-const utf8 = new TextDecoder("utf-8", { fatal: true });
 
 /** The twins' MQTT topic scheme on the embedded broker. */
 export class TwinMqtt {
@@ -124,18 +122,13 @@ export class TwinMqtt {
         await this.#reply(`${topic}/rejected`, this.#errorBody(myelinError400(reason), undefined));
       return;
     }
-    const maxRequest = this.#opts.twins.maxStateBytes + 1024;
     // Echoed in every answer, a rejection too, so the device can match it to its request.
-    let clientToken = payload.length <= maxRequest ? peekClientToken(payload) : undefined;
+    let clientToken =
+      payload.length <= maxRequestBytes(this.#opts.twins) ? peekClientToken(payload) : undefined;
     try {
       checkDeviceName(device);
       this.#checkIdentity(client, device);
-      if (payload.length > maxRequest)
-        throw new MyelinError(
-          "ERR_PAYLOAD_TOO_LARGE",
-          `twin ${device}: a ${op} request of ${payload.length} bytes is over the limit of ${maxRequest} (twins.maxStateBytes ${this.#opts.twins.maxStateBytes} + 1024); nothing was changed`,
-        );
-      const body = this.#parse(device, op, payload);
+      const body = parseTwinRequest(device, op, payload, this.#opts.twins);
       clientToken = body.clientToken;
       if (op === "get") {
         const twin = this.#opts.store.get(device);
@@ -184,70 +177,7 @@ export class TwinMqtt {
     );
   }
 
-  /** The fields of a request; throws naming the first thing wrong. */
-  #parse(
-    device: string,
-    op: "reported" | "get",
-    payload: Buffer,
-  ): { state?: JsonObject; clientToken?: string; version?: number } {
-    if (op === "get" && payload.length === 0) return {};
-    let v: unknown;
-    try {
-      v = JSON.parse(utf8.decode(payload));
-    } catch (err) {
-      throw new MyelinError(
-        "ERR_INVALID_ARGUMENT",
-        `twin ${device}: the ${op} payload is not valid JSON (${(err as Error).message}); send ${op === "get" ? "nothing, or " : ""}${op === "get" ? '{"clientToken": "…"}' : '{"state": {"temperature": 21.5}}'}`,
-      );
-    }
-    const allowed = op === "get" ? ["clientToken"] : ["state", "clientToken", "version"];
-    if (!isJsonObject(v))
-      throw new ValidationError(
-        "ERR_VALIDATION",
-        `twin ${device}: the ${op} payload must be a JSON object with ${allowed.join(", ")}, got ${Array.isArray(v) ? "an array" : v === null ? "null" : `a ${typeof v}`}`,
-      );
-    for (const k of Object.keys(v)) {
-      if (!allowed.includes(k))
-        throw new ValidationError(
-          "ERR_VALIDATION",
-          `twin ${device}: the ${op} payload has an unknown field ${JSON.stringify(k)}; its fields are ${allowed.join(", ")}${op === "reported" ? ' (the values go inside "state")' : ""}`,
-        );
-    }
-    const out: { state?: JsonObject; clientToken?: string; version?: number } = {};
-    const token = v["clientToken"];
-    if (token !== undefined) {
-      if (typeof token !== "string" || token.length > MAX_CLIENT_TOKEN)
-        throw new ValidationError(
-          "ERR_VALIDATION",
-          `twin ${device}: clientToken must be a string of at most ${MAX_CLIENT_TOKEN} characters`,
-        );
-      out.clientToken = token;
-    }
-    if (op === "get") return out;
-    const version = v["version"];
-    if (version !== undefined) {
-      if (typeof version !== "number" || !Number.isSafeInteger(version) || version < 0)
-        throw new ValidationError(
-          "ERR_VALIDATION",
-          `twin ${device}: version must be a whole number >= 0 (the reported version the update expects), got ${JSON.stringify(version)}`,
-        );
-      out.version = version;
-    }
-    if (v["state"] === undefined)
-      throw new ValidationError(
-        "ERR_VALIDATION",
-        `twin ${device}: the reported payload needs "state", an object of reported values, e.g. {"state": {"temperature": 21.5}}`,
-      );
-    checkState(v["state"], `twin ${device}: "state"`, this.#opts.twins.maxDepth);
-    out.state = v["state"];
-    return out;
-  }
-
-  async #report(
-    client: Client,
-    device: string,
-    body: { state?: JsonObject; version?: number },
-  ): Promise<TwinDocument> {
+  async #report(client: Client, device: string, body: TwinRequest): Promise<TwinDocument> {
     const { store, twins } = this.#opts;
     const r = await store.update(device, (cur) => {
       const now = Date.now();
@@ -386,17 +316,6 @@ export class TwinMqtt {
   close(): void {
     this.#closed = true;
     this.#unlisten();
-  }
-}
-
-/** The `clientToken` of a request, if it is JSON with a valid one. */
-function peekClientToken(payload: Buffer): string | undefined {
-  try {
-    const v = JSON.parse(utf8.decode(payload)) as unknown;
-    const t = isJsonObject(v) ? v["clientToken"] : undefined;
-    return typeof t === "string" && t.length <= MAX_CLIENT_TOKEN ? t : undefined;
-  } catch {
-    return undefined;
   }
 }
 
