@@ -387,6 +387,7 @@ test("twins are listed in pages, by pattern; myelin twin list and watch", { time
   assert.equal(p1.more, true);
   assert.equal(p1.total, 3);
   assert.equal(p1.twins[0]!.deltaKeys, 1);
+  assert.deepEqual(p1.twins[0]!.delta, { on: true });
   const p2 = await w.twins.list({ pattern: "pump-*", max: 2, after: "pump-2" });
   assert.deepEqual(
     p2.twins.map((t) => t.device),

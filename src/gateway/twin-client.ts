@@ -49,7 +49,9 @@ export interface TwinSummary {
   reportedVersion: number;
   lastSeen: number;
   connected: boolean;
-  /** How many top-level keys of desired the device has not reported yet. */
+  /** The desired values the device has not reported yet. */
+  delta: JsonObject;
+  /** How many top-level keys `delta` has. */
   deltaKeys: number;
 }
 
@@ -186,6 +188,7 @@ export class TwinClient {
         reportedVersion: t.reported_version,
         lastSeen: t.last_seen,
         connected: t.connected,
+        delta: parseObject(t.delta_json),
         deltaKeys: t.delta_keys,
       })),
       more: r.more,

@@ -120,15 +120,19 @@ export class TwinService {
           ok: true,
           error_code: "",
           message: "",
-          twins: from.slice(0, max).map((t) => ({
-            device: t.device,
-            version: t.version,
-            desired_version: t.desiredVersion,
-            reported_version: t.reportedVersion,
-            last_seen: t.lastSeen,
-            connected: t.connected,
-            delta_keys: Object.keys(computeDelta(t.desired, t.reported)).length,
-          })),
+          twins: from.slice(0, max).map((t) => {
+            const delta = computeDelta(t.desired, t.reported);
+            return {
+              device: t.device,
+              version: t.version,
+              desired_version: t.desiredVersion,
+              reported_version: t.reportedVersion,
+              last_seen: t.lastSeen,
+              connected: t.connected,
+              delta_json: JSON.stringify(delta),
+              delta_keys: Object.keys(delta).length,
+            };
+          }),
           more: from.length > max,
           total: all.length,
         };

@@ -223,7 +223,10 @@ const Twin = defineMessage("myelin_msgs/Twin", {
   connected: t.bool(),
   client_id: t.string(),
 });
-/** One twin in a list: its versions, connection, and how many top-level keys its delta has. */
+/**
+ * One twin in a list: its versions, connection, what differs between desired and reported
+ * (`delta_json`, a JSON object as text) and how many top-level keys that delta has.
+ */
 const TwinSummary = defineMessage("myelin_msgs/TwinSummary", {
   device: t.string(),
   version: t.f64(),
@@ -231,6 +234,7 @@ const TwinSummary = defineMessage("myelin_msgs/TwinSummary", {
   reported_version: t.f64(),
   last_seen: t.f64(),
   connected: t.bool(),
+  delta_json: t.string(),
   delta_keys: t.u32(),
 });
 /**
