@@ -241,7 +241,7 @@ test("bad twin requests through the services and the CLI get clear errors", { ti
   try {
     const set = node.createClient("/_twins/set", myelin_msgs.TwinSet, { timeoutMs: 3000 });
     const call = (desired_json: string) =>
-      set.call({ device: "lamp", desired_json, expected_version: -1, create: false, replace: false });
+      set.call({ device: "lamp", desired_json, create: false, replace: false });
     const notJson = await call("{on: true");
     assert.equal(notJson.ok, false);
     assert.equal(notJson.error_code, "ERR_INVALID_ARGUMENT");
@@ -257,11 +257,25 @@ test("bad twin requests through the services and the CLI get clear errors", { ti
       replace: false,
     });
     assert.equal(frac.error_code, "ERR_INVALID_ARGUMENT");
+    assert.match(frac.message, /expected_version must be a whole number >= 0/);
+    // A caller that leaves expected_version out (as a generic JSON caller does) sets without a check.
+    const free = await set.call({
+      device: "lamp",
+      desired_json: '{"level": 2}',
+      create: false,
+      replace: false,
+    });
+    assert.equal(free.ok, true, free.message);
+    assert.equal(free.twin?.desired_version, 2);
     set.close();
   } finally {
     await node.close();
   }
-  assert.deepEqual((await w.twins.get("lamp")).desired, { on: true }, "nothing changed");
+  assert.deepEqual(
+    (await w.twins.get("lamp")).desired,
+    { on: true, level: 2 },
+    "nothing but the valid set changed",
+  );
 
   // The CLI says the same, with the code, and exits non-zero.
   const ghost = await execCli(["twin", "get", "ghost"], w.env);
@@ -277,7 +291,7 @@ test("bad twin requests through the services and the CLI get clear errors", { ti
   assert.notEqual(conflict.code, 0);
   assert.match(
     conflict.stderr,
-    /desired is at version 1, the update expected version 7.*\[ERR_VERSION_CONFLICT\]/s,
+    /desired is at version 2, the update expected version 7.*\[ERR_VERSION_CONFLICT\]/s,
   );
   const deleted = await execCli(["twin", "delete", "lamp"], w.env);
   assert.equal(deleted.code, 0, deleted.stderr);

@@ -218,9 +218,9 @@ export class TwinClient {
     const r = await this.#set.call({
       device,
       desired_json: JSON.stringify(patch),
-      expected_version: opts.expectedVersion ?? -1,
       create: opts.create ?? false,
       replace: opts.replace ?? false,
+      ...(opts.expectedVersion !== undefined ? { expected_version: opts.expectedVersion } : {}),
     });
     check(r, `setting twin ${device}`);
     return twinFromMsg(r.twin!);
@@ -231,7 +231,10 @@ export class TwinClient {
    * @throws MyelinError ERR_UNKNOWN_DEVICE, ERR_VERSION_CONFLICT, ERR_STORAGE
    */
   async delete(device: string, opts: { expectedVersion?: number } = {}): Promise<void> {
-    const r = await this.#delete.call({ device, expected_version: opts.expectedVersion ?? -1 });
+    const r = await this.#delete.call({
+      device,
+      ...(opts.expectedVersion !== undefined ? { expected_version: opts.expectedVersion } : {}),
+    });
     check(r, `deleting twin ${device}`);
   }
 

@@ -59,13 +59,13 @@ function refusal(err: unknown): { ok: false; error_code: string; message: string
   return { ok: false, error_code: "ERR_SERVICE_FAILED", message: (err as Error)?.message ?? String(err) };
 }
 
-/** An expected version from a request: -1 (or any negative) for none. */
-function expectedOf(v: number, field: string): number | undefined {
-  if (v < 0) return undefined;
-  if (!Number.isSafeInteger(v))
+/** An expected version from a request (absent: none). */
+function expectedOf(v: number | undefined, field: string): number | undefined {
+  if (v === undefined) return undefined;
+  if (!Number.isSafeInteger(v) || v < 0)
     throw new MyelinError(
       "ERR_INVALID_ARGUMENT",
-      `${field} must be a whole number (or -1 for none), got ${v}`,
+      `${field} must be a whole number >= 0 (leave it out for no check), got ${v}`,
     );
   return v;
 }

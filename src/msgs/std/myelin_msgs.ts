@@ -262,8 +262,8 @@ const TwinGet = defineService(
 );
 /**
  * Changes a twin's desired state: `desired_json` is a JSON object merged into it (RFC 7386 merge
- * patch: `null` removes a key), or its whole new value with `replace`. With `expected_version` >=
- * 0 the change applies only while desired is at that version (ERR_VERSION_CONFLICT otherwise);
+ * patch: `null` removes a key), or its whole new value with `replace`. With `expected_version`
+ * the change applies only while desired is at that version (ERR_VERSION_CONFLICT otherwise);
  * `create` makes the twin of a device that has none (ERR_UNKNOWN_DEVICE otherwise). Replies with
  * the twin after the change, once it is on disk and the delta is on its way to the device.
  */
@@ -272,16 +272,16 @@ const TwinSet = defineService(
   {
     device: t.string(),
     desired_json: t.string(),
-    expected_version: t.f64(),
+    expected_version: t.optional(t.f64()),
     create: t.bool(),
     replace: t.bool(),
   },
   { ok: t.bool(), error_code: t.string(), message: t.string(), twin: t.optional(t.msg(Twin)) },
 );
-/** Deletes a twin (its file too); with `expected_version` >= 0 only while its version is that. */
+/** Deletes a twin (its file too); with `expected_version`, only while its version is that. */
 const TwinDelete = defineService(
   "myelin_msgs/TwinDelete",
-  { device: t.string(), expected_version: t.f64() },
+  { device: t.string(), expected_version: t.optional(t.f64()) },
   { ok: t.bool(), error_code: t.string(), message: t.string() },
 );
 /**
