@@ -1,11 +1,12 @@
 /**
- * Device twins on a gateway in this process. Bad input is refused clearly and loses nothing: malformed JSON, oversized documents,
- * unknown devices, bad device names, wrong types, stale versions and forged gateway topics each
- * get a `…/rejected` answer (code, error, message, the client's token) or, for a forged gateway
- * topic, a report on the gateway's error topic; the twin is unchanged and later reports work.
- * The same through the services and the CLI. Also: on a gateway with users, a client may touch
- * only its own twin. A persistent session gets the delta from its restored subscription; lists
- * come in pages; `myelin twin watch` follows changes.
+ * Device twins on a gateway in this process. Bad input is refused clearly and loses nothing:
+ * malformed JSON, oversized documents, unknown devices, bad device names, wrong types, stale
+ * versions and forged gateway topics each get a `…/rejected` answer (code, error, message, the
+ * client's token) or, for a forged gateway topic, a report on the gateway's error topic; the twin
+ * is unchanged and later reports work. The same through the services and the CLI. Also: on a
+ * gateway with users, a client may touch only its own twin; a persistent session gets the delta
+ * from its restored subscription; lists come in pages; `myelin twin watch` follows changes; a will
+ * on the reported topic is the device's last report.
  */
 import { test } from "node:test";
 import assert from "node:assert/strict";
@@ -448,4 +449,30 @@ test("twins are listed in pages, by pattern; myelin twin list and watch", { time
   assert.equal(e.twin.device, "valve-1");
   assert.equal(e.twin.desired["on"], true);
   assert.equal(typeof e.twin.desired["level"], "number");
+});
+
+test("a will on the twin's reported topic is a last report of its device", { timeout: 60000 }, async () => {
+  await using w = await world();
+  const observer = await w.device({ clientId: "observer" });
+  await observer.client.subscribeAsync("twins/w-1/reported/accepted", { qos: 1 });
+  const { client } = await w.device({
+    clientId: "w-1",
+    will: {
+      topic: "twins/w-1/reported",
+      payload: Buffer.from('{"state": {"online": false}}'),
+      qos: 1,
+      retain: false,
+    },
+  });
+  await client.publishAsync("twins/w-1/reported", JSON.stringify({ state: { online: true } }), { qos: 1 });
+  assert.deepEqual((await observer.inbox.next("twins/w-1/reported/accepted")).json["state"], {
+    online: true,
+  });
+  client.stream.destroy(); // the link is cut: the broker publishes the will
+  assert.deepEqual((await observer.inbox.next("twins/w-1/reported/accepted")).json["state"], {
+    online: false,
+  });
+  const t = await w.twins.get("w-1");
+  assert.deepEqual(t.reported, { online: false });
+  assert.equal(t.reportedVersion, 2);
 });

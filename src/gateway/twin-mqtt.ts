@@ -17,7 +17,9 @@
  * so a device that was offline gets what changed. Requests are handled before the PUBACK, so a
  * QoS 1 report that is acknowledged is on disk. A refused request is answered on `…/rejected`
  * (with the client's `clientToken`), reported on the gateway's error topic, and changes nothing.
- * Clients may not publish the gateway's topics (`accepted`, `rejected`, `delta`).
+ * Clients may not publish the gateway's topics (`accepted`, `rejected`, `delta`). A will on a
+ * twin topic is a request of its client; one published after a restart, without its client, is
+ * refused.
  *
  * When the gateway has users, a client may only touch its own twin: the device named by its user
  * name (`twins.identity: username`, the default) or by its client id (`client-id`).
