@@ -93,6 +93,7 @@ export function twinErrorStatus(code: ErrorCode): 400 | 403 | 404 | 409 | 413 | 
       return 413;
     case "ERR_STORAGE":
     case "ERR_CLOSED":
+    case "ERR_SERVICE_FAILED":
       return 500;
     default:
       return 400;

@@ -25,7 +25,7 @@
  * name (`twins.identity: username`, the default) or by its client id (`client-id`).
  */
 import type { Aedes, Client, PublishPacket, Subscription } from "aedes";
-import { MyelinError } from "../errors.js";
+import { MyelinError, ServiceError } from "../errors.js";
 import { topicMatches, unshare } from "./mqtt-auth.js";
 import {
   applyPatch,
@@ -106,7 +106,7 @@ export class TwinMqtt {
     const op = levels.slice(1).join("/");
     if (client === null) {
       this.#opts.reject(
-        `twin ${device}: a will cannot update a twin (${topic}); the twin's metadata.connected tells when the device is gone`,
+        `twin ${device}: a will published after a restart (${topic}) has no client any more and cannot update a twin; the twin's metadata.connected tells when the device is gone`,
         topic,
         null,
       );
@@ -150,10 +150,11 @@ export class TwinMqtt {
         ),
       );
     } catch (err) {
+      // Anything but a MyelinError is the gateway's fault, not the request's (status 500).
       const e =
         err instanceof MyelinError
           ? err
-          : new MyelinError("ERR_INVALID_ARGUMENT", `twin ${device}: ${(err as Error).message}`);
+          : new ServiceError("ERR_SERVICE_FAILED", `twin ${device}: ${(err as Error).message}`);
       this.#opts.reject(
         e.message.startsWith("twin ") ? e.message : `twin ${device}: ${e.message}`,
         topic,
