@@ -229,16 +229,16 @@ export class TwinMqtt {
     return `${this.#prefix}/${device}/desired/delta`;
   }
 
-  #deltaBody(twin: TwinDocument): Buffer | undefined {
+  /** The delta message of a twin, or undefined when the device is in the desired state. */
+  #deltaBody(twin: TwinDocument): Record<string, unknown> | undefined {
     const delta = computeDelta(twin.desired, twin.reported);
     if (Object.keys(delta).length === 0) return undefined;
-    return Buffer.from(JSON.stringify({ state: delta, version: twin.desiredVersion, timestamp: Date.now() }));
+    return { state: delta, version: twin.desiredVersion, timestamp: Date.now() };
   }
 
   #publishDelta(twin: TwinDocument): void {
-    const payload = this.#deltaBody(twin);
-    if (payload === undefined) return;
-    void this.#reply(this.#deltaTopic(twin.device), JSON.parse(payload.toString()));
+    const body = this.#deltaBody(twin);
+    if (body !== undefined) void this.#reply(this.#deltaTopic(twin.device), body);
   }
 
   /** Sends a client the current delta of every twin whose delta topic its subscriptions cover. */
@@ -257,8 +257,9 @@ export class TwinMqtt {
       for (const t of twins) {
         const topic = this.#deltaTopic(t.device);
         if (!topicMatches(filter, topic)) continue;
-        const payload = this.#deltaBody(t);
-        if (payload === undefined) continue;
+        const body = this.#deltaBody(t);
+        if (body === undefined) continue;
+        const payload = Buffer.from(JSON.stringify(body));
         client.publish(
           { cmd: "publish", topic, payload, qos: Math.min(s.qos, 1) as 0 | 1, retain: false, dup: false },
           (err) => {

@@ -12,7 +12,6 @@ import {
   applyPatch,
   checkDeviceName,
   checkState,
-  checkVersion,
   computeDelta,
   devicePattern,
   newTwin,
@@ -210,7 +209,6 @@ export class TwinService {
       const now = Date.now();
       if (cur === undefined && !opts.create) throw unknownDevice(device, twins.topicPrefix);
       const base = cur ?? newTwin(device, now);
-      if (cur === undefined) checkVersion(device, "desired", 0, opts.expectedVersion);
       const next = applyPatch(base, "desired", p, {
         now,
         maxStateBytes: twins.maxStateBytes,
