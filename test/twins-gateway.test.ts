@@ -476,3 +476,41 @@ test("a will on the twin's reported topic is a last report of its device", { tim
   assert.deepEqual(t.reported, { online: false });
   assert.equal(t.reportedVersion, 2);
 });
+
+test(
+  "with twins: { enabled: false } twin topics are plain MQTT and no twin service runs",
+  { timeout: 60000 },
+  async () => {
+    const rt = tempRuntime();
+    const hub = await Hub.start({ runtimeDir: rt.dir, nodeTimeoutMs: 1500 });
+    const gw = await MqttGateway.start({
+      listeners: { tcp: { port: 0, host: "127.0.0.1" } },
+      runtimeDir: rt.dir,
+      twins: { enabled: false },
+    });
+    const client = mqtt.connect({
+      host: "127.0.0.1",
+      port: gw.port("tcp")!,
+      protocolVersion: 4,
+      reconnectPeriod: 0,
+    });
+    try {
+      const inbox = new MqttInbox(client);
+      await new Promise<void>((resolve, reject) => {
+        client.once("connect", () => resolve());
+        client.once("error", reject);
+      });
+      await client.subscribeAsync("twins/#", { qos: 1 });
+      await client.publishAsync("twins/x/reported", "not even JSON", { qos: 1 });
+      assert.equal((await inbox.next("twins/x/reported")).text, "not even JSON");
+      const cli = await execCli(["twin", "list"], { MYELIN_RUNTIME_DIR: rt.dir });
+      assert.equal(cli.code, 1);
+      assert.match(cli.stderr, /no MQTT gateway with device twins runs.*\[ERR_NO_SERVER\]/s);
+    } finally {
+      await client.endAsync(true);
+      await gw.close();
+      hub.close();
+      rt[Symbol.dispose]();
+    }
+  },
+);
