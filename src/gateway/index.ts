@@ -47,7 +47,9 @@ export type {
 } from "./twin-document.js";
 export { TwinStore } from "./twin-store.js";
 export type { TwinStoreOptions, TwinChange, TwinChangeKind } from "./twin-store.js";
-export { TwinService, TWIN_SERVICES } from "./twin-service.js";
+export { TwinService } from "./twin-service.js";
+export { TWIN_PROTOCOL, TWIN_UPDATES_TOPIC } from "./twin-protocol.js";
+export type { TwinProtocol } from "./twin-protocol.js";
 export { TwinMqtt } from "./twin-mqtt.js";
 export { TwinClient, twinFromMsg } from "./twin-client.js";
 export type {

@@ -11,9 +11,9 @@
  */
 import { isErrorCode, myelinError, ServiceError } from "../errors.js";
 import { myelin_msgs, timeToMillis, type MessageOf } from "../msgs/index.js";
-import type { Node, ServiceClient, Subscription } from "../node/index.js";
+import { protocolClient, type Node, type ProtocolClient, type Subscription } from "../node/index.js";
 import type { JsonObject } from "./twin-document.js";
-import { TWIN_SERVICES } from "./twin-service.js";
+import { TWIN_PROTOCOL, TWIN_UPDATES_TOPIC, type TwinProtocol } from "./twin-protocol.js";
 
 /** A device's twin. Times in ms since the Unix epoch (0: never). */
 export interface DeviceTwin {
@@ -137,36 +137,17 @@ function check(r: { ok: boolean; error_code: string; message: string }, what: st
  */
 export class TwinClient {
   readonly #node: Node;
-  readonly #list: ServiceClient<
-    MessageOf<typeof myelin_msgs.TwinList.request>,
-    MessageOf<typeof myelin_msgs.TwinList.response>
-  >;
-  readonly #get: ServiceClient<
-    MessageOf<typeof myelin_msgs.TwinGet.request>,
-    MessageOf<typeof myelin_msgs.TwinGet.response>
-  >;
-  readonly #set: ServiceClient<
-    MessageOf<typeof myelin_msgs.TwinSet.request>,
-    MessageOf<typeof myelin_msgs.TwinSet.response>
-  >;
-  readonly #delete: ServiceClient<
-    MessageOf<typeof myelin_msgs.TwinDelete.request>,
-    MessageOf<typeof myelin_msgs.TwinDelete.response>
-  >;
+  readonly #client: ProtocolClient<TwinProtocol>;
   readonly #subs: Subscription<unknown>[] = [];
 
   constructor(node: Node, opts: TwinClientOptions = {}) {
     this.#node = node;
-    const o = { timeoutMs: opts.timeoutMs ?? 3000 };
-    this.#list = node.createClient(TWIN_SERVICES.list, myelin_msgs.TwinList, o);
-    this.#get = node.createClient(TWIN_SERVICES.get, myelin_msgs.TwinGet, o);
-    this.#set = node.createClient(TWIN_SERVICES.set, myelin_msgs.TwinSet, o);
-    this.#delete = node.createClient(TWIN_SERVICES.delete, myelin_msgs.TwinDelete, o);
+    this.#client = protocolClient(node, TWIN_PROTOCOL, { timeoutMs: opts.timeoutMs ?? 3000 });
   }
 
   /** Waits up to `timeoutMs` for the twin services; false when they did not appear. */
   waitForService(timeoutMs: number): Promise<boolean> {
-    return this.#get.waitForService(timeoutMs);
+    return this.#client.waitForServer("get", timeoutMs);
   }
 
   /**
@@ -174,7 +155,7 @@ export class TwinClient {
    * @throws MyelinError ERR_INVALID_ARGUMENT for a pattern with characters no device name has
    */
   async list(opts: TwinListOptions = {}): Promise<TwinListPage> {
-    const r = await this.#list.call({
+    const r = await this.#client.list({
       pattern: opts.pattern ?? "",
       after: opts.after ?? "",
       max: opts.max ?? 0,
@@ -201,7 +182,7 @@ export class TwinClient {
    * @throws MyelinError ERR_UNKNOWN_DEVICE when it has none; ERR_INVALID_ARGUMENT for a bad name
    */
   async get(device: string): Promise<DeviceTwin> {
-    const r = await this.#get.call({ device });
+    const r = await this.#client.get({ device });
     check(r, `reading twin ${device}`);
     return twinFromMsg(r.twin!);
   }
@@ -215,7 +196,7 @@ export class TwinClient {
    *   `create`), ERR_VALIDATION (not an object, too deep), ERR_PAYLOAD_TOO_LARGE, ERR_STORAGE
    */
   async setDesired(device: string, patch: JsonObject, opts: TwinSetOptions = {}): Promise<DeviceTwin> {
-    const r = await this.#set.call({
+    const r = await this.#client.set({
       device,
       desired_json: JSON.stringify(patch),
       create: opts.create ?? false,
@@ -231,7 +212,7 @@ export class TwinClient {
    * @throws MyelinError ERR_UNKNOWN_DEVICE, ERR_VERSION_CONFLICT, ERR_STORAGE
    */
   async delete(device: string, opts: { expectedVersion?: number } = {}): Promise<void> {
-    const r = await this.#delete.call({
+    const r = await this.#client.delete({
       device,
       ...(opts.expectedVersion !== undefined ? { expected_version: opts.expectedVersion } : {}),
     });
@@ -240,7 +221,7 @@ export class TwinClient {
 
   /** Calls `handler` with every change of every twin from now on (`/_twins/updates`). */
   async onUpdate(handler: (e: TwinUpdateEvent) => void): Promise<Subscription<unknown>> {
-    const sub = await this.#node.createSubscription(TWIN_SERVICES.updates, myelin_msgs.TwinUpdate, (m) =>
+    const sub = await this.#node.createSubscription(TWIN_UPDATES_TOPIC, myelin_msgs.TwinUpdate, (m) =>
       handler({
         kind: m.kind as TwinUpdateEvent["kind"],
         twin: twinFromMsg(m.twin),
@@ -253,7 +234,7 @@ export class TwinClient {
 
   /** Closes the service clients and update subscriptions (not the node). */
   close(): void {
-    for (const c of [this.#list, this.#get, this.#set, this.#delete]) c.close();
+    this.#client.close();
     for (const s of this.#subs) s.close();
   }
 

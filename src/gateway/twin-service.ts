@@ -7,7 +7,7 @@
  */
 import { MyelinError } from "../errors.js";
 import { myelin_msgs, timeNow, type MessageOf } from "../msgs/index.js";
-import type { Node, Publisher } from "../node/index.js";
+import { serveProtocol, type Node, type ProtocolServer, type Publisher } from "../node/index.js";
 import {
   applyPatch,
   checkDeviceName,
@@ -18,16 +18,8 @@ import {
   type ResolvedTwinOptions,
   type TwinDocument,
 } from "./twin-document.js";
+import { TWIN_PROTOCOL, TWIN_UPDATES_TOPIC } from "./twin-protocol.js";
 import type { TwinStore } from "./twin-store.js";
-
-/** The names of the twin services and topic. */
-export const TWIN_SERVICES = {
-  list: "/_twins/list",
-  get: "/_twins/get",
-  set: "/_twins/set",
-  delete: "/_twins/delete",
-  updates: "/_twins/updates",
-} as const;
 
 /** Most twins one list reply holds. */
 export const TWIN_LIST_MAX = 1000;
@@ -84,6 +76,7 @@ export class TwinService {
   readonly #opts: TwinServiceOptions;
   #updates!: Publisher<MessageOf<typeof myelin_msgs.TwinUpdate>>;
   #unlisten: () => void = () => {};
+  #server: ProtocolServer | undefined;
 
   private constructor(opts: TwinServiceOptions) {
     this.#opts = opts;
@@ -98,86 +91,88 @@ export class TwinService {
 
   async #start(): Promise<void> {
     const { node, store } = this.#opts;
-    this.#updates = await node.createPublisher(TWIN_SERVICES.updates, myelin_msgs.TwinUpdate);
+    this.#updates = await node.createPublisher(TWIN_UPDATES_TOPIC, myelin_msgs.TwinUpdate);
     this.#unlisten = store.onChange((c) => {
       this.#updates
         .publish({ kind: c.kind, twin: twinToMsg(c.twin), stamp: timeNow() })
         .catch((err: unknown) => this.#opts.log?.(`cannot publish a twin change: ${(err as Error).message}`));
     });
-    await node.createService(TWIN_SERVICES.list, myelin_msgs.TwinList, (req) => {
-      try {
-        if (!/^[A-Za-z0-9_:.*?-]*$/.test(req.pattern))
-          throw new MyelinError(
-            "ERR_INVALID_ARGUMENT",
-            `pattern ${JSON.stringify(req.pattern)} has a character no device name has; use letters, digits, '_', '-', '.', ':' and the wildcards * and ?`,
-          );
-        const re = devicePattern(req.pattern);
-        const max = req.max === 0 ? TWIN_LIST_MAX : Math.min(req.max, TWIN_LIST_MAX);
-        const all = store.list().filter((t) => re.test(t.device));
-        const from = all.filter((t) => req.after === "" || t.device > req.after);
-        return {
-          ok: true,
-          error_code: "",
-          message: "",
-          twins: from.slice(0, max).map((t) => {
-            const delta = computeDelta(t.desired, t.reported);
-            return {
-              device: t.device,
-              version: t.version,
-              desired_version: t.desiredVersion,
-              reported_version: t.reportedVersion,
-              last_seen: t.lastSeen,
-              connected: t.connected,
-              delta_json: JSON.stringify(delta),
-              delta_keys: Object.keys(delta).length,
-            };
-          }),
-          more: from.length > max,
-          total: all.length,
-        };
-      } catch (err) {
-        return { ...refusal(err), twins: [], more: false, total: 0 };
-      }
-    });
-    await node.createService(TWIN_SERVICES.get, myelin_msgs.TwinGet, (req) => {
-      try {
-        checkDeviceName(req.device);
-        const t = store.get(req.device);
-        if (t === undefined) throw unknownDevice(req.device, this.#opts.twins.topicPrefix);
-        return { ok: true, error_code: "", message: "", twin: twinToMsg(t) };
-      } catch (err) {
-        return refusal(err);
-      }
-    });
-    await node.createService(TWIN_SERVICES.set, myelin_msgs.TwinSet, async (req) => {
-      try {
-        const twin = await this.setDesired(req.device, req.desired_json, {
-          expectedVersion: expectedOf(req.expected_version, "expected_version"),
-          create: req.create,
-          replace: req.replace,
-        });
-        return { ok: true, error_code: "", message: "", twin: twinToMsg(twin) };
-      } catch (err) {
-        return refusal(err);
-      }
-    });
-    await node.createService(TWIN_SERVICES.delete, myelin_msgs.TwinDelete, async (req) => {
-      try {
-        checkDeviceName(req.device);
-        const expected = expectedOf(req.expected_version, "expected_version");
-        await store.update(req.device, (cur) => {
-          if (cur === undefined) throw unknownDevice(req.device, this.#opts.twins.topicPrefix);
-          if (expected !== undefined && cur.version !== expected)
+    this.#server = await serveProtocol(node, TWIN_PROTOCOL, {
+      list: (req) => {
+        try {
+          if (!/^[A-Za-z0-9_:.*?-]*$/.test(req.pattern))
             throw new MyelinError(
-              "ERR_VERSION_CONFLICT",
-              `twin ${req.device} is at version ${cur.version}, the delete expected version ${expected}; read the twin again and decide`,
+              "ERR_INVALID_ARGUMENT",
+              `pattern ${JSON.stringify(req.pattern)} has a character no device name has; use letters, digits, '_', '-', '.', ':' and the wildcards * and ?`,
             );
-          return { twin: cur, kind: "deleted" };
-        });
-        return { ok: true, error_code: "", message: "" };
-      } catch (err) {
-        return refusal(err);
-      }
+          const re = devicePattern(req.pattern);
+          const max = req.max === 0 ? TWIN_LIST_MAX : Math.min(req.max, TWIN_LIST_MAX);
+          const all = store.list().filter((t) => re.test(t.device));
+          const from = all.filter((t) => req.after === "" || t.device > req.after);
+          return {
+            ok: true,
+            error_code: "",
+            message: "",
+            twins: from.slice(0, max).map((t) => {
+              const delta = computeDelta(t.desired, t.reported);
+              return {
+                device: t.device,
+                version: t.version,
+                desired_version: t.desiredVersion,
+                reported_version: t.reportedVersion,
+                last_seen: t.lastSeen,
+                connected: t.connected,
+                delta_json: JSON.stringify(delta),
+                delta_keys: Object.keys(delta).length,
+              };
+            }),
+            more: from.length > max,
+            total: all.length,
+          };
+        } catch (err) {
+          return { ...refusal(err), twins: [], more: false, total: 0 };
+        }
+      },
+      get: (req) => {
+        try {
+          checkDeviceName(req.device);
+          const t = store.get(req.device);
+          if (t === undefined) throw unknownDevice(req.device, this.#opts.twins.topicPrefix);
+          return { ok: true, error_code: "", message: "", twin: twinToMsg(t) };
+        } catch (err) {
+          return refusal(err);
+        }
+      },
+      set: async (req) => {
+        try {
+          const twin = await this.setDesired(req.device, req.desired_json, {
+            expectedVersion: expectedOf(req.expected_version, "expected_version"),
+            create: req.create,
+            replace: req.replace,
+          });
+          return { ok: true, error_code: "", message: "", twin: twinToMsg(twin) };
+        } catch (err) {
+          return refusal(err);
+        }
+      },
+      delete: async (req) => {
+        try {
+          checkDeviceName(req.device);
+          const expected = expectedOf(req.expected_version, "expected_version");
+          await store.update(req.device, (cur) => {
+            if (cur === undefined) throw unknownDevice(req.device, this.#opts.twins.topicPrefix);
+            if (expected !== undefined && cur.version !== expected)
+              throw new MyelinError(
+                "ERR_VERSION_CONFLICT",
+                `twin ${req.device} is at version ${cur.version}, the delete expected version ${expected}; read the twin again and decide`,
+              );
+            return { twin: cur, kind: "deleted" };
+          });
+          return { ok: true, error_code: "", message: "" };
+        } catch (err) {
+          return refusal(err);
+        }
+      },
     });
   }
 
@@ -221,9 +216,10 @@ export class TwinService {
     return r!;
   }
 
-  /** Stops publishing changes (the node's services go with the node). */
+  /** Stops serving and publishing changes. */
   close(): void {
     this.#unlisten();
+    this.#server?.close();
   }
 }
 

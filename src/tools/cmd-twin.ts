@@ -4,8 +4,8 @@
  */
 import { parse as parseYaml } from "yaml";
 import { MyelinError, ServiceError } from "../errors.js";
-import { TwinClient, TWIN_SERVICES, type DeviceTwin, type JsonObject } from "../gateway/index.js";
-import type { GraphSnapshot } from "../node/index.js";
+import { TwinClient, TWIN_PROTOCOL, type DeviceTwin, type JsonObject } from "../gateway/index.js";
+import { graphServes, type GraphSnapshot } from "../node/index.js";
 import {
   aborted,
   boolOpt,
@@ -34,7 +34,7 @@ function timeoutOf(inv: Invocation, command: string): number {
 
 /** @throws ServiceError ERR_NO_SERVER saying how to start a gateway when none serves twins */
 function requireTwins(graph: GraphSnapshot): void {
-  if (!graph.nodes.some((n) => n.services.some((s) => s.service === TWIN_SERVICES.get))) {
+  if (!graphServes(graph, TWIN_PROTOCOL.get)) {
     throw new ServiceError(
       "ERR_NO_SERVER",
       "no MQTT gateway with device twins runs: start the hub with `myelin hub --mqtt-port 1883` (or `--gateway-config FILE` without `twins: { enabled: false }`)",
