@@ -29,6 +29,38 @@ export { MQTT_LIMIT_DEFAULTS } from "./mqtt-limits.js";
 export type { MqttLimits } from "./mqtt-limits.js";
 export { FilePersistence } from "./mqtt-persistence.js";
 export type { FilePersistenceOptions } from "./mqtt-persistence.js";
+export {
+  TWIN_DEFAULTS,
+  resolveTwinOptions,
+  computeDelta,
+  mergePatch,
+  twinToJson,
+  deviceNameProblem,
+} from "./twin-document.js";
+export type {
+  TwinOptions,
+  ResolvedTwinOptions,
+  TwinDocument,
+  TwinJson,
+  JsonObject,
+  JsonValue,
+} from "./twin-document.js";
+export { TwinStore } from "./twin-store.js";
+export type { TwinStoreOptions, TwinChange, TwinChangeKind } from "./twin-store.js";
+export { TwinService } from "./twin-service.js";
+export { TWIN_PROTOCOL, TWIN_UPDATES_TOPIC } from "./twin-protocol.js";
+export type { TwinProtocol } from "./twin-protocol.js";
+export { TwinMqtt } from "./twin-mqtt.js";
+export { TwinClient, twinFromMsg } from "./twin-client.js";
+export type {
+  DeviceTwin,
+  TwinSummary,
+  TwinListOptions,
+  TwinListPage,
+  TwinSetOptions,
+  TwinUpdateEvent,
+  TwinClientOptions,
+} from "./twin-client.js";
 export { loadGatewayConfig, parseGatewayConfig, parseGatewayConfigText } from "./gateway-config.js";
 export type { GatewayConfig } from "./gateway-config.js";
 export { startBridge, createLink, BridgeHost } from "./bridge-host.js";
