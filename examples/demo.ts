@@ -21,7 +21,7 @@ import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { createInterface } from "node:readline";
 import { createNode, rcl_interfaces, type Node } from "../src/index.js";
-import { myelin_msgs } from "../src/msgs/index.js";
+import { supervisorClient } from "../src/orchestrator/index.js";
 
 const { values } = parseArgs({
   options: {
@@ -116,10 +116,10 @@ async function follow(): Promise<void> {
     { qos: { reliability: "reliable", depth: 1000 } },
   );
   if (values.chaos !== true) return;
-  const ps = node.createClient("/_supervisor/ps", myelin_msgs.SupervisorPs, { timeoutMs: 3000 });
+  const supervisor = supervisorClient(node, { timeoutMs: 3000 });
   chaosTimer = setInterval(() => {
-    void ps
-      .call({})
+    void supervisor
+      .ps({})
       .then((r) => {
         const rows = (
           JSON.parse(r.processes_json) as { process: string; replica: number; pid: number; state: string }[]

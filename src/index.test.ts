@@ -85,6 +85,7 @@ const PUBLIC_VALUES = [
   "hashPassword",
   "loadGatewayConfig",
   "startBridge",
+  "TwinClient",
   "BridgeHost",
   "loadBridgeConfig",
 ];
@@ -223,6 +224,17 @@ const PUBLIC_TYPES = [
   "NatsBridgeConfig",
   "NatsJetStreamConfig",
   "AmqpBridgeConfig",
+  // device twins
+  "TwinClientOptions",
+  "DeviceTwin",
+  "TwinSummary",
+  "TwinListOptions",
+  "TwinListPage",
+  "TwinSetOptions",
+  "TwinUpdateEvent",
+  "TwinOptions",
+  "JsonObject",
+  "JsonValue",
 ];
 
 const UPDATE_HINT =

@@ -82,7 +82,7 @@ describe(
       const wrong = await fetch(`${base}?token=not-the-token-at-all`, { redirect: "manual" });
       assert.equal(wrong.status, 401);
       const body = (await wrong.json()) as { error: { code: string; message: string } };
-      assert.equal(body.error.code, "ERR_UNAUTHORIZED");
+      assert.equal(body.error.code, "ERR_NOT_AUTHORIZED");
       assert.match(body.error.message, /wrong token.*myelin dashboard/);
       const none = await fetch(`${base}api/publish`, {
         method: "POST",

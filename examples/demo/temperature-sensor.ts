@@ -1,6 +1,6 @@
 /**
  * A simulated MQTT device (a module of the demo's launch spec): a temperature sensor that speaks
- * MQTT only. It finds the hub's MQTT gateway (through `/_gateway/status`), publishes
+ * MQTT only. It finds the hub's MQTT gateway (through the gateway's status service), publishes
  * `devices/<id>/temperature` as JSON at its sample rate (1 Hz to start), and takes a new rate from
  * `devices/<id>/sample_rate` (JSON `{"data": hz}`), which the gateway maps from the Myelin topic
  * `/devices/<id>/sample_rate` (std_msgs/Float64) — publish there from the dashboard or the CLI —
@@ -11,15 +11,13 @@
  */
 import mqtt from "mqtt";
 import type { LaunchContext, Node } from "../../src/index.js";
-import { myelin_msgs } from "../../src/msgs/index.js";
+import { gatewayClient } from "../../src/gateway/index.js";
 
 /** Starts the device; returns its stop function. */
 export async function runTemperatureSensor(node: Node, ctx: LaunchContext): Promise<() => Promise<void>> {
   const id = ctx.args[0] ?? "temp-1";
   ctx.deferReady();
-  const status = await node
-    .createClient("/_gateway/status", myelin_msgs.GatewayStatus, { timeoutMs: 5000 })
-    .call({});
+  const status = await gatewayClient(node, { timeoutMs: 5000 }).status({});
   const listener = status.listeners.find((l) => /^(mqtt|tcp):/.test(l)) ?? status.listeners[0] ?? "";
   const port = /:(\d+)\/?$/.exec(listener)?.[1];
   if (port === undefined)

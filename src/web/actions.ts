@@ -10,12 +10,12 @@ import {
   listTypes,
   lookupService,
   lookupType,
-  myelin_msgs,
   type MessageType,
   type ServiceType,
 } from "../msgs/index.js";
-import type { Node, Publisher } from "../node/index.js";
-import type { ProcessRow } from "../orchestrator/index.js";
+import { parameterProtocol, type Node, type Publisher } from "../node/index.js";
+import { SUPERVISOR_PROTOCOL, type ProcessRow } from "../orchestrator/index.js";
+import { TWIN_PROTOCOL } from "../gateway/index.js";
 import { shorten } from "./message-view.js";
 import { ServiceCaller } from "./service-caller.js";
 import type { LiveFeed } from "./live-feed.js";
@@ -155,12 +155,8 @@ export class Actions {
   /** A node's parameters (`/<node>/list_parameters`). */
   async parameters(body: Record<string, unknown>): Promise<unknown> {
     const node = str(body, "node", "parameters");
-    const r = await this.#feed.services.call(
-      `/${node}/list_parameters`,
-      myelin_msgs.ListParameters,
-      {},
-      3000,
-    );
+    const list = parameterProtocol(node).list;
+    const r = await this.#feed.services.call(list.service, list.type, {}, 3000);
     return {
       node,
       parameters: r.names.map((name, i) => ({
@@ -181,9 +177,10 @@ export class Actions {
     const node = str(body, "node", "set parameter");
     const name = str(body, "name", "set parameter");
     const value = dataOf(body["value"], `value of ${name}`);
+    const set = parameterProtocol(node).set;
     const r = await this.#feed.services.call(
-      `/${node}/set_parameter`,
-      myelin_msgs.SetParameter,
+      set.service,
+      set.type,
       { name, value_json: JSON.stringify(value) },
       3000,
     );
@@ -200,14 +197,14 @@ export class Actions {
     const action = str(body, "action", "process");
     const node = str(body, "node", "process");
     const waitMs = typeof body["waitMs"] === "number" && body["waitMs"] > 0 ? body["waitMs"] : 30000;
-    let service: string;
+    let method: { service: string; type: typeof SUPERVISOR_PROTOCOL.scale.type };
     let replicas = 0;
     switch (action) {
       case "restart":
-        service = "/_supervisor/restart";
+        method = SUPERVISOR_PROTOCOL.restart;
         break;
       case "stop":
-        service = "/_supervisor/scale";
+        method = SUPERVISOR_PROTOCOL.scale;
         break;
       case "scale": {
         const n = body["replicas"];
@@ -217,7 +214,7 @@ export class Actions {
             `scale ${node}: replicas must be an integer from 0 to 64, got ${JSON.stringify(n)}`,
           );
         }
-        service = "/_supervisor/scale";
+        method = SUPERVISOR_PROTOCOL.scale;
         replicas = n;
         break;
       }
@@ -227,15 +224,15 @@ export class Actions {
           `process: action must be restart, stop or scale, got '${action}'`,
         );
     }
-    if (ServiceCaller.typeOf(this.#feed.graph(), service) === undefined) {
+    if (ServiceCaller.typeOf(this.#feed.graph(), method.service) === undefined) {
       throw new ServiceError(
         "ERR_NO_SERVER",
         "the hub runs without a supervisor; start the system with `myelin up`",
       );
     }
     const r = await this.#feed.services.call(
-      service,
-      myelin_msgs.SupervisorControl,
+      method.service,
+      method.type,
       { node, replicas, wait_ms: waitMs },
       (action === "restart" ? 8 : 1) * waitMs + 10000,
     );
@@ -244,16 +241,20 @@ export class Actions {
     return { message: r.message, rows };
   }
 
-  /** Calls one of the twins' services (`/_twins/<op>`) with `request` (JSON or YAML text). */
+  /** Calls one of the twins' services (`op`: list, get, set or delete) with `request` (JSON or YAML text). */
   async twins(body: Record<string, unknown>): Promise<unknown> {
     const op = str(body, "op", "twins");
-    if (!/^[a-z_]+$/.test(op)) throw new MyelinError("ERR_INVALID_ARGUMENT", `twins: no operation '${op}'`);
-    const service = `/_twins/${op}`;
-    const g = this.#feed.graph();
-    const typeName = ServiceCaller.typeOf(g, service);
-    if (typeName === undefined)
-      throw new ServiceError("ERR_NO_SERVER", `no twins service: nothing serves ${service}`);
-    const type = serviceType(typeName);
+    const ops = Object.keys(TWIN_PROTOCOL);
+    if (!ops.includes(op)) {
+      throw new MyelinError("ERR_INVALID_ARGUMENT", `twins: no operation '${op}'; use ${ops.join(", ")}`);
+    }
+    const { service } = TWIN_PROTOCOL[op as keyof typeof TWIN_PROTOCOL];
+    const type = TWIN_PROTOCOL[op as keyof typeof TWIN_PROTOCOL].type as ServiceType<unknown, unknown>;
+    if (ServiceCaller.typeOf(this.#feed.graph(), service) === undefined)
+      throw new ServiceError(
+        "ERR_NO_SERVER",
+        `no twins service: nothing serves ${service} (the hub runs no MQTT gateway)`,
+      );
     const req = fromJson(
       type.request,
       dataOf(body["request"], `request to ${service}`),

@@ -52,7 +52,7 @@ const MIME: Record<string, string> = {
 /** HTTP status of an error code. */
 function statusOf(code: ErrorCode | undefined): number {
   switch (code) {
-    case "ERR_UNAUTHORIZED":
+    case "ERR_NOT_AUTHORIZED":
       return 401;
     case "ERR_UNKNOWN_TYPE":
     case "ERR_UNKNOWN_TOPIC":
@@ -160,7 +160,7 @@ export class DashboardServer {
     const given = requestToken(req, url);
     if (!tokenMatches(this.#opts.token, given)) {
       throw new MyelinError(
-        "ERR_UNAUTHORIZED",
+        "ERR_NOT_AUTHORIZED",
         given === undefined
           ? "the dashboard needs its token: open the URL the hub printed (it ends in ?token=…), or print it with `myelin dashboard`"
           : "wrong token: open the URL the hub printed (it ends in ?token=…), or print it with `myelin dashboard`",

@@ -5,11 +5,11 @@
  * subscribed while no page is open, and a topic is measured only while a page shows it.
  */
 import { hostname } from "node:os";
-import { myelin_msgs, rcl_interfaces, std_srvs } from "../msgs/index.js";
-import { createNode, type GraphSnapshot, type Node } from "../node/index.js";
-import { LOG_TOPIC, type ProcessRow } from "../orchestrator/index.js";
-import { BRIDGE_STATUS_SERVICE } from "../gateway/bridge-host.js";
-import { HUB_INFO_SERVICE } from "../hub/info.js";
+import { rcl_interfaces } from "../msgs/index.js";
+import { createNode, STORE_PROTOCOL, type GraphSnapshot, type Node } from "../node/index.js";
+import { LOG_TOPIC, SUPERVISOR_PROTOCOL, type ProcessRow } from "../orchestrator/index.js";
+import { BRIDGE_PROTOCOL, GATEWAY_PROTOCOL, TWIN_PROTOCOL } from "../gateway/index.js";
+import { HUB_INFO_PROTOCOL } from "../hub/index.js";
 import { AlarmBook, type AlarmCondition } from "./alarms.js";
 import { messageView } from "./message-view.js";
 import { ServiceCaller } from "./service-caller.js";
@@ -319,12 +319,12 @@ export class LiveFeed {
   }
 
   async #pollProcesses(): Promise<void> {
-    if (!this.#has("/_supervisor/ps")) {
+    if (!this.#has(SUPERVISOR_PROTOCOL.ps.service)) {
       this.#broadcast({ t: "processes", available: false, rows: [] }, false, "processes");
       this.#alarm("processes", []);
       return;
     }
-    const r = await this.services.call("/_supervisor/ps", myelin_msgs.SupervisorPs, {}, 3000);
+    const r = await this.services.call(SUPERVISOR_PROTOCOL.ps.service, SUPERVISOR_PROTOCOL.ps.type, {}, 3000);
     const rows = JSON.parse(r.processes_json) as ProcessRow[];
     this.#broadcast(
       { t: "processes", available: true, rows, spec: r.spec_file, environment: r.environment },
@@ -404,8 +404,13 @@ export class LiveFeed {
 
   async #pollStore(g: GraphSnapshot | undefined): Promise<void> {
     const conditions: AlarmCondition[] = [];
-    if (this.#has(HUB_INFO_SERVICE)) {
-      const info = await this.services.call(HUB_INFO_SERVICE, myelin_msgs.HubInfo, {}, 3000);
+    if (this.#has(HUB_INFO_PROTOCOL.info.service)) {
+      const info = await this.services.call(
+        HUB_INFO_PROTOCOL.info.service,
+        HUB_INFO_PROTOCOL.info.type,
+        {},
+        3000,
+      );
       this.#broadcast({ t: "hub", info }, false, "hub");
       if (info.store_disk_full_since > 0) {
         conditions.push({
@@ -427,7 +432,7 @@ export class LiveFeed {
         });
       }
     }
-    if (!this.#has("/_store/info")) {
+    if (!this.#has(STORE_PROTOCOL.info.service)) {
       this.#broadcast({ t: "durable", available: false, topics: [] }, false, "durable");
       this.#alarm("store", conditions);
       return;
@@ -438,7 +443,12 @@ export class LiveFeed {
     }
     const topics = [];
     for (const topic of [...durable].sort().slice(0, 100)) {
-      const i = await this.services.call("/_store/info", myelin_msgs.StoreInfo, { topic }, 3000);
+      const i = await this.services.call(
+        STORE_PROTOCOL.info.service,
+        STORE_PROTOCOL.info.type,
+        { topic },
+        3000,
+      );
       if (!i.exists) continue;
       topics.push({ topic, ...i });
       i.consumers.forEach((c, k) => {
@@ -458,21 +468,26 @@ export class LiveFeed {
   }
 
   async #pollGateway(): Promise<void> {
-    if (!this.#has("/_gateway/status")) {
+    if (!this.#has(GATEWAY_PROTOCOL.status.service)) {
       this.#broadcast({ t: "gateway", available: false }, false, "gateway");
       return;
     }
-    const status = await this.services.call("/_gateway/status", myelin_msgs.GatewayStatus, {}, 3000);
+    const status = await this.services.call(
+      GATEWAY_PROTOCOL.status.service,
+      GATEWAY_PROTOCOL.status.type,
+      {},
+      3000,
+    );
     this.#broadcast({ t: "gateway", available: true, status }, false, "gateway");
   }
 
   async #pollBridges(): Promise<void> {
-    if (!this.#has(BRIDGE_STATUS_SERVICE)) {
+    if (!this.#has(BRIDGE_PROTOCOL.status.service)) {
       this.#broadcast({ t: "bridges", available: false, bridges: [] }, false, "bridges");
       this.#alarm("bridges", []);
       return;
     }
-    const r = await this.services.call(BRIDGE_STATUS_SERVICE, std_srvs.Trigger, {}, 3000);
+    const r = await this.services.call(BRIDGE_PROTOCOL.status.service, BRIDGE_PROTOCOL.status.type, {}, 3000);
     const bridges = JSON.parse(r.message) as { name: string; state: string; lastError?: string }[];
     this.#broadcast({ t: "bridges", available: true, bridges }, false, "bridges");
     this.#alarm(
@@ -489,11 +504,16 @@ export class LiveFeed {
   }
 
   async #pollTwins(g: GraphSnapshot | undefined): Promise<void> {
-    if (ServiceCaller.typeOf(g, "/_twins/list") === undefined) {
+    if (ServiceCaller.typeOf(g, TWIN_PROTOCOL.list.service) === undefined) {
       this.#broadcast({ t: "twins", available: false, twins: [] }, false, "twins");
       return;
     }
-    const res = await this.services.callByName(g, "/_twins/list", {}, 3000);
+    const res = await this.services.call(
+      TWIN_PROTOCOL.list.service,
+      TWIN_PROTOCOL.list.type,
+      { pattern: "", after: "", max: 1000 },
+      3000,
+    );
     this.#broadcast({ t: "twins", available: true, list: res }, false, "twins");
   }
 
