@@ -229,7 +229,6 @@ function TwinRow(props: { twin: TwinSummary }) {
             const request = {
               device: t.device,
               desired_json: patch,
-              expected_version: -1,
               create: false,
               replace: false,
             };
