@@ -98,8 +98,9 @@ export async function bagInfo(path: string): Promise<BagInfo> {
       library = r.header.library;
       profile = r.header.profile;
       chunks = r.chunkIndexes.length;
-      for (const c of r.chunkIndexes)
+      for (const c of r.chunkIndexes) {
         compression[c.compression || "none"] = (compression[c.compression || "none"] ?? 0) + 1;
+      }
       for (const ch of r.channelsById.values()) {
         const s = r.schemasById.get(ch.schemaId);
         byTopic.set(ch.topic, {
@@ -109,17 +110,25 @@ export async function bagInfo(path: string): Promise<BagInfo> {
           bytes: 0,
         });
       }
-      for await (const m of r.readMessages()) {
+      for await (const m of r.readMessages({ validateCrcs: true })) {
         const ch = r.channelsById.get(m.channelId)!;
         const a = byTopic.get(ch.topic)!;
         count(ch.topic, a.schema, a.encoding, m.logTime, m.data.byteLength);
       }
       for await (const md of r.readMetadata()) metadata[md.name] = Object.fromEntries(md.metadata);
+    } catch (err) {
+      // The index is there but a chunk is damaged: count what a scan in file order can read.
+      problem = `damaged: ${(err as Error).message}`;
+      byTopic.clear();
+      for (const k of Object.keys(compression)) delete compression[k];
+      messages = 0;
+      chunks = 0;
     } finally {
       await bag.close();
     }
-  } else {
-    indexed = false;
+  }
+  if (bag === undefined || problem !== undefined) {
+    indexed = bag !== undefined;
     const schemas = new Map<number, { name: string; encoding: string }>();
     const channels = new Map<number, { topic: string; schemaId: number; messageEncoding: string }>();
     const end = await scanBag(path, (rec: TypedMcapRecord) => {
@@ -158,7 +167,9 @@ export async function bagInfo(path: string): Promise<BagInfo> {
       }
     });
     size = end.size;
-    problem = end.problem ?? "the file has no summary";
+    if (problem !== undefined)
+      problem = `${problem}; read in file order up to ${end.goodBytes} bytes${end.problem !== undefined ? ` (${end.problem})` : ""}`;
+    else problem = end.problem ?? "the file has no summary";
   }
   const durationMs = Number(endNs - startNs) / 1e6;
   const rec = metadata["myelin.recording"];

@@ -41,13 +41,13 @@ const CASES: { file: string; topic: string; type: MessageType<unknown>; messages
   {
     file: "json-string.mcap",
     topic: "/chatter",
-    type: std_msgs.String as MessageType<unknown>,
+    type: std_msgs.String,
     messages: ["hello", "wörld ✓", ""].map((data) => ({ data })),
   },
   {
     file: "cdr-image.mcap",
     topic: "/camera/image",
-    type: sensor_msgs.Image as MessageType<unknown>,
+    type: sensor_msgs.Image,
     messages: [1, 2, 3].map((i) =>
       sensor_msgs.Image.create({
         header: { stamp: { sec: 1_700_000_000 + i, nanosec: i * 1000 }, frame_id: "camera" },
@@ -62,7 +62,7 @@ const CASES: { file: string; topic: string; type: MessageType<unknown>; messages
   {
     file: "cdr-compressed-image.mcap",
     topic: "/camera/image/compressed",
-    type: sensor_msgs.CompressedImage as MessageType<unknown>,
+    type: sensor_msgs.CompressedImage,
     messages: [1, 2, 3].map((i) =>
       sensor_msgs.CompressedImage.create({
         header: { stamp: { sec: 1_700_000_000 + i, nanosec: 0 }, frame_id: "camera" },
@@ -74,7 +74,7 @@ const CASES: { file: string; topic: string; type: MessageType<unknown>; messages
   {
     file: "cdr-pointcloud2.mcap",
     topic: "/lidar/points",
-    type: sensor_msgs.PointCloud2 as MessageType<unknown>,
+    type: sensor_msgs.PointCloud2,
     messages: [1, 2, 3].map((i) => {
       const data = new Uint8Array(2 * 12);
       new Float32Array(data.buffer).set([i, 0, 0, 0, i, 0]);

@@ -8,7 +8,7 @@
  * channel whose type is not known here is skipped and reported, never guessed.
  */
 import { EventEmitter } from "node:events";
-import { MyelinError } from "../errors.js";
+import { DecodeError, MyelinError } from "../errors.js";
 import { rosgraph_msgs } from "../msgs/index.js";
 import type { Node, Publisher } from "../node/index.js";
 import { openBag, type Bag } from "./bag-reader.js";
@@ -245,6 +245,33 @@ export class Player extends EventEmitter<PlayerEvents> {
     if (topics.length === 0) return this.stats();
     const channelTopics = [...new Set(topics.map(([id]) => bag.reader.channelsById.get(id)!.topic))];
     let lastClockWall = -Infinity;
+    try {
+      await this.#play(
+        bag,
+        from,
+        channelTopics,
+        () => lastClockWall,
+        (t) => (lastClockWall = t),
+      );
+    } catch (err) {
+      if (err instanceof MyelinError) throw err;
+      throw new DecodeError(
+        "ERR_DECODE",
+        `${this.#opts.file} could not be read after ${this.#published} messages: ${(err as Error).message}; ` +
+          `\`myelin bag repair ${this.#opts.file}\` keeps what is intact`,
+        { cause: err },
+      );
+    }
+    return this.stats();
+  }
+
+  async #play(
+    bag: Bag,
+    from: bigint,
+    channelTopics: string[],
+    lastClock: () => number,
+    setLastClock: (t: number) => void,
+  ): Promise<void> {
     do {
       this.#anchorWall = performance.now();
       this.#anchorNs = from;
@@ -256,8 +283,8 @@ export class Player extends EventEmitter<PlayerEvents> {
         await this.#waitUntil(m.logTime);
         if (this.#stopped) break;
         this.#positionNs = m.logTime;
-        if (this.#clock !== undefined && performance.now() - lastClockWall >= 1000 / this.#opts.clockHz) {
-          lastClockWall = performance.now();
+        if (this.#clock !== undefined && performance.now() - lastClock() >= 1000 / this.#opts.clockHz) {
+          setLastClock(performance.now());
           const ns = m.logTime;
           await this.#clock.publish({
             clock: { sec: Number(ns / 1_000_000_000n), nanosec: Number(ns % 1_000_000_000n) },
@@ -271,7 +298,6 @@ export class Player extends EventEmitter<PlayerEvents> {
       this.#loops++;
       this.emit("loop", this.#loops);
     } while (!this.#stopped);
-    return this.stats();
   }
 
   /** Waits until recording time `ns` is due (rate-scaled), honouring pause and step. */

@@ -19,7 +19,11 @@ export function bagInfoLines(info: BagInfo): string[] {
   const lines = [
     `Files:          ${info.path}`,
     `Bag size:       ${formatSize(info.size)}`,
-    `State:          ${info.indexed ? "closed, indexed" : `NOT CLOSED: ${info.problem ?? "no summary"}; run \`myelin bag repair ${info.path}\``}`,
+    `State:          ${
+      info.problem === undefined
+        ? "closed, indexed"
+        : `${info.indexed ? "DAMAGED" : "NOT CLOSED"}: ${info.problem}; run \`myelin bag repair ${info.path}\``
+    }`,
     `Written by:     ${info.library || "unknown"}${info.profile !== "" ? ` (profile ${info.profile})` : ""}`,
     `Duration:       ${formatElapsed(info.durationMs)}`,
     `Start:          ${info.messages > 0 ? isoOf(info.startNs) : "-"}`,

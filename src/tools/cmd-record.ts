@@ -1,5 +1,6 @@
 /** `myelin record` and `myelin play`: record topics into MCAP files, play them back. */
 import { MyelinError } from "../errors.js";
+import { openBag } from "../record/bag-reader.js";
 import { Player } from "../record/player.js";
 import { Recorder, type RecordFrom, type RecorderStats } from "../record/recorder.js";
 import type { Compression } from "../record/mcap-file-writer.js";
@@ -387,6 +388,8 @@ export const playCommand: CommandSpec = {
       ? (numOpt(inv, "clock-hz", { min: 0.1, max: 1000, command: cmd }) ?? 40)
       : 0;
     const waitMs = numOpt(inv, "wait-ms", { min: 0, integer: true, command: cmd }) ?? 2000;
+    // A bad file is reported as such, before (and whether or not) a hub runs.
+    await (await openBag(file)).close();
     return withNode(ctx, inv, "play", async (node) => {
       await using player = new Player(node, {
         file,
