@@ -279,7 +279,7 @@ test(
         published++;
         await pub.publish({ data: `message ${published}` });
         // About 5000 messages/s: a steady stream the recorder keeps up with on a busy machine.
-      if (published % 10 === 0) await new Promise((r) => setTimeout(r, 2));
+        if (published % 10 === 0) await new Promise((r) => setTimeout(r, 2));
       }
     })();
     const seen = await waitForMessages(file, 200);
