@@ -125,6 +125,13 @@ export interface SubscriptionOptions {
    * guaranteed when a member dies. Letters, digits, `_`, `-`, `.`; default none.
    */
   group?: string;
+  /**
+   * How far each remote publisher may run ahead of this subscription: messages and bytes sent and not
+   * yet consumed (its credit). Past it, a reliable publisher waits and a best-effort one drops (counted).
+   * Default 16,384 messages and 32 MiB (1,024 messages in a queue group; an iterator that blocks uses
+   * its queue size). A recorder that must ride out pauses of its disk or CPU asks for more.
+   */
+  window?: { messages?: number; bytes?: number };
 }
 
 export type { ClientOptions, ServiceOptions } from "./service.js";
@@ -358,7 +365,34 @@ interface SubState {
   iterator: boolean;
   type: MessageType<unknown> | undefined;
   validate: boolean;
+  /** Credit window asked for with `window`, if any. */
+  window: { messages?: number; bytes?: number } | undefined;
   sources: Map<string, RemoteSource>;
+}
+
+/**
+ * The `window` option of a subscription, checked: whole numbers from 1 to 2^31 - 1.
+ * @throws MyelinError ERR_INVALID_ARGUMENT naming the subscription and the bad value
+ */
+function checkWindow(
+  w: SubscriptionOptions["window"],
+  topic: string,
+): { messages?: number; bytes?: number } | undefined {
+  if (w === undefined) return undefined;
+  for (const [k, v] of Object.entries(w)) {
+    if (
+      (k !== "messages" && k !== "bytes") ||
+      !Number.isInteger(v) ||
+      (v as number) < 1 ||
+      (v as number) > 0x7fffffff
+    ) {
+      throw new MyelinError(
+        "ERR_INVALID_ARGUMENT",
+        `subscription to ${topic}: window.${k} must be a whole number from 1 to 2147483647, got ${String(v)}`,
+      );
+    }
+  }
+  return { ...w };
 }
 
 /** Creates a node, binds its data socket and registers it with the hub (if one runs). */
@@ -614,6 +648,7 @@ export class Node extends EventEmitter<NodeEvents> implements CallRouter {
       iterator: handler === undefined,
       type: typeObj,
       validate: opts.validate ?? true,
+      window: checkWindow(opts.window, name),
       sources: new Map(),
     };
     this.#subs.set(sub as Subscription<unknown>, state);
@@ -1267,7 +1302,8 @@ export class Node extends EventEmitter<NodeEvents> implements CallRouter {
       const block = st.iterator && sub.overflow === "block";
       // A group member keeps a smaller window, so a busy member is passed over sooner.
       const full = sub.group === undefined ? CREDIT_MSGS : GROUP_CREDIT_MSGS;
-      const windowMsgs = block ? Math.max(16, Math.min(sub.queueSize, full)) : full;
+      const windowMsgs = block ? Math.max(16, Math.min(sub.queueSize, full)) : (st.window?.messages ?? full);
+      const windowBytes = st.window?.bytes ?? CREDIT_BYTES;
       const link = this.#link(n.endpoint);
       const src =
         have ??
@@ -1279,7 +1315,7 @@ export class Node extends EventEmitter<NodeEvents> implements CallRouter {
           id,
           n.name,
           windowMsgs,
-          CREDIT_BYTES,
+          windowBytes,
           sub.group !== undefined,
         );
       const body: Omit<SubBody, "sid"> = {
@@ -1288,7 +1324,7 @@ export class Node extends EventEmitter<NodeEvents> implements CallRouter {
         reliable: sub.qos.reliability === "reliable",
         history: sub.qos.durability === "transient-local" && sub.group === undefined ? sub.qos.depth : 0,
         creditMsgs: windowMsgs,
-        creditBytes: CREDIT_BYTES,
+        creditBytes: windowBytes,
       };
       if (sub.group !== undefined) body.group = sub.group;
       src.sid = link.subscribe(body, src);
