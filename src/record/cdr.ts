@@ -20,8 +20,19 @@ interface Cursor {
   buf: Uint8Array;
   /** Offset in `buf` of the first byte after the encapsulation header: alignment is relative to it. */
   base: number;
+  /** Logical position in the encoded message. */
   pos: number;
+  /**
+   * Writing in parts: bytes of the message so far that are not in `buf` (large byte sequences kept by
+   * reference), so a value at logical `pos` goes to `buf[pos - shift]`. Always 0 when reading.
+   */
+  shift: number;
+  /** Writing in parts: where each referenced byte sequence goes (its offset in `buf`) and its bytes. */
+  holes?: { at: number; data: Uint8Array }[];
 }
+
+/** Byte sequences at least this long are referenced, not copied, by {@link cdrEncodeParts}. */
+const BY_REFERENCE_BYTES = 16 * 1024;
 
 /** What one field compiles to. */
 interface FieldCodec {
@@ -40,7 +51,7 @@ function alignCursor(c: Cursor, n: number): void {
 /** Aligns a writing cursor and zeroes the padding (the buffer is allocated uninitialised). */
 function alignWrite(c: Cursor, n: number): void {
   const to = c.base + align(c.pos - c.base, n);
-  while (c.pos < to) c.buf[c.pos++] = 0;
+  while (c.pos < to) c.buf[c.pos++ - c.shift] = 0;
 }
 
 function need(c: Cursor, n: number, what: string): void {
@@ -62,7 +73,7 @@ function prim(
     size: (_v, off) => align(off, width) + width,
     write(v, c) {
       alignWrite(c, width);
-      set(c.view, c.pos, v);
+      set(c.view, c.pos - c.shift, v);
       c.pos += width;
     },
     read(c) {
@@ -151,9 +162,10 @@ const stringCodec: FieldCodec = {
   write(v, c) {
     alignWrite(c, 4);
     const s = v as string;
-    const n = Buffer.from(c.buf.buffer, c.buf.byteOffset, c.buf.byteLength).write(s, c.pos + 4, "utf8");
-    c.view.setUint32(c.pos, n + 1, true);
-    c.buf[c.pos + 4 + n] = 0;
+    const at = c.pos - c.shift;
+    const n = Buffer.from(c.buf.buffer, c.buf.byteOffset, c.buf.byteLength).write(s, at + 4, "utf8");
+    c.view.setUint32(at, n + 1, true);
+    c.buf[at + 4 + n] = 0;
     c.pos += 4 + n + 1;
   },
   read(c) {
@@ -175,8 +187,11 @@ const bytesCodec: FieldCodec = {
   write(v, c) {
     alignWrite(c, 4);
     const b = v as Uint8Array;
-    c.view.setUint32(c.pos, b.byteLength, true);
-    c.buf.set(b, c.pos + 4);
+    c.view.setUint32(c.pos - c.shift, b.byteLength, true);
+    if (c.holes !== undefined && b.byteLength >= BY_REFERENCE_BYTES) {
+      c.holes.push({ at: c.pos + 4 - c.shift, data: b });
+      c.shift += b.byteLength;
+    } else c.buf.set(b, c.pos + 4 - c.shift);
     c.pos += 4 + b.byteLength;
   },
   read(c) {
@@ -221,7 +236,7 @@ function arrayCodec(el: FieldCodec, length: number | undefined): FieldCodec {
       const a = v as unknown[];
       if (length === undefined) {
         alignWrite(c, 4);
-        c.view.setUint32(c.pos, a.length, true);
+        c.view.setUint32(c.pos - c.shift, a.length, true);
         c.pos += 4;
       }
       for (const x of a) el.write(x, c);
@@ -351,12 +366,74 @@ export function cdrEncode<T>(type: MessageType<T>, msg: T): Uint8Array {
   buf[1] = CDR_LE_HEADER[1];
   buf[2] = CDR_LE_HEADER[2];
   buf[3] = CDR_LE_HEADER[3];
-  const c: Cursor = { view: new DataView(buf.buffer, buf.byteOffset, buf.byteLength), buf, base: 4, pos: 4 };
+  const c: Cursor = {
+    view: new DataView(buf.buffer, buf.byteOffset, buf.byteLength),
+    buf,
+    base: 4,
+    pos: 4,
+    shift: 0,
+  };
   codec.write(msg, c);
   if (c.pos !== buf.length) {
     throw new MyelinError("ERR_ENCODE", `CDR encoding of ${type.name} wrote ${c.pos} of ${buf.length} bytes`);
   }
   return buf;
+}
+
+/**
+ * The same bytes as {@link cdrEncode}, in pieces: byte sequences of 16 KiB or more (image pixels, point
+ * data) are not copied but returned as their own pieces, between the encoded fields around them.
+ * @throws MyelinError ERR_INVALID_ARGUMENT if the type has a field CDR cannot carry.
+ */
+export function cdrEncodeParts<T>(type: MessageType<T>, msg: T): Uint8Array[] {
+  const codec = messageCodec(type as MessageType<unknown>);
+  const total = 4 + codec.size(msg, 0);
+  const referenced = largeBytes(type as MessageType<unknown>, msg);
+  if (referenced === 0) return [cdrEncode(type, msg)];
+  const buf = Buffer.allocUnsafe(total - referenced);
+  buf[0] = CDR_LE_HEADER[0];
+  buf[1] = CDR_LE_HEADER[1];
+  buf[2] = CDR_LE_HEADER[2];
+  buf[3] = CDR_LE_HEADER[3];
+  const holes: { at: number; data: Uint8Array }[] = [];
+  const c: Cursor = {
+    view: new DataView(buf.buffer, buf.byteOffset, buf.byteLength),
+    buf,
+    base: 4,
+    pos: 4,
+    shift: 0,
+    holes,
+  };
+  codec.write(msg, c);
+  if (c.pos !== total) {
+    throw new MyelinError("ERR_ENCODE", `CDR encoding of ${type.name} wrote ${c.pos} of ${total} bytes`);
+  }
+  const parts: Uint8Array[] = [];
+  let from = 0;
+  for (const h of holes) {
+    parts.push(buf.subarray(from, h.at), h.data);
+    from = h.at;
+  }
+  if (from < buf.length) parts.push(buf.subarray(from));
+  return parts;
+}
+
+/** Total length of the byte sequences of `msg` that {@link cdrEncodeParts} references (top-level and nested). */
+function largeBytes(type: MessageType<unknown>, msg: unknown): number {
+  let n = 0;
+  const walk = (field: Field<unknown>, v: unknown): void => {
+    const f = field as AnyField;
+    if (f.kind === "bytes") {
+      const b = v as Uint8Array;
+      if (b.byteLength >= BY_REFERENCE_BYTES) n += b.byteLength;
+    } else if (f.kind === "msg") {
+      for (const [k, g] of Object.entries(f.type.fields)) walk(g, (v as Record<string, unknown>)[k]);
+    } else if (f.kind === "array" && f.of.kind === "msg") {
+      for (const x of v as unknown[]) walk(f.of, x);
+    }
+  };
+  for (const [k, g] of Object.entries(type.fields)) walk(g, (msg as Record<string, unknown>)[k]);
+  return n;
 }
 
 /**
@@ -384,6 +461,7 @@ export function cdrDecode<T>(type: MessageType<T>, data: Uint8Array): T {
     buf: data,
     base: 4,
     pos: 4,
+    shift: 0,
   };
   const msg = messageCodec(type).read(c) as T;
   if (data.byteLength - c.pos > 3) {

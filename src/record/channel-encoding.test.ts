@@ -218,3 +218,36 @@ test("a channel read back finds its type by schema name, and unknown schemas fai
     (err: unknown) => err instanceof DecodeError && /ros2msg\+cdr and jsonschema\+json/.test(err.message),
   );
 });
+
+test("encodeParts gives the bytes of encode, with large byte fields referenced rather than copied", () => {
+  const data = new Uint8Array(64 * 1024).map((_, i) => i & 0xff);
+  const img = sensor_msgs.Image.create({
+    header: { frame_id: "f" },
+    height: 256,
+    width: 256,
+    encoding: "mono8",
+    step: 256,
+    data,
+  });
+  const enc = channelEncodingOf(sensor_msgs.Image);
+  const parts = enc.encodeParts(img);
+  assert.ok(parts.includes(data), "the pixels are the message's own buffer");
+  assert.deepEqual(Buffer.concat(parts), Buffer.from(enc.encode(img)));
+  const cloud = sensor_msgs.PointCloud2.create({
+    header: { frame_id: "l" },
+    height: 1,
+    width: 2048,
+    point_step: 16,
+    row_step: 32768,
+    data: new Uint8Array(32768).fill(7),
+    is_dense: true,
+  });
+  const cenc = channelEncodingOf(sensor_msgs.PointCloud2);
+  assert.deepEqual(
+    Buffer.concat(cenc.encodeParts(cloud)),
+    Buffer.from(cenc.encode(cloud)),
+    "fields after the data keep their place",
+  );
+  const small = channelEncodingOf(std_msgs.String);
+  assert.deepEqual(Buffer.concat(small.encodeParts({ data: "x" })), Buffer.from(small.encode({ data: "x" })));
+});

@@ -20,7 +20,7 @@
  */
 import { DecodeError, MyelinError } from "../errors.js";
 import { lookupType, type MessageType } from "../msgs/index.js";
-import { cdrDecode, cdrEncode, cdrUnsupported } from "./cdr.js";
+import { cdrDecode, cdrEncode, cdrEncodeParts, cdrUnsupported } from "./cdr.js";
 import { myelinTypeName, ros2MessageDefinition, ros2TypeName } from "./ros2msg.js";
 import { viewerJsonDecode, viewerJsonEncode, viewerJsonSchema } from "./viewer-json.js";
 
@@ -43,6 +43,11 @@ export interface ChannelEncoding<T> {
   readonly messageEncoding: MessageEncoding;
   /** Encodes a valid message of the type. Never validates: validate first if the value is untrusted. */
   encode(msg: T): Uint8Array;
+  /**
+   * The bytes of `encode(msg)` in pieces, for writers that gather (`writev`): large byte fields (16 KiB
+   * or more: pixels, points) are the message's own buffers, not copies. Do not change them until written.
+   */
+  encodeParts(msg: T): Uint8Array[];
   /**
    * Decodes a message written by `encode` (or by another writer of the same schema); `bytes` fields may
    * be views into `data`.
@@ -69,6 +74,7 @@ function cdrEncoding<T>(type: MessageType<T>): ChannelEncoding<T> {
     schemaData: Buffer.from(ros2MessageDefinition(type as MessageType<unknown>), "utf8"),
     messageEncoding: "cdr",
     encode: (msg: T) => cdrEncode(type, msg),
+    encodeParts: (msg: T) => cdrEncodeParts(type, msg),
     decode: (data: Uint8Array) => cdrDecode(type, data),
   });
 }
@@ -81,6 +87,7 @@ function jsonEncoding<T>(type: MessageType<T>): ChannelEncoding<T> {
     schemaData: Buffer.from(JSON.stringify(viewerJsonSchema(type as MessageType<unknown>)), "utf8"),
     messageEncoding: "json",
     encode: (msg: T) => viewerJsonEncode(type, msg),
+    encodeParts: (msg: T) => [viewerJsonEncode(type, msg)],
     decode: (data: Uint8Array) => viewerJsonDecode(type, data),
   });
 }

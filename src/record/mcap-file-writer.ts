@@ -11,13 +11,13 @@
  * - compression `zstd` (level 1) or `none`; with `zstd` a chunk whose first 64 KiB do not compress below
  *   90 % (raw pixels, point clouds, already-compressed JPEG) is stored uncompressed rather than paying
  *   for compression that saves nothing;
- * - CRCs by Node's native `zlib.crc32`.
+ * - chunk CRCs by Node's native `zlib.crc32`; the data section's CRC is left at 0 ("not computed", as
+ *   the spec allows): each chunk's CRC covers the messages.
  */
 import { open, type FileHandle } from "node:fs/promises";
 import { crc32 } from "node:zlib";
 import zstd from "@foxglove/wasm-zstd";
 import {
-  McapChunkBuilder,
   McapRecordBuilder,
   Opcode,
   type ChunkIndex,
@@ -26,6 +26,7 @@ import {
   type SummaryOffset,
 } from "@mcap/core";
 import { ClosedError, MyelinError } from "../errors.js";
+import { ChunkAssembler } from "./chunk-assembler.js";
 
 /** Chunk compression of a recording. */
 export type Compression = "zstd" | "none";
@@ -63,7 +64,9 @@ export class McapFileWriter {
   readonly #fh: FileHandle;
   readonly #chunkBytes: number;
   readonly #records = new McapRecordBuilder();
-  readonly #chunk = new McapChunkBuilder({ useMessageIndex: true });
+  readonly #chunk = new ChunkAssembler();
+  /** Serialises the schema and channel records put into chunks. */
+  readonly #chunkRecords = new McapRecordBuilder();
   readonly #schemas = new Map<number, { id: number; name: string; encoding: string; data: Uint8Array }>();
   readonly #channels = new Map<
     number,
@@ -84,7 +87,6 @@ export class McapFileWriter {
     channelMessageCounts: new Map(),
   };
   #position = 0n;
-  #dataCrc = 0;
   #queued = 0;
   #tail: Promise<void> = Promise.resolve();
   #failure: Error | undefined;
@@ -141,7 +143,7 @@ export class McapFileWriter {
 
   /** Bytes waiting to be written: closed chunks behind the disk, plus the open chunk. */
   get queuedBytes(): number {
-    return this.#queued + this.#chunk.byteLength;
+    return this.#queued + this.#chunk.size;
   }
 
   /** Messages written so far (in closed chunks or the open one). */
@@ -181,7 +183,9 @@ export class McapFileWriter {
   }
 
   /**
-   * Adds a message to the open chunk (copying `data`), closing the chunk when it is full.
+   * Adds a message to the open chunk, closing the chunk when it is full. `data` is the message's bytes,
+   * or its pieces (as `ChannelEncoding.encodeParts` gives them); pieces of 16 KiB or more are kept by
+   * reference until written, so they must not change; smaller ones are copied.
    * @param logTime when it was recorded, in ns since the Unix epoch
    * @param publishTime when it was published, in ns since the Unix epoch
    * @throws MyelinError ERR_STORAGE if an earlier write failed; ERR_CLOSED after close().
@@ -191,7 +195,7 @@ export class McapFileWriter {
     sequence: number,
     logTime: bigint,
     publishTime: bigint,
-    data: Uint8Array,
+    data: Uint8Array | readonly Uint8Array[],
   ): void {
     this.#check();
     if (!this.#inChunk.has(channelId)) {
@@ -202,18 +206,22 @@ export class McapFileWriter {
       // Every chunk carries the schemas and channels of its messages, so that each chunk can be read on
       // its own: what `bag repair` relies on after a crash.
       const schema = this.#schemas.get(channel.schemaId);
-      if (schema !== undefined) this.#chunk.addSchema(schema);
-      this.#chunk.addChannel(channel);
+      const r = this.#chunkRecords;
+      if (schema !== undefined) r.writeSchema(schema);
+      r.writeChannel(channel);
+      this.#chunk.addRecords(r.buffer);
+      r.reset();
       this.#inChunk.add(channelId);
     }
-    this.#chunk.addMessage({ channelId, sequence: sequence >>> 0, logTime, publishTime, data });
+    this.#chunk.addMessage(channelId, sequence, logTime, publishTime, data);
     const s = this.#stats;
     if (s.messageCount === 0n || logTime < s.messageStartTime) s.messageStartTime = logTime;
     if (s.messageCount === 0n || logTime > s.messageEndTime) s.messageEndTime = logTime;
     s.messageCount++;
     s.channelMessageCounts.set(channelId, (s.channelMessageCounts.get(channelId) ?? 0n) + 1n);
-    this.#uncompressedBytes += data.byteLength;
-    if (this.#chunk.byteLength >= this.#chunkBytes) this.flushChunk();
+    if (data instanceof Uint8Array) this.#uncompressedBytes += data.byteLength;
+    else for (const p of data) this.#uncompressedBytes += p.byteLength;
+    if (this.#chunk.size >= this.#chunkBytes) this.flushChunk();
   }
 
   /** Adds a metadata record (name → string map), outside chunks, indexed in the summary. */
@@ -229,56 +237,44 @@ export class McapFileWriter {
   /** Closes the open chunk, if it holds a message: compresses it and queues it for writing. */
   flushChunk(): void {
     this.#check();
-    const chunk = this.#chunk;
-    if (chunk.numMessages === 0) return;
-    const data = chunk.buffer;
-    const uncompressedCrc = crc32(data);
+    if (this.#chunk.messages === 0) return;
+    const chunk = this.#chunk.seal();
     let compression = "";
-    let records = data;
-    if (this.compression === "zstd" && worthCompressing(data)) {
-      const z = zstd.compress(data, ZSTD_LEVEL);
-      if (z.byteLength < data.byteLength) {
+    let body = chunk.pieces;
+    let bodyLength = chunk.size;
+    if (this.compression === "zstd" && worthCompressing(chunk.pieces)) {
+      const z = zstd.compress(Buffer.concat(chunk.pieces, chunk.size), ZSTD_LEVEL);
+      if (z.byteLength < chunk.size) {
         compression = "zstd";
-        records = z;
+        body = [z];
+        bodyLength = z.byteLength;
       }
     }
-    // The chunk record is written as its header and its records, without copying them into a builder.
-    // The builder's buffer is reused by the next chunk, so uncompressed records are copied once here.
-    const body = records === data ? Buffer.from(data) : records;
     const chunkStart = this.#position;
-    const head = chunkHeader(
-      chunk.messageStartTime,
-      chunk.messageEndTime,
-      data.byteLength,
-      uncompressedCrc,
-      compression,
-      body.byteLength,
-    );
-    const chunkLength = BigInt(head.byteLength + body.byteLength);
-    this.#emit(head);
-    this.#emit(body);
+    const head = chunkHeader(chunk.start, chunk.end, chunk.size, chunk.crc, compression, bodyLength);
+    const chunkLength = BigInt(head.byteLength + bodyLength);
+    this.#emit([head, ...body]);
     const indexStart = chunkStart + chunkLength;
     const messageIndexOffsets = new Map<number, bigint>();
     let indexLength = 0n;
-    for (const index of chunk.indices) {
-      messageIndexOffsets.set(index.channelId, indexStart + indexLength);
-      indexLength += this.#records.writeMessageIndex(index);
+    for (const [channelId, record] of chunk.indexes) {
+      messageIndexOffsets.set(channelId, indexStart + indexLength);
+      indexLength += BigInt(record.byteLength);
     }
+    this.#emit([...chunk.indexes.values()]);
     this.#chunkIndexes.push({
-      messageStartTime: chunk.messageStartTime,
-      messageEndTime: chunk.messageEndTime,
+      messageStartTime: chunk.start,
+      messageEndTime: chunk.end,
       chunkStartOffset: chunkStart,
       chunkLength,
       messageIndexOffsets,
       messageIndexLength: indexLength,
       compression,
-      compressedSize: BigInt(records.byteLength),
-      uncompressedSize: BigInt(data.byteLength),
+      compressedSize: BigInt(bodyLength),
+      uncompressedSize: BigInt(chunk.size),
     });
     this.#stats.chunkCount++;
-    chunk.reset();
     this.#inChunk.clear();
-    this.#emit(this.#takeRecords());
   }
 
   /** Resolves once everything queued so far is written (rejects with the write error, if any). */
@@ -311,7 +307,10 @@ export class McapFileWriter {
 
   #writeSummary(): void {
     const r = this.#records;
-    r.writeDataEnd({ dataSectionCrc: this.#dataCrc });
+    // 0: "not computed", as the MCAP spec allows. Every chunk carries the CRC of its records, which is
+    // what readers and `bag repair` check; a second pass over every byte for the whole data section would
+    // cost as much again at 1 MiB frames.
+    r.writeDataEnd({ dataSectionCrc: 0 });
     this.#emit(this.#takeRecords());
     const summaryStart = this.#position;
     const offsets: SummaryOffset[] = [];
@@ -355,32 +354,41 @@ export class McapFileWriter {
     r.writeMagic();
     const tail = this.#takeRecords();
     this.#position += BigInt(tail.byteLength);
-    this.#queue(tail);
+    this.#queue([tail]);
   }
 
   /** The records built so far, as a buffer of their own (the builder's is reused). */
   #takeRecords(): Uint8Array {
-    const b = Buffer.from(this.#records.buffer); // a copy: the builder reuses its memory
+    const b = this.#records.buffer; // a copy (the builder reuses its memory)
     this.#records.reset();
     return b;
   }
 
-  /** Queues data-section bytes: counted in the position and the data section's CRC. */
-  #emit(b: Uint8Array): void {
-    this.#dataCrc = crc32(b, this.#dataCrc);
-    this.#position += BigInt(b.byteLength);
-    this.#queue(b);
+  /** Queues data-section bytes, counted in the position. */
+  #emit(pieces: Uint8Array | Uint8Array[]): void {
+    const list = Array.isArray(pieces) ? pieces : [pieces];
+    for (const b of list) this.#position += BigInt(b.byteLength);
+    this.#queue(list);
   }
 
-  #queue(b: Uint8Array): void {
-    this.#queued += b.byteLength;
+  /** Writes `pieces` after everything queued before, in one gathered write where possible. */
+  #queue(pieces: Uint8Array[]): void {
+    let total = 0;
+    for (const p of pieces) total += p.byteLength;
+    if (total === 0) return;
+    this.#queued += total;
     this.#tail = this.#tail.then(async () => {
       if (this.#failure !== undefined) return;
       try {
-        let off = 0;
-        while (off < b.byteLength) {
-          const { bytesWritten } = await this.#fh.write(b, off, b.byteLength - off);
-          off += bytesWritten;
+        let rest = pieces.filter((p) => p.byteLength > 0);
+        while (rest.length > 0) {
+          let { bytesWritten } = await this.#fh.writev(rest);
+          // A short write: drop what went out and write the remainder.
+          while (rest.length > 0 && bytesWritten >= rest[0]!.byteLength) {
+            bytesWritten -= rest[0]!.byteLength;
+            rest = rest.slice(1);
+          }
+          if (rest.length > 0 && bytesWritten > 0) rest[0] = rest[0]!.subarray(bytesWritten);
         }
       } catch (err) {
         this.#failure = new MyelinError(
@@ -391,7 +399,7 @@ export class McapFileWriter {
           },
         );
       } finally {
-        this.#queued -= b.byteLength;
+        this.#queued -= total;
       }
     });
   }
@@ -426,9 +434,15 @@ function chunkHeader(
   return b;
 }
 
-/** True when the start of `data` compresses below {@link PROBE_RATIO}. */
-function worthCompressing(data: Uint8Array): boolean {
-  if (data.byteLength <= PROBE_BYTES) return true;
-  const probe = data.subarray(0, PROBE_BYTES);
+/**
+ * True when a 64 KiB sample of the chunk compresses below {@link PROBE_RATIO}. The sample comes from its
+ * largest piece: a frame's own bytes rather than the record headers around it.
+ */
+function worthCompressing(pieces: readonly Uint8Array[]): boolean {
+  let largest = pieces[0]!;
+  for (const p of pieces) if (p.byteLength > largest.byteLength) largest = p;
+  if (largest.byteLength <= PROBE_BYTES) return true;
+  const mid = Math.floor((largest.byteLength - PROBE_BYTES) / 2);
+  const probe = largest.subarray(mid, mid + PROBE_BYTES);
   return zstd.compress(probe, ZSTD_LEVEL).byteLength < PROBE_BYTES * PROBE_RATIO;
 }

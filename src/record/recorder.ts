@@ -107,6 +107,13 @@ const DEFAULTS = {
   pollMs: 100,
 };
 
+/**
+ * How far a publisher may run ahead of the recorder (messages and bytes in flight): about a second of
+ * 64 B messages at 250k/s or of 1 MiB frames at 250/s, so that a pause of the recorder's CPU or disk is
+ * ridden out rather than counted as lost.
+ */
+const RECORD_WINDOW = { messages: 262_144, bytes: 256 * 1024 * 1024 };
+
 /** The store page size when reading a durable topic. */
 const STORE_PAGE = 1000;
 
@@ -380,6 +387,7 @@ export class Recorder extends EventEmitter<RecorderEvents> {
         r.type,
         (msg, info) => this.#live(r, msg, info),
         {
+          window: RECORD_WINDOW,
           qos:
             history > 0
               ? { reliability: "best-effort", durability: "transient-local", depth: history }
@@ -420,7 +428,7 @@ export class Recorder extends EventEmitter<RecorderEvents> {
       r.stats.dropped++;
       return;
     }
-    const data = r.enc.encode(msg);
+    const data = r.enc.encodeParts(msg);
     if (r.channel < 0) {
       const schema = w.addSchema(r.enc.schemaName, r.enc.schemaEncoding, r.enc.schemaData);
       r.channel = w.addChannel(
@@ -432,7 +440,7 @@ export class Recorder extends EventEmitter<RecorderEvents> {
     }
     w.addMessage(r.channel, seq, logTime, publishTime, data);
     r.stats.messages++;
-    r.stats.bytes += data.byteLength;
+    for (const p of data) r.stats.bytes += p.byteLength;
     if (this.#opts.splitBytes !== undefined && w.bytes + w.queuedBytes >= this.#opts.splitBytes)
       this.#split();
   }
