@@ -46,12 +46,12 @@ function nextMessage<T>(type: string): Promise<T> {
 /** The benchmark's message of `size` bytes: a 64-char string, or a 1 MiB mono8 image. */
 export function benchMessage(size: number, i: number): { type: MessageType<unknown>; msg: unknown } {
   if (size <= 1024) {
-    return { type: std_msgs.String as MessageType<unknown>, msg: { data: `${i}`.padStart(size, "x") } };
+    return { type: std_msgs.String, msg: { data: `${i}`.padStart(size, "x") } };
   }
   // Sensor noise: random pixels, which zstd cannot shrink (the recorder stores such chunks as they are).
   const data = randomBytes(size);
   return {
-    type: sensor_msgs.Image as MessageType<unknown>,
+    type: sensor_msgs.Image,
     msg: sensor_msgs.Image.create({
       header: { frame_id: "camera", stamp: { sec: 1_700_000_000, nanosec: i } },
       height: size / 1024,
@@ -127,7 +127,7 @@ async function publisher(p: Extract<Role, { role: "publisher" }>): Promise<void>
       await new Promise((res) => setImmediate(res));
       continue;
     }
-    while (sent < due) await pub.publish(pool[sent++ % pool.length] as never);
+    while (sent < due) await pub.publish(pool[sent++ % pool.length]);
   }
   const ms = performance.now() - start;
   send({ type: "result", sent, ms });

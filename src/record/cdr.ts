@@ -386,9 +386,9 @@ export function cdrEncode<T>(type: MessageType<T>, msg: T): Uint8Array {
  * @throws MyelinError ERR_INVALID_ARGUMENT if the type has a field CDR cannot carry.
  */
 export function cdrEncodeParts<T>(type: MessageType<T>, msg: T): Uint8Array[] {
-  const codec = messageCodec(type as MessageType<unknown>);
+  const codec = messageCodec(type);
   const total = 4 + codec.size(msg, 0);
-  const referenced = largeBytes(type as MessageType<unknown>, msg);
+  const referenced = largeBytes(type, msg);
   if (referenced === 0) return [cdrEncode(type, msg)];
   const buf = Buffer.allocUnsafe(total - referenced);
   buf[0] = CDR_LE_HEADER[0];
