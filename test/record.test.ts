@@ -419,3 +419,38 @@ test("bad files get clear errors, never a crash", { timeout: 60000 }, async (t) 
   const again = await runCli(t, w, ["bag", "info", join(w.dir, "fixed.mcap"), "--json"]);
   assert.equal((JSON.parse(again.stdout) as { indexed: boolean }).indexed, true);
 });
+
+test(
+  "a durable topic recorded from a sequence number: its history, then what is stored while recording",
+  { timeout: 90000 },
+  async (t) => {
+    const w = await world(t, "myelin-record-");
+    await startCliHub(t, w);
+    const node = await testNode(t, w, "orders");
+    const first = await node.createPublisher("/orders", std_msgs.String, {
+      qos: { durability: "persistent" },
+    });
+    for (let i = 1; i <= 20; i++) await first.publish({ data: `order ${i}` });
+    first.close(); // the topic now lives only in the store: no node declares it
+
+    const file = join(w.dir, "orders.mcap");
+    const rec = spawnCli(t, w, ["record", "/orders", "--from", "5", "-o", file]);
+    await waitStderr(rec, /recording \/orders \(std_msgs\/String, from the store\)/);
+    const second = await node.createPublisher("/orders", std_msgs.String, {
+      qos: { durability: "persistent" },
+    });
+    for (let i = 21; i <= 25; i++) await second.publish({ data: `order ${i}` });
+    await waitForMessages(file, 21);
+    rec.child.kill("SIGTERM");
+    assert.equal(await rec.exit(20000), 0, rec.stderr);
+
+    const { byTopic } = await readBack(file);
+    const got = byTopic.get("/orders")!;
+    assert.deepEqual(
+      [...got.keys()].sort((a, b) => a - b),
+      Array.from({ length: 21 }, (_, i) => i + 5),
+      "store sequence numbers 5..25",
+    );
+    for (const [seq, msg] of got) assert.deepEqual(msg, { data: `order ${seq}` });
+  },
+);

@@ -64,19 +64,49 @@ export class ChunkAssembler {
   }
 
   /**
-   * Adds a message record whose data is `data` (or its pieces, joined). Times are ns since the Unix
-   * epoch. Pieces of 16 KiB or more are referenced, smaller ones copied.
+   * Adds a message record whose data is `data`: bytes, their pieces (joined), or text (written as
+   * UTF-8 straight into the chunk). Times are ns since the Unix epoch. Pieces of 16 KiB or more are
+   * referenced, smaller ones copied. Returns the data's length in bytes.
    */
   addMessage(
     channelId: number,
     sequence: number,
     logTime: bigint,
     publishTime: bigint,
-    data: Uint8Array | readonly Uint8Array[],
-  ): void {
+    data: Uint8Array | readonly Uint8Array[] | string,
+  ): number {
+    if (typeof data === "string") return this.#addText(channelId, sequence, logTime, publishTime, data);
     const parts = data instanceof Uint8Array ? [data] : data;
     let dataLength = 0;
     for (const p of parts) dataLength += p.byteLength;
+    this.#indexMessage(channelId, logTime);
+    this.#header(channelId, sequence, logTime, publishTime, dataLength);
+    for (const p of parts) {
+      if (p.byteLength >= BY_REFERENCE_BYTES) {
+        this.#cutSlab();
+        this.#pieces.push(p);
+      } else {
+        this.#reserve(p.byteLength).set(p, this.#slabPos);
+        this.#slabPos += p.byteLength;
+      }
+    }
+    this.#size += MESSAGE_HEADER_BYTES + dataLength;
+    return dataLength;
+  }
+
+  #addText(channelId: number, sequence: number, logTime: bigint, publishTime: bigint, text: string): number {
+    this.#indexMessage(channelId, logTime);
+    // Room for the longest UTF-8 form, then the header is written with the actual length.
+    const b = this.#reserve(MESSAGE_HEADER_BYTES + text.length * 3);
+    const o = this.#slabPos;
+    const n = b.write(text, o + MESSAGE_HEADER_BYTES, "utf8");
+    this.#header(channelId, sequence, logTime, publishTime, n);
+    this.#slabPos += n;
+    this.#size += MESSAGE_HEADER_BYTES + n;
+    return n;
+  }
+
+  #indexMessage(channelId: number, logTime: bigint): void {
     let idx = this.#index.get(channelId);
     if (idx === undefined) this.#index.set(channelId, (idx = { times: [], offsets: [] }));
     idx.times.push(logTime);
@@ -84,6 +114,16 @@ export class ChunkAssembler {
     if (this.#messages === 0 || logTime < this.#start) this.#start = logTime;
     if (this.#messages === 0 || logTime > this.#end) this.#end = logTime;
     this.#messages++;
+  }
+
+  /** Writes a message record's header at the slab position and moves past it. */
+  #header(
+    channelId: number,
+    sequence: number,
+    logTime: bigint,
+    publishTime: bigint,
+    dataLength: number,
+  ): void {
     const recordLength = 2 + 4 + 8 + 8 + dataLength;
     const b = this.#reserve(MESSAGE_HEADER_BYTES);
     const o = this.#slabPos;
@@ -95,16 +135,6 @@ export class ChunkAssembler {
     b.writeBigUInt64LE(logTime, o + 15);
     b.writeBigUInt64LE(publishTime, o + 23);
     this.#slabPos = o + MESSAGE_HEADER_BYTES;
-    for (const p of parts) {
-      if (p.byteLength >= BY_REFERENCE_BYTES) {
-        this.#cutSlab();
-        this.#pieces.push(p);
-      } else {
-        this.#reserve(p.byteLength).set(p, this.#slabPos);
-        this.#slabPos += p.byteLength;
-      }
-    }
-    this.#size += MESSAGE_HEADER_BYTES + dataLength;
   }
 
   /** Closes the chunk: returns its content and starts an empty one. */

@@ -94,6 +94,9 @@ export class McapFileWriter {
   #nextSchemaId = 1;
   #nextChannelId = 0;
   #uncompressedBytes = 0;
+  /** Messages so far, and per channel id (numbers: the statistics record's bigints are built at the end). */
+  #messages = 0;
+  readonly #channelCounts: number[] = [];
 
   private constructor(path: string, fh: FileHandle, opts: Required<McapFileWriterOptions>) {
     this.path = path;
@@ -148,7 +151,7 @@ export class McapFileWriter {
 
   /** Messages written so far (in closed chunks or the open one). */
   get messageCount(): number {
-    return Number(this.#stats.messageCount);
+    return this.#messages;
   }
 
   /** Message bytes before compression, so far. */
@@ -184,8 +187,9 @@ export class McapFileWriter {
 
   /**
    * Adds a message to the open chunk, closing the chunk when it is full. `data` is the message's bytes,
-   * or its pieces (as `ChannelEncoding.encodeParts` gives them); pieces of 16 KiB or more are kept by
-   * reference until written, so they must not change; smaller ones are copied.
+   * its pieces (as `ChannelEncoding.encodeParts` gives them), or its text (JSON, written as UTF-8);
+   * pieces of 16 KiB or more are kept by reference until written, so they must not change; smaller
+   * ones are copied. Returns the message's length in bytes.
    * @param logTime when it was recorded, in ns since the Unix epoch
    * @param publishTime when it was published, in ns since the Unix epoch
    * @throws MyelinError ERR_STORAGE if an earlier write failed; ERR_CLOSED after close().
@@ -195,8 +199,8 @@ export class McapFileWriter {
     sequence: number,
     logTime: bigint,
     publishTime: bigint,
-    data: Uint8Array | readonly Uint8Array[],
-  ): void {
+    data: Uint8Array | readonly Uint8Array[] | string,
+  ): number {
     this.#check();
     if (!this.#inChunk.has(channelId)) {
       const channel = this.#channels.get(channelId);
@@ -213,15 +217,15 @@ export class McapFileWriter {
       r.reset();
       this.#inChunk.add(channelId);
     }
-    this.#chunk.addMessage(channelId, sequence, logTime, publishTime, data);
+    const length = this.#chunk.addMessage(channelId, sequence, logTime, publishTime, data);
     const s = this.#stats;
-    if (s.messageCount === 0n || logTime < s.messageStartTime) s.messageStartTime = logTime;
-    if (s.messageCount === 0n || logTime > s.messageEndTime) s.messageEndTime = logTime;
-    s.messageCount++;
-    s.channelMessageCounts.set(channelId, (s.channelMessageCounts.get(channelId) ?? 0n) + 1n);
-    if (data instanceof Uint8Array) this.#uncompressedBytes += data.byteLength;
-    else for (const p of data) this.#uncompressedBytes += p.byteLength;
+    if (this.#messages === 0 || logTime < s.messageStartTime) s.messageStartTime = logTime;
+    if (this.#messages === 0 || logTime > s.messageEndTime) s.messageEndTime = logTime;
+    this.#messages++;
+    this.#channelCounts[channelId] = (this.#channelCounts[channelId] ?? 0) + 1;
+    this.#uncompressedBytes += length;
     if (this.#chunk.size >= this.#chunkBytes) this.flushChunk();
+    return length;
   }
 
   /** Adds a metadata record (name → string map), outside chunks, indexed in the summary. */
@@ -330,6 +334,8 @@ export class McapFileWriter {
       for (const c of this.#channels.values()) n += r.writeChannel(c);
       return n;
     });
+    this.#stats.messageCount = BigInt(this.#messages);
+    this.#channelCounts.forEach((n, id) => this.#stats.channelMessageCounts.set(id, BigInt(n)));
     group(Opcode.STATISTICS, () => r.writeStatistics(this.#stats));
     group(Opcode.METADATA_INDEX, () => {
       let n = 0n;

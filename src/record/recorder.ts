@@ -23,6 +23,7 @@ import { lookupType, myelin_msgs, type MessageType } from "../msgs/index.js";
 import type { GraphSnapshot, MessageInfo, Node, Subscription } from "../node/index.js";
 import { channelEncodingOf, type ChannelEncoding } from "./channel-encoding.js";
 import { McapFileWriter, type Compression } from "./mcap-file-writer.js";
+import { viewerJsonText } from "./viewer-json.js";
 
 /** Which topics to record. */
 export interface TopicSelection {
@@ -196,6 +197,31 @@ export class Recorder extends EventEmitter<RecorderEvents> {
     this.#node.on("graph", this.#onGraph);
     this.#timer = setInterval(() => this.#tick(), Math.max(10, Math.min(this.#opts.chunkMs, 250)));
     this.#consider(await this.#node.queryGraph());
+    if (this.#opts.from !== undefined) await this.#fromStore();
+  }
+
+  /**
+   * With `from`: named topics that no node declares right now, but that the store keeps, are read
+   * from the store at once (a durable topic outlives its publishers).
+   */
+  async #fromStore(): Promise<void> {
+    const info = this.#node.createClient("/_store/info", myelin_msgs.StoreInfo, { timeoutMs: 5000 });
+    for (const topic of this.#opts.topics ?? []) {
+      if (this.#topics.has(topic) || this.#skipped.has(topic) || !selects(this.#opts, topic)) continue;
+      let r;
+      try {
+        r = await info.call({ topic });
+      } catch (err) {
+        if (err instanceof ServiceError && err.code === "ERR_NO_SERVER") {
+          throw new ServiceError(
+            "ERR_NO_SERVER",
+            `cannot record ${topic} from the store: no store runs with the hub (durable topics need \`myelin hub\` with its store)`,
+          );
+        }
+        throw err;
+      }
+      if (r.exists && !this.#topics.has(topic)) this.#add(topic, r.type, 0);
+    }
   }
 
   /** Counters so far. */
@@ -428,7 +454,8 @@ export class Recorder extends EventEmitter<RecorderEvents> {
       r.stats.dropped++;
       return;
     }
-    const data = r.enc.encodeParts(msg);
+    // JSON goes into the chunk as text, written as UTF-8 in place; CDR as pieces, pixels not copied.
+    const data = r.enc.messageEncoding === "json" ? viewerJsonText(r.type, msg) : r.enc.encodeParts(msg);
     if (r.channel < 0) {
       const schema = w.addSchema(r.enc.schemaName, r.enc.schemaEncoding, r.enc.schemaData);
       r.channel = w.addChannel(
@@ -438,9 +465,8 @@ export class Recorder extends EventEmitter<RecorderEvents> {
         new Map([["myelin_type", r.type.name]]),
       );
     }
-    w.addMessage(r.channel, seq, logTime, publishTime, data);
+    r.stats.bytes += w.addMessage(r.channel, seq, logTime, publishTime, data);
     r.stats.messages++;
-    for (const p of data) r.stats.bytes += p.byteLength;
     if (this.#opts.splitBytes !== undefined && w.bytes + w.queuedBytes >= this.#opts.splitBytes)
       this.#split();
   }

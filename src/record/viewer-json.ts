@@ -152,9 +152,14 @@ export function viewerJsonSchema(type: MessageType<unknown>): JsonSchema {
   return { $schema: "https://json-schema.org/draft/2020-12/schema", ...messageSchema(type) };
 }
 
+/** The viewer JSON text of `msg`, a valid message of `type`. */
+export function viewerJsonText<T>(type: MessageType<T>, msg: T): string {
+  return JSON.stringify(messageOut(type as MessageType<unknown>)(msg));
+}
+
 /** The viewer JSON text of `msg`, a valid message of `type`, as UTF-8 bytes. */
 export function viewerJsonEncode<T>(type: MessageType<T>, msg: T): Uint8Array {
-  return Buffer.from(JSON.stringify(messageOut(type as MessageType<unknown>)(msg)), "utf8");
+  return Buffer.from(viewerJsonText(type, msg), "utf8");
 }
 
 const utf8 = new TextDecoder("utf-8", { fatal: true });
