@@ -154,7 +154,7 @@ export function viewerJsonSchema(type: MessageType<unknown>): JsonSchema {
 
 /** The viewer JSON text of `msg`, a valid message of `type`. */
 export function viewerJsonText<T>(type: MessageType<T>, msg: T): string {
-  return JSON.stringify(messageOut(type as MessageType<unknown>)(msg));
+  return JSON.stringify(messageOut(type)(msg));
 }
 
 /** The viewer JSON text of `msg`, a valid message of `type`, as UTF-8 bytes. */
