@@ -4,7 +4,7 @@ import { rename } from "node:fs/promises";
 import { bagInfo, type BagInfo } from "../record/bag-info.js";
 import { repairBag } from "../record/bag-repair.js";
 import { boolOpt, strOpt, UsageError, type CommandSpec } from "./common.js";
-import { formatElapsed, formatSize } from "./cmd-record.js";
+import { formatElapsed, formatSize, plural } from "./cmd-record.js";
 import { table } from "./format.js";
 
 function isoOf(ns: bigint): string {
@@ -87,8 +87,8 @@ export const bagRepairCommand: CommandSpec = {
     output: {
       type: "string",
       short: "o",
-      arg: "OUT",
-      help: "where to write the repaired file (default FILE-repaired.mcap)",
+      arg: "FILE",
+      help: "where to write the repaired file (default <name>-repaired.mcap next to the input)",
     },
     "in-place": {
       type: "boolean",
@@ -142,7 +142,7 @@ export const bagRepairCommand: CommandSpec = {
     if (r.wasComplete) ctx.err(`${input} was already complete; rewrote it into ${final}`);
     else {
       ctx.err(
-        `recovered ${r.messages} messages (${formatSize(r.recoveredBytes)}) from ${input} into ${final}; ` +
+        `recovered ${plural(r.messages, "message")} (${formatSize(r.recoveredBytes)}) from ${input} into ${final}; ` +
           `lost the last ${formatSize(r.lostBytes)}: ${r.problem ?? "no summary"}`,
       );
     }

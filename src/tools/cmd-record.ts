@@ -19,6 +19,11 @@ import { table } from "./format.js";
 
 const MB = 1_000_000;
 
+/** `1 topic`, `2 topics`. */
+export function plural(n: number, word: string): string {
+  return `${n} ${word}${n === 1 ? "" : "s"}`;
+}
+
 /** `12.3 MB`, `512 kB`, `17 B`. */
 export function formatSize(bytes: number): string {
   if (bytes >= 1e9) return `${(bytes / 1e9).toFixed(2)} GB`;
@@ -276,7 +281,7 @@ export const recordCommand: CommandSpec = {
       } else {
         const total = s.topics.reduce((a, t) => a + t.messages, 0);
         ctx.err(
-          `recorded ${total} messages on ${s.topics.length} topics in ${formatElapsed(s.elapsedMs)}, ` +
+          `recorded ${plural(total, "message")} on ${plural(s.topics.length, "topic")} in ${formatElapsed(s.elapsedMs)}, ` +
             `${formatSize(s.bytes)} in ${s.files.join(", ")}`,
         );
         for (const l of summaryLines(s)) ctx.err(l);
@@ -440,7 +445,7 @@ export const playCommand: CommandSpec = {
         if (tty) process.stderr.write("\r\x1b[K");
       }
       ctx.err(
-        `published ${s.published} messages on ${player.publishers.length} topics` +
+        `published ${plural(s.published, "message")} on ${plural(player.publishers.length, "topic")}` +
           `${s.loops > 0 ? ` (${s.loops} loops)` : ""} from ${file}`,
       );
       return 0;
