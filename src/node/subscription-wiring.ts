@@ -37,12 +37,7 @@ export function checkWindow(
 ): { messages?: number; bytes?: number } | undefined {
   if (w === undefined) return undefined;
   for (const [k, v] of Object.entries(w)) {
-    if (
-      (k !== "messages" && k !== "bytes") ||
-      !Number.isInteger(v) ||
-      (v as number) < 1 ||
-      (v as number) > 0x7fffffff
-    ) {
+    if ((k !== "messages" && k !== "bytes") || !Number.isInteger(v) || v < 1 || v > 0x7fffffff) {
       throw new MyelinError(
         "ERR_INVALID_ARGUMENT",
         `subscription to ${topic}: window.${k} must be a whole number from 1 to 2147483647, got ${String(v)}`,
