@@ -2,7 +2,9 @@
  * The player behind `myelin play`: publishes the messages of an MCAP file on their topics with the
  * recorded timing (by log time, scaled by `rate`), optionally looping, starting at an offset, on a
  * subset of topics, under other names (`remap`), with a `/clock` topic carrying the recording's time.
- * It can be paused, resumed and stepped one message at a time.
+ * It can be paused, resumed and stepped one message at a time. A stall (this process or the system
+ * busy for more than 50 ms) shifts the rest of the playback rather than bursting to catch up, so the
+ * spacing between messages is kept.
  *
  * Each channel is published with the Myelin type its schema names (found in the type registry); a
  * channel whose type is not known here is skipped and reported, never guessed.
@@ -63,6 +65,9 @@ interface Track {
 }
 
 const DEFAULTS = { rate: 1, loop: false, startOffsetMs: 0, clockHz: 0 };
+
+/** A message later than this (ms) shifts the rest of the playback instead of being caught up. */
+const LATE_MS = 50;
 
 /** Plays an MCAP file into the running system; see the module comment. */
 export class Player extends EventEmitter<PlayerEvents> {
@@ -316,6 +321,13 @@ export class Player extends EventEmitter<PlayerEvents> {
     }
     const due = this.#anchorWall + Number(ns - this.#anchorNs) / 1e6 / this.#opts.rate;
     const wait = due - performance.now();
+    if (wait < -LATE_MS) {
+      // Late by more than LATE_MS (a stall of this process or of a subscriber): the rest of the
+      // recording shifts by as much, keeping its spacing, rather than bursting to catch up.
+      this.#anchorWall = performance.now();
+      this.#anchorNs = ns;
+      return;
+    }
     if (wait <= 0.5) return;
     await new Promise<void>((resolve) => {
       const t = setTimeout(done, wait);
