@@ -293,11 +293,11 @@ test(
       openBag(file),
       (err: Error & { code?: string }) => err.code === "ERR_DECODE" && /bag repair/.test(err.message),
     );
-    const info = await runCli(t, w, ["bag", "info", file]);
+    const info = await runCli(t, w, ["bag", "info", file], 30000);
     assert.equal(info.code, 0, info.stderr);
     assert.match(info.stdout, /NOT CLOSED/);
 
-    const repaired = await runCli(t, w, ["bag", "repair", file]);
+    const repaired = await runCli(t, w, ["bag", "repair", file], 30000);
     assert.equal(repaired.code, 0, repaired.stderr);
     assert.match(repaired.stderr, /recovered \d+ messages/);
     const out = join(w.dir, "cut-repaired.mcap");
