@@ -157,7 +157,10 @@ export async function scanBag(
       complete: false,
       goodBytes: consumed,
       size,
-      problem: `the file ends ${size - consumed} bytes into an incomplete record (cut short at byte ${size})`,
+      problem:
+        consumed === size
+          ? "the file ends after a complete record but has no summary: it was not closed"
+          : `the file ends ${size - consumed} bytes into an incomplete record (cut short at byte ${size})`,
     };
   } finally {
     await fh.close();

@@ -143,7 +143,9 @@ export const bagRepairCommand: CommandSpec = {
     else {
       ctx.err(
         `recovered ${plural(r.messages, "message")} (${formatSize(r.recoveredBytes)}) from ${input} into ${final}; ` +
-          `lost the last ${formatSize(r.lostBytes)}: ${r.problem ?? "no summary"}`,
+          (r.lostBytes > 0
+            ? `lost the last ${formatSize(r.lostBytes)}: ${r.problem ?? "no summary"}`
+            : `${r.problem ?? "the file had no summary"}`),
       );
     }
     if (inPlace) ctx.err(`the original is kept as ${input}.orig`);
