@@ -236,9 +236,12 @@ export const recordCommand: CommandSpec = {
     return withNode(ctx, inv, "record", async (node) => {
       const rec = new Recorder(node, opts);
       const tty = process.stderr.isTTY === true && !boolOpt(inv, "json");
+      // Lines printed on a terminal go above the progress block: clear it, print, redraw at the next tick.
+      let drawn = 0;
       const say = (line: string): void => {
-        if (tty) process.stderr.write(`\r\x1b[K${line}\n`);
-        else ctx.err(line);
+        if (!tty) return ctx.err(line);
+        process.stderr.write(`${drawn > 0 ? `\x1b[${drawn}A\x1b[J` : "\r\x1b[K"}${line}\n`);
+        drawn = 0;
       };
       rec.on("skip", ({ topic, reason }) => say(`myelin: not recording ${topic}: ${reason}`));
       rec.on("error", (err) => say(`myelin: ${err.message}`));
@@ -255,7 +258,6 @@ export const recordCommand: CommandSpec = {
         const seen = rec.stats().topics.some((x) => x.topic === t);
         if (!seen) ctx.err(`waiting for ${t} to appear…`);
       }
-      let drawn = 0;
       const prev = new Map<string, { n: number; at: number }>();
       const draw = (): void => {
         const lines = progressLines(rec.stats(), prev);
