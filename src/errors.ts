@@ -38,6 +38,9 @@ export const ERROR_CODES = [
   "ERR_BROKER",
   "ERR_UNAVAILABLE",
   "ERR_LOCKED",
+  "ERR_UNKNOWN_DEVICE",
+  "ERR_VERSION_CONFLICT",
+  "ERR_NOT_AUTHORIZED",
 ] as const;
 
 /** A stable error code; see docs/errors.md. */
@@ -90,6 +93,9 @@ export const ERROR_CLASS_OF = {
   ERR_BROKER: "MyelinError",
   ERR_UNAVAILABLE: "ServiceError",
   ERR_LOCKED: "MyelinError",
+  ERR_UNKNOWN_DEVICE: "MyelinError",
+  ERR_VERSION_CONFLICT: "MyelinError",
+  ERR_NOT_AUTHORIZED: "MyelinError",
 } as const satisfies Record<ErrorCode, ErrorClassName>;
 
 /** The codes thrown as class `N`, e.g. `CodesOf<"TimeoutError">` = `"ERR_TIMEOUT" | "ERR_HUB_UNREACHABLE"`. */

@@ -86,6 +86,7 @@ const PUBLIC_VALUES = [
   "hashPassword",
   "loadGatewayConfig",
   "startBridge",
+  "TwinClient",
   "BridgeHost",
   "loadBridgeConfig",
 ];
@@ -225,6 +226,17 @@ const PUBLIC_TYPES = [
   "NatsBridgeConfig",
   "NatsJetStreamConfig",
   "AmqpBridgeConfig",
+  // device twins
+  "TwinClientOptions",
+  "DeviceTwin",
+  "TwinSummary",
+  "TwinListOptions",
+  "TwinListPage",
+  "TwinSetOptions",
+  "TwinUpdateEvent",
+  "TwinOptions",
+  "JsonObject",
+  "JsonValue",
 ];
 
 const UPDATE_HINT =

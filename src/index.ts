@@ -188,7 +188,7 @@ export {
   type NodeMain,
 } from "./orchestrator/index.js";
 
-// The MQTT gateway and the bridges to external brokers, with their configuration.
+// The MQTT gateway with its device twins, and the bridges to external brokers, with their configuration.
 export {
   MqttGateway,
   hashPassword,
@@ -227,4 +227,16 @@ export {
   type NatsBridgeConfig,
   type NatsJetStreamConfig,
   type AmqpBridgeConfig,
+  // Device twins
+  TwinClient,
+  type TwinClientOptions,
+  type DeviceTwin,
+  type TwinSummary,
+  type TwinListOptions,
+  type TwinListPage,
+  type TwinSetOptions,
+  type TwinUpdateEvent,
+  type TwinOptions,
+  type JsonObject,
+  type JsonValue,
 } from "./gateway/index.js";

@@ -22,6 +22,7 @@ import { decodeFrames, msgpackCodec } from "../src/codec/msgpack.js";
 import { parseBridgeConfig } from "../src/gateway/bridge-config.js";
 import { parseGatewayConfigText } from "../src/gateway/gateway-config.js";
 import { decodeExternal, TopicMap, type ResolvedMapping } from "../src/gateway/mapping.js";
+import { parseTwinRequest, twinFromFile } from "../src/gateway/twin-document.js";
 import { lookupType, type MessageType } from "../src/msgs/index.js";
 import { decodeHubToNode, decodeNodeToHub } from "../src/node/control-protocol.js";
 import { loadSpec } from "../src/orchestrator/spec.js";
@@ -369,6 +370,22 @@ test("corpus fuzz: MQTT ⇄ Myelin mapping", () => {
         if (o !== undefined) assert.ok(o.externalTopic.startsWith("site-a/"));
       }
       return true;
+    },
+  });
+});
+
+// ---- device twins ----
+test("corpus fuzz: device twin requests and files", () => {
+  const limits = { maxStateBytes: 8192, maxDepth: 8 };
+  fuzzCorpus({
+    name: "parseTwinRequest/twinFromFile",
+    codes: ["ERR_PAYLOAD_TOO_LARGE", "ERR_INVALID_ARGUMENT", "ERR_VALIDATION", "ERR_STATE_CORRUPT"],
+    corpus: files("corpus/twins"),
+    runs: 300,
+    parse: (b, file) => {
+      const name = basename(file);
+      if (name.endsWith(".twin")) return twinFromFile(text(b), "pump-7");
+      return parseTwinRequest("pump-7", name.startsWith("get-") ? "get" : "reported", b, limits);
     },
   });
 });

@@ -15,26 +15,29 @@
  *   users:
  *     - { username: dev1, password: "scrypt$…", acl: { publish: ["sensors/%c/#"], subscribe: ["cmd/%c/#"] } }
  * limits: { maxMessageBytes: 65536 }
+ * twins: { identity: username, maxStateBytes: 8192 }
  * ```
  */
 import { readFileSync } from "node:fs";
 import { dirname, resolve } from "node:path";
 import { parse as parseYaml } from "yaml";
 import { MyelinError, showValue } from "../errors.js";
+import { GATEWAY_ERRORS_TOPIC } from "./gateway-protocol.js";
 import { TopicMap, type MappingSpec } from "./mapping.js";
 import { Authenticator } from "./mqtt-auth.js";
 import { resolveLimits, type MqttLimits } from "./mqtt-limits.js";
 import type { MqttGatewayOptions, MqttListeners } from "./mqtt-gateway.js";
+import { resolveTwinOptions, type TwinOptions } from "./twin-document.js";
 
 /** What a configuration file gives (the hub adds where to store sessions and which hub to join). */
 export type GatewayConfig = Pick<
   MqttGatewayOptions,
-  "listeners" | "mapping" | "sitePrefix" | "errorTopic" | "auth" | "limits" | "fsync"
+  "listeners" | "mapping" | "sitePrefix" | "errorTopic" | "auth" | "limits" | "fsync" | "twins"
 >;
 
 type Obj = Record<string, unknown>;
 
-const TOP_KEYS = ["listeners", "mapping", "sitePrefix", "errorTopic", "auth", "limits", "fsync"];
+const TOP_KEYS = ["listeners", "mapping", "sitePrefix", "errorTopic", "auth", "limits", "fsync", "twins"];
 
 function bad(where: string, msg: string): MyelinError {
   return new MyelinError("ERR_BAD_CONFIG", `${where}: ${msg}`);
@@ -172,7 +175,7 @@ export function parseGatewayConfig(
     const errorTopic = optString(root, "errorTopic", "");
     if (errorTopic !== undefined) {
       if (!/^(\/[A-Za-z0-9_.~-]+)+$/.test(errorTopic))
-        throw bad("errorTopic", "must be a Myelin topic name, e.g. /_gateway/errors");
+        throw bad("errorTopic", `must be a Myelin topic name, e.g. ${GATEWAY_ERRORS_TOPIC}`);
       cfg.errorTopic = errorTopic;
     }
     if (root["mapping"] !== undefined) {
@@ -203,6 +206,10 @@ export function parseGatewayConfig(
     if (root["fsync"] !== undefined) {
       if (typeof root["fsync"] !== "boolean") throw bad("fsync", "must be true or false");
       cfg.fsync = root["fsync"];
+    }
+    if (root["twins"] !== undefined) {
+      resolveTwinOptions(obj(root["twins"], "twins"), "twins");
+      cfg.twins = root["twins"] as TwinOptions;
     }
     return cfg;
   } catch (err) {

@@ -29,9 +29,45 @@ export { MQTT_LIMIT_DEFAULTS } from "./mqtt-limits.js";
 export type { MqttLimits } from "./mqtt-limits.js";
 export { FilePersistence } from "./mqtt-persistence.js";
 export type { FilePersistenceOptions } from "./mqtt-persistence.js";
+export {
+  TWIN_DEFAULTS,
+  resolveTwinOptions,
+  computeDelta,
+  mergePatch,
+  twinToJson,
+  deviceNameProblem,
+} from "./twin-document.js";
+export type {
+  TwinOptions,
+  ResolvedTwinOptions,
+  TwinDocument,
+  TwinJson,
+  JsonObject,
+  JsonValue,
+} from "./twin-document.js";
+export { TwinStore } from "./twin-store.js";
+export type { TwinStoreOptions, TwinChange, TwinChangeKind } from "./twin-store.js";
+export { TwinService } from "./twin-service.js";
+export { TWIN_PROTOCOL, TWIN_UPDATES_TOPIC } from "./twin-protocol.js";
+export type { TwinProtocol } from "./twin-protocol.js";
+export { TwinMqtt } from "./twin-mqtt.js";
+export { TwinClient, twinFromMsg } from "./twin-client.js";
+export type {
+  DeviceTwin,
+  TwinSummary,
+  TwinListOptions,
+  TwinListPage,
+  TwinSetOptions,
+  TwinUpdateEvent,
+  TwinClientOptions,
+} from "./twin-client.js";
 export { loadGatewayConfig, parseGatewayConfig, parseGatewayConfigText } from "./gateway-config.js";
 export type { GatewayConfig } from "./gateway-config.js";
-export { startBridge, createLink, BridgeHost, BRIDGE_STATUS_SERVICE } from "./bridge-host.js";
+export { startBridge, createLink, BridgeHost } from "./bridge-host.js";
+export { BRIDGE_PROTOCOL, fetchBridgeStatus, serveBridgeStatus } from "./bridge-protocol.js";
+export type { BridgeProtocol } from "./bridge-protocol.js";
+export { GATEWAY_ERRORS_TOPIC, GATEWAY_PROTOCOL, gatewayClient } from "./gateway-protocol.js";
+export type { GatewayClient, GatewayProtocol } from "./gateway-protocol.js";
 export type { StartBridgeOptions, BridgeHostOptions } from "./bridge-host.js";
 export { BridgeEngine, BRIDGE_DEFAULTS, backoffDelay, bridgeQueueDir } from "./bridge.js";
 export type {

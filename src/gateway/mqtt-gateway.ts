@@ -20,13 +20,14 @@ import {
   type Server as NetServer,
   type Socket,
 } from "node:net";
+import { join } from "node:path";
 import { createServer as createTlsServer, type TLSSocket } from "node:tls";
 import type { Duplex } from "node:stream";
 import { Aedes, type AedesPublishPacket, type Client, type PublishPacket, type Subscription } from "aedes";
 import { WebSocketServer, createWebSocketStream } from "ws";
 import { MyelinError } from "../errors.js";
-import { myelin_msgs } from "../msgs/index.js";
-import { createNode, type Node } from "../node/index.js";
+import { createNode, serveProtocol, type Node } from "../node/index.js";
+import { GATEWAY_ERRORS_TOPIC, GATEWAY_PROTOCOL } from "./gateway-protocol.js";
 import { decodeExternal, TopicMap, type MappingSpec } from "./mapping.js";
 import { MyelinPort } from "./myelin-port.js";
 import { Authenticator, unshare, type AuthSpec, type Principal } from "./mqtt-auth.js";
@@ -40,6 +41,10 @@ import {
 import { deliverOncePerPacket } from "./mqtt-delivery.js";
 import { FilePersistence } from "./mqtt-persistence.js";
 import { withSharedSubscriptions, type MessageRouter } from "./mqtt-shared-subs.js";
+import { resolveTwinOptions, type ResolvedTwinOptions, type TwinOptions } from "./twin-document.js";
+import { TwinMqtt } from "./twin-mqtt.js";
+import { TwinService } from "./twin-service.js";
+import { TwinStore, type TwinStoreOptions } from "./twin-store.js";
 
 /** A plain TCP listener. Port 0 picks a free one (read it back from `gateway.listeners`). */
 export interface TcpListenerOptions {
@@ -85,8 +90,13 @@ export interface MqttGatewayOptions {
   /** Users, certificates and ACLs (default: anyone may do anything). */
   auth?: AuthSpec;
   limits?: MqttLimits;
-  /** Directory for persistent sessions and retained messages; without it they live in memory only. */
+  /**
+   * Directory for persistent sessions, retained messages and device twins (`twins/`); without it
+   * they live in memory only.
+   */
   dataDir?: string;
+  /** Device twins (default: on, with the defaults of TWIN_DEFAULTS); see docs/device-twins.md. */
+  twins?: TwinOptions;
   /** fsync the session journal on every write (default false). */
   fsync?: boolean;
   /** Hub address and runtime directory (defaults as for any node). */
@@ -94,7 +104,7 @@ export interface MqttGatewayOptions {
   runtimeDir?: string;
   /** Name of the gateway's node (default `_gateway`). */
   nodeName?: string;
-  /** Serve `/_gateway/status` (default true). */
+  /** Serve the gateway's status (GATEWAY_PROTOCOL, default true). */
   serveStatus?: boolean;
   /** Human-readable events: listening, refusals, errors. */
   log?: (line: string) => void;
@@ -110,7 +120,7 @@ interface ClientState {
   rejected: number;
 }
 
-/** Status of the gateway, as `/_gateway/status` and `myelin gateway status` report it. */
+/** Status of the gateway, as its status service and `myelin gateway status` report it. */
 export type GatewayStatus = ReturnType<MqttGateway["status"]>;
 
 const REJECT_SINK = "$SYS/myelin/rejected";
@@ -127,6 +137,7 @@ function rejectKind(reason: string): string {
   if (/not a valid Myelin level|empty Myelin topic/.test(reason)) return "topic cannot be mapped to Myelin";
   if (/cannot publish on|publishing on .* failed/.test(reason)) return "Myelin publish failed";
   if (/^mapping\[\d+\] \(/.test(reason)) return "payload does not fit the schema";
+  if (/^twin /.test(reason)) return "twin request refused";
   return reason.slice(0, 60);
 }
 
@@ -153,6 +164,10 @@ export class MqttGateway {
   readonly #rejectReasons = new Map<string, number>();
   #node!: Node;
   #ownNode = false;
+  readonly #twinOpts: ResolvedTwinOptions;
+  #twinStore: TwinStore | undefined;
+  #twinMqtt: TwinMqtt | undefined;
+  #twinService: TwinService | undefined;
   #port!: MyelinPort;
   #msgsIn = 0;
   #msgsOut = 0;
@@ -170,6 +185,7 @@ export class MqttGateway {
     this.#map = new TopicMap(opts.mapping ?? [], mapOpts);
     this.#auth = new Authenticator(opts.auth);
     this.#rate = new ConnectionRate();
+    this.#twinOpts = resolveTwinOptions(opts.twins);
     const pOpts: ConstructorParameters<typeof FilePersistence>[0] = {};
     if (opts.dataDir !== undefined) pOpts.dir = opts.dataDir;
     if (opts.fsync !== undefined) pOpts.fsync = opts.fsync;
@@ -231,7 +247,7 @@ export class MqttGateway {
     this.#port = await MyelinPort.start({
       node: this.#node,
       map: this.#map,
-      errorTopic: this.#opts.errorTopic ?? "/_gateway/errors",
+      errorTopic: this.#opts.errorTopic ?? GATEWAY_ERRORS_TOPIC,
       source: "mqtt",
       onOutbound: (topic, payload, rule) => this.#outbound(topic, payload, rule.qos),
       onReject: (r) => {
@@ -241,8 +257,9 @@ export class MqttGateway {
       },
       onWarning: (err) => this.#log(err.message),
     });
+    if (this.#twinOpts.enabled) await this.#startTwins();
     if (this.#opts.serveStatus !== false) {
-      await this.#node.createService("/_gateway/status", myelin_msgs.GatewayStatus, () => this.status());
+      await serveProtocol(this.#node, GATEWAY_PROTOCOL, { status: () => this.status() });
     }
     const l = this.#opts.listeners;
     if (l.tcp !== undefined) {
@@ -285,6 +302,38 @@ export class MqttGateway {
     }
     this.#rateTimer = setInterval(() => this.#sampleRates(), 1000);
     this.#rateTimer.unref();
+  }
+
+  /** Device twins: their store (beside the sessions), MQTT topics and services. */
+  async #startTwins(): Promise<void> {
+    const storeOpts: TwinStoreOptions = {
+      maxTwins: this.#twinOpts.maxTwins,
+      log: (line: string) => this.#log(line),
+    };
+    if (this.#opts.dataDir !== undefined) storeOpts.dir = join(this.#opts.dataDir, "twins");
+    this.#twinStore = await TwinStore.open(storeOpts);
+    this.#twinMqtt = new TwinMqtt({
+      broker: this.#broker,
+      store: this.#twinStore,
+      twins: this.#twinOpts,
+      enforceIdentity: this.#auth.userCount > 0,
+      userOf: (c) => this.#clients.get(c)?.principal?.user,
+      reject: (reason, topic, c) => {
+        const st = c === null ? undefined : this.#clients.get(c);
+        if (st !== undefined) st.rejected++;
+        this.#port.reject(reason, topic, -1, c?.id ?? "(will)");
+      },
+      log: (line) => this.#log(line),
+    });
+    this.#twinService = await TwinService.start({
+      node: this.#node,
+      store: this.#twinStore,
+      twins: this.#twinOpts,
+      log: (line) => this.#log(line),
+    });
+    this.#log(
+      `device twins on ${this.#twinOpts.topicPrefix}/<device>/…: ${this.#twinStore.size} twins${this.#twinStore.dir === undefined ? " (in memory only)" : ` in ${this.#twinStore.dir}`}`,
+    );
   }
 
   async #listen(
@@ -520,6 +569,14 @@ export class MqttGateway {
         cb(new Error(`payload over maxMessageBytes`));
         return;
       }
+    }
+    if (this.#twinMqtt?.handles(topic) === true) {
+      // A twin request: answered on its accepted or rejected topic, not routed (PUBACK after the write).
+      void this.#twinMqtt.onPublish(client, packet).then(() => {
+        this.#sink(packet);
+        cb(null);
+      });
+      return;
     }
     const m = this.#map.matchInbound(topic);
     if (!m.ok) {
@@ -783,6 +840,9 @@ export class MqttGateway {
     await this.#persistence
       .destroy()
       .catch((err: unknown) => this.#log(`saving MQTT sessions failed: ${(err as Error).message}`));
+    this.#twinMqtt?.close();
+    this.#twinService?.close();
+    await this.#twinStore?.close();
     await this.#port?.close();
     if (this.#ownNode) await this.#node.close();
   }

@@ -7,23 +7,24 @@
 import { randomBytes } from "node:crypto";
 import { EventEmitter } from "node:events";
 import { existsSync, rmSync } from "node:fs";
-import { hostname } from "node:os";
 import { join } from "node:path";
-import { ClosedError, MyelinError, ServiceError, TimeoutError, TypeMismatchError } from "../errors.js";
-import { lookupType, myelin_msgs, type MessageType, type ServiceType } from "../msgs/index.js";
-import { DataServer, type RemoteSubscriber } from "../transport/data-server.js";
+import { ClosedError, MyelinError, TimeoutError, TypeMismatchError } from "../errors.js";
+import { lookupType, type MessageType, type ServiceType } from "../msgs/index.js";
+import { DataServer } from "../transport/data-server.js";
 import { PeerLink } from "../transport/peer-link.js";
 import { DEFAULT_TRANSPORTS } from "../transport/default-transports.js";
 import type { Transports } from "../transport/transport.js";
-import type { ErrorBody } from "../transport/frame.js";
 import { InprocRegistry } from "../transport/inproc.js";
 import { ensureRuntimeDir, hubEndpoint, runtimeDir } from "./config.js";
-import type { GraphSnapshot, NodeRecord, Refusal, TopicDecl } from "./control-protocol.js";
+import type { GraphSnapshot, Refusal } from "./control-protocol.js";
 import { HubClient } from "./hub-client.js";
+import { acceptRemoteSubscriber, advertisedEndpoint, nodeRecord } from "./node-record.js";
 import { DurableConsumer, type DurableConsumerOptions } from "./durable-consumer.js";
+import { StoreClient } from "./store-client.js";
 import { Parameter, type ParameterKind, type ParameterSpec } from "./parameter.js";
+import { serveParameters } from "./parameter-service.js";
 import { Publisher } from "./publisher.js";
-import { resolveQos, type Qos } from "./qos.js";
+import { resolveQos } from "./qos.js";
 import { ServiceCaller } from "./call-router.js";
 import { dispatchRequest } from "./request-dispatch.js";
 import {
@@ -66,8 +67,6 @@ const inproc = new InprocRegistry<
   ServiceServer<unknown, unknown>
 >();
 
-/** How long a persistent publish waits for a store that answered before to come back (hub restart). */
-const STORE_RESTART_WAIT_MS = 10000;
 /** Creates a node, binds its data socket and registers it with the hub (if one runs). */
 export async function createNode(opts: NodeOptions): Promise<Node> {
   const node = new Node(opts);
@@ -96,24 +95,8 @@ export class Node extends EventEmitter<NodeEvents> implements CallRouter {
   #graph: GraphSnapshot | undefined;
   #graphWaiters: (() => void)[] = [];
   readonly #durables = new Set<DurableConsumer<unknown>>();
-  readonly #storeBatches = new Map<
-    string,
-    {
-      type: string;
-      payloads: Uint8Array[];
-      /** One per payload ("" for none), or null while no payload of the batch has an id. */
-      ids: string[] | null;
-      waiters: { resolve: () => void; reject: (e: unknown) => void }[];
-    }
-  >();
-  /** A store answered an append of this node (so its absence now means it is restarting). */
-  #storeSeen = false;
-  #storeClient:
-    | ServiceClient<
-        { topic: string; type: string; payloads: Uint8Array[]; msg_ids: string[] },
-        { first_seq: number; count: number; seqs: number[]; duplicates: number }
-      >
-    | undefined;
+  /** The client of the hub's store (persistent publish, durable consumers), made on first use. */
+  #store: StoreClient | undefined;
   #livenessTimer: NodeJS.Timeout | undefined;
   #ipcPath = "";
   #closed = false;
@@ -160,7 +143,7 @@ export class Node extends EventEmitter<NodeEvents> implements CallRouter {
     this.#server = await DataServer.bind(
       { endpoint, maxMessageBytes: this.#opts.maxMessageBytes, transports: this.#transports },
       {
-        onSubscribe: (r) => this.#onRemoteSubscribe(r),
+        onSubscribe: (r) => acceptRemoteSubscriber(this.name, this.#publishers, r),
         onUnsubscribe: (r) => {
           for (const p of this.#publishers) if (p.removeRemote(r)) p.matched();
         },
@@ -181,7 +164,18 @@ export class Node extends EventEmitter<NodeEvents> implements CallRouter {
       endpoint: hubEndpoint({ hub: this.#opts.hub, runtimeDir: this.#opts.runtimeDir }),
       transports: this.#transports,
       heartbeatMs: this.#opts.heartbeatMs,
-      record: () => this.#record(),
+      record: () =>
+        nodeRecord({
+          id: this.id,
+          name: this.name,
+          processId: PROCESS_ID,
+          endpoint: advertisedEndpoint(this.#server.endpoint, this.#opts.advertiseHost),
+          startedAt: this.#startedAt,
+          publishers: this.#publishers,
+          subscriptions: this.#subs.keys(),
+          services: this.#services.values(),
+          ready: this.#ready,
+        }),
       onGraph: (g) => this.#onGraph(g),
       onRefused: (rs) => {
         for (const r of rs) this.emit("warning", new TypeMismatchError("ERR_TYPE_MISMATCH", r.message));
@@ -212,7 +206,7 @@ export class Node extends EventEmitter<NodeEvents> implements CallRouter {
 
   /** The endpoint of this node's data socket. */
   get endpoint(): string {
-    return this.#advertised();
+    return advertisedEndpoint(this.#server.endpoint, this.#opts.advertiseHost);
   }
 
   /** True if the hub answered recently. */
@@ -277,7 +271,7 @@ export class Node extends EventEmitter<NodeEvents> implements CallRouter {
       validate: opts.validate ?? true,
       persist:
         qos.durability === "persistent"
-          ? (payload, msgId) => this.#persist(name, type.name, payload, msgId)
+          ? (payload, msgId) => this.#storeClient().append(name, type.name, payload, msgId)
           : undefined,
       localSubs: () => inproc.subscriptions(name),
       onClose: () => {
@@ -415,14 +409,7 @@ export class Node extends EventEmitter<NodeEvents> implements CallRouter {
   ): DurableConsumer<T> {
     this.#check();
     const name = resolveName(topic, "topic");
-    const c = new DurableConsumer(
-      name,
-      type,
-      opts,
-      // The consumer handles store errors itself: no breaker turning them into ERR_UNAVAILABLE.
-      (service, t) => this.createClient(service, t as ServiceType<never, never>, { breaker: false }),
-      (err) => this.emit("warning", err),
-    );
+    const c = new DurableConsumer(name, type, opts, this.#storeClient(), (err) => this.emit("warning", err));
     this.#durables.add(c as DurableConsumer<unknown>);
     return c;
   }
@@ -450,121 +437,26 @@ export class Node extends EventEmitter<NodeEvents> implements CallRouter {
     return p;
   }
 
-  /** Serves `/<name>/list_parameters` and `/<name>/set_parameter` (myelin_msgs), for `myelin param`. */
+  /** Serves this node's parameters (parameter-service.ts), for `myelin param`. */
   #serveParameters(): void {
-    const list = this.createService(`/${this.name}/list_parameters`, myelin_msgs.ListParameters, () => {
-      const ps = [...this.#params.values()];
-      return {
-        names: ps.map((p) => p.name),
-        kinds: ps.map((p) => p.spec.type),
-        values_json: ps.map((p) => JSON.stringify(p.value)),
-        descriptions: ps.map((p) => p.spec.description ?? ""),
-        descriptors: ps.map((p) => ({
-          name: p.name,
-          kind: p.spec.type,
-          description: p.spec.description ?? "",
-          read_only: p.spec.readOnly === true,
-          ...(p.spec.min !== undefined ? { min: p.spec.min } : {}),
-          ...(p.spec.max !== undefined ? { max: p.spec.max } : {}),
-          default_json: JSON.stringify(p.spec.default),
-        })),
-      };
-    });
-    const set = this.createService(`/${this.name}/set_parameter`, myelin_msgs.SetParameter, (req) => {
-      const p = this.#params.get(req.name);
-      if (p === undefined) {
-        return { success: false, reason: `node ${this.name} has no parameter ${req.name}`, value_json: "" };
-      }
-      let value: unknown;
-      try {
-        value = JSON.parse(req.value_json);
-      } catch {
-        return {
-          success: false,
-          reason: `value ${req.value_json} is not JSON`,
-          value_json: JSON.stringify(p.value),
-        };
-      }
-      try {
-        p.set(value);
-      } catch (err) {
-        return { success: false, reason: (err as Error).message, value_json: JSON.stringify(p.value) };
-      }
-      return { success: true, reason: "", value_json: JSON.stringify(p.value) };
-    });
-    for (const pending of [list, set]) {
-      pending.catch((err: unknown) =>
-        this.emit(
-          "warning",
-          new MyelinError(
-            "ERR_PARAMETER",
-            `node ${this.name} cannot serve its parameters: ${(err as Error).message}`,
-          ),
+    serveParameters(this, this.#params).catch((err: unknown) =>
+      this.emit(
+        "warning",
+        new MyelinError(
+          "ERR_PARAMETER",
+          `node ${this.name} cannot serve its parameters: ${(err as Error).message}`,
         ),
-      );
-    }
+      ),
+    );
   }
 
   /**
-   * Appends an encoded message of a persistent topic to the hub's store. Appends made in one
-   * event-loop turn travel in one request and share the store's group commit.
+   * The node's client of the hub's store, shared by its persistent publishers and durable
+   * consumers. They handle the store's errors themselves: no circuit breaker turns them into
+   * ERR_UNAVAILABLE.
    */
-  #persist(topic: string, type: string, payload: Uint8Array, msgId: string | undefined): Promise<void> {
-    return new Promise<void>((resolve, reject) => {
-      let b = this.#storeBatches.get(topic);
-      if (b === undefined) {
-        b = { type, payloads: [], ids: null, waiters: [] };
-        this.#storeBatches.set(topic, b);
-        setImmediate(() => void this.#flushStore(topic));
-      }
-      if (msgId !== undefined && b.ids === null) b.ids = b.payloads.map(() => "");
-      b.payloads.push(payload);
-      b.ids?.push(msgId ?? "");
-      b.waiters.push({ resolve, reject });
-    });
-  }
-
-  async #flushStore(topic: string): Promise<void> {
-    const b = this.#storeBatches.get(topic);
-    if (b === undefined) return;
-    this.#storeBatches.delete(topic);
-    this.#storeClient ??= this.createClient("/_store/append", myelin_msgs.StoreAppend, {
-      timeoutMs: 10000,
-      breaker: false,
-    });
-    const client = this.#storeClient;
-    // While the hub (and its store) restarts, a store that answered before is gone for a moment:
-    // the append has not reached any store, so it is safe to wait for it and send it then.
-    const deadline = Date.now() + STORE_RESTART_WAIT_MS;
-    for (;;) {
-      try {
-        await client.call({ topic, type: b.type, payloads: b.payloads, msg_ids: b.ids ?? [] });
-        this.#storeSeen = true;
-        for (const w of b.waiters) w.resolve();
-        return;
-      } catch (err) {
-        const noStore = err instanceof MyelinError && err.code === "ERR_NO_SERVER";
-        if (noStore && this.#storeSeen && !this.#closed && Date.now() < deadline) {
-          if (await client.waitForService(deadline - Date.now()).catch(() => false)) continue;
-        }
-        let e = err;
-        if (noStore) {
-          e = this.#storeSeen
-            ? new ServiceError(
-                "ERR_UNAVAILABLE",
-                `persistent topic ${topic}: the store is restarting and was not back within ${STORE_RESTART_WAIT_MS} ms; the message was not stored, publish it again`,
-                { cause: err },
-              )
-            : new ServiceError(
-                "ERR_NO_SERVER",
-                `persistent topic ${topic}: no store runs; start the hub with a data directory (\`myelin hub --data-dir DIR\`)`,
-                { cause: err },
-              );
-        }
-        for (const w of b.waiters) w.reject(e);
-        return;
-      }
-    }
+  #storeClient(): StoreClient {
+    return (this.#store ??= new StoreClient(this, { breaker: false }));
   }
 
   /** A declared parameter, or undefined. */
@@ -595,6 +487,7 @@ export class Node extends EventEmitter<NodeEvents> implements CallRouter {
     this.#closed = true;
     if (this.#livenessTimer) clearInterval(this.#livenessTimer);
     await Promise.all([...this.#durables].map((c) => c.close()));
+    this.#store?.close();
     for (const s of [...this.#subs.keys()]) s.close();
     for (const p of [...this.#publishers]) p.close();
     for (const s of [...this.#services.values()]) s.close();
@@ -644,43 +537,6 @@ export class Node extends EventEmitter<NodeEvents> implements CallRouter {
         );
       }
     }
-  }
-
-  #advertised(): string {
-    const ep = this.#server.endpoint;
-    const m = /^tcp:\/\/(0\.0\.0\.0|\*|\[::\]):(\d+)$/.exec(ep);
-    if (m === null) return ep;
-    return `tcp://${this.#opts.advertiseHost ?? hostname()}:${m[2]}`;
-  }
-
-  #record(): NodeRecord {
-    const decl = (topic: string, type: string, q: Qos): TopicDecl => ({
-      topic,
-      type,
-      qos: { reliability: q.reliability, durability: q.durability, depth: q.depth },
-    });
-    return {
-      id: this.id,
-      name: this.name,
-      pid: process.pid,
-      host: hostname(),
-      process: PROCESS_ID,
-      endpoint: this.#advertised(),
-      startedAt: this.#startedAt,
-      pubs: [...this.#publishers].map((p) => decl(p.topic, p.type.name, p.qos)),
-      subs: [...this.#subs.keys()].map((s) =>
-        s.group === undefined
-          ? decl(s.topic, s.typeName, s.qos)
-          : { ...decl(s.topic, s.typeName, s.qos), group: s.group },
-      ),
-      services: [...this.#services.values()].map((s) => ({
-        service: s.name,
-        type: s.type.name,
-        ...(s.idempotent ? { idempotent: true } : {}),
-      })),
-      ready: this.#ready,
-      ...(process.env["MYELIN_INSTANCE"] ? { instance: process.env["MYELIN_INSTANCE"] } : {}),
-    };
   }
 
   async #register(): Promise<Refusal[]> {
@@ -748,25 +604,5 @@ export class Node extends EventEmitter<NodeEvents> implements CallRouter {
       reconcileSubscription(st, g, g.settled, PROCESS_ID, (ep) => this.#link(ep));
     closeIdleLinks(this.#links, g);
     this.emit("graph", g);
-  }
-
-  #onRemoteSubscribe(r: RemoteSubscriber): ErrorBody | undefined {
-    const pubs = [...this.#publishers].filter((p) => p.topic === r.topic);
-    if (pubs.length === 0) {
-      return { code: "ERR_UNKNOWN_TOPIC", message: `node ${this.name} does not publish ${r.topic}` };
-    }
-    const wrong = pubs.find((p) => p.type.name !== r.body.type);
-    if (wrong !== undefined) {
-      return {
-        code: "ERR_TYPE_MISMATCH",
-        message: `topic ${r.topic} has type ${wrong.type.name} (node ${this.name}); the subscriber used ${r.body.type}`,
-      };
-    }
-    for (const p of pubs) {
-      p.addRemote(r);
-      if (r.body.history > 0) p.replayTo(r, r.body.history);
-      p.matched();
-    }
-    return undefined;
   }
 }

@@ -11,6 +11,13 @@ import { hubCommand } from "./cmd-hub.js";
 import { gatewayHashPasswordCommand, gatewayStatusCommand } from "./cmd-gateway.js";
 import { bridgeStatusCommand } from "./cmd-bridge.js";
 import {
+  twinDeleteCommand,
+  twinGetCommand,
+  twinListCommand,
+  twinSetCommand,
+  twinWatchCommand,
+} from "./cmd-twin.js";
+import {
   downCommand,
   logsCommand,
   psCommand,
@@ -100,6 +107,11 @@ export const COMMANDS: readonly CommandSpec[] = [
   interfaceShowCommand,
   gatewayStatusCommand,
   gatewayHashPasswordCommand,
+  twinListCommand,
+  twinGetCommand,
+  twinSetCommand,
+  twinDeleteCommand,
+  twinWatchCommand,
   bridgeStatusCommand,
   recordCommand,
   playCommand,
@@ -147,6 +159,14 @@ const GROUPS: Record<string, { summary: string; examples: string[] }> = {
   gateway: {
     summary: "the MQTT gateway of the hub: status, password hashes",
     examples: ["myelin gateway status", "myelin gateway hash-password"],
+  },
+  twin: {
+    summary: "the device twins of the MQTT gateway: desired and reported state of each device",
+    examples: [
+      "myelin twin list",
+      "myelin twin get pump-7",
+      `myelin twin set pump-7 '{"speed": 1200}' --expect-version 4`,
+    ],
   },
   interface: {
     summary: "the message and service types known here",

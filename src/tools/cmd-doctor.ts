@@ -9,9 +9,15 @@ import { connect } from "node:net";
 import { hostname, userInfo } from "node:os";
 import { join } from "node:path";
 import { MyelinError } from "../errors.js";
-import { BRIDGE_STATUS_SERVICE, type BridgeStatus } from "../gateway/index.js";
-import { myelin_msgs, std_srvs } from "../msgs/index.js";
-import { createNode, hubEndpoint, runtimeDir, type GraphSnapshot, type Node } from "../node/index.js";
+import { BRIDGE_PROTOCOL, fetchBridgeStatus, GATEWAY_PROTOCOL, gatewayClient } from "../gateway/index.js";
+import {
+  createNode,
+  graphServes,
+  hubEndpoint,
+  runtimeDir,
+  type GraphSnapshot,
+  type Node,
+} from "../node/index.js";
 import { DirLock, holderAlive, type LockHolder } from "../store/dir-lock.js";
 import { processRunning } from "../store/proc-stat.js";
 import {
@@ -27,7 +33,7 @@ import {
 } from "./common.js";
 import { defaultDataDir } from "./cmd-hub.js";
 import { ago, table } from "./format.js";
-import { fetchHubInfo, HUB_INFO_SERVICE } from "../hub/index.js";
+import { fetchHubInfo, HUB_INFO_PROTOCOL, HUB_INFO_SERVICE } from "../hub/index.js";
 
 /** Outcome of one check: OK, WARN (works, but look at it), FAIL (broken), SKIP (not applicable). */
 export type CheckStatus = "OK" | "WARN" | "FAIL" | "SKIP";
@@ -236,7 +242,7 @@ async function askHub(
   const extra: CheckResult[] = [];
   const nodes = graph.nodes.filter((n) => !n.name.startsWith("_"));
   const counts = `${nodes.length} node${nodes.length === 1 ? "" : "s"}`;
-  if (!graph.nodes.some((n) => n.services.some((s) => s.service === HUB_INFO_SERVICE))) {
+  if (!graphServes(graph, HUB_INFO_PROTOCOL.info)) {
     return {
       view,
       result: {
@@ -541,13 +547,11 @@ async function checkGatewayAndBridges(
   timeoutMs: number,
 ): Promise<CheckResult[]> {
   if (view === undefined) return [];
-  const serves = (s: string): boolean =>
-    view.graph.nodes.some((n) => n.services.some((x) => x.service === s));
   const out: CheckResult[] = [];
-  if (serves("/_gateway/status")) {
-    const client = node.createClient("/_gateway/status", myelin_msgs.GatewayStatus, { timeoutMs });
+  if (graphServes(view.graph, GATEWAY_PROTOCOL.status)) {
+    const client = gatewayClient(node, { timeoutMs });
     try {
-      const s = await unlessInterrupted(client.call({}), ctx.signal);
+      const s = await unlessInterrupted(client.status({}), ctx.signal);
       for (const url of s.listeners) {
         const m = /^(\w+):\/\/(\[[^\]]+\]|[^:/]+):(\d+)/.exec(url);
         if (m === null) continue;
@@ -591,11 +595,9 @@ async function checkGatewayAndBridges(
       fix: "devices connect over MQTT when the hub runs with --mqtt-port or --gateway-config",
     });
   }
-  if (serves(BRIDGE_STATUS_SERVICE)) {
-    const client = node.createClient(BRIDGE_STATUS_SERVICE, std_srvs.Trigger, { timeoutMs });
+  if (graphServes(view.graph, BRIDGE_PROTOCOL.status)) {
     try {
-      const r = await unlessInterrupted(client.call({}), ctx.signal);
-      for (const b of JSON.parse(r.message) as BridgeStatus[]) {
+      for (const b of await unlessInterrupted(fetchBridgeStatus(node, { timeoutMs }), ctx.signal)) {
         const c = `bridge ${b.name}`;
         if (b.state !== "connected") {
           out.push({
@@ -623,8 +625,6 @@ async function checkGatewayAndBridges(
         detail: `the bridges did not answer: ${errText(err)}`,
         fix: "look at the hub's output; `myelin bridge status`",
       });
-    } finally {
-      client.close();
     }
   }
   return out;

@@ -201,6 +201,100 @@ const GatewayStatus = defineService(
 );
 
 /**
+ * A device twin of the MQTT gateway (`/_twins/*`): desired and reported state and what differs
+ * between them (`delta_json`: the desired keys the device has not reported yet), each a JSON
+ * object as text; `version` counts every change of either, `desired_version` and
+ * `reported_version` each one's own changes (what an update's expected version is checked
+ * against). Times in ms since the epoch (0: never); `connected` says whether a client with the
+ * device's identity is connected to the gateway now.
+ */
+const Twin = defineMessage("myelin_msgs/Twin", {
+  device: t.string(),
+  desired_json: t.string(),
+  reported_json: t.string(),
+  delta_json: t.string(),
+  version: t.f64(),
+  desired_version: t.f64(),
+  reported_version: t.f64(),
+  created_at: t.f64(),
+  desired_updated_at: t.f64(),
+  reported_updated_at: t.f64(),
+  last_seen: t.f64(),
+  connected: t.bool(),
+  client_id: t.string(),
+});
+/**
+ * One twin in a list: its versions, connection, what differs between desired and reported
+ * (`delta_json`, a JSON object as text) and how many top-level keys that delta has.
+ */
+const TwinSummary = defineMessage("myelin_msgs/TwinSummary", {
+  device: t.string(),
+  version: t.f64(),
+  desired_version: t.f64(),
+  reported_version: t.f64(),
+  last_seen: t.f64(),
+  connected: t.bool(),
+  delta_json: t.string(),
+  delta_keys: t.u32(),
+});
+/**
+ * Lists twins sorted by device name: those matching `pattern` (a glob: `*`, `?`; "" for all),
+ * after device `after` ("" from the first), at most `max` (0: 1000). `more` when the list was cut;
+ * `total` counts every match. `ok` false with `error_code` and `message` when refused.
+ */
+const TwinList = defineService(
+  "myelin_msgs/TwinList",
+  { pattern: t.string(), after: t.string(), max: t.u32() },
+  {
+    ok: t.bool(),
+    error_code: t.string(),
+    message: t.string(),
+    twins: t.array(t.msg(TwinSummary)),
+    more: t.bool(),
+    total: t.u32(),
+  },
+);
+/** One device's twin; `ok` false with `error_code` (e.g. ERR_UNKNOWN_DEVICE) and `message` when refused. */
+const TwinGet = defineService(
+  "myelin_msgs/TwinGet",
+  { device: t.string() },
+  { ok: t.bool(), error_code: t.string(), message: t.string(), twin: t.optional(t.msg(Twin)) },
+);
+/**
+ * Changes a twin's desired state: `desired_json` is a JSON object merged into it (RFC 7386 merge
+ * patch: `null` removes a key), or its whole new value with `replace`. With `expected_version`
+ * the change applies only while desired is at that version (ERR_VERSION_CONFLICT otherwise);
+ * `create` makes the twin of a device that has none (ERR_UNKNOWN_DEVICE otherwise). Replies with
+ * the twin after the change, once it is on disk and the delta is on its way to the device.
+ */
+const TwinSet = defineService(
+  "myelin_msgs/TwinSet",
+  {
+    device: t.string(),
+    desired_json: t.string(),
+    expected_version: t.optional(t.f64()),
+    create: t.bool(),
+    replace: t.bool(),
+  },
+  { ok: t.bool(), error_code: t.string(), message: t.string(), twin: t.optional(t.msg(Twin)) },
+);
+/** Deletes a twin (its file too); with `expected_version`, only while its version is that. */
+const TwinDelete = defineService(
+  "myelin_msgs/TwinDelete",
+  { device: t.string(), expected_version: t.optional(t.f64()) },
+  { ok: t.bool(), error_code: t.string(), message: t.string() },
+);
+/**
+ * A change of a twin, on `/_twins/updates`: `kind` is created, desired, reported, connection or
+ * deleted; `twin` is the twin after the change (before it, for deleted).
+ */
+const TwinUpdate = defineMessage("myelin_msgs/TwinUpdate", {
+  kind: t.string(),
+  twin: t.msg(Twin),
+  stamp: t.time(),
+});
+
+/**
  * Supervisor (the hub's process manager): apply a resolved launch spec (`spec_json`, as
  * `loadSpec` returns it), waiting up to `wait_ms` for every process to be ready. `ok` false when a
  * process failed or the wait ran out (`message` says which). `processes_json` is the `myelin ps`
@@ -283,6 +377,13 @@ export interface MyelinMsgs {
   readonly GatewayReject: typeof GatewayReject;
   readonly GatewayClient: typeof GatewayClient;
   readonly GatewayStatus: typeof GatewayStatus;
+  readonly Twin: typeof Twin;
+  readonly TwinSummary: typeof TwinSummary;
+  readonly TwinList: typeof TwinList;
+  readonly TwinGet: typeof TwinGet;
+  readonly TwinSet: typeof TwinSet;
+  readonly TwinDelete: typeof TwinDelete;
+  readonly TwinUpdate: typeof TwinUpdate;
   readonly SupervisorApply: typeof SupervisorApply;
   readonly SupervisorPs: typeof SupervisorPs;
   readonly SupervisorControl: typeof SupervisorControl;
@@ -306,6 +407,13 @@ export const myelin_msgs: MyelinMsgs = Object.freeze({
   GatewayReject,
   GatewayClient,
   GatewayStatus,
+  Twin,
+  TwinSummary,
+  TwinList,
+  TwinGet,
+  TwinSet,
+  TwinDelete,
+  TwinUpdate,
   SupervisorApply,
   SupervisorPs,
   SupervisorControl,

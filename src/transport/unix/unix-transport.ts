@@ -184,7 +184,7 @@ class Inbox<T> implements AsyncIterator<T> {
   }
 }
 
-/** Resolves when every socket's buffer is written, or after `timeoutMs`. */
+/** Resolves when every socket's buffer is handed to the kernel, or after `timeoutMs`. */
 function socketsDrained(socks: Iterable<Socket>, timeoutMs: number): Promise<void> {
   const pending = [...socks].filter((s) => !s.destroyed && s.writableLength > 0);
   if (pending.length === 0) return Promise.resolve();
@@ -198,15 +198,17 @@ function socketsDrained(socks: Iterable<Socket>, timeoutMs: number): Promise<voi
       }
     };
     for (const s of pending) {
-      const check = (): void => {
-        if (s.destroyed || s.writableLength === 0) {
-          s.off("drain", check);
-          s.off("close", check);
-          one();
-        }
+      // An empty write's callback runs once everything written before it is flushed ('drain'
+      // fires only after a write said the buffer was full).
+      let done = false;
+      const once = (): void => {
+        if (done) return;
+        done = true;
+        s.off("close", once);
+        one();
       };
-      s.on("drain", check);
-      s.on("close", check);
+      s.once("close", once);
+      s.write(Buffer.alloc(0), () => once());
     }
   });
 }
