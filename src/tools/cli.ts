@@ -42,6 +42,8 @@ import {
   serviceTypeCommand,
 } from "./cmd-service.js";
 import { completionCommand } from "./cmd-completion.js";
+import { bagInfoCommand, bagRepairCommand } from "./cmd-bag.js";
+import { playCommand, recordCommand } from "./cmd-record.js";
 import { doctorCommand } from "./cmd-doctor.js";
 import { topicBwCommand, topicDelayCommand } from "./cmd-topic-stats.js";
 import {
@@ -111,6 +113,10 @@ export const COMMANDS: readonly CommandSpec[] = [
   twinDeleteCommand,
   twinWatchCommand,
   bridgeStatusCommand,
+  recordCommand,
+  playCommand,
+  bagInfoCommand,
+  bagRepairCommand,
   doctorCommand,
   completionCommand(() => COMMANDS),
 ];
@@ -141,6 +147,10 @@ const GROUPS: Record<string, { summary: string; examples: string[] }> = {
       "myelin param set camera fps 30",
       "myelin param dump camera > camera.yaml && myelin param load camera camera.yaml",
     ],
+  },
+  bag: {
+    summary: "inspect MCAP recordings and repair unclosed ones",
+    examples: ["myelin bag info run.mcap", "myelin bag repair run.mcap"],
   },
   bridge: {
     summary: "the hub's bridges to external MQTT, NATS and AMQP brokers",
@@ -180,7 +190,10 @@ function exampleLines(examples: string[]): string[] {
 }
 
 function usageOf(spec: CommandSpec): string {
-  const args = spec.args.map((a) => (a.optional === true ? `[${a.name}]` : a.name));
+  const args = spec.args.map((a) => {
+    const name = a.variadic === true ? `${a.name}...` : a.name;
+    return a.optional === true ? `[${name}]` : name;
+  });
   return ["myelin", ...spec.path, ...args, "[options]"].join(" ");
 }
 
@@ -306,7 +319,7 @@ function parseInvocation(spec: CommandSpec, args: string[]): Invocation {
       .map((a) => a.name);
     throw new UsageError(`${name}: missing ${missing.join(" and ")}`, name);
   }
-  if (parsed.positionals.length > spec.args.length) {
+  if (parsed.positionals.length > spec.args.length && spec.args.at(-1)?.variadic !== true) {
     const extra = parsed.positionals[spec.args.length]!;
     throw new UsageError(`${name}: unexpected argument '${extra}' (quote DATA that contains spaces)`, name);
   }
