@@ -10,26 +10,20 @@
 import { spawn, type ChildProcess } from "node:child_process";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
-import { Hub, type Node } from "../src/index.js";
-import { HUB_DEFAULTS } from "../src/hub/index.js";
-import { startHubInfo } from "../src/tools/hub-info.js";
+import { hubInfoPlugin, startHubProcess, type HubProcess } from "../src/hub/index.js";
+import { version } from "../src/tools/common.js";
 
 const { values } = parseArgs({ options: { "duration-ms": { type: "string" } } });
 const durationMs = values["duration-ms"] === undefined ? 0 : Number(values["duration-ms"]);
 
-let hub: Hub | undefined;
-let info: Node | undefined;
+let hub: HubProcess | undefined;
 try {
-  hub = await Hub.start({ log: (line) => console.log(`[hub] ${line}`) });
-  console.log(`[demo] hub listening on ${hub.endpoints.join(", ")}`);
-  // What `myelin doctor` asks a hub about itself (this demo's hub keeps no durable topics).
-  info = await startHubInfo({
-    hubId: hub.id,
-    endpoints: hub.endpoints,
-    runtimeDir: undefined,
-    nodeTimeoutMs: HUB_DEFAULTS.nodeTimeoutMs,
-    store: () => undefined,
-  }).catch(() => undefined);
+  // The hub, with what `myelin doctor` asks a hub about itself (this demo's hub keeps no durable topics).
+  hub = await startHubProcess({
+    log: (line) => console.log(`[hub] ${line}`),
+    plugins: [hubInfoPlugin({ version: version() })],
+  });
+  console.log(`[demo] hub listening on ${hub.hub.endpoints.join(", ")}`);
 } catch (err) {
   console.log(`[demo] using the hub that already runs (${(err as Error).message.split(";")[0]})`);
 }
@@ -61,8 +55,7 @@ async function stop(): Promise<void> {
         }),
     ),
   );
-  await info?.close();
-  hub?.close();
+  await hub?.close();
   process.exit(0);
 }
 process.on("SIGINT", () => void stop());

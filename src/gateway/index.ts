@@ -65,3 +65,5 @@ export type { OfflineQueueOptions, OfflineQueueStats, QueuedMessage } from "./of
 export { MqttLink } from "./bridge-mqtt.js";
 export { NatsLink } from "./bridge-nats.js";
 export { AmqpLink } from "./bridge-amqp.js";
+export { bridgesPlugin, mqttGatewayPlugin } from "./hub-plugin.js";
+export type { RunningBridgesPlugin, RunningGatewayPlugin } from "./hub-plugin.js";

@@ -20,11 +20,11 @@ export interface HubPluginContext {
   /** The hub's node timeout, in ms. */
   readonly nodeTimeoutMs: number;
   /** Writes one human-readable line to the hub's log (the hub adds the time). */
-  log(line: string): void;
+  readonly log: (line: string) => void;
   /** A plugin started before this one, by name; undefined when it is not running. */
-  plugin(name: string): RunningHubPlugin | undefined;
+  readonly plugin: (name: string) => RunningHubPlugin | undefined;
   /** Asks the hub process to stop (e.g. the supervisor after `myelin down --stop-hub`). */
-  requestStop(reason: string): void;
+  readonly requestStop: (reason: string) => void;
   /** Aborted when the hub process is stopping. */
   readonly signal: AbortSignal;
 }

@@ -38,3 +38,5 @@ export {
 } from "./supervisor.js";
 export type { LaunchContext, NodeMain } from "./runner.js";
 export { systemdUnit, startSystemdNotify, type SystemdUnitOptions } from "./systemd.js";
+export { supervisorPlugin, systemdNotifyPlugin } from "./hub-plugin.js";
+export type { SupervisorPluginOptions, RunningSupervisorPlugin } from "./hub-plugin.js";

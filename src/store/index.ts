@@ -13,6 +13,8 @@ export type {
 export { ConsumerStateFile } from "./consumer-state-file.js";
 export { StoreService } from "./service.js";
 export type { StoreServiceOptions } from "./service.js";
+export { storePlugin } from "./hub-plugin.js";
+export type { RunningStorePlugin } from "./hub-plugin.js";
 export {
   parseStoreConfig,
   parseStoreConfigText,

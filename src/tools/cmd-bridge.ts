@@ -2,9 +2,11 @@
  * `myelin bridge status`, and the hub's bridge option (`myelin hub --bridge-config FILE`): bridges
  * to external MQTT, NATS and AMQP brokers, run inside the hub process (docs/bridges.md).
  */
-import { BRIDGE_STATUS_SERVICE, BridgeHost } from "../gateway/bridge-host.js";
+import { BRIDGE_STATUS_SERVICE } from "../gateway/bridge-host.js";
 import type { BridgeStatus } from "../gateway/bridge.js";
 import { std_srvs } from "../msgs/index.js";
+import type { HubPlugin } from "../hub/index.js";
+import { bridgesPlugin } from "../gateway/index.js";
 import {
   boolOpt,
   numOpt,
@@ -12,11 +14,10 @@ import {
   unlessInterrupted,
   withNode,
   type CommandSpec,
-  type Context,
   type Invocation,
   type OptionSpec,
 } from "./common.js";
-import { ago, clock, table } from "./format.js";
+import { ago, table } from "./format.js";
 
 /** Options `myelin hub` takes for the bridges. */
 export const HUB_BRIDGE_OPTIONS: Record<string, OptionSpec> = {
@@ -28,29 +29,14 @@ export const HUB_BRIDGE_OPTIONS: Record<string, OptionSpec> = {
 };
 
 /**
- * Starts the bridges inside the hub when `--bridge-config` is given; offline queues go to
- * `<dataDir>/bridges/<name>/queue`. Returns undefined when not configured.
- * @throws MyelinError ERR_BAD_CONFIG naming the file, entry and field of a bad configuration
+ * The bridges plugin of the hub when `--bridge-config` is given (offline queues go to
+ * `<dataDir>/bridges/<name>/queue`); undefined when not configured. The file is read when the
+ * plugin starts; a bad one stops the hub with ERR_BAD_CONFIG naming the file, entry and field.
  */
-export async function startHubBridges(
-  ctx: Context,
-  inv: Invocation,
-  runtimeDir: string | undefined,
-  dataDir: string,
-): Promise<BridgeHost | undefined> {
+export function hubBridgesPlugin(inv: Invocation, dataDir: string): HubPlugin | undefined {
   const file = strOpt(inv, "bridge-config");
   if (file === undefined) return undefined;
-  const opts: Parameters<typeof BridgeHost.start>[0] = {
-    file,
-    dataDir,
-    log: (line) => ctx.out(`${clock()} ${line}`),
-  };
-  if (runtimeDir !== undefined) opts.runtimeDir = runtimeDir;
-  const host = await BridgeHost.start(opts);
-  ctx.out(
-    `${clock()} bridges: ${host.bridges.map((b) => `${b.name} (${b.kind})`).join(", ")}; offline queues in ${dataDir}/bridges`,
-  );
-  return host;
+  return bridgesPlugin({ file, dataDir });
 }
 
 export const bridgeStatusCommand: CommandSpec = {

@@ -27,7 +27,7 @@ import {
 } from "./common.js";
 import { defaultDataDir } from "./cmd-hub.js";
 import { ago, table } from "./format.js";
-import { HUB_INFO_SERVICE } from "./hub-info.js";
+import { fetchHubInfo, HUB_INFO_SERVICE } from "../hub/index.js";
 
 /** Outcome of one check: OK, WARN (works, but look at it), FAIL (broken), SKIP (not applicable). */
 export type CheckStatus = "OK" | "WARN" | "FAIL" | "SKIP";
@@ -248,10 +248,9 @@ async function askHub(
       extra,
     };
   }
-  const client = node.createClient(HUB_INFO_SERVICE, myelin_msgs.HubInfo, { timeoutMs });
   try {
     const t0 = Date.now();
-    const info = await unlessInterrupted(client.call({}), ctx.signal);
+    const info = await unlessInterrupted(fetchHubInfo(node, timeoutMs), ctx.signal);
     const t1 = Date.now();
     view.info = info;
     view.clock = { offsetMs: info.time_ms - (t0 + t1) / 2, errorMs: (t1 - t0) / 2 };
@@ -267,8 +266,6 @@ async function askHub(
       },
       extra,
     };
-  } finally {
-    client.close();
   }
   const i = view.info;
   const where = `myelin ${i.version}, pid ${i.pid} on ${i.host}, up ${ago(i.started_at)}, runtime dir ${i.runtime_dir}`;

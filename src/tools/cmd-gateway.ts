@@ -4,14 +4,10 @@
  */
 import { join } from "node:path";
 import { createInterface } from "node:readline";
-import {
-  MqttGateway,
-  hashPassword,
-  loadGatewayConfig,
-  type GatewayConfig,
-  type MqttGatewayOptions,
-} from "../gateway/index.js";
+import { hashPassword, loadGatewayConfig, type GatewayConfig } from "../gateway/index.js";
 import { myelin_msgs } from "../msgs/index.js";
+import type { HubPlugin } from "../hub/index.js";
+import { mqttGatewayPlugin } from "../gateway/index.js";
 import { MyelinError } from "../errors.js";
 import {
   boolOpt,
@@ -20,11 +16,10 @@ import {
   unlessInterrupted,
   withNode,
   type CommandSpec,
-  type Context,
   type Invocation,
   type OptionSpec,
 } from "./common.js";
-import { ago, clock, table } from "./format.js";
+import { ago, table } from "./format.js";
 
 /** Options `myelin hub` takes for the embedded MQTT gateway. */
 export const HUB_GATEWAY_OPTIONS: Record<string, OptionSpec> = {
@@ -41,15 +36,11 @@ export const HUB_GATEWAY_OPTIONS: Record<string, OptionSpec> = {
 };
 
 /**
- * Starts the MQTT gateway inside the hub when `--mqtt-port` or `--gateway-config` is given;
- * sessions and retained messages go to `<dataDir>/mqtt`. Returns undefined when not configured.
+ * The MQTT gateway plugin of the hub when `--mqtt-port` or `--gateway-config` is given (sessions
+ * and retained messages go to `<dataDir>/mqtt`); undefined when not configured.
+ * @throws MyelinError ERR_BAD_CONFIG for a bad file or no listener
  */
-export async function startHubGateway(
-  ctx: Context,
-  inv: Invocation,
-  runtimeDir: string | undefined,
-  dataDir: string,
-): Promise<MqttGateway | undefined> {
+export function hubGatewayPlugin(inv: Invocation, dataDir: string): HubPlugin | undefined {
   const file = strOpt(inv, "gateway-config");
   const mqttPort = numOpt(inv, "mqtt-port", { min: 0, max: 65535, integer: true, command: "hub" });
   if (file === undefined && mqttPort === undefined) return undefined;
@@ -62,18 +53,7 @@ export async function startHubGateway(
       `${file}: no listener: add listeners.tcp (e.g. { port: 1883 }), tls or ws, or pass --mqtt-port`,
     );
   }
-  const opts: MqttGatewayOptions = {
-    ...cfg,
-    listeners,
-    dataDir: join(dataDir, "mqtt"),
-    log: (line) => ctx.out(`${clock()} ${line}`),
-  };
-  if (runtimeDir !== undefined) opts.runtimeDir = runtimeDir;
-  const gw = await MqttGateway.start(opts);
-  ctx.out(
-    `${clock()} MQTT gateway: ${(cfg.mapping ?? []).length} mapping rules, sessions in ${opts.dataDir}`,
-  );
-  return gw;
+  return mqttGatewayPlugin({ ...cfg, listeners, dataDir: join(dataDir, "mqtt") });
 }
 
 export const gatewayStatusCommand: CommandSpec = {

@@ -2,23 +2,24 @@
 import { readFile } from "node:fs/promises";
 import { homedir } from "node:os";
 import { join } from "node:path";
-import { Hub, HUB_DEFAULTS, type HubOptions } from "../hub/index.js";
-import { runtimeDir, type Node } from "../node/index.js";
-import { parseStoreConfigText, StoreService, type StoreServiceOptions } from "../store/index.js";
-import { aborted, boolOpt, listOpt, numOpt, strOpt, UsageError, type CommandSpec } from "./common.js";
-import { clock } from "./format.js";
-import { HUB_GATEWAY_OPTIONS, startHubGateway } from "./cmd-gateway.js";
-import { HUB_BRIDGE_OPTIONS, startHubBridges } from "./cmd-bridge.js";
-import type { BridgeHost } from "../gateway/bridge-host.js";
-import type { MqttGateway } from "../gateway/index.js";
-import { startHubInfo } from "./hub-info.js";
+import { hubInfoPlugin, startHubProcess, type HubOptions, type HubPlugin } from "../hub/index.js";
+import { runtimeDir } from "../node/index.js";
+import { systemdNotifyPlugin } from "../orchestrator/index.js";
+import { parseStoreConfigText, storePlugin, type StoreServiceOptions } from "../store/index.js";
 import {
-  HUB_SUPERVISOR_OPTIONS,
-  hubSpec,
-  hubSystemdUnit,
-  startHubSupervisor,
-  type HubSupervisor,
-} from "./hub-supervisor.js";
+  boolOpt,
+  listOpt,
+  numOpt,
+  strOpt,
+  UsageError,
+  version,
+  type CommandSpec,
+  type Invocation,
+} from "./common.js";
+import { clock } from "./format.js";
+import { HUB_GATEWAY_OPTIONS, hubGatewayPlugin } from "./cmd-gateway.js";
+import { HUB_BRIDGE_OPTIONS, hubBridgesPlugin } from "./cmd-bridge.js";
+import { HUB_SUPERVISOR_OPTIONS, hubSpec, hubSupervisorPlugin, hubSystemdUnit } from "./hub-supervisor.js";
 
 export const hubCommand: CommandSpec = {
   path: ["hub"],
@@ -97,70 +98,63 @@ export const hubCommand: CommandSpec = {
       if (!verbose && /^node _/.test(line)) return;
       ctx.out(`${clock()} ${line}`);
     };
-    const hub = await Hub.start(opts);
-    let store: StoreService | undefined;
-    let gateway: MqttGateway | undefined;
-    let bridges: BridgeHost | undefined;
-    let supervisor: HubSupervisor | undefined;
-    let info: Node | undefined;
+    const dataDir = strOpt(inv, "data-dir") ?? defaultDataDir();
+    // Every option is checked before anything starts; the plugins start in this order and stop
+    // in the reverse one.
+    const plugins: HubPlugin[] = [];
+    if (!boolOpt(inv, "no-store")) plugins.push(await hubStorePlugin(inv, dataDir, spec?.topics ?? []));
+    plugins.push(hubInfoPlugin({ version: version() }));
+    for (const p of [
+      hubGatewayPlugin(inv, dataDir),
+      hubBridgesPlugin(inv, dataDir),
+      hubSupervisorPlugin(inv, spec),
+    ]) {
+      if (p !== undefined) plugins.push(p);
+    }
+    plugins.push(systemdNotifyPlugin());
+    const proc = await startHubProcess({
+      hub: opts,
+      plugins,
+      log: (line) => ctx.out(`${clock()} ${line}`),
+      signal: ctx.signal,
+    });
     try {
-      if (!boolOpt(inv, "no-store")) {
-        const fsyncOpt = strOpt(inv, "fsync");
-        if (fsyncOpt !== undefined && fsyncOpt !== "always" && fsyncOpt !== "batch" && fsyncOpt !== "never") {
-          throw new UsageError(`hub: --fsync must be always, batch or never, got '${fsyncOpt}'`);
-        }
-        const dataDir = strOpt(inv, "data-dir") ?? defaultDataDir();
-        const storeConfigPath = strOpt(inv, "store-config");
-        const storeConfig =
-          storeConfigPath === undefined
-            ? { defaults: {}, rules: [] }
-            : parseStoreConfigText(await readFile(storeConfigPath, "utf8"), storeConfigPath);
-        const storeOpts: StoreServiceOptions = {
-          dataDir,
-          defaults: storeConfig.defaults,
-          // The launch spec's topic settings come before the store config's (the first match applies).
-          topics: [...(spec?.topics ?? []), ...storeConfig.rules],
-          log: (line: string) => ctx.out(`${clock()} ${line}`),
-        };
-        if (fsyncOpt !== undefined) storeOpts.defaults = { ...storeConfig.defaults, fsync: fsyncOpt };
-        const fsync = storeOpts.defaults?.fsync ?? "always";
-        if (opts.runtimeDir !== undefined) storeOpts.runtimeDir = opts.runtimeDir;
-        store = await StoreService.start(storeOpts);
-        ctx.out(`${clock()} durable topics stored in ${dataDir} (fsync ${fsync})`);
-      }
-      // A diagnostic service: the hub runs without it if it cannot be served.
-      info = await startHubInfo({
-        hubId: hub.id,
-        endpoints: hub.endpoints,
-        runtimeDir: opts.runtimeDir,
-        nodeTimeoutMs: opts.nodeTimeoutMs ?? HUB_DEFAULTS.nodeTimeoutMs,
-        store: () => store?.health(),
-      }).catch((err: unknown) => {
-        ctx.out(
-          `${clock()} cannot serve /_hub/info (\`myelin doctor\` sees less): ${(err as Error).message}`,
-        );
-        return undefined;
-      });
       ctx.out(
-        `${clock()} myelin hub ${hub.id} started (pid ${process.pid}, runtime dir ${runtimeDir(opts.runtimeDir)})`,
+        `${clock()} myelin hub ${proc.hub.id} started (pid ${process.pid}, runtime dir ${runtimeDir(opts.runtimeDir)})`,
       );
-      for (const ep of hub.endpoints) ctx.out(`${clock()} listening on ${ep}`);
-      gateway = await startHubGateway(ctx, inv, opts.runtimeDir, strOpt(inv, "data-dir") ?? defaultDataDir());
-      bridges = await startHubBridges(ctx, inv, opts.runtimeDir, strOpt(inv, "data-dir") ?? defaultDataDir());
-      supervisor = await startHubSupervisor(ctx, inv, opts.runtimeDir, spec);
-      await aborted(supervisor.signal);
+      for (const ep of proc.hub.endpoints) ctx.out(`${clock()} listening on ${ep}`);
+      await proc.stopped;
     } finally {
-      await supervisor?.close();
-      await bridges?.close();
-      await gateway?.close();
-      await store?.close();
-      await info?.close();
-      hub.close();
+      await proc.close();
     }
     ctx.out(`${clock()} hub stopped`);
     return 0;
   },
 };
+
+/** The store plugin as `--data-dir`, `--store-config` and `--fsync` say, after the spec's topic settings. */
+async function hubStorePlugin(
+  inv: Invocation,
+  dataDir: string,
+  specTopics: NonNullable<StoreServiceOptions["topics"]>,
+): Promise<HubPlugin> {
+  const fsyncOpt = strOpt(inv, "fsync");
+  if (fsyncOpt !== undefined && fsyncOpt !== "always" && fsyncOpt !== "batch" && fsyncOpt !== "never") {
+    throw new UsageError(`hub: --fsync must be always, batch or never, got '${fsyncOpt}'`);
+  }
+  const storeConfigPath = strOpt(inv, "store-config");
+  const storeConfig =
+    storeConfigPath === undefined
+      ? { defaults: {}, rules: [] }
+      : parseStoreConfigText(await readFile(storeConfigPath, "utf8"), storeConfigPath);
+  const storeOpts: StoreServiceOptions = {
+    dataDir,
+    defaults: fsyncOpt !== undefined ? { ...storeConfig.defaults, fsync: fsyncOpt } : storeConfig.defaults,
+    // The launch spec's topic settings come before the store config's (the first match applies).
+    topics: [...specTopics, ...storeConfig.rules],
+  };
+  return storePlugin(storeOpts);
+}
 
 /** Where durable topics go by default: $MYELIN_DATA_DIR, $XDG_DATA_HOME/myelin, ~/.local/share/myelin. */
 export function defaultDataDir(): string {

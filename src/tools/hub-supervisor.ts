@@ -6,15 +6,9 @@
 import { hostname } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
-import {
-  loadSpec,
-  startSystemdNotify,
-  Supervisor,
-  systemdUnit,
-  type LaunchSpec,
-} from "../orchestrator/index.js";
-import { boolOpt, listOpt, strOpt, type Context, type Invocation, type OptionSpec } from "./common.js";
-import { clock } from "./format.js";
+import { loadSpec, supervisorPlugin, systemdUnit, type LaunchSpec } from "../orchestrator/index.js";
+import type { HubPlugin } from "../hub/index.js";
+import { boolOpt, listOpt, strOpt, type Invocation, type OptionSpec } from "./common.js";
 
 const BIN = join(dirname(fileURLToPath(import.meta.url)), "..", "..", "..", "bin", "myelin");
 
@@ -81,40 +75,20 @@ export function hubSpec(inv: Invocation): LaunchSpec | undefined {
   return loadSpec(file, { environment: strOpt(inv, "env") ?? process.env["MYELIN_ENV"] });
 }
 
-/** A running supervisor of the hub, and the signal on which the hub should stop. */
-export interface HubSupervisor {
-  /** Aborted on Ctrl-C/SIGTERM, or after `myelin down` with --stop-on-down. */
-  signal: AbortSignal;
-  close(): Promise<void>;
-}
-
-/** Starts the supervisor (unless --no-supervisor) and the systemd notifications. */
-export async function startHubSupervisor(
-  ctx: Context,
-  inv: Invocation,
-  runtimeDir: string | undefined,
-  spec: LaunchSpec | undefined,
-): Promise<HubSupervisor> {
-  const stopNotify = startSystemdNotify((l) => ctx.out(`${clock()} ${l}`));
-  if (boolOpt(inv, "no-supervisor")) return { signal: ctx.signal, close: async () => stopNotify() };
-  const stop = new AbortController();
+/**
+ * The orchestration plugins of the hub: the supervisor (unless --no-supervisor), with this host's
+ * labels and the --spec to apply.
+ */
+export function hubSupervisorPlugin(inv: Invocation, spec: LaunchSpec | undefined): HubPlugin | undefined {
+  if (boolOpt(inv, "no-supervisor")) return undefined;
   const env = process.env["MYELIN_LABELS"];
   const labels = [...new Set([hostname(), ...(env ?? "").split(","), ...listOpt(inv, "label")])]
     .map((s) => s.trim())
     .filter((s) => s !== "");
-  const sup = await Supervisor.start({
-    ...(runtimeDir !== undefined ? { runtimeDir } : {}),
+  return supervisorPlugin({
     labels,
-    log: (line) => ctx.out(`${clock()} ${line}`),
-    ...(boolOpt(inv, "stop-on-down") ? { onStopHub: () => stop.abort() } : {}),
+    ...(spec !== undefined ? { spec } : {}),
+    stopOnDown: boolOpt(inv, "stop-on-down"),
+    leaveRunning: boolOpt(inv, "leave-running"),
   });
-  ctx.out(`${clock()} supervisor ready (labels: ${labels.join(", ")})`);
-  if (spec !== undefined) void sup.apply(spec, 0);
-  return {
-    signal: AbortSignal.any([ctx.signal, stop.signal]),
-    async close() {
-      stopNotify();
-      await sup.close({ stopProcesses: !boolOpt(inv, "leave-running") });
-    },
-  };
 }

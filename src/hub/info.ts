@@ -1,0 +1,83 @@
+/**
+ * `/_hub/info`: what a hub process says about itself (version, pid, runtime directory, endpoints,
+ * its clock, its store's data directory and free space), for `myelin doctor`. Served by the hidden
+ * node `_hub` in the hub's process, as the plugin {@link hubInfoPlugin}.
+ */
+import { hostname } from "node:os";
+import { myelin_msgs, type ResponseOf } from "../msgs/index.js";
+import { createNode, runtimeDir, type Node } from "../node/index.js";
+import type { HubPlugin, RunningHubPlugin } from "./plugin.js";
+
+/** The name of the hub's info service. */
+export const HUB_INFO_SERVICE = "/_hub/info";
+
+/** What `/_hub/info` answers. */
+export type HubInfo = ResponseOf<typeof myelin_msgs.HubInfo>;
+
+/** Asks the hub of `node` about itself. @throws ServiceError ERR_NO_SERVER when the hub serves no info */
+export async function fetchHubInfo(node: Node, timeoutMs: number): Promise<HubInfo> {
+  const client = node.createClient(HUB_INFO_SERVICE, myelin_msgs.HubInfo, { timeoutMs });
+  try {
+    return await client.call({});
+  } finally {
+    client.close();
+  }
+}
+
+/** The store's health as the store plugin reports it, read field by field. */
+function storeHealth(status: Record<string, unknown> | undefined): {
+  dataDir: string;
+  freeBytes: number;
+  diskFullSince: number;
+} {
+  const diskFull = status?.["diskFull"] as { since?: unknown } | undefined;
+  return {
+    dataDir: typeof status?.["dataDir"] === "string" ? status["dataDir"] : "",
+    freeBytes: typeof status?.["freeBytes"] === "number" ? status["freeBytes"] : -1,
+    diskFullSince: typeof diskFull?.since === "number" ? diskFull.since : 0,
+  };
+}
+
+/**
+ * The info plugin (named `info`, optional: the hub runs without it if it cannot be served). Put it
+ * after the store, whose health it reports on each call.
+ */
+export function hubInfoPlugin(opts: { version: string }): HubPlugin {
+  return {
+    name: "info",
+    optional: true,
+    async start(ctx): Promise<RunningHubPlugin> {
+      const startedAt = Date.now();
+      const node = await createNode({
+        name: "_hub",
+        ...(ctx.runtimeDir !== undefined ? { runtimeDir: ctx.runtimeDir } : {}),
+      });
+      try {
+        await node.createService(HUB_INFO_SERVICE, myelin_msgs.HubInfo, () => {
+          const store = storeHealth(ctx.plugin("store")?.status?.());
+          return {
+            hub_id: ctx.hubId,
+            version: opts.version,
+            pid: process.pid,
+            host: hostname(),
+            runtime_dir: runtimeDir(ctx.runtimeDir),
+            endpoints: [...ctx.endpoints],
+            started_at: startedAt,
+            time_ms: Date.now(),
+            node_timeout_ms: ctx.nodeTimeoutMs,
+            data_dir: store.dataDir,
+            store_free_bytes: store.freeBytes,
+            store_disk_full_since: store.diskFullSince,
+          };
+        });
+      } catch (err) {
+        await node.close();
+        throw new Error(
+          `cannot serve ${HUB_INFO_SERVICE} (\`myelin doctor\` sees less): ${(err as Error).message}`,
+          { cause: err },
+        );
+      }
+      return { close: () => node.close() };
+    },
+  };
+}
