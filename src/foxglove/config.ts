@@ -206,7 +206,7 @@ export function parseFoxgloveConfig(
   }
   if (o["tokenFile"] !== undefined) {
     const text = readFileField(baseDir, o["tokenFile"], at("tokenFile")).toString("utf8").trim();
-    out.token = checkToken(text, at(`tokenFile (${String(o["tokenFile"])})`));
+    out.token = checkToken(text, at(`tokenFile (${o["tokenFile"] as string})`));
   }
   if (o["tls"] !== undefined) {
     const t = o["tls"];

@@ -169,8 +169,13 @@ export class ParameterAccess {
   /** Closes the service clients of nodes no longer in `g`. */
   prune(g: GraphSnapshot): void {
     const live = new Set(g.nodes.map((n) => n.name));
-    for (const [n, c] of this.#lists) if (!live.has(n)) (c.close(), this.#lists.delete(n));
-    for (const [n, c] of this.#sets) if (!live.has(n)) (c.close(), this.#sets.delete(n));
+    for (const clients of [this.#lists, this.#sets] as Map<string, { close(): void }>[]) {
+      for (const [n, c] of clients) {
+        if (live.has(n)) continue;
+        c.close();
+        clients.delete(n);
+      }
+    }
   }
 
   /** Closes every service client. */

@@ -148,7 +148,7 @@ export function parseClientJson(text: string): ClientJsonOp {
           const schemaEncoding = optStr(o["schemaEncoding"], op, `channels[${i}].schemaEncoding`);
           return schema !== undefined && schemaEncoding !== undefined
             ? { ...ch, schema, schemaEncoding }
-            : (ch as ClientChannel);
+            : ch;
         }),
       };
     case "unadvertise":

@@ -735,14 +735,15 @@ export class FoxgloveServer {
     session.serviceCalls++;
     const svc = this.#services.get(serviceId);
     if (svc === undefined) return fail(`service ${serviceId} is not advertised (any more)`);
-    if (encoding !== "json")
-      return fail(`encoding ${JSON.stringify(encoding)} is not supported; call with json`);
+    const want = svc.wire.request?.encoding ?? "json";
+    if (encoding !== want)
+      return fail(`encoding ${JSON.stringify(encoding)} is not supported by ${svc.name}; call with ${want}`);
     if (session.serviceCallsRunning >= this.#s.maxServiceCalls)
       return fail(`${this.#s.maxServiceCalls} calls of this client are running already; wait for one to end`);
     session.serviceCallsRunning++;
     try {
       const res = await this.#services.call(this.#node, svc, data, this.#s.serviceTimeoutMs);
-      if (!session.closed) session.outbox.control(serviceResponseFrame(serviceId, callId, "json", res));
+      if (!session.closed) session.outbox.control(serviceResponseFrame(serviceId, callId, want, res));
     } catch (err) {
       fail(`${svc.name}: ${(err as Error).message}`);
     } finally {

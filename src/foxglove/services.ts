@@ -1,14 +1,15 @@
 /**
  * The services the Foxglove server advertises, from the hub's graph, and calls to them. A service
  * is advertised when its type is registered in the hub process (the standard types, and those of
- * modules the hub imports with `--import`): its request and response travel as JSON described by
- * the type's JSON Schema, checked against the type before the call. A service of an unknown type
+ * modules the hub imports with `--import`): its request and response travel in the recorder's
+ * channel encoding of their types (JSON with a JSON Schema a viewer reads), and a request is
+ * checked against the type before the call. A service of an unknown type
  * is left out and named in the status. Like channels, a service keeps its id while its name and
  * type stay the same.
  */
 import type { Service } from "@foxglove/ws-protocol";
-import { fromJson, toJson } from "../codec/index.js";
-import { lookupService, type ServiceType } from "../msgs/index.js";
+import { lookupService, type MessageType, type ServiceType } from "../msgs/index.js";
+import { channelEncodingOf } from "../record/channel-encoding.js";
 import type { GraphSnapshot, Node, ServiceClient } from "../node/index.js";
 import { isHiddenName } from "./topics.js";
 
@@ -25,6 +26,21 @@ export interface ServiceInfo {
 function resolveService(name: string): ServiceType<unknown, unknown> | undefined {
   const ros = /^([a-z][a-z0-9_]*)\/srv\/([A-Za-z][A-Za-z0-9_]*)$/.exec(name);
   return lookupService(name) ?? (ros !== null ? lookupService(`${ros[1]}/${ros[2]}`) : undefined);
+}
+
+/** The request or response part of a service advertisement: the channel encoding of `type`. */
+function describe(
+  type: MessageType<unknown>,
+  schemaName: string,
+): { encoding: string; schemaName: string; schemaEncoding: string; schema: string } {
+  const enc = channelEncodingOf(type);
+  return {
+    encoding: enc.messageEncoding,
+    // The JSON Schema is named after the part; a CDR schema keeps its ROS name.
+    schemaName: enc.schemaEncoding === "jsonschema" ? schemaName : enc.schemaName,
+    schemaEncoding: enc.schemaEncoding,
+    schema: Buffer.from(enc.schemaData).toString("utf8"),
+  };
 }
 
 /** The service table; feed it graphs. */
@@ -86,18 +102,8 @@ export class ServiceTable {
         id = this.#nextId++;
         this.#ids.set(key, id);
       }
-      const request = {
-        encoding: "json",
-        schemaName: `${type.name}_Request`,
-        schemaEncoding: "jsonschema",
-        schema: JSON.stringify(type.request.jsonSchema),
-      };
-      const response = {
-        encoding: "json",
-        schemaName: `${type.name}_Response`,
-        schemaEncoding: "jsonschema",
-        schema: JSON.stringify(type.response.jsonSchema),
-      };
+      const request = describe(type.request, `${type.name}_Request`);
+      const response = describe(type.response, `${type.name}_Response`);
       const svc: ServiceInfo = {
         id,
         name,
@@ -124,22 +130,18 @@ export class ServiceTable {
    * Calls `svc` with a JSON request; resolves with the JSON response.
    * @throws ValidationError when the request does not fit the type; the call's error otherwise
    */
-  async call(node: Node, svc: ServiceInfo, requestJson: Uint8Array, timeoutMs: number): Promise<Uint8Array> {
-    let value: unknown;
-    const text = new TextDecoder().decode(requestJson);
-    try {
-      value = text.trim() === "" ? {} : JSON.parse(text);
-    } catch {
-      throw new Error(`the request to ${svc.name} is not JSON`);
-    }
-    const req = fromJson(svc.type.request, value, `request to ${svc.name}`);
+  async call(node: Node, svc: ServiceInfo, request: Uint8Array, timeoutMs: number): Promise<Uint8Array> {
+    const reqEnc = channelEncodingOf(svc.type.request);
+    // An empty JSON request stands for the request with every field at its default.
+    const empty = reqEnc.messageEncoding === "json" && new TextDecoder().decode(request).trim() === "";
+    const req = reqEnc.decode(empty ? new TextEncoder().encode("{}") : request);
     let client = this.#clients.get(svc.name);
     if (client === undefined) {
       client = node.createClient(svc.name, svc.type, { timeoutMs });
       this.#clients.set(svc.name, client);
     }
     const res = await client.call(req);
-    return new TextEncoder().encode(JSON.stringify(toJson(svc.type.response, res)));
+    return channelEncodingOf(svc.type.response).encode(res);
   }
 
   /** Closes the service clients. */
