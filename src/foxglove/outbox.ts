@@ -12,8 +12,9 @@
  *   A topic's newest message is never dropped to make room for another topic's, so the bytes held
  *   can pass the budget by at most one message per topic.
  *
- * At most `writeWindowBytes` are handed to the socket and not yet written to the OS (always at
- * least one frame), so a client that stops reading holds the window, then its budget, and no more.
+ * At most `writeWindowBytes` (and at most half the budget) are handed to the socket and not yet
+ * written to the OS, or one frame when it alone is larger; so a client that stops reading holds
+ * the window, then the rest of its budget, and no more.
  * Sans-IO: the socket is the {@link OutboxSink}; time is not used.
  */
 
@@ -30,7 +31,7 @@ export interface OutboxSink {
 export interface OutboxLimits {
   /** Message data queued and in flight, at most (one message per topic may pass it). */
   budgetBytes: number;
-  /** Bytes handed to the socket and not yet written to the OS, at most (at least one frame). */
+  /** Bytes handed to the socket and not yet written to the OS, at most (at least one frame; at most half the budget). */
   writeWindowBytes: number;
   /** Control frames queued, at most; past it `onOverflow` is called. */
   controlBudgetBytes: number;
@@ -86,6 +87,8 @@ export class Outbox {
   readonly #sink: OutboxSink;
   readonly #limits: OutboxLimits;
   readonly #events: OutboxEvents;
+  /** The write window: `writeWindowBytes`, at most half the budget. */
+  readonly #window: number;
   readonly #control: Item[] = [];
   #controlBytes = 0;
   #time: Item | undefined;
@@ -104,6 +107,7 @@ export class Outbox {
     this.#sink = sink;
     this.#limits = limits;
     this.#events = events;
+    this.#window = Math.max(1, Math.min(limits.writeWindowBytes, Math.floor(limits.budgetBytes / 2)));
   }
 
   /** Queues a control frame; it goes before any message data. */
@@ -232,19 +236,24 @@ export class Outbox {
     }
   }
 
+  /** Whether an item of `bytes` may be handed to the socket now. */
+  #fits(bytes: number): boolean {
+    return this.#inFlightBytes === 0 || this.#inFlightBytes + bytes <= this.#window;
+  }
+
   #pumpLoop(): void {
-    while (
-      !this.#closed &&
-      (this.#inFlightBytes === 0 || this.#inFlightBytes < this.#limits.writeWindowBytes)
-    ) {
-      const c = this.#control.shift();
+    while (!this.#closed) {
+      const c = this.#control[0];
       if (c !== undefined) {
+        if (!this.#fits(c.bytes)) return;
+        this.#control.shift();
         this.#controlBytes -= c.bytes;
         this.#write(c, false);
         continue;
       }
       const t = this.#time;
       if (t !== undefined) {
+        if (!this.#fits(t.bytes)) return;
         this.#time = undefined;
         this.#write(t, false);
         continue;
@@ -253,6 +262,7 @@ export class Outbox {
       if (this.#ringPos >= this.#ring.length) this.#ringPos = 0;
       const key = this.#ring[this.#ringPos]!;
       const q = this.#keys.get(key)!;
+      if (!this.#fits(q.items[0]!.bytes)) return;
       const item = q.items.shift()!;
       q.queued--;
       q.queuedBytes -= item.bytes;

@@ -642,7 +642,16 @@ export class FoxgloveServer {
       shared.users++;
       return;
     }
-    const pub = this.#node.createPublisher(c.topic, type);
+    // The first messages wait until the topic's subscribers (as the graph shows them) are
+    // matched, so a command sent right after advertising is not lost (at most 2 s).
+    const subscribers = (this.#graph?.nodes ?? []).reduce(
+      (n, node) => n + node.subs.filter((x) => x.topic === c.topic).length,
+      0,
+    );
+    const pub = this.#node.createPublisher(c.topic, type).then(async (p) => {
+      if (subscribers > 0) await p.waitForSubscribers(subscribers, 2000).catch(() => {});
+      return p;
+    });
     this.#publishers.set(c.topic, { pub, type, users: 1, pending: 0 });
     pub.catch((err: unknown) => {
       this.#publishers.delete(c.topic);
