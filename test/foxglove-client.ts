@@ -17,7 +17,7 @@ import type {
   ServiceCallResponse,
   StatusMessage,
 } from "@foxglove/ws-protocol";
-import { WebSocket } from "ws";
+import { WebSocket, type ClientOptions } from "ws";
 
 const { FoxgloveClient } = wsProtocol;
 
@@ -78,8 +78,13 @@ export class TestClient {
   }
 
   /** Connects with `subprotocol` to `url` (with its query) and waits for the connection to open. */
-  static async connect(url: string, subprotocol: string, timeoutMs = 10000): Promise<TestClient> {
-    const ws = new WebSocket(url, [subprotocol]);
+  static connect(url: string, subprotocol: string, timeoutMs = 10000): Promise<TestClient> {
+    return TestClient.attach(new WebSocket(url, [subprotocol]), timeoutMs);
+  }
+
+  /** A client on `ws` (e.g. made with TLS options), once the connection is open. */
+  static async attach(ws: WebSocket, timeoutMs = 10000): Promise<TestClient> {
+    const url = ws.url;
     const c = new TestClient(ws);
     await new Promise<void>((resolve, reject) => {
       const timer = setTimeout(
@@ -153,8 +158,12 @@ export class TestClient {
 }
 
 /** What the server answered to an upgrade it refused. */
-export async function refusal(url: string, protocols: string[]): Promise<{ status: number; body: string }> {
-  const ws = new WebSocket(url, protocols);
+export async function refusal(
+  url: string,
+  protocols: string[],
+  opts: ClientOptions = {},
+): Promise<{ status: number; body: string }> {
+  const ws = new WebSocket(url, protocols, opts);
   return new Promise((resolve, reject) => {
     ws.on("unexpected-response", (_req, res) => {
       let body = "";
