@@ -242,7 +242,10 @@ export class FoxgloveServer {
     }, this.#s.pingIntervalMs);
     ping.unref();
     this.#timers.push(ping);
-    const poll = setInterval(() => void this.#pollParameters(), this.#s.parameterPollMs);
+    const poll = setInterval(
+      () => this.#background(undefined, "reading watched parameters", this.#pollParameters()),
+      this.#s.parameterPollMs,
+    );
     poll.unref();
     this.#timers.push(poll);
   }
@@ -403,9 +406,25 @@ export class FoxgloveServer {
       if (isBinary) this.#onBinary(session, parseClientBinary(bytes));
       else this.#onJson(session, caps, parseClientJson(Buffer.from(bytes).toString("utf8")));
     } catch (err) {
-      if (!(err instanceof ProtocolViolation)) throw err;
-      session.status(STATUS_LEVEL.ERROR, `ignored a message: ${err.message}`);
+      if (err instanceof ProtocolViolation) {
+        session.status(STATUS_LEVEL.ERROR, `ignored a message: ${err.message}`);
+        return;
+      }
+      // A bug of ours must not take the hub down: the client is told, the hub's log has it.
+      this.#log(
+        `foxglove: client ${session.id}: error handling a message: ${(err as Error).stack ?? String(err)}`,
+      );
+      session.status(STATUS_LEVEL.ERROR, `the server failed to handle a message: ${(err as Error).message}`);
     }
+  }
+
+  /** Runs `work` in the background; an error is logged and told to `session`, never thrown. */
+  #background(session: Session | undefined, what: string, work: Promise<void>): void {
+    work.catch((err: unknown) => {
+      this.#log(`foxglove: ${what} failed: ${(err as Error).stack ?? String(err)}`);
+      if (session !== undefined && !session.closed)
+        session.status(STATUS_LEVEL.ERROR, `${what} failed: ${(err as Error).message}`);
+    });
   }
 
   #needs(session: Session, capability: string, what: string): boolean {
@@ -449,17 +468,17 @@ export class FoxgloveServer {
         return;
       case "getParameters":
         if (!this.#needs(session, "parameters", "parameters")) return;
-        void this.#getParameters(session, m.parameterNames, m.id);
+        this.#background(session, "getParameters", this.#getParameters(session, m.parameterNames, m.id));
         return;
       case "setParameters":
         if (!this.#needs(session, "parameters", "parameters")) return;
-        void this.#setParameters(session, m.parameters, m.id);
+        this.#background(session, "setParameters", this.#setParameters(session, m.parameters, m.id));
         return;
       case "subscribeParameterUpdates":
         if (!this.#needs(session, "parametersSubscribe", "watching parameters")) return;
         if (m.parameterNames.length === 0) session.watchAllParams = true;
         for (const n of m.parameterNames) session.watchedParams.add(n);
-        void this.#pollParameters();
+        this.#background(session, "subscribeParameterUpdates", this.#pollParameters());
         return;
       case "unsubscribeParameterUpdates":
         if (!this.#needs(session, "parametersSubscribe", "watching parameters")) return;
@@ -495,7 +514,11 @@ export class FoxgloveServer {
       return;
     }
     if (!this.#needs(session, "services", "calling services")) return;
-    void this.#serviceCall(session, m.serviceId, m.callId, m.encoding, m.data);
+    this.#background(
+      session,
+      "a service call",
+      this.#serviceCall(session, m.serviceId, m.callId, m.encoding, m.data),
+    );
   }
 
   // ---- subscriptions -----------------------------------------------------------------------
@@ -776,16 +799,22 @@ export class FoxgloveServer {
     const r = await this.#params.set(params);
     for (const e of r.errors) session.status(STATUS_LEVEL.ERROR, `setParameters: ${e}`);
     if (id !== undefined) session.send({ op: "parameterValues", parameters: r.parameters, id });
-    if (r.parameters.length > 0) void this.#pollParameters();
+    if (r.parameters.length > 0)
+      this.#background(undefined, "reading watched parameters", this.#pollParameters());
   }
 
   /** Reads the watched parameters again and sends what changed to the clients watching them. */
   async #pollParameters(): Promise<void> {
     const watchers = [...this.#sessions].filter((s) => s.watchAllParams || s.watchedParams.size > 0);
+    if (watchers.length === 0) this.#paramValues.clear(); // a new watcher starts from fresh values
     if (watchers.length === 0 || this.#polling || this.#closed) return;
     this.#polling = true;
     try {
-      const r = await this.#params.get([], this.#graph);
+      // Only the nodes of watched parameters are read, unless some client watches them all.
+      const names = watchers.some((w) => w.watchAllParams)
+        ? []
+        : [...new Set(watchers.flatMap((w) => [...w.watchedParams]))];
+      const r = await this.#params.get(names, this.#graph);
       const changed: Parameter[] = [];
       const seen = new Set<string>();
       for (const p of r.parameters) {
@@ -795,7 +824,9 @@ export class FoxgloveServer {
         this.#paramValues.set(p.name, v);
         if (before !== undefined && before !== v) changed.push(p);
       }
-      for (const k of [...this.#paramValues.keys()]) if (!seen.has(k)) this.#paramValues.delete(k);
+      if (names.length === 0) {
+        for (const k of [...this.#paramValues.keys()]) if (!seen.has(k)) this.#paramValues.delete(k);
+      }
       if (changed.length === 0) return;
       for (const s of watchers) {
         const mine = changed.filter((p) => s.watchAllParams || s.watchedParams.has(p.name));
