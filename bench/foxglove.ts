@@ -217,8 +217,8 @@ async function peerRun(): Promise<{ rssStartMiB: number; rssEndMiB: number }> {
   });
   try {
     const { port, ch } = await new Promise<{ port: number; ch: number }>((resolve) => {
-      child
-        .stdout!.setEncoding("utf8")
+      child.stdout
+        .setEncoding("utf8")
         .once("data", (d: string) => resolve(JSON.parse(d) as { port: number; ch: number }));
     });
     const stuck = await stuckClient(port, "/", ch);
