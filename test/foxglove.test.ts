@@ -271,6 +271,13 @@ test("Foxglove server", { timeout: 120000 }, async (t) => {
         assert.ok(row !== undefined, cli.stdout);
         assert.ok(Number(row.trim().split(/\s+/)[3]) > 0, row);
 
+        // `myelin doctor` warns of the drops.
+        const doctor = await runCli(t, s.w, ["doctor"], 30000);
+        assert.match(
+          doctor.stdout,
+          /WARN\s+foxglove\s+ws:\/\/127\.0\.0\.1:\d+: \d+ client\(s\), \d+ channels; \d+ messages dropped/,
+        );
+
         // Once it reads again, the slow client learns what it lost.
         slow.read();
         const warn = await slow.waitText(

@@ -588,9 +588,14 @@ export class FoxgloveServer {
           else tap.sub = sub;
         },
         (err: unknown) => {
+          // The clients' subscriptions go with the tap, so a later subscribe tries again.
           this.#log(`foxglove: cannot subscribe to ${ch.topic}: ${(err as Error).message}`);
-          for (const s of tap.readers)
+          if (this.#taps.get(ch.id) === tap) this.#taps.delete(ch.id);
+          for (const s of tap.readers) {
+            const sub = s.subsByChannel.get(ch.id);
+            if (sub !== undefined) s.unsubscribe(sub);
             s.status(STATUS_LEVEL.ERROR, `cannot subscribe to ${ch.topic}: ${(err as Error).message}`);
+          }
         },
       );
   }

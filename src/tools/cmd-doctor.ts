@@ -10,6 +10,7 @@ import { hostname, userInfo } from "node:os";
 import { join } from "node:path";
 import { MyelinError } from "../errors.js";
 import { BRIDGE_STATUS_SERVICE, type BridgeStatus } from "../gateway/index.js";
+import { FOXGLOVE_STATUS_SERVICE, type FoxgloveStatus } from "../foxglove/index.js";
 import { myelin_msgs, std_srvs } from "../msgs/index.js";
 import { createNode, hubEndpoint, runtimeDir, type GraphSnapshot, type Node } from "../node/index.js";
 import { DirLock, holderAlive, type LockHolder } from "../store/dir-lock.js";
@@ -622,6 +623,34 @@ async function checkGatewayAndBridges(
         status: "WARN",
         detail: `the bridges did not answer: ${errText(err)}`,
         fix: "look at the hub's output; `myelin bridge status`",
+      });
+    } finally {
+      client.close();
+    }
+  }
+  if (serves(FOXGLOVE_STATUS_SERVICE)) {
+    const client = node.createClient(FOXGLOVE_STATUS_SERVICE, std_srvs.Trigger, { timeoutMs });
+    try {
+      const st = JSON.parse((await unlessInterrupted(client.call({}), ctx.signal)).message) as FoxgloveStatus;
+      const dropped = st.clients.reduce((n, c) => n + c.dropped, 0);
+      const detail = `${st.url}${st.tls ? " (TLS)" : ""}: ${st.clients.length} client(s), ${st.channels} channels`;
+      if (dropped > 0) {
+        out.push({
+          check: "foxglove",
+          status: "WARN",
+          detail: `${detail}; ${dropped} messages dropped for clients reading slower than topics come`,
+          fix: "see `myelin foxglove status`: cap the rates (?maxHz= in the client's URL, maxHz in --foxglove-config) or subscribe to fewer topics",
+        });
+      } else {
+        out.push({ check: "foxglove", status: "OK", detail });
+      }
+    } catch (err) {
+      if (!(err instanceof MyelinError)) throw err;
+      out.push({
+        check: "foxglove",
+        status: "WARN",
+        detail: `the Foxglove server did not answer: ${errText(err)}`,
+        fix: "look at the hub's output; `myelin foxglove status`",
       });
     } finally {
       client.close();

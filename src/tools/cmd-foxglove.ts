@@ -17,6 +17,7 @@ import {
   numOpt,
   strOpt,
   unlessInterrupted,
+  UsageError,
   withNode,
   type CommandSpec,
   type Invocation,
@@ -56,7 +57,15 @@ export const HUB_FOXGLOVE_OPTIONS: Record<string, OptionSpec> = {
 export function hubFoxglovePlugin(inv: Invocation): HubPlugin | undefined {
   const file = strOpt(inv, "foxglove-config");
   const port = numOpt(inv, "foxglove-port", { min: 0, max: 65535, integer: true, command: "hub" });
-  if (file === undefined && port === undefined) return undefined;
+  if (file === undefined && port === undefined) {
+    for (const o of ["foxglove-host", "foxglove-token"]) {
+      if (strOpt(inv, o) !== undefined)
+        throw new UsageError(
+          `hub: --${o} needs --foxglove-port or --foxglove-config (the server is off without them)`,
+        );
+    }
+    return undefined;
+  }
   const settings: Partial<FoxgloveSettings> = file !== undefined ? loadFoxgloveConfig(file) : {};
   if (port !== undefined) settings.port = port;
   const host = strOpt(inv, "foxglove-host");
