@@ -14,7 +14,11 @@ function walk(dir, out) {
   return out;
 }
 const filters = process.argv.slice(2);
+// tsc never deletes output: a test file moved or removed since the last build leaves its compiled
+// copy behind. Run only compiled tests whose source still exists.
+const hasSource = (f) => existsSync(f.replace(/^dist[\\/]/, "").replace(/\.js$/, ".ts"));
 const files = [...walk("dist/src", []), ...walk("dist/test", [])]
+  .filter(hasSource)
   .filter((f) => filters.length === 0 || filters.some((x) => f.includes(x)))
   .sort();
 if (files.length === 0) {

@@ -7,7 +7,6 @@
 import { randomUUID } from "node:crypto";
 import { existsSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { Router } from "zeromq";
 import { MyelinError } from "../errors.js";
 import {
   decodeNodeToHub,
@@ -18,8 +17,9 @@ import {
   type Refusal,
 } from "../node/control-protocol.js";
 import { ensureRuntimeDir, runtimeDir } from "../node/config.js";
+import { DEFAULT_TRANSPORTS } from "../transport/default-transports.js";
 import { receiveLoop } from "../transport/receive-loop.js";
-import { SendQueue } from "../transport/send-queue.js";
+import { transportFor, type Listener, type PeerId, type Transports } from "../transport/transport.js";
 
 /** Options of a Hub; see HUB_DEFAULTS. */
 export interface HubOptions {
@@ -31,6 +31,8 @@ export interface HubOptions {
   nodeTimeoutMs: number;
   /** Where human-readable events go (node joined, left, refused). */
   log: (line: string) => void;
+  /** The transports by endpoint scheme (default DEFAULT_TRANSPORTS). */
+  transports: Transports;
 }
 
 /** Defaults of HubOptions. */
@@ -38,11 +40,18 @@ export const HUB_DEFAULTS = {
   listen: [] as string[],
   nodeTimeoutMs: 3000,
   log: (_line: string): void => {},
+  transports: DEFAULT_TRANSPORTS,
 };
+
+/** Where a node's control messages come from, to answer it there. */
+interface Route {
+  listener: Listener;
+  peer: PeerId;
+}
 
 interface Entry {
   record: NodeRecord;
-  route: Buffer;
+  route: Route;
   lastSeen: number;
 }
 
@@ -80,8 +89,7 @@ export class Hub {
   /** Id of this hub instance. */
   readonly id = randomUUID();
   readonly #opts: HubOptions;
-  readonly #sock: Router;
-  readonly #queue: SendQueue;
+  readonly #listeners: Listener[] = [];
   readonly #nodes = new Map<string, Entry>();
   #removed: string[] = [];
   #version = 0;
@@ -97,13 +105,6 @@ export class Hub {
 
   private constructor(opts: HubOptions) {
     this.#opts = opts;
-    this.#sock = new Router({
-      linger: 0,
-      mandatory: false,
-      receiveHighWaterMark: 10000,
-      maxMessageSize: 16 * 1024 * 1024,
-    });
-    this.#queue = new SendQueue(this.#sock, () => {});
   }
 
   /**
@@ -131,27 +132,30 @@ export class Hub {
     const sockPath = join(dir, "hub.sock");
     rmSync(sockPath, { force: true });
     for (const ep of [`ipc://${sockPath}`, ...full.listen]) {
+      let listener: Listener;
       try {
-        await hub.#sock.bind(ep);
+        listener = await transportFor(full.transports, ep).listen(ep, { maxMessageBytes: 16 * 1024 * 1024 });
       } catch (err) {
-        hub.#sock.close();
-        const inUse = /in use/i.test(String((err as Error).message));
+        for (const l of hub.#listeners) await l.close(0);
+        const reason = ((err as Error).cause as Error | undefined)?.message ?? (err as Error).message;
+        const inUse = /in use/i.test(reason);
         throw new MyelinError(
           "ERR_INVALID_ARGUMENT",
-          `the hub cannot listen on ${ep}: ${(err as Error).message}` +
+          `the hub cannot listen on ${ep}: ${reason}` +
             (inUse
               ? "; another process holds that address (another hub?): stop it or choose another port"
               : "; check the address (tcp://HOST:PORT or ipc://PATH)"),
           { cause: err },
         );
       }
-      hub.#endpoints.push(hub.#sock.lastEndpoint ?? ep);
+      hub.#listeners.push(listener);
+      hub.#endpoints.push(listener.endpoint);
     }
     writeFileSync(pidFile, `${process.pid}\n`, { mode: 0o600 });
     hub.#pidFile = pidFile;
     hub.#sockPath = sockPath;
     hub.#timer = setInterval(() => hub.#sweep(), Math.max(50, Math.floor(full.nodeTimeoutMs / 4)));
-    void hub.#receiveLoop();
+    for (const l of hub.#listeners) void hub.#receiveLoop(l);
     return hub;
   }
 
@@ -181,7 +185,7 @@ export class Hub {
     if (this.#closed) return;
     this.#closed = true;
     if (this.#timer) clearInterval(this.#timer);
-    this.#sock.close();
+    for (const l of this.#listeners) void l.close(0);
     try {
       // The pid file still naming this process means no other hub took this runtime dir over.
       if (readFileSync(this.#pidFile, "utf8").trim() === String(process.pid)) {
@@ -197,29 +201,33 @@ export class Hub {
     this.close();
   }
 
-  #send(route: Buffer, msg: HubToNode): void {
-    if (!this.#closed) this.#queue.push([route, encodeControl(msg)]);
+  #send(route: Route, msg: HubToNode): void {
+    if (!this.#closed) route.listener.send(route.peer, [encodeControl(msg)]);
   }
 
-  #receiveLoop(): Promise<void> {
+  #receiveLoop(listener: Listener): Promise<void> {
     return receiveLoop(
-      this.#sock,
-      (msg) => this.#handle(msg[0]!, msg[1] ?? Buffer.alloc(0)),
+      listener,
+      (msg) => this.#handle({ listener, peer: msg.peer }, msg.frames[0] ?? Buffer.alloc(0)),
       (err, msg) => {
         this.badMessages++;
         this.#opts.log(`dropped a malformed control message: ${err.message}`);
-        this.#send(msg[0]!, { v: 1, t: "error", message: err.message });
+        this.#send({ listener, peer: msg.peer }, { v: 1, t: "error", message: err.message });
       },
     );
   }
 
-  #handle(route: Buffer, bytes: Buffer): void {
+  #handle(route: Route, bytes: Buffer): void {
     const m = decodeNodeToHub(bytes);
     switch (m.t) {
       case "register": {
         const refused = this.#conflicts(m.node);
         const known = this.#nodes.has(m.node.id);
-        this.#nodes.set(m.node.id, { record: m.node, route: Buffer.from(route), lastSeen: Date.now() });
+        this.#nodes.set(m.node.id, {
+          record: m.node,
+          route: { listener: route.listener, peer: Buffer.from(route.peer) },
+          lastSeen: Date.now(),
+        });
         if (!known) this.#opts.log(`node ${m.node.name} joined (pid ${m.node.pid}, ${m.node.endpoint})`);
         for (const r of refused)
           this.#opts.log(`refused ${r.kind} ${r.name} of node ${m.node.name}: ${r.message}`);
@@ -234,7 +242,9 @@ export class Hub {
           return;
         }
         e.lastSeen = Date.now();
-        if (!e.route.equals(route)) e.route = Buffer.from(route);
+        if (e.route.listener !== route.listener || !e.route.peer.equals(route.peer)) {
+          e.route = { listener: route.listener, peer: Buffer.from(route.peer) };
+        }
         return;
       }
       case "bye": {

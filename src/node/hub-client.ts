@@ -3,7 +3,6 @@
  * hub: it keeps trying, and registers as soon as one answers (also after a hub restart, when the
  * new hub asks every unknown node to register again).
  */
-import { Dealer } from "zeromq";
 import { MyelinError, TimeoutError } from "../errors.js";
 import {
   decodeHubToNode,
@@ -13,12 +12,15 @@ import {
   type NodeToHub,
   type Refusal,
 } from "./control-protocol.js";
+import { DEFAULT_TRANSPORTS } from "../transport/default-transports.js";
 import { receiveLoop } from "../transport/receive-loop.js";
-import { SendQueue } from "../transport/send-queue.js";
+import { transportFor, type Connection, type Transports } from "../transport/transport.js";
 
 /** Options of a HubClient. */
 export interface HubClientOptions {
   endpoint: string;
+  /** The transports by endpoint scheme (default DEFAULT_TRANSPORTS). */
+  transports?: Transports;
   /** Interval between heartbeats, in ms. */
   heartbeatMs: number;
   /** The node's current record (called on every registration). */
@@ -31,8 +33,7 @@ export interface HubClientOptions {
 
 /** The node side of the control plane. */
 export class HubClient {
-  readonly #sock: Dealer;
-  readonly #queue: SendQueue;
+  readonly #conn: Connection;
   readonly #opts: HubClientOptions;
   readonly #timer: NodeJS.Timeout;
   readonly #registeredWaiters = new Map<number, (r: Refusal[]) => void>();
@@ -43,25 +44,20 @@ export class HubClient {
   #closed = false;
   #registered = false;
 
+  /** @throws MyelinError ERR_INVALID_ARGUMENT when no transport serves the endpoint's scheme */
   constructor(opts: HubClientOptions) {
     this.#opts = opts;
-    this.#sock = new Dealer({
-      linger: 0,
-      // Not immediate: what is sent before the hub is up waits in the pipe (at most a few
-      // messages, then sends fail and are dropped) and arrives the moment it connects.
-      immediate: false,
-      sendTimeout: 0,
-      sendHighWaterMark: 8,
-      reconnectInterval: 100,
-      reconnectMaxInterval: 500,
-      maxMessageSize: 16 * 1024 * 1024,
+    this.#conn = transportFor(opts.transports ?? DEFAULT_TRANSPORTS, opts.endpoint).connect(opts.endpoint, {
+      maxMessageBytes: 16 * 1024 * 1024,
+      // What is sent before the hub is up waits (at most a few messages, then they are dropped:
+      // a stale heartbeat is worthless) and arrives the moment it connects.
+      dropWhenDownAfter: 8,
+      reconnectMs: { min: 100, max: 500 },
     });
-    this.#queue = new SendQueue(this.#sock, () => {});
-    this.#sock.events.on("connect", () => this.#sendRecord());
-    this.#sock.events.on("disconnect", () => {
+    this.#conn.on("up", () => this.#sendRecord());
+    this.#conn.on("down", () => {
       this.#registered = false;
     });
-    this.#sock.connect(opts.endpoint);
     this.#timer = setInterval(() => this.#heartbeat(), opts.heartbeatMs);
     this.#timer.unref();
     void this.#receiveLoop();
@@ -125,14 +121,11 @@ export class HubClient {
     if (this.#closed) return;
     this.#closed = true;
     clearInterval(this.#timer);
-    try {
-      // A send to a hub that is gone would wait for it forever: give up after a moment.
-      this.#sock.sendTimeout = 500;
-      await this.#sock.send(encodeControl({ v: 1, t: "bye", id: this.#opts.record().id }));
-    } catch {
-      // no hub: nothing to say goodbye to (it will time the node out)
-    }
-    this.#sock.close();
+    // With no hub the goodbye is dropped (the hub, when back, times the node out); a hub that
+    // is there gets it.
+    this.#conn.send([encodeControl({ v: 1, t: "bye", id: this.#opts.record().id })]);
+    await this.#conn.drained(500);
+    await this.#conn.close(0);
   }
 
   /** Sends the node's record; returns the request id the hub will echo. */
@@ -144,7 +137,7 @@ export class HubClient {
 
   #send(msg: NodeToHub): void {
     if (this.#closed) return;
-    this.#queue.push(encodeControl(msg));
+    this.#conn.send([encodeControl(msg)]);
   }
 
   #heartbeat(): void {
@@ -156,7 +149,7 @@ export class HubClient {
 
   #receiveLoop(): Promise<void> {
     return receiveLoop(
-      this.#sock,
+      this.#conn,
       (msg) => this.#handle(msg[0] ?? Buffer.alloc(0)),
       (err) =>
         this.#opts.onBadMessage(

@@ -9,36 +9,29 @@ import { EventEmitter } from "node:events";
 import { existsSync, rmSync } from "node:fs";
 import { hostname } from "node:os";
 import { join } from "node:path";
-import {
-  ClosedError,
-  DecodeError,
-  isErrorCode,
-  MyelinError,
-  myelinError,
-  ServiceError,
-  TimeoutError,
-  TypeMismatchError,
-  ValidationError,
-} from "../errors.js";
+import { ClosedError, MyelinError, ServiceError, TimeoutError, TypeMismatchError } from "../errors.js";
 import { lookupType, myelin_msgs, type MessageType, type ServiceType } from "../msgs/index.js";
-import { decodeCompiled, decodeFrames, encodeFrames, MISMATCH, msgpackCodec } from "../codec/index.js";
-import {
-  DataServer,
-  type PeerInfo,
-  type RemoteSubscriber,
-  type ReplyResult,
-} from "../transport/data-server.js";
-import { PeerLink, type RecordSink } from "../transport/peer-link.js";
-import type { ErrorBody, RecordHeader, RequestHeader, SubBody } from "../transport/frame.js";
+import { DataServer, type RemoteSubscriber } from "../transport/data-server.js";
+import { PeerLink } from "../transport/peer-link.js";
+import { DEFAULT_TRANSPORTS } from "../transport/default-transports.js";
+import type { Transports } from "../transport/transport.js";
+import type { ErrorBody } from "../transport/frame.js";
 import { InprocRegistry } from "../transport/inproc.js";
-import { ensureRuntimeDir, hubEndpoint, replicaNodeName, runtimeDir } from "./config.js";
+import { ensureRuntimeDir, hubEndpoint, runtimeDir } from "./config.js";
 import type { GraphSnapshot, NodeRecord, Refusal, TopicDecl } from "./control-protocol.js";
 import { HubClient } from "./hub-client.js";
 import { DurableConsumer, type DurableConsumerOptions } from "./durable-consumer.js";
 import { Parameter, type ParameterKind, type ParameterSpec } from "./parameter.js";
 import { Publisher } from "./publisher.js";
 import { resolveQos, type Qos } from "./qos.js";
-import type { AttemptOutcome } from "./balancer.js";
+import { ServiceCaller } from "./call-router.js";
+import { dispatchRequest } from "./request-dispatch.js";
+import {
+  checkLiveliness,
+  closeIdleLinks,
+  reconcileSubscription,
+  type SubState,
+} from "./subscription-wiring.js";
 import {
   ServiceClient,
   ServiceServer,
@@ -48,7 +41,20 @@ import {
   type ServiceHandler,
   type ServiceOptions,
 } from "./service.js";
-import { Subscription, type Acker, type MessageHandler, type Overflow } from "./subscription.js";
+import { Subscription, type MessageHandler } from "./subscription.js";
+import {
+  NODE_DEFAULTS,
+  replicaName,
+  resolveName,
+  type NodeEvents,
+  type NodeOptions,
+  type PublisherOptions,
+  type SubscriptionOptions,
+} from "./node-options.js";
+
+export { NODE_DEFAULTS } from "./node-options.js";
+export type { NodeEvents, NodeOptions, PublisherOptions, SubscriptionOptions } from "./node-options.js";
+export type { ClientOptions, ServiceOptions } from "./service.js";
 
 /** A random id of this process; nodes with the same one deliver to each other in memory. */
 export const PROCESS_ID = randomBytes(6).toString("hex");
@@ -59,308 +65,8 @@ const inproc = new InprocRegistry<
   ServiceServer<unknown, unknown>
 >();
 
-/** Options of a node; every field but `name` has a default (see NODE_DEFAULTS). */
-export interface NodeOptions {
-  /** Node name, shown by `myelin node list`. Names starting with `_` are hidden (tools). */
-  name: string;
-  /** Hub address (default: `MYELIN_HUB`, else the runtime directory's socket). */
-  hub?: string;
-  /** Runtime directory for ipc sockets (default: `MYELIN_RUNTIME_DIR`, `$XDG_RUNTIME_DIR/myelin`, `/tmp/myelin-<uid>`). */
-  runtimeDir?: string;
-  /**
-   * Where this node's data socket binds: `ipc` (default, one host), or `tcp://HOST:PORT`
-   * (PORT 0 picks a free one). Env `MYELIN_DATA_ENDPOINT` sets the default.
-   */
-  dataEndpoint?: string;
-  /** Host name or address other hosts use to reach a tcp data socket bound to 0.0.0.0. */
-  advertiseHost?: string;
-  /** Heartbeat interval towards the hub, in ms. */
-  heartbeatMs?: number;
-  /** Largest message this node sends or accepts, in bytes. */
-  maxMessageBytes?: number;
-  /** Binary fields at least this large travel as separate frames, without copies, in bytes. */
-  blobThreshold?: number;
-  /** How long a create call waits for the hub to confirm, in ms (only when a hub is connected). */
-  registerTimeoutMs?: number;
-  /** Initial parameter values; they override declared defaults. */
-  parameters?: Record<string, unknown>;
-  /**
-   * Start not ready, and say when with `setReady(true)` (default false: ready once created).
-   * Readiness is on the graph; a supervisor waits for it before starting dependent nodes.
-   */
-  manualReady?: boolean;
-}
-
-/** Defaults of NodeOptions. */
-export const NODE_DEFAULTS = {
-  heartbeatMs: 500,
-  maxMessageBytes: 64 * 1024 * 1024,
-  blobThreshold: 16 * 1024,
-  registerTimeoutMs: 2000,
-} as const;
-
-/** Options of createPublisher. */
-export interface PublisherOptions {
-  qos?: Partial<Qos>;
-  /** A reliable subscriber this many messages behind makes publish() wait (default 1024). */
-  maxPending?: number;
-  /** A reliable subscriber this many bytes behind makes publish() wait (default 8 MiB). */
-  maxPendingBytes?: number;
-  /** Check every message against the type before sending (default true). */
-  validate?: boolean;
-}
-
-/** Options of createSubscription. */
-export interface SubscriptionOptions {
-  qos?: Partial<Qos>;
-  /** Queue size for `for await` reading (default max(depth, 100)). */
-  queueSize?: number;
-  /** Queue overflow policy (default: `block` for reliable, `drop-oldest` for best-effort). */
-  overflow?: Overflow;
-  /** Validate each message from another process against the schema (default true). */
-  validate?: boolean;
-  /**
-   * Queue group: subscriptions (in any process) that join a topic with the same group name
-   * share its messages, each message going to one of them; see docs/services.md for what is
-   * guaranteed when a member dies. Letters, digits, `_`, `-`, `.`; default none.
-   */
-  group?: string;
-}
-
-export type { ClientOptions, ServiceOptions } from "./service.js";
-
-/** Events of a node. */
-export interface NodeEvents {
-  /** The graph changed. */
-  graph: [GraphSnapshot];
-  /** Something went wrong outside any call (bad frame from a peer, hub refused a declaration). */
-  warning: [Error];
-}
-
-const TOPIC_RE = /^(\/[A-Za-z0-9_.~-]+)+$/;
-
-function resolveName(name: string, what: string): string {
-  const n = name.startsWith("/") ? name : `/${name}`;
-  if (!TOPIC_RE.test(n)) {
-    throw new MyelinError(
-      "ERR_INVALID_ARGUMENT",
-      `${what} name '${name}' is not valid: use segments of letters, digits, '_', '-', '.' separated by '/', e.g. /camera/front/image`,
-    );
-  }
-  return n;
-}
-
 /** How long a persistent publish waits for a store that answered before to come back (hub restart). */
 const STORE_RESTART_WAIT_MS = 10000;
-/**
- * The name of a node of a supervised process: replica 0 keeps the spec's name, replica N > 0 of
- * a node the spec names becomes `<name>.N`, so every replica can be addressed
- * (`myelin param set camera.1 fps 5`). The supervisor sets MYELIN_NODE_NAME and MYELIN_REPLICA.
- */
-function replicaName(name: string): string {
-  const replica = Number(process.env["MYELIN_REPLICA"] ?? "0");
-  if (!Number.isInteger(replica) || replica <= 0) return name;
-  const specNodes = (process.env["MYELIN_NODE_NAME"] ?? "").split(",");
-  return specNodes.includes(name) ? replicaNodeName(name, replica) : name;
-}
-
-const CREDIT_MSGS = 16384;
-const GROUP_CREDIT_MSGS = 1024;
-const CREDIT_BYTES = 32 * 1024 * 1024;
-
-/**
- * One publisher node feeding one subscription, over a link.
- *
- * A queue-group member (`grouped`) credits the publisher only for a contiguous prefix of the
- * messages it received (a handler that finishes early waits for the earlier ones), and does so
- * at the end of each event-loop turn rather than per quarter window: the publisher's count of
- * uncredited messages is then exactly the messages not consumed yet, which it sends to another
- * member if this one goes away.
- */
-class RemoteSource implements RecordSink, Acker {
-  sid = 0;
-  alive = true;
-  #consumedMsgs = 0;
-  #consumedBytes = 0;
-  readonly #lastSeq = new Map<number, number>();
-  readonly #names = new Map<number, string>();
-  /** Group members: index of the message being handled, of the next one, and of the first unconsumed. */
-  #cur = 0;
-  #nextIdx = 0;
-  #doneIdx = 0;
-  /** Group members: consumed out of order (index → bytes), waiting for the ones before. */
-  readonly #early = new Map<number, number>();
-  #flushScheduled = false;
-
-  constructor(
-    readonly sub: Subscription<unknown>,
-    readonly type: MessageType<unknown> | undefined,
-    readonly validate: boolean,
-    readonly link: PeerLink,
-    readonly publisherNode: string,
-    readonly publisherName: string,
-    readonly windowMsgs: number,
-    readonly windowBytes: number,
-    readonly grouped = false,
-  ) {}
-
-  ack(bytes: number): void {
-    if (this.grouped) {
-      this.#ackAt(this.#cur, bytes);
-      return;
-    }
-    this.#consumedMsgs++;
-    this.#consumedBytes += bytes;
-    if (this.#consumedMsgs * 4 >= this.windowMsgs || this.#consumedBytes * 4 >= this.windowBytes) {
-      this.link.credit(this.sid, this.#consumedMsgs, this.#consumedBytes);
-      this.#consumedMsgs = 0;
-      this.#consumedBytes = 0;
-    }
-  }
-
-  #ackAt(i: number, bytes: number): void {
-    if (i !== this.#doneIdx) {
-      this.#early.set(i, bytes);
-      return;
-    }
-    let msgs = 1;
-    let total = bytes;
-    this.#doneIdx++;
-    for (let b = this.#early.get(this.#doneIdx); b !== undefined; b = this.#early.get(this.#doneIdx)) {
-      this.#early.delete(this.#doneIdx);
-      this.#doneIdx++;
-      msgs++;
-      total += b;
-    }
-    this.#consumedMsgs += msgs;
-    this.#consumedBytes += total;
-    if (this.#flushScheduled) return;
-    this.#flushScheduled = true;
-    setImmediate(() => {
-      this.#flushScheduled = false;
-      if (this.#consumedMsgs === 0) return;
-      this.link.credit(this.sid, this.#consumedMsgs, this.#consumedBytes);
-      this.#consumedMsgs = 0;
-      this.#consumedBytes = 0;
-    });
-  }
-
-  onRecord(pub: number, seq: number, sec: number, nsec: number, payload: Buffer): void {
-    if (this.grouped) this.#cur = this.#nextIdx++;
-    else if (!this.#sequence(pub, seq)) {
-      this.ack(payload.length);
-      return;
-    }
-    if (this.validate && this.type !== undefined) {
-      // One pass that decodes and validates; anything unusual takes the generic path below,
-      // which also names what is wrong.
-      const fast = decodeCompiled(this.type, payload);
-      if (fast !== MISMATCH) {
-        this.#deliver(fast, pub, seq, sec, nsec, payload.length);
-        return;
-      }
-    }
-    let msg: unknown;
-    try {
-      msg = msgpackCodec.decode(payload);
-    } catch (err) {
-      this.#invalid(err, payload.length);
-      return;
-    }
-    this.#accept(msg, pub, seq, sec, nsec, payload.length);
-  }
-
-  onBlob(h: RecordHeader, parts: Buffer[]): void {
-    let bytes = 0;
-    for (const p of parts) bytes += p.length;
-    if (this.grouped) this.#cur = this.#nextIdx++;
-    else if (!this.#sequence(h.pub, h.seq)) {
-      this.ack(bytes);
-      return;
-    }
-    let msg: unknown;
-    try {
-      msg = decodeFrames(parts);
-    } catch (err) {
-      this.#invalid(err, bytes);
-      return;
-    }
-    this.#accept(msg, h.pub, h.seq, h.sec, h.nsec, bytes);
-  }
-
-  onRefused(err: ErrorBody): void {
-    const e =
-      err.code === "ERR_TYPE_MISMATCH"
-        ? new TypeMismatchError("ERR_TYPE_MISMATCH", err.message)
-        : new MyelinError(
-            err.code === "ERR_UNKNOWN_TOPIC" ? "ERR_UNKNOWN_TOPIC" : "ERR_PROTOCOL",
-            err.message,
-          );
-    this.sid = 0;
-    if (err.code !== "ERR_UNKNOWN_TOPIC") this.sub.refuse(e);
-  }
-
-  /** Returns false for a repeat (already delivered); counts gaps as lost. */
-  #sequence(pub: number, seq: number): boolean {
-    const last = this.#lastSeq.get(pub) ?? 0;
-    if (seq <= last) return false;
-    if (last > 0 && seq > last + 1) this.sub.countLost(seq - last - 1);
-    this.#lastSeq.set(pub, seq);
-    return true;
-  }
-
-  #accept(msg: unknown, pub: number, seq: number, sec: number, nsec: number, bytes: number): void {
-    if (this.validate && this.type !== undefined) {
-      const r = this.type.validate(msg);
-      if (!r.ok) {
-        const detail = r.errors.map((e) => `${e.path || "(message)"}: ${e.reason}`).join("; ");
-        this.#invalid(
-          new ValidationError(
-            "ERR_VALIDATION",
-            `message on ${this.sub.topic} from ${this.publisherName} is not a valid ${this.type.name}: ${detail}`,
-          ),
-          bytes,
-        );
-        return;
-      }
-    }
-    this.#deliver(msg, pub, seq, sec, nsec, bytes);
-  }
-
-  #deliver(msg: unknown, pub: number, seq: number, sec: number, nsec: number, bytes: number): void {
-    let name = this.#names.get(pub);
-    if (name === undefined) this.#names.set(pub, (name = `${this.publisherName}#${pub}`));
-    const info = { seq, publisher: name, sourceTime: { sec, nanosec: nsec }, bytes };
-    if (this.grouped) {
-      const i = this.#cur;
-      this.sub.deliver(msg, info, { ack: (b) => this.#ackAt(i, b) }, bytes);
-      return;
-    }
-    this.sub.deliver(msg, info, this, bytes);
-  }
-
-  #invalid(err: unknown, bytes: number): void {
-    this.ack(bytes);
-    const e = err instanceof Error ? err : new Error(String(err));
-    const msg =
-      e instanceof ValidationError
-        ? e.message
-        : `message on ${this.sub.topic} from ${this.publisherName} could not be decoded: ${e.message}`;
-    this.sub.rejectInvalid(
-      e instanceof ValidationError ? e : new DecodeError("ERR_DECODE", msg, { cause: e }),
-    );
-  }
-}
-
-interface SubState {
-  sub: Subscription<unknown>;
-  /** Read with for-await (the queue bounds the credit window) rather than a callback. */
-  iterator: boolean;
-  type: MessageType<unknown> | undefined;
-  validate: boolean;
-  sources: Map<string, RemoteSource>;
-}
-
 /** Creates a node, binds its data socket and registers it with the hub (if one runs). */
 export async function createNode(opts: NodeOptions): Promise<Node> {
   const node = new Node(opts);
@@ -376,6 +82,8 @@ export class Node extends EventEmitter<NodeEvents> implements CallRouter {
   readonly id: string;
   readonly #opts: NodeOptions & typeof NODE_DEFAULTS;
   readonly #runtimeDir: string;
+  readonly #transports: Transports;
+  readonly #caller: ServiceCaller;
   #server!: DataServer;
   #hub!: HubClient;
   readonly #startedAt = Date.now();
@@ -424,6 +132,17 @@ export class Node extends EventEmitter<NodeEvents> implements CallRouter {
     this.id = `${opts.name}-${randomBytes(4).toString("hex")}`;
     this.#runtimeDir = runtimeDir(opts.runtimeDir);
     this.#ready = opts.manualReady !== true;
+    this.#transports = opts.transports ?? DEFAULT_TRANSPORTS;
+    this.#caller = new ServiceCaller({
+      id: this.id,
+      processId: PROCESS_ID,
+      blobThreshold: this.#opts.blobThreshold,
+      localService: (name) => inproc.service(name),
+      graph: () => this.#graph,
+      waitForGraph: (pred, timeoutMs) => this.waitForGraph(pred, timeoutMs),
+      link: (endpoint) => this.#link(endpoint),
+      linkDown: (endpoint) => this.#links.get(endpoint)?.down === true,
+    });
   }
 
   /** @internal */
@@ -434,15 +153,18 @@ export class Node extends EventEmitter<NodeEvents> implements CallRouter {
       ensureRuntimeDir(this.#runtimeDir);
       this.#ipcPath = join(this.#runtimeDir, `n-${this.id}.sock`);
       endpoint = `ipc://${this.#ipcPath}`;
+    } else if (requested === "inproc") {
+      endpoint = `inproc://n-${this.id}`;
     }
     this.#server = await DataServer.bind(
-      { endpoint, maxMessageBytes: this.#opts.maxMessageBytes },
+      { endpoint, maxMessageBytes: this.#opts.maxMessageBytes, transports: this.#transports },
       {
         onSubscribe: (r) => this.#onRemoteSubscribe(r),
         onUnsubscribe: (r) => {
           for (const p of this.#publishers) if (p.removeRemote(r)) p.matched();
         },
-        onRequest: (peer, h, parts) => this.#onRequest(peer, h, parts),
+        onRequest: (peer, h, parts) =>
+          dispatchRequest(this.name, this.#services, this.#opts.blobThreshold, peer, h, parts),
         onBadFrame: (peer, err) =>
           this.emit(
             "warning",
@@ -456,6 +178,7 @@ export class Node extends EventEmitter<NodeEvents> implements CallRouter {
     );
     this.#hub = new HubClient({
       endpoint: hubEndpoint({ hub: this.#opts.hub, runtimeDir: this.#opts.runtimeDir }),
+      transports: this.#transports,
       heartbeatMs: this.#opts.heartbeatMs,
       record: () => this.#record(),
       onGraph: (g) => this.#onGraph(g),
@@ -464,7 +187,7 @@ export class Node extends EventEmitter<NodeEvents> implements CallRouter {
       },
       onBadMessage: (err) => this.emit("warning", err),
     });
-    this.#livenessTimer = setInterval(() => this.#checkLiveliness(), 250);
+    this.#livenessTimer = setInterval(() => checkLiveliness(this.#subs.values()), 250);
     this.#livenessTimer.unref();
     // Give a running hub the chance to answer, so the node is registered and the first graph is
     // here when we return. A hub socket in the runtime directory means one probably runs: wait for
@@ -632,7 +355,8 @@ export class Node extends EventEmitter<NodeEvents> implements CallRouter {
       sub.close();
       throw new TypeMismatchError("ERR_TYPE_MISMATCH", r.message);
     }
-    if (this.#graph !== undefined) this.#reconcile(state, this.#graph, false);
+    if (this.#graph !== undefined)
+      reconcileSubscription(state, this.#graph, false, PROCESS_ID, (ep) => this.#link(ep));
     return sub;
   }
 
@@ -883,252 +607,22 @@ export class Node extends EventEmitter<NodeEvents> implements CallRouter {
     await this.close();
   }
 
-  // ---- CallRouter --------------------------------------------------------------------------
+  // ---- CallRouter ----------------------------------------------------------------------
 
   /** @internal */
-  async call(
-    name: string,
-    typeName: string,
-    req: unknown,
-    timeoutMs: number,
-    plan: CallPlan,
-  ): Promise<unknown> {
-    const local = inproc.service(name);
-    if (local !== undefined) {
-      if (local.type.name !== typeName) {
-        throw new TypeMismatchError(
-          "ERR_TYPE_MISMATCH",
-          `service ${name} has type ${local.type.name}; the client used ${typeName}`,
-        );
-      }
-      return this.#withTimeout(
-        Promise.resolve(local.handler(req, { caller: this.id, timeoutMs })),
-        name,
-        timeoutMs,
-        () => {},
-      );
-    }
-    const deadline = Date.now() + timeoutMs;
-    if (this.#graph === undefined) {
-      await this.waitForGraph(() => true, timeoutMs).catch(() => undefined);
-    }
-    const tried = new Set<string>();
-    let lastErr: Error | undefined;
-    let retries = 0;
-    plan.budget.deposit();
-    for (;;) {
-      const servers = this.#servers(name);
-      if (servers.length === 0) {
-        if (lastErr !== undefined) throw lastErr;
-        // Fail after one turn of the event loop: a caller retrying in a loop must not starve
-        // timers and I/O (the graph update that brings a server arrives through them).
-        await new Promise((resolve) => setImmediate(resolve));
-        const known = new Set<string>();
-        for (const n of this.#graph?.nodes ?? []) for (const s of n.services) known.add(s.service);
-        throw new ServiceError(
-          "ERR_NO_SERVER",
-          this.#graph === undefined
-            ? `no node serves ${name}: no hub answered, so no server can be found; start one with \`myelin hub\``
-            : `no node serves ${name}; services now: ${[...known].sort().join(", ") || "none"}`,
-        );
-      }
-      const candidates = servers.map((n) => ({
-        id: n.id,
-        name: n.name,
-        down: this.#links.get(n.endpoint)?.down === true,
-      }));
-      const now = Date.now();
-      const pick = plan.balancer.pick(candidates, tried, now);
-      if (!pick.ok) {
-        if (lastErr !== undefined) throw lastErr;
-        throw new ServiceError(
-          "ERR_UNAVAILABLE",
-          pick.reason === "open"
-            ? `service ${name}: all ${servers.length} replica(s) failed repeatedly and their circuit breakers are open; the next try goes through in ${pick.retryInMs} ms`
-            : `service ${name}: the links to all ${servers.length} replica(s) are down (their nodes stopped or crashed); start a server, or retry once the hub shows one`,
-        );
-      }
-      const target = servers.find((n) => n.id === pick.id)!;
-      const decl = target.services.find((s) => s.service === name)!;
-      if (decl.type !== typeName) {
-        plan.balancer.done(target.id, "cancelled", now);
-        throw new TypeMismatchError(
-          "ERR_TYPE_MISMATCH",
-          `service ${name} has type ${decl.type} (node ${target.name}); the client used ${typeName}`,
-        );
-      }
-      const remaining = Math.max(1, deadline - now);
-      const attemptMs = Math.max(1, Math.min(remaining, plan.attemptTimeoutMs ?? remaining));
-      const r = await this.#attempt(
-        target,
-        name,
-        typeName,
-        req,
-        attemptMs,
-        attemptMs === remaining ? timeoutMs : attemptMs,
-      );
-      plan.balancer.done(target.id, r.outcome, Date.now());
-      if (r.ok) return r.res;
-      const err = r.err instanceof Error ? r.err : new Error(String(r.err));
-      lastErr = err;
-      tried.add(target.id);
-      // ERR_NO_SERVER from the replica: it did not run the call, so repeating it is always safe.
-      const notRun = err instanceof MyelinError && err.code === "ERR_NO_SERVER";
-      const transient = notRun || r.outcome === "timeout" || r.outcome === "unreachable";
-      const mayRepeat = notRun || (plan.idempotent ?? decl.idempotent === true);
-      if (
-        !transient ||
-        !mayRepeat ||
-        retries >= plan.retries ||
-        deadline - Date.now() <= 1 ||
-        !plan.budget.withdraw()
-      ) {
-        throw err;
-      }
-      retries++;
-    }
-  }
-
-  /** One attempt of a call on one replica; never throws, says how it ended. */
-  async #attempt(
-    target: NodeRecord,
-    name: string,
-    typeName: string,
-    req: unknown,
-    attemptMs: number,
-    reportedMs: number,
-  ): Promise<
-    { ok: true; res: unknown; outcome: AttemptOutcome } | { ok: false; err: unknown; outcome: AttemptOutcome }
-  > {
-    const fail = (err: unknown, outcome: AttemptOutcome) => ({ ok: false as const, err, outcome });
-    let r: Awaited<ReturnType<PeerLink["request"]>["reply"]>;
-    try {
-      const link = this.#link(target.endpoint);
-      const { id, reply } = link.request(
-        { service: name, type: typeName, timeoutMs: attemptMs },
-        encodeFrames(req, this.#opts.blobThreshold),
-      );
-      r = await this.#withTimeout(reply, name, attemptMs, () => link.cancel(id), target.name, reportedMs);
-    } catch (err) {
-      const code = err instanceof MyelinError ? err.code : "";
-      if (code === "ERR_TIMEOUT") return fail(err, "timeout");
-      if (code === "ERR_UNAVAILABLE") {
-        return fail(
-          new ServiceError(
-            "ERR_UNAVAILABLE",
-            `service ${name} on node ${target.name}: ${(err as Error).message}`,
-            {
-              cause: err,
-            },
-          ),
-          "unreachable",
-        );
-      }
-      return fail(err, "cancelled");
-    }
-    if (!r.header.ok) {
-      const e = r.header.error ?? {
-        code: "ERR_SERVICE_FAILED",
-        message: "the server reported an error without details",
-      };
-      // Errors that are the request's fault say nothing about the replica: it answered.
-      if (e.code === "ERR_TYPE_MISMATCH")
-        return fail(new TypeMismatchError("ERR_TYPE_MISMATCH", e.message), "ok");
-      if (e.code === "ERR_NO_SERVER") return fail(new ServiceError("ERR_NO_SERVER", e.message), "cancelled");
-      if (e.code === "ERR_VALIDATION")
-        return fail(new ValidationError("ERR_VALIDATION", `${name} refused the request: ${e.message}`), "ok");
-      if (e.code === "ERR_DECODE")
-        return fail(new DecodeError("ERR_DECODE", `${name} on node ${target.name}: ${e.message}`), "ok");
-      if (e.code !== "ERR_SERVICE_FAILED" && isErrorCode(e.code)) {
-        return fail(myelinError(e.code, `${name} on node ${target.name}: ${e.message}`), "fault");
-      }
-      return fail(
-        new ServiceError("ERR_SERVICE_FAILED", `${name} on node ${target.name} failed: ${e.message}`),
-        "fault",
-      );
-    }
-    try {
-      return { ok: true, res: decodeFrames(r.parts), outcome: "ok" };
-    } catch (err) {
-      return fail(
-        new DecodeError(
-          "ERR_DECODE",
-          `reply of ${name} from node ${target.name} could not be decoded: ${(err as Error).message}`,
-          { cause: err },
-        ),
-        "fault",
-      );
-    }
+  call(name: string, typeName: string, req: unknown, timeoutMs: number, plan: CallPlan): Promise<unknown> {
+    return this.#caller.call(name, typeName, req, timeoutMs, plan);
   }
 
   /** @internal */
-  async waitForServer(name: string, timeoutMs: number): Promise<boolean> {
-    if (inproc.service(name) !== undefined) return true;
-    try {
-      // A server in this process is called directly; the graph update of its node says it is there.
-      await this.waitForGraph(
-        () => inproc.service(name) !== undefined || this.#servers(name).length > 0,
-        timeoutMs,
-      );
-      return true;
-    } catch {
-      return false;
-    }
+  waitForServer(name: string, timeoutMs: number): Promise<boolean> {
+    return this.#caller.waitForServer(name, timeoutMs);
   }
 
   // ---- internals ---------------------------------------------------------------------------
 
   #check(): void {
     if (this.#closed) throw new ClosedError("ERR_CLOSED", `node ${this.name} is closed`);
-  }
-
-  #withTimeout<R>(
-    p: Promise<R>,
-    name: string,
-    timeoutMs: number,
-    onTimeout: () => void,
-    server?: string,
-    reportedMs = timeoutMs,
-  ): Promise<R> {
-    return new Promise<R>((resolve, reject) => {
-      const timer = setTimeout(() => {
-        onTimeout();
-        reject(
-          new TimeoutError(
-            "ERR_TIMEOUT",
-            `service ${name}${server ? ` on node ${server}` : ""} did not answer within ${reportedMs} ms`,
-          ),
-        );
-      }, timeoutMs);
-      p.then(
-        (v) => {
-          clearTimeout(timer);
-          resolve(v);
-        },
-        (err: unknown) => {
-          clearTimeout(timer);
-          reject(
-            err instanceof MyelinError
-              ? err
-              : new ServiceError(
-                  "ERR_SERVICE_FAILED",
-                  `${name} failed: ${(err as Error)?.message ?? String(err)}`,
-                  { cause: err },
-                ),
-          );
-        },
-      );
-    });
-  }
-
-  /**
-   * Replicas of service `name` that may take calls: in the graph (so live), in another process,
-   * and ready (`ready` absent counts as ready). This is the one place that decides it.
-   */
-  #servers(name: string): NodeRecord[] {
-    return (this.#graph?.nodes ?? []).filter(
-      (n) => n.process !== PROCESS_ID && n.ready !== false && n.services.some((s) => s.service === name),
-    );
   }
 
   #checkLocalType(topic: string, typeName: string): void {
@@ -1204,6 +698,7 @@ export class Node extends EventEmitter<NodeEvents> implements CallRouter {
     if (link === undefined) {
       link = new PeerLink({
         endpoint,
+        transports: this.#transports,
         hello: { node: this.id, process: PROCESS_ID },
         maxMessageBytes: this.#opts.maxMessageBytes,
         pingIntervalMs: 500,
@@ -1247,86 +742,10 @@ export class Node extends EventEmitter<NodeEvents> implements CallRouter {
       }
     }
     this.#graph = g;
-    for (const st of this.#subs.values()) this.#reconcile(st, g, g.settled);
-    this.#closeIdleLinks(g);
+    for (const st of this.#subs.values())
+      reconcileSubscription(st, g, g.settled, PROCESS_ID, (ep) => this.#link(ep));
+    closeIdleLinks(this.#links, g);
     this.emit("graph", g);
-  }
-
-  /** Connects `st` to every remote publisher of its topic; with `authoritative`, drops the rest. */
-  #reconcile(st: SubState, g: GraphSnapshot, authoritative: boolean): void {
-    const sub = st.sub;
-    const want = new Map<string, NodeRecord>();
-    for (const n of g.nodes) {
-      if (n.process === PROCESS_ID) continue;
-      if (n.pubs.some((p) => p.topic === sub.topic && p.type === sub.typeName)) want.set(n.id, n);
-    }
-    for (const [id, n] of want) {
-      const have = st.sources.get(id);
-      if (have !== undefined && have.sid !== 0) continue;
-      // A for-await reader that blocks takes credit only as it reads: the window is its queue.
-      const block = st.iterator && sub.overflow === "block";
-      // A group member keeps a smaller window, so a busy member is passed over sooner.
-      const full = sub.group === undefined ? CREDIT_MSGS : GROUP_CREDIT_MSGS;
-      const windowMsgs = block ? Math.max(16, Math.min(sub.queueSize, full)) : full;
-      const link = this.#link(n.endpoint);
-      const src =
-        have ??
-        new RemoteSource(
-          sub,
-          st.type,
-          st.validate,
-          link,
-          id,
-          n.name,
-          windowMsgs,
-          CREDIT_BYTES,
-          sub.group !== undefined,
-        );
-      const body: Omit<SubBody, "sid"> = {
-        topic: sub.topic,
-        type: sub.typeName,
-        reliable: sub.qos.reliability === "reliable",
-        history: sub.qos.durability === "transient-local" && sub.group === undefined ? sub.qos.depth : 0,
-        creditMsgs: windowMsgs,
-        creditBytes: CREDIT_BYTES,
-      };
-      if (sub.group !== undefined) body.group = sub.group;
-      src.sid = link.subscribe(body, src);
-      st.sources.set(id, src);
-    }
-    if (!authoritative) return;
-    for (const [id, src] of st.sources) {
-      if (want.has(id)) continue;
-      st.sources.delete(id);
-      if (src.sid !== 0) src.link.unsubscribe(src.sid);
-    }
-  }
-
-  #closeIdleLinks(g: GraphSnapshot): void {
-    if (!g.settled) return;
-    const live = new Set(g.nodes.map((n) => n.endpoint));
-    for (const [ep, link] of this.#links) {
-      if (!live.has(ep) && link.subscriptionCount === 0 && link.pendingCalls === 0) {
-        link.close();
-        this.#links.delete(ep);
-      }
-    }
-  }
-
-  #checkLiveliness(): void {
-    const now = Date.now();
-    for (const st of this.#subs.values()) {
-      const lease = st.sub.qos.livelinessLeaseMs;
-      if (lease === 0) continue;
-      for (const src of st.sources.values()) {
-        const alive = src.link.lastSeen !== 0 && now - src.link.lastSeen < lease;
-        if (src.link.lastSeen === 0) continue;
-        if (alive !== src.alive) {
-          src.alive = alive;
-          st.sub.livelinessChanged(src.publisherName, alive);
-        }
-      }
-    }
   }
 
   #onRemoteSubscribe(r: RemoteSubscriber): ErrorBody | undefined {
@@ -1347,71 +766,5 @@ export class Node extends EventEmitter<NodeEvents> implements CallRouter {
       p.matched();
     }
     return undefined;
-  }
-
-  async #onRequest(peer: PeerInfo, h: RequestHeader, parts: Buffer[]): Promise<ReplyResult> {
-    const srv = this.#services.get(h.service);
-    if (srv === undefined)
-      return {
-        ok: false,
-        error: { code: "ERR_NO_SERVER", message: `node ${this.name} does not serve ${h.service}` },
-      };
-    if (srv.type.name !== h.type) {
-      return {
-        ok: false,
-        error: {
-          code: "ERR_TYPE_MISMATCH",
-          message: `service ${h.service} has type ${srv.type.name} (node ${this.name}); the client used ${h.type}`,
-        },
-      };
-    }
-    let req: unknown;
-    try {
-      req = decodeFrames(parts);
-    } catch (err) {
-      srv.failed++;
-      return {
-        ok: false,
-        error: { code: "ERR_DECODE", message: `request could not be decoded: ${(err as Error).message}` },
-      };
-    }
-    const v = srv.type.request.validate(req);
-    if (!v.ok) {
-      srv.failed++;
-      return {
-        ok: false,
-        error: {
-          code: "ERR_VALIDATION",
-          message: v.errors.map((e) => `${e.path || "(request)"}: ${e.reason}`).join("; "),
-        },
-      };
-    }
-    try {
-      const res = await srv.handler(req, { caller: peer.node, timeoutMs: h.timeoutMs });
-      const rv = srv.type.response.validate(res);
-      if (!rv.ok) {
-        srv.failed++;
-        const detail = rv.errors.map((e) => `${e.path || "(reply)"}: ${e.reason}`).join("; ");
-        return {
-          ok: false,
-          error: {
-            code: "ERR_SERVICE_FAILED",
-            message: `the handler returned an invalid ${srv.type.response.name}: ${detail}`,
-          },
-        };
-      }
-      srv.served++;
-      return { ok: true, frames: encodeFrames(res, this.#opts.blobThreshold) };
-    } catch (err) {
-      srv.failed++;
-      return {
-        ok: false,
-        error: {
-          // A handler's MyelinError keeps its code (ERR_STORAGE, ERR_BACKPRESSURE, …) for the caller.
-          code: err instanceof MyelinError ? err.code : "ERR_SERVICE_FAILED",
-          message: (err as Error)?.message ?? String(err),
-        },
-      };
-    }
   }
 }

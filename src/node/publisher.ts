@@ -229,7 +229,7 @@ export class Publisher<T> {
     for (let k = 0; k < n; k++) {
       const i = (g.next + k) % n;
       const r = ms[i]!.remote;
-      if (r === null || (r.creditMsgs > 0 && r.creditBytes > 0 && r.pending === 0)) {
+      if (r === null || r.canSendNow) {
         best = i;
         break;
       }

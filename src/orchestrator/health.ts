@@ -5,6 +5,7 @@
  * unhealthy, one success makes it healthy again.
  */
 import { spawn } from "node:child_process";
+import { systemClock, type Clock, type ClockTimer } from "./clock.js";
 import type { ProbeSpec } from "./spec.js";
 
 /** Result of one probe. */
@@ -81,28 +82,46 @@ export async function runProbe(p: ProbeSpec, e: ProbeEnv): Promise<ProbeResult> 
   }
 }
 
+/** Options of ProbeLoop. */
+export interface ProbeLoopOptions {
+  /** Times the probes (default the wall clock). */
+  clock?: Clock;
+  /** Runs one probe (default runProbe). */
+  run?: (spec: ProbeSpec, env: ProbeEnv) => Promise<ProbeResult>;
+}
+
 /** Runs a probe on its interval and reports transitions. */
 export class ProbeLoop {
   readonly #spec: ProbeSpec;
   readonly #env: ProbeEnv;
   readonly #onChange: (healthy: boolean, detail: string) => void;
-  #timer: NodeJS.Timeout | undefined;
+  readonly #clock: Clock;
+  readonly #run: (spec: ProbeSpec, env: ProbeEnv) => Promise<ProbeResult>;
+  #timer: ClockTimer | undefined;
   #failures = 0;
   #stopped = false;
   /** undefined until the first result. */
   healthy: boolean | undefined;
   detail = "";
 
-  constructor(spec: ProbeSpec, env: ProbeEnv, onChange: (healthy: boolean, detail: string) => void) {
+  /** Starts probing after `spec.initialDelayMs`; `onChange` is called on each transition. */
+  constructor(
+    spec: ProbeSpec,
+    env: ProbeEnv,
+    onChange: (healthy: boolean, detail: string) => void,
+    opts: ProbeLoopOptions = {},
+  ) {
     this.#spec = spec;
     this.#env = env;
     this.#onChange = onChange;
-    this.#timer = setTimeout(() => void this.#tick(), spec.initialDelayMs);
+    this.#clock = opts.clock ?? systemClock;
+    this.#run = opts.run ?? runProbe;
+    this.#timer = this.#clock.setTimer(spec.initialDelayMs, () => void this.#tick());
   }
 
   async #tick(): Promise<void> {
     if (this.#stopped) return;
-    const r = await runProbe(this.#spec, this.#env);
+    const r = await this.#run(this.#spec, this.#env);
     if (this.#stopped) return;
     this.detail = r.detail;
     if (r.ok) {
@@ -115,11 +134,12 @@ export class ProbeLoop {
       this.healthy = false;
       this.#onChange(false, r.detail);
     }
-    if (!this.#stopped) this.#timer = setTimeout(() => void this.#tick(), this.#spec.intervalMs);
+    if (!this.#stopped) this.#timer = this.#clock.setTimer(this.#spec.intervalMs, () => void this.#tick());
   }
 
+  /** Stops probing; no result is reported after this. */
   stop(): void {
     this.#stopped = true;
-    if (this.#timer) clearTimeout(this.#timer);
+    this.#timer?.cancel();
   }
 }

@@ -26,13 +26,13 @@ export {
   sameProcess,
   type ProcUsage,
 } from "../store/proc-stat.js";
+export type { ProcState } from "./process-lifecycle.js";
 export { LogRing, type LogRingOptions } from "./log-ring.js";
 export { runProbe, ProbeLoop, type ProbeEnv, type ProbeResult } from "./health.js";
 export {
   LOG_TOPIC,
   Supervisor,
   type ProcessRow,
-  type ProcState,
   type SupervisorEvents,
   type SupervisorOptions,
 } from "./supervisor.js";

@@ -27,19 +27,31 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { ClosedError, MyelinError, TimeoutError } from "../errors.js";
 import { myelin_msgs, rcl_interfaces, std_srvs, timeNow } from "../msgs/index.js";
-import {
-  createNode,
-  replicaNodeName,
-  type GraphSnapshot,
-  type Node,
-  type NodeRecord,
-  type Publisher,
-} from "../node/index.js";
+import { createNode, type GraphSnapshot, type Node, type NodeRecord, type Publisher } from "../node/index.js";
 import { runtimeDir as defaultRuntimeDir } from "../node/config.js";
+import { planAdoption, savedState, type SavedState } from "./adoption.js";
+import { formatMs, systemClock, type Clock } from "./clock.js";
 import { ProbeLoop } from "./health.js";
 import { LogRing } from "./log-ring.js";
 import { processRunning, procStartTime, procUsage, sameProcess } from "../store/proc-stat.js";
 import { findExecutable, type LaunchSpec, type UnitSpec } from "./spec.js";
+import {
+  instanceKey,
+  ProcessLifecycle,
+  type LifecycleOptions,
+  type ProcState,
+  type RegistrationView,
+} from "./process-lifecycle.js";
+import {
+  isExtra,
+  placedOn,
+  reconcile,
+  replicaRange,
+  settlement,
+  stopOrder,
+  type ReconcileTable,
+  type Settlement,
+} from "./reconcile.js";
 
 /** Topic where the output of supervised processes is published. */
 export const LOG_TOPIC = "/myelin/logs";
@@ -62,18 +74,6 @@ export interface SupervisorOptions {
   onStopHub?: () => void;
 }
 
-/** State of one supervised process. */
-export type ProcState =
-  | "waiting" // for its dependencies
-  | "starting" // spawned, not ready yet
-  | "ready"
-  | "unhealthy" // alive, probe failing (policy never: left running)
-  | "backoff" // exited, restart scheduled
-  | "stopping"
-  | "stopped"
-  | "exited" // exited, not restarted (policy)
-  | "failed"; // crash loop, or cannot start
-
 /** One row of `myelin ps`. */
 export interface ProcessRow {
   process: string;
@@ -95,58 +95,24 @@ export interface ProcessRow {
   adopted: boolean;
 }
 
-interface Instance {
-  unit: UnitSpec;
-  replica: number;
-  id: string;
-  state: ProcState;
-  pid: number;
+/** A supervised process: its lifecycle, and the handles the supervisor does I/O with. */
+class Instance extends ProcessLifecycle {
+  /** Its `MYELIN_INSTANCE`: how its nodes are found on the graph. */
+  id = "";
+  /** The OS's start time of the current process, to tell it from a reused pid. */
   startTime: string | undefined;
-  startedAt: number;
   child: ChildProcess | undefined;
-  adopted: boolean;
-  restarts: number;
-  restartTimes: number[];
-  quickFailures: number;
-  detail: string;
-  /** Why the supervisor killed the current process (it then counts as failed). */
-  killReason: string | undefined;
-  health: string;
-  everRegistered: boolean;
-  registered: boolean;
-  log: LogRing;
-  timer: NodeJS.Timeout | undefined;
-  readyTimer: NodeJS.Timeout | undefined;
-  hungTimer: NodeJS.Timeout | undefined;
   probe: ProbeLoop | undefined;
-  probeOkOnce: boolean;
-  exitWaiters: (() => void)[];
   lastCpu: { cpuMs: number; at: number } | undefined;
-}
+  readonly log: LogRing;
 
-interface SavedInstance {
-  unit: string;
-  replica: number;
-  id: string;
-  pid: number;
-  startTime: string | undefined;
-  startedAt: number;
-  restarts: number;
-}
-
-interface SavedState {
-  spec: LaunchSpec | undefined;
-  instances: SavedInstance[];
+  constructor(unit: UnitSpec, replica: number, log: LogRing, opts: LifecycleOptions) {
+    super(unit, replica, opts);
+    this.log = log;
+  }
 }
 
 const RUNNER = fileURLToPath(new URL("./runner.js", import.meta.url));
-const keyOf = (unit: string, replica: number): string => `${unit}#${replica}`;
-/** The replica numbers a unit runs (a scaled-out unit continues the numbering of its process). */
-const replicaRange = (u: UnitSpec): number[] =>
-  Array.from({ length: u.replicas }, (_, i) => (u.firstReplica ?? 0) + i);
-/** True if `replica` is beyond what the unit should run now. */
-const isExtra = (u: UnitSpec, replica: number): boolean => replica >= (u.firstReplica ?? 0) + u.replicas;
-const fmtMs = (ms: number): string => (ms < 1000 ? `${Math.round(ms)} ms` : `${(ms / 1000).toFixed(1)} s`);
 
 let prlimitPath: string | null | undefined;
 function prlimit(): string | undefined {
@@ -177,6 +143,26 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
   #saveScheduled = false;
   #closed = false;
   #busy: Promise<unknown> = Promise.resolve();
+  readonly #clock: Clock = systemClock;
+  /** The instance table as the reconcile loop sees it. */
+  readonly #table: ReconcileTable<Instance> = {
+    get: (key) => this.#instances.get(key),
+    all: () => this.#instances.values(),
+    create: (u, r) => {
+      const inst = this.#newInstance(u, r);
+      this.#instances.set(instanceKey(u.name, r), inst);
+      return inst;
+    },
+    start: (inst) => this.#spawn(inst),
+    stopExtra: (inst, why) => {
+      void inst.stop(why).then(() => {
+        const key = instanceKey(inst.unit.name, inst.replica);
+        if (this.#instances.get(key) === inst && isExtra(inst.unit, inst.replica))
+          this.#instances.delete(key);
+        this.#reconcile();
+      });
+    },
+  };
 
   private constructor(opts: SupervisorOptions, node: Node, runtimeDir: string) {
     super();
@@ -265,8 +251,8 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
     for (const inst of [...this.#instances.values()]) {
       const u = keep.get(inst.unit.name);
       if (u === undefined || !sameDefinition(u, inst.unit)) {
-        await this.#stopInstance(inst, u === undefined ? "removed from the spec" : "its definition changed");
-        this.#instances.delete(keyOf(inst.unit.name, inst.replica));
+        await inst.stop(u === undefined ? "removed from the spec" : "its definition changed");
+        this.#instances.delete(instanceKey(inst.unit.name, inst.replica));
       } else {
         inst.unit = u;
       }
@@ -372,16 +358,13 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
   async restart(node: string, waitMs = 30000): Promise<{ ok: boolean; message: string }> {
     const unit = this.#unitOf(node);
     for (const r of replicaRange(unit)) {
-      const inst = this.#instances.get(keyOf(unit.name, r));
+      const inst = this.#instances.get(instanceKey(unit.name, r));
       if (inst !== undefined) {
-        await this.#stopInstance(inst, "rolling restart");
-        inst.state = "waiting";
-        inst.restartTimes = [];
-        inst.quickFailures = 0;
-        inst.restarts++;
+        await inst.stop("rolling restart");
+        inst.restartAfresh();
       }
       this.#reconcile();
-      const cur = this.#instances.get(keyOf(unit.name, r))!;
+      const cur = this.#instances.get(instanceKey(unit.name, r))!;
       try {
         await this.#waitFor(
           () => cur.state === "ready" || cur.state === "failed" || cur.state === "exited",
@@ -390,11 +373,14 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
       } catch {
         return {
           ok: false,
-          message: `${keyOf(unit.name, r)} was not ready within ${fmtMs(waitMs)} (${cur.state}); the restart stopped there`,
+          message: `${instanceKey(unit.name, r)} was not ready within ${formatMs(waitMs)} (${cur.state}); the restart stopped there`,
         };
       }
       if (cur.state !== "ready")
-        return { ok: false, message: `${keyOf(unit.name, r)} ${cur.state} after restart: ${cur.detail}` };
+        return {
+          ok: false,
+          message: `${instanceKey(unit.name, r)} ${cur.state} after restart: ${cur.detail}`,
+        };
     }
     return {
       ok: true,
@@ -404,27 +390,24 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
 
   /** Stops every process in reverse dependency order and forgets the spec; resolves with how many stopped. */
   async down(_waitMs = 0): Promise<number> {
-    const units = [...(this.#spec?.units ?? [])].reverse();
+    const hadSpec = (this.#spec?.units.length ?? 0) > 0;
+    const order = stopOrder(this.#spec, this.#instances.values());
     this.#spec = undefined;
     let n = 0;
-    const order = [
-      ...units.map((u) => u.name),
-      ...new Set([...this.#instances.values()].map((i) => i.unit.name)),
-    ];
-    for (const name of new Set(order)) {
+    for (const name of order) {
       const insts = [...this.#instances.values()].filter((i) => i.unit.name === name);
       n += insts.filter((i) => i.pid > 0 && i.state !== "stopped").length;
-      await Promise.all(insts.map((i) => this.#stopInstance(i, "down")));
-      for (const i of insts) this.#instances.delete(keyOf(i.unit.name, i.replica));
+      await Promise.all(insts.map((i) => i.stop("down")));
+      for (const i of insts) this.#instances.delete(instanceKey(i.unit.name, i.replica));
     }
     this.#save();
-    if (units.length > 0 || n > 0) this.#say(`down: stopped ${n} process${n === 1 ? "" : "es"}`);
+    if (hadSpec || n > 0) this.#say(`down: stopped ${n} process${n === 1 ? "" : "es"}`);
     return n;
   }
 
   /** The `myelin ps` rows. */
   ps(): ProcessRow[] {
-    const now = Date.now();
+    const now = this.#clock.now();
     const rows: ProcessRow[] = [];
     for (const inst of this.#ordered()) {
       const alive =
@@ -478,7 +461,7 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
       if (unit !== undefined && inst.unit.name !== unit.name) continue;
       if (replica >= 0 && inst.replica !== replica) continue;
       for (const l of inst.log.last(lines)) {
-        out.sources.push(keyOf(inst.unit.name, inst.replica));
+        out.sources.push(instanceKey(inst.unit.name, inst.replica));
         out.lines.push(l);
       }
     }
@@ -495,7 +478,7 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
     else this.#writeState();
     this.#closed = true;
     if (this.#poll) clearInterval(this.#poll);
-    for (const inst of this.#instances.values()) this.#clearTimers(inst);
+    for (const inst of this.#instances.values()) inst.clearTimers();
     for (const w of this.#waiters) w();
     await this.#node.close();
   }
@@ -554,7 +537,7 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
   // ---- the control loop ----------------------------------------------------------------------
 
   #placedHere(u: UnitSpec): boolean {
-    return u.placement.length === 0 || u.placement.some((l) => this.#labels.includes(l));
+    return placedOn(u, this.#labels);
   }
 
   #ordered(): Instance[] {
@@ -569,51 +552,8 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
     if (this.#closed) return;
     const spec = this.#spec;
     if (spec === undefined) return;
-    for (const u of spec.units) {
-      if (!this.#placedHere(u)) continue;
-      for (const r of replicaRange(u)) {
-        const key = keyOf(u.name, r);
-        let inst = this.#instances.get(key);
-        if (inst === undefined) {
-          inst = this.#newInstance(u, r);
-          this.#instances.set(key, inst);
-        }
-        if (inst.state === "waiting" && this.#depsSatisfied(u)) this.#spawn(inst);
-      }
-      for (const inst of [...this.#instances.values()]) {
-        if (inst.unit.name !== u.name || !isExtra(u, inst.replica) || inst.state === "stopping") continue;
-        void this.#stopInstance(inst, `scaled to ${u.replicas}`).then(() => {
-          const key = keyOf(u.name, inst.replica);
-          if (this.#instances.get(key) === inst && isExtra(inst.unit, inst.replica))
-            this.#instances.delete(key);
-          this.#reconcile();
-        });
-      }
-    }
+    reconcile(spec, this.#labels, this.#graph, this.#table);
     this.#changed();
-  }
-
-  #depsSatisfied(u: UnitSpec): boolean {
-    for (const d of u.dependsOn) {
-      const du = this.#spec?.units.find((x) => x.name === d.unit);
-      if (du === undefined) continue;
-      if (!this.#placedHere(du)) {
-        // Placed on another host: satisfied when its nodes are on the graph (and ready).
-        const names = new Set(du.nodes.flatMap((n) => replicaRange(du).map((r) => replicaNodeName(n, r))));
-        const recs = (this.#graph?.nodes ?? []).filter((n) => names.has(n.name));
-        if (recs.length === 0 || (d.condition === "ready" && recs.some((n) => n.ready === false)))
-          return false;
-        continue;
-      }
-      for (const r of replicaRange(du)) {
-        const i = this.#instances.get(keyOf(du.name, r));
-        if (i === undefined) return false;
-        const ok =
-          d.condition === "started" ? i.state === "starting" || i.state === "ready" : i.state === "ready";
-        if (!ok) return false;
-      }
-    }
-    return true;
   }
 
   #newInstance(u: UnitSpec, replica: number): Instance {
@@ -622,38 +562,28 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
       maxBytes: this.#opts.logMaxBytes ?? 1024 * 1024,
     });
     log.skipToEnd();
-    return {
-      unit: u,
-      replica,
-      id: "",
-      state: "waiting",
-      pid: 0,
-      startTime: undefined,
-      startedAt: 0,
-      child: undefined,
-      adopted: false,
-      restarts: 0,
-      restartTimes: [],
-      quickFailures: 0,
-      detail: "",
-      killReason: undefined,
-      health: "unknown",
-      everRegistered: false,
-      registered: false,
-      log,
-      timer: undefined,
-      readyTimer: undefined,
-      hungTimer: undefined,
-      probe: undefined,
-      probeOkOnce: false,
-      exitWaiters: [],
-      lastCpu: undefined,
-    };
+    const inst: Instance = new Instance(u, replica, log, {
+      clock: this.#clock,
+      effects: {
+        signal: signalGroup,
+        isRunning: processRunning,
+        note: (line) => log.note(line),
+        say: (line) => this.#say(line),
+        changed: () => this.#changed(),
+        save: () => this.#save(),
+        reconcile: () => this.#reconcile(),
+        stopProbe: () => {
+          inst.probe?.stop();
+          inst.probe = undefined;
+        },
+      },
+    });
+    return inst;
   }
 
   #spawn(inst: Instance): void {
     const u = inst.unit;
-    const name = keyOf(u.name, inst.replica);
+    const name = instanceKey(u.name, inst.replica);
     inst.id = `${u.name}.${inst.replica}.${randomBytes(4).toString("hex")}`;
     const env: NodeJS.ProcessEnv = {
       ...process.env,
@@ -692,13 +622,7 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
     }
     child.unref();
     inst.child = child;
-    inst.adopted = false;
-    inst.state = "starting";
-    inst.startedAt = Date.now();
-    inst.everRegistered = false;
-    inst.registered = false;
-    inst.health = "unknown";
-    inst.probeOkOnce = false;
+    inst.spawned(child.pid);
     inst.lastCpu = undefined;
     child.once("error", (err) => {
       if (inst.child === child) this.#onExit(inst, null, null, `cannot start ${argv[0]}: ${err.message}`);
@@ -707,7 +631,6 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
       if (inst.child === child) this.#onExit(inst, code, signal);
     });
     if (child.pid === undefined) return; // 'error' follows
-    inst.pid = child.pid;
     inst.startTime = procStartTime(child.pid);
     if (u.limits.nice !== undefined) {
       try {
@@ -724,15 +647,7 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
   /** Readiness timer and probes of a process that just started or was adopted. */
   #afterStart(inst: Instance): void {
     const u = inst.unit;
-    if (u.readiness === "process") this.#setReady(inst, true);
-    else this.#checkRegistration(inst);
-    if (inst.state !== "ready" && u.health.readyTimeoutMs > 0) {
-      inst.readyTimer = setTimeout(() => {
-        inst.readyTimer = undefined;
-        if (inst.state !== "starting") return;
-        this.#kill(inst, `not ready within ${fmtMs(u.health.readyTimeoutMs)}`);
-      }, u.health.readyTimeoutMs);
-    }
+    inst.afterStart(this.#registrationOf(inst));
     const p = u.health.probe;
     if (p !== undefined) {
       inst.probe = new ProbeLoop(
@@ -745,234 +660,31 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
           trigger: (service, timeoutMs) =>
             this.#node.createClient(service, std_srvs.Trigger, { timeoutMs }).call({}),
         },
-        (healthy, detail) => this.#onProbe(inst, healthy, detail),
+        (healthy, detail) => inst.probeResult(healthy, detail),
       );
     }
     this.#save();
   }
 
-  #onProbe(inst: Instance, healthy: boolean, detail: string): void {
-    const name = keyOf(inst.unit.name, inst.replica);
-    if (healthy) {
-      inst.health = "healthy";
-      if (inst.state === "unhealthy") inst.state = "ready";
-      if (inst.unit.readiness === "probe" && !inst.probeOkOnce) {
-        inst.probeOkOnce = true;
-        this.#setReady(inst, true);
-      }
-      this.#changed();
-      return;
-    }
-    inst.health = "unhealthy";
-    inst.detail = `probe: ${detail}`;
-    inst.log.note(`[myelin] ${name} unhealthy: ${detail}`);
-    this.#say(`${name} unhealthy: ${detail}`);
-    if (inst.unit.restart.policy === "never") {
-      if (inst.state === "ready") inst.state = "unhealthy";
-      this.#changed();
-      return;
-    }
-    this.#kill(inst, `unhealthy: ${detail}`);
-  }
-
-  #setReady(inst: Instance, ready: boolean): void {
-    if (ready && inst.state === "starting") {
-      inst.state = "ready";
-      if (inst.readyTimer) clearTimeout(inst.readyTimer);
-      inst.readyTimer = undefined;
-      if (inst.health === "unknown" && inst.unit.health.probe === undefined) inst.health = "healthy";
-      const name = keyOf(inst.unit.name, inst.replica);
-      this.#say(`${name} ready (${fmtMs(Date.now() - inst.startedAt)} after start)`);
-      this.#reconcile();
-    } else if (!ready && inst.state === "ready") {
-      inst.state = "starting";
-      this.#changed();
-    }
-  }
-
-  /** Nodes on the graph that belong to `inst`. */
-  #recordsOf(inst: Instance, g: GraphSnapshot): NodeRecord[] {
-    return g.nodes.filter((n) => (n.instance !== undefined ? n.instance === inst.id : n.pid === inst.pid));
+  /** What the graph shows of `inst`'s nodes (matched by its instance id, or its pid); undefined before the first graph. */
+  #registrationOf(inst: Instance): RegistrationView | undefined {
+    const g = this.#graph;
+    if (g === undefined) return undefined;
+    const records: NodeRecord[] = g.nodes.filter((n) =>
+      n.instance !== undefined ? n.instance === inst.id : n.pid === inst.pid,
+    );
+    return { settled: g.settled, records };
   }
 
   #onGraph(g: GraphSnapshot): void {
     this.#graph = g;
-    for (const inst of this.#instances.values()) this.#checkRegistration(inst);
+    for (const inst of this.#instances.values()) inst.registration(this.#registrationOf(inst));
     this.#reconcile();
   }
 
-  #checkRegistration(inst: Instance): void {
-    const g = this.#graph;
-    if (g === undefined || inst.pid <= 0) return;
-    if (inst.state !== "starting" && inst.state !== "ready" && inst.state !== "unhealthy") return;
-    const recs = this.#recordsOf(inst, g);
-    inst.registered = recs.length > 0;
-    if (recs.length > 0) {
-      inst.everRegistered = true;
-      if (inst.hungTimer) {
-        clearTimeout(inst.hungTimer);
-        inst.hungTimer = undefined;
-        if (inst.health === "hung") inst.health = inst.unit.health.probe ? "unknown" : "healthy";
-      }
-      if (inst.unit.readiness === "node") {
-        const names = new Set(recs.map((r) => r.name));
-        const all =
-          inst.unit.kind === "module"
-            ? inst.unit.nodes.every((n) => names.has(replicaNodeName(n, inst.replica)))
-            : recs.length > 0;
-        this.#setReady(inst, all && recs.every((r) => r.ready !== false));
-      }
-      return;
-    }
-    // Registered before, gone now, process still there: it stopped heartbeating (hung) or left.
-    if (inst.everRegistered && g.settled && inst.unit.health.heartbeat && inst.hungTimer === undefined) {
-      inst.hungTimer = setTimeout(() => {
-        inst.hungTimer = undefined;
-        const cur = this.#graph;
-        if (cur === undefined || this.#recordsOf(inst, cur).length > 0) return;
-        if (inst.state !== "starting" && inst.state !== "ready" && inst.state !== "unhealthy") return;
-        if (!processRunning(inst.pid)) return;
-        inst.health = "hung";
-        this.#kill(inst, "hung: its nodes stopped heartbeating while the process is alive", "SIGKILL");
-      }, 1000);
-    }
-  }
-
-  /** Kills a live process that must be restarted (hung, unhealthy, not ready in time). */
-  #kill(inst: Instance, why: string, signal: NodeJS.Signals = "SIGTERM"): void {
-    const name = keyOf(inst.unit.name, inst.replica);
-    inst.detail = why;
-    inst.killReason = why;
-    inst.log.note(`[myelin] ${name}: ${why}; killing it (${signal})`);
-    this.#say(`${name}: ${why}; killing it`);
-    this.#signal(inst, signal);
-    if (signal !== "SIGKILL") {
-      const pid = inst.pid;
-      setTimeout(() => {
-        if (inst.pid === pid && processRunning(pid)) this.#signal(inst, "SIGKILL");
-      }, inst.unit.stopGraceMs).unref();
-    }
-  }
-
-  #signal(inst: Instance, signal: NodeJS.Signals): void {
-    if (inst.pid <= 0) return;
-    try {
-      process.kill(-inst.pid, signal); // the process group: the process and what it started
-    } catch {
-      try {
-        process.kill(inst.pid, signal);
-      } catch {
-        // gone already
-      }
-    }
-  }
-
-  #clearTimers(inst: Instance): void {
-    for (const t of [inst.timer, inst.readyTimer, inst.hungTimer]) if (t) clearTimeout(t);
-    inst.timer = inst.readyTimer = inst.hungTimer = undefined;
-    inst.probe?.stop();
-    inst.probe = undefined;
-  }
-
   #onExit(inst: Instance, code: number | null, signal: NodeJS.Signals | null, error?: string): void {
-    const name = keyOf(inst.unit.name, inst.replica);
-    const upMs = inst.startedAt > 0 ? Date.now() - inst.startedAt : 0;
-    this.#clearTimers(inst);
     inst.child = undefined;
-    const how =
-      error ??
-      (code !== null ? `exited with code ${code}` : signal !== null ? `killed by ${signal}` : "exited");
-    const waiters = inst.exitWaiters;
-    inst.exitWaiters = [];
-    if (inst.state === "stopping") {
-      inst.state = "stopped";
-      inst.pid = 0;
-      inst.killReason = undefined;
-      inst.log.note(`[myelin] ${name} stopped (${how})`);
-      for (const w of waiters) w();
-      this.#changed();
-      this.#save();
-      return;
-    }
-    inst.pid = 0;
-    // Killed by us (hung, unhealthy, not ready in time) counts as a failure whatever the exit code.
-    const failure = error !== undefined || code !== 0 || inst.killReason !== undefined;
-    inst.detail = inst.killReason !== undefined ? `${inst.killReason} (${how})` : how;
-    inst.killReason = undefined;
-    for (const w of waiters) w();
-    const policy = inst.unit.restart;
-    const restart = policy.policy === "always" || (policy.policy === "on-failure" && failure);
-    if (!restart) {
-      inst.state = failure && error !== undefined ? "failed" : "exited";
-      inst.log.note(`[myelin] ${name} ${how}; not restarted (restart: ${policy.policy})`);
-      this.#say(`${name} ${how}; not restarted (restart: ${policy.policy})`);
-      this.#changed();
-      this.#save();
-      return;
-    }
-    const now = Date.now();
-    inst.restartTimes = inst.restartTimes.filter((t) => now - t < policy.crashLoopWindowMs);
-    if (inst.restartTimes.length >= policy.crashLoopRestarts) {
-      inst.state = "failed";
-      inst.detail = `crash loop: ${inst.restartTimes.length} restarts within ${fmtMs(policy.crashLoopWindowMs)}, last ${how}; fix it and run \`myelin restart ${inst.unit.nodes[0]}\``;
-      inst.log.note(`[myelin] ${name} failed: ${inst.detail}`);
-      this.#say(`${name} failed: ${inst.detail}`);
-      this.#changed();
-      this.#save();
-      return;
-    }
-    if (upMs >= policy.resetAfterMs) inst.quickFailures = 0;
-    const base = Math.min(policy.maxBackoffMs, policy.backoffMs * 2 ** inst.quickFailures);
-    const delay = Math.max(0, Math.round(base * (1 + policy.jitter * (2 * Math.random() - 1))));
-    inst.quickFailures++;
-    inst.restartTimes.push(now);
-    inst.state = "backoff";
-    inst.log.note(`[myelin] ${name} ${how}; restarting in ${fmtMs(delay)}`);
-    this.#say(`${name} ${how}; restarting in ${fmtMs(delay)}`);
-    inst.timer = setTimeout(() => {
-      inst.timer = undefined;
-      if (inst.state !== "backoff" || this.#closed) return;
-      inst.restarts++;
-      inst.state = "waiting";
-      this.#reconcile();
-    }, delay);
-    this.#changed();
-    this.#save();
-  }
-
-  /** Stops one process gracefully: SIGTERM to its group, SIGKILL after the grace period. */
-  async #stopInstance(inst: Instance, why: string): Promise<void> {
-    this.#clearTimers(inst);
-    const live =
-      inst.pid > 0 &&
-      (inst.state === "starting" ||
-        inst.state === "ready" ||
-        inst.state === "unhealthy" ||
-        inst.state === "stopping");
-    if (!live) {
-      inst.state = "stopped";
-      inst.pid = 0;
-      this.#changed();
-      return;
-    }
-    const name = keyOf(inst.unit.name, inst.replica);
-    const done = new Promise<void>((resolve) => inst.exitWaiters.push(resolve));
-    if (inst.state !== "stopping") {
-      inst.state = "stopping";
-      inst.detail = why;
-      inst.log.note(`[myelin] ${name} stopping (${why})`);
-      this.#signal(inst, "SIGTERM");
-      const pid = inst.pid;
-      const kill = setTimeout(() => {
-        if (inst.pid === pid && inst.state === "stopping") {
-          inst.log.note(`[myelin] ${name} did not stop within ${fmtMs(inst.unit.stopGraceMs)}; SIGKILL`);
-          this.#signal(inst, "SIGKILL");
-        }
-      }, inst.unit.stopGraceMs);
-      void done.then(() => clearTimeout(kill));
-      this.#changed();
-    }
-    await done;
+    inst.exited(code, signal, error);
   }
 
   // ---- adoption and polling ------------------------------------------------------------------
@@ -986,31 +698,24 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
     }
     this.#spec = saved.spec;
     if (saved.spec === undefined) return;
-    const units = new Map(saved.spec.units.map((u) => [u.name, u]));
     // Every saved instance is in the table before any is followed up: an adopted process turning
     // ready makes the supervisor reconcile, which must not start a second copy of one not yet adopted.
     const adopted: Instance[] = [];
-    for (const s of saved.instances) {
-      const u = units.get(s.unit);
-      if (u === undefined || s.pid <= 0) continue;
+    for (const { unit: u, saved: s, alive } of planAdoption(saved, sameProcess)) {
       const inst = this.#newInstance(u, s.replica);
-      inst.restarts = s.restarts;
-      if (sameProcess(s.pid, s.startTime)) {
+      if (alive) {
         inst.id = s.id;
-        inst.pid = s.pid;
         inst.startTime = s.startTime;
-        inst.startedAt = s.startedAt;
-        inst.adopted = true;
-        inst.state = "starting";
-        inst.everRegistered = true; // it did before the hub restarted; it will again
-        inst.log.note(`[myelin] ${keyOf(u.name, s.replica)} adopted (pid ${s.pid}) after a hub restart`);
-        this.#say(`${keyOf(u.name, s.replica)} adopted (pid ${s.pid})`);
-        this.#instances.set(keyOf(u.name, s.replica), inst);
+        inst.adopt(s); // it registered before the hub restarted; it will again
+        inst.log.note(
+          `[myelin] ${instanceKey(u.name, s.replica)} adopted (pid ${s.pid}) after a hub restart`,
+        );
+        this.#say(`${instanceKey(u.name, s.replica)} adopted (pid ${s.pid})`);
         adopted.push(inst);
       } else {
-        inst.detail = "was gone when the hub restarted";
-        this.#instances.set(keyOf(u.name, s.replica), inst);
+        inst.lostInHubRestart(s.restarts);
       }
+      this.#instances.set(instanceKey(u.name, s.replica), inst);
     }
     for (const inst of adopted) this.#afterStart(inst);
     this.#say(
@@ -1022,18 +727,8 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
     for (const inst of this.#instances.values()) {
       for (const line of inst.log.poll()) this.#publishLine(inst, line);
       // Adopted processes are not our children: no exit event, so look.
-      if (
-        inst.adopted &&
-        inst.pid > 0 &&
-        inst.child === undefined &&
-        !sameProcess(inst.pid, inst.startTime)
-      ) {
-        const st = inst.state;
-        if (st === "starting" || st === "ready" || st === "unhealthy" || st === "stopping") {
-          inst.adopted = false;
-          this.#onExit(inst, null, null, "exited (adopted: exit status unknown)");
-        }
-      }
+      if (inst.adopted && inst.pid > 0 && inst.child === undefined && !sameProcess(inst.pid, inst.startTime))
+        inst.adoptedProcessGone();
     }
   }
 
@@ -1045,7 +740,7 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
       .publish({
         stamp: timeNow(),
         level,
-        name: keyOf(inst.unit.name, inst.replica),
+        name: instanceKey(inst.unit.name, inst.replica),
         msg: line,
         file: "",
         function: "",
@@ -1075,7 +770,7 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
       };
       const timer = setTimeout(() => {
         cleanup();
-        reject(new TimeoutError("ERR_TIMEOUT", `not settled within ${fmtMs(timeoutMs)}`));
+        reject(new TimeoutError("ERR_TIMEOUT", `not settled within ${formatMs(timeoutMs)}`));
       }, timeoutMs);
       const cleanup = (): void => {
         clearTimeout(timer);
@@ -1087,20 +782,10 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
 
   /** Waits until every placed process is ready, or one failed/exited, or `waitMs` passed. */
   async #waitSettled(waitMs: number): Promise<{ ok: boolean; message: string }> {
-    const desired = (): Instance[] => {
-      const out: Instance[] = [];
-      for (const u of this.#spec?.units ?? []) {
-        if (!this.#placedHere(u)) continue;
-        for (const r of replicaRange(u)) {
-          const i = this.#instances.get(keyOf(u.name, r));
-          if (i !== undefined) out.push(i);
-        }
-      }
-      return out;
-    };
-    const bad = (): Instance[] => desired().filter((i) => i.state === "failed" || i.state === "exited");
-    const extras = (): boolean => [...this.#instances.values()].some((i) => isExtra(i.unit, i.replica));
-    const allReady = (): boolean => desired().every((i) => i.state === "ready") && !extras();
+    const now = (): Settlement<Instance> => settlement(this.#spec, this.#labels, this.#table);
+    const desired = (): Instance[] => now().desired;
+    const bad = (): Instance[] => now().bad;
+    const allReady = (): boolean => now().allReady;
     if (waitMs > 0) {
       try {
         await this.#waitFor(() => allReady() || bad().length > 0, waitMs);
@@ -1112,14 +797,14 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
     if (b.length > 0) {
       return {
         ok: false,
-        message: b.map((i) => `${keyOf(i.unit.name, i.replica)} ${i.state}: ${i.detail}`).join("; "),
+        message: b.map((i) => `${instanceKey(i.unit.name, i.replica)} ${i.state}: ${i.detail}`).join("; "),
       };
     }
     if (waitMs > 0 && !allReady()) {
       const waiting = desired().filter((i) => i.state !== "ready");
       return {
         ok: false,
-        message: `not ready within ${fmtMs(waitMs)}: ${waiting.map((i) => `${keyOf(i.unit.name, i.replica)} ${i.state}${i.detail ? ` (${i.detail})` : ""}`).join(", ")}`,
+        message: `not ready within ${formatMs(waitMs)}: ${waiting.map((i) => `${instanceKey(i.unit.name, i.replica)} ${i.state}${i.detail ? ` (${i.detail})` : ""}`).join(", ")}`,
       };
     }
     const n = desired().length;
@@ -1148,18 +833,7 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
       rmSync(this.#stateFile, { force: true });
       return;
     }
-    const state: SavedState = {
-      spec: this.#spec,
-      instances: [...this.#instances.values()].map((i) => ({
-        unit: i.unit.name,
-        replica: i.replica,
-        id: i.id,
-        pid: i.pid,
-        startTime: i.startTime,
-        startedAt: i.startedAt,
-        restarts: i.restarts,
-      })),
-    };
+    const state = savedState(this.#spec, this.#instances.values());
     const tmp = `${this.#stateFile}.tmp`;
     writeFileSync(tmp, JSON.stringify(state), { mode: 0o600 });
     renameSync(tmp, this.#stateFile);
@@ -1169,4 +843,17 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
 /** True if two units run the same thing the same way (replicas aside). */
 function sameDefinition(a: UnitSpec, b: UnitSpec): boolean {
   return JSON.stringify({ ...a, replicas: 0 }) === JSON.stringify({ ...b, replicas: 0 });
+}
+
+/** Sends `signal` to the process group of `pid` (the process and what it started), or to the process alone. */
+function signalGroup(pid: number, signal: NodeJS.Signals): void {
+  try {
+    process.kill(-pid, signal);
+  } catch {
+    try {
+      process.kill(pid, signal);
+    } catch {
+      // gone already
+    }
+  }
 }

@@ -1,14 +1,13 @@
 /**
- * The publishing side of a node's data plane: one ZeroMQ ROUTER socket, bound once per node,
- * that every subscriber and service client of the node connects to with a DEALER (PeerLink).
+ * The publishing side of a node's data plane: one listener of the node's transport, bound once
+ * per node, that every subscriber and service client of the node connects to (PeerLink).
  *
- * Flow control is credit-based and lives here, not in ZeroMQ's high-water marks: a subscriber
+ * Flow control is credit-based and lives here, not in the carrier's high-water marks: a subscriber
  * grants credit in messages and bytes; a message for a subscriber without credit is dropped
  * (best-effort, counted) or parked in that subscriber's bounded outbox (reliable) until credit
  * returns. Small messages to one peer are coalesced into one Data frame, flushed at the end of
  * the current event-loop turn or when the frame reaches `maxBatchBytes`.
  */
-import { Router } from "zeromq";
 import { DecodeError, MyelinError } from "../errors.js";
 import {
   DataFrameBuilder,
@@ -24,14 +23,17 @@ import {
   type RequestHeader,
   type SubBody,
 } from "./frame.js";
+import { DEFAULT_TRANSPORTS } from "./default-transports.js";
 import { receiveLoop } from "./receive-loop.js";
-import { SendQueue } from "./send-queue.js";
+import { transportFor, type Listener, type Transports } from "./transport.js";
 
 /** Options of a DataServer; every number has a default in `DATA_SERVER_DEFAULTS`. */
 export interface DataServerOptions {
   /** Where to bind: `ipc:///path` or `tcp://host:port` (port 0 picks a free one). */
   endpoint: string;
-  /** Largest ZeroMQ message accepted from a peer, in bytes. */
+  /** The transports by endpoint scheme (default DEFAULT_TRANSPORTS). */
+  transports: Transports;
+  /** Largest message accepted from a peer, in bytes. */
   maxMessageBytes: number;
   /** A Data frame is flushed once it holds this many bytes, in bytes. */
   maxBatchBytes: number;
@@ -43,6 +45,7 @@ export interface DataServerOptions {
 
 /** Defaults of DataServerOptions. */
 export const DATA_SERVER_DEFAULTS = {
+  transports: DEFAULT_TRANSPORTS,
   maxMessageBytes: 64 * 1024 * 1024,
   maxBatchBytes: 64 * 1024,
   peerTimeoutMs: 3000,
@@ -206,6 +209,11 @@ export class RemoteSubscriber {
   get reliable(): boolean {
     return this.body.reliable;
   }
+  /** A message for this subscriber would leave at once: it has credit and nothing parked. */
+  get canSendNow(): boolean {
+    return this.creditMsgs > 0 && this.creditBytes > 0 && this.pending === 0;
+  }
+
   /** Messages parked waiting for credit. */
   get pending(): number {
     return this.#outbox.length - this.#outboxHead;
@@ -271,10 +279,9 @@ export class RemoteSubscriber {
   }
 }
 
-/** A node's bound ROUTER socket, serving subscriptions and service requests. */
+/** A node's bound listener, serving subscriptions and service requests. */
 export class DataServer {
-  readonly #sock: Router;
-  readonly #queue: SendQueue;
+  readonly #listener: Listener;
   readonly #opts: DataServerOptions;
   readonly #handler: DataServerHandler;
   readonly #peers = new Map<string, Peer>();
@@ -287,17 +294,11 @@ export class DataServer {
   /** Frames dropped because they were not valid. */
   badFrames = 0;
 
-  private constructor(opts: DataServerOptions, handler: DataServerHandler) {
+  private constructor(opts: DataServerOptions, handler: DataServerHandler, listener: Listener) {
     this.#opts = opts;
     this.#handler = handler;
-    this.#sock = new Router({
-      linger: 0,
-      mandatory: false,
-      sendHighWaterMark: 0,
-      receiveHighWaterMark: 10000,
-      maxMessageSize: opts.maxMessageBytes,
-    });
-    this.#queue = new SendQueue(this.#sock, () => {});
+    this.#listener = listener;
+    this.#endpoint = listener.endpoint;
     this.#timer = setInterval(() => this.#sweep(), opts.pingIntervalMs);
     this.#timer.unref();
   }
@@ -308,20 +309,19 @@ export class DataServer {
     handler: DataServerHandler,
   ): Promise<DataServer> {
     const full: DataServerOptions = { ...DATA_SERVER_DEFAULTS, ...opts };
-    const server = new DataServer(full, handler);
+    let listener: Listener;
     try {
-      await server.#sock.bind(full.endpoint);
+      listener = await transportFor(full.transports, full.endpoint).listen(full.endpoint, {
+        maxMessageBytes: full.maxMessageBytes,
+      });
     } catch (err) {
-      await server.close(0);
       throw new MyelinError(
         "ERR_INVALID_ARGUMENT",
-        `cannot bind data endpoint ${full.endpoint}: ${String(err)}`,
-        {
-          cause: err,
-        },
+        `cannot bind data endpoint ${full.endpoint}: ${(err as Error).message}`,
+        { cause: err },
       );
     }
-    server.#endpoint = server.#sock.lastEndpoint ?? full.endpoint;
+    const server = new DataServer(full, handler, listener);
     void server.#receiveLoop();
     return server;
   }
@@ -354,7 +354,7 @@ export class DataServer {
     bytes: number,
   ): boolean {
     if (sub.closed) return false;
-    if (sub.creditMsgs > 0 && sub.creditBytes > 0 && sub.pending === 0) {
+    if (sub.canSendNow) {
       this.sendNow(sub, pub, seq, sec, nsec, payload, frames, bytes);
       return true;
     }
@@ -393,7 +393,7 @@ export class DataServer {
     if (frames !== null) {
       this.#flushPeer(peer);
       const header = encodeBlobHeader({ sid: sub.sid, pub, seq, sec, nsec });
-      this.#queue.push([peer.id, header, ...(frames as Buffer[])]);
+      this.#listener.send(peer.id, [header, ...(frames as Buffer[])]);
       return;
     }
     let batch = peer.batch;
@@ -405,7 +405,7 @@ export class DataServer {
       this.#scheduleFlush();
       const single = new DataFrameBuilder(4 + RECORD_HEADER_BYTES + payload!.length + 8);
       single.append(sub.sid, pub, seq, sec, nsec, payload!);
-      this.#queue.push([peer.id, single.finish()]);
+      this.#listener.send(peer.id, [single.finish()]);
       return;
     }
     if (batch === null) {
@@ -456,10 +456,9 @@ export class DataServer {
     );
     this.#closed = true;
     clearInterval(this.#timer);
-    await this.#queue.drained(lingerMs);
+    await this.#listener.drained(lingerMs);
     for (const peer of [...this.#peers.values()]) this.#dropPeer(peer);
-    this.#sock.linger = lingerMs;
-    this.#sock.close();
+    await this.#listener.close(lingerMs);
   }
 
   #barrier(peer: Peer, token: number, timeoutMs: number): Promise<void> {
@@ -473,7 +472,7 @@ export class DataServer {
       peer.barrier = (t) => {
         if (t === token) done();
       };
-      this.#queue.push([peer.id, encodePing(token)]);
+      this.#listener.send(peer.id, [encodePing(token)]);
     });
   }
 
@@ -494,7 +493,7 @@ export class DataServer {
     if (batch === null) return;
     peer.batch = null;
     peer.lastBatchBytes = batch.size;
-    this.#queue.push([peer.id, batch.finish()]);
+    this.#listener.send(peer.id, [batch.finish()]);
   }
 
   #sweep(): void {
@@ -507,7 +506,7 @@ export class DataServer {
       // Subscribers and clients waiting for a reply hear from us, so they can tell a live peer
       // from a frozen or cut-off one.
       if (!peer.sentSincePing && (peer.subs.size > 0 || peer.inflight > 0))
-        this.#queue.push([peer.id, encodePing()]);
+        this.#listener.send(peer.id, [encodePing()]);
       peer.sentSincePing = false;
     }
   }
@@ -529,9 +528,8 @@ export class DataServer {
   #receiveLoop(): Promise<void> {
     let peer: Peer | undefined;
     return receiveLoop(
-      this.#sock,
-      (msg) => {
-        const id = msg[0]!;
+      this.#listener,
+      ({ peer: id, frames }) => {
         const key = id.toString("latin1");
         peer = this.#peers.get(key);
         if (peer === undefined) {
@@ -539,7 +537,7 @@ export class DataServer {
           this.#peers.set(key, peer);
         }
         peer.lastSeen = Date.now();
-        this.#handle(peer, msg.slice(1));
+        this.#handle(peer, frames);
       },
       (err) => {
         this.badFrames++;
@@ -564,7 +562,7 @@ export class DataServer {
         if (refused !== undefined) {
           peer.subs.delete(sub.sid);
           sub.close();
-          this.#queue.push([peer.id, encodeError({ ...refused, sid: sub.sid })]);
+          this.#listener.send(peer.id, [encodeError({ ...refused, sid: sub.sid })]);
         }
         return;
       }
@@ -579,8 +577,7 @@ export class DataServer {
       case FrameKind.Credit: {
         const sub = peer.subs.get(f.sid);
         if (sub === undefined) {
-          this.#queue.push([
-            peer.id,
+          this.#listener.send(peer.id, [
             encodeError({
               sid: f.sid,
               code: "ERR_UNKNOWN_SUB",
@@ -614,7 +611,7 @@ export class DataServer {
     const reply = (h: ReplyHeader, frames: Uint8Array[]): void => {
       peer.inflight--;
       if (this.#closed) return;
-      this.#queue.push([peer.id, encodeReplyHeader(h), ...(frames as Buffer[])]);
+      this.#listener.send(peer.id, [encodeReplyHeader(h), ...(frames as Buffer[])]);
     };
     this.#handler.onRequest(peer, header, parts).then(
       (r) => {

@@ -1,16 +1,15 @@
 /**
- * The subscribing side of the data plane: one ZeroMQ DEALER connected to one remote node's
- * DataServer, shared by every subscription and service client of this node towards that node.
+ * The subscribing side of the data plane: one connection of the node's transport to one remote
+ * node's DataServer, shared by every subscription and service client of this node towards that node.
  *
  * On every (re)connect the link says hello and repeats its subscriptions, so a publisher that
  * restarted on the same endpoint serves them again; subscribers drop repeats by sequence number.
  *
- * The link knows when its peer is gone: ZeroMQ reports the connection lost or refused (at once
+ * The link knows when its peer is gone: the transport reports the connection lost or refused (at once
  * on one host), or the peer sends nothing for `silentMs` while calls wait (a frozen process, a
  * cut network; the peer pings while it serves calls). Then `down` is true and the calls waiting
  * fail at once with ERR_UNAVAILABLE: their replies can no longer come.
  */
-import { Dealer } from "zeromq";
 import { ClosedError, DecodeError, ServiceError } from "../errors.js";
 import {
   FrameKind,
@@ -29,8 +28,9 @@ import {
   type RequestHeader,
   type SubBody,
 } from "./frame.js";
+import { DEFAULT_TRANSPORTS } from "./default-transports.js";
 import { receiveLoop } from "./receive-loop.js";
-import { SendQueue } from "./send-queue.js";
+import { transportFor, type Connection, type Transports } from "./transport.js";
 
 /** Receives what a link gets for one subscription. */
 export interface RecordSink {
@@ -45,8 +45,10 @@ export interface RecordSink {
 /** Options of a PeerLink. */
 export interface PeerLinkOptions {
   endpoint: string;
+  /** The transports by endpoint scheme (default DEFAULT_TRANSPORTS). */
+  transports?: Transports;
   hello: HelloBody;
-  /** Largest ZeroMQ message accepted from the peer, in bytes. */
+  /** Largest message accepted from the peer, in bytes. */
   maxMessageBytes: number;
   /** Interval of the pings that keep this link alive on the publisher's side, in ms. */
   pingIntervalMs: number;
@@ -64,11 +66,10 @@ interface PendingCall {
   reject(err: Error): void;
 }
 
-/** A DEALER connection to one remote node. */
+/** A connection to one remote node. */
 export class PeerLink {
   readonly endpoint: string;
-  readonly #sock: Dealer;
-  readonly #queue: SendQueue;
+  readonly #conn: Connection;
   readonly #opts: PeerLinkOptions;
   readonly #subs = new Map<number, { body: SubBody; sink: RecordSink }>();
   readonly #calls = new Map<number, PendingCall>();
@@ -77,7 +78,7 @@ export class PeerLink {
   #timer: NodeJS.Timeout;
   #closed = false;
   #connectedOnce = false;
-  /** The connection is lost or refused (ZeroMQ said so). */
+  /** The connection is lost or refused (the transport said so). */
   #disconnected = false;
   /** The peer sent nothing for `silentMs` while calls waited. */
   #silent = false;
@@ -88,34 +89,29 @@ export class PeerLink {
   /** Frames dropped because they were not valid. */
   badFrames = 0;
 
+  /**
+   * @throws MyelinError ERR_INVALID_ARGUMENT when no transport serves the endpoint's scheme
+   */
   constructor(opts: PeerLinkOptions) {
     this.endpoint = opts.endpoint;
     this.#opts = opts;
-    this.#sock = new Dealer({
-      linger: 0,
-      sendHighWaterMark: 10000,
-      receiveHighWaterMark: 0,
-      maxMessageSize: opts.maxMessageBytes,
-      reconnectInterval: 100,
-      reconnectMaxInterval: 1000,
+    this.#conn = transportFor(opts.transports ?? DEFAULT_TRANSPORTS, opts.endpoint).connect(opts.endpoint, {
+      maxMessageBytes: opts.maxMessageBytes,
+      reconnectMs: { min: 100, max: 1000 },
     });
-    this.#queue = new SendQueue(this.#sock, () => {});
-    this.#sock.events.on("connect", () => {
+    this.#conn.on("up", () => {
       this.#disconnected = false;
       if (this.#connectedOnce) this.#resend();
       this.#connectedOnce = true;
     });
-    const lost = (): void => {
+    this.#conn.on("down", () => {
       if (this.#closed) return;
       this.#disconnected = true;
       this.failCalls(`the connection to ${this.endpoint} was lost or refused (its node stopped or crashed)`);
-    };
-    this.#sock.events.on("disconnect", lost);
-    this.#sock.events.on("connect:retry", lost);
-    this.#sock.connect(opts.endpoint);
-    this.#queue.push(encodeHello(opts.hello));
+    });
+    this.#send(encodeHello(opts.hello));
     this.#timer = setInterval(() => {
-      this.#queue.push(encodePing());
+      this.#send(encodePing());
       this.#checkSilence();
     }, opts.pingIntervalMs);
     this.#timer.unref();
@@ -146,20 +142,20 @@ export class PeerLink {
     const sid = this.#nextSid++;
     const full = { ...body, sid };
     this.#subs.set(sid, { body: full, sink });
-    this.#queue.push(encodeSub(full));
+    this.#send(encodeSub(full));
     return sid;
   }
 
   /** Ends a subscription. */
   unsubscribe(sid: number): void {
     if (!this.#subs.delete(sid) || this.#closed) return;
-    this.#queue.push(encodeUnsub(sid));
+    this.#send(encodeUnsub(sid));
   }
 
   /** Grants the publisher `msgs` more messages and `bytes` more payload bytes for `sid`. */
   credit(sid: number, msgs: number, bytes: number): void {
     if (this.#closed || !this.#subs.has(sid)) return;
-    this.#queue.push(encodeCredit(sid, msgs, bytes));
+    this.#send(encodeCredit(sid, msgs, bytes));
   }
 
   /**
@@ -176,7 +172,7 @@ export class PeerLink {
     const reply = new Promise<{ header: ReplyHeader; parts: Buffer[] }>((resolve, reject) => {
       this.#calls.set(id, { resolve, reject });
     });
-    this.#queue.push([encodeRequestHeader({ ...header, id }), ...(frames as Buffer[])]);
+    this.#conn.send([encodeRequestHeader({ ...header, id }), ...(frames as Buffer[])]);
     return { id, reply };
   }
 
@@ -214,7 +210,11 @@ export class PeerLink {
       c.reject(new ClosedError("ERR_CLOSED", `link to ${this.endpoint} closed`));
     this.#calls.clear();
     this.#subs.clear();
-    this.#sock.close();
+    void this.#conn.close(0);
+  }
+
+  #send(...frames: Buffer[]): void {
+    this.#conn.send(frames);
   }
 
   #check(): void {
@@ -222,13 +222,13 @@ export class PeerLink {
   }
 
   #resend(): void {
-    this.#queue.push(encodeHello(this.#opts.hello));
-    for (const { body } of this.#subs.values()) this.#queue.push(encodeSub(body));
+    this.#send(encodeHello(this.#opts.hello));
+    for (const { body } of this.#subs.values()) this.#send(encodeSub(body));
   }
 
   #receiveLoop(): Promise<void> {
     return receiveLoop(
-      this.#sock,
+      this.#conn,
       (msg) => {
         this.lastSeen = Date.now();
         this.#silent = false;
@@ -268,7 +268,7 @@ export class PeerLink {
         if (s === undefined) return;
         if (f.body.code === "ERR_UNKNOWN_SUB") {
           // The publisher restarted and lost our subscription: ask again.
-          this.#queue.push(encodeSub(s.body));
+          this.#send(encodeSub(s.body));
           return;
         }
         this.#subs.delete(sid);
@@ -276,7 +276,7 @@ export class PeerLink {
         return;
       }
       case FrameKind.Ping:
-        if (f.token !== undefined) this.#queue.push(encodePing(f.token)); // flush barrier: echo
+        if (f.token !== undefined) this.#send(encodePing(f.token)); // flush barrier: echo
         return;
       case FrameKind.Hello:
       case FrameKind.Sub:

@@ -16,10 +16,10 @@ import {
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { test } from "node:test";
-import { MyelinError } from "../src/errors.js";
-import { DurableLog, type DurableLogOptions, type LogRecord } from "../src/store/log.js";
-import { SegmentReader, type SegmentRecord } from "../src/store/segment-format.js";
-import { faultyFs } from "./fixtures/store-fs.js";
+import { MyelinError } from "../errors.js";
+import { DurableLog, type DurableLogOptions, type LogRecord } from "./log.js";
+import { SegmentReader, type SegmentRecord } from "./segment-format.js";
+import { faultyFs } from "../../test/fixtures/store-fs.js";
 
 const te = new TextEncoder();
 const td = new TextDecoder();

@@ -12,9 +12,10 @@ import assert from "node:assert/strict";
 import { readdirSync, readFileSync } from "node:fs";
 import { basename, join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { LAUNCH_SPEC_SCHEMA, loadSpec, SpecError } from "../src/orchestrator/index.js";
+import { loadSpec, SpecError } from "./spec.js";
+import { LAUNCH_SPEC_SCHEMA } from "./spec-schema.js";
 
-const ROOT = fileURLToPath(new URL("../../", import.meta.url));
+const ROOT = fileURLToPath(new URL("../../../", import.meta.url));
 const DIR = join(ROOT, "conformance", "launch");
 
 const specs = (kind: "good" | "bad"): string[] =>

@@ -7,14 +7,9 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { test } from "node:test";
-import { MyelinError } from "../src/errors.js";
-import {
-  ConsumerState,
-  resolveStartSeq,
-  type ConsumerOptions,
-  type DeliveryBatch,
-} from "../src/store/consumer.js";
-import { DurableLog } from "../src/store/log.js";
+import { MyelinError } from "../errors.js";
+import { ConsumerState, resolveStartSeq, type ConsumerOptions, type DeliveryBatch } from "./consumer.js";
+import { DurableLog } from "./log.js";
 
 const seqs = (b: DeliveryBatch): number[] => b.deliveries.map((d) => d.seq);
 const counts = (b: DeliveryBatch): number[] => b.deliveries.map((d) => d.deliveries);

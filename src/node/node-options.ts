@@ -1,0 +1,119 @@
+/**
+ * What a node is created with and says: its options and their defaults, the options of its
+ * publishers and subscriptions, its events, and the rules for names.
+ */
+import { MyelinError } from "../errors.js";
+import type { Transports } from "../transport/transport.js";
+import { replicaNodeName } from "./config.js";
+import type { GraphSnapshot } from "./control-protocol.js";
+import type { Qos } from "./qos.js";
+import type { Overflow } from "./subscription.js";
+
+/** Options of a node; every field but `name` has a default (see NODE_DEFAULTS). */
+export interface NodeOptions {
+  /** Node name, shown by `myelin node list`. Names starting with `_` are hidden (tools). */
+  name: string;
+  /** Hub address (default: `MYELIN_HUB`, else the runtime directory's socket). */
+  hub?: string;
+  /** Runtime directory for ipc sockets (default: `MYELIN_RUNTIME_DIR`, `$XDG_RUNTIME_DIR/myelin`, `/tmp/myelin-<uid>`). */
+  runtimeDir?: string;
+  /**
+   * Where this node's data socket binds: `ipc` (default, one host), `tcp://HOST:PORT` (PORT 0
+   * picks a free one), or `inproc` (with an `inproc` transport in `transports`). Env
+   * `MYELIN_DATA_ENDPOINT` sets the default.
+   */
+  dataEndpoint?: string;
+  /** Host name or address other hosts use to reach a tcp data socket bound to 0.0.0.0. */
+  advertiseHost?: string;
+  /** Heartbeat interval towards the hub, in ms. */
+  heartbeatMs?: number;
+  /** Largest message this node sends or accepts, in bytes. */
+  maxMessageBytes?: number;
+  /** Binary fields at least this large travel as separate frames, without copies, in bytes. */
+  blobThreshold?: number;
+  /** How long a create call waits for the hub to confirm, in ms (only when a hub is connected). */
+  registerTimeoutMs?: number;
+  /** Initial parameter values; they override declared defaults. */
+  parameters?: Record<string, unknown>;
+  /**
+   * Start not ready, and say when with `setReady(true)` (default false: ready once created).
+   * Readiness is on the graph; a supervisor waits for it before starting dependent nodes.
+   */
+  manualReady?: boolean;
+  /**
+   * The transports by endpoint scheme, for the hub connection, the data socket and the links to
+   * other nodes (default: ZeroMQ for `ipc://` and `tcp://`). Give an `inproc` transport (one
+   * `MemoryTransport` shared by the hub and the nodes) to run a whole system in one process
+   * through a real carrier.
+   */
+  transports?: Transports;
+}
+
+/** Defaults of NodeOptions. */
+export const NODE_DEFAULTS = {
+  heartbeatMs: 500,
+  maxMessageBytes: 64 * 1024 * 1024,
+  blobThreshold: 16 * 1024,
+  registerTimeoutMs: 2000,
+} as const;
+
+/** Options of createPublisher. */
+export interface PublisherOptions {
+  qos?: Partial<Qos>;
+  /** A reliable subscriber this many messages behind makes publish() wait (default 1024). */
+  maxPending?: number;
+  /** A reliable subscriber this many bytes behind makes publish() wait (default 8 MiB). */
+  maxPendingBytes?: number;
+  /** Check every message against the type before sending (default true). */
+  validate?: boolean;
+}
+
+/** Options of createSubscription. */
+export interface SubscriptionOptions {
+  qos?: Partial<Qos>;
+  /** Queue size for `for await` reading (default max(depth, 100)). */
+  queueSize?: number;
+  /** Queue overflow policy (default: `block` for reliable, `drop-oldest` for best-effort). */
+  overflow?: Overflow;
+  /** Validate each message from another process against the schema (default true). */
+  validate?: boolean;
+  /**
+   * Queue group: subscriptions (in any process) that join a topic with the same group name
+   * share its messages, each message going to one of them; see docs/services.md for what is
+   * guaranteed when a member dies. Letters, digits, `_`, `-`, `.`; default none.
+   */
+  group?: string;
+}
+
+/** Events of a node. */
+export interface NodeEvents {
+  /** The graph changed. */
+  graph: [GraphSnapshot];
+  /** Something went wrong outside any call (bad frame from a peer, hub refused a declaration). */
+  warning: [Error];
+}
+
+const TOPIC_RE = /^(\/[A-Za-z0-9_.~-]+)+$/;
+
+export function resolveName(name: string, what: string): string {
+  const n = name.startsWith("/") ? name : `/${name}`;
+  if (!TOPIC_RE.test(n)) {
+    throw new MyelinError(
+      "ERR_INVALID_ARGUMENT",
+      `${what} name '${name}' is not valid: use segments of letters, digits, '_', '-', '.' separated by '/', e.g. /camera/front/image`,
+    );
+  }
+  return n;
+}
+
+/**
+ * The name of a node of a supervised process: replica 0 keeps the spec's name, replica N > 0 of
+ * a node the spec names becomes `<name>.N`, so every replica can be addressed
+ * (`myelin param set camera.1 fps 5`). The supervisor sets MYELIN_NODE_NAME and MYELIN_REPLICA.
+ */
+export function replicaName(name: string): string {
+  const replica = Number(process.env["MYELIN_REPLICA"] ?? "0");
+  if (!Number.isInteger(replica) || replica <= 0) return name;
+  const specNodes = (process.env["MYELIN_NODE_NAME"] ?? "").split(",");
+  return specNodes.includes(name) ? replicaNodeName(name, replica) : name;
+}

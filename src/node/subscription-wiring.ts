@@ -1,0 +1,110 @@
+/**
+ * Wiring subscriptions to the graph: each subscription gets one RemoteSource per remote publisher
+ * of its topic (a subscription over that node's link, with its credit window), loses those the
+ * graph no longer shows, and hears when a publisher's liveliness changes.
+ */
+import type { MessageType } from "../msgs/index.js";
+import type { PeerLink } from "../transport/peer-link.js";
+import type { SubBody } from "../transport/frame.js";
+import type { GraphSnapshot, NodeRecord } from "./control-protocol.js";
+import { RemoteSource } from "./remote-source.js";
+import type { Subscription } from "./subscription.js";
+
+const CREDIT_MSGS = 16384;
+const GROUP_CREDIT_MSGS = 1024;
+const CREDIT_BYTES = 32 * 1024 * 1024;
+
+/** A subscription of a node and its remote sources, by publisher node id. */
+export interface SubState {
+  sub: Subscription<unknown>;
+  /** Read with for-await (the queue bounds the credit window) rather than a callback. */
+  iterator: boolean;
+  type: MessageType<unknown> | undefined;
+  validate: boolean;
+  sources: Map<string, RemoteSource>;
+}
+
+/** Connects `st` to every remote publisher of its topic; with `authoritative`, drops the rest. */
+export function reconcileSubscription(
+  st: SubState,
+  g: GraphSnapshot,
+  authoritative: boolean,
+  processId: string,
+  link: (endpoint: string) => PeerLink,
+): void {
+  const sub = st.sub;
+  const want = new Map<string, NodeRecord>();
+  for (const n of g.nodes) {
+    if (n.process === processId) continue;
+    if (n.pubs.some((p) => p.topic === sub.topic && p.type === sub.typeName)) want.set(n.id, n);
+  }
+  for (const [id, n] of want) {
+    const have = st.sources.get(id);
+    if (have !== undefined && have.sid !== 0) continue;
+    // A for-await reader that blocks takes credit only as it reads: the window is its queue.
+    const block = st.iterator && sub.overflow === "block";
+    // A group member keeps a smaller window, so a busy member is passed over sooner.
+    const full = sub.group === undefined ? CREDIT_MSGS : GROUP_CREDIT_MSGS;
+    const windowMsgs = block ? Math.max(16, Math.min(sub.queueSize, full)) : full;
+    const l = link(n.endpoint);
+    const src =
+      have ??
+      new RemoteSource(
+        sub,
+        st.type,
+        st.validate,
+        l,
+        id,
+        n.name,
+        windowMsgs,
+        CREDIT_BYTES,
+        sub.group !== undefined,
+      );
+    const body: Omit<SubBody, "sid"> = {
+      topic: sub.topic,
+      type: sub.typeName,
+      reliable: sub.qos.reliability === "reliable",
+      history: sub.qos.durability === "transient-local" && sub.group === undefined ? sub.qos.depth : 0,
+      creditMsgs: windowMsgs,
+      creditBytes: CREDIT_BYTES,
+    };
+    if (sub.group !== undefined) body.group = sub.group;
+    src.sid = l.subscribe(body, src);
+    st.sources.set(id, src);
+  }
+  if (!authoritative) return;
+  for (const [id, src] of st.sources) {
+    if (want.has(id)) continue;
+    st.sources.delete(id);
+    if (src.sid !== 0) src.link.unsubscribe(src.sid);
+  }
+}
+
+/** Once the graph is settled, closes the links to nodes that are gone and carry nothing. */
+export function closeIdleLinks(links: Map<string, PeerLink>, g: GraphSnapshot): void {
+  if (!g.settled) return;
+  const live = new Set(g.nodes.map((n) => n.endpoint));
+  for (const [ep, link] of links) {
+    if (!live.has(ep) && link.subscriptionCount === 0 && link.pendingCalls === 0) {
+      link.close();
+      links.delete(ep);
+    }
+  }
+}
+
+/** Tells each subscription whether its publishers are alive under its liveliness lease. */
+export function checkLiveliness(subs: Iterable<SubState>): void {
+  const now = Date.now();
+  for (const st of subs) {
+    const lease = st.sub.qos.livelinessLeaseMs;
+    if (lease === 0) continue;
+    for (const src of st.sources.values()) {
+      const alive = src.link.lastSeen !== 0 && now - src.link.lastSeen < lease;
+      if (src.link.lastSeen === 0) continue;
+      if (alive !== src.alive) {
+        src.alive = alive;
+        st.sub.livelinessChanged(src.publisherName, alive);
+      }
+    }
+  }
+}

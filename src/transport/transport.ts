@@ -1,0 +1,144 @@
+/**
+ * The Transport seam: what both planes (node ↔ hub, node ↔ node) need from a carrier of
+ * messages, and nothing more. A message is a list of frames (byte buffers) that arrives whole
+ * and in order, or not at all. Everything above — framing, credit, batching, liveliness,
+ * requests — is the same for every carrier.
+ *
+ * A carrier implements {@link Transport} for the endpoint schemes it serves (`ipc`, `tcp`,
+ * `inproc`, …). Nodes and the hub receive theirs through their options as a {@link Transports}
+ * map from scheme to transport (`DEFAULT_TRANSPORTS` when not given); there is no global
+ * registry. Every implementation passes the conformance suite in `transport-conformance.ts`.
+ */
+import { MyelinError } from "../errors.js";
+
+/** One message: one or more frames. */
+export type Frames = Buffer[];
+
+/** Security of a link. Only `none` exists today; encryption and authentication come here. */
+export interface TransportSecurity {
+  readonly mode: "none";
+}
+
+/** Options shared by listeners and connections. */
+export interface TransportOptions {
+  /** A received message larger than this (all frames) is not delivered, in bytes. */
+  maxMessageBytes: number;
+  /**
+   * Bound on the messages held for one direction inside the carrier (its own queues), per
+   * connection; what is beyond waits in the sender's queue (see `queued`). Default: the carrier's.
+   */
+  highWaterMark?: number;
+  /** Security of the link (default `{ mode: "none" }`). */
+  security?: TransportSecurity;
+}
+
+/** Options of {@link Transport.connect}. */
+export interface ConnectOptions extends TransportOptions {
+  /** First and longest wait between reconnection attempts, in ms (defaults 100 and 1000). */
+  reconnectMs?: { min: number; max: number };
+  /**
+   * While not connected, keep at most this many messages to send on connection and drop the
+   * rest (the control plane: a stale heartbeat is worthless). Default: keep everything, the
+   * sender bounds it by its own accounting.
+   */
+  dropWhenDownAfter?: number;
+}
+
+/** A message received by a listener, with the connection it came on. */
+export interface Incoming {
+  /** The sending connection, as the listener knows it; pass it back to `send` to reply. */
+  readonly peer: PeerId;
+  readonly frames: Frames;
+}
+
+/**
+ * A listener's name for one connected peer: opaque bytes, unique among the listener's peers,
+ * the same for every message of one connection.
+ */
+export type PeerId = Buffer;
+
+/** The side that waits for connections (a node's data server, the hub). */
+export interface Listener extends AsyncIterable<Incoming> {
+  /** The endpoint peers connect to (with the real port when bound to port 0). */
+  readonly endpoint: string;
+  /** Queues a message to a peer; a peer that is gone drops it silently. */
+  send(peer: PeerId, frames: Frames): void;
+  /** Messages queued and not yet handed to the carrier. */
+  readonly queued: number;
+  /** Resolves once nothing is queued, or after `timeoutMs`. */
+  drained(timeoutMs: number): Promise<void>;
+  /**
+   * Stops listening: what is queued gets up to `lingerMs` to leave, then the connections close
+   * and the iteration ends. Idempotent.
+   */
+  close(lingerMs: number): Promise<void>;
+}
+
+/** Events of a connection. */
+export interface ConnectionEvents {
+  /** Connected (again). */
+  up: () => void;
+  /** The connection was lost or refused; the carrier keeps trying to connect. */
+  down: (why: string) => void;
+}
+
+/** The side that connects to a listener (a node's hub client, its links to other nodes). */
+export interface Connection extends AsyncIterable<Frames> {
+  readonly endpoint: string;
+  /** True while connected. */
+  readonly up: boolean;
+  /** Calls `fn` on each change of state. */
+  on<E extends keyof ConnectionEvents>(event: E, fn: ConnectionEvents[E]): void;
+  /**
+   * Queues a message; it leaves as soon as the connection is up (see `dropWhenDownAfter`).
+   * @returns false once more than `highWaterMark` messages are queued: wait for `drained`
+   */
+  send(frames: Frames): boolean;
+  /** Messages queued and not yet handed to the carrier. */
+  readonly queued: number;
+  /** Resolves once nothing is queued, or after `timeoutMs`. */
+  drained(timeoutMs: number): Promise<void>;
+  /** Closes: what is queued gets up to `lingerMs` to leave; the iteration ends. Idempotent. */
+  close(lingerMs: number): Promise<void>;
+}
+
+/** A carrier of messages for some endpoint schemes. */
+export interface Transport {
+  /** A short name for errors and logs, e.g. `zeromq`. */
+  readonly name: string;
+  /**
+   * Binds `endpoint` and starts accepting connections.
+   * @throws MyelinError ERR_INVALID_ARGUMENT naming the endpoint when it cannot be bound
+   */
+  listen(endpoint: string, opts: TransportOptions): Promise<Listener>;
+  /** Connects to `endpoint`, retrying until closed; returns at once. */
+  connect(endpoint: string, opts: ConnectOptions): Connection;
+}
+
+/** Transports by endpoint scheme (`ipc`, `tcp`, `inproc`, …). */
+export type Transports = Readonly<Record<string, Transport>>;
+
+/** The scheme of an endpoint: `tcp` for `tcp://host:port`. */
+export function schemeOf(endpoint: string): string {
+  const i = endpoint.indexOf("://");
+  return i > 0 ? endpoint.slice(0, i) : "";
+}
+
+/**
+ * The transport serving `endpoint`'s scheme.
+ * @throws MyelinError ERR_INVALID_ARGUMENT naming the endpoint and the schemes that are served
+ */
+export function transportFor(transports: Transports, endpoint: string): Transport {
+  const scheme = schemeOf(endpoint);
+  const t = Object.hasOwn(transports, scheme) ? transports[scheme] : undefined;
+  if (t === undefined) {
+    const known = Object.keys(transports)
+      .map((s) => `${s}://`)
+      .join(", ");
+    throw new MyelinError(
+      "ERR_INVALID_ARGUMENT",
+      `no transport for endpoint '${endpoint}': use one of ${known}${scheme === "" ? " (the endpoint has no scheme)" : ""}`,
+    );
+  }
+  return t;
+}

@@ -1,0 +1,32 @@
+/** The Transport conformance suite, once per transport and scheme: a new transport adds one line. */
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { after } from "node:test";
+import { MemoryTransport } from "../src/transport/memory-transport.js";
+import { zmqTransport } from "../src/transport/zmq/zmq-transport.js";
+import { rawGarbage, transportConformance, zmqEchoProcess } from "./transport-conformance.js";
+
+const dir = mkdtempSync(join(tmpdir(), "myelin-transport-"));
+after(() => rmSync(dir, { recursive: true, force: true }));
+let n = 0;
+
+transportConformance({
+  name: "memory inproc",
+  transport: new MemoryTransport(),
+  endpoint: () => `inproc://t${++n}`,
+});
+transportConformance({
+  name: "zeromq ipc",
+  transport: zmqTransport,
+  endpoint: () => `ipc://${join(dir, `t${++n}.sock`)}`,
+  garbage: rawGarbage,
+  echoProcess: zmqEchoProcess,
+});
+transportConformance({
+  name: "zeromq tcp",
+  transport: zmqTransport,
+  endpoint: () => "tcp://127.0.0.1:0",
+  garbage: rawGarbage,
+  echoProcess: zmqEchoProcess,
+});
