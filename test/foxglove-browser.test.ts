@@ -122,7 +122,7 @@ test(
       const fg = proc.plugins.get("foxglove") as RunningFoxglovePlugin;
       const page = await browser.newPage();
       const args = { url: `${fg.server.url}/?token=${token}`, topic: "/camera/front/image" };
-      const seen = (await page.evaluate(`(${PAGE_SCRIPT})(${JSON.stringify(args)})`)) as Seen;
+      const seen = await page.evaluate<Seen>(`(${PAGE_SCRIPT})(${JSON.stringify(args)})`);
       assert.equal(seen.protocol, "foxglove.websocket.v1");
       assert.equal(seen.serverName, "myelin");
       assert.equal(seen.schemaName, "sensor_msgs/msg/Image");
