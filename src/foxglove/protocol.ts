@@ -2,8 +2,8 @@
  * The Foxglove WebSocket protocol on the wire (foxglove/ws-protocol, `docs/spec.md`): the
  * subprotocol names, the checks of what clients send (JSON ops and binary messages) and the
  * binary frames the server sends. Sans-IO: bytes and values in, values and bytes out; a message
- * that does not fit the protocol is a {@link ProtocolViolation} saying what is wrong, never a crash.
- * The message shapes are those of `@foxglove/ws-protocol`.
+ * that does not fit the protocol is a MyelinError `ERR_PROTOCOL` saying what is wrong, never a
+ * crash. The message shapes are those of `@foxglove/ws-protocol`.
  */
 import type {
   ClientChannel,
@@ -15,6 +15,7 @@ import type {
   Unsubscribe,
   UnsubscribeParameterUpdates,
 } from "@foxglove/ws-protocol";
+import { MyelinError } from "../errors.js";
 
 /**
  * The subprotocols served, in the order the server prefers them: `foxglove.sdk.v1` (current
@@ -29,11 +30,6 @@ export const SERVER_BINARY = { MESSAGE_DATA: 1, TIME: 2, SERVICE_CALL_RESPONSE: 
 export const CLIENT_BINARY = { MESSAGE_DATA: 1, SERVICE_CALL_REQUEST: 2 } as const;
 /** Levels of a status message. */
 export const STATUS_LEVEL = { INFO: 0, WARNING: 1, ERROR: 2 } as const;
-
-/** A client message that does not follow the protocol; the message says what and where. */
-export class ProtocolViolation extends Error {
-  override readonly name = "ProtocolViolation";
-}
 
 /** A JSON op a client sends. */
 export type ClientJsonOp =
@@ -62,8 +58,13 @@ export function pickSubprotocol(offered: Iterable<string>): string | undefined {
 
 type Obj = Record<string, unknown>;
 
+/** A client message that does not follow the protocol; the message says what and where. */
+function violation(msg: string): MyelinError {
+  return new MyelinError("ERR_PROTOCOL", msg);
+}
+
 function fail(op: string, msg: string): never {
-  throw new ProtocolViolation(`${op}: ${msg}`);
+  throw violation(`${op}: ${msg}`);
 }
 function u32(v: unknown, op: string, field: string): number {
   if (typeof v !== "number" || !Number.isInteger(v) || v < 0 || v > 0xffffffff)
@@ -100,20 +101,20 @@ function parameter(v: unknown, op: string, field: string): Parameter {
 
 /**
  * Checks a JSON text message of a client.
- * @throws ProtocolViolation naming the op and the field
+ * @throws MyelinError ERR_PROTOCOL naming the op and the field
  */
 export function parseClientJson(text: string): ClientJsonOp {
   let v: unknown;
   try {
     v = JSON.parse(text);
   } catch {
-    throw new ProtocolViolation("a text message is not JSON: each must be a JSON object with an op field");
+    throw violation("a text message is not JSON: each must be a JSON object with an op field");
   }
   if (typeof v !== "object" || v === null || Array.isArray(v))
-    throw new ProtocolViolation("a text message must be a JSON object with an op field");
+    throw violation("a text message must be a JSON object with an op field");
   const m = v as Obj;
   const op = m["op"];
-  if (typeof op !== "string") throw new ProtocolViolation("a text message has no op field (a string)");
+  if (typeof op !== "string") throw violation("a text message has no op field (a string)");
   switch (op) {
     case "subscribe":
       return {
@@ -184,33 +185,29 @@ export function parseClientJson(text: string): ClientJsonOp {
     case "fetchAsset":
       return { op, uri: str(m["uri"], op, "uri"), requestId: u32(m["requestId"], op, "requestId") };
     default:
-      throw new ProtocolViolation(`unknown op ${JSON.stringify(op)}`);
+      throw violation(`unknown op ${JSON.stringify(op)}`);
   }
 }
 
 /**
  * Checks a binary message of a client (little-endian, see the spec).
- * @throws ProtocolViolation saying what is wrong
+ * @throws MyelinError ERR_PROTOCOL saying what is wrong
  */
 export function parseClientBinary(bytes: Uint8Array): ClientBinary {
-  if (bytes.byteLength < 1) throw new ProtocolViolation("an empty binary message has no opcode");
+  if (bytes.byteLength < 1) throw violation("an empty binary message has no opcode");
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const opcode = view.getUint8(0);
   switch (opcode) {
     case CLIENT_BINARY.MESSAGE_DATA:
       if (bytes.byteLength < 5)
-        throw new ProtocolViolation(
-          `message data: ${bytes.byteLength} bytes, fewer than the 5 of its header`,
-        );
+        throw violation(`message data: ${bytes.byteLength} bytes, fewer than the 5 of its header`);
       return { op: "messageData", channelId: view.getUint32(1, true), data: bytes.subarray(5) };
     case CLIENT_BINARY.SERVICE_CALL_REQUEST: {
       if (bytes.byteLength < 13)
-        throw new ProtocolViolation(
-          `service call request: ${bytes.byteLength} bytes, fewer than the 13 of its header`,
-        );
+        throw violation(`service call request: ${bytes.byteLength} bytes, fewer than the 13 of its header`);
       const encodingLength = view.getUint32(9, true);
       if (13 + encodingLength > bytes.byteLength)
-        throw new ProtocolViolation(
+        throw violation(
           `service call request: the encoding is said to be ${encodingLength} bytes long, past the end of the message`,
         );
       return {
@@ -222,7 +219,7 @@ export function parseClientBinary(bytes: Uint8Array): ClientBinary {
       };
     }
     default:
-      throw new ProtocolViolation(
+      throw violation(
         `unknown binary opcode 0x${opcode.toString(16).padStart(2, "0")}; clients send 0x01 (message data) and 0x02 (service call request)`,
       );
   }

@@ -40,7 +40,6 @@ import {
   parseClientBinary,
   parseClientJson,
   pickSubprotocol,
-  ProtocolViolation,
   serviceResponseFrame,
   STATUS_LEVEL,
   timeFrame,
@@ -406,7 +405,7 @@ export class FoxgloveServer {
       if (isBinary) this.#onBinary(session, parseClientBinary(bytes));
       else this.#onJson(session, caps, parseClientJson(Buffer.from(bytes).toString("utf8")));
     } catch (err) {
-      if (err instanceof ProtocolViolation) {
+      if (err instanceof MyelinError && err.code === "ERR_PROTOCOL") {
         session.status(STATUS_LEVEL.ERROR, `ignored a message: ${err.message}`);
         return;
       }
