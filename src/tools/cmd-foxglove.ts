@@ -40,7 +40,7 @@ export const HUB_FOXGLOVE_OPTIONS: Record<string, OptionSpec> = {
   "foxglove-token": {
     type: "string",
     arg: "TOKEN",
-    help: "the token Foxglove clients must give (default: $MYELIN_FOXGLOVE_TOKEN, else one made at start and printed)",
+    help: "the token Foxglove clients must give (default: $MYELIN_FOXGLOVE_TOKEN, else one made at start and printed); other users see command lines with ps: prefer the variable or tokenFile in --foxglove-config",
   },
   "foxglove-config": {
     type: "string",
