@@ -18,7 +18,7 @@ import {
 } from "nats";
 import { Hub } from "../src/hub/index.js";
 import { std_msgs } from "../src/msgs/index.js";
-import { createNode } from "../src/node/index.js";
+import { createNode, graphServes, STORE_PROTOCOL } from "../src/node/index.js";
 import { DurableLog, StoreService, type FsyncPolicy } from "../src/store/index.js";
 
 type Role =
@@ -74,10 +74,7 @@ async function main(r: Role): Promise<void> {
     }
     case "myelin-pub": {
       const node = await createNode({ name: "bench_pub", runtimeDir: r.dir });
-      await node.waitForGraph(
-        (g) => g.nodes.some((n) => n.services.some((s) => s.service === "/_store/append")),
-        10000,
-      );
+      await node.waitForGraph((g) => graphServes(g, STORE_PROTOCOL.append), 10000);
       const pub = await node.createPublisher(r.topic, std_msgs.UInt8MultiArray, {
         qos: { durability: "persistent" },
       });
@@ -90,10 +87,7 @@ async function main(r: Role): Promise<void> {
     }
     case "myelin-consume": {
       const node = await createNode({ name: "bench_consume", runtimeDir: r.dir });
-      await node.waitForGraph(
-        (g) => g.nodes.some((n) => n.services.some((s) => s.service === "/_store/fetch")),
-        10000,
-      );
+      await node.waitForGraph((g) => graphServes(g, STORE_PROTOCOL.fetch), 10000);
       const c = node.createDurableConsumer(r.topic, std_msgs.UInt8MultiArray, {
         name: "bench",
         maxInFlight: r.maxInFlight,

@@ -21,8 +21,9 @@ import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import wsProtocol from "@foxglove/ws-protocol";
 import { WebSocket, WebSocketServer } from "ws";
-import { FOXGLOVE_STATUS_SERVICE, type FoxgloveStatus } from "../src/foxglove/index.js";
-import { createNode, sensor_msgs, std_msgs, std_srvs, timeNow } from "../src/index.js";
+import { FOXGLOVE_PROTOCOL, fetchFoxgloveStatus } from "../src/foxglove/index.js";
+import { createNode, sensor_msgs, std_msgs, timeNow } from "../src/index.js";
+import { graphServes } from "../src/node/index.js";
 
 const { FoxgloveClient, FoxgloveServer } = wsProtocol;
 const CLI = fileURLToPath(new URL("../../bin/myelin", import.meta.url));
@@ -110,8 +111,7 @@ async function myelinRun(withStuck: boolean): Promise<RunFigures> {
       qos: { reliability: "best-effort" },
     });
     const small = await node.createPublisher("/small", std_msgs.String);
-    const status = node.createClient(FOXGLOVE_STATUS_SERVICE, std_srvs.Trigger, { timeoutMs: 5000 });
-    await status.waitForService(10000);
+    await node.waitForGraph((g) => graphServes(g, FOXGLOVE_PROTOCOL.status), 10000);
     const ws = new WebSocket(`ws://127.0.0.1:${port}/?token=${TOKEN}`, ["foxglove.sdk.v1"]);
     const fc = new FoxgloveClient({ ws: ws as never });
     const channels = new Map<string, number>();
@@ -166,7 +166,7 @@ async function myelinRun(withStuck: boolean): Promise<RunFigures> {
     const recv0 = smallReceived;
     await new Promise((r) => setTimeout(r, durationMs));
     const rss1 = rssMiB(hub.pid!);
-    const st = JSON.parse((await status.call({})).message) as FoxgloveStatus;
+    const st = await fetchFoxgloveStatus(node, { timeoutMs: 5000 });
     clearInterval(camTimer);
     clearInterval(smallTimer);
     const sorted = [...latencies].sort((a, b) => a - b);
@@ -186,7 +186,6 @@ async function myelinRun(withStuck: boolean): Promise<RunFigures> {
     }
     stuck?.destroy();
     ws.terminate();
-    status.close();
     await node.close();
     return r;
   } finally {

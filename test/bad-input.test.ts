@@ -5,19 +5,52 @@
  */
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { Dealer } from "zeromq";
 import { Hub } from "../src/hub/index.js";
 import { createNode } from "../src/node/index.js";
 import { defineMessage, t, std_msgs } from "../src/msgs/index.js";
 import { encodeSub, encodeCredit, parseFrame, FrameKind, DataFrameBuilder } from "../src/transport/frame.js";
 import { hubEndpoint } from "../src/node/config.js";
+import { DEFAULT_TRANSPORTS } from "../src/transport/default-transports.js";
+import { transportFor, type Frames } from "../src/transport/transport.js";
 import { spawnFixture, tempRuntime } from "./helpers.js";
 
 const Blob = defineMessage("myelin_test/Blob", { n: t.u32(), data: t.bytes() });
 
-async function receiveWithin(sock: Dealer, ms: number): Promise<Buffer[]> {
-  sock.receiveTimeout = ms;
-  return sock.receive();
+/** A hostile peer: speaks the carrier of `endpoint`, sends whatever bytes it is given. */
+class RawPeer {
+  readonly #conn;
+  readonly #it: AsyncIterator<Frames>;
+  constructor(endpoint: string) {
+    this.#conn = transportFor(DEFAULT_TRANSPORTS, endpoint).connect(endpoint, { maxMessageBytes: 1 << 26 });
+    this.#it = this.#conn[Symbol.asyncIterator]();
+  }
+  send(frames: Buffer | Buffer[]): Promise<void> {
+    this.#conn.send(Array.isArray(frames) ? frames : [frames]);
+    return this.#conn.drained(5000);
+  }
+  close(): void {
+    void this.#conn.close(0);
+  }
+  /** The next message, or a rejection after `ms`. */
+  async receive(ms: number): Promise<Buffer[]> {
+    let timer: NodeJS.Timeout | undefined;
+    try {
+      const r = await Promise.race([
+        this.#it.next(),
+        new Promise<never>((_, reject) => {
+          timer = setTimeout(() => reject(new Error(`nothing received within ${ms} ms`)), ms);
+        }),
+      ]);
+      if (r.done === true) throw new Error("the connection closed");
+      return r.value;
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+}
+
+async function receiveWithin(sock: RawPeer, ms: number): Promise<Buffer[]> {
+  return sock.receive(ms);
 }
 
 test(
@@ -31,8 +64,7 @@ test(
     pubNode.on("warning", (e) => warnings.push(e.message));
     const pub = await pubNode.createPublisher("/chatter", std_msgs.String);
 
-    const raw = new Dealer({ linger: 0 });
-    raw.connect(pubNode.endpoint);
+    const raw = new RawPeer(pubNode.endpoint);
     try {
       const data = new DataFrameBuilder(64);
       data.append(1, 1, 1, 0, 0, Buffer.from("x"));
@@ -110,8 +142,7 @@ test(
   async () => {
     using rt = tempRuntime();
     await using hub = await Hub.start({ runtimeDir: rt.dir });
-    const raw = new Dealer({ linger: 0 });
-    raw.connect(hubEndpoint({ runtimeDir: rt.dir }));
+    const raw = new RawPeer(hubEndpoint({ runtimeDir: rt.dir }));
     try {
       await raw.send(Buffer.from([0xc1, 0xff, 0x00]));
       const r1 = await receiveWithin(raw, 5000);

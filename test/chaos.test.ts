@@ -27,10 +27,10 @@ import { join } from "node:path";
 import { createInterface } from "node:readline";
 import mqtt, { Store, type MqttClient } from "mqtt";
 import { msgpackCodec } from "../src/codec/index.js";
-import { BRIDGE_STATUS_SERVICE } from "../src/gateway/bridge-host.js";
+import { fetchBridgeStatus } from "../src/gateway/bridge-protocol.js";
 import type { BridgeStatus } from "../src/gateway/bridge.js";
 import { OfflineQueue } from "../src/gateway/offline-queue.js";
-import { myelin_msgs, std_msgs, std_srvs } from "../src/msgs/index.js";
+import { myelin_msgs, std_msgs } from "../src/msgs/index.js";
 import { DurableLog } from "../src/store/log.js";
 import { createNode } from "../src/node/index.js";
 import { freePort, Mosquitto, TcpProxy } from "./bridge-peers.js";
@@ -815,11 +815,10 @@ test(
       // The Myelin side: a reliable publisher in this process, paced; and the bridge's status.
       await using node = await createNode({ name: "chaos_bridge_pub", runtimeDir: rt.dir });
       const pub = await node.createPublisher("/chaos/out", std_msgs.String);
-      const status = node.createClient(BRIDGE_STATUS_SERVICE, std_srvs.Trigger, { timeoutMs: 3000 });
       const bridgeStatus = (): Promise<BridgeStatus> =>
         pollUntil(
           async () => {
-            const list = JSON.parse((await status.call({})).message) as BridgeStatus[];
+            const list = await fetchBridgeStatus(node, { timeoutMs: 3000 });
             const b = list.find((x) => x.name === "chaos");
             if (b?.queue === undefined) throw new Error(`no queue in ${JSON.stringify(list)}`);
             return b;

@@ -9,17 +9,17 @@ import { writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { runCamera } from "../examples/camera.js";
 import { channelEncodingForSchema } from "../src/record/channel-encoding.js";
-import { FOXGLOVE_STATUS_SERVICE, type FoxgloveStatus } from "../src/foxglove/index.js";
+import { FOXGLOVE_PROTOCOL, fetchFoxgloveStatus, type FoxgloveStatus } from "../src/foxglove/index.js";
 import {
   createNode,
   example_interfaces,
   geometry_msgs,
   sensor_msgs,
   std_msgs,
-  std_srvs,
   type MessageOf,
   type Node,
 } from "../src/index.js";
+import { graphServes } from "../src/node/index.js";
 import { runCli, startCliHub, world, type World } from "./cli-world.js";
 import { RawClient, refusal, TestClient } from "./foxglove-client.js";
 
@@ -74,14 +74,13 @@ async function setup(t: TestContext): Promise<Setup> {
   t.after(stopCamera);
   const tool = await createNode({ name: "_test_tool", runtimeDir: w.dir });
   nodes.push(tool);
-  const statusClient = tool.createClient(FOXGLOVE_STATUS_SERVICE, std_srvs.Trigger, { timeoutMs: 5000 });
-  await statusClient.waitForService(10000);
+  await tool.waitForGraph((g) => graphServes(g, FOXGLOVE_PROTOCOL.status), 10000);
   return {
     w,
     port,
     url: `ws://127.0.0.1:${port}`,
     nodes,
-    status: async () => JSON.parse((await statusClient.call({})).message) as FoxgloveStatus,
+    status: () => fetchFoxgloveStatus(tool, { timeoutMs: 5000 }),
   };
 }
 

@@ -388,16 +388,18 @@ export async function rawGarbage(endpoint: string): Promise<void> {
 }
 
 /**
- * Starts `node` running an echo listener of the ZeroMQ transport on `endpoint` in a child
- * process; it prints its real endpoint when it listens.
+ * Starts `node` running an echo listener of a transport (`exportName` of `src/transport/<file>`)
+ * on `endpoint` in a child process; it prints its real endpoint when it listens.
  */
-export async function zmqEchoProcess(
+export async function echoProcess(
+  file: string,
+  exportName: string,
   endpoint: string,
 ): Promise<{ endpoint: string; pid: number; exited: Promise<void> }> {
-  const mod = fileURLToPath(new URL("../src/transport/zmq/zmq-transport.js", import.meta.url));
+  const mod = fileURLToPath(new URL(`../src/transport/${file}`, import.meta.url));
   const script = `
-    const { zmqTransport } = await import(${JSON.stringify(mod)});
-    const l = await zmqTransport.listen(${JSON.stringify(endpoint)}, { maxMessageBytes: 1048576 });
+    const { ${exportName}: transport } = await import(${JSON.stringify(mod)});
+    const l = await transport.listen(${JSON.stringify(endpoint)}, { maxMessageBytes: 1048576 });
     console.log(l.endpoint);
     for await (const m of l) l.send(m.peer, m.frames);
   `;

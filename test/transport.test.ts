@@ -4,8 +4,9 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after } from "node:test";
 import { MemoryTransport } from "../src/transport/memory-transport.js";
+import { unixTransport } from "../src/transport/unix/unix-transport.js";
 import { zmqTransport } from "../src/transport/zmq/zmq-transport.js";
-import { rawGarbage, transportConformance, zmqEchoProcess } from "./transport-conformance.js";
+import { echoProcess, rawGarbage, transportConformance } from "./transport-conformance.js";
 
 const dir = mkdtempSync(join(tmpdir(), "myelin-transport-"));
 after(() => rmSync(dir, { recursive: true, force: true }));
@@ -21,12 +22,19 @@ transportConformance({
   transport: zmqTransport,
   endpoint: () => `ipc://${join(dir, `t${++n}.sock`)}`,
   garbage: rawGarbage,
-  echoProcess: zmqEchoProcess,
+  echoProcess: (ep) => echoProcess("zmq/zmq-transport.js", "zmqTransport", ep),
 });
 transportConformance({
   name: "zeromq tcp",
   transport: zmqTransport,
   endpoint: () => "tcp://127.0.0.1:0",
   garbage: rawGarbage,
-  echoProcess: zmqEchoProcess,
+  echoProcess: (ep) => echoProcess("zmq/zmq-transport.js", "zmqTransport", ep),
+});
+transportConformance({
+  name: "unix ipc",
+  transport: unixTransport,
+  endpoint: () => `ipc://${join(dir, `u${++n}.sock`)}`,
+  garbage: rawGarbage,
+  echoProcess: (ep) => echoProcess("unix/unix-transport.js", "unixTransport", ep),
 });

@@ -1,8 +1,10 @@
 /** The `foxglove` layer: the Foxglove WebSocket server of the hub, a hub plugin. */
 export { foxglovePlugin, foxgloveEncodingFor, FOXGLOVE_TOKEN_FILE } from "./hub-plugin.js";
 export type { RunningFoxglovePlugin } from "./hub-plugin.js";
-export { FoxgloveServer, FOXGLOVE_STATUS_SERVICE } from "./server.js";
-export type { FoxgloveServerOptions, FoxgloveStatus } from "./server.js";
+export { FoxgloveServer } from "./server.js";
+export type { FoxgloveServerOptions } from "./server.js";
+export { FOXGLOVE_PROTOCOL, fetchFoxgloveStatus, serveFoxgloveStatus } from "./foxglove-protocol.js";
+export type { FoxgloveProtocol, FoxgloveStatus } from "./foxglove-protocol.js";
 export type { ClientStatus, SubscriptionStatus } from "./session.js";
 export {
   FOXGLOVE_DEFAULTS,

@@ -1,18 +1,19 @@
 /**
  * Node parameters as Foxglove parameters. Parameter `fps` of node `camera` is `/camera/fps`; the
- * values are read and set through the node's `/<node>/list_parameters` and `/<node>/set_parameter`
- * services (those `myelin param` uses), so every node with parameters is reachable. A `double`
+ * values are read and set through the node's parameter protocol (`/<node>/list_parameters` and
+ * `/<node>/set_parameter`, as `myelin param` does), so every node with parameters is reachable. A `double`
  * parameter is marked `float64` (and `double[]` `float64_array`) so a viewer keeps 15.0 a float.
  * Watching is done by reading the watched nodes again every `pollMs` and reporting what changed.
  */
 import type { Parameter } from "@foxglove/ws-protocol";
-import { myelin_msgs, type RequestOf, type ResponseOf } from "../msgs/index.js";
-import type { GraphSnapshot, Node, ServiceClient } from "../node/index.js";
-
-type ListService = typeof myelin_msgs.ListParameters;
-type SetService = typeof myelin_msgs.SetParameter;
-type ListClient = ServiceClient<RequestOf<ListService>, ResponseOf<ListService>>;
-type SetClient = ServiceClient<RequestOf<SetService>, ResponseOf<SetService>>;
+import {
+  graphServes,
+  parameterClient,
+  parameterProtocol,
+  type GraphSnapshot,
+  type Node,
+  type ParameterClient,
+} from "../node/index.js";
 
 /** Values read, and what could not be read or set (one line each, naming the parameter or node). */
 export interface ParameterResult {
@@ -38,8 +39,7 @@ function toFoxglove(node: string, name: string, kind: string, valueJson: string)
 export class ParameterAccess {
   readonly #node: Node;
   readonly #timeoutMs: number;
-  readonly #lists = new Map<string, ListClient>();
-  readonly #sets = new Map<string, SetClient>();
+  readonly #clients = new Map<string, ParameterClient>();
 
   constructor(node: Node, timeoutMs: number) {
     this.#node = node;
@@ -51,22 +51,24 @@ export class ParameterAccess {
     const out = new Set<string>();
     for (const n of g?.nodes ?? []) {
       if (n.name.startsWith("_")) continue;
-      if (n.services.some((s) => s.service === `/${n.name}/list_parameters`)) out.add(n.name);
+      if (graphServes(g, parameterProtocol(n.name).list)) out.add(n.name);
     }
     return [...out].sort();
   }
 
+  /** The parameter client of node `name` (made once). */
+  #client(name: string): ParameterClient {
+    let c = this.#clients.get(name);
+    if (c === undefined) {
+      c = parameterClient(this.#node, name, { timeoutMs: this.#timeoutMs, breaker: false });
+      this.#clients.set(name, c);
+    }
+    return c;
+  }
+
   /** Every parameter of `node`. @throws when the node does not answer */
   async #read(node: string): Promise<Parameter[]> {
-    let c = this.#lists.get(node);
-    if (c === undefined) {
-      c = this.#node.createClient(`/${node}/list_parameters`, myelin_msgs.ListParameters, {
-        timeoutMs: this.#timeoutMs,
-        breaker: false,
-      });
-      this.#lists.set(node, c);
-    }
-    const r = await c.call({});
+    const r = await this.#client(node).list({});
     return r.names.map((n, i) => toFoxglove(node, n, r.kinds[i] ?? "", r.values_json[i] ?? "null"));
   }
 
@@ -139,16 +141,8 @@ export class ParameterAccess {
         );
         continue;
       }
-      let c = this.#sets.get(s.node);
-      if (c === undefined) {
-        c = this.#node.createClient(`/${s.node}/set_parameter`, myelin_msgs.SetParameter, {
-          timeoutMs: this.#timeoutMs,
-          breaker: false,
-        });
-        this.#sets.set(s.node, c);
-      }
       try {
-        const r = await c.call({ name: s.param, value_json: JSON.stringify(p.value) });
+        const r = await this.#client(s.node).set({ name: s.param, value_json: JSON.stringify(p.value) });
         if (!r.success) {
           errors.push(`${p.name}: refused by node ${s.node}: ${r.reason}`);
           continue;
@@ -166,23 +160,19 @@ export class ParameterAccess {
     return { parameters, errors };
   }
 
-  /** Closes the service clients of nodes no longer in `g`. */
+  /** Closes the clients of nodes no longer in `g`. */
   prune(g: GraphSnapshot): void {
     const live = new Set(g.nodes.map((n) => n.name));
-    for (const clients of [this.#lists, this.#sets] as Map<string, { close(): void }>[]) {
-      for (const [n, c] of clients) {
-        if (live.has(n)) continue;
-        c.close();
-        clients.delete(n);
-      }
+    for (const [n, c] of this.#clients) {
+      if (live.has(n)) continue;
+      c.close();
+      this.#clients.delete(n);
     }
   }
 
   /** Closes every service client. */
   close(): void {
-    for (const c of this.#lists.values()) c.close();
-    for (const c of this.#sets.values()) c.close();
-    this.#lists.clear();
-    this.#sets.clear();
+    for (const c of this.#clients.values()) c.close();
+    this.#clients.clear();
   }
 }

@@ -10,7 +10,7 @@
  *   past `maxClients`; each refusal says why in its body.
  * - Each client has its own bounded outbox (see outbox.ts): a client that does not read costs its
  *   send budget and no more, drops are counted per topic, reported to the client as a status, and
- *   shown by `myelin foxglove status` (the hidden service `/_foxglove/status`).
+ *   shown by `myelin foxglove status` (the hidden service `/_foxglove/status`, foxglove-protocol.ts).
  * - Rate caps per topic from the settings (`maxHz`) and from the client's URL
  *   (`?maxHz=/camera/**:5`, only lower); a client may also lower its budget (`?budget=BYTES`).
  */
@@ -23,7 +23,7 @@ import { WebSocketServer, type RawData, type WebSocket } from "ws";
 import type { Parameter, ServerMessage } from "@foxglove/ws-protocol";
 import { fromJson } from "../codec/index.js";
 import { MyelinError } from "../errors.js";
-import { lookupType, std_srvs, type MessageType } from "../msgs/index.js";
+import { lookupType, type MessageType } from "../msgs/index.js";
 import {
   createNode,
   type GraphSnapshot,
@@ -34,6 +34,7 @@ import {
 } from "../node/index.js";
 import { FOXGLOVE_DEFAULTS, type FoxgloveSettings } from "./config.js";
 import { diffGraph, graphState } from "./connection-graph.js";
+import { serveFoxgloveStatus, type FoxgloveStatus } from "./foxglove-protocol.js";
 import { ParameterAccess } from "./parameters.js";
 import {
   nowNs,
@@ -48,11 +49,8 @@ import {
 } from "./protocol.js";
 import { capFor, parseRateCap, RateGate, type RateCap } from "./rate-cap.js";
 import { ServiceTable } from "./services.js";
-import { Session, type ClientStatus } from "./session.js";
+import { Session } from "./session.js";
 import { allowed, isHiddenName, TopicTable, type ChannelInfo, type EncodingFor } from "./topics.js";
-
-/** The hidden service answering `myelin foxglove status` (std_srvs/Trigger, the status as JSON). */
-export const FOXGLOVE_STATUS_SERVICE = "/_foxglove/status";
 
 /** Options of {@link FoxgloveServer.start}. */
 export interface FoxgloveServerOptions extends Partial<FoxgloveSettings> {
@@ -64,25 +62,6 @@ export interface FoxgloveServerOptions extends Partial<FoxgloveSettings> {
   runtimeDir?: string;
   /** Where log lines go. */
   log?: (line: string) => void;
-}
-
-/** What `myelin foxglove status` shows. */
-export interface FoxgloveStatus {
-  /** The address clients connect to, without the token. */
-  url: string;
-  host: string;
-  port: number;
-  tls: boolean;
-  startedAt: number;
-  capabilities: string[];
-  sendBudgetBytes: number;
-  maxHz: RateCap[];
-  channels: number;
-  services: number;
-  /** Topics and services clients cannot see, with why. */
-  notAdvertised: { name: string; reason: string }[];
-  refused: { noToken: number; badToken: number; badRequest: number; tooMany: number };
-  clients: ClientStatus[];
 }
 
 /** A Myelin subscription feeding the clients subscribed to one channel. */
@@ -178,10 +157,7 @@ export class FoxgloveServer {
     const server = new FoxgloveServer(opts, node, http);
     try {
       await server.#listen();
-      await node.createService(FOXGLOVE_STATUS_SERVICE, std_srvs.Trigger, () => ({
-        success: true,
-        message: JSON.stringify(server.status()),
-      }));
+      await serveFoxgloveStatus(node, () => server.status());
     } catch (err) {
       await server.close();
       throw err;

@@ -17,6 +17,7 @@ import { readFile } from "node:fs/promises";
 import { parse as parseYaml } from "yaml";
 import { MyelinError } from "../errors.js";
 import type { FsyncPolicy } from "../store/log.js";
+import { GATEWAY_ERRORS_TOPIC } from "./gateway-protocol.js";
 import { TopicMap, type ExternalSyntax, type MappingSpec } from "./mapping.js";
 
 /** The broker kinds a bridge speaks. */
@@ -271,7 +272,7 @@ export function validateBridgeConfig(value: unknown, where = ""): BridgeConfig {
     "errorTopic",
     c.str(o, "errorTopic", "", {
       re: /^\/[A-Za-z0-9_.~/-]+$/,
-      hint: "a Myelin topic, e.g. /_gateway/errors",
+      hint: `a Myelin topic, e.g. ${GATEWAY_ERRORS_TOPIC}`,
     }),
   );
   setIf(base, "maxInFlight", c.int(o, "maxInFlight", "", 1, 65535));

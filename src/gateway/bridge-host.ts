@@ -2,20 +2,16 @@
  * Running bridges: `startBridge` starts one bridge on a node the caller owns (programmatic use,
  * tests); `BridgeHost` runs every bridge of a configuration inside the hub process (like the
  * store service), each on its own hidden node `_bridge_<name>`, and serves their status on the
- * hidden service `/_bridge/status` (std_srvs/Trigger; the message is a JSON array of
- * BridgeStatus) for `myelin bridge status`.
+ * bridges' protocol (bridge-protocol.ts: a JSON array of BridgeStatus) for `myelin bridge status`.
  */
 import { MyelinError } from "../errors.js";
-import { std_srvs } from "../msgs/index.js";
 import { createNode, type Node } from "../node/index.js";
 import { loadBridgeConfig, validateBridgeConfig, type BridgeConfig } from "./bridge-config.js";
 import { BridgeEngine, bridgeQueueDir, type Bridge, type BridgeStatus, type BrokerLink } from "./bridge.js";
 import { AmqpLink } from "./bridge-amqp.js";
 import { MqttLink } from "./bridge-mqtt.js";
 import { NatsLink } from "./bridge-nats.js";
-
-/** The hidden service that answers with the status of every bridge of a hub. */
-export const BRIDGE_STATUS_SERVICE = "/_bridge/status";
+import { serveBridgeStatus } from "./bridge-protocol.js";
 
 /** Options of `startBridge`. */
 export interface StartBridgeOptions {
@@ -80,7 +76,7 @@ export class BridgeHost {
   private constructor() {}
 
   /**
-   * Starts every bridge and the `/_bridge/status` service.
+   * Starts every bridge and serves their status (the bridges' protocol).
    * @throws MyelinError ERR_BAD_CONFIG for an invalid configuration (nothing is left running)
    */
   static async start(opts: BridgeHostOptions): Promise<BridgeHost> {
@@ -106,10 +102,7 @@ export class BridgeHost {
       }
       const statusNode = await createNode(nodeOpts("_bridges"));
       host.#statusNode = statusNode;
-      await statusNode.createService(BRIDGE_STATUS_SERVICE, std_srvs.Trigger, () => ({
-        success: true,
-        message: JSON.stringify(host.status()),
-      }));
+      await serveBridgeStatus(statusNode, () => host.status());
     } catch (err) {
       await host.close();
       throw err;

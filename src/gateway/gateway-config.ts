@@ -21,6 +21,7 @@ import { readFileSync } from "node:fs";
 import { dirname, resolve } from "node:path";
 import { parse as parseYaml } from "yaml";
 import { MyelinError, showValue } from "../errors.js";
+import { GATEWAY_ERRORS_TOPIC } from "./gateway-protocol.js";
 import { TopicMap, type MappingSpec } from "./mapping.js";
 import { Authenticator } from "./mqtt-auth.js";
 import { resolveLimits, type MqttLimits } from "./mqtt-limits.js";
@@ -172,7 +173,7 @@ export function parseGatewayConfig(
     const errorTopic = optString(root, "errorTopic", "");
     if (errorTopic !== undefined) {
       if (!/^(\/[A-Za-z0-9_.~-]+)+$/.test(errorTopic))
-        throw bad("errorTopic", "must be a Myelin topic name, e.g. /_gateway/errors");
+        throw bad("errorTopic", `must be a Myelin topic name, e.g. ${GATEWAY_ERRORS_TOPIC}`);
       cfg.errorTopic = errorTopic;
     }
     if (root["mapping"] !== undefined) {

@@ -31,7 +31,11 @@ export { FilePersistence } from "./mqtt-persistence.js";
 export type { FilePersistenceOptions } from "./mqtt-persistence.js";
 export { loadGatewayConfig, parseGatewayConfig, parseGatewayConfigText } from "./gateway-config.js";
 export type { GatewayConfig } from "./gateway-config.js";
-export { startBridge, createLink, BridgeHost, BRIDGE_STATUS_SERVICE } from "./bridge-host.js";
+export { startBridge, createLink, BridgeHost } from "./bridge-host.js";
+export { BRIDGE_PROTOCOL, fetchBridgeStatus, serveBridgeStatus } from "./bridge-protocol.js";
+export type { BridgeProtocol } from "./bridge-protocol.js";
+export { GATEWAY_ERRORS_TOPIC, GATEWAY_PROTOCOL, gatewayClient } from "./gateway-protocol.js";
+export type { GatewayClient, GatewayProtocol } from "./gateway-protocol.js";
 export type { StartBridgeOptions, BridgeHostOptions } from "./bridge-host.js";
 export { BridgeEngine, BRIDGE_DEFAULTS, backoffDelay, bridgeQueueDir } from "./bridge.js";
 export type {

@@ -25,8 +25,8 @@ import type { Duplex } from "node:stream";
 import { Aedes, type AedesPublishPacket, type Client, type PublishPacket, type Subscription } from "aedes";
 import { WebSocketServer, createWebSocketStream } from "ws";
 import { MyelinError } from "../errors.js";
-import { myelin_msgs } from "../msgs/index.js";
-import { createNode, type Node } from "../node/index.js";
+import { createNode, serveProtocol, type Node } from "../node/index.js";
+import { GATEWAY_ERRORS_TOPIC, GATEWAY_PROTOCOL } from "./gateway-protocol.js";
 import { decodeExternal, TopicMap, type MappingSpec } from "./mapping.js";
 import { MyelinPort } from "./myelin-port.js";
 import { Authenticator, unshare, type AuthSpec, type Principal } from "./mqtt-auth.js";
@@ -94,7 +94,7 @@ export interface MqttGatewayOptions {
   runtimeDir?: string;
   /** Name of the gateway's node (default `_gateway`). */
   nodeName?: string;
-  /** Serve `/_gateway/status` (default true). */
+  /** Serve the gateway's status (GATEWAY_PROTOCOL, default true). */
   serveStatus?: boolean;
   /** Human-readable events: listening, refusals, errors. */
   log?: (line: string) => void;
@@ -110,7 +110,7 @@ interface ClientState {
   rejected: number;
 }
 
-/** Status of the gateway, as `/_gateway/status` and `myelin gateway status` report it. */
+/** Status of the gateway, as its status service and `myelin gateway status` report it. */
 export type GatewayStatus = ReturnType<MqttGateway["status"]>;
 
 const REJECT_SINK = "$SYS/myelin/rejected";
@@ -231,7 +231,7 @@ export class MqttGateway {
     this.#port = await MyelinPort.start({
       node: this.#node,
       map: this.#map,
-      errorTopic: this.#opts.errorTopic ?? "/_gateway/errors",
+      errorTopic: this.#opts.errorTopic ?? GATEWAY_ERRORS_TOPIC,
       source: "mqtt",
       onOutbound: (topic, payload, rule) => this.#outbound(topic, payload, rule.qos),
       onReject: (r) => {
@@ -242,7 +242,7 @@ export class MqttGateway {
       onWarning: (err) => this.#log(err.message),
     });
     if (this.#opts.serveStatus !== false) {
-      await this.#node.createService("/_gateway/status", myelin_msgs.GatewayStatus, () => this.status());
+      await serveProtocol(this.#node, GATEWAY_PROTOCOL, { status: () => this.status() });
     }
     const l = this.#opts.listeners;
     if (l.tcp !== undefined) {

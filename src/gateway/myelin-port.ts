@@ -13,6 +13,7 @@
 import { myelinError } from "../errors.js";
 import { myelin_msgs } from "../msgs/index.js";
 import type { GraphSnapshot, Node, Publisher, Subscription } from "../node/index.js";
+import { GATEWAY_ERRORS_TOPIC } from "./gateway-protocol.js";
 import { decodeExternal, encodeExternal, type ResolvedMapping, type TopicMap } from "./mapping.js";
 
 /** A refused external message, as given to `onReject` and published on the error topic. */
@@ -129,7 +130,7 @@ export class MyelinPort {
 
   /** The error topic rejects are published on. */
   get errorTopic(): string {
-    return this.#opts.errorTopic ?? "/_gateway/errors";
+    return this.#opts.errorTopic ?? GATEWAY_ERRORS_TOPIC;
   }
 
   /**

@@ -9,5 +9,5 @@ export type {
   HubProcessOptions,
   RunningHubPlugin,
 } from "./plugin.js";
-export { fetchHubInfo, HUB_INFO_SERVICE, hubInfoPlugin } from "./info.js";
+export { fetchHubInfo, HUB_INFO_PROTOCOL, HUB_INFO_SERVICE, hubInfoPlugin } from "./info.js";
 export type { HubInfo } from "./info.js";

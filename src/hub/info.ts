@@ -1,24 +1,38 @@
 /**
  * `/_hub/info`: what a hub process says about itself (version, pid, runtime directory, endpoints,
  * its clock, its store's data directory and free space), for `myelin doctor`. Served by the hidden
- * node `_hub` in the hub's process, as the plugin {@link hubInfoPlugin}.
+ * node `_hub` in the hub's process, as the plugin {@link hubInfoPlugin}; its protocol is
+ * {@link HUB_INFO_PROTOCOL} and its client {@link fetchHubInfo}.
  */
 import { hostname } from "node:os";
 import { myelin_msgs, type ResponseOf } from "../msgs/index.js";
-import { createNode, runtimeDir, type Node } from "../node/index.js";
+import {
+  createNode,
+  defineProtocol,
+  protocolClient,
+  runtimeDir,
+  serveProtocol,
+  type Node,
+} from "../node/index.js";
 import type { HubPlugin, RunningHubPlugin } from "./plugin.js";
 
+/** The hub's own services. */
+export const HUB_INFO_PROTOCOL = defineProtocol({
+  /** What the hub process says about itself (myelin_msgs/HubInfo). */
+  info: { service: "/_hub/info", type: myelin_msgs.HubInfo },
+});
+
 /** The name of the hub's info service. */
-export const HUB_INFO_SERVICE = "/_hub/info";
+export const HUB_INFO_SERVICE = HUB_INFO_PROTOCOL.info.service;
 
 /** What `/_hub/info` answers. */
 export type HubInfo = ResponseOf<typeof myelin_msgs.HubInfo>;
 
 /** Asks the hub of `node` about itself. @throws ServiceError ERR_NO_SERVER when the hub serves no info */
 export async function fetchHubInfo(node: Node, timeoutMs: number): Promise<HubInfo> {
-  const client = node.createClient(HUB_INFO_SERVICE, myelin_msgs.HubInfo, { timeoutMs });
+  const client = protocolClient(node, HUB_INFO_PROTOCOL, { timeoutMs });
   try {
-    return await client.call({});
+    return await client.info({});
   } finally {
     client.close();
   }
@@ -53,22 +67,24 @@ export function hubInfoPlugin(opts: { version: string }): HubPlugin {
         ...(ctx.runtimeDir !== undefined ? { runtimeDir: ctx.runtimeDir } : {}),
       });
       try {
-        await node.createService(HUB_INFO_SERVICE, myelin_msgs.HubInfo, () => {
-          const store = storeHealth(ctx.plugin("store")?.status?.());
-          return {
-            hub_id: ctx.hubId,
-            version: opts.version,
-            pid: process.pid,
-            host: hostname(),
-            runtime_dir: runtimeDir(ctx.runtimeDir),
-            endpoints: [...ctx.endpoints],
-            started_at: startedAt,
-            time_ms: Date.now(),
-            node_timeout_ms: ctx.nodeTimeoutMs,
-            data_dir: store.dataDir,
-            store_free_bytes: store.freeBytes,
-            store_disk_full_since: store.diskFullSince,
-          };
+        await serveProtocol(node, HUB_INFO_PROTOCOL, {
+          info: () => {
+            const store = storeHealth(ctx.plugin("store")?.status?.());
+            return {
+              hub_id: ctx.hubId,
+              version: opts.version,
+              pid: process.pid,
+              host: hostname(),
+              runtime_dir: runtimeDir(ctx.runtimeDir),
+              endpoints: [...ctx.endpoints],
+              started_at: startedAt,
+              time_ms: Date.now(),
+              node_timeout_ms: ctx.nodeTimeoutMs,
+              data_dir: store.dataDir,
+              store_free_bytes: store.freeBytes,
+              store_disk_full_since: store.diskFullSince,
+            };
+          },
         });
       } catch (err) {
         await node.close();

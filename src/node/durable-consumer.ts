@@ -8,8 +8,8 @@
 import { randomBytes } from "node:crypto";
 import { ClosedError, MyelinError, myelinError, ValidationError } from "../errors.js";
 import { decodeCompiled, MISMATCH, msgpackCodec } from "../codec/index.js";
-import { myelin_msgs, type MessageType } from "../msgs/index.js";
-import type { ServiceClient } from "./service.js";
+import type { MessageType } from "../msgs/index.js";
+import type { StoreClient } from "./store-client.js";
 
 /** Where a new consumer starts (ignored when the name already has saved progress). */
 export type DurableStart = "first" | "last" | { seq: number } | { timeMs: number };
@@ -54,28 +54,6 @@ export interface DurableConsumerStats {
   inFlight: number;
 }
 
-interface Clients {
-  fetch: ServiceClient<
-    {
-      topic: string;
-      type: string;
-      consumer: string;
-      client: string;
-      max: number;
-      wait_ms: number;
-      start_at: string;
-      ack_timeout_ms: number;
-      max_deliver: number;
-      max_in_flight: number;
-    },
-    { seqs: number[]; timestamps: number[]; deliveries: number[]; payloads: Uint8Array[] }
-  >;
-  ack: ServiceClient<
-    { topic: string; consumer: string; acks: number[]; nacks: number[]; nack_delay_ms: number },
-    { acked: number }
-  >;
-}
-
 const FETCH_WAIT_MS = 1000;
 
 /** A durable consumer; create with `node.createDurableConsumer()`, read with `for await`. */
@@ -84,7 +62,7 @@ export class DurableConsumer<T> {
   readonly name: string;
   readonly #type: MessageType<T>;
   readonly #opts: Required<Omit<DurableConsumerOptions, "startAt">> & { startAt: string };
-  readonly #clients: Clients;
+  readonly #store: StoreClient;
   readonly #client = randomBytes(4).toString("hex");
   readonly #onWarning: (err: Error) => void;
   #queue: DurableMessage<T>[] = [];
@@ -103,10 +81,7 @@ export class DurableConsumer<T> {
     topic: string,
     type: MessageType<T>,
     opts: DurableConsumerOptions,
-    makeClient: <Q, R>(
-      name: string,
-      t: { name: string; request: MessageType<Q>; response: MessageType<R> },
-    ) => ServiceClient<Q, R>,
+    store: StoreClient,
     onWarning: (err: Error) => void,
   ) {
     if (!/^[A-Za-z0-9_.-]+$/.test(opts.name ?? "")) {
@@ -126,10 +101,7 @@ export class DurableConsumer<T> {
       maxDeliver: opts.maxDeliver ?? 5,
       maxInFlight: opts.maxInFlight ?? 256,
     };
-    this.#clients = {
-      fetch: makeClient("/_store/fetch", myelin_msgs.StoreFetch),
-      ack: makeClient("/_store/ack", myelin_msgs.StoreAck),
-    };
+    this.#store = store;
     this.#onWarning = onWarning;
     this.#loop = this.#run();
   }
@@ -185,7 +157,7 @@ export class DurableConsumer<T> {
       if (this.#pendingAcks.size > 0) void this.#flushAcks();
       let r;
       try {
-        r = await this.#clients.fetch.call(
+        r = await this.#store.fetch(
           {
             topic: this.topic,
             type: this.#type.name,
@@ -283,7 +255,7 @@ export class DurableConsumer<T> {
     this.#pendingAcks = new Map();
     for (const [key, b] of batches) {
       try {
-        await this.#clients.ack.call({
+        await this.#store.ack({
           topic: this.topic,
           consumer: this.name,
           acks: key < 0 ? b.seqs : [],

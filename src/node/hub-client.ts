@@ -3,7 +3,7 @@
  * hub: it keeps trying, and registers as soon as one answers (also after a hub restart, when the
  * new hub asks every unknown node to register again).
  */
-import { MyelinError, TimeoutError } from "../errors.js";
+import { ClosedError, MyelinError, TimeoutError } from "../errors.js";
 import {
   decodeHubToNode,
   encodeControl,
@@ -38,6 +38,8 @@ export class HubClient {
   readonly #timer: NodeJS.Timeout;
   readonly #registeredWaiters = new Map<number, (r: Refusal[]) => void>();
   #queries = new Map<number, (g: GraphSnapshot) => void>();
+  /** Ends the waits of pending queries when the client closes. */
+  readonly #queryAborts = new Set<() => void>();
   #nextReq = 1;
   #hub = "";
   #lastHeard = 0;
@@ -97,6 +99,7 @@ export class HubClient {
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => {
         this.#queries.delete(req);
+        this.#queryAborts.delete(abort);
         clearInterval(retry);
         reject(
           new TimeoutError(
@@ -107,9 +110,17 @@ export class HubClient {
       }, timeoutMs);
       // A query sent while no hub is connected is dropped (immediate mode): ask again until answered.
       const retry = setInterval(() => this.#send({ v: 1, t: "query", req }), 200);
+      const abort = (): void => {
+        clearTimeout(timer);
+        clearInterval(retry);
+        this.#queries.delete(req);
+        reject(new ClosedError("ERR_CLOSED", "the node closed while it asked the hub for the graph"));
+      };
+      this.#queryAborts.add(abort);
       this.#queries.set(req, (g) => {
         clearTimeout(timer);
         clearInterval(retry);
+        this.#queryAborts.delete(abort);
         resolve(g);
       });
       this.#send({ v: 1, t: "query", req });
@@ -121,6 +132,12 @@ export class HubClient {
     if (this.#closed) return;
     this.#closed = true;
     clearInterval(this.#timer);
+    // Registrations still waiting for the hub's answer end now (as if no hub answered), and so do
+    // queries: their timers must not keep the process alive.
+    for (const w of [...this.#registeredWaiters.values()]) w([]);
+    this.#registeredWaiters.clear();
+    for (const abort of [...this.#queryAborts]) abort();
+    this.#queryAborts.clear();
     // With no hub the goodbye is dropped (the hub, when back, times the node out); a hub that
     // is there gets it.
     this.#conn.send([encodeControl({ v: 1, t: "bye", id: this.#opts.record().id })]);

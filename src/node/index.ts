@@ -38,3 +38,30 @@ export type {
   DurableStart,
   DurableConsumerStats,
 } from "./durable-consumer.js";
+export {
+  defineProtocol,
+  graphServes,
+  protocolClient,
+  serveProtocol,
+  RESERVED_METHODS,
+} from "./service-protocol.js";
+export type {
+  ProtocolClient,
+  ProtocolClientControls,
+  ProtocolHandlers,
+  ProtocolRequest,
+  ProtocolResponse,
+  ProtocolServer,
+  ProtocolService,
+  ProtocolSpec,
+  ReservedMethod,
+} from "./service-protocol.js";
+export {
+  StoreClient,
+  STORE_PROTOCOL,
+  STORE_APPEND_TIMEOUT_MS,
+  STORE_RESTART_WAIT_MS,
+} from "./store-client.js";
+export type { StoreProtocol, StoreRequest, StoreResponse } from "./store-client.js";
+export { parameterClient, parameterProtocol, serveParameters } from "./parameter-service.js";
+export type { ParameterClient, ParameterProtocol } from "./parameter-service.js";

@@ -9,8 +9,8 @@ import { EventEmitter } from "node:events";
 import { existsSync, rmSync } from "node:fs";
 import { hostname } from "node:os";
 import { join } from "node:path";
-import { ClosedError, MyelinError, ServiceError, TimeoutError, TypeMismatchError } from "../errors.js";
-import { lookupType, myelin_msgs, type MessageType, type ServiceType } from "../msgs/index.js";
+import { ClosedError, MyelinError, TimeoutError, TypeMismatchError } from "../errors.js";
+import { lookupType, type MessageType, type ServiceType } from "../msgs/index.js";
 import { DataServer, type RemoteSubscriber } from "../transport/data-server.js";
 import { PeerLink } from "../transport/peer-link.js";
 import { DEFAULT_TRANSPORTS } from "../transport/default-transports.js";
@@ -21,7 +21,9 @@ import { ensureRuntimeDir, hubEndpoint, runtimeDir } from "./config.js";
 import type { GraphSnapshot, NodeRecord, Refusal, TopicDecl } from "./control-protocol.js";
 import { HubClient } from "./hub-client.js";
 import { DurableConsumer, type DurableConsumerOptions } from "./durable-consumer.js";
+import { StoreClient } from "./store-client.js";
 import { Parameter, type ParameterKind, type ParameterSpec } from "./parameter.js";
+import { serveParameters } from "./parameter-service.js";
 import { Publisher } from "./publisher.js";
 import { resolveQos, type Qos } from "./qos.js";
 import { ServiceCaller } from "./call-router.js";
@@ -65,8 +67,6 @@ const inproc = new InprocRegistry<
   ServiceServer<unknown, unknown>
 >();
 
-/** How long a persistent publish waits for a store that answered before to come back (hub restart). */
-const STORE_RESTART_WAIT_MS = 10000;
 /** Creates a node, binds its data socket and registers it with the hub (if one runs). */
 export async function createNode(opts: NodeOptions): Promise<Node> {
   const node = new Node(opts);
@@ -95,24 +95,8 @@ export class Node extends EventEmitter<NodeEvents> implements CallRouter {
   #graph: GraphSnapshot | undefined;
   #graphWaiters: (() => void)[] = [];
   readonly #durables = new Set<DurableConsumer<unknown>>();
-  readonly #storeBatches = new Map<
-    string,
-    {
-      type: string;
-      payloads: Uint8Array[];
-      /** One per payload ("" for none), or null while no payload of the batch has an id. */
-      ids: string[] | null;
-      waiters: { resolve: () => void; reject: (e: unknown) => void }[];
-    }
-  >();
-  /** A store answered an append of this node (so its absence now means it is restarting). */
-  #storeSeen = false;
-  #storeClient:
-    | ServiceClient<
-        { topic: string; type: string; payloads: Uint8Array[]; msg_ids: string[] },
-        { first_seq: number; count: number; seqs: number[]; duplicates: number }
-      >
-    | undefined;
+  /** The client of the hub's store (persistent publish, durable consumers), made on first use. */
+  #store: StoreClient | undefined;
   #livenessTimer: NodeJS.Timeout | undefined;
   #ipcPath = "";
   #closed = false;
@@ -276,7 +260,7 @@ export class Node extends EventEmitter<NodeEvents> implements CallRouter {
       validate: opts.validate ?? true,
       persist:
         qos.durability === "persistent"
-          ? (payload, msgId) => this.#persist(name, type.name, payload, msgId)
+          ? (payload, msgId) => this.#storeClient().append(name, type.name, payload, msgId)
           : undefined,
       localSubs: () => inproc.subscriptions(name),
       onClose: () => {
@@ -413,14 +397,7 @@ export class Node extends EventEmitter<NodeEvents> implements CallRouter {
   ): DurableConsumer<T> {
     this.#check();
     const name = resolveName(topic, "topic");
-    const c = new DurableConsumer(
-      name,
-      type,
-      opts,
-      // The consumer handles store errors itself: no breaker turning them into ERR_UNAVAILABLE.
-      (service, t) => this.createClient(service, t as ServiceType<never, never>, { breaker: false }),
-      (err) => this.emit("warning", err),
-    );
+    const c = new DurableConsumer(name, type, opts, this.#storeClient(), (err) => this.emit("warning", err));
     this.#durables.add(c as DurableConsumer<unknown>);
     return c;
   }
@@ -448,121 +425,26 @@ export class Node extends EventEmitter<NodeEvents> implements CallRouter {
     return p;
   }
 
-  /** Serves `/<name>/list_parameters` and `/<name>/set_parameter` (myelin_msgs), for `myelin param`. */
+  /** Serves this node's parameters (parameter-service.ts), for `myelin param`. */
   #serveParameters(): void {
-    const list = this.createService(`/${this.name}/list_parameters`, myelin_msgs.ListParameters, () => {
-      const ps = [...this.#params.values()];
-      return {
-        names: ps.map((p) => p.name),
-        kinds: ps.map((p) => p.spec.type),
-        values_json: ps.map((p) => JSON.stringify(p.value)),
-        descriptions: ps.map((p) => p.spec.description ?? ""),
-        descriptors: ps.map((p) => ({
-          name: p.name,
-          kind: p.spec.type,
-          description: p.spec.description ?? "",
-          read_only: p.spec.readOnly === true,
-          ...(p.spec.min !== undefined ? { min: p.spec.min } : {}),
-          ...(p.spec.max !== undefined ? { max: p.spec.max } : {}),
-          default_json: JSON.stringify(p.spec.default),
-        })),
-      };
-    });
-    const set = this.createService(`/${this.name}/set_parameter`, myelin_msgs.SetParameter, (req) => {
-      const p = this.#params.get(req.name);
-      if (p === undefined) {
-        return { success: false, reason: `node ${this.name} has no parameter ${req.name}`, value_json: "" };
-      }
-      let value: unknown;
-      try {
-        value = JSON.parse(req.value_json);
-      } catch {
-        return {
-          success: false,
-          reason: `value ${req.value_json} is not JSON`,
-          value_json: JSON.stringify(p.value),
-        };
-      }
-      try {
-        p.set(value);
-      } catch (err) {
-        return { success: false, reason: (err as Error).message, value_json: JSON.stringify(p.value) };
-      }
-      return { success: true, reason: "", value_json: JSON.stringify(p.value) };
-    });
-    for (const pending of [list, set]) {
-      pending.catch((err: unknown) =>
-        this.emit(
-          "warning",
-          new MyelinError(
-            "ERR_PARAMETER",
-            `node ${this.name} cannot serve its parameters: ${(err as Error).message}`,
-          ),
+    serveParameters(this, this.#params).catch((err: unknown) =>
+      this.emit(
+        "warning",
+        new MyelinError(
+          "ERR_PARAMETER",
+          `node ${this.name} cannot serve its parameters: ${(err as Error).message}`,
         ),
-      );
-    }
+      ),
+    );
   }
 
   /**
-   * Appends an encoded message of a persistent topic to the hub's store. Appends made in one
-   * event-loop turn travel in one request and share the store's group commit.
+   * The node's client of the hub's store, shared by its persistent publishers and durable
+   * consumers. They handle the store's errors themselves: no circuit breaker turns them into
+   * ERR_UNAVAILABLE.
    */
-  #persist(topic: string, type: string, payload: Uint8Array, msgId: string | undefined): Promise<void> {
-    return new Promise<void>((resolve, reject) => {
-      let b = this.#storeBatches.get(topic);
-      if (b === undefined) {
-        b = { type, payloads: [], ids: null, waiters: [] };
-        this.#storeBatches.set(topic, b);
-        setImmediate(() => void this.#flushStore(topic));
-      }
-      if (msgId !== undefined && b.ids === null) b.ids = b.payloads.map(() => "");
-      b.payloads.push(payload);
-      b.ids?.push(msgId ?? "");
-      b.waiters.push({ resolve, reject });
-    });
-  }
-
-  async #flushStore(topic: string): Promise<void> {
-    const b = this.#storeBatches.get(topic);
-    if (b === undefined) return;
-    this.#storeBatches.delete(topic);
-    this.#storeClient ??= this.createClient("/_store/append", myelin_msgs.StoreAppend, {
-      timeoutMs: 10000,
-      breaker: false,
-    });
-    const client = this.#storeClient;
-    // While the hub (and its store) restarts, a store that answered before is gone for a moment:
-    // the append has not reached any store, so it is safe to wait for it and send it then.
-    const deadline = Date.now() + STORE_RESTART_WAIT_MS;
-    for (;;) {
-      try {
-        await client.call({ topic, type: b.type, payloads: b.payloads, msg_ids: b.ids ?? [] });
-        this.#storeSeen = true;
-        for (const w of b.waiters) w.resolve();
-        return;
-      } catch (err) {
-        const noStore = err instanceof MyelinError && err.code === "ERR_NO_SERVER";
-        if (noStore && this.#storeSeen && !this.#closed && Date.now() < deadline) {
-          if (await client.waitForService(deadline - Date.now()).catch(() => false)) continue;
-        }
-        let e = err;
-        if (noStore) {
-          e = this.#storeSeen
-            ? new ServiceError(
-                "ERR_UNAVAILABLE",
-                `persistent topic ${topic}: the store is restarting and was not back within ${STORE_RESTART_WAIT_MS} ms; the message was not stored, publish it again`,
-                { cause: err },
-              )
-            : new ServiceError(
-                "ERR_NO_SERVER",
-                `persistent topic ${topic}: no store runs; start the hub with a data directory (\`myelin hub --data-dir DIR\`)`,
-                { cause: err },
-              );
-        }
-        for (const w of b.waiters) w.reject(e);
-        return;
-      }
-    }
+  #storeClient(): StoreClient {
+    return (this.#store ??= new StoreClient(this, { breaker: false }));
   }
 
   /** A declared parameter, or undefined. */
@@ -593,6 +475,7 @@ export class Node extends EventEmitter<NodeEvents> implements CallRouter {
     this.#closed = true;
     if (this.#livenessTimer) clearInterval(this.#livenessTimer);
     await Promise.all([...this.#durables].map((c) => c.close()));
+    this.#store?.close();
     for (const s of [...this.#subs.keys()]) s.close();
     for (const p of [...this.#publishers]) p.close();
     for (const s of [...this.#services.values()]) s.close();

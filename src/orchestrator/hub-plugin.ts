@@ -22,7 +22,7 @@ export interface RunningSupervisorPlugin extends RunningHubPlugin {
 }
 
 /**
- * The supervisor plugin (named `supervisor`): serves `/_supervisor/*` on a hidden node, adopts or
+ * The supervisor plugin (named `supervisor`): serves the supervisor's protocol on a hidden node, adopts or
  * starts the processes of the applied spec, and stops them on close (unless `leaveRunning`).
  */
 export function supervisorPlugin(opts: SupervisorPluginOptions): HubPlugin {

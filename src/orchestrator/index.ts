@@ -40,3 +40,5 @@ export type { LaunchContext, NodeMain } from "./runner.js";
 export { systemdUnit, startSystemdNotify, type SystemdUnitOptions } from "./systemd.js";
 export { supervisorPlugin, systemdNotifyPlugin } from "./hub-plugin.js";
 export type { SupervisorPluginOptions, RunningSupervisorPlugin } from "./hub-plugin.js";
+export { SUPERVISOR_PROTOCOL, supervisorClient } from "./supervisor-protocol.js";
+export type { SupervisorClient, SupervisorProtocol } from "./supervisor-protocol.js";

@@ -1,7 +1,7 @@
 /**
  * The supervisor: runs the processes of a launch spec on this host, inside the hub process, and is
- * driven over hidden services (`/_supervisor/*`, myelin_msgs) by `myelin up`, `ps`, `scale`,
- * `restart`, `logs` and `down`.
+ * driven over hidden services (`SUPERVISOR_PROTOCOL`, in supervisor-protocol.ts) by `myelin up`,
+ * `ps`, `scale`, `restart`, `logs` and `down`.
  *
  * - Starts processes in dependency order: a process starts once every process it depends on is
  *   ready (or started, for `condition: started`); stops them in reverse order (SIGTERM to the
@@ -26,13 +26,21 @@ import { hostname, setPriority } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { ClosedError, MyelinError, TimeoutError } from "../errors.js";
-import { myelin_msgs, rcl_interfaces, std_srvs, timeNow } from "../msgs/index.js";
-import { createNode, type GraphSnapshot, type Node, type NodeRecord, type Publisher } from "../node/index.js";
+import { rcl_interfaces, std_srvs, timeNow } from "../msgs/index.js";
+import {
+  createNode,
+  serveProtocol,
+  type GraphSnapshot,
+  type Node,
+  type NodeRecord,
+  type Publisher,
+} from "../node/index.js";
 import { runtimeDir as defaultRuntimeDir } from "../node/config.js";
 import { planAdoption, savedState, type SavedState } from "./adoption.js";
 import { formatMs, systemClock, type Clock } from "./clock.js";
 import { ProbeLoop } from "./health.js";
 import { LogRing } from "./log-ring.js";
+import { SUPERVISOR_PROTOCOL } from "./supervisor-protocol.js";
 import { processRunning, procStartTime, procUsage, sameProcess } from "../store/proc-stat.js";
 import { findExecutable, type LaunchSpec, type UnitSpec } from "./spec.js";
 import {
@@ -184,7 +192,7 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
 
   /**
    * Starts the supervisor: adopts the processes a previous supervisor left running (same pid and
-   * start time), resumes its spec, and serves `/_supervisor/*`.
+   * start time), resumes its spec, and serves the supervisor's protocol.
    */
   static async start(opts: SupervisorOptions = {}): Promise<Supervisor> {
     const dir = defaultRuntimeDir(opts.runtimeDir);
@@ -199,33 +207,26 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
     })) as Publisher<unknown>;
     sup.#adopt();
     sup.#poll = setInterval(() => sup.#pollAll(), opts.pollMs ?? 200);
-    await node.createService("/_supervisor/apply", myelin_msgs.SupervisorApply, (req) =>
-      sup.#serial(() => sup.#applyJson(req.spec_json, req.wait_ms)),
-    );
-    await node.createService("/_supervisor/ps", myelin_msgs.SupervisorPs, () => ({
-      processes_json: JSON.stringify(sup.ps()),
-      spec_file: sup.#spec?.file ?? "",
-      environment: sup.#spec?.environment ?? "",
-    }));
-    await node.createService("/_supervisor/scale", myelin_msgs.SupervisorControl, (req) =>
-      sup.#serial(() => sup.#result(sup.scale(req.node, req.replicas, req.wait_ms))),
-    );
-    await node.createService("/_supervisor/restart", myelin_msgs.SupervisorControl, (req) =>
-      sup.#serial(() => sup.#result(sup.restart(req.node, req.wait_ms))),
-    );
-    await node.createService("/_supervisor/down", myelin_msgs.SupervisorDown, (req) =>
-      sup.#serial(async () => {
-        const n = await sup.down(req.wait_ms);
-        if (req.stop_hub && sup.#opts.onStopHub !== undefined) {
-          const stop = sup.#opts.onStopHub;
-          setTimeout(stop, 100); // after the reply is on its way
-        }
-        return { ok: true, message: `stopped ${n} process${n === 1 ? "" : "es"}` };
+    await serveProtocol(node, SUPERVISOR_PROTOCOL, {
+      apply: (req) => sup.#serial(() => sup.#applyJson(req.spec_json, req.wait_ms)),
+      ps: () => ({
+        processes_json: JSON.stringify(sup.ps()),
+        spec_file: sup.#spec?.file ?? "",
+        environment: sup.#spec?.environment ?? "",
       }),
-    );
-    await node.createService("/_supervisor/logs", myelin_msgs.SupervisorLogs, (req) =>
-      sup.logs(req.node, req.replica, req.lines),
-    );
+      scale: (req) => sup.#serial(() => sup.#result(sup.scale(req.node, req.replicas, req.wait_ms))),
+      restart: (req) => sup.#serial(() => sup.#result(sup.restart(req.node, req.wait_ms))),
+      down: (req) =>
+        sup.#serial(async () => {
+          const n = await sup.down(req.wait_ms);
+          if (req.stop_hub && sup.#opts.onStopHub !== undefined) {
+            const stop = sup.#opts.onStopHub;
+            setTimeout(stop, 100); // after the reply is on its way
+          }
+          return { ok: true, message: `stopped ${n} process${n === 1 ? "" : "es"}` };
+        }),
+      logs: (req) => sup.logs(req.node, req.replica, req.lines),
+    });
     sup.#reconcile();
     return sup;
   }

@@ -1,7 +1,7 @@
 /**
- * The store service: durable topics, served by the hub process. A hidden node (`_store`) answers
- * four services (myelin_msgs): append with confirm, fetch for a named durable consumer, ack/nack,
- * and info. Each topic is a DurableLog in `<dataDir>/topics/<topic>`; each consumer's progress is a
+ * The store service: durable topics, served by the hub process. A hidden node (`_store`) serves
+ * the store's protocol (`STORE_PROTOCOL`, with its client, in src/node/store-client.ts): append
+ * with confirm, fetch for a named durable consumer, ack/nack, info, read and configure. Each topic is a DurableLog in `<dataDir>/topics/<topic>`; each consumer's progress is a
  * ConsumerState saved to a ConsumerStateFile beside it; messages that exhaust `maxDeliver` go to
  * the durable topic `<topic>/dead_letter` with the reason, before the consumer's state moves on.
  */
@@ -9,8 +9,7 @@ import { existsSync, statfsSync } from "node:fs";
 import { mkdir, readdir, readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { MyelinError, TypeMismatchError } from "../errors.js";
-import { myelin_msgs } from "../msgs/index.js";
-import { createNode, type Node } from "../node/index.js";
+import { createNode, serveProtocol, STORE_PROTOCOL, type Node } from "../node/index.js";
 import { ConsumerState, resolveStartSeq, type StartAt } from "./consumer.js";
 import { ConsumerStateFile } from "./consumer-state-file.js";
 import { DedupWindow, decodeIdHeader, encodeIdHeader } from "./dedup.js";
@@ -167,18 +166,14 @@ export class StoreService {
     }
     const svc = new StoreService(opts, node, lock);
     await svc.#loadRuntimeRules();
-    await node.createService("/_store/append", myelin_msgs.StoreAppend, (req) =>
-      svc.#watchDisk(`appends to ${req.topic}`, svc.#append(req)),
-    );
-    await node.createService("/_store/fetch", myelin_msgs.StoreFetch, (req, ctx) =>
-      svc.#fetch(req, ctx.timeoutMs),
-    );
-    await node.createService("/_store/ack", myelin_msgs.StoreAck, (req) =>
-      svc.#watchDisk(`acks of ${req.consumer} on ${req.topic}`, svc.#ack(req)),
-    );
-    await node.createService("/_store/info", myelin_msgs.StoreInfo, (req) => svc.#info(req.topic));
-    await node.createService("/_store/read", myelin_msgs.StoreRead, (req) => svc.#read(req));
-    await node.createService("/_store/configure", myelin_msgs.StoreConfigure, (req) => svc.#configure(req));
+    await serveProtocol(node, STORE_PROTOCOL, {
+      append: (req) => svc.#watchDisk(`appends to ${req.topic}`, svc.#append(req)),
+      fetch: (req, ctx) => svc.#fetch(req, ctx.timeoutMs),
+      ack: (req) => svc.#watchDisk(`acks of ${req.consumer} on ${req.topic}`, svc.#ack(req)),
+      info: (req) => svc.#info(req.topic),
+      read: (req) => svc.#read(req),
+      configure: (req) => svc.#configure(req),
+    });
     return svc;
   }
 

@@ -2,11 +2,9 @@
  * `myelin bridge status`, and the hub's bridge option (`myelin hub --bridge-config FILE`): bridges
  * to external MQTT, NATS and AMQP brokers, run inside the hub process (docs/bridges.md).
  */
-import { BRIDGE_STATUS_SERVICE } from "../gateway/bridge-host.js";
-import type { BridgeStatus } from "../gateway/bridge.js";
-import { std_srvs } from "../msgs/index.js";
 import type { HubPlugin } from "../hub/index.js";
-import { bridgesPlugin } from "../gateway/index.js";
+import { BRIDGE_PROTOCOL, bridgesPlugin, fetchBridgeStatus } from "../gateway/index.js";
+import { graphServes } from "../node/index.js";
 import {
   boolOpt,
   numOpt,
@@ -52,7 +50,7 @@ export const bridgeStatusCommand: CommandSpec = {
     },
   },
   details: [
-    `Asks the hub's bridges (the hidden service ${BRIDGE_STATUS_SERVICE}). IN: external messages published into Myelin;`,
+    `Asks the hub's bridges (the hidden service ${BRIDGE_PROTOCOL.status.service}). IN: external messages published into Myelin;`,
     "OUT: Myelin messages forwarded; SENT: acknowledged by the broker; QUEUED: waiting in the offline queue;",
     "DROP: QoS 0 messages dropped while the broker was unreachable; REJ: refused inbound messages.",
   ],
@@ -62,57 +60,50 @@ export const bridgeStatusCommand: CommandSpec = {
     const timeoutMs = numOpt(inv, "timeout-ms", { min: 1, integer: true, command: "bridge status" }) ?? 3000;
     const only = inv.positionals[0];
     return withNode(ctx, inv, "bridge_status", async (node, graph) => {
-      if (!graph.nodes.some((n) => n.services.some((s) => s.service === BRIDGE_STATUS_SERVICE))) {
+      if (!graphServes(graph, BRIDGE_PROTOCOL.status)) {
         ctx.err("no bridges run: start the hub with `myelin hub --bridge-config FILE` (see docs/bridges.md)");
         return 1;
       }
-      const client = node.createClient(BRIDGE_STATUS_SERVICE, std_srvs.Trigger, { timeoutMs });
-      try {
-        const r = await unlessInterrupted(client.call({}), ctx.signal);
-        let list = JSON.parse(r.message) as BridgeStatus[];
-        if (only !== undefined) {
-          list = list.filter((b) => b.name === only);
-          if (list.length === 0) {
-            ctx.err(
-              `no bridge named ${only}; bridges: ${(JSON.parse(r.message) as BridgeStatus[]).map((b) => b.name).join(", ")}`,
-            );
-            return 1;
-          }
+      const all = await unlessInterrupted(fetchBridgeStatus(node, { timeoutMs }), ctx.signal);
+      let list = all;
+      if (only !== undefined) {
+        list = all.filter((b) => b.name === only);
+        if (list.length === 0) {
+          ctx.err(`no bridge named ${only}; bridges: ${all.map((b) => b.name).join(", ")}`);
+          return 1;
         }
-        if (boolOpt(inv, "json")) {
-          ctx.out(JSON.stringify(list, null, 2));
-          return 0;
-        }
-        const rows = list.map((b) => [
-          b.name,
-          b.kind,
-          `${b.state} ${ago(b.since)}`,
-          String(b.in),
-          String(b.out),
-          String(b.sent),
-          b.queue === undefined ? "-" : String(b.queue.messages),
-          String(b.dropped),
-          String(b.rejected),
-          b.url,
-        ]);
-        for (const l of table(
-          ["BRIDGE", "KIND", "STATE", "IN", "OUT", "SENT", "QUEUED", "DROP", "REJ", "BROKER"],
-          rows,
-        )) {
-          ctx.out(l);
-        }
-        for (const b of list) {
-          if (b.lastError !== undefined && b.state !== "connected")
-            ctx.out(`${b.name}: last error: ${b.lastError}`);
-          if (b.queue !== undefined && b.queue.refused > 0) {
-            ctx.out(`${b.name}: ${b.queue.refused} messages refused because the offline queue was full`);
-          }
-          if (b.lastReject !== undefined) ctx.out(`${b.name}: last reject: ${b.lastReject}`);
-        }
-        return 0;
-      } finally {
-        client.close();
       }
+      if (boolOpt(inv, "json")) {
+        ctx.out(JSON.stringify(list, null, 2));
+        return 0;
+      }
+      const rows = list.map((b) => [
+        b.name,
+        b.kind,
+        `${b.state} ${ago(b.since)}`,
+        String(b.in),
+        String(b.out),
+        String(b.sent),
+        b.queue === undefined ? "-" : String(b.queue.messages),
+        String(b.dropped),
+        String(b.rejected),
+        b.url,
+      ]);
+      for (const l of table(
+        ["BRIDGE", "KIND", "STATE", "IN", "OUT", "SENT", "QUEUED", "DROP", "REJ", "BROKER"],
+        rows,
+      )) {
+        ctx.out(l);
+      }
+      for (const b of list) {
+        if (b.lastError !== undefined && b.state !== "connected")
+          ctx.out(`${b.name}: last error: ${b.lastError}`);
+        if (b.queue !== undefined && b.queue.refused > 0) {
+          ctx.out(`${b.name}: ${b.queue.refused} messages refused because the offline queue was full`);
+        }
+        if (b.lastReject !== undefined) ctx.out(`${b.name}: last reject: ${b.lastReject}`);
+      }
+      return 0;
     });
   },
 };

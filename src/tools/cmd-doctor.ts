@@ -9,10 +9,16 @@ import { connect } from "node:net";
 import { hostname, userInfo } from "node:os";
 import { join } from "node:path";
 import { MyelinError } from "../errors.js";
-import { BRIDGE_STATUS_SERVICE, type BridgeStatus } from "../gateway/index.js";
-import { FOXGLOVE_STATUS_SERVICE, type FoxgloveStatus } from "../foxglove/index.js";
-import { myelin_msgs, std_srvs } from "../msgs/index.js";
-import { createNode, hubEndpoint, runtimeDir, type GraphSnapshot, type Node } from "../node/index.js";
+import { BRIDGE_PROTOCOL, fetchBridgeStatus, GATEWAY_PROTOCOL, gatewayClient } from "../gateway/index.js";
+import { fetchFoxgloveStatus, FOXGLOVE_PROTOCOL } from "../foxglove/index.js";
+import {
+  createNode,
+  graphServes,
+  hubEndpoint,
+  runtimeDir,
+  type GraphSnapshot,
+  type Node,
+} from "../node/index.js";
 import { DirLock, holderAlive, type LockHolder } from "../store/dir-lock.js";
 import { processRunning } from "../store/proc-stat.js";
 import {
@@ -28,7 +34,7 @@ import {
 } from "./common.js";
 import { defaultDataDir } from "./cmd-hub.js";
 import { ago, table } from "./format.js";
-import { fetchHubInfo, HUB_INFO_SERVICE } from "../hub/index.js";
+import { fetchHubInfo, HUB_INFO_PROTOCOL, HUB_INFO_SERVICE } from "../hub/index.js";
 
 /** Outcome of one check: OK, WARN (works, but look at it), FAIL (broken), SKIP (not applicable). */
 export type CheckStatus = "OK" | "WARN" | "FAIL" | "SKIP";
@@ -237,7 +243,7 @@ async function askHub(
   const extra: CheckResult[] = [];
   const nodes = graph.nodes.filter((n) => !n.name.startsWith("_"));
   const counts = `${nodes.length} node${nodes.length === 1 ? "" : "s"}`;
-  if (!graph.nodes.some((n) => n.services.some((s) => s.service === HUB_INFO_SERVICE))) {
+  if (!graphServes(graph, HUB_INFO_PROTOCOL.info)) {
     return {
       view,
       result: {
@@ -542,13 +548,11 @@ async function checkGatewayAndBridges(
   timeoutMs: number,
 ): Promise<CheckResult[]> {
   if (view === undefined) return [];
-  const serves = (s: string): boolean =>
-    view.graph.nodes.some((n) => n.services.some((x) => x.service === s));
   const out: CheckResult[] = [];
-  if (serves("/_gateway/status")) {
-    const client = node.createClient("/_gateway/status", myelin_msgs.GatewayStatus, { timeoutMs });
+  if (graphServes(view.graph, GATEWAY_PROTOCOL.status)) {
+    const client = gatewayClient(node, { timeoutMs });
     try {
-      const s = await unlessInterrupted(client.call({}), ctx.signal);
+      const s = await unlessInterrupted(client.status({}), ctx.signal);
       for (const url of s.listeners) {
         const m = /^(\w+):\/\/(\[[^\]]+\]|[^:/]+):(\d+)/.exec(url);
         if (m === null) continue;
@@ -592,11 +596,9 @@ async function checkGatewayAndBridges(
       fix: "devices connect over MQTT when the hub runs with --mqtt-port or --gateway-config",
     });
   }
-  if (serves(BRIDGE_STATUS_SERVICE)) {
-    const client = node.createClient(BRIDGE_STATUS_SERVICE, std_srvs.Trigger, { timeoutMs });
+  if (graphServes(view.graph, BRIDGE_PROTOCOL.status)) {
     try {
-      const r = await unlessInterrupted(client.call({}), ctx.signal);
-      for (const b of JSON.parse(r.message) as BridgeStatus[]) {
+      for (const b of await unlessInterrupted(fetchBridgeStatus(node, { timeoutMs }), ctx.signal)) {
         const c = `bridge ${b.name}`;
         if (b.state !== "connected") {
           out.push({
@@ -624,14 +626,11 @@ async function checkGatewayAndBridges(
         detail: `the bridges did not answer: ${errText(err)}`,
         fix: "look at the hub's output; `myelin bridge status`",
       });
-    } finally {
-      client.close();
     }
   }
-  if (serves(FOXGLOVE_STATUS_SERVICE)) {
-    const client = node.createClient(FOXGLOVE_STATUS_SERVICE, std_srvs.Trigger, { timeoutMs });
+  if (graphServes(view.graph, FOXGLOVE_PROTOCOL.status)) {
     try {
-      const st = JSON.parse((await unlessInterrupted(client.call({}), ctx.signal)).message) as FoxgloveStatus;
+      const st = await unlessInterrupted(fetchFoxgloveStatus(node, { timeoutMs }), ctx.signal);
       const dropped = st.clients.reduce((n, c) => n + c.dropped, 0);
       const detail = `${st.url}${st.tls ? " (TLS)" : ""}: ${st.clients.length} client(s), ${st.channels} channels`;
       if (dropped > 0) {
@@ -652,8 +651,6 @@ async function checkGatewayAndBridges(
         detail: `the Foxglove server did not answer: ${errText(err)}`,
         fix: "look at the hub's output; `myelin foxglove status`",
       });
-    } finally {
-      client.close();
     }
   }
   return out;

@@ -4,14 +4,14 @@
  */
 import {
   checkToken,
-  FOXGLOVE_STATUS_SERVICE,
+  fetchFoxgloveStatus,
+  FOXGLOVE_PROTOCOL,
   foxglovePlugin,
   loadFoxgloveConfig,
   type FoxgloveSettings,
-  type FoxgloveStatus,
 } from "../foxglove/index.js";
 import type { HubPlugin } from "../hub/index.js";
-import { std_srvs } from "../msgs/index.js";
+import { graphServes } from "../node/index.js";
 import {
   boolOpt,
   numOpt,
@@ -102,7 +102,7 @@ export const foxgloveStatusCommand: CommandSpec = {
     },
   },
   details: [
-    `Asks the hub's Foxglove server (the hidden service ${FOXGLOVE_STATUS_SERVICE}).`,
+    `Asks the hub's Foxglove server (the hidden service ${FOXGLOVE_PROTOCOL.status.service}).`,
     "Per client: its address and subprotocol, the bytes waiting for it (QUEUED, within its send budget) and the messages dropped.",
     "Per client and topic: SENT, DROPPED (oldest first, when the client reads slower than the topic comes: the budget is full),",
     "THROTTLED (held back by a rate cap, MAX HZ, from the server's config or the client's ?maxHz=), QUEUED.",
@@ -114,16 +114,14 @@ export const foxgloveStatusCommand: CommandSpec = {
     const timeoutMs =
       numOpt(inv, "timeout-ms", { min: 1, integer: true, command: "foxglove status" }) ?? 3000;
     return withNode(ctx, inv, "foxglove_status", async (node, graph) => {
-      if (!graph.nodes.some((n) => n.services.some((s) => s.service === FOXGLOVE_STATUS_SERVICE))) {
+      if (!graphServes(graph, FOXGLOVE_PROTOCOL.status)) {
         ctx.err(
           "no Foxglove server runs: start the hub with `myelin hub --foxglove-port 8765` (see docs/foxglove.md)",
         );
         return 1;
       }
-      const client = node.createClient(FOXGLOVE_STATUS_SERVICE, std_srvs.Trigger, { timeoutMs });
-      try {
-        const r = await unlessInterrupted(client.call({}), ctx.signal);
-        const st = JSON.parse(r.message) as FoxgloveStatus;
+      {
+        const st = await unlessInterrupted(fetchFoxgloveStatus(node, { timeoutMs }), ctx.signal);
         if (boolOpt(inv, "json")) {
           ctx.out(JSON.stringify(st, null, 2));
           return 0;
@@ -176,8 +174,6 @@ export const foxgloveStatusCommand: CommandSpec = {
         }
         for (const n of st.notAdvertised) ctx.out(`not offered: ${n.name}: ${n.reason}`);
         return 0;
-      } finally {
-        client.close();
       }
     });
   },

@@ -4,10 +4,16 @@
  */
 import { join } from "node:path";
 import { createInterface } from "node:readline";
-import { hashPassword, loadGatewayConfig, type GatewayConfig } from "../gateway/index.js";
-import { myelin_msgs } from "../msgs/index.js";
+import {
+  GATEWAY_PROTOCOL,
+  gatewayClient,
+  hashPassword,
+  loadGatewayConfig,
+  mqttGatewayPlugin,
+  type GatewayConfig,
+} from "../gateway/index.js";
 import type { HubPlugin } from "../hub/index.js";
-import { mqttGatewayPlugin } from "../gateway/index.js";
+import { graphServes } from "../node/index.js";
 import { MyelinError } from "../errors.js";
 import {
   boolOpt,
@@ -69,22 +75,22 @@ export const gatewayStatusCommand: CommandSpec = {
     },
   },
   details: [
-    "Asks the hub's gateway (the hidden service /_gateway/status). Rates are messages per second over the last few seconds.",
+    `Asks the hub's gateway (the hidden service ${GATEWAY_PROTOCOL.status.service}). Rates are messages per second over the last few seconds.`,
   ],
   examples: ["myelin gateway status", "myelin gateway status --json"],
   connects: true,
   async run(ctx, inv) {
     const timeoutMs = numOpt(inv, "timeout-ms", { min: 1, integer: true, command: "gateway status" }) ?? 3000;
     return withNode(ctx, inv, "gateway_status", async (node, graph) => {
-      if (!graph.nodes.some((n) => n.services.some((s) => s.service === "/_gateway/status"))) {
+      if (!graphServes(graph, GATEWAY_PROTOCOL.status)) {
         ctx.err(
           "no MQTT gateway runs: start the hub with `myelin hub --mqtt-port 1883` or `--gateway-config FILE`",
         );
         return 1;
       }
-      const client = node.createClient("/_gateway/status", myelin_msgs.GatewayStatus, { timeoutMs });
+      const client = gatewayClient(node, { timeoutMs });
       try {
-        const s = await unlessInterrupted(client.call({}), ctx.signal);
+        const s = await unlessInterrupted(client.status({}), ctx.signal);
         if (boolOpt(inv, "json")) {
           ctx.out(JSON.stringify(s, null, 2));
           return 0;

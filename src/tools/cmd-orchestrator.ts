@@ -1,6 +1,6 @@
 /**
  * `myelin up`, `down`, `ps`, `logs`, `scale`, `restart`: running a system from a launch spec
- * (`myelin.yaml`) through the supervisor inside the hub (`/_supervisor/*`).
+ * (`myelin.yaml`) through the supervisor inside the hub (its protocol: `SUPERVISOR_PROTOCOL`).
  */
 import { spawn } from "node:child_process";
 import { closeSync, existsSync, openSync, readdirSync, readFileSync, rmSync } from "node:fs";
@@ -8,10 +8,16 @@ import { connect as netConnect } from "node:net";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { MyelinError, ServiceError, SpecError, TimeoutError } from "../errors.js";
-import { myelin_msgs, rcl_interfaces } from "../msgs/index.js";
-import { createNode, hubEndpoint, runtimeDir, type Node } from "../node/index.js";
+import { rcl_interfaces } from "../msgs/index.js";
+import { createNode, hubEndpoint, runtimeDir, StoreClient, type Node } from "../node/index.js";
 import { ensureRuntimeDir } from "../node/config.js";
-import { loadSpec, LOG_TOPIC, processRunning, type ProcessRow } from "../orchestrator/index.js";
+import {
+  loadSpec,
+  LOG_TOPIC,
+  processRunning,
+  supervisorClient,
+  type ProcessRow,
+} from "../orchestrator/index.js";
 import {
   aborted,
   boolOpt,
@@ -32,7 +38,7 @@ const BIN = join(dirname(fileURLToPath(import.meta.url)), "..", "..", "..", "bin
 
 /** Waits until the supervisor's services are on the graph. */
 async function supervisorReady(ctx: Context, node: Node, timeoutMs: number): Promise<void> {
-  const ok = await unlessInterrupted(node.waitForServer("/_supervisor/apply", timeoutMs), ctx.signal);
+  const ok = await unlessInterrupted(supervisorClient(node).waitForServer("apply", timeoutMs), ctx.signal);
   if (!ok) {
     throw new ServiceError(
       "ERR_NO_SERVER",
@@ -218,19 +224,16 @@ export const upCommand: CommandSpec = {
       await supervisorReady(ctx, node, hubUp ? HUB_TIMEOUT_MS : 15000);
       if (spec.topics.length > 0) {
         // Durable-topic settings go to the store first, so the nodes' topics start with them.
-        const store = await unlessInterrupted(node.waitForServer("/_store/configure", 5000), ctx.signal);
-        if (!store) {
+        const store = new StoreClient(node, { timeoutMs: 10000 });
+        if (!(await unlessInterrupted(store.waitForServer("configure", 5000), ctx.signal))) {
           throw new ServiceError(
             "ERR_NO_SERVER",
             `${file}: topics: the hub runs no store for durable topics; start it without --no-store`,
           );
         }
-        const configure = node.createClient("/_store/configure", myelin_msgs.StoreConfigure, {
-          timeoutMs: 10000,
-        });
         // Last first: the store puts each new rule in front, so the spec's first pattern ends first.
         for (const r of [...spec.topics].reverse()) {
-          await configure.call({
+          await store.configure({
             topic: r.pattern,
             type: "",
             config_json: JSON.stringify(r.config),
@@ -238,11 +241,11 @@ export const upCommand: CommandSpec = {
           });
         }
       }
-      const client = node.createClient("/_supervisor/apply", myelin_msgs.SupervisorApply, {
-        timeoutMs: waitMs + 15000,
-      });
       const r = await unlessInterrupted(
-        client.call({ spec_json: JSON.stringify(spec), wait_ms: waitMs }),
+        supervisorClient(node).apply(
+          { spec_json: JSON.stringify(spec), wait_ms: waitMs },
+          { timeoutMs: waitMs + 15000 },
+        ),
         ctx.signal,
       );
       printRows(ctx, JSON.parse(r.processes_json) as ProcessRow[], boolOpt(inv, "json"));
@@ -295,11 +298,11 @@ export const downCommand: CommandSpec = {
     }
     return withSupervisor(ctx, inv, "down", async (node) => {
       const hubPid = existsSync(pidFile) ? Number(readFileSync(pidFile, "utf8").trim()) : 0;
-      const client = node.createClient("/_supervisor/down", myelin_msgs.SupervisorDown, {
-        timeoutMs: waitMs + 5000,
-      });
       const r = await unlessInterrupted(
-        client.call({ stop_hub: !boolOpt(inv, "keep-hub"), wait_ms: waitMs }),
+        supervisorClient(node).down(
+          { stop_hub: !boolOpt(inv, "keep-hub"), wait_ms: waitMs },
+          { timeoutMs: waitMs + 5000 },
+        ),
         ctx.signal,
       );
       ctx.err(r.message);
@@ -334,7 +337,7 @@ export const psCommand: CommandSpec = {
   connects: true,
   async run(ctx, inv) {
     return withSupervisor(ctx, inv, "ps", async (node) => {
-      const r = await node.createClient("/_supervisor/ps", myelin_msgs.SupervisorPs).call({});
+      const r = await supervisorClient(node).ps({});
       if (!boolOpt(inv, "json") && r.spec_file !== "")
         ctx.err(`${r.spec_file}${r.environment !== "" ? ` (environment ${r.environment})` : ""}`);
       printRows(ctx, JSON.parse(r.processes_json) as ProcessRow[], boolOpt(inv, "json"));
@@ -364,11 +367,7 @@ export const logsCommand: CommandSpec = {
     const lines = numOpt(inv, "lines", { min: 0, integer: true, command: "logs" }) ?? 50;
     const replica = numOpt(inv, "replica", { min: 0, integer: true, command: "logs" }) ?? -1;
     return withSupervisor(ctx, inv, "logs", async (node) => {
-      const r = await node.createClient("/_supervisor/logs", myelin_msgs.SupervisorLogs).call({
-        node: node0,
-        replica,
-        lines,
-      });
+      const r = await supervisorClient(node).logs({ node: node0, replica, lines });
       r.lines.forEach((l, i) => ctx.out(`[${r.sources[i]}] ${l}`));
       if (!boolOpt(inv, "follow")) return 0;
       await node.createSubscription(
@@ -406,11 +405,11 @@ export const scaleCommand: CommandSpec = {
       throw new UsageError(`scale: expected NODE=N, e.g. worker=3, got '${inv.positionals[0]}'`, "scale");
     const waitMs = numOpt(inv, "wait-ms", { min: 0, integer: true, command: "scale" }) ?? 60000;
     return withSupervisor(ctx, inv, "scale", async (node) => {
-      const client = node.createClient("/_supervisor/scale", myelin_msgs.SupervisorControl, {
-        timeoutMs: waitMs + 10000,
-      });
       const r = await unlessInterrupted(
-        client.call({ node: m[1]!, replicas: Number(m[2]), wait_ms: waitMs }),
+        supervisorClient(node).scale(
+          { node: m[1]!, replicas: Number(m[2]), wait_ms: waitMs },
+          { timeoutMs: waitMs + 10000 },
+        ),
         ctx.signal,
       );
       printRows(ctx, JSON.parse(r.processes_json) as ProcessRow[], boolOpt(inv, "json"));
@@ -441,11 +440,11 @@ export const restartCommand: CommandSpec = {
   async run(ctx, inv) {
     const waitMs = numOpt(inv, "wait-ms", { min: 1, integer: true, command: "restart" }) ?? 60000;
     return withSupervisor(ctx, inv, "restart", async (node) => {
-      const client = node.createClient("/_supervisor/restart", myelin_msgs.SupervisorControl, {
-        timeoutMs: 64 * waitMs + 10000,
-      });
       const r = await unlessInterrupted(
-        client.call({ node: inv.positionals[0]!, replicas: 0, wait_ms: waitMs }),
+        supervisorClient(node).restart(
+          { node: inv.positionals[0]!, replicas: 0, wait_ms: waitMs },
+          { timeoutMs: 64 * waitMs + 10000 },
+        ),
         ctx.signal,
       );
       printRows(ctx, JSON.parse(r.processes_json) as ProcessRow[], boolOpt(inv, "json"));

@@ -5,8 +5,7 @@
 import { readFile } from "node:fs/promises";
 import { stringify as stringifyYaml } from "yaml";
 import { MyelinError, ServiceError } from "../errors.js";
-import { myelin_msgs } from "../msgs/index.js";
-import type { Node } from "../node/index.js";
+import { parameterClient, type Node } from "../node/index.js";
 import {
   boolOpt,
   numOpt,
@@ -41,14 +40,14 @@ function parseJson(text: string): unknown {
 }
 
 /**
- * A node's parameters, through its `/<node>/list_parameters` service.
+ * A node's parameters, through its parameter services (the `list` method).
  * @throws MyelinError ERR_NO_SERVER naming the fix when the node serves no parameters
  */
 async function listOf(ctx: Context, node: Node, target: string, timeoutMs: number): Promise<ParamView[]> {
-  const client = node.createClient(`/${target}/list_parameters`, myelin_msgs.ListParameters, { timeoutMs });
+  const client = parameterClient(node, target, { timeoutMs });
   let r;
   try {
-    r = await unlessInterrupted(client.call({}), ctx.signal);
+    r = await unlessInterrupted(client.list({}), ctx.signal);
   } catch (err) {
     if (err instanceof MyelinError && err.code === "ERR_NO_SERVER") {
       throw new ServiceError(
@@ -104,7 +103,7 @@ function find(ps: ParamView[], target: string, name: string): ParamView {
 }
 
 /**
- * Sets one parameter through `/<node>/set_parameter`; the node's answer (refusals included).
+ * Sets one parameter through the node's parameter services; the node's answer (refusals included).
  * @throws MyelinError ERR_NO_SERVER naming the fix when the node serves no parameters
  */
 async function setOne(
@@ -115,9 +114,9 @@ async function setOne(
   value: unknown,
   timeoutMs: number,
 ): Promise<{ success: boolean; reason: string; value_json: string }> {
-  const client = node.createClient(`/${target}/set_parameter`, myelin_msgs.SetParameter, { timeoutMs });
+  const client = parameterClient(node, target, { timeoutMs });
   try {
-    return await unlessInterrupted(client.call({ name, value_json: JSON.stringify(value) }), ctx.signal);
+    return await unlessInterrupted(client.set({ name, value_json: JSON.stringify(value) }), ctx.signal);
   } catch (err) {
     if (err instanceof MyelinError && err.code === "ERR_NO_SERVER") {
       throw new ServiceError(

@@ -1,8 +1,18 @@
 /** `myelin topic list|info|find|echo|pub|hz|read|config`: look at and take part in topics. */
 import { MyelinError, ServiceError, TypeMismatchError } from "../errors.js";
-import { lookupType, myelin_msgs, type MessageType } from "../msgs/index.js";
+import { lookupType, type MessageType } from "../msgs/index.js";
 import { msgpackCodec, toJson } from "../codec/index.js";
-import { PROCESS_ID, type GraphSnapshot, type Node, type Publisher, type Qos } from "../node/index.js";
+import {
+  graphServes,
+  PROCESS_ID,
+  STORE_PROTOCOL,
+  StoreClient,
+  type GraphSnapshot,
+  type Node,
+  type Publisher,
+  type Qos,
+  type StoreProtocol,
+} from "../node/index.js";
 import {
   absName,
   boolOpt,
@@ -191,8 +201,8 @@ export const topicFindCommand: CommandSpec = {
  * Throws unless the hub's store serves `service`.
  * @throws MyelinError ERR_NO_SERVER naming the fix
  */
-function requireStore(graph: GraphSnapshot, service: string): void {
-  if (!graph.nodes.some((n) => n.services.some((s) => s.service === service))) {
+function requireStore(graph: GraphSnapshot, method: keyof StoreProtocol): void {
+  if (!graphServes(graph, STORE_PROTOCOL[method])) {
     throw new ServiceError(
       "ERR_NO_SERVER",
       "no store runs with the hub: durable topics need `myelin hub` with its store (the default)",
@@ -225,11 +235,8 @@ function describeSettings(json: string): string {
 
 /** The store's view of a durable topic, when a store runs and knows the topic. */
 async function durableInfo(node: Node, graph: GraphSnapshot, topic: string) {
-  const hasStore = graph.nodes.some((n) => n.services.some((s) => s.service === "/_store/info"));
-  if (!hasStore) return undefined;
-  const info = await node
-    .createClient("/_store/info", myelin_msgs.StoreInfo, { timeoutMs: 3000 })
-    .call({ topic });
+  if (!graphServes(graph, STORE_PROTOCOL.info)) return undefined;
+  const info = await new StoreClient(node, { timeoutMs: 3000 }).info({ topic });
   return info.exists ? info : undefined;
 }
 
@@ -671,10 +678,13 @@ export const topicReadCommand: CommandSpec = {
       }
     }
     return withNode(ctx, inv, "topic_read", async (node, graph) => {
-      requireStore(graph, "/_store/read");
-      const r = await node
-        .createClient("/_store/read", myelin_msgs.StoreRead, { timeoutMs: 10000 })
-        .call({ topic, from_seq: from, from_time_ms: fromTime, max: Math.min(count, 10000) });
+      requireStore(graph, "read");
+      const r = await new StoreClient(node, { timeoutMs: 10000 }).read({
+        topic,
+        from_seq: from,
+        from_time_ms: fromTime,
+        max: Math.min(count, 10000),
+      });
       const type = lookupType(r.type);
       const json = boolOpt(inv, "json");
       for (let i = 0; i < r.seqs.length; i++) {
@@ -791,10 +801,13 @@ export const topicConfigCommand: CommandSpec = {
     const typeName = strOpt(inv, "type");
     if (typeName !== undefined) resolveMessageType(typeName);
     return withNode(ctx, inv, "topic_config", async (node, graph) => {
-      requireStore(graph, "/_store/configure");
-      const r = await node
-        .createClient("/_store/configure", myelin_msgs.StoreConfigure, { timeoutMs: 10000 })
-        .call({ topic, type: typeName ?? "", config_json: JSON.stringify(change), rule: false });
+      requireStore(graph, "configure");
+      const r = await new StoreClient(node, { timeoutMs: 10000 }).configure({
+        topic,
+        type: typeName ?? "",
+        config_json: JSON.stringify(change),
+        rule: false,
+      });
       if (boolOpt(inv, "json")) ctx.out(r.config_json);
       else ctx.out(`${topic}: ${describeSettings(r.config_json)}`);
       return 0;

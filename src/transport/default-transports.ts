@@ -1,6 +1,10 @@
 /** The transports nodes and hubs use when their options name none. */
 import type { Transports } from "./transport.js";
+import { unixTransport } from "./unix/unix-transport.js";
 import { zmqTransport } from "./zmq/zmq-transport.js";
 
-/** ZeroMQ for `ipc://` (one host) and `tcp://` (across hosts). */
-export const DEFAULT_TRANSPORTS: Transports = Object.freeze({ ipc: zmqTransport, tcp: zmqTransport });
+/**
+ * A plain Unix socket for `ipc://` (one host: no I/O thread in the path), ZeroMQ for `tcp://`
+ * (across hosts).
+ */
+export const DEFAULT_TRANSPORTS: Transports = Object.freeze({ ipc: unixTransport, tcp: zmqTransport });

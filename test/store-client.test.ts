@@ -1,0 +1,119 @@
+/** StoreClient: batching of appends, the errors without a store, close(), and the real store behind it. */
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import { Hub } from "../src/hub/index.js";
+import {
+  createNode,
+  graphServes,
+  serveProtocol,
+  STORE_PROTOCOL,
+  StoreClient,
+  type StoreRequest,
+} from "../src/node/index.js";
+import { StoreService } from "../src/store/index.js";
+import { tempRuntime } from "./helpers.js";
+
+test("appends of one event-loop turn go in one request per topic, with message ids lined up", async () => {
+  using rt = tempRuntime();
+  await using _hub = await Hub.start({ runtimeDir: rt.dir });
+  await using storeNode = await createNode({ name: "_store", runtimeDir: rt.dir });
+  // A store that records each append request and numbers what it is given.
+  const appends: StoreRequest<"append">[] = [];
+  let seq = 0;
+  const unused = (): never => {
+    throw new Error("not used by this test");
+  };
+  await serveProtocol(storeNode, STORE_PROTOCOL, {
+    append: (req) => {
+      appends.push(req);
+      const first = seq + 1;
+      seq += req.payloads.length;
+      return {
+        first_seq: first,
+        count: req.payloads.length,
+        seqs: req.payloads.map((_, i) => first + i),
+        duplicates: 0,
+      };
+    },
+    fetch: unused,
+    ack: unused,
+    info: unused,
+    read: unused,
+    configure: unused,
+  });
+  await using node = await createNode({ name: "app", runtimeDir: rt.dir });
+  await node.waitForGraph((g) => graphServes(g, STORE_PROTOCOL.append), 5000);
+  const store = new StoreClient(node, { breaker: false });
+
+  const p = new Uint8Array([1]);
+  await Promise.all([
+    store.append("/a", "std_msgs/String", p),
+    store.append("/a", "std_msgs/String", p, "id-2"),
+    store.append("/b", "std_msgs/Int32", p),
+    store.append("/a", "std_msgs/String", p),
+  ]);
+  assert.deepEqual(
+    appends.map((r) => [r.topic, r.type, r.payloads.length, r.msg_ids]),
+    [
+      ["/a", "std_msgs/String", 3, ["", "id-2", ""]],
+      ["/b", "std_msgs/Int32", 1, []],
+    ],
+  );
+
+  // The next turn makes a new request.
+  await store.append("/a", "std_msgs/String", p);
+  assert.equal(appends.length, 3);
+
+  // Closed: new appends and calls are refused; nothing is sent.
+  store.close();
+  await assert.rejects(store.append("/a", "std_msgs/String", p), { code: "ERR_CLOSED" });
+  await assert.rejects(store.info({ topic: "/a" }), { code: "ERR_CLOSED" });
+  assert.equal(appends.length, 3);
+});
+
+test("without a store, an append fails with ERR_NO_SERVER saying how to start one", async () => {
+  using rt = tempRuntime();
+  await using _hub = await Hub.start({ runtimeDir: rt.dir });
+  await using node = await createNode({ name: "app", runtimeDir: rt.dir });
+  const store = new StoreClient(node);
+  await assert.rejects(store.append("/orders", "std_msgs/String", new Uint8Array([1])), {
+    code: "ERR_NO_SERVER",
+    message: /persistent topic \/orders: no store runs; start the hub with a data directory/,
+  });
+  assert.equal(await store.waitForServer("info", 50), false);
+  assert.throws(() => new StoreClient(node, { retries: -1 }), { code: "ERR_INVALID_ARGUMENT" });
+});
+
+test("the real store answers the typed client: append, info, read, configure", async () => {
+  using rt = tempRuntime();
+  await using _hub = await Hub.start({ runtimeDir: rt.dir });
+  const service = await StoreService.start({ dataDir: join(rt.dir, "data"), runtimeDir: rt.dir });
+  try {
+    await using node = await createNode({ name: "app", runtimeDir: rt.dir });
+    const store = new StoreClient(node, { timeoutMs: 10000 });
+    assert.equal(await store.waitForServer("append", 5000), true);
+    const payloads = [new Uint8Array([0xa1, 0x61]), new Uint8Array([0xa1, 0x62])]; // "a", "b"
+    await Promise.all(payloads.map((pl) => store.append("/log", "std_msgs/String", pl)));
+    const info = await store.info({ topic: "/log" });
+    assert.deepEqual(
+      [info.exists, info.type, info.first_seq, info.last_seq],
+      [true, "std_msgs/String", 1, 2],
+    );
+    const r = await store.read({ topic: "/log", from_seq: 2, from_time_ms: 0, max: 10 });
+    assert.deepEqual(r.seqs, [2]);
+    assert.deepEqual([...r.payloads[0]!], [0xa1, 0x62]);
+    const c = await store.configure({
+      topic: "/log",
+      type: "",
+      config_json: JSON.stringify({ retention: { maxMessages: 5 } }),
+      rule: false,
+    });
+    assert.equal(
+      (JSON.parse(c.config_json) as { retention: { maxMessages: number } }).retention.maxMessages,
+      5,
+    );
+  } finally {
+    await service.close();
+  }
+});
