@@ -7,25 +7,24 @@
 import { randomBytes } from "node:crypto";
 import { EventEmitter } from "node:events";
 import { existsSync, rmSync } from "node:fs";
-import { hostname } from "node:os";
 import { join } from "node:path";
 import { ClosedError, MyelinError, TimeoutError, TypeMismatchError } from "../errors.js";
 import { lookupType, type MessageType, type ServiceType } from "../msgs/index.js";
-import { DataServer, type RemoteSubscriber } from "../transport/data-server.js";
+import { DataServer } from "../transport/data-server.js";
 import { PeerLink } from "../transport/peer-link.js";
 import { DEFAULT_TRANSPORTS } from "../transport/default-transports.js";
 import type { Transports } from "../transport/transport.js";
-import type { ErrorBody } from "../transport/frame.js";
 import { InprocRegistry } from "../transport/inproc.js";
 import { ensureRuntimeDir, hubEndpoint, runtimeDir } from "./config.js";
-import type { GraphSnapshot, NodeRecord, Refusal, TopicDecl } from "./control-protocol.js";
+import type { GraphSnapshot, Refusal } from "./control-protocol.js";
 import { HubClient } from "./hub-client.js";
+import { acceptRemoteSubscriber, advertisedEndpoint, nodeRecord } from "./node-record.js";
 import { DurableConsumer, type DurableConsumerOptions } from "./durable-consumer.js";
 import { StoreClient } from "./store-client.js";
 import { Parameter, type ParameterKind, type ParameterSpec } from "./parameter.js";
 import { serveParameters } from "./parameter-service.js";
 import { Publisher } from "./publisher.js";
-import { resolveQos, type Qos } from "./qos.js";
+import { resolveQos } from "./qos.js";
 import { ServiceCaller } from "./call-router.js";
 import { dispatchRequest } from "./request-dispatch.js";
 import {
@@ -143,7 +142,7 @@ export class Node extends EventEmitter<NodeEvents> implements CallRouter {
     this.#server = await DataServer.bind(
       { endpoint, maxMessageBytes: this.#opts.maxMessageBytes, transports: this.#transports },
       {
-        onSubscribe: (r) => this.#onRemoteSubscribe(r),
+        onSubscribe: (r) => acceptRemoteSubscriber(this.name, this.#publishers, r),
         onUnsubscribe: (r) => {
           for (const p of this.#publishers) if (p.removeRemote(r)) p.matched();
         },
@@ -164,7 +163,18 @@ export class Node extends EventEmitter<NodeEvents> implements CallRouter {
       endpoint: hubEndpoint({ hub: this.#opts.hub, runtimeDir: this.#opts.runtimeDir }),
       transports: this.#transports,
       heartbeatMs: this.#opts.heartbeatMs,
-      record: () => this.#record(),
+      record: () =>
+        nodeRecord({
+          id: this.id,
+          name: this.name,
+          processId: PROCESS_ID,
+          endpoint: advertisedEndpoint(this.#server.endpoint, this.#opts.advertiseHost),
+          startedAt: this.#startedAt,
+          publishers: this.#publishers,
+          subscriptions: this.#subs.keys(),
+          services: this.#services.values(),
+          ready: this.#ready,
+        }),
       onGraph: (g) => this.#onGraph(g),
       onRefused: (rs) => {
         for (const r of rs) this.emit("warning", new TypeMismatchError("ERR_TYPE_MISMATCH", r.message));
@@ -195,7 +205,7 @@ export class Node extends EventEmitter<NodeEvents> implements CallRouter {
 
   /** The endpoint of this node's data socket. */
   get endpoint(): string {
-    return this.#advertised();
+    return advertisedEndpoint(this.#server.endpoint, this.#opts.advertiseHost);
   }
 
   /** True if the hub answered recently. */
@@ -527,43 +537,6 @@ export class Node extends EventEmitter<NodeEvents> implements CallRouter {
     }
   }
 
-  #advertised(): string {
-    const ep = this.#server.endpoint;
-    const m = /^tcp:\/\/(0\.0\.0\.0|\*|\[::\]):(\d+)$/.exec(ep);
-    if (m === null) return ep;
-    return `tcp://${this.#opts.advertiseHost ?? hostname()}:${m[2]}`;
-  }
-
-  #record(): NodeRecord {
-    const decl = (topic: string, type: string, q: Qos): TopicDecl => ({
-      topic,
-      type,
-      qos: { reliability: q.reliability, durability: q.durability, depth: q.depth },
-    });
-    return {
-      id: this.id,
-      name: this.name,
-      pid: process.pid,
-      host: hostname(),
-      process: PROCESS_ID,
-      endpoint: this.#advertised(),
-      startedAt: this.#startedAt,
-      pubs: [...this.#publishers].map((p) => decl(p.topic, p.type.name, p.qos)),
-      subs: [...this.#subs.keys()].map((s) =>
-        s.group === undefined
-          ? decl(s.topic, s.typeName, s.qos)
-          : { ...decl(s.topic, s.typeName, s.qos), group: s.group },
-      ),
-      services: [...this.#services.values()].map((s) => ({
-        service: s.name,
-        type: s.type.name,
-        ...(s.idempotent ? { idempotent: true } : {}),
-      })),
-      ready: this.#ready,
-      ...(process.env["MYELIN_INSTANCE"] ? { instance: process.env["MYELIN_INSTANCE"] } : {}),
-    };
-  }
-
   async #register(): Promise<Refusal[]> {
     if (!this.#hub.connected) {
       this.#reregister();
@@ -629,25 +602,5 @@ export class Node extends EventEmitter<NodeEvents> implements CallRouter {
       reconcileSubscription(st, g, g.settled, PROCESS_ID, (ep) => this.#link(ep));
     closeIdleLinks(this.#links, g);
     this.emit("graph", g);
-  }
-
-  #onRemoteSubscribe(r: RemoteSubscriber): ErrorBody | undefined {
-    const pubs = [...this.#publishers].filter((p) => p.topic === r.topic);
-    if (pubs.length === 0) {
-      return { code: "ERR_UNKNOWN_TOPIC", message: `node ${this.name} does not publish ${r.topic}` };
-    }
-    const wrong = pubs.find((p) => p.type.name !== r.body.type);
-    if (wrong !== undefined) {
-      return {
-        code: "ERR_TYPE_MISMATCH",
-        message: `topic ${r.topic} has type ${wrong.type.name} (node ${this.name}); the subscriber used ${r.body.type}`,
-      };
-    }
-    for (const p of pubs) {
-      p.addRemote(r);
-      if (r.body.history > 0) p.replayTo(r, r.body.history);
-      p.matched();
-    }
-    return undefined;
   }
 }

@@ -1,0 +1,88 @@
+/**
+ * How a node presents itself: the record it registers with the hub (its endpoint as other hosts
+ * reach it, its declarations, readiness), and its answer to a remote subscriber.
+ */
+import { hostname } from "node:os";
+import type { RemoteSubscriber } from "../transport/data-server.js";
+import type { ErrorBody } from "../transport/frame.js";
+import type { NodeRecord, TopicDecl } from "./control-protocol.js";
+import type { Publisher } from "./publisher.js";
+import type { Qos } from "./qos.js";
+import type { ServiceServer } from "./service.js";
+import type { Subscription } from "./subscription.js";
+
+/** The endpoint other hosts reach: a tcp socket bound to every interface gets this host's name. */
+export function advertisedEndpoint(ep: string, advertiseHost: string | undefined): string {
+  const m = /^tcp:\/\/(0\.0\.0\.0|\*|\[::\]):(\d+)$/.exec(ep);
+  if (m === null) return ep;
+  return `tcp://${advertiseHost ?? hostname()}:${m[2]}`;
+}
+
+/** What a node tells the hub about itself. */
+export function nodeRecord(n: {
+  id: string;
+  name: string;
+  processId: string;
+  endpoint: string;
+  startedAt: number;
+  publishers: Iterable<Publisher<unknown>>;
+  subscriptions: Iterable<Subscription<unknown>>;
+  services: Iterable<ServiceServer<unknown, unknown>>;
+  ready: boolean;
+}): NodeRecord {
+  const decl = (topic: string, type: string, q: Qos): TopicDecl => ({
+    topic,
+    type,
+    qos: { reliability: q.reliability, durability: q.durability, depth: q.depth },
+  });
+  return {
+    id: n.id,
+    name: n.name,
+    pid: process.pid,
+    host: hostname(),
+    process: n.processId,
+    endpoint: n.endpoint,
+    startedAt: n.startedAt,
+    pubs: [...n.publishers].map((p) => decl(p.topic, p.type.name, p.qos)),
+    subs: [...n.subscriptions].map((s) =>
+      s.group === undefined
+        ? decl(s.topic, s.typeName, s.qos)
+        : { ...decl(s.topic, s.typeName, s.qos), group: s.group },
+    ),
+    services: [...n.services].map((s) => ({
+      service: s.name,
+      type: s.type.name,
+      ...(s.idempotent ? { idempotent: true } : {}),
+    })),
+    ready: n.ready,
+    ...(process.env["MYELIN_INSTANCE"] ? { instance: process.env["MYELIN_INSTANCE"] } : {}),
+  };
+}
+
+/**
+ * A remote subscriber asks for a topic of this node: refused when no publisher has it or the type
+ * differs; else every publisher of the topic serves it (with its history when asked).
+ */
+export function acceptRemoteSubscriber(
+  nodeName: string,
+  publishers: Iterable<Publisher<unknown>>,
+  r: RemoteSubscriber,
+): ErrorBody | undefined {
+  const pubs = [...publishers].filter((p) => p.topic === r.topic);
+  if (pubs.length === 0) {
+    return { code: "ERR_UNKNOWN_TOPIC", message: `node ${nodeName} does not publish ${r.topic}` };
+  }
+  const wrong = pubs.find((p) => p.type.name !== r.body.type);
+  if (wrong !== undefined) {
+    return {
+      code: "ERR_TYPE_MISMATCH",
+      message: `topic ${r.topic} has type ${wrong.type.name} (node ${nodeName}); the subscriber used ${r.body.type}`,
+    };
+  }
+  for (const p of pubs) {
+    p.addRemote(r);
+    if (r.body.history > 0) p.replayTo(r, r.body.history);
+    p.matched();
+  }
+  return undefined;
+}
