@@ -165,6 +165,23 @@ test("Foxglove server", { timeout: 120000 }, async (t) => {
     },
   );
 
+  await t.test(
+    "hub options: a host or token without a port is a usage error; a bad config names the field",
+    async () => {
+      const noPort = await runCli(t, s.w, ["hub", "--foxglove-host", "0.0.0.0"], 20000);
+      assert.equal(noPort.code, 2);
+      assert.match(noPort.stderr, /--foxglove-host needs --foxglove-port or --foxglove-config/);
+      const bad = join(s.w.dir, "bad.yaml");
+      await writeFile(bad, "sendBudgetBytes: lots\n");
+      const badConfig = await runCli(t, s.w, ["hub", "--foxglove-config", bad], 20000);
+      assert.equal(badConfig.code, 1);
+      assert.match(
+        badConfig.stderr,
+        /bad\.yaml: sendBudgetBytes: must be an integer from 1024 .* \[ERR_BAD_CONFIG\]/,
+      );
+    },
+  );
+
   await t.test("the allow-list: a topic off it is neither advertised nor in the graph", async () => {
     const secret = await createNode({ name: "secret", runtimeDir: s.w.dir });
     s.nodes.push(secret);
