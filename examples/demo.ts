@@ -4,24 +4,31 @@
  *
  *   npm run demo                      # runs until Ctrl-C
  *   npm run demo -- --duration-ms 5000
+ *   npm run demo -- --foxglove-port 8765   # also serve Foxglove / Lichtblick (it prints the URL)
  * While it runs, try the CLI in another terminal: `npx myelin node list`, `npx myelin topic hz
  * /detections`, `npx myelin service call /detector/stats std_srvs/Trigger '{}'`.
  */
 import { spawn, type ChildProcess } from "node:child_process";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
-import { hubInfoPlugin, startHubProcess, type HubProcess } from "../src/hub/index.js";
+import { foxglovePlugin } from "../src/foxglove/index.js";
+import { hubInfoPlugin, startHubProcess, type HubPlugin, type HubProcess } from "../src/hub/index.js";
 import { version } from "../src/tools/common.js";
 
-const { values } = parseArgs({ options: { "duration-ms": { type: "string" } } });
+const { values } = parseArgs({
+  options: { "duration-ms": { type: "string" }, "foxglove-port": { type: "string" } },
+});
 const durationMs = values["duration-ms"] === undefined ? 0 : Number(values["duration-ms"]);
+const plugins: HubPlugin[] = [hubInfoPlugin({ version: version() })];
+if (values["foxglove-port"] !== undefined)
+  plugins.push(foxglovePlugin({ port: Number(values["foxglove-port"]) }));
 
 let hub: HubProcess | undefined;
 try {
   // The hub, with what `myelin doctor` asks a hub about itself (this demo's hub keeps no durable topics).
   hub = await startHubProcess({
     log: (line) => console.log(`[hub] ${line}`),
-    plugins: [hubInfoPlugin({ version: version() })],
+    plugins,
   });
   console.log(`[demo] hub listening on ${hub.hub.endpoints.join(", ")}`);
 } catch (err) {

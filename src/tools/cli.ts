@@ -10,6 +10,7 @@ import { MyelinError } from "../errors.js";
 import { hubCommand } from "./cmd-hub.js";
 import { gatewayHashPasswordCommand, gatewayStatusCommand } from "./cmd-gateway.js";
 import { bridgeStatusCommand } from "./cmd-bridge.js";
+import { foxgloveStatusCommand } from "./cmd-foxglove.js";
 import {
   twinDeleteCommand,
   twinGetCommand,
@@ -117,6 +118,7 @@ export const COMMANDS: readonly CommandSpec[] = [
   playCommand,
   bagInfoCommand,
   bagRepairCommand,
+  foxgloveStatusCommand,
   doctorCommand,
   completionCommand(() => COMMANDS),
 ];
@@ -155,6 +157,10 @@ const GROUPS: Record<string, { summary: string; examples: string[] }> = {
   bridge: {
     summary: "the hub's bridges to external MQTT, NATS and AMQP brokers",
     examples: ["myelin bridge status", "myelin bridge status plant-mqtt --json"],
+  },
+  foxglove: {
+    summary: "the Foxglove WebSocket server of the hub",
+    examples: ["myelin foxglove status", "myelin foxglove status --json"],
   },
   gateway: {
     summary: "the MQTT gateway of the hub: status, password hashes",
