@@ -19,8 +19,14 @@ import { basename, dirname, extname, join } from "node:path";
 import { unlink } from "node:fs/promises";
 import { decodeCompiled, MISMATCH, msgpackCodec } from "../codec/index.js";
 import { MyelinError, ServiceError } from "../errors.js";
-import { lookupType, myelin_msgs, type MessageType } from "../msgs/index.js";
-import type { GraphSnapshot, MessageInfo, Node, Subscription } from "../node/index.js";
+import { lookupType, type MessageType } from "../msgs/index.js";
+import {
+  StoreClient,
+  type GraphSnapshot,
+  type MessageInfo,
+  type Node,
+  type Subscription,
+} from "../node/index.js";
 import { channelEncodingOf, type ChannelEncoding } from "./channel-encoding.js";
 import { McapFileWriter, type Compression } from "./mcap-file-writer.js";
 import { viewerJsonText } from "./viewer-json.js";
@@ -205,12 +211,12 @@ export class Recorder extends EventEmitter<RecorderEvents> {
    * from the store at once (a durable topic outlives its publishers).
    */
   async #fromStore(): Promise<void> {
-    const info = this.#node.createClient("/_store/info", myelin_msgs.StoreInfo, { timeoutMs: 5000 });
+    const store = new StoreClient(this.#node, { timeoutMs: 5000 });
     for (const topic of this.#opts.topics ?? []) {
       if (this.#topics.has(topic) || this.#skipped.has(topic) || !selects(this.#opts, topic)) continue;
       let r;
       try {
-        r = await info.call({ topic });
+        r = await store.info({ topic });
       } catch (err) {
         if (err instanceof ServiceError && err.code === "ERR_NO_SERVER") {
           throw new ServiceError(
@@ -367,8 +373,6 @@ export class Recorder extends EventEmitter<RecorderEvents> {
     }
     for (const [topic, typeName] of types) {
       if (this.#topics.has(topic) || this.#skipped.has(topic) || !selects(this.#opts, topic)) continue;
-      // Our own tool nodes' topics and the store's internals are never recorded.
-      if (topic.startsWith("/_store/")) continue;
       this.#add(topic, typeName, history.get(topic) ?? 0);
     }
   }
@@ -474,7 +478,7 @@ export class Recorder extends EventEmitter<RecorderEvents> {
   /** Reads a durable topic from the store: history from `from`, then new messages as they are stored. */
   async #pumpStore(r: Recorded): Promise<void> {
     const topic = r.stats.topic;
-    const read = this.#node.createClient("/_store/read", myelin_msgs.StoreRead, { timeoutMs: 10000 });
+    const store = new StoreClient(this.#node, { timeoutMs: 10000 });
     const from = this.#opts.from!;
     let nextSeq = "seq" in from ? from.seq : 0;
     let fromTime = "timeMs" in from ? from.timeMs : 0;
@@ -483,7 +487,7 @@ export class Recorder extends EventEmitter<RecorderEvents> {
     while (!signal.aborted) {
       let page;
       try {
-        page = await read.call({
+        page = await store.read({
           topic,
           from_seq: Math.max(1, nextSeq),
           from_time_ms: fromTime,
