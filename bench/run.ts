@@ -19,6 +19,7 @@ import { CASES, type CaseSpec, type FromWorker, type InitMsg, type Role, type To
 import { medianIndex } from "./stats.js";
 import { renderServiceTable, runServiceBench, type ServiceRow } from "./services.js";
 import { renderDurableTable, runDurableBench, type DurableRow } from "./durable.js";
+import { recordDir, renderRecordTable, runRecordBench, type RecordRow } from "./record.js";
 
 const WORKER = fileURLToPath(new URL("./worker.js", import.meta.url));
 
@@ -32,6 +33,8 @@ interface Options {
   readonly services: boolean;
   /** Run the durable-topic benchmark against JetStream (case name `durable`). */
   readonly durable: boolean;
+  /** Run the recording benchmark (case name `record`; Myelin only). */
+  readonly record: boolean;
   readonly impls: readonly string[];
   readonly runs: number;
   readonly durationMs: number;
@@ -42,7 +45,7 @@ interface Options {
 }
 
 const USAGE = `usage: node dist/bench/run.js [options]
-  --cases a,b        cases to run (default: all): ${CASES.map((c) => c.name).join(", ")}, services, durable
+  --cases a,b        cases to run (default: all): ${CASES.map((c) => c.name).join(", ")}, services, durable, record
   --impls x,y        implementations (default: all): ${Object.keys(IMPLS).join(", ")}
   --runs N           repetitions per measurement; the median run is reported (default 3, --quick 1)
   --duration-ms MS   duration of one throughput/round-trip run (default 1500, --quick 200)
@@ -87,7 +90,7 @@ function parseOptions(argv: string[]): Options {
       .filter((s) => s !== "");
   const quick = values.quick;
   const selected = list(values.cases);
-  const caseNames = selected?.filter((n) => n !== "services" && n !== "durable");
+  const caseNames = selected?.filter((n) => n !== "services" && n !== "durable" && n !== "record");
   const cases =
     caseNames === undefined
       ? CASES
@@ -111,6 +114,9 @@ function parseOptions(argv: string[]): Options {
       (values.impls === undefined || impls.includes("myelin")),
     durable:
       (selected === undefined || selected.includes("durable")) &&
+      (values.impls === undefined || impls.includes("myelin")),
+    record:
+      (selected === undefined || selected.includes("record")) &&
       (values.impls === undefined || impls.includes("myelin")),
     impls,
     runs: int("runs", values.runs, quick ? 1 : 3, 1),
@@ -736,8 +742,31 @@ async function main(): Promise<void> {
     });
   }
 
+  let recordRows: RecordRow[] = [];
+  if (opts.record) {
+    recordRows = await runRecordBench({
+      runs: opts.runs,
+      quick: opts.quick,
+      track,
+      makeTempDir,
+      removeTempDir,
+      log,
+    });
+  }
+
   console.log();
   if (rows.length > 0) console.log(renderTable(rows));
+  if (recordRows.length > 0) {
+    console.log();
+    for (const l of renderRecordTable(recordRows)) console.log(l);
+    console.log(
+      "record: myelin record's recorder (hub in its process) fed by a publisher process; written msg/s and MB/s " +
+        "from its first message to its file closed (zstd chunks); drops = dropped + lost + missing. " +
+        "Writers alone: the same encoded messages written to a file by @mcap/core's McapWriter and by Myelin's " +
+        "file writer; channel encoding alone: encoding the messages, no file. Files written to " +
+        `${recordDir() ?? "the temp directory"} (MYELIN_BENCH_RECORD_DIR to change).`,
+    );
+  }
   if (durableRows.length > 0) {
     console.log();
     for (const l of renderDurableTable(durableRows)) console.log(l);
@@ -778,13 +807,15 @@ async function main(): Promise<void> {
   }
 
   if (opts.json !== undefined) {
-    writeFileSync(opts.json, `${JSON.stringify([...rows, ...serviceRows, ...durableRows], null, 2)}\n`);
-    console.log(`wrote ${rows.length + serviceRows.length + durableRows.length} rows to ${opts.json}`);
+    const all = [...rows, ...serviceRows, ...durableRows, ...recordRows];
+    writeFileSync(opts.json, `${JSON.stringify(all, null, 2)}\n`);
+    console.log(`wrote ${all.length} rows to ${opts.json}`);
   }
   if (
     rows.some((r) => r.error !== null) ||
     serviceRows.some((r) => r.error !== null) ||
-    durableRows.some((r) => r.error !== null)
+    durableRows.some((r) => r.error !== null) ||
+    recordRows.some((r) => r.error !== null)
   )
     process.exitCode = 1;
 }

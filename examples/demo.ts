@@ -7,6 +7,7 @@
  *   npm run demo                          # runs until Ctrl-C; prints the dashboard's URL first
  *   npm run demo -- --chaos               # also kills a random detector every few seconds
  *   npm run demo -- --duration-ms 20000 --http-port 0
+ *   npm run demo -- --foxglove-port 8765  # also serve Foxglove / Lichtblick (the hub prints the URL)
  *
  * The hub runs as a child process tied to this one by an IPC channel: Ctrl-C stops everything, and
  * if this process dies (even kill -9), the hub sees the channel close and stops the system too.
@@ -30,6 +31,7 @@ const { values } = parseArgs({
     "chaos-interval-ms": { type: "string" },
     "http-port": { type: "string" },
     "mqtt-port": { type: "string" },
+    "foxglove-port": { type: "string" },
   },
 });
 const number = (name: string, v: string | undefined, dflt: number): number => {
@@ -72,6 +74,9 @@ const args = [
   "--import",
   join(here, "demo", "demo-msgs.js"),
 ];
+if (values["foxglove-port"] !== undefined) {
+  args.push("--foxglove-port", String(number("foxglove-port", values["foxglove-port"], 0)));
+}
 if (values["mqtt-port"] !== undefined)
   args.push("--mqtt-port", String(number("mqtt-port", values["mqtt-port"], 0)));
 

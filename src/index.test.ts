@@ -55,6 +55,7 @@ const PUBLIC_VALUES = [
   "LogLevel",
   "example_interfaces",
   "std_srvs",
+  "rosgraph_msgs",
   // codecs
   "msgpackCodec",
   "jsonCodec",
@@ -134,6 +135,7 @@ const PUBLIC_TYPES = [
   "RclInterfaces",
   "ExampleInterfaces",
   "StdSrvs",
+  "RosgraphMsgs",
   // codecs
   "Codec",
   // nodes and QoS

@@ -59,6 +59,7 @@ export {
   LogLevel,
   example_interfaces,
   std_srvs,
+  rosgraph_msgs,
   type AnyField,
   type ArrayField,
   type ArrayOptions,
@@ -92,6 +93,7 @@ export {
   type RclInterfaces,
   type ExampleInterfaces,
   type StdSrvs,
+  type RosgraphMsgs,
 } from "./msgs/index.js";
 
 // Encoding messages by hand (docs/messages.md): msgpack, large binary frames, JSON.

@@ -12,33 +12,13 @@
 import { isErrorCode, myelinError, ServiceError } from "../errors.js";
 import { myelin_msgs, timeToMillis, type MessageOf } from "../msgs/index.js";
 import { protocolClient, type Node, type ProtocolClient, type Subscription } from "../node/index.js";
-import type { JsonObject } from "./twin-document.js";
+import type { JsonObject, TwinDocument } from "./twin-document.js";
 import { TWIN_PROTOCOL, TWIN_UPDATES_TOPIC, type TwinProtocol } from "./twin-protocol.js";
 
-/** A device's twin. Times in ms since the Unix epoch (0: never). */
-export interface DeviceTwin {
-  device: string;
-  /** The state operators want the device in. */
-  desired: JsonObject;
-  /** The state the device last reported. */
-  reported: JsonObject;
+/** A device's twin, with what it still has to do. Times in ms since the Unix epoch (0: never). */
+export interface DeviceTwin extends TwinDocument {
   /** The desired values the device has not reported yet (empty when it is in the desired state). */
   delta: JsonObject;
-  /** Counts every change of desired or reported. */
-  version: number;
-  /** Counts the changes of desired: give it as `expectedVersion` to change desired safely. */
-  desiredVersion: number;
-  /** Counts the changes of reported. */
-  reportedVersion: number;
-  createdAt: number;
-  desiredUpdatedAt: number;
-  reportedUpdatedAt: number;
-  /** When the device was last heard from (connected, disconnected, reported). */
-  lastSeen: number;
-  /** Whether the device is connected to the gateway now. */
-  connected: boolean;
-  /** The MQTT client id the device last used. */
-  clientId: string;
 }
 
 /** One twin in a list. */

@@ -47,3 +47,4 @@ export { rcl_interfaces, LogLevel, type RclInterfaces } from "./std/rcl_interfac
 export { example_interfaces, type ExampleInterfaces } from "./std/example_interfaces.js";
 export { std_srvs, type StdSrvs } from "./std/std_srvs.js";
 export { myelin_msgs, type MyelinMsgs } from "./std/myelin_msgs.js";
+export { rosgraph_msgs, type RosgraphMsgs } from "./std/rosgraph_msgs.js";

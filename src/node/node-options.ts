@@ -83,6 +83,13 @@ export interface SubscriptionOptions {
    * guaranteed when a member dies. Letters, digits, `_`, `-`, `.`; default none.
    */
   group?: string;
+  /**
+   * How far each remote publisher may run ahead of this subscription: messages and bytes sent and not
+   * yet consumed (its credit). Past it, a reliable publisher waits and a best-effort one drops (counted).
+   * Default 16,384 messages and 32 MiB (1,024 messages in a queue group; an iterator that blocks uses
+   * its queue size). A recorder that must ride out pauses of its disk or CPU asks for more.
+   */
+  window?: { messages?: number; bytes?: number };
 }
 
 /** Events of a node. */

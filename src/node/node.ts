@@ -29,6 +29,7 @@ import { ServiceCaller } from "./call-router.js";
 import { dispatchRequest } from "./request-dispatch.js";
 import {
   checkLiveliness,
+  checkWindow,
   closeIdleLinks,
   reconcileSubscription,
   type SubState,
@@ -331,6 +332,7 @@ export class Node extends EventEmitter<NodeEvents> implements CallRouter {
       iterator: handler === undefined,
       type: typeObj,
       validate: opts.validate ?? true,
+      window: checkWindow(opts.window, name),
       sources: new Map(),
     };
     this.#subs.set(sub as Subscription<unknown>, state);

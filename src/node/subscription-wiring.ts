@@ -3,6 +3,7 @@
  * of its topic (a subscription over that node's link, with its credit window), loses those the
  * graph no longer shows, and hears when a publisher's liveliness changes.
  */
+import { MyelinError } from "../errors.js";
 import type { MessageType } from "../msgs/index.js";
 import type { PeerLink } from "../transport/peer-link.js";
 import type { SubBody } from "../transport/frame.js";
@@ -21,7 +22,29 @@ export interface SubState {
   iterator: boolean;
   type: MessageType<unknown> | undefined;
   validate: boolean;
+  /** Credit window asked for with the subscription's `window` option, if any. */
+  window?: { messages?: number; bytes?: number } | undefined;
   sources: Map<string, RemoteSource>;
+}
+
+/**
+ * The `window` option of a subscription, checked: whole numbers from 1 to 2^31 - 1.
+ * @throws MyelinError ERR_INVALID_ARGUMENT naming the subscription and the bad value
+ */
+export function checkWindow(
+  w: { messages?: number; bytes?: number } | undefined,
+  topic: string,
+): { messages?: number; bytes?: number } | undefined {
+  if (w === undefined) return undefined;
+  for (const [k, v] of Object.entries(w)) {
+    if ((k !== "messages" && k !== "bytes") || !Number.isInteger(v) || v < 1 || v > 0x7fffffff) {
+      throw new MyelinError(
+        "ERR_INVALID_ARGUMENT",
+        `subscription to ${topic}: window.${k} must be a whole number from 1 to 2147483647, got ${String(v)}`,
+      );
+    }
+  }
+  return { ...w };
 }
 
 /** Connects `st` to every remote publisher of its topic; with `authoritative`, drops the rest. */
@@ -45,7 +68,8 @@ export function reconcileSubscription(
     const block = st.iterator && sub.overflow === "block";
     // A group member keeps a smaller window, so a busy member is passed over sooner.
     const full = sub.group === undefined ? CREDIT_MSGS : GROUP_CREDIT_MSGS;
-    const windowMsgs = block ? Math.max(16, Math.min(sub.queueSize, full)) : full;
+    const windowMsgs = block ? Math.max(16, Math.min(sub.queueSize, full)) : (st.window?.messages ?? full);
+    const windowBytes = st.window?.bytes ?? CREDIT_BYTES;
     const l = link(n.endpoint);
     const src =
       have ??
@@ -57,7 +81,7 @@ export function reconcileSubscription(
         id,
         n.name,
         windowMsgs,
-        CREDIT_BYTES,
+        windowBytes,
         sub.group !== undefined,
       );
     const body: Omit<SubBody, "sid"> = {
@@ -66,7 +90,7 @@ export function reconcileSubscription(
       reliable: sub.qos.reliability === "reliable",
       history: sub.qos.durability === "transient-local" && sub.group === undefined ? sub.qos.depth : 0,
       creditMsgs: windowMsgs,
-      creditBytes: CREDIT_BYTES,
+      creditBytes: windowBytes,
     };
     if (sub.group !== undefined) body.group = sub.group;
     src.sid = l.subscribe(body, src);

@@ -11,6 +11,7 @@ import { hubCommand } from "./cmd-hub.js";
 import { dashboardCommand } from "./cmd-dashboard.js";
 import { gatewayHashPasswordCommand, gatewayStatusCommand } from "./cmd-gateway.js";
 import { bridgeStatusCommand } from "./cmd-bridge.js";
+import { foxgloveStatusCommand } from "./cmd-foxglove.js";
 import {
   twinDeleteCommand,
   twinGetCommand,
@@ -43,6 +44,8 @@ import {
   serviceTypeCommand,
 } from "./cmd-service.js";
 import { completionCommand } from "./cmd-completion.js";
+import { bagInfoCommand, bagRepairCommand } from "./cmd-bag.js";
+import { playCommand, recordCommand } from "./cmd-record.js";
 import { doctorCommand } from "./cmd-doctor.js";
 import { topicBwCommand, topicDelayCommand } from "./cmd-topic-stats.js";
 import {
@@ -113,6 +116,11 @@ export const COMMANDS: readonly CommandSpec[] = [
   twinDeleteCommand,
   twinWatchCommand,
   bridgeStatusCommand,
+  recordCommand,
+  playCommand,
+  bagInfoCommand,
+  bagRepairCommand,
+  foxgloveStatusCommand,
   doctorCommand,
   completionCommand(() => COMMANDS),
 ];
@@ -144,9 +152,17 @@ const GROUPS: Record<string, { summary: string; examples: string[] }> = {
       "myelin param dump camera > camera.yaml && myelin param load camera camera.yaml",
     ],
   },
+  bag: {
+    summary: "inspect MCAP recordings and repair unclosed ones",
+    examples: ["myelin bag info run.mcap", "myelin bag repair run.mcap"],
+  },
   bridge: {
     summary: "the hub's bridges to external MQTT, NATS and AMQP brokers",
     examples: ["myelin bridge status", "myelin bridge status plant-mqtt --json"],
+  },
+  foxglove: {
+    summary: "the Foxglove WebSocket server of the hub",
+    examples: ["myelin foxglove status", "myelin foxglove status --json"],
   },
   gateway: {
     summary: "the MQTT gateway of the hub: status, password hashes",
@@ -182,7 +198,10 @@ function exampleLines(examples: string[]): string[] {
 }
 
 function usageOf(spec: CommandSpec): string {
-  const args = spec.args.map((a) => (a.optional === true ? `[${a.name}]` : a.name));
+  const args = spec.args.map((a) => {
+    const name = a.variadic === true ? `${a.name}...` : a.name;
+    return a.optional === true ? `[${name}]` : name;
+  });
   return ["myelin", ...spec.path, ...args, "[options]"].join(" ");
 }
 
@@ -308,7 +327,7 @@ function parseInvocation(spec: CommandSpec, args: string[]): Invocation {
       .map((a) => a.name);
     throw new UsageError(`${name}: missing ${missing.join(" and ")}`, name);
   }
-  if (parsed.positionals.length > spec.args.length) {
+  if (parsed.positionals.length > spec.args.length && spec.args.at(-1)?.variadic !== true) {
     const extra = parsed.positionals[spec.args.length]!;
     throw new UsageError(`${name}: unexpected argument '${extra}' (quote DATA that contains spaces)`, name);
   }

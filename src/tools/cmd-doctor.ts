@@ -10,6 +10,7 @@ import { hostname, userInfo } from "node:os";
 import { join } from "node:path";
 import { MyelinError } from "../errors.js";
 import { BRIDGE_PROTOCOL, fetchBridgeStatus, GATEWAY_PROTOCOL, gatewayClient } from "../gateway/index.js";
+import { fetchFoxgloveStatus, FOXGLOVE_PROTOCOL } from "../foxglove/index.js";
 import {
   createNode,
   graphServes,
@@ -624,6 +625,31 @@ async function checkGatewayAndBridges(
         status: "WARN",
         detail: `the bridges did not answer: ${errText(err)}`,
         fix: "look at the hub's output; `myelin bridge status`",
+      });
+    }
+  }
+  if (graphServes(view.graph, FOXGLOVE_PROTOCOL.status)) {
+    try {
+      const st = await unlessInterrupted(fetchFoxgloveStatus(node, { timeoutMs }), ctx.signal);
+      const dropped = st.clients.reduce((n, c) => n + c.dropped, 0);
+      const detail = `${st.url}${st.tls ? " (TLS)" : ""}: ${st.clients.length} client(s), ${st.channels} channels`;
+      if (dropped > 0) {
+        out.push({
+          check: "foxglove",
+          status: "WARN",
+          detail: `${detail}; ${dropped} messages dropped for clients reading slower than topics come`,
+          fix: "see `myelin foxglove status`: cap the rates (?maxHz= in the client's URL, maxHz in --foxglove-config) or subscribe to fewer topics",
+        });
+      } else {
+        out.push({ check: "foxglove", status: "OK", detail });
+      }
+    } catch (err) {
+      if (!(err instanceof MyelinError)) throw err;
+      out.push({
+        check: "foxglove",
+        status: "WARN",
+        detail: `the Foxglove server did not answer: ${errText(err)}`,
+        fix: "look at the hub's output; `myelin foxglove status`",
       });
     }
   }

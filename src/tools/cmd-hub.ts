@@ -19,6 +19,7 @@ import {
 import { clock } from "./format.js";
 import { HUB_GATEWAY_OPTIONS, hubGatewayPlugin } from "./cmd-gateway.js";
 import { HUB_BRIDGE_OPTIONS, hubBridgesPlugin } from "./cmd-bridge.js";
+import { HUB_FOXGLOVE_OPTIONS, hubFoxglovePlugin } from "./cmd-foxglove.js";
 import { HUB_SUPERVISOR_OPTIONS, hubSpec, hubSupervisorPlugin, hubSystemdUnit } from "./hub-supervisor.js";
 import { HUB_DASHBOARD_OPTIONS, hubDashboardPlugin } from "./cmd-dashboard.js";
 
@@ -74,6 +75,7 @@ export const hubCommand: CommandSpec = {
     ...HUB_GATEWAY_OPTIONS,
     ...HUB_BRIDGE_OPTIONS,
     ...HUB_DASHBOARD_OPTIONS,
+    ...HUB_FOXGLOVE_OPTIONS,
   },
   details: [
     "Prints the endpoints it listens on, then one line per event: node joined, left, timed out, declaration refused.",
@@ -87,6 +89,7 @@ export const hubCommand: CommandSpec = {
     "myelin hub --mqtt-port 1883 --gateway-config gateway.yaml   # MQTT devices in (docs/mqtt-gateway.md)",
     "myelin hub --bridge-config bridges.yaml   # bridges to the site's MQTT, NATS or AMQP broker (docs/bridges.md)",
     "myelin hub --http-port 8080   # the web dashboard on http://127.0.0.1:8080 (the address with its token is printed)",
+    "myelin hub --foxglove-port 8765   # see the live system in Foxglove or Lichtblick (docs/foxglove.md)",
     "myelin hub --spec myelin.yaml --label edge   # run a launch spec (see also `myelin up`)",
     "myelin hub --systemd-unit > ~/.config/systemd/user/myelin-hub.service",
   ],
@@ -116,6 +119,7 @@ export const hubCommand: CommandSpec = {
     for (const p of [
       hubGatewayPlugin(inv, dataDir),
       hubBridgesPlugin(inv, dataDir),
+      hubFoxglovePlugin(inv),
       hubSupervisorPlugin(inv, spec),
       hubDashboardPlugin(inv),
     ]) {

@@ -54,6 +54,8 @@ export interface ArgSpec {
   name: string;
   help: string;
   optional?: boolean;
+  /** The last argument only: it may be given any number of times (`TOPIC...`). */
+  variadic?: boolean;
 }
 
 /** Parsed command line of one command. */

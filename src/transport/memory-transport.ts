@@ -18,64 +18,9 @@ import type {
   Transport,
   TransportOptions,
 } from "./transport.js";
+import { Inbox } from "./inbox.js";
 
 const DEFAULT_HWM = 1000;
-
-/** A FIFO that can be iterated asynchronously and ended. */
-class Inbox<T> implements AsyncIterator<T> {
-  #items: T[] = [];
-  #head = 0;
-  #waiter: ((r: IteratorResult<T>) => void) | undefined;
-  #ended = false;
-  /** Called after an item was taken (room was made). */
-  onTake: () => void = () => {};
-
-  get length(): number {
-    return this.#items.length - this.#head;
-  }
-
-  push(item: T): void {
-    if (this.#ended) return;
-    const w = this.#waiter;
-    if (w !== undefined) {
-      this.#waiter = undefined;
-      w({ value: item, done: false });
-      queueMicrotask(() => this.onTake());
-      return;
-    }
-    this.#items.push(item);
-  }
-
-  end(): void {
-    this.#ended = true;
-    this.#items = [];
-    this.#head = 0;
-    const w = this.#waiter;
-    this.#waiter = undefined;
-    w?.({ value: undefined, done: true });
-  }
-
-  next(): Promise<IteratorResult<T>> {
-    if (this.#head < this.#items.length) {
-      const value = this.#items[this.#head]!;
-      this.#items[this.#head] = undefined as never;
-      this.#head++;
-      if (this.#head === this.#items.length) {
-        this.#items = [];
-        this.#head = 0;
-      }
-      queueMicrotask(() => this.onTake());
-      return Promise.resolve({ value, done: false });
-    }
-    if (this.#ended) return Promise.resolve({ value: undefined, done: true });
-    return new Promise((resolve) => (this.#waiter = resolve));
-  }
-
-  return(): Promise<IteratorResult<T>> {
-    this.end();
-    return Promise.resolve({ value: undefined, done: true });
-  }
-}
 
 function copy(frames: Frames): Frames {
   return frames.map((f) => Buffer.from(f));
@@ -89,7 +34,7 @@ function sizeOf(frames: Frames): number {
 
 class MemoryListener implements Listener {
   readonly endpoint: string;
-  readonly inbox = new Inbox<Incoming>();
+  readonly inbox: Inbox<Incoming>;
   readonly peers = new Map<string, MemoryConnection>();
   readonly hwm: number;
   readonly maxMessageBytes: number;
@@ -105,9 +50,11 @@ class MemoryListener implements Listener {
     this.hwm = opts.highWaterMark ?? DEFAULT_HWM;
     this.maxMessageBytes = opts.maxMessageBytes;
     // Room in the inbox: let the connections move what waits in their queues.
-    this.inbox.onTake = () => {
-      for (const c of this.peers.values()) c.pump();
-    };
+    this.inbox = new Inbox<Incoming>({
+      onTake: () => {
+        for (const c of this.peers.values()) c.pump();
+      },
+    });
   }
 
   attach(conn: MemoryConnection): Buffer {

@@ -2,7 +2,15 @@
  * The one receive loop every Myelin listener and connection runs: read messages until the
  * iteration ends (closed), hand each to `handle`, and turn anything `handle` throws into a call of
  * `onError` — a bad message from a peer is dropped and reported, never the end of the loop.
+ *
+ * While messages keep arriving, the next one is ready at once, as a microtask, and the loop would
+ * keep the event loop from ever reaching timers and I/O callbacks (heartbeats, file writes, a
+ * recorder's chunk timer). The loop therefore steps aside for one turn of the event loop every
+ * {@link YIELD_EVERY_MS} ms.
  */
+
+/** The longest stretch the loop runs without letting timers and I/O callbacks through, in ms. */
+export const YIELD_EVERY_MS = 10;
 
 /** Runs until `source` ends. */
 export async function receiveLoop<M>(
@@ -10,12 +18,17 @@ export async function receiveLoop<M>(
   handle: (msg: M) => void,
   onError: (err: Error, msg: M) => void,
 ): Promise<void> {
+  let since = performance.now();
   try {
     for await (const msg of source) {
       try {
         handle(msg);
       } catch (err) {
         onError(err instanceof Error ? err : new Error(String(err)), msg);
+      }
+      if (performance.now() - since >= YIELD_EVERY_MS) {
+        await new Promise((resolve) => setImmediate(resolve));
+        since = performance.now();
       }
     }
   } catch {

@@ -142,3 +142,16 @@ export function transportFor(transports: Transports, endpoint: string): Transpor
   }
   return t;
 }
+
+/**
+ * For a transport that has no security yet: refuses any mode but `none`.
+ * @throws MyelinError ERR_INVALID_ARGUMENT naming the endpoint, the mode and the transport
+ */
+export function requireNoSecurity(opts: TransportOptions, endpoint: string, transport: string): void {
+  if (opts.security !== undefined && opts.security.mode !== "none") {
+    throw new MyelinError(
+      "ERR_INVALID_ARGUMENT",
+      `${endpoint}: security mode '${String(opts.security.mode)}' is not supported by the ${transport} transport; use 'none'`,
+    );
+  }
+}

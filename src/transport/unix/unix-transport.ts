@@ -26,6 +26,8 @@ import type {
   Transport,
   TransportOptions,
 } from "../transport.js";
+import { requireNoSecurity } from "../transport.js";
+import { Inbox } from "../inbox.js";
 
 const GREETING = Buffer.alloc(16);
 GREETING.write("MYELIN-UNIX/1", "latin1");
@@ -39,15 +41,6 @@ function pathOf(endpoint: string): string {
     throw new MyelinError("ERR_INVALID_ARGUMENT", `'${endpoint}' is not an ipc endpoint: use ipc:///PATH`);
   }
   return endpoint.slice("ipc://".length);
-}
-
-function checkSecurity(opts: TransportOptions, endpoint: string): void {
-  if (opts.security !== undefined && opts.security.mode !== "none") {
-    throw new MyelinError(
-      "ERR_INVALID_ARGUMENT",
-      `${endpoint}: security mode '${String(opts.security.mode)}' is not supported by the unix transport; use 'none'`,
-    );
-  }
 }
 
 /** Encodes a message's header: total length, frame count, and each frame's length. */
@@ -130,60 +123,6 @@ class MessageReader {
   }
 }
 
-/** A FIFO consumed by one async iterator, with a count for pausing producers. */
-class Inbox<T> implements AsyncIterator<T> {
-  #items: T[] = [];
-  #head = 0;
-  #waiter: ((r: IteratorResult<T>) => void) | undefined;
-  #ended = false;
-  constructor(private readonly onDrain: () => void) {}
-
-  get length(): number {
-    return this.#items.length - this.#head;
-  }
-
-  push(item: T): void {
-    if (this.#ended) return;
-    const w = this.#waiter;
-    if (w !== undefined) {
-      this.#waiter = undefined;
-      w({ value: item, done: false });
-      return;
-    }
-    this.#items.push(item);
-  }
-
-  end(): void {
-    this.#ended = true;
-    this.#items = [];
-    this.#head = 0;
-    const w = this.#waiter;
-    this.#waiter = undefined;
-    w?.({ value: undefined, done: true });
-  }
-
-  next(): Promise<IteratorResult<T>> {
-    if (this.#head < this.#items.length) {
-      const value = this.#items[this.#head]!;
-      this.#items[this.#head] = undefined as never;
-      this.#head++;
-      if (this.#head === this.#items.length) {
-        this.#items = [];
-        this.#head = 0;
-        this.onDrain();
-      }
-      return Promise.resolve({ value, done: false });
-    }
-    if (this.#ended) return Promise.resolve({ value: undefined, done: true });
-    return new Promise((resolve) => (this.#waiter = resolve));
-  }
-
-  return(): Promise<IteratorResult<T>> {
-    this.end();
-    return Promise.resolve({ value: undefined, done: true });
-  }
-}
-
 /** Resolves when every socket's buffer is handed to the kernel, or after `timeoutMs`. */
 function socketsDrained(socks: Iterable<Socket>, timeoutMs: number): Promise<void> {
   const pending = [...socks].filter((s) => !s.destroyed && s.writableLength > 0);
@@ -233,7 +172,7 @@ class UnixListener implements Listener {
     this.#server = server;
     this.#opts = opts;
     this.#hwm = opts.highWaterMark ?? RECEIVE_HWM;
-    this.#inbox = new Inbox<Incoming>(() => this.#resume());
+    this.#inbox = new Inbox<Incoming>({ onEmpty: () => this.#resume() });
     server.on("connection", (sock) => this.#accept(sock));
   }
 
@@ -353,7 +292,7 @@ class UnixConnection implements Connection {
     this.#opts = opts;
     this.#hwm = opts.highWaterMark ?? SEND_HWM;
     this.#retryMs = opts.reconnectMs?.min ?? 100;
-    this.#inbox = new Inbox<Frames>(() => this.#sock?.resume());
+    this.#inbox = new Inbox<Frames>({ onEmpty: () => this.#sock?.resume() });
     // Connect on the next turn: the caller registers its handlers first.
     this.#timer = setTimeout(() => this.#connect(), 0);
   }
@@ -521,7 +460,7 @@ function listenOn(path: string): Promise<Server> {
 export const unixTransport: Transport = {
   name: "unix",
   async listen(endpoint, opts) {
-    checkSecurity(opts, endpoint);
+    requireNoSecurity(opts, endpoint, "unix");
     const path = pathOf(endpoint);
     let server: Server;
     try {
@@ -540,7 +479,7 @@ export const unixTransport: Transport = {
     return new UnixListener(endpoint, path, server, opts);
   },
   connect(endpoint, opts) {
-    checkSecurity(opts, endpoint);
+    requireNoSecurity(opts, endpoint, "unix");
     return new UnixConnection(endpoint, pathOf(endpoint), opts);
   },
 };

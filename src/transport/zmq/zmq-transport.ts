@@ -16,21 +16,13 @@ import type {
   Transport,
   TransportOptions,
 } from "../transport.js";
+import { requireNoSecurity } from "../transport.js";
 import { SendQueue } from "./send-queue.js";
 
 /** Messages a connection's DEALER holds for its peer before sends wait (ZeroMQ's SNDHWM). */
 const CONNECTION_HWM = 10000;
 /** Messages a listener's ROUTER reads ahead of the receiver (ZeroMQ's RCVHWM). */
 const LISTENER_RECEIVE_HWM = 10000;
-
-function checkSecurity(opts: TransportOptions, endpoint: string): void {
-  if (opts.security !== undefined && opts.security.mode !== "none") {
-    throw new MyelinError(
-      "ERR_INVALID_ARGUMENT",
-      `${endpoint}: security mode '${String(opts.security.mode)}' is not supported by the zeromq transport; use 'none'`,
-    );
-  }
-}
 
 /** Reads a socket until it closes. */
 async function* receiveAll(sock: Router | Dealer): AsyncGenerator<Buffer[]> {
@@ -188,13 +180,13 @@ class ZmqConnection implements Connection {
 export const zmqTransport: Transport = {
   name: "zeromq",
   async listen(endpoint, opts) {
-    checkSecurity(opts, endpoint);
+    requireNoSecurity(opts, endpoint, "zeromq");
     const l = new ZmqListener(opts);
     await l.bind(endpoint);
     return l;
   },
   connect(endpoint, opts) {
-    checkSecurity(opts, endpoint);
+    requireNoSecurity(opts, endpoint, "zeromq");
     return new ZmqConnection(endpoint, opts);
   },
 };

@@ -1,0 +1,197 @@
+/**
+ * The open chunk of an MCAP file, kept as a list of pieces rather than one growing buffer: small
+ * records are packed into 1 MiB slabs, and the data of a large message (16 KiB or more) is kept as the
+ * caller's own buffer, not copied. Its records' CRC is computed piece by piece, and the pieces are
+ * joined only when the chunk is compressed. Message indexes are kept per channel as plain numbers
+ * (log times as bigints) and serialised when the chunk closes. No I/O.
+ *
+ * The caller must not change a large message's `data` after `addMessage` (the recorder's encoded
+ * messages are fresh buffers).
+ */
+import { crc32 } from "node:zlib";
+import { Opcode } from "@mcap/core";
+
+const SLAB_BYTES = 1024 * 1024;
+/** Messages with at least this much data are referenced, not copied. */
+const BY_REFERENCE_BYTES = 16 * 1024;
+/** opcode u8, record length u64, channel u16, sequence u32, log time u64, publish time u64. */
+const MESSAGE_HEADER_BYTES = 1 + 8 + 2 + 4 + 8 + 8;
+
+interface ChannelIndex {
+  times: bigint[];
+  offsets: number[];
+}
+
+/** A chunk's content, sealed: its pieces, their total size and CRC, and its message index records. */
+export interface SealedChunk {
+  pieces: Uint8Array[];
+  size: number;
+  crc: number;
+  start: bigint;
+  end: bigint;
+  messages: number;
+  /** Channel id → its MessageIndex record, in channel order of first appearance. */
+  indexes: Map<number, Buffer>;
+}
+
+/** Builds one chunk at a time; see the module comment. */
+export class ChunkAssembler {
+  #pieces: Uint8Array[] = [];
+  #slab = Buffer.allocUnsafe(SLAB_BYTES);
+  #slabStart = 0;
+  #slabPos = 0;
+  #size = 0;
+  #messages = 0;
+  #start = 0n;
+  #end = 0n;
+  #index = new Map<number, ChannelIndex>();
+
+  /** Bytes of records in the open chunk. */
+  get size(): number {
+    return this.#size;
+  }
+
+  /** Messages in the open chunk. */
+  get messages(): number {
+    return this.#messages;
+  }
+
+  /** Adds already-serialised records (schemas, channels) to the chunk. */
+  addRecords(records: Uint8Array): void {
+    this.#reserve(records.byteLength).set(records, this.#slabPos);
+    this.#slabPos += records.byteLength;
+    this.#size += records.byteLength;
+  }
+
+  /**
+   * Adds a message record whose data is `data`: bytes, their pieces (joined), or text (written as
+   * UTF-8 straight into the chunk). Times are ns since the Unix epoch. Pieces of 16 KiB or more are
+   * referenced, smaller ones copied. Returns the data's length in bytes.
+   */
+  addMessage(
+    channelId: number,
+    sequence: number,
+    logTime: bigint,
+    publishTime: bigint,
+    data: Uint8Array | readonly Uint8Array[] | string,
+  ): number {
+    if (typeof data === "string") return this.#addText(channelId, sequence, logTime, publishTime, data);
+    const parts = data instanceof Uint8Array ? [data] : data;
+    let dataLength = 0;
+    for (const p of parts) dataLength += p.byteLength;
+    this.#indexMessage(channelId, logTime);
+    this.#header(channelId, sequence, logTime, publishTime, dataLength);
+    for (const p of parts) {
+      if (p.byteLength >= BY_REFERENCE_BYTES) {
+        this.#cutSlab();
+        this.#pieces.push(p);
+      } else {
+        this.#reserve(p.byteLength).set(p, this.#slabPos);
+        this.#slabPos += p.byteLength;
+      }
+    }
+    this.#size += MESSAGE_HEADER_BYTES + dataLength;
+    return dataLength;
+  }
+
+  #addText(channelId: number, sequence: number, logTime: bigint, publishTime: bigint, text: string): number {
+    this.#indexMessage(channelId, logTime);
+    // Room for the longest UTF-8 form, then the header is written with the actual length.
+    const b = this.#reserve(MESSAGE_HEADER_BYTES + text.length * 3);
+    const o = this.#slabPos;
+    const n = b.write(text, o + MESSAGE_HEADER_BYTES, "utf8");
+    this.#header(channelId, sequence, logTime, publishTime, n);
+    this.#slabPos += n;
+    this.#size += MESSAGE_HEADER_BYTES + n;
+    return n;
+  }
+
+  #indexMessage(channelId: number, logTime: bigint): void {
+    let idx = this.#index.get(channelId);
+    if (idx === undefined) this.#index.set(channelId, (idx = { times: [], offsets: [] }));
+    idx.times.push(logTime);
+    idx.offsets.push(this.#size);
+    if (this.#messages === 0 || logTime < this.#start) this.#start = logTime;
+    if (this.#messages === 0 || logTime > this.#end) this.#end = logTime;
+    this.#messages++;
+  }
+
+  /** Writes a message record's header at the slab position and moves past it. */
+  #header(
+    channelId: number,
+    sequence: number,
+    logTime: bigint,
+    publishTime: bigint,
+    dataLength: number,
+  ): void {
+    const recordLength = 2 + 4 + 8 + 8 + dataLength;
+    const b = this.#reserve(MESSAGE_HEADER_BYTES);
+    const o = this.#slabPos;
+    b[o] = Opcode.MESSAGE;
+    b.writeUInt32LE(recordLength >>> 0, o + 1);
+    b.writeUInt32LE(Math.floor(recordLength / 0x100000000), o + 5);
+    b.writeUInt16LE(channelId, o + 9);
+    b.writeUInt32LE(sequence >>> 0, o + 11);
+    b.writeBigUInt64LE(logTime, o + 15);
+    b.writeBigUInt64LE(publishTime, o + 23);
+    this.#slabPos = o + MESSAGE_HEADER_BYTES;
+  }
+
+  /** Closes the chunk: returns its content and starts an empty one. */
+  seal(): SealedChunk {
+    this.#cutSlab();
+    const pieces = this.#pieces;
+    let crc = 0;
+    for (const p of pieces) crc = crc32(p, crc);
+    const indexes = new Map<number, Buffer>();
+    for (const [channelId, idx] of this.#index) {
+      const n = idx.times.length;
+      const b = Buffer.allocUnsafe(1 + 8 + 2 + 4 + n * 16);
+      b[0] = Opcode.MESSAGE_INDEX;
+      b.writeBigUInt64LE(BigInt(2 + 4 + n * 16), 1);
+      b.writeUInt16LE(channelId, 9);
+      b.writeUInt32LE(n * 16, 11);
+      let o = 15;
+      for (let i = 0; i < n; i++) {
+        b.writeBigUInt64LE(idx.times[i]!, o);
+        b.writeUInt32LE(idx.offsets[i]! >>> 0, o + 8);
+        b.writeUInt32LE(Math.floor(idx.offsets[i]! / 0x100000000), o + 12);
+        o += 16;
+      }
+      indexes.set(channelId, b);
+    }
+    const sealed: SealedChunk = {
+      pieces,
+      size: this.#size,
+      crc,
+      start: this.#start,
+      end: this.#end,
+      messages: this.#messages,
+      indexes,
+    };
+    this.#pieces = [];
+    this.#size = 0;
+    this.#messages = 0;
+    this.#index = new Map();
+    return sealed;
+  }
+
+  /** A slab with room for `n` more bytes at `#slabPos` (a new one if needed; a dedicated one if huge). */
+  #reserve(n: number): Buffer {
+    if (this.#slabPos + n > this.#slab.length) {
+      this.#cutSlab();
+      this.#slab = Buffer.allocUnsafe(Math.max(SLAB_BYTES, n));
+      this.#slabStart = 0;
+      this.#slabPos = 0;
+    }
+    return this.#slab;
+  }
+
+  /** Moves what the slab holds since the last cut into the pieces (the rest of the slab stays in use). */
+  #cutSlab(): void {
+    if (this.#slabPos > this.#slabStart) {
+      this.#pieces.push(this.#slab.subarray(this.#slabStart, this.#slabPos));
+      this.#slabStart = this.#slabPos;
+    }
+  }
+}

@@ -1,0 +1,562 @@
+/**
+ * The recorder behind `myelin record`: subscribes to the topics a selection names (as they appear in
+ * the graph), writes every message into MCAP files with its publish time and sequence number, and
+ * counts what it could not keep.
+ *
+ * It never slows a publisher: live topics are subscribed best-effort, and a message is encoded and put
+ * into the open chunk at once; chunks are written behind. When the disk falls more than `maxQueueBytes`
+ * behind, messages are dropped, counted per topic (`dropped`); messages a publisher could not send
+ * because the recorder was not reading fast enough show up as gaps in its sequence (`lost`). Both are
+ * printed and written into each file's `myelin.recording` metadata record.
+ *
+ * Durable topics recorded with `from` (a sequence number or a time) are read from the hub's store
+ * instead, history first and then as they grow, without a consumer (nothing is acknowledged, no work
+ * queue is affected): each message's sequence is its sequence in the store, its publish time the
+ * time it was stored.
+ */
+import { EventEmitter } from "node:events";
+import { basename, dirname, extname, join } from "node:path";
+import { unlink } from "node:fs/promises";
+import { decodeCompiled, MISMATCH, msgpackCodec } from "../codec/index.js";
+import { MyelinError, ServiceError } from "../errors.js";
+import { lookupType, type MessageType } from "../msgs/index.js";
+import {
+  StoreClient,
+  type GraphSnapshot,
+  type MessageInfo,
+  type Node,
+  type Subscription,
+} from "../node/index.js";
+import { channelEncodingOf, type ChannelEncoding } from "./channel-encoding.js";
+import { McapFileWriter, type Compression } from "./mcap-file-writer.js";
+import { viewerJsonText } from "./viewer-json.js";
+
+/** Which topics to record. */
+export interface TopicSelection {
+  /** Topic names, recorded when they appear. */
+  topics?: readonly string[];
+  /** Every topic (hidden ones, with a segment starting with `_`, only if a pattern or name asks for them). */
+  all?: boolean;
+  /** Topics matching any of these are recorded. */
+  regex?: readonly RegExp[];
+  /** Topics matching any of these are not recorded, whatever else says. */
+  exclude?: readonly RegExp[];
+}
+
+/** Where durable topics start: a sequence number in the store, or a time (ms since the Unix epoch). */
+export type RecordFrom = { seq: number } | { timeMs: number };
+
+/** Options of {@link Recorder}. */
+export interface RecorderOptions extends TopicSelection {
+  /** The output file, e.g. `run.mcap`; with splitting, `run_0.mcap`, `run_1.mcap`, … */
+  output: string;
+  compression?: Compression;
+  /** Uncompressed chunk size, in bytes (default 4 MiB). */
+  chunkBytes?: number;
+  /** A chunk is closed at least this often, in ms (default 1000): the most a `kill -9` loses. */
+  chunkMs?: number;
+  /** Start a new file once the current one holds this many bytes. */
+  splitBytes?: number;
+  /** Start a new file after this many ms. */
+  splitMs?: number;
+  /** Record durable topics from the store, from this point. */
+  from?: RecordFrom;
+  /** Messages are dropped (and counted) while this many bytes wait for the disk (default 512 MiB). */
+  maxQueueBytes?: number;
+  /** How often the store is asked for more of a durable topic once caught up, in ms (default 100). */
+  pollMs?: number;
+}
+
+/** Counters of one recorded topic. */
+export interface TopicStats {
+  topic: string;
+  type: string;
+  /** `live` (subscribed) or `store` (read from the hub's store). */
+  source: "live" | "store";
+  messages: number;
+  /** Encoded bytes written. */
+  bytes: number;
+  /** Dropped by the recorder: the disk was too far behind. */
+  dropped: number;
+  /** Lost before reaching the recorder: gaps in a publisher's (or the store's) sequence. */
+  lost: number;
+  /** Messages that failed to decode or validate. */
+  invalid: number;
+}
+
+/** What the recorder did so far. */
+export interface RecorderStats {
+  /** ms since start. */
+  elapsedMs: number;
+  files: string[];
+  /** Bytes handed to files (written or queued). */
+  bytes: number;
+  /** Bytes waiting for the disk. */
+  queuedBytes: number;
+  topics: TopicStats[];
+  /** Topics matched by the selection but not recorded, with the reason (e.g. unknown type). */
+  skipped: { topic: string; reason: string }[];
+}
+
+/** Events: `topic` (a topic starts being recorded), `skip` (a matched topic cannot be), `file` (a file was closed), `error`. */
+export interface RecorderEvents {
+  topic: [TopicStats];
+  skip: [{ topic: string; reason: string }];
+  file: [string];
+  error: [Error];
+}
+
+const DEFAULTS = {
+  compression: "zstd" as Compression,
+  chunkBytes: 4 * 1024 * 1024,
+  chunkMs: 1000,
+  maxQueueBytes: 512 * 1024 * 1024,
+  pollMs: 100,
+};
+
+/**
+ * How far a publisher may run ahead of the recorder (messages and bytes in flight): about a second of
+ * 64 B messages at 250k/s or of 1 MiB frames at 250/s, so that a pause of the recorder's CPU or disk is
+ * ridden out rather than counted as lost.
+ */
+const RECORD_WINDOW = { messages: 262_144, bytes: 256 * 1024 * 1024 };
+
+/** The store page size when reading a durable topic. */
+const STORE_PAGE = 1000;
+
+interface Recorded {
+  stats: TopicStats;
+  enc: ChannelEncoding<unknown>;
+  type: MessageType<unknown>;
+  /** Channel id in the current file, or -1 before its first message in that file. */
+  channel: number;
+  sub?: Subscription<unknown>;
+}
+
+const isHidden = (topic: string): boolean => topic.split("/").some((s) => s.startsWith("_"));
+
+/**
+ * True if the selection records `topic`: named, or matching a pattern, or `all` (not hidden); and not
+ * excluded.
+ */
+export function selects(sel: TopicSelection, topic: string): boolean {
+  if (sel.exclude?.some((r) => r.test(topic)) === true) return false;
+  if (sel.topics?.includes(topic) === true) return true;
+  if (sel.regex?.some((r) => r.test(topic)) === true) return true;
+  return sel.all === true && !isHidden(topic);
+}
+
+/** The name of part `index` of a split recording: `run.mcap` → `run_3.mcap`. */
+export function splitName(output: string, index: number): string {
+  const ext = extname(output);
+  return join(dirname(output), `${basename(output, ext)}_${index}${ext === "" ? ".mcap" : ext}`);
+}
+
+/** Records topics into MCAP files; see the module comment. `start()`, then `stop()`. */
+export class Recorder extends EventEmitter<RecorderEvents> {
+  readonly #node: Node;
+  readonly #opts: RecorderOptions & typeof DEFAULTS;
+  readonly #topics = new Map<string, Recorded>();
+  readonly #skipped = new Map<string, string>();
+  readonly #files: string[] = [];
+  readonly #closing: Promise<void>[] = [];
+  #writer: McapFileWriter | undefined;
+  #next: Promise<McapFileWriter> | undefined;
+  #fileIndex = 0;
+  #fileStart = 0;
+  #startedAt = 0;
+  #bytesClosed = 0;
+  #timer: NodeJS.Timeout | undefined;
+  #stopped = false;
+  #stopping: AbortController = new AbortController();
+  #onGraph = (g: GraphSnapshot): void => this.#consider(g);
+  readonly #pumps: Promise<void>[] = [];
+  readonly #clock = wallClockNs();
+
+  constructor(node: Node, options: RecorderOptions) {
+    super();
+    this.#node = node;
+    this.#opts = { ...DEFAULTS, ...options };
+    const o = this.#opts;
+    if ((o.topics?.length ?? 0) === 0 && o.all !== true && (o.regex?.length ?? 0) === 0) {
+      throw new MyelinError(
+        "ERR_INVALID_ARGUMENT",
+        "nothing to record: name topics, or give --all or --regex PATTERN",
+      );
+    }
+  }
+
+  /** True if the recording splits into numbered files. */
+  get #splitting(): boolean {
+    return this.#opts.splitBytes !== undefined || this.#opts.splitMs !== undefined;
+  }
+
+  /**
+   * Opens the first file and starts recording what the graph shows, then what appears.
+   * @throws MyelinError ERR_STORAGE if the file cannot be created.
+   */
+  async start(): Promise<void> {
+    this.#startedAt = Date.now();
+    this.#writer = await this.#open(0);
+    this.#fileStart = Date.now();
+    if (this.#splitting) this.#next = this.#open(1);
+    this.#node.on("graph", this.#onGraph);
+    this.#timer = setInterval(() => this.#tick(), Math.max(10, Math.min(this.#opts.chunkMs, 250)));
+    this.#consider(await this.#node.queryGraph());
+    if (this.#opts.from !== undefined) await this.#fromStore();
+  }
+
+  /**
+   * With `from`: named topics that no node declares right now, but that the store keeps, are read
+   * from the store at once (a durable topic outlives its publishers).
+   */
+  async #fromStore(): Promise<void> {
+    const store = new StoreClient(this.#node, { timeoutMs: 5000 });
+    for (const topic of this.#opts.topics ?? []) {
+      if (this.#topics.has(topic) || this.#skipped.has(topic) || !selects(this.#opts, topic)) continue;
+      let r;
+      try {
+        r = await store.info({ topic });
+      } catch (err) {
+        if (err instanceof ServiceError && err.code === "ERR_NO_SERVER") {
+          throw new ServiceError(
+            "ERR_NO_SERVER",
+            `cannot record ${topic} from the store: no store runs with the hub (durable topics need \`myelin hub\` with its store)`,
+          );
+        }
+        throw err;
+      }
+      if (r.exists && !this.#topics.has(topic)) this.#add(topic, r.type, 0);
+    }
+  }
+
+  /** Counters so far. */
+  stats(): RecorderStats {
+    const topics = [...this.#topics.values()].map((r) => {
+      const s = { ...r.stats };
+      if (r.sub !== undefined) s.lost = r.sub.stats().dropped;
+      return s;
+    });
+    return {
+      elapsedMs: (this.#stopped ? this.#stoppedAt : Date.now()) - this.#startedAt,
+      files: [...this.#files],
+      bytes: this.#bytesClosed + (this.#writer?.bytes ?? 0),
+      queuedBytes: this.#writer?.queuedBytes ?? 0,
+      topics: topics.sort((a, b) => a.topic.localeCompare(b.topic)),
+      skipped: [...this.#skipped].map(([topic, reason]) => ({ topic, reason })),
+    };
+  }
+
+  #stoppedAt = 0;
+
+  /**
+   * Stops: unsubscribes, writes the drop counts into the file's metadata, closes the file (a valid,
+   * indexed MCAP file) and returns the final counters.
+   */
+  async stop(): Promise<RecorderStats> {
+    if (!this.#stopped) {
+      this.#stopped = true;
+      this.#stoppedAt = Date.now();
+      this.#stopping.abort();
+      this.#node.off("graph", this.#onGraph);
+      clearInterval(this.#timer);
+      for (const r of this.#topics.values()) {
+        if (r.sub !== undefined) r.stats.lost = r.sub.stats().dropped;
+        r.sub?.close();
+      }
+      await Promise.allSettled(this.#pumps);
+      const w = this.#writer;
+      if (w !== undefined) {
+        // The metadata record and the summary come after what the counters cover.
+        this.#closing.push(this.#finish(w).then(() => void (this.#bytesClosed += w.bytes)));
+      }
+      this.#writer = undefined;
+      const next = this.#next;
+      this.#next = undefined;
+      if (next !== undefined) {
+        this.#closing.push(
+          next.then(async (w) => {
+            await w.close();
+            await unlink(w.path);
+          }),
+        );
+      }
+    }
+    const results = await Promise.allSettled(this.#closing);
+    const failed = results.find((r): r is PromiseRejectedResult => r.status === "rejected");
+    if (failed !== undefined) throw failed.reason;
+    return this.stats();
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.stop();
+  }
+
+  async #open(index: number): Promise<McapFileWriter> {
+    const path = this.#splitting ? splitName(this.#opts.output, index) : this.#opts.output;
+    return McapFileWriter.create(path, {
+      compression: this.#opts.compression,
+      chunkBytes: this.#opts.chunkBytes,
+      library: "myelin",
+    });
+  }
+
+  /** Writes the metadata record and closes `w`. */
+  async #finish(w: McapFileWriter): Promise<void> {
+    const s = this.stats();
+    const meta = new Map<string, string>([
+      ["started", new Date(this.#startedAt).toISOString()],
+      ["file_index", String(this.#fileIndex)],
+      ["dropped", JSON.stringify(Object.fromEntries(s.topics.map((t) => [t.topic, t.dropped])))],
+      ["lost", JSON.stringify(Object.fromEntries(s.topics.map((t) => [t.topic, t.lost])))],
+      ["invalid", JSON.stringify(Object.fromEntries(s.topics.map((t) => [t.topic, t.invalid])))],
+      ["skipped", JSON.stringify(Object.fromEntries(s.skipped.map((x) => [x.topic, x.reason])))],
+    ]);
+    w.addMetadata("myelin.recording", meta);
+    await w.close();
+    this.#files.push(w.path);
+    this.emit("file", w.path);
+  }
+
+  #tick(): void {
+    const w = this.#writer;
+    if (w === undefined) return;
+    if (w.failure !== undefined) {
+      this.emit("error", w.failure);
+      return;
+    }
+    w.flushChunk();
+    if (this.#opts.splitMs !== undefined && Date.now() - this.#fileStart >= this.#opts.splitMs) this.#split();
+  }
+
+  /** Closes the current file and goes on in the next (opened in advance). */
+  #split(): void {
+    const w = this.#writer;
+    const next = this.#next;
+    if (w === undefined || next === undefined || this.#stopped) return;
+    this.#next = undefined;
+    this.#writer = undefined;
+    this.#bytesClosed += w.bytes;
+    this.#closing.push(this.#finish(w));
+    // Messages arriving while the next file finishes opening wait in a short-lived buffer.
+    const pending: (() => void)[] = [];
+    this.#pendingWhileOpening = pending;
+    void next.then(
+      (nw) => {
+        this.#fileIndex++;
+        this.#writer = nw;
+        this.#fileStart = Date.now();
+        for (const r of this.#topics.values()) r.channel = -1;
+        this.#pendingWhileOpening = undefined;
+        for (const f of pending) f();
+        if (!this.#stopped) this.#next = this.#open(this.#fileIndex + 1);
+      },
+      (err: unknown) => this.emit("error", err as Error),
+    );
+  }
+
+  #pendingWhileOpening: (() => void)[] | undefined;
+
+  /** Subscribes to the selected topics that the graph shows and that are not recorded yet. */
+  #consider(g: GraphSnapshot): void {
+    if (this.#stopped) return;
+    const types = new Map<string, string>();
+    const history = new Map<string, number>();
+    for (const n of g.nodes) {
+      for (const p of n.pubs) {
+        types.set(p.topic, p.type);
+        if (p.qos.durability === "transient-local") {
+          history.set(p.topic, Math.max(history.get(p.topic) ?? 0, p.qos.depth));
+        }
+      }
+      for (const s of n.subs) if (!types.has(s.topic)) types.set(s.topic, s.type);
+    }
+    for (const [topic, typeName] of types) {
+      if (this.#topics.has(topic) || this.#skipped.has(topic) || !selects(this.#opts, topic)) continue;
+      this.#add(topic, typeName, history.get(topic) ?? 0);
+    }
+  }
+
+  /** Starts recording `topic`; `history` > 0 asks publishers that keep history (latched topics) for it. */
+  #add(topic: string, typeName: string, history: number): void {
+    const type = lookupType(typeName);
+    if (type === undefined) {
+      const reason = `type ${typeName} is not known here (load its module with --import MODULE)`;
+      this.#skipped.set(topic, reason);
+      this.emit("skip", { topic, reason });
+      return;
+    }
+    const fromStore = this.#opts.from !== undefined;
+    const r: Recorded = {
+      stats: {
+        topic,
+        type: typeName,
+        source: fromStore ? "store" : "live",
+        messages: 0,
+        bytes: 0,
+        dropped: 0,
+        lost: 0,
+        invalid: 0,
+      },
+      enc: channelEncodingOf(type),
+      type,
+      channel: -1,
+    };
+    this.#topics.set(topic, r);
+    if (fromStore) {
+      this.#pumps.push(this.#pumpStore(r));
+    } else {
+      void this.#subscribe(r, history);
+    }
+  }
+
+  async #subscribe(r: Recorded, history: number): Promise<void> {
+    try {
+      const sub = await this.#node.createSubscription<unknown>(
+        r.stats.topic,
+        r.type,
+        (msg, info) => this.#live(r, msg, info),
+        {
+          window: RECORD_WINDOW,
+          qos:
+            history > 0
+              ? { reliability: "best-effort", durability: "transient-local", depth: history }
+              : { reliability: "best-effort" },
+        },
+      );
+      sub.on("invalid", () => r.stats.invalid++);
+      if (this.#stopped) sub.close();
+      else {
+        r.sub = sub;
+        this.emit("topic", r.stats);
+      }
+    } catch (err) {
+      this.#topics.delete(r.stats.topic);
+      const reason = (err as Error).message;
+      this.#skipped.set(r.stats.topic, reason);
+      this.emit("skip", { topic: r.stats.topic, reason });
+    }
+  }
+
+  #live(r: Recorded, msg: unknown, info: MessageInfo): void {
+    const publishTime = BigInt(info.sourceTime.sec) * 1_000_000_000n + BigInt(info.sourceTime.nanosec);
+    this.#write(r, msg, info.seq, this.#clock(), publishTime);
+  }
+
+  /** Encodes and writes one message, or counts it as dropped when the disk is too far behind. */
+  #write(r: Recorded, msg: unknown, seq: number, logTime: bigint, publishTime: bigint): void {
+    if (this.#stopped) return;
+    const w = this.#writer;
+    if (w === undefined) {
+      const pending = this.#pendingWhileOpening;
+      if (pending !== undefined && pending.length < 100000) {
+        pending.push(() => this.#write(r, msg, seq, logTime, publishTime));
+      } else r.stats.dropped++;
+      return;
+    }
+    if (w.queuedBytes > this.#opts.maxQueueBytes || w.failure !== undefined) {
+      r.stats.dropped++;
+      return;
+    }
+    // JSON goes into the chunk as text, written as UTF-8 in place; CDR as pieces, pixels not copied.
+    const data = r.enc.messageEncoding === "json" ? viewerJsonText(r.type, msg) : r.enc.encodeParts(msg);
+    if (r.channel < 0) {
+      const schema = w.addSchema(r.enc.schemaName, r.enc.schemaEncoding, r.enc.schemaData);
+      r.channel = w.addChannel(
+        schema,
+        r.stats.topic,
+        r.enc.messageEncoding,
+        new Map([["myelin_type", r.type.name]]),
+      );
+    }
+    r.stats.bytes += w.addMessage(r.channel, seq, logTime, publishTime, data);
+    r.stats.messages++;
+    if (this.#opts.splitBytes !== undefined && w.bytes + w.queuedBytes >= this.#opts.splitBytes)
+      this.#split();
+  }
+
+  /** Reads a durable topic from the store: history from `from`, then new messages as they are stored. */
+  async #pumpStore(r: Recorded): Promise<void> {
+    const topic = r.stats.topic;
+    const store = new StoreClient(this.#node, { timeoutMs: 10000 });
+    const from = this.#opts.from!;
+    let nextSeq = "seq" in from ? from.seq : 0;
+    let fromTime = "timeMs" in from ? from.timeMs : 0;
+    this.emit("topic", r.stats);
+    const signal = this.#stopping.signal;
+    while (!signal.aborted) {
+      let page;
+      try {
+        page = await store.read({
+          topic,
+          from_seq: Math.max(1, nextSeq),
+          from_time_ms: fromTime,
+          max: STORE_PAGE,
+        });
+      } catch (err) {
+        if (signal.aborted) return;
+        if (err instanceof ServiceError && err.code === "ERR_NO_SERVER") {
+          const e = new ServiceError(
+            "ERR_NO_SERVER",
+            `cannot record ${topic} from the store: no store runs with the hub (durable topics need \`myelin hub\` with its store)`,
+          );
+          this.emit("error", e);
+          return;
+        }
+        this.emit("error", err as Error);
+        await delay(1000, signal);
+        continue;
+      }
+      if (page.seqs.length > 0 && fromTime > 0) fromTime = 0; // the time applies to the first page only
+      for (let i = 0; i < page.seqs.length; i++) {
+        const seq = page.seqs[i]!;
+        if (nextSeq > 0 && seq > nextSeq) r.stats.lost += seq - nextSeq; // removed by retention before we read it
+        nextSeq = seq + 1;
+        const msg = decodeStored(r.type, page.payloads[i]!);
+        if (msg === undefined) {
+          r.stats.invalid++;
+          continue;
+        }
+        const t = BigInt(Math.round(page.timestamps[i]!)) * 1_000_000n;
+        this.#write(r, msg, seq, t, t);
+      }
+      if (page.seqs.length < STORE_PAGE) await delay(this.#opts.pollMs, signal);
+      else await new Promise<void>((resolve) => setImmediate(resolve));
+    }
+  }
+}
+
+/** A stored payload decoded and validated, or undefined. */
+function decodeStored(type: MessageType<unknown>, payload: Uint8Array): unknown {
+  const fast = decodeCompiled(type, payload);
+  if (fast !== MISMATCH) return fast;
+  try {
+    const msg = msgpackCodec.decode(payload);
+    return type.validate(msg).ok ? msg : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+function delay(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    if (signal.aborted) return resolve();
+    const t = setTimeout(done, ms);
+    function done(): void {
+      clearTimeout(t);
+      signal.removeEventListener("abort", done);
+      resolve();
+    }
+    signal.addEventListener("abort", done, { once: true });
+  });
+}
+
+/**
+ * A wall clock in ns since the Unix epoch with the resolution of the monotonic clock, on the same basis
+ * as the publishers' stamps (`timeNow`: the process's time origin plus `performance.now()`).
+ */
+function wallClockNs(): () => bigint {
+  const anchor =
+    BigInt(Math.round((performance.timeOrigin + performance.now()) * 1e6)) - process.hrtime.bigint();
+  return () => anchor + process.hrtime.bigint();
+}
