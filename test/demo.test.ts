@@ -17,9 +17,11 @@ test(
   { timeout: 30000 },
   async () => {
     using rt = tempRuntime();
+    using data = tempRuntime(); // the demo's durable topics, kept apart from the runtime directory
     const script = fileURLToPath(new URL("../examples/demo.js", import.meta.url));
     await using demo = new Proc(script, ["--duration-ms", "15000", "--http-port", "0"], {
       MYELIN_RUNTIME_DIR: rt.dir,
+      MYELIN_DATA_DIR: data.dir,
     });
     const line = await demo.waitFor(
       (l) =>
@@ -40,8 +42,12 @@ test(
   { timeout: 40000 },
   async () => {
     using rt = tempRuntime();
+    using data = tempRuntime(); // the demo's durable topics, kept apart from the runtime directory
     const script = fileURLToPath(new URL("../examples/demo.js", import.meta.url));
-    const demo = new Proc(script, ["--http-port", "0"], { MYELIN_RUNTIME_DIR: rt.dir });
+    const demo = new Proc(script, ["--http-port", "0"], {
+      MYELIN_RUNTIME_DIR: rt.dir,
+      MYELIN_DATA_DIR: data.dir,
+    });
     try {
       const pids: number[] = [];
       for (const name of ["camera", "detector", "monitor"]) {
