@@ -1,10 +1,23 @@
 /** The transports nodes and hubs use when their options name none. */
-import type { Transports } from "./transport.js";
+import { MyelinError } from "../errors.js";
+import type { Transport, Transports } from "./transport.js";
 import { unixTransport } from "./unix/unix-transport.js";
 import { zmqTransport } from "./zmq/zmq-transport.js";
 
 /**
- * A plain Unix socket for `ipc://` (one host: no I/O thread in the path), ZeroMQ for `tcp://`
- * (across hosts).
+ * The carrier of `ipc://` by default: ZeroMQ, or the plain Unix-socket transport when
+ * `MYELIN_IPC_TRANSPORT=unix` (a lower round trip, a lower bulk throughput: docs/performance.md).
+ * Every process of a host must use the same one.
  */
-export const DEFAULT_TRANSPORTS: Transports = Object.freeze({ ipc: unixTransport, tcp: zmqTransport });
+function ipcTransport(): Transport {
+  const v = process.env["MYELIN_IPC_TRANSPORT"] ?? "";
+  if (v === "" || v === "zeromq") return zmqTransport;
+  if (v === "unix") return unixTransport;
+  throw new MyelinError(
+    "ERR_INVALID_ARGUMENT",
+    `MYELIN_IPC_TRANSPORT must be zeromq (the default) or unix, got '${v}'`,
+  );
+}
+
+/** ZeroMQ for `tcp://` (across hosts); for `ipc://` (one host) see `MYELIN_IPC_TRANSPORT`. */
+export const DEFAULT_TRANSPORTS: Transports = Object.freeze({ ipc: ipcTransport(), tcp: zmqTransport });

@@ -82,7 +82,11 @@ function writeMessage(sock: Socket, frames: Frames): boolean {
  * lies within one chunk (no copy).
  */
 class MessageReader {
-  #buf: Buffer | null = null;
+  /** Received bytes not yet cut into messages: the start of a message that is still arriving. */
+  #pending: Buffer[] = [];
+  #pendingBytes = 0;
+  /** Bytes the message being assembled needs (prefix included), once its prefix is known. */
+  #need = 0;
   constructor(
     private readonly maxMessageBytes: number,
     private readonly onMessage: (frames: Frames) => void,
@@ -90,15 +94,42 @@ class MessageReader {
 
   /** @throws Error when a message is malformed or over the limit (the connection must reset) */
   feed(chunk: Buffer): void {
-    const buf = this.#buf === null ? chunk : Buffer.concat([this.#buf, chunk]);
-    this.#buf = null;
+    if (this.#pending.length === 0) {
+      this.#cut(chunk);
+      return;
+    }
+    // A message spans chunks: keep them until it is whole, then join them once (not per chunk).
+    this.#pending.push(chunk);
+    this.#pendingBytes += chunk.length;
+    if (this.#need === 0) {
+      if (this.#pendingBytes < 4) return;
+      const head = this.#pending[0]!.length >= 4 ? this.#pending[0]! : Buffer.concat(this.#pending);
+      this.#need = 4 + this.#checkTotal(head.readUInt32BE(0));
+    }
+    if (this.#pendingBytes < this.#need) return;
+    const joined = Buffer.concat(this.#pending, this.#pendingBytes);
+    this.#pending = [];
+    this.#pendingBytes = 0;
+    this.#need = 0;
+    this.#cut(joined);
+  }
+
+  #checkTotal(total: number): number {
+    if (total > this.maxMessageBytes + 2 + 4 * 65535 || total < 2) {
+      throw new Error(`a message of ${total} bytes is over the limit of ${this.maxMessageBytes}`);
+    }
+    return total;
+  }
+
+  /** Delivers the whole messages in `buf`; keeps the rest (a view, no copy) for the next chunks. */
+  #cut(buf: Buffer): void {
     let off = 0;
     while (buf.length - off >= 4) {
-      const total = buf.readUInt32BE(off);
-      if (total > this.maxMessageBytes + 2 + 4 * 65535 || total < 2) {
-        throw new Error(`a message of ${total} bytes is over the limit of ${this.maxMessageBytes}`);
+      const total = this.#checkTotal(buf.readUInt32BE(off));
+      if (buf.length - off - 4 < total) {
+        this.#need = 4 + total;
+        break;
       }
-      if (buf.length - off - 4 < total) break;
       const start = off + 4;
       const count = buf.readUInt16BE(start);
       const frames: Frames = new Array<Buffer>(count);
@@ -119,7 +150,12 @@ class MessageReader {
       off = start + total;
       this.onMessage(frames);
     }
-    if (off < buf.length) this.#buf = off === 0 ? buf : Buffer.from(buf.subarray(off));
+    if (off < buf.length) {
+      const rest = buf.subarray(off);
+      this.#pending = [rest];
+      this.#pendingBytes = rest.length;
+      if (rest.length < 4) this.#need = 0;
+    }
   }
 }
 
