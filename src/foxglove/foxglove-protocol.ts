@@ -8,7 +8,7 @@ import { DecodeError } from "../errors.js";
 import { std_srvs } from "../msgs/index.js";
 import {
   defineProtocol,
-  protocolClient,
+  fetchJsonStatus,
   serveProtocol,
   type CallOptions,
   type Node,
@@ -59,20 +59,8 @@ export function serveFoxgloveStatus(node: Node, status: () => FoxgloveStatus): P
  * @throws DecodeError ERR_DECODE when the reply is not a Foxglove status
  */
 export async function fetchFoxgloveStatus(node: Node, opts: CallOptions = {}): Promise<FoxgloveStatus> {
-  const client = protocolClient(node, FOXGLOVE_PROTOCOL, opts);
-  let r;
-  try {
-    r = await client.status({});
-  } finally {
-    client.close();
-  }
+  const st = await fetchJsonStatus(node, FOXGLOVE_PROTOCOL.status, opts);
   const where = `the reply of ${FOXGLOVE_PROTOCOL.status.service}`;
-  let st: unknown;
-  try {
-    st = JSON.parse(r.message);
-  } catch (err) {
-    throw new DecodeError("ERR_DECODE", `${where} is not JSON: ${(err as Error).message}`, { cause: err });
-  }
   const o = st as Partial<FoxgloveStatus> | null;
   if (typeof o !== "object" || o === null || typeof o.url !== "string" || !Array.isArray(o.clients)) {
     throw new DecodeError(

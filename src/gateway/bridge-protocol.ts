@@ -8,7 +8,7 @@ import { DecodeError } from "../errors.js";
 import { std_srvs } from "../msgs/index.js";
 import {
   defineProtocol,
-  protocolClient,
+  fetchJsonStatus,
   serveProtocol,
   type CallOptions,
   type Node,
@@ -42,20 +42,8 @@ export function serveBridgeStatus(
  * @throws DecodeError ERR_DECODE when the reply is not a JSON array of bridge statuses
  */
 export async function fetchBridgeStatus(node: Node, opts: CallOptions = {}): Promise<BridgeStatus[]> {
-  const client = protocolClient(node, BRIDGE_PROTOCOL, opts);
-  let r;
-  try {
-    r = await client.status({});
-  } finally {
-    client.close();
-  }
+  const list = await fetchJsonStatus(node, BRIDGE_PROTOCOL.status, opts);
   const where = `the reply of ${BRIDGE_PROTOCOL.status.service}`;
-  let list: unknown;
-  try {
-    list = JSON.parse(r.message);
-  } catch (err) {
-    throw new DecodeError("ERR_DECODE", `${where} is not JSON: ${(err as Error).message}`, { cause: err });
-  }
   const bad = Array.isArray(list)
     ? list.findIndex((b) => typeof (b as { name?: unknown } | null)?.name !== "string")
     : -2;

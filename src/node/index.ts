@@ -40,6 +40,7 @@ export type {
 } from "./durable-consumer.js";
 export {
   defineProtocol,
+  fetchJsonStatus,
   graphServes,
   protocolClient,
   serveProtocol,

@@ -19,8 +19,8 @@
  * hub's info, a node's parameters) defines its protocol once, in its own module; the server and
  * every client use that definition, so no other module names its services.
  */
-import { ClosedError, MyelinError } from "../errors.js";
-import type { RequestOf, ResponseOf, ServiceType } from "../msgs/index.js";
+import { ClosedError, DecodeError, MyelinError } from "../errors.js";
+import type { RequestOf, ResponseOf, ServiceType, std_srvs } from "../msgs/index.js";
 import type { GraphSnapshot } from "./control-protocol.js";
 import type { Node } from "./node.js";
 import type { CallOptions, ClientOptions, ServiceClient, ServiceHandler, ServiceServer } from "./service.js";
@@ -235,4 +235,36 @@ function noSuchMethod(method: string, methods: readonly string[]): MyelinError {
     "ERR_INVALID_ARGUMENT",
     `the protocol has no method ${method}; it has: ${methods.join(", ")}`,
   );
+}
+
+/**
+ * Calls a status service answering `std_srvs/Trigger` with JSON in its message (the bridges', the
+ * Foxglove server's) and returns the parsed JSON; the caller checks its shape.
+ * @throws ServiceError ERR_NO_SERVER when nobody serves it; TimeoutError ERR_TIMEOUT when it did
+ *   not answer within `opts.timeoutMs` (default 5000 ms)
+ * @throws DecodeError ERR_DECODE when the message is not JSON
+ */
+export async function fetchJsonStatus(
+  node: Node,
+  status: ProtocolService<typeof std_srvs.Trigger>,
+  opts: CallOptions = {},
+): Promise<unknown> {
+  const client = node.createClient(status.service, status.type, opts);
+  let r;
+  try {
+    r = await client.call({});
+  } finally {
+    client.close();
+  }
+  try {
+    return JSON.parse(r.message) as unknown;
+  } catch (err) {
+    throw new DecodeError(
+      "ERR_DECODE",
+      `the reply of ${status.service} is not JSON: ${(err as Error).message}`,
+      {
+        cause: err,
+      },
+    );
+  }
 }
