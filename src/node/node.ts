@@ -11,13 +11,13 @@ import { join } from "node:path";
 import { ClosedError, MyelinError, TimeoutError, TypeMismatchError } from "../errors.js";
 import { lookupType, type MessageType, type ServiceType } from "../msgs/index.js";
 import { DataServer } from "../transport/data-server.js";
-import { PeerLink } from "../transport/peer-link.js";
 import { DEFAULT_TRANSPORTS } from "../transport/default-transports.js";
 import type { Transports } from "../transport/transport.js";
 import { InprocRegistry } from "../transport/inproc.js";
 import { ensureRuntimeDir, hubEndpoint, runtimeDir } from "./config.js";
 import type { GraphSnapshot, Refusal } from "./control-protocol.js";
 import { HubClient } from "./hub-client.js";
+import { PeerLinks } from "./peer-links.js";
 import { acceptRemoteSubscriber, advertisedEndpoint, nodeRecord } from "./node-record.js";
 import { DurableConsumer, type DurableConsumerOptions } from "./durable-consumer.js";
 import { StoreClient } from "./store-client.js";
@@ -30,7 +30,7 @@ import { dispatchRequest } from "./request-dispatch.js";
 import {
   checkLiveliness,
   checkWindow,
-  closeIdleLinks,
+  dropRemovedSources,
   reconcileSubscription,
   type SubState,
 } from "./subscription-wiring.js";
@@ -91,7 +91,7 @@ export class Node extends EventEmitter<NodeEvents> implements CallRouter {
   readonly #subs = new Map<Subscription<unknown>, SubState>();
   readonly #services = new Map<string, ServiceServer<unknown, unknown>>();
   readonly #params = new Map<string, Parameter>();
-  readonly #links = new Map<string, PeerLink>();
+  readonly #links: PeerLinks;
   #graph: GraphSnapshot | undefined;
   #graphWaiters: (() => void)[] = [];
   readonly #durables = new Set<DurableConsumer<unknown>>();
@@ -117,6 +117,12 @@ export class Node extends EventEmitter<NodeEvents> implements CallRouter {
     this.#runtimeDir = runtimeDir(opts.runtimeDir);
     this.#ready = opts.manualReady !== true;
     this.#transports = opts.transports ?? DEFAULT_TRANSPORTS;
+    this.#links = new PeerLinks({
+      transports: this.#transports,
+      hello: { node: this.id, process: PROCESS_ID },
+      maxMessageBytes: this.#opts.maxMessageBytes,
+      onWarning: (err) => this.emit("warning", err),
+    });
     this.#caller = new ServiceCaller({
       id: this.id,
       processId: PROCESS_ID,
@@ -124,8 +130,8 @@ export class Node extends EventEmitter<NodeEvents> implements CallRouter {
       localService: (name) => inproc.service(name),
       graph: () => this.#graph,
       waitForGraph: (pred, timeoutMs) => this.waitForGraph(pred, timeoutMs),
-      link: (endpoint) => this.#link(endpoint),
-      linkDown: (endpoint) => this.#links.get(endpoint)?.down === true,
+      link: (endpoint) => this.#links.get(endpoint),
+      linkDown: (endpoint) => this.#links.isDown(endpoint),
     });
   }
 
@@ -352,7 +358,7 @@ export class Node extends EventEmitter<NodeEvents> implements CallRouter {
       throw new TypeMismatchError("ERR_TYPE_MISMATCH", r.message);
     }
     if (this.#graph !== undefined)
-      reconcileSubscription(state, this.#graph, false, PROCESS_ID, (ep) => this.#link(ep));
+      reconcileSubscription(state, this.#graph, false, PROCESS_ID, (ep) => this.#links.get(ep));
     return sub;
   }
 
@@ -491,8 +497,7 @@ export class Node extends EventEmitter<NodeEvents> implements CallRouter {
     for (const s of [...this.#subs.keys()]) s.close();
     for (const p of [...this.#publishers]) p.close();
     for (const s of [...this.#services.values()]) s.close();
-    for (const l of this.#links.values()) l.close();
-    this.#links.clear();
+    this.#links.closeAll();
     await this.#server.close();
     await this.#hub.close();
     if (this.#ipcPath !== "") rmSync(this.#ipcPath, { force: true });
@@ -551,28 +556,6 @@ export class Node extends EventEmitter<NodeEvents> implements CallRouter {
     if (!this.#closed) void this.#hub.register(this.#opts.registerTimeoutMs);
   }
 
-  #link(endpoint: string): PeerLink {
-    let link = this.#links.get(endpoint);
-    if (link === undefined) {
-      link = new PeerLink({
-        endpoint,
-        transports: this.#transports,
-        hello: { node: this.id, process: PROCESS_ID },
-        maxMessageBytes: this.#opts.maxMessageBytes,
-        pingIntervalMs: 500,
-        onBadFrame: (err) =>
-          this.emit(
-            "warning",
-            new MyelinError("ERR_PROTOCOL", `dropped a bad frame from ${endpoint}: ${err.message}`, {
-              cause: err,
-            }),
-          ),
-      });
-      this.#links.set(endpoint, link);
-    }
-    return link;
-  }
-
   #dropSubscription(sub: Subscription<unknown>): void {
     const st = this.#subs.get(sub);
     if (st === undefined) return;
@@ -585,24 +568,17 @@ export class Node extends EventEmitter<NodeEvents> implements CallRouter {
   }
 
   #onGraph(g: GraphSnapshot): void {
-    const removed = new Set(g.removed);
-    for (const id of removed) {
+    for (const id of g.removed) {
       this.#server.dropNode(id);
       // Calls waiting on a node the hub removed cannot be answered any more: fail them now.
       const gone = this.#graph?.nodes.find((n) => n.id === id);
-      if (gone !== undefined) this.#links.get(gone.endpoint)?.failCalls(`the hub removed node ${gone.name}`);
-      for (const st of this.#subs.values()) {
-        const src = st.sources.get(id);
-        if (src === undefined) continue;
-        st.sources.delete(id);
-        if (src.alive) st.sub.livelinessChanged(src.publisherName, false);
-        if (src.sid !== 0) src.link.unsubscribe(src.sid);
-      }
+      if (gone !== undefined) this.#links.failCalls(gone.endpoint, `the hub removed node ${gone.name}`);
     }
+    dropRemovedSources(this.#subs.values(), g.removed);
     this.#graph = g;
     for (const st of this.#subs.values())
-      reconcileSubscription(st, g, g.settled, PROCESS_ID, (ep) => this.#link(ep));
-    closeIdleLinks(this.#links, g);
+      reconcileSubscription(st, g, g.settled, PROCESS_ID, (ep) => this.#links.get(ep));
+    this.#links.closeIdle(g);
     this.emit("graph", g);
   }
 }

@@ -104,14 +104,18 @@ export function reconcileSubscription(
   }
 }
 
-/** Once the graph is settled, closes the links to nodes that are gone and carry nothing. */
-export function closeIdleLinks(links: Map<string, PeerLink>, g: GraphSnapshot): void {
-  if (!g.settled) return;
-  const live = new Set(g.nodes.map((n) => n.endpoint));
-  for (const [ep, link] of links) {
-    if (!live.has(ep) && link.subscriptionCount === 0 && link.pendingCalls === 0) {
-      link.close();
-      links.delete(ep);
+/**
+ * The hub removed nodes `ids`: their sources leave every subscription (a publisher that was alive
+ * is reported gone) and their subscriptions on the links end.
+ */
+export function dropRemovedSources(subs: Iterable<SubState>, ids: Iterable<string>): void {
+  for (const id of ids) {
+    for (const st of subs) {
+      const src = st.sources.get(id);
+      if (src === undefined) continue;
+      st.sources.delete(id);
+      if (src.alive) st.sub.livelinessChanged(src.publisherName, false);
+      if (src.sid !== 0) src.link.unsubscribe(src.sid);
     }
   }
 }
