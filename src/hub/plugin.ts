@@ -7,6 +7,7 @@
  * plugin may read an earlier one's status through `ctx.plugin(name)`), and closes them in the
  * reverse order.
  */
+import { MyelinError } from "../errors.js";
 import { Hub, type HubOptions } from "./hub.js";
 
 /** What a plugin is given when it starts. */
@@ -117,7 +118,10 @@ export async function startHubProcess(opts: HubProcessOptions = {}): Promise<Hub
   for (const plugin of opts.plugins ?? []) {
     if (running.has(plugin.name)) {
       await close();
-      throw new Error(`hub plugin '${plugin.name}' is given twice; give each plugin once`);
+      throw new MyelinError(
+        "ERR_INVALID_ARGUMENT",
+        `hub plugin '${plugin.name}' is given twice; give each plugin once`,
+      );
     }
     try {
       const p = await plugin.start(ctx);
