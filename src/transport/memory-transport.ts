@@ -18,6 +18,7 @@ import type {
   Transport,
   TransportOptions,
 } from "./transport.js";
+import { LOCAL_IDENTITY } from "./transport.js";
 import { Inbox } from "./inbox.js";
 
 const DEFAULT_HWM = 1000;
@@ -168,7 +169,7 @@ class MemoryConnection implements Connection {
         );
         break;
       }
-      p.listener.inbox.push({ peer: p.id, frames });
+      p.listener.inbox.push({ peer: p.id, frames, identity: LOCAL_IDENTITY });
     }
     if (this.#outbox.length === 0 && this.#idle.length > 0) {
       for (const f of this.#idle.splice(0)) f();

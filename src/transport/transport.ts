@@ -49,7 +49,18 @@ export interface Incoming {
   /** The sending connection, as the listener knows it; pass it back to `send` to reply. */
   readonly peer: PeerId;
   readonly frames: Frames;
+  /**
+   * Who sent it, as the carrier authenticated the connection: {@link LOCAL_IDENTITY} for a
+   * carrier reachable only on this host by the owning user (`ipc`, `inproc`), `curve:<Z85
+   * public key>` for a CURVE-authenticated link, {@link ANONYMOUS_IDENTITY} for plain tcp.
+   */
+  readonly identity: string;
 }
+
+/** The identity of a same-host peer: its socket file is reachable only by the owning user. */
+export const LOCAL_IDENTITY = "local";
+/** The identity of a peer on an unauthenticated network link (plain tcp, `--insecure`). */
+export const ANONYMOUS_IDENTITY = "anonymous";
 
 /**
  * A listener's name for one connected peer: opaque bytes, unique among the listener's peers,

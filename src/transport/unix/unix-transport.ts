@@ -26,7 +26,7 @@ import type {
   Transport,
   TransportOptions,
 } from "../transport.js";
-import { requireNoSecurity } from "../transport.js";
+import { LOCAL_IDENTITY, requireNoSecurity } from "../transport.js";
 import { Inbox } from "../inbox.js";
 
 const GREETING = Buffer.alloc(16);
@@ -224,7 +224,7 @@ class UnixListener implements Listener {
     let greeted = false;
     let pending: Buffer | null = null;
     const reader = new MessageReader(this.#opts.maxMessageBytes, (frames) => {
-      this.#inbox.push({ peer: id, frames });
+      this.#inbox.push({ peer: id, frames, identity: LOCAL_IDENTITY });
       if (this.#inbox.length >= this.#hwm) this.#pause();
     });
     sock.on("data", (chunk: Buffer) => {

@@ -16,7 +16,7 @@ import type {
   Transport,
   TransportOptions,
 } from "../transport.js";
-import { requireNoSecurity } from "../transport.js";
+import { ANONYMOUS_IDENTITY, LOCAL_IDENTITY, requireNoSecurity } from "../transport.js";
 import { SendQueue } from "./send-queue.js";
 
 /** Messages a connection's DEALER holds for its peer before sends wait (ZeroMQ's SNDHWM). */
@@ -41,6 +41,7 @@ class ZmqListener implements Listener {
   endpoint = "";
   readonly #sock: Router;
   readonly #queue: SendQueue;
+  #identity = LOCAL_IDENTITY;
   #closed = false;
 
   constructor(opts: TransportOptions) {
@@ -72,13 +73,15 @@ class ZmqListener implements Listener {
       );
     }
     this.endpoint = this.#sock.lastEndpoint ?? endpoint;
+    // Without security, a tcp peer is whoever reached the port; ipc is this host's user.
+    this.#identity = endpoint.startsWith("tcp://") ? ANONYMOUS_IDENTITY : LOCAL_IDENTITY;
   }
 
   async *[Symbol.asyncIterator](): AsyncIterator<Incoming> {
     for await (const msg of receiveAll(this.#sock)) {
       const peer = msg[0];
       if (peer === undefined) continue;
-      yield { peer, frames: msg.slice(1) };
+      yield { peer, frames: msg.slice(1), identity: this.#identity };
     }
   }
 
