@@ -234,3 +234,15 @@ test("myelin hub --systemd-unit prints a unit with Restart, a watchdog and KillM
     assert.ok(unit.includes(line), `${line} in\n${unit}`);
   assert.match(unit, /^ExecStart=\S+node\S* \S+bin\/myelin hub --label edge$/m);
 });
+
+test("myelin hub --systemd-unit refuses to copy a token into the unit file, naming the fix", async () => {
+  const out: string[] = [];
+  const err: string[] = [];
+  const code = await main(
+    ["hub", "--systemd-unit", "--foxglove-port", "8765", "--foxglove-token", "s3cret-token-value"],
+    { out: (l) => out.push(l), err: (l) => err.push(l) },
+  );
+  assert.equal(code, 2);
+  assert.equal(out.join("\n").includes("s3cret-token-value"), false, "the token was printed");
+  assert.match(err.join("\n"), /--foxglove-token into the unit file.*tokenFile/s);
+});

@@ -8,7 +8,7 @@ import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { loadSpec, supervisorPlugin, systemdUnit, type LaunchSpec } from "../orchestrator/index.js";
 import type { HubPlugin } from "../hub/index.js";
-import { boolOpt, listOpt, strOpt, type Invocation, type OptionSpec } from "./common.js";
+import { boolOpt, listOpt, strOpt, UsageError, type Invocation, type OptionSpec } from "./common.js";
 
 const BIN = join(dirname(fileURLToPath(import.meta.url)), "..", "..", "..", "bin", "myelin");
 
@@ -50,6 +50,19 @@ export const HUB_SUPERVISOR_OPTIONS: Record<string, OptionSpec> = {
 
 /** The systemd unit for `myelin hub` with the options of `inv` (minus --systemd-unit). */
 export function hubSystemdUnit(inv: Invocation): string {
+  // A unit file is readable by every user of the host (and so is `systemctl show`): a secret
+  // given on the command line must not be copied into it.
+  for (const secret of SECRET_OPTIONS) {
+    if (inv.values[secret] !== undefined) {
+      throw new UsageError(
+        `hub: --systemd-unit would copy --${secret} into the unit file, which every user can read: ` +
+          "put the token in a file readable only by the hub's user and name it with tokenFile in " +
+          "--foxglove-config (docs/foxglove.md), or set MYELIN_FOXGLOVE_TOKEN in an " +
+          "EnvironmentFile= of mode 0600",
+        "hub",
+      );
+    }
+  }
   const args = [process.execPath, BIN, "hub"];
   for (const [k, v] of Object.entries(inv.values)) {
     if (k === "systemd-unit" || k === "stop-on-down" || k === "help" || v === undefined || v === false)
@@ -67,6 +80,9 @@ export function hubSystemdUnit(inv: Invocation): string {
   }
   return systemdUnit({ execStart: args, environment: env, workingDirectory: process.cwd() });
 }
+
+/** Options of `myelin hub` that carry a secret, never written into a unit file. */
+const SECRET_OPTIONS = ["foxglove-token"];
 
 /** Reads and validates `--spec` (before anything starts). @throws SpecError */
 export function hubSpec(inv: Invocation): LaunchSpec | undefined {
