@@ -21,7 +21,7 @@ import {
 import {
   aborted,
   boolOpt,
-  HUB_TIMEOUT_MS,
+  hubTimeoutMs,
   numOpt,
   strOpt,
   unlessInterrupted,
@@ -55,7 +55,7 @@ function withSupervisor<R>(
   fn: (node: Node) => Promise<R>,
 ): Promise<R> {
   return withNode(ctx, inv, command, async (node) => {
-    await supervisorReady(ctx, node, HUB_TIMEOUT_MS);
+    await supervisorReady(ctx, node, hubTimeoutMs(inv));
     return fn(node);
   });
 }
@@ -242,7 +242,7 @@ export const upCommand: CommandSpec = {
         child.unref();
         ctx.err(`started the hub in the background (pid ${child.pid ?? "?"}; log ${logFile})`);
       }
-      await supervisorReady(ctx, node, hubUp ? HUB_TIMEOUT_MS : 15000);
+      await supervisorReady(ctx, node, hubUp ? hubTimeoutMs(inv) : 15000);
       if (spec.topics.length > 0) {
         // Durable-topic settings go to the store first, so the nodes' topics start with them.
         const store = new StoreClient(node, { timeoutMs: 10000 });

@@ -15,7 +15,14 @@ import {
   type ServiceType,
 } from "../msgs/index.js";
 import { fromJson, parseData } from "../codec/index.js";
-import { createNode, hubEndpoint, type GraphSnapshot, type Node, type TopicDecl } from "../node/index.js";
+import {
+  createNode,
+  hubEndpoint,
+  runtimeDir,
+  type GraphSnapshot,
+  type Node,
+  type TopicDecl,
+} from "../node/index.js";
 import { didYouMean } from "./format.js";
 
 /** A usage mistake (unknown command or option, missing argument): exit code 2. */
@@ -237,8 +244,40 @@ export function pause(ms: number, signal: AbortSignal): Promise<boolean> {
 
 // ---- the tool node ---------------------------------------------------------------------------
 
-/** How long a tool waits for the hub to answer, in ms. */
+/** How long a tool waits for the hub to answer when no hub seems to run here, in ms. */
 export const HUB_TIMEOUT_MS = 2000;
+/** How long a tool waits for a hub whose pid file names a live process (a busy host), in ms. */
+export const BUSY_HUB_TIMEOUT_MS = 10000;
+
+/**
+ * How long a tool waits for the hub: `MYELIN_HUB_TIMEOUT_MS` when set; otherwise longer when
+ * this host's hub is running (its pid file names a live process), so a loaded machine's slow
+ * answer is not mistaken for no hub, and short when nothing runs, so a typo fails fast.
+ * @throws MyelinError ERR_INVALID_ARGUMENT for a MYELIN_HUB_TIMEOUT_MS that is not a positive integer
+ */
+export function hubTimeoutMs(inv: Invocation): number {
+  const env = process.env["MYELIN_HUB_TIMEOUT_MS"];
+  if (env !== undefined && env !== "") {
+    const n = Number(env);
+    if (!Number.isInteger(n) || n <= 0) {
+      throw new MyelinError(
+        "ERR_INVALID_ARGUMENT",
+        `MYELIN_HUB_TIMEOUT_MS=${env} is not a positive whole number of milliseconds; e.g. MYELIN_HUB_TIMEOUT_MS=5000`,
+      );
+    }
+    return n;
+  }
+  const opts = connectOpts(inv);
+  if (!hubEndpoint(opts).startsWith("ipc://")) return HUB_TIMEOUT_MS;
+  try {
+    const pid = Number(readFileSync(join(runtimeDir(opts.runtimeDir), "hub.pid"), "utf8").trim());
+    if (!Number.isInteger(pid) || pid <= 0) return HUB_TIMEOUT_MS;
+    process.kill(pid, 0);
+    return BUSY_HUB_TIMEOUT_MS;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === "EPERM" ? BUSY_HUB_TIMEOUT_MS : HUB_TIMEOUT_MS;
+  }
+}
 
 /** Imports the `--import` modules (type registrations). */
 export async function importModules(inv: Invocation): Promise<void> {
@@ -267,7 +306,7 @@ export function connectOpts(inv: Invocation): { hub?: string; runtimeDir?: strin
 /**
  * Runs `fn` with a hidden tool node `_myelin_<command>_<pid>` after checking that a hub answers, and
  * closes the node afterwards.
- * @throws MyelinError ERR_HUB_UNREACHABLE when no hub answers within HUB_TIMEOUT_MS
+ * @throws MyelinError ERR_HUB_UNREACHABLE when no hub answers within {@link hubTimeoutMs}
  */
 export async function withNode<R>(
   ctx: Context,
@@ -280,7 +319,7 @@ export async function withNode<R>(
   try {
     let graph: GraphSnapshot;
     try {
-      graph = await unlessInterrupted(node.queryGraph(HUB_TIMEOUT_MS), ctx.signal);
+      graph = await unlessInterrupted(node.queryGraph(hubTimeoutMs(inv)), ctx.signal);
     } catch (err) {
       if (err instanceof MyelinError && err.code === "ERR_HUB_UNREACHABLE") {
         throw new TimeoutError(
