@@ -12,7 +12,7 @@ import { Hub } from "../src/hub/index.js";
 import { createNode, replicaNodeName, type Node } from "../src/node/index.js";
 import { std_srvs } from "../src/msgs/index.js";
 import { loadSpec, Supervisor, type ProcessRow } from "../src/orchestrator/index.js";
-import { fixture, tempRuntime } from "./helpers.js";
+import { fixture, tempRuntime, until } from "./helpers.js";
 
 const FIXTURE = fixture("orch-node");
 
@@ -446,5 +446,28 @@ nodes:
       (x) => ["camera", "detector", "camera.1", "detector.1"].every((n) => x.nodes.some((y) => y.name === n)),
       10000,
     );
+  },
+);
+
+test(
+  "down then close at once leaves no state.json naming the stopped processes",
+  { timeout: 60000 },
+  async () => {
+    await using w = await world();
+    const spec = w.spec(`
+nodes:
+  worker:
+    module: $FIXTURE
+    env: { ORCH_EVENTS: $EVENTS }
+    replicas: 2
+`);
+    const applied = await w.sup.apply(spec, 30000);
+    assert.equal(applied.ok, true, applied.message);
+    const stateFile = join(w.dir, "supervisor", "state.json");
+    // The state is saved on the turn after a change: wait for it to name both replicas.
+    await until(() => existsSync(stateFile) && readFileSync(stateFile, "utf8").includes('"worker"'), 10000);
+    assert.equal(await w.sup.down(), 2);
+    await w.sup.close();
+    assert.equal(existsSync(stateFile), false, existsSync(stateFile) ? readFileSync(stateFile, "utf8") : "");
   },
 );

@@ -401,7 +401,9 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
       await Promise.all(insts.map((i) => i.stop("down")));
       for (const i of insts) this.#instances.delete(instanceKey(i.unit.name, i.replica));
     }
-    this.#save();
+    // Written now, not on the next turn: a close() right after down() would skip a scheduled
+    // save and leave state.json naming processes that are gone.
+    if (!this.#closed) this.#writeState();
     if (hadSpec || n > 0) this.#say(`down: stopped ${n} process${n === 1 ? "" : "es"}`);
     return n;
   }
