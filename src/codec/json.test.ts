@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
+import fc from "fast-check";
 import { DecodeError, MyelinError, ValidationError } from "../errors.js";
 import {
   diagnostic_msgs,
@@ -194,6 +195,27 @@ describe("jsonCodec", () => {
   });
 });
 
+test("base64Decode (Node's decoder and a length check) accepts and rejects exactly what the strict JS decoder does", () => {
+  const chars = fc.constantFrom(..."AZaz09+/-_=", " ", "\n", "$", "\u0000", "é", "\u0141", "\u4141", "😀");
+  fc.assert(
+    fc.property(
+      fc.array(chars, { maxLength: 24 }).map((a) => a.join("")),
+      (s) => {
+        assert.deepEqual(base64Decode(s), base64DecodeJs(s), JSON.stringify(s));
+      },
+    ),
+    { numRuns: 20000 },
+  );
+  fc.assert(
+    fc.property(fc.uint8Array({ maxLength: 64 }), fc.nat(70), fc.string({ maxLength: 2 }), (b, at, junk) => {
+      const s = Buffer.from(b).toString("base64");
+      const spliced = s.slice(0, at) + junk + s.slice(at);
+      assert.deepEqual(base64Decode(spliced), base64DecodeJs(spliced), JSON.stringify(spliced));
+    }),
+    { numRuns: 20000 },
+  );
+});
+
 test("base64 matches Buffer for all lengths, with and without Buffer", () => {
   for (let n = 0; n < 40; n++) {
     const b = Uint8Array.from({ length: n }, (_, i) => (i * 37 + n) & 0xff);
@@ -206,7 +228,18 @@ test("base64 matches Buffer for all lengths, with and without Buffer", () => {
     assert.deepEqual(base64Decode(unpadded), b);
     assert.deepEqual(base64DecodeJs(unpadded), b);
   }
-  for (const bad of ["A", "AAAAA", "A===", "AA=A", "AB CD", "ÄÄ==", "AAA=="]) {
+  for (const bad of [
+    "A",
+    "AAAAA",
+    "A===",
+    "AA=A",
+    "AB CD",
+    "ÄÄ==",
+    "AAA==",
+    "\u0141AAA",
+    "A\u0000AA",
+    "AA\nAA",
+  ]) {
     assert.equal(base64Decode(bad), undefined, bad);
     assert.equal(base64DecodeJs(bad), undefined, bad);
   }
