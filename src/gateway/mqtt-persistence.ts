@@ -496,8 +496,11 @@ export class FilePersistence extends AsyncPersistence {
   ): Promise<StoredPacket | undefined> {
     await this.#wait();
     const r = super.outgoingClearMessageId(client, packet);
+    // A client never seen with a persistent session (a clean session: aedes stores neither its
+    // subscriptions nor its in-flight messages) has nothing in the journal to clear; journaling
+    // every PUBACK of such clients cost a write per message and subscriber.
     const j =
-      packet.messageId === undefined
+      packet.messageId === undefined || !this.#clients.has(client.id)
         ? undefined
         : this.#journal({ o: "clr", c: client.id, m: packet.messageId });
     const out = await r;
