@@ -17,9 +17,11 @@ export const IMPLS: Readonly<Record<string, () => Promise<Impl>>> = {
   "mqtt-mosquitto-q0": async () => (await import("./mqtt.js")).mqttImpl("mosquitto", 0),
   "mqtt-aedes-q0": async () => (await import("./mqtt.js")).mqttImpl("aedes", 0),
   "mqtt-gateway-q0": async () => (await import("./mqtt.js")).mqttImpl("gateway", 0),
+  "mqtt-gateway-raw-q0": async () => (await import("./mqtt.js")).mqttImpl("gateway", 0, "raw"),
   "mqtt-mosquitto-q1": async () => (await import("./mqtt.js")).mqttImpl("mosquitto", 1),
   "mqtt-aedes-q1": async () => (await import("./mqtt.js")).mqttImpl("aedes", 1),
   "mqtt-gateway-q1": async () => (await import("./mqtt.js")).mqttImpl("gateway", 1),
+  "mqtt-gateway-raw-q1": async () => (await import("./mqtt.js")).mqttImpl("gateway", 1, "raw"),
 };
 
 /** The impl every ratio is computed against. */

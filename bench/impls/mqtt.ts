@@ -105,14 +105,19 @@ function jsonBody(payload: Uint8Array): Buffer {
   return b;
 }
 
-/** An MQTT benchmark implementation through `broker` at `qos`. */
-export function mqttImpl(broker: Broker, qos: 0 | 1): Impl {
+/**
+ * An MQTT benchmark implementation through `broker` at `qos`. For the gateway, `format` is the
+ * mapping's payload format: `json` (the sender sends `{"data":"<base64>"}`) or `raw` (the bytes
+ * as they are, typed as myelin_msgs/RawPayload's `data`).
+ */
+export function mqttImpl(broker: Broker, qos: 0 | 1, format: "json" | "raw" = "json"): Impl {
   const window = qos === 0 ? 1024 : 256;
+  const json = broker === "gateway" && format === "json";
   return {
-    name: `mqtt-${broker}-q${qos}`,
+    name: `mqtt-${broker}${broker === "gateway" && format === "raw" ? "-raw" : ""}-q${qos}`,
     description:
       broker === "gateway"
-        ? `MQTT.js QoS ${qos} → Myelin MQTT gateway (JSON mapped and schema-validated) → Myelin subscriber`
+        ? `MQTT.js QoS ${qos} → Myelin MQTT gateway (${format === "json" ? "JSON" : "raw bytes"} mapped and schema-validated) → Myelin subscriber`
         : `MQTT.js QoS ${qos} → ${broker === "aedes" ? "bare aedes 1.x (child process)" : "mosquitto"} → MQTT.js QoS ${qos} subscriber`,
 
     async unavailable() {
@@ -137,7 +142,7 @@ export function mqttImpl(broker: Broker, qos: 0 | 1): Impl {
           conf,
           [
             "mapping:",
-            "  - { myelin: /bench/+, external: bench/+, type: myelin_msgs/RawPayload, format: json, direction: in }",
+            `  - { myelin: /bench/+, external: bench/+, type: myelin_msgs/RawPayload, format: ${format}, direction: in }`,
             "limits: { maxMessageBytes: 8388608, maxConnectionsPerMinute: 100000 }",
             "",
           ].join("\n"),
@@ -177,10 +182,9 @@ export function mqttImpl(broker: Broker, qos: 0 | 1): Impl {
       return {
         endpoint: topic,
         send(payload: Uint8Array): void | Promise<void> {
-          const body =
-            broker === "gateway"
-              ? jsonBody(payload)
-              : Buffer.from(payload.buffer, payload.byteOffset, payload.byteLength);
+          const body = json
+            ? jsonBody(payload)
+            : Buffer.from(payload.buffer, payload.byteOffset, payload.byteLength);
           if (qos === 0) {
             // QoS 0: no per-message callback; wait for the socket to drain past 1 MiB buffered.
             c.publish(topic, body, pubOpts);
