@@ -153,7 +153,7 @@ async function main(): Promise<void> {
       }
     }
   } finally {
-    await hub.close();
+    hub.close();
     rmSync(dir, { recursive: true, force: true });
   }
   // Per size, the run with the median p50.
