@@ -344,7 +344,8 @@ export class ShmWriter {
     for (let i = 0; i < frames.length; i++) {
       const f = frames[i]!;
       const at = i > 0 ? this.#locate(f) : undefined;
-      if (at !== undefined) {
+      // A view of a slot nobody holds (a loan published twice) is sent like a heap buffer.
+      if (at !== undefined && at.pool.refs[at.slot]! > 0) {
         parts[i] = {
           pool: at.pool.id,
           slot: at.slot,
