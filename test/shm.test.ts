@@ -65,6 +65,9 @@ test("loaned buffers are written in place and reach a subscriber as descriptors"
   );
   assertShmAfterAccept(msgs, 32);
   await pub.waitFor((l) => l.event === "done", 20000, "publisher done");
+  const pid = pub.child.pid;
+  await pub.exit();
+  assert.deepEqual(poolsOf(pid), [], "the publisher unlinked its pools on exit");
 });
 
 test("one publisher, two subscribers: one reads through shared memory, one without the addon gets the bytes over the socket", async () => {
@@ -96,4 +99,7 @@ test("one publisher, two subscribers: one reads through shared memory, one witho
   assertShmAfterAccept(a, 16);
   assert.equal(b.at(-1)!.descriptors, 0, "no descriptor to the subscriber that cannot map");
   await pub.waitFor((l) => l.event === "done", 20000, "publisher done");
+  const pid = pub.child.pid;
+  await pub.exit();
+  assert.deepEqual(poolsOf(pid), [], "the publisher unlinked its pools on exit");
 });
