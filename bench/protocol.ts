@@ -18,6 +18,8 @@ export interface CaseSpec {
   /** `twist`: the harness sends Twist objects (see {@link Twist}), else opaque byte payloads. */
   readonly message: "bytes" | "twist";
   readonly description: string;
+  /** Run only when named in `--cases` (large-frame cases: shared memory against the peers). */
+  readonly optional?: boolean;
 }
 
 // Tags. Byte payloads carry the tag in byte 0; Twists carry it in linear.x (data messages use a
@@ -84,6 +86,22 @@ export const CASES: readonly CaseSpec[] = [
     message: "bytes",
     description: "ping-pong, one 64 B message in flight, latency on the sender (hrtime)",
   },
+  {
+    name: "throughput-8m",
+    kind: "throughput",
+    payloadBytes: 8 * 1024 * 1024,
+    message: "bytes",
+    description: "8 MiB payloads (camera frames, point clouds)",
+    optional: true,
+  },
+  ...[4096, 65536, 1024 * 1024, 8 * 1024 * 1024].map((bytes): CaseSpec => ({
+    name: `roundtrip-${bytes >= 1024 * 1024 ? `${bytes / (1024 * 1024)}m` : `${bytes / 1024}k`}`,
+    kind: "roundtrip",
+    payloadBytes: bytes,
+    message: "bytes",
+    description: `ping-pong, one ${bytes >= 1024 * 1024 ? `${bytes / (1024 * 1024)} MiB` : `${bytes / 1024} KiB`} message in flight`,
+    optional: true,
+  })),
   {
     name: "late-joiner",
     kind: "late-joiner",

@@ -45,7 +45,7 @@ interface Options {
 }
 
 const USAGE = `usage: node dist/bench/run.js [options]
-  --cases a,b        cases to run (default: all): ${CASES.map((c) => c.name).join(", ")}, services, durable, record
+  --cases a,b        cases to run (default: all but the large-frame ones): ${CASES.map((c) => c.name).join(", ")}, services, durable, record
   --impls x,y        implementations (default: all): ${Object.keys(IMPLS).join(", ")}
   --runs N           repetitions per measurement; the median run is reported (default 3, --quick 1)
   --duration-ms MS   duration of one throughput/round-trip run (default 1500, --quick 200)
@@ -93,7 +93,7 @@ function parseOptions(argv: string[]): Options {
   const caseNames = selected?.filter((n) => n !== "services" && n !== "durable" && n !== "record");
   const cases =
     caseNames === undefined
-      ? CASES
+      ? CASES.filter((c) => c.optional !== true)
       : caseNames.map((n) => {
           const c = CASES.find((k) => k.name === n);
           if (c === undefined)

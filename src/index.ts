@@ -158,6 +158,11 @@ export {
   type ServiceDecl,
 } from "./node/index.js";
 
+// Shared memory for large frames on one host: status and counters.
+export { shmStats, type ShmStats } from "./transport/shm/shm-stats.js";
+export type { ShmWriterStats } from "./transport/shm/shm-writer.js";
+export type { ShmReaderStats } from "./transport/shm/shm-reader.js";
+
 // The hub, and the store of durable topics when a program embeds it.
 export { Hub, type HubOptions } from "./hub/index.js";
 export {

@@ -2,6 +2,8 @@
  * Myelin: a node per worker process, a reliable topic per channel, through a hub the runner starts
  * for the case (the hub only does discovery; data goes node to node over ipc://). The sender awaits
  * every `publish()` as a user would; the receiver validates every message against its schema.
+ * Frames of 64 KiB and more go through shared memory (the receiver is on this host), unless
+ * `MYELIN_SHM=off` (`myelin-copy`).
  */
 import { Hub } from "../../src/hub/index.js";
 import { createNode, type Node } from "../../src/node/index.js";
@@ -54,5 +56,21 @@ const impl: Impl = {
     };
   },
 };
+
+/**
+ * The same with shared memory off (`MYELIN_SHM=off`): large frames are copied over the socket, as on
+ * a host without the addon. Compare with `myelin` in the large-frame cases.
+ */
+export function myelinWithoutShm(): Impl {
+  return {
+    ...impl,
+    name: "myelin-copy",
+    description: "Myelin as above with MYELIN_SHM=off: large frames copied over the socket",
+    async setup(ctx) {
+      const r = await impl.setup!(ctx);
+      return { ...r, env: { ...r.env, MYELIN_SHM: "off" } };
+    },
+  };
+}
 
 export default impl;

@@ -405,13 +405,21 @@ export class Publisher<T> {
     const local = this.#in.localSubs();
     let info: MessageInfo | undefined;
     const groups = this.#groups;
+    // A loaned buffer goes back to the pool after this call: what is kept in this process (queues
+    // of local subscriptions, the history) gets a copy of the message.
+    const shm = this.#in.server.shm;
+    const loans = shm !== null && shm.loansOut;
+    const kept = loans && (local.size > 0 || keep || groups !== null) ? shm.detachValue(msg) : msg;
     if (local.size > 0 || keep || groups !== null) {
       info = { seq, publisher: this.id, sourceTime: { sec, nanosec: nsec } };
-      for (const s of local) if (s.group === undefined) s.deliver(msg, info, null, 0);
+      for (const s of local) if (s.group === undefined) s.deliver(kept, info, null, 0);
     }
 
     const persist = this.#in.persist;
-    if (this.remote.size === 0 && !keep && persist === undefined && groups === null) return RESOLVED;
+    if (this.remote.size === 0 && !keep && persist === undefined && groups === null) {
+      if (loans) shm.endLoansIn(msg);
+      return RESOLVED;
+    }
 
     let frames: Uint8Array[];
     try {
@@ -438,9 +446,9 @@ export class Publisher<T> {
     }
     if (keep) {
       this.#history.push({
-        msg,
+        msg: kept,
         info: info!,
-        frames: frames.length === 1 ? [Buffer.from(frames[0]!)] : frames,
+        frames: frames.length === 1 ? [Buffer.from(frames[0]!)] : loans ? shm.detach(frames) : frames,
         bytes,
       });
       if (this.#history.length > this.qos.depth) this.#history.shift();
@@ -463,7 +471,7 @@ export class Publisher<T> {
         const m = this.#choose(g);
         if (m === undefined) continue;
         if (m.local !== null) {
-          m.local.deliver(msg, info!, null, 0);
+          m.local.deliver(kept, info!, null, 0);
           continue;
         }
         const r = m.remote;
@@ -482,8 +490,36 @@ export class Publisher<T> {
         }
       }
     }
+    if (loans) shm.endLoans(frames);
     if (wait === null) return RESOLVED;
     return Promise.all(wait).then(() => undefined);
+  }
+
+  /**
+   * A buffer of `size` bytes to fill and publish in the next message's `bytes` field, for large
+   * frames (camera images, point clouds): it lies in this process's shared memory, so subscribers
+   * on this host are sent only a descriptor of it and read it in place — no copy on either side.
+   * Below 64 KiB, when shared memory is off (`MYELIN_SHM=off`, addon not built) or the pool is
+   * full, it is an ordinary heap buffer and everything works the same, with copies.
+   *
+   * Publishing the message ends the loan: do not write to or keep the buffer afterwards. A loan
+   * not published is given back with {@link returnLoan} (or when the buffer is garbage collected).
+   * @throws MyelinError ERR_INVALID_ARGUMENT when `size` is not an integer from 1 to maxMessageBytes
+   */
+  loan(size: number): Buffer {
+    if (!Number.isInteger(size) || size < 1 || size > this.#in.maxMessageBytes) {
+      throw new MyelinError(
+        "ERR_INVALID_ARGUMENT",
+        `publisher of ${this.topic}: loan size must be an integer from 1 to maxMessageBytes (${this.#in.maxMessageBytes}), got ${String(size)}`,
+      );
+    }
+    if (this.#closed) throw new ClosedError("ERR_CLOSED", `publisher of ${this.topic} is closed`);
+    return this.#in.server.shm?.loan(size) ?? Buffer.allocUnsafe(size);
+  }
+
+  /** Gives a buffer from {@link loan} back without publishing it; other buffers are ignored. */
+  returnLoan(buf: Uint8Array): void {
+    this.#in.server.shm?.endLoans([buf]);
   }
 
   #tooFarBehind(r: RemoteSubscriber): Promise<void> {

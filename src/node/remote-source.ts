@@ -112,11 +112,22 @@ export class RemoteSource implements RecordSink, Acker {
     this.#accept(msg, pub, seq, sec, nsec, payload.length);
   }
 
-  onBlob(h: RecordHeader, parts: Buffer[]): void {
+  /**
+   * A large message. With `release`, parts are views into the publisher's shared memory: a callback
+   * subscription reads them in place and the slot goes back once the callback is done; a queue
+   * (async iterator) may keep messages, so it gets a copy and the slot goes back at once.
+   */
+  onBlob(h: RecordHeader, parts: Buffer[], release?: () => void): void {
+    if (release !== undefined && !this.sub.callback) {
+      parts = parts.map((p) => Buffer.from(p));
+      release();
+      release = undefined;
+    }
     let bytes = 0;
     for (const p of parts) bytes += p.length;
     if (this.grouped) this.#cur = this.#nextIdx++;
     else if (!this.#sequence(h.pub, h.seq)) {
+      release?.();
       this.ack(bytes);
       return;
     }
@@ -124,10 +135,11 @@ export class RemoteSource implements RecordSink, Acker {
     try {
       msg = decodeFrames(parts);
     } catch (err) {
+      release?.();
       this.#invalid(err, bytes);
       return;
     }
-    this.#accept(msg, h.pub, h.seq, h.sec, h.nsec, bytes);
+    this.#accept(msg, h.pub, h.seq, h.sec, h.nsec, bytes, release);
   }
 
   onRefused(err: ErrorBody): void {
@@ -151,10 +163,19 @@ export class RemoteSource implements RecordSink, Acker {
     return true;
   }
 
-  #accept(msg: unknown, pub: number, seq: number, sec: number, nsec: number, bytes: number): void {
+  #accept(
+    msg: unknown,
+    pub: number,
+    seq: number,
+    sec: number,
+    nsec: number,
+    bytes: number,
+    release?: () => void,
+  ): void {
     if (this.validate && this.type !== undefined) {
       const r = this.type.validate(msg);
       if (!r.ok) {
+        release?.();
         const detail = r.errors.map((e) => `${e.path || "(message)"}: ${e.reason}`).join("; ");
         this.#invalid(
           new ValidationError(
@@ -166,16 +187,45 @@ export class RemoteSource implements RecordSink, Acker {
         return;
       }
     }
-    this.#deliver(msg, pub, seq, sec, nsec, bytes);
+    this.#deliver(msg, pub, seq, sec, nsec, bytes, release);
   }
 
-  #deliver(msg: unknown, pub: number, seq: number, sec: number, nsec: number, bytes: number): void {
+  #deliver(
+    msg: unknown,
+    pub: number,
+    seq: number,
+    sec: number,
+    nsec: number,
+    bytes: number,
+    release?: () => void,
+  ): void {
     let name = this.#names.get(pub);
     if (name === undefined) this.#names.set(pub, (name = `${this.publisherName}#${pub}`));
     const info = { seq, publisher: name, sourceTime: { sec, nanosec: nsec }, bytes };
     if (this.grouped) {
       const i = this.#cur;
-      this.sub.deliver(msg, info, { ack: (b) => this.#ackAt(i, b) }, bytes);
+      const ack =
+        release === undefined
+          ? (b: number) => this.#ackAt(i, b)
+          : (b: number) => {
+              release();
+              this.#ackAt(i, b);
+            };
+      this.sub.deliver(msg, info, { ack }, bytes);
+      return;
+    }
+    if (release !== undefined) {
+      this.sub.deliver(
+        msg,
+        info,
+        {
+          ack: (b) => {
+            release();
+            this.ack(b);
+          },
+        },
+        bytes,
+      );
       return;
     }
     this.sub.deliver(msg, info, this, bytes);

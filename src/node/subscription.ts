@@ -113,6 +113,11 @@ export class Subscription<T> extends EventEmitter<SubscriptionEvents> {
     }
   }
 
+  /** @internal True for a callback subscription: a message is consumed when its callback is done. */
+  get callback(): boolean {
+    return this.#handler !== undefined;
+  }
+
   /** True once closed. */
   get closed(): boolean {
     return this.#closed;

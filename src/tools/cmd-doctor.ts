@@ -35,6 +35,9 @@ import {
 import { defaultDataDir } from "./cmd-hub.js";
 import { ago, table } from "./format.js";
 import { fetchHubInfo, HUB_INFO_PROTOCOL, HUB_INFO_SERVICE } from "../hub/index.js";
+import { shmStatus } from "../transport/shm/shm-addon.js";
+import { poolOwnerGone } from "../transport/shm/shm-writer.js";
+import { POOL_NAME_PREFIX } from "../transport/shm/shm-layout.js";
 
 /** Outcome of one check: OK, WARN (works, but look at it), FAIL (broken), SKIP (not applicable). */
 export type CheckStatus = "OK" | "WARN" | "FAIL" | "SKIP";
@@ -657,6 +660,54 @@ async function checkGatewayAndBridges(
 }
 
 /**
+ * Shared memory for large frames: the addon loaded (or why not), and pools left in /dev/shm by
+ * processes that were killed.
+ */
+async function checkSharedMemory(): Promise<CheckResult> {
+  const st = shmStatus();
+  if (!st.available) {
+    if (st.detail.startsWith("disabled")) {
+      return {
+        check: "shared memory",
+        status: "OK",
+        detail: `off (${st.detail}): large frames are copied over the socket`,
+      };
+    }
+    return {
+      check: "shared memory",
+      status: "WARN",
+      detail: `off: ${st.detail}; large frames are copied over the socket (slower for camera frames and point clouds)`,
+      fix: "install g++, make and python3, then `npm rebuild myelin` (or `node scripts/build-native.mjs` in a checkout)",
+    };
+  }
+  let orphans = 0;
+  try {
+    for (const n of await readdir("/dev/shm"))
+      if (n.startsWith(POOL_NAME_PREFIX) && poolOwnerGone(n)) orphans++;
+  } catch {
+    return {
+      check: "shared memory",
+      status: "WARN",
+      detail: "the addon loaded but /dev/shm cannot be read",
+      fix: "mount a tmpfs on /dev/shm (containers: give them a shared-memory size)",
+    };
+  }
+  if (orphans > 0) {
+    return {
+      check: "shared memory",
+      status: "WARN",
+      detail: `on; ${orphans} pool(s) in /dev/shm belong to processes that are gone`,
+      fix: "they are removed by the next Myelin process here that publishes large frames, or `rm /dev/shm/myelin-shm-*` of dead pids",
+    };
+  }
+  return {
+    check: "shared memory",
+    status: "OK",
+    detail: `on: frames of 64 KiB and more go to subscribers on this host through /dev/shm (${st.detail})`,
+  };
+}
+
+/**
  * Runs every check and returns the results in report order. Never throws for what it finds; only
  * Ctrl-C (Interrupted) ends it early.
  */
@@ -689,6 +740,7 @@ export async function runChecks(ctx: Context, inv: Invocation, timeoutMs: number
     const results: CheckResult[] = [...(hubCheck !== undefined ? [hubCheck] : []), ...extra, runtime];
     results.push(await checkSockets(dir, timeoutMs, node?.endpoint));
     results.push(checkClock(view));
+    results.push(await checkSharedMemory());
     const where = dataDirOf(inv, view);
     if ("check" in where) results.push(where);
     else {

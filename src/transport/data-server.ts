@@ -26,6 +26,8 @@ import {
 import { DEFAULT_TRANSPORTS } from "./default-transports.js";
 import { receiveLoop } from "./receive-loop.js";
 import { transportFor, type Listener, type Transports } from "./transport.js";
+import { ShmPeer, ShmWriter } from "./shm/shm-writer.js";
+import { ShmKind, parseShmFrame } from "./shm/shm-frame.js";
 
 /** Options of a DataServer; every number has a default in `DATA_SERVER_DEFAULTS`. */
 export interface DataServerOptions {
@@ -103,6 +105,8 @@ class Peer implements PeerInfo {
   busyThisTurn = false;
   /** Waiting for the echo of a flush-barrier ping. */
   barrier: ((token: number) => void) | undefined;
+  /** Shared-memory state, when the peer said it can map shared memory and this process has it. */
+  shm: ShmPeer | null = null;
   constructor(readonly id: Buffer) {}
 }
 
@@ -165,7 +169,7 @@ export class RemoteSubscriber {
       sec,
       nsec,
       payload: payload === null ? null : Buffer.from(payload),
-      frames,
+      frames: frames === null ? null : (this.server.shm?.detach(frames) ?? frames),
       bytes,
     });
   }
@@ -284,6 +288,8 @@ export class DataServer {
   readonly #listener: Listener;
   readonly #opts: DataServerOptions;
   readonly #handler: DataServerHandler;
+  /** This process's shared memory for large frames, or null when it is off. */
+  readonly shm: ShmWriter | null = ShmWriter.forProcess();
   readonly #peers = new Map<string, Peer>();
   readonly #dirty = new Set<Peer>();
   #busy: Peer[] = [];
@@ -368,7 +374,8 @@ export class DataServer {
       sec,
       nsec,
       payload: payload === null ? null : Buffer.from(payload),
-      frames,
+      // A loaned buffer's slot may be reused before credit returns: what waits is a copy.
+      frames: frames === null ? null : (this.shm?.detach(frames) ?? frames),
       bytes,
     });
     return true;
@@ -392,8 +399,18 @@ export class DataServer {
     peer.sentSincePing = true;
     if (frames !== null) {
       this.#flushPeer(peer);
-      const header = encodeBlobHeader({ sid: sub.sid, pub, seq, sec, nsec });
-      this.#listener.send(peer.id, [header, ...(frames as Buffer[])]);
+      const h = { sid: sub.sid, pub, seq, sec, nsec };
+      const shm = this.shm;
+      if (shm !== null) {
+        // Same host, pool accepted: only a descriptor crosses the socket.
+        const out = shm.encode(peer.shm, h, frames, (offer) => this.#listener.send(peer.id, [offer]));
+        if (out !== null) {
+          this.#listener.send(peer.id, out);
+          return;
+        }
+        frames = shm.detach(frames);
+      }
+      this.#listener.send(peer.id, [encodeBlobHeader(h), ...(frames as Buffer[])]);
       return;
     }
     let batch = peer.batch;
@@ -517,6 +534,7 @@ export class DataServer {
     peer.batch = null;
     for (const sub of peer.subs.values()) this.#endSub(sub);
     peer.subs.clear();
+    if (peer.shm !== null) this.shm?.dropPeer(peer.shm);
   }
 
   #endSub(sub: RemoteSubscriber): void {
@@ -552,7 +570,18 @@ export class DataServer {
       case FrameKind.Hello:
         peer.node = f.body.node;
         peer.process = f.body.process;
+        if (peer.shm !== null) this.shm?.dropPeer(peer.shm); // said hello again: it forgot our pools
+        peer.shm = f.body.shm === true && this.shm !== null ? new ShmPeer() : null;
         return;
+      case FrameKind.Shm: {
+        const m = parseShmFrame(f.first, f.rest);
+        if (peer.shm === null || this.shm === null)
+          throw new DecodeError("ERR_DECODE", "shm frame from a peer that did not say it maps shared memory");
+        if (m.sub === ShmKind.Accept) this.shm.accept(peer.shm, m.pool, m.nonce);
+        else if (m.sub === ShmKind.Release) this.shm.release(peer.shm, m.slots);
+        else throw new DecodeError("ERR_DECODE", `shm frame sub-kind ${m.sub} is only sent by a publisher`);
+        return;
+      }
       case FrameKind.Sub: {
         const old = peer.subs.get(f.body.sid);
         if (old !== undefined) this.#endSub(old);

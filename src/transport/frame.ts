@@ -41,6 +41,8 @@ export const FrameKind = {
   Ping: 9,
   /** publisher → subscriber: your request was refused (type mismatch, unknown topic). */
   Error: 10,
+  /** either way: shared memory for large frames on one host (sub-kinds in `shm/shm-frame.ts`). */
+  Shm: 11,
 } as const;
 export type FrameKind = (typeof FrameKind)[keyof typeof FrameKind];
 
@@ -69,6 +71,8 @@ export interface SubBody {
 export interface HelloBody {
   node: string;
   process: string;
+  /** The subscriber can map shared memory: the publisher may offer its pools (absent: no). */
+  shm?: boolean;
 }
 
 /** Header of a Request frame (the request body follows as codec frames). */
@@ -119,7 +123,8 @@ export type ParsedFrame =
   | { kind: typeof FrameKind.Request; header: RequestHeader; parts: Buffer[] }
   | { kind: typeof FrameKind.Reply; header: ReplyHeader; parts: Buffer[] }
   | { kind: typeof FrameKind.Ping; token: number | undefined }
-  | { kind: typeof FrameKind.Error; body: ErrorBody };
+  | { kind: typeof FrameKind.Error; body: ErrorBody }
+  | { kind: typeof FrameKind.Shm; first: Buffer; rest: Buffer[] };
 
 // structuredClone: false refuses msgpackr's reference extensions (0x69/0x70), which are not part of the
 // wire format and would let a peer build cyclic values.
@@ -401,10 +406,12 @@ export function parseFrame(frames: readonly Buffer[]): ParsedFrame {
   switch (kind) {
     case FrameKind.Hello: {
       const o = unpackBody(first, "hello");
-      return {
-        kind,
-        body: { node: field(o, "node", "string", "hello"), process: field(o, "process", "string", "hello") },
+      const body: HelloBody = {
+        node: field(o, "node", "string", "hello"),
+        process: field(o, "process", "string", "hello"),
       };
+      if (o["shm"] !== undefined) body.shm = field(o, "shm", "boolean", "hello");
+      return { kind, body };
     }
     case FrameKind.Sub: {
       const w = "sub";
@@ -476,6 +483,8 @@ export function parseFrame(frames: readonly Buffer[]): ParsedFrame {
       if (o["sid"] !== undefined) body.sid = u32(o, "sid", w);
       return { kind, body };
     }
+    case FrameKind.Shm:
+      return { kind, first, rest };
     default:
       throw new DecodeError("ERR_DECODE", `unknown data frame kind ${kind}`);
   }

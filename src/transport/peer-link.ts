@@ -31,13 +31,19 @@ import {
 import { DEFAULT_TRANSPORTS } from "./default-transports.js";
 import { receiveLoop } from "./receive-loop.js";
 import { transportFor, type Connection, type Transports } from "./transport.js";
+import { ShmReader, ShmRefusal } from "./shm/shm-reader.js";
+import { INLINE, ShmKind, encodeAccept, encodeRelease, parseShmFrame } from "./shm/shm-frame.js";
 
 /** Receives what a link gets for one subscription. */
 export interface RecordSink {
   /** One small message; `payload` is a view into the received frame. */
   onRecord(pub: number, seq: number, sec: number, nsec: number, payload: Buffer): void;
-  /** One large message as codec frames. */
-  onBlob(header: RecordHeader, parts: Buffer[]): void;
+  /**
+   * One large message as codec frames. When `release` is given, some parts are views into the
+   * publisher's shared memory: call it once the message is consumed (the views must not be read
+   * after); the sink may call it at once after copying the parts.
+   */
+  onBlob(header: RecordHeader, parts: Buffer[], release?: () => void): void;
   /** The publisher refused or ended the subscription. */
   onRefused(err: ErrorBody): void;
 }
@@ -84,6 +90,10 @@ export class PeerLink {
   #silent = false;
   /** Since when calls have been waiting (Date.now()), 0 when none. */
   #callsSince = 0;
+  /** Shared memory for large frames from this peer, or null when off in this process. */
+  readonly #shm: ShmReader | null = ShmReader.create();
+  /** Counts connections: a release from an earlier one is not sent on a later one. */
+  #epoch = 0;
   /** Time of the last frame received from the peer (Date.now()). */
   lastSeen = 0;
   /** Frames dropped because they were not valid. */
@@ -105,11 +115,13 @@ export class PeerLink {
       this.#connectedOnce = true;
     });
     this.#conn.on("down", () => {
+      this.#epoch++;
+      this.#shm?.linkDown();
       if (this.#closed) return;
       this.#disconnected = true;
       this.failCalls(`the connection to ${this.endpoint} was lost or refused (its node stopped or crashed)`);
     });
-    this.#send(encodeHello(opts.hello));
+    this.#send(encodeHello(this.#hello()));
     this.#timer = setInterval(() => {
       this.#send(encodePing());
       this.#checkSilence();
@@ -217,12 +229,16 @@ export class PeerLink {
     this.#conn.send(frames);
   }
 
+  #hello(): HelloBody {
+    return this.#shm === null ? this.#opts.hello : { ...this.#opts.hello, shm: true };
+  }
+
   #check(): void {
     if (this.#closed) throw new ClosedError("ERR_CLOSED", `link to ${this.endpoint} is closed`);
   }
 
   #resend(): void {
-    this.#send(encodeHello(this.#opts.hello));
+    this.#send(encodeHello(this.#hello()));
     for (const { body } of this.#subs.values()) this.#send(encodeSub(body));
   }
 
@@ -251,6 +267,9 @@ export class PeerLink {
         return;
       case FrameKind.Blob:
         this.#subs.get(f.header.sid)?.sink.onBlob(f.header, f.parts);
+        return;
+      case FrameKind.Shm:
+        this.#handleShm(f.first, f.rest);
         return;
       case FrameKind.Reply: {
         const call = this.#calls.get(f.header.id);
@@ -284,6 +303,49 @@ export class PeerLink {
       case FrameKind.Credit:
       case FrameKind.Request:
         throw new DecodeError("ERR_DECODE", `frame kind ${f.kind} is only sent to a publisher, not by one`);
+    }
+  }
+
+  #handleShm(first: Buffer, rest: Buffer[]): void {
+    const m = parseShmFrame(first, rest);
+    const shm = this.#shm;
+    if (shm === null)
+      throw new DecodeError("ERR_DECODE", "shm frame on a link that does not map shared memory");
+    switch (m.sub) {
+      case ShmKind.Offer:
+        if (shm.offer(m.pool, m.name, m.nonce)) this.#send(encodeAccept(m.pool, m.nonce));
+        return;
+      case ShmKind.Blob: {
+        let r: ReturnType<ShmReader["resolve"]>;
+        try {
+          r = shm.resolve(m.parts, m.inline);
+        } catch (err) {
+          if (!(err instanceof ShmRefusal)) throw err;
+          // Give back whatever the descriptors named (the publisher ignores what we do not hold).
+          const named = m.parts
+            .filter((p) => p.pool !== INLINE)
+            .map((p) => ({ pool: p.pool, slot: p.slot, gen: p.gen }));
+          if (named.length > 0) this.#send(encodeRelease(named));
+          throw new DecodeError("ERR_DECODE", err.message, { cause: err });
+        }
+        const epoch = this.#epoch;
+        let released = false;
+        const release = (): void => {
+          if (released) return;
+          released = true;
+          if (!this.#closed && epoch === this.#epoch) this.#send(encodeRelease(r.slots));
+        };
+        const sink = this.#subs.get(m.header.sid)?.sink;
+        if (sink === undefined) {
+          release();
+          return;
+        }
+        sink.onBlob(m.header, r.parts, release);
+        return;
+      }
+      case ShmKind.Accept:
+      case ShmKind.Release:
+        throw new DecodeError("ERR_DECODE", `shm frame sub-kind ${m.sub} is only sent to a publisher`);
     }
   }
 }
