@@ -6,7 +6,7 @@
 import { MyelinError } from "../errors.js";
 import type { HelloBody } from "../transport/frame.js";
 import { PeerLink } from "../transport/peer-link.js";
-import type { Transports } from "../transport/transport.js";
+import type { Transports, TransportSecurity } from "../transport/transport.js";
 import type { GraphSnapshot } from "./control-protocol.js";
 
 /** What every link of a node is opened with. */
@@ -16,6 +16,11 @@ export interface PeerLinksOptions {
   maxMessageBytes: number;
   /** A link dropped a bad frame. */
   onWarning: (err: MyelinError) => void;
+  /**
+   * The security of a link to `endpoint` (CURVE with the remote host's key on tcp).
+   * @throws MyelinError when the link cannot be secured (no key known for it)
+   */
+  securityFor?: (endpoint: string) => TransportSecurity | undefined;
 }
 
 /** The links of one node, by endpoint. */
@@ -31,8 +36,10 @@ export class PeerLinks {
   get(endpoint: string): PeerLink {
     let link = this.#links.get(endpoint);
     if (link === undefined) {
+      const security = this.#opts.securityFor?.(endpoint);
       link = new PeerLink({
         endpoint,
+        ...(security !== undefined ? { security } : {}),
         transports: this.#opts.transports,
         hello: this.#opts.hello,
         maxMessageBytes: this.#opts.maxMessageBytes,

@@ -30,7 +30,7 @@ import {
 } from "./frame.js";
 import { DEFAULT_TRANSPORTS } from "./default-transports.js";
 import { receiveLoop } from "./receive-loop.js";
-import { transportFor, type Connection, type Transports } from "./transport.js";
+import { transportFor, type Connection, type Transports, type TransportSecurity } from "./transport.js";
 
 /** Receives what a link gets for one subscription. */
 export interface RecordSink {
@@ -59,6 +59,8 @@ export interface PeerLinkOptions {
   silentMs?: number;
   /** Called for frames that are not valid; they are dropped. */
   onBadFrame(err: Error): void;
+  /** Security of the connection (default none; CURVE with the remote host's key on tcp). */
+  security?: TransportSecurity;
 }
 
 interface PendingCall {
@@ -98,6 +100,7 @@ export class PeerLink {
     this.#conn = transportFor(opts.transports ?? DEFAULT_TRANSPORTS, opts.endpoint).connect(opts.endpoint, {
       maxMessageBytes: opts.maxMessageBytes,
       reconnectMs: { min: 100, max: 1000 },
+      ...(opts.security !== undefined ? { security: opts.security } : {}),
     });
     this.#conn.on("up", () => {
       this.#disconnected = false;

@@ -359,6 +359,12 @@ const HubInfo = defineService(
     data_dir: t.string(),
     store_free_bytes: t.f64(),
     store_disk_full_since: t.f64(),
+    /** True when the hub's tcp endpoints are plain text (`--insecure`); absent from older hubs. */
+    insecure: t.optional(t.bool()),
+    /** The host's CURVE public key ("" when no tcp endpoint uses CURVE). */
+    public_key: t.optional(t.string()),
+    /** Handshakes and connections refused on CURVE endpoints since the hub started. */
+    refused_handshakes: t.optional(t.f64()),
   },
 );
 
