@@ -219,3 +219,55 @@ test(
     assert.equal(sub.lines.filter((l) => l.event === "msg").length, 0);
   },
 );
+
+test(
+  "a publisher's host that does not trust the subscriber's host refuses its link; both nodes say so",
+  { timeout: 40000 },
+  async () => {
+    using rt = tempRuntime();
+    using hubHost = host();
+    using a = host();
+    using b = host();
+    hubHost.keys.trust("host-a", a.publicKey);
+    hubHost.keys.trust("host-b", b.publicKey);
+    // b does not trust a: a's subscription to b's publisher is refused at the handshake.
+    await using hub = await Hub.start({
+      runtimeDir: rt.dir,
+      listen: ["tcp://127.0.0.1:0"],
+      keysDir: hubHost.keys.dir,
+    });
+    const tcp = hub.endpoints.find((e) => e.startsWith("tcp://"))!;
+    await using pub = spawnFixture(
+      "curve-node",
+      { role: "pub", topic: "/guarded", count: 1, marker: "guarded" },
+      envOf(b, tcp, hubHost.publicKey),
+    );
+    await pub.waitFor((l) => l.event === "ready" || l.event === "error", 20000, "the publisher");
+    await using sub = spawnFixture(
+      "curve-node",
+      { role: "sub", topic: "/guarded", count: 1 },
+      envOf(a, tcp, hubHost.publicKey),
+    );
+    const subWarning = await sub.waitFor(
+      (l) => l.event === "warning" && l["code"] === "ERR_NOT_AUTHORIZED",
+      20000,
+      "the subscriber's warning",
+    );
+    assert.match(
+      String(subWarning["message"]),
+      /^node at tcp:\/\/127\.0\.0\.1:\d+ refused this host's CURVE key/,
+    );
+    assert.ok(String(subWarning["message"]).includes(a.publicKey));
+    const pubWarning = await pub.waitFor(
+      (l) => l.event === "warning" && l["code"] === "ERR_NOT_AUTHORIZED",
+      20000,
+      "the publisher's warning",
+    );
+    assert.match(
+      String(pubWarning["message"]),
+      /refused a connection to this node's data socket from 127\.0\.0\.1 with key .*not trusted/,
+    );
+    assert.ok(String(pubWarning["message"]).includes(a.publicKey));
+    assert.equal(sub.lines.filter((l) => l.event === "msg").length, 0);
+  },
+);

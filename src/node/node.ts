@@ -125,6 +125,15 @@ export class Node extends EventEmitter<NodeEvents> implements CallRouter {
     this.#security = new LinkSecurity({
       insecure: opts.insecure ?? insecureFromEnv(),
       keysDir: opts.keysDir,
+      // A peer refused by this node's data socket (its key is not trusted here).
+      onRefused: (r) =>
+        this.emit(
+          "warning",
+          new MyelinError(
+            "ERR_NOT_AUTHORIZED",
+            `refused a connection to this node's data socket${r.address === "" ? "" : ` from ${r.address}`}${r.publicKey === "" ? "" : ` with key ${r.publicKey}`}: ${r.reason}${r.publicKey !== "" && /not trusted/.test(r.reason) ? ` (to admit it: myelin keys trust NAME ${r.publicKey})` : ""}`,
+          ),
+        ),
     });
     this.#links = new PeerLinks({
       securityFor: (endpoint) => this.#linkSecurity(endpoint),

@@ -26,6 +26,8 @@ export interface PeerLinksOptions {
 /** The links of one node, by endpoint. */
 export class PeerLinks {
   readonly #links = new Map<string, PeerLink>();
+  /** Endpoints that refused this host's CURVE key (warned once each). */
+  readonly #refusedBy = new Set<string>();
   readonly #opts: PeerLinksOptions;
 
   constructor(opts: PeerLinksOptions) {
@@ -41,6 +43,13 @@ export class PeerLinks {
         endpoint,
         ...(security !== undefined ? { security } : {}),
         transports: this.#opts.transports,
+        onDown: (why) => {
+          // A peer that refused this host's key will not admit it by retrying: say so, once.
+          if (/refused this host's CURVE key/.test(why) && !this.#refusedBy.has(endpoint)) {
+            this.#refusedBy.add(endpoint);
+            this.#opts.onWarning(new MyelinError("ERR_NOT_AUTHORIZED", `node at ${why}`));
+          }
+        },
         hello: this.#opts.hello,
         maxMessageBytes: this.#opts.maxMessageBytes,
         pingIntervalMs: 500,

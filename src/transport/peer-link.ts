@@ -61,6 +61,8 @@ export interface PeerLinkOptions {
   onBadFrame(err: Error): void;
   /** Security of the connection (default none; CURVE with the remote host's key on tcp). */
   security?: TransportSecurity;
+  /** The connection was lost or refused, with why (e.g. the peer refused this host's key). */
+  onDown?: (why: string) => void;
 }
 
 interface PendingCall {
@@ -107,8 +109,9 @@ export class PeerLink {
       if (this.#connectedOnce) this.#resend();
       this.#connectedOnce = true;
     });
-    this.#conn.on("down", () => {
+    this.#conn.on("down", (why) => {
       if (this.#closed) return;
+      opts.onDown?.(why);
       this.#disconnected = true;
       this.failCalls(`the connection to ${this.endpoint} was lost or refused (its node stopped or crashed)`);
     });
