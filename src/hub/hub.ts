@@ -155,11 +155,18 @@ export class Hub {
     const hub = new Hub(full);
     const sockPath = join(dir, "hub.sock");
     rmSync(sockPath, { force: true });
+    /** When each refused peer (address and key) was last logged: once a minute each, counted always. */
+    const lastLogged = new Map<string, number>();
     const security = new LinkSecurity({
       insecure: full.insecure,
       keysDir: full.keysDir,
       onRefused: (r) => {
         hub.refusedHandshakes++;
+        const peer = `${r.address} ${r.publicKey} ${r.reason}`;
+        const now = Date.now();
+        if (now - (lastLogged.get(peer) ?? -Infinity) < 60_000) return;
+        if (lastLogged.size > 1000) lastLogged.clear();
+        lastLogged.set(peer, now);
         const who = r.publicKey === "" ? "" : ` with key ${r.publicKey}`;
         full.log(
           `refused a connection${r.address === "" ? "" : ` from ${r.address}`}${who}: ${r.reason}` +

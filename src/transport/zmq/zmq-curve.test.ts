@@ -223,6 +223,37 @@ test("an untrusted client learns why: its connection goes down naming its key an
   }
 });
 
+test("a client refused for its key gets in once the key is trusted, without restarting", async () => {
+  let trusted = false;
+  let notify: () => void = () => {};
+  const l = (await zmqTransport.listen("tcp://127.0.0.1:0", {
+    maxMessageBytes: 1 << 20,
+    security: {
+      mode: "curve",
+      ...server,
+      trusted: (k) => trusted && k === mallory.publicKey,
+      onRefused: () => notify(),
+    },
+  })) as ZmqListener;
+  const state = collect(l);
+  const m = connectAs(l, mallory);
+  try {
+    const refused = next<void>((fn) => (notify = fn), 10_000, "the first refusal");
+    m.send([Buffer.from("too-early")]);
+    await refused;
+    trusted = true;
+    // The client tries again by itself; once admitted, what it sends arrives, named by its key.
+    const up = next<void>((fn) => m.on("up", fn), 10_000, "the connection up again");
+    await up;
+    m.send([Buffer.from("admitted")]);
+    await received(state, () => state.got.some((g) => g.text === "admitted"), "the admitted message");
+    assert.ok(state.got.every((g) => g.identity === `curve:${mallory.publicKey}`));
+  } finally {
+    await m.close(0);
+    await l.close(0);
+  }
+});
+
 test("bad CURVE options are clear errors; carriers without CURVE refuse it", async () => {
   const base = { maxMessageBytes: 1024 };
   await assert.rejects(

@@ -236,6 +236,8 @@ class ZmqConnection implements Connection {
   readonly #hwm: number;
   readonly #listeners: { [E in keyof ConnectionEvents]: ConnectionEvents[E][] } = { up: [], down: [] };
   #closed = false;
+  /** The next attempt after a refused CURVE handshake. */
+  #retry: NodeJS.Timeout | undefined;
 
   constructor(endpoint: string, opts: ConnectOptions, curve: CurveSecurity | undefined) {
     this.endpoint = endpoint;
@@ -278,8 +280,26 @@ class ZmqConnection implements Connection {
       const refused = lost(
         `${endpoint} refused this host's CURVE key ${curve.publicKey}: its owner trusts it with 'myelin keys trust NAME ${curve.publicKey}'`,
       );
-      this.#sock.events.on("handshake:error:auth", refused);
-      this.#sock.events.on("handshake:error:protocol", refused);
+      // ZeroMQ does not reconnect after a refused handshake; try again now and then, so a key
+      // trusted later is admitted without restarting this side.
+      const retryMs = Math.max(1000, opts.reconnectMs?.max ?? 1000);
+      const retry = (): void => {
+        refused();
+        if (this.#retry !== undefined || this.#closed) return;
+        this.#retry = setTimeout(() => {
+          this.#retry = undefined;
+          if (this.#closed) return;
+          try {
+            this.#sock.disconnect(endpoint);
+          } catch {
+            // already disconnected
+          }
+          this.#sock.connect(endpoint);
+        }, retryMs);
+        this.#retry.unref();
+      };
+      this.#sock.events.on("handshake:error:auth", retry);
+      this.#sock.events.on("handshake:error:protocol", retry);
     }
     this.#sock.connect(endpoint);
   }
@@ -310,6 +330,7 @@ class ZmqConnection implements Connection {
     if (this.#closed) return;
     this.#closed = true;
     this.up = false;
+    clearTimeout(this.#retry);
     if (lingerMs > 0) await this.#queue.drained(lingerMs);
     this.#sock.linger = lingerMs;
     this.#sock.close();
