@@ -10,7 +10,7 @@ import assert from "node:assert/strict";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { Hub } from "../src/hub/index.js";
+import { fetchHubInfo, Hub, hubInfoPlugin, startHubProcess } from "../src/hub/index.js";
 import { createNode } from "../src/node/index.js";
 import { KeyStore } from "../src/transport/key-store.js";
 import { spawnFixture, tempRuntime, until } from "./helpers.js";
@@ -269,5 +269,33 @@ test(
     );
     assert.ok(String(pubWarning["message"]).includes(a.publicKey));
     assert.equal(sub.lines.filter((l) => l.event === "msg").length, 0);
+  },
+);
+
+test(
+  "/_hub/info says how the tcp endpoints are secured: CURVE under the host key, or insecure",
+  { timeout: 30000 },
+  async () => {
+    for (const insecure of [false, true]) {
+      using rt = tempRuntime();
+      using h = host();
+      const proc = await startHubProcess({
+        hub: { runtimeDir: rt.dir, listen: ["tcp://127.0.0.1:0"], keysDir: h.keys.dir, insecure },
+        plugins: [hubInfoPlugin({ version: "test" })],
+      });
+      try {
+        const node = await createNode({ name: "_info_reader", runtimeDir: rt.dir });
+        try {
+          const info = await fetchHubInfo(node, 5000);
+          assert.equal(info.insecure, insecure);
+          assert.equal(info.public_key, insecure ? "" : h.publicKey);
+          assert.equal(info.refused_handshakes, 0);
+        } finally {
+          await node.close();
+        }
+      } finally {
+        await proc.close();
+      }
+    }
   },
 );
