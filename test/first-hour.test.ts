@@ -79,7 +79,7 @@ test("a hub that cannot listen names the address and what to do", { timeout: 200
   const port = (blocker.address() as { port: number }).port;
   try {
     await assert.rejects(
-      Hub.start({ runtimeDir: rt.dir, listen: [`tcp://127.0.0.1:${port}`] }),
+      Hub.start({ runtimeDir: rt.dir, listen: [`tcp://127.0.0.1:${port}`], insecure: true }),
       (e: unknown) => {
         assert.ok(e instanceof MyelinError);
         assert.match(e.message, new RegExp(`cannot listen on tcp://127\\.0\\.0\\.1:${port}`));

@@ -17,7 +17,11 @@ for (const transport of ["ipc", "tcp"] as const) {
       using rt = tempRuntime();
       await using _hub = await Hub.start({ runtimeDir: rt.dir });
       const env: Record<string, string> = { MYELIN_RUNTIME_DIR: rt.dir };
-      if (transport === "tcp") env["MYELIN_DATA_ENDPOINT"] = "tcp://127.0.0.1:0";
+      if (transport === "tcp") {
+        // Plain text on purpose: CURVE across hosts is covered by test/curve-hosts.test.ts.
+        env["MYELIN_DATA_ENDPOINT"] = "tcp://127.0.0.1:0";
+        env["MYELIN_INSECURE"] = "1";
+      }
       await using sub = spawnFixture(
         "node-proc",
         { role: "sub", topic: "/chatter", count: 200, printEach: true },
@@ -199,11 +203,12 @@ test(
     using rt = tempRuntime();
     using rtA = tempRuntime();
     using rtB = tempRuntime();
-    await using hub = await Hub.start({ runtimeDir: rt.dir, listen: ["tcp://127.0.0.1:0"] });
+    // Plain text (--insecure) on purpose: the same with CURVE is in test/curve-hosts.test.ts.
+    await using hub = await Hub.start({ runtimeDir: rt.dir, listen: ["tcp://127.0.0.1:0"], insecure: true });
     const tcp = hub.endpoints.find((e) => e.startsWith("tcp://"))!;
     assert.match(tcp, /^tcp:\/\/127\.0\.0\.1:\d+$/);
     // Each "host" has its own runtime directory: nothing is shared but the network.
-    const base = { MYELIN_HUB: tcp, MYELIN_DATA_ENDPOINT: "tcp://127.0.0.1:0" };
+    const base = { MYELIN_HUB: tcp, MYELIN_DATA_ENDPOINT: "tcp://127.0.0.1:0", MYELIN_INSECURE: "1" };
     await using sub = spawnFixture(
       "node-proc",
       { role: "sub", topic: "/remote", count: 20, printEach: true },

@@ -17,6 +17,7 @@ import {
   type Refusal,
 } from "../node/control-protocol.js";
 import { ensureRuntimeDir, runtimeDir } from "../node/config.js";
+import { LinkSecurity } from "../node/link-security.js";
 import { DEFAULT_TRANSPORTS } from "../transport/default-transports.js";
 import { receiveLoop } from "../transport/receive-loop.js";
 import { transportFor, type Listener, type PeerId, type Transports } from "../transport/transport.js";
@@ -33,6 +34,24 @@ export interface HubOptions {
   log: (line: string) => void;
   /** The transports by endpoint scheme (default DEFAULT_TRANSPORTS). */
   transports: Transports;
+  /**
+   * Plain text on the `tcp://` endpoints (anyone who reaches the port is an anonymous peer); a
+   * warning is logged at start. Default false: tcp uses CURVE with this host's keys and admits
+   * only trusted keys.
+   */
+  insecure: boolean;
+  /** The directory of this host's keys and trust list (default: see docs/security.md). */
+  keysDir: string | undefined;
+}
+
+/** How the hub's network endpoints are secured, for `/_hub/info` and `site status`. */
+export interface HubSecurityStatus {
+  /** True when tcp endpoints are plain text (`--insecure`). */
+  insecure: boolean;
+  /** This host's CURVE public key ("" when no tcp endpoint uses CURVE). */
+  publicKey: string;
+  /** Handshakes and connections refused on the tcp endpoints (untrusted key, plain text, bad proof). */
+  refusedHandshakes: number;
 }
 
 /** Defaults of HubOptions. */
@@ -41,6 +60,8 @@ export const HUB_DEFAULTS = {
   nodeTimeoutMs: 3000,
   log: (_line: string): void => {},
   transports: DEFAULT_TRANSPORTS,
+  insecure: false,
+  keysDir: undefined as string | undefined,
 };
 
 /** Where a node's control messages come from, to answer it there. */
@@ -102,6 +123,9 @@ export class Hub {
   #closed = false;
   /** Control messages dropped because they were malformed. */
   badMessages = 0;
+  /** Handshakes and connections refused on CURVE endpoints. */
+  refusedHandshakes = 0;
+  #publicKey = "";
 
   private constructor(opts: HubOptions) {
     this.#opts = opts;
@@ -131,10 +155,43 @@ export class Hub {
     const hub = new Hub(full);
     const sockPath = join(dir, "hub.sock");
     rmSync(sockPath, { force: true });
+    /** When each refused peer (address and key) was last logged: once a minute each, counted always. */
+    const lastLogged = new Map<string, number>();
+    const security = new LinkSecurity({
+      insecure: full.insecure,
+      keysDir: full.keysDir,
+      onRefused: (r) => {
+        hub.refusedHandshakes++;
+        const peer = `${r.address} ${r.publicKey} ${r.reason}`;
+        const now = Date.now();
+        if (now - (lastLogged.get(peer) ?? -Infinity) < 60_000) return;
+        if (lastLogged.size > 1000) lastLogged.clear();
+        lastLogged.set(peer, now);
+        const who = r.publicKey === "" ? "" : ` with key ${r.publicKey}`;
+        full.log(
+          `refused a connection${r.address === "" ? "" : ` from ${r.address}`}${who}: ${r.reason}` +
+            (r.publicKey !== "" && /not trusted/.test(r.reason)
+              ? ` (to admit it: myelin keys trust NAME ${r.publicKey})`
+              : ""),
+        );
+      },
+    });
     for (const ep of [`ipc://${sockPath}`, ...full.listen]) {
       let listener: Listener;
+      // Before binding: a tcp endpoint without keys is refused with the fix, never bound in clear.
+      let sec: ReturnType<LinkSecurity["listen"]>;
       try {
-        listener = await transportFor(full.transports, ep).listen(ep, { maxMessageBytes: 16 * 1024 * 1024 });
+        sec = security.listen(ep);
+      } catch (err) {
+        for (const l of hub.#listeners) await l.close(0);
+        throw err;
+      }
+      if (sec !== undefined && sec.mode === "curve") hub.#publicKey = sec.publicKey;
+      try {
+        listener = await transportFor(full.transports, ep).listen(ep, {
+          maxMessageBytes: 16 * 1024 * 1024,
+          ...(sec !== undefined ? { security: sec } : {}),
+        });
       } catch (err) {
         for (const l of hub.#listeners) await l.close(0);
         const reason = ((err as Error).cause as Error | undefined)?.message ?? (err as Error).message;
@@ -150,6 +207,11 @@ export class Hub {
       }
       hub.#listeners.push(listener);
       hub.#endpoints.push(listener.endpoint);
+      if (full.insecure && ep.startsWith("tcp://")) {
+        full.log(
+          `WARNING: ${listener.endpoint} is plain text (--insecure): anyone who reaches it can read the graph, register nodes and remove them; use CURVE (myelin keys init, without --insecure) on any network you do not fully trust`,
+        );
+      }
     }
     writeFileSync(pidFile, `${process.pid}\n`, { mode: 0o600 });
     hub.#pidFile = pidFile;
@@ -167,6 +229,15 @@ export class Hub {
 
   get endpoints(): readonly string[] {
     return this.#endpoints;
+  }
+
+  /** How the network endpoints are secured. */
+  security(): HubSecurityStatus {
+    return {
+      insecure: this.#opts.insecure,
+      publicKey: this.#publicKey,
+      refusedHandshakes: this.refusedHandshakes,
+    };
   }
 
   /** The current graph. */

@@ -70,6 +70,7 @@ export function hubInfoPlugin(opts: { version: string }): HubPlugin {
         await serveProtocol(node, HUB_INFO_PROTOCOL, {
           info: () => {
             const store = storeHealth(ctx.plugin("store")?.status?.());
+            const sec = ctx.security();
             return {
               hub_id: ctx.hubId,
               version: opts.version,
@@ -83,6 +84,9 @@ export function hubInfoPlugin(opts: { version: string }): HubPlugin {
               data_dir: store.dataDir,
               store_free_bytes: store.freeBytes,
               store_disk_full_since: store.diskFullSince,
+              insecure: sec.insecure,
+              public_key: sec.publicKey,
+              refused_handshakes: sec.refusedHandshakes,
             };
           },
         });

@@ -8,7 +8,7 @@
  * reverse order.
  */
 import { MyelinError } from "../errors.js";
-import { Hub, type HubOptions } from "./hub.js";
+import { Hub, type HubOptions, type HubSecurityStatus } from "./hub.js";
 
 /** What a plugin is given when it starts. */
 export interface HubPluginContext {
@@ -20,6 +20,8 @@ export interface HubPluginContext {
   readonly runtimeDir: string | undefined;
   /** The hub's node timeout, in ms. */
   readonly nodeTimeoutMs: number;
+  /** How the hub's network endpoints are secured, now. */
+  readonly security: () => HubSecurityStatus;
   /** Writes one human-readable line to the hub's log (the hub adds the time). */
   readonly log: (line: string) => void;
   /** A plugin started before this one, by name; undefined when it is not running. */
@@ -110,6 +112,7 @@ export async function startHubProcess(opts: HubProcessOptions = {}): Promise<Hub
     endpoints: hub.endpoints,
     runtimeDir: hubOpts.runtimeDir,
     nodeTimeoutMs: hub.nodeTimeoutMs,
+    security: () => hub.security(),
     log,
     plugin: (name) => running.get(name),
     requestStop,

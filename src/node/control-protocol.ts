@@ -58,6 +58,12 @@ export interface NodeRecord {
   ready?: boolean;
   /** Supervised instance the node runs in (`MYELIN_INSTANCE`, set by the supervisor), if any. */
   instance?: string;
+  /**
+   * The CURVE public key (Z85) of the node's host when its data endpoint is tcp with CURVE: what
+   * a subscriber on another host needs to connect. Absent for ipc and plain-text endpoints (and
+   * from nodes older than this field, which then serve plain text only).
+   */
+  key?: string;
 }
 
 /** What the hub knows, as pushed to nodes and tools. */
@@ -197,6 +203,16 @@ function nodeRecord(v: unknown, where: string): NodeRecord {
     rec.ready = o["ready"];
   }
   if (o["instance"] !== undefined) rec.instance = str(o, "instance", where);
+  if (o["key"] !== undefined) {
+    const key = str(o, "key", where);
+    if (!/^[0-9a-zA-Z.\-:+=^!/*?&<>()[\]{}@%$#]{40}$/.test(key)) {
+      throw new DecodeError(
+        "ERR_DECODE",
+        `control message: ${where}.key must be a 40-character Z85 CURVE key`,
+      );
+    }
+    rec.key = key;
+  }
   return rec;
 }
 

@@ -14,7 +14,12 @@ import {
 } from "./control-protocol.js";
 import { DEFAULT_TRANSPORTS } from "../transport/default-transports.js";
 import { receiveLoop } from "../transport/receive-loop.js";
-import { transportFor, type Connection, type Transports } from "../transport/transport.js";
+import {
+  transportFor,
+  type Connection,
+  type Transports,
+  type TransportSecurity,
+} from "../transport/transport.js";
 
 /** Options of a HubClient. */
 export interface HubClientOptions {
@@ -29,6 +34,10 @@ export interface HubClientOptions {
   onRefused(refusals: Refusal[]): void;
   /** Malformed message from the hub (dropped). */
   onBadMessage(err: Error): void;
+  /** Security of the connection (default none; CURVE with the hub's key on tcp). */
+  security?: TransportSecurity;
+  /** The connection went down, with why (e.g. the hub refused this host's key). */
+  onDown?: (why: string) => void;
 }
 
 /** The node side of the control plane. */
@@ -55,10 +64,12 @@ export class HubClient {
       // a stale heartbeat is worthless) and arrives the moment it connects.
       dropWhenDownAfter: 8,
       reconnectMs: { min: 100, max: 500 },
+      ...(opts.security !== undefined ? { security: opts.security } : {}),
     });
     this.#conn.on("up", () => this.#sendRecord());
-    this.#conn.on("down", () => {
+    this.#conn.on("down", (why) => {
       this.#registered = false;
+      opts.onDown?.(why);
     });
     this.#timer = setInterval(() => this.#heartbeat(), opts.heartbeatMs);
     this.#timer.unref();

@@ -47,6 +47,18 @@ export interface NodeOptions {
    * through a real carrier.
    */
   transports?: Transports;
+  /**
+   * Plain text on tcp links (to a hub started with `--insecure`, to and from other hosts' nodes):
+   * no keys, and peers are anonymous. Default: `MYELIN_INSECURE=1`, else false (CURVE on tcp).
+   */
+  insecure?: boolean;
+  /**
+   * The public key of a tcp hub's host, or the name it is trusted under (`myelin keys trust`).
+   * Default: `MYELIN_HUB_KEY`. Needed only when the hub is `tcp://` and not insecure.
+   */
+  hubKey?: string;
+  /** The directory of this host's keys and trust list (default: `MYELIN_KEYS_DIR`, see docs/security.md). */
+  keysDir?: string;
 }
 
 /** Defaults of NodeOptions. */

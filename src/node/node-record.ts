@@ -29,6 +29,8 @@ export function nodeRecord(n: {
   subscriptions: Iterable<Subscription<unknown>>;
   services: Iterable<ServiceServer<unknown, unknown>>;
   ready: boolean;
+  /** The host's CURVE public key when the data endpoint is tcp with CURVE. */
+  key?: string;
 }): NodeRecord {
   const decl = (topic: string, type: string, q: Qos): TopicDecl => ({
     topic,
@@ -56,6 +58,7 @@ export function nodeRecord(n: {
     })),
     ready: n.ready,
     ...(process.env["MYELIN_INSTANCE"] ? { instance: process.env["MYELIN_INSTANCE"] } : {}),
+    ...(n.key !== undefined ? { key: n.key } : {}),
   };
 }
 

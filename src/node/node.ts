@@ -12,10 +12,11 @@ import { ClosedError, MyelinError, TimeoutError, TypeMismatchError } from "../er
 import { lookupType, type MessageType, type ServiceType } from "../msgs/index.js";
 import { DataServer } from "../transport/data-server.js";
 import { DEFAULT_TRANSPORTS } from "../transport/default-transports.js";
-import type { Transports } from "../transport/transport.js";
+import type { Transports, TransportSecurity } from "../transport/transport.js";
+import { insecureFromEnv, LinkSecurity } from "./link-security.js";
 import { InprocRegistry } from "../transport/inproc.js";
 import { ensureRuntimeDir, hubEndpoint, runtimeDir } from "./config.js";
-import type { GraphSnapshot, Refusal } from "./control-protocol.js";
+import type { GraphSnapshot, NodeRecord, Refusal } from "./control-protocol.js";
 import { HubClient } from "./hub-client.js";
 import { PeerLinks } from "./peer-links.js";
 import { acceptRemoteSubscriber, advertisedEndpoint, nodeRecord } from "./node-record.js";
@@ -99,6 +100,10 @@ export class Node extends EventEmitter<NodeEvents> implements CallRouter {
   #store: StoreClient | undefined;
   #livenessTimer: NodeJS.Timeout | undefined;
   #ipcPath = "";
+  readonly #security: LinkSecurity;
+  readonly #warnedUnreachable = new Set<string>();
+  /** Why the hub refused this host's CURVE key, if it did. */
+  #hubRefusal: string | undefined;
   #closed = false;
   #ready: boolean;
 
@@ -117,7 +122,21 @@ export class Node extends EventEmitter<NodeEvents> implements CallRouter {
     this.#runtimeDir = runtimeDir(opts.runtimeDir);
     this.#ready = opts.manualReady !== true;
     this.#transports = opts.transports ?? DEFAULT_TRANSPORTS;
+    this.#security = new LinkSecurity({
+      insecure: opts.insecure ?? insecureFromEnv(),
+      keysDir: opts.keysDir,
+      // A peer refused by this node's data socket (its key is not trusted here).
+      onRefused: (r) =>
+        this.emit(
+          "warning",
+          new MyelinError(
+            "ERR_NOT_AUTHORIZED",
+            `refused a connection to this node's data socket${r.address === "" ? "" : ` from ${r.address}`}${r.publicKey === "" ? "" : ` with key ${r.publicKey}`}: ${r.reason}${r.publicKey !== "" && /not trusted/.test(r.reason) ? ` (to admit it: myelin keys trust NAME ${r.publicKey})` : ""}`,
+          ),
+        ),
+    });
     this.#links = new PeerLinks({
+      securityFor: (endpoint) => this.#linkSecurity(endpoint),
       transports: this.#transports,
       hello: { node: this.id, process: PROCESS_ID },
       maxMessageBytes: this.#opts.maxMessageBytes,
@@ -146,8 +165,20 @@ export class Node extends EventEmitter<NodeEvents> implements CallRouter {
     } else if (requested === "inproc") {
       endpoint = `inproc://n-${this.id}`;
     }
+    const dataSecurity = this.#security.listen(endpoint);
+    const hubEp = hubEndpoint({ hub: this.#opts.hub, runtimeDir: this.#opts.runtimeDir });
+    const hubSecurity = this.#security.connect(
+      hubEp,
+      this.#security.usesCurve(hubEp) ? this.#hubKey() : undefined,
+      "set MYELIN_HUB_KEY (or the hubKey option) to the hub host's public key ('myelin keys show' there) or to the name it is trusted under; for a hub started with --insecure set MYELIN_INSECURE=1",
+    );
     this.#server = await DataServer.bind(
-      { endpoint, maxMessageBytes: this.#opts.maxMessageBytes, transports: this.#transports },
+      {
+        endpoint,
+        maxMessageBytes: this.#opts.maxMessageBytes,
+        transports: this.#transports,
+        ...(dataSecurity !== undefined ? { security: dataSecurity } : {}),
+      },
       {
         onSubscribe: (r) => acceptRemoteSubscriber(this.name, this.#publishers, r),
         onUnsubscribe: (r) => {
@@ -166,8 +197,20 @@ export class Node extends EventEmitter<NodeEvents> implements CallRouter {
           ),
       },
     );
+    const dataKey = this.#security.advertisedKey(endpoint);
     this.#hub = new HubClient({
-      endpoint: hubEndpoint({ hub: this.#opts.hub, runtimeDir: this.#opts.runtimeDir }),
+      endpoint: hubEp,
+      ...(hubSecurity !== undefined
+        ? {
+            security: hubSecurity,
+            onDown: (why: string) => {
+              if (/refused this host's CURVE key/.test(why)) {
+                this.#hubRefusal = `the hub at ${why}`;
+                this.emit("warning", new MyelinError("ERR_NOT_AUTHORIZED", this.#hubRefusal));
+              }
+            },
+          }
+        : {}),
       transports: this.#transports,
       heartbeatMs: this.#opts.heartbeatMs,
       record: () =>
@@ -181,6 +224,7 @@ export class Node extends EventEmitter<NodeEvents> implements CallRouter {
           subscriptions: this.#subs.keys(),
           services: this.#services.values(),
           ready: this.#ready,
+          ...(dataKey !== undefined ? { key: dataKey } : {}),
         }),
       onGraph: (g) => this.#onGraph(g),
       onRefused: (rs) => {
@@ -196,6 +240,12 @@ export class Node extends EventEmitter<NodeEvents> implements CallRouter {
     const hubSock = hubEndpoint({ hub: this.#opts.hub, runtimeDir: this.#opts.runtimeDir });
     const likely = !hubSock.startsWith("ipc://") || existsSync(hubSock.slice("ipc://".length));
     await this.#hub.register(likely ? this.#opts.registerTimeoutMs : 300);
+    // A hub that refused this host's key will not admit it on a retry: fail now, with the fix.
+    if (this.#hubRefusal !== undefined && !this.#hub.connected) {
+      const why = this.#hubRefusal;
+      await this.close();
+      throw new MyelinError("ERR_NOT_AUTHORIZED", why);
+    }
   }
 
   /** True if the node said it is ready (see `manualReady`). */
@@ -358,7 +408,14 @@ export class Node extends EventEmitter<NodeEvents> implements CallRouter {
       throw new TypeMismatchError("ERR_TYPE_MISMATCH", r.message);
     }
     if (this.#graph !== undefined)
-      reconcileSubscription(state, this.#graph, false, PROCESS_ID, (ep) => this.#links.get(ep));
+      reconcileSubscription(
+        state,
+        this.#graph,
+        false,
+        PROCESS_ID,
+        (ep) => this.#links.get(ep),
+        (n, err) => this.#unreachable(n, err),
+      );
     return sub;
   }
 
@@ -567,6 +624,44 @@ export class Node extends EventEmitter<NodeEvents> implements CallRouter {
     this.#reregister();
   }
 
+  /** The public key of the hub's host: the option or MYELIN_HUB_KEY, a key or a trusted name. */
+  #hubKey(): string | undefined {
+    const given = this.#opts.hubKey ?? process.env["MYELIN_HUB_KEY"];
+    if (given === undefined || given === "") return undefined;
+    return this.#security.store.resolve(given, "MYELIN_HUB_KEY");
+  }
+
+  /**
+   * The security of a link to another node's data endpoint: CURVE with the key its record
+   * carries, when the endpoint is tcp.
+   * @throws MyelinError ERR_NOT_AUTHORIZED when the record carries no key (a plain-text node)
+   */
+  #linkSecurity(endpoint: string): TransportSecurity | undefined {
+    if (!this.#security.usesCurve(endpoint)) return undefined;
+    const rec = this.#graph?.nodes.find((n) => n.endpoint === endpoint);
+    if (rec?.key === undefined) {
+      throw new MyelinError(
+        "ERR_NOT_AUTHORIZED",
+        `${rec !== undefined ? `node ${rec.name} at ` : ""}${endpoint} advertises no CURVE key (it runs in plain text, MYELIN_INSECURE=1): this node talks to tcp endpoints over CURVE only`,
+      );
+    }
+    return this.#security.connect(endpoint, rec.key, "the node's record carries no key");
+  }
+
+  /** Warns once per endpoint that a publisher cannot be reached securely. */
+  #unreachable(n: NodeRecord, err: Error): void {
+    if (this.#warnedUnreachable.has(n.endpoint)) return;
+    this.#warnedUnreachable.add(n.endpoint);
+    this.emit(
+      "warning",
+      err instanceof MyelinError
+        ? err
+        : new MyelinError("ERR_INVALID_ARGUMENT", `cannot link to node ${n.name}: ${err.message}`, {
+            cause: err,
+          }),
+    );
+  }
+
   #onGraph(g: GraphSnapshot): void {
     for (const id of g.removed) {
       this.#server.dropNode(id);
@@ -577,7 +672,14 @@ export class Node extends EventEmitter<NodeEvents> implements CallRouter {
     dropRemovedSources(this.#subs.values(), g.removed);
     this.#graph = g;
     for (const st of this.#subs.values())
-      reconcileSubscription(st, g, g.settled, PROCESS_ID, (ep) => this.#links.get(ep));
+      reconcileSubscription(
+        st,
+        g,
+        g.settled,
+        PROCESS_ID,
+        (ep) => this.#links.get(ep),
+        (n, err) => this.#unreachable(n, err),
+      );
     this.#links.closeIdle(g);
     this.emit("graph", g);
   }

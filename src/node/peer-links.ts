@@ -6,7 +6,7 @@
 import { MyelinError } from "../errors.js";
 import type { HelloBody } from "../transport/frame.js";
 import { PeerLink } from "../transport/peer-link.js";
-import type { Transports } from "../transport/transport.js";
+import type { Transports, TransportSecurity } from "../transport/transport.js";
 import type { GraphSnapshot } from "./control-protocol.js";
 
 /** What every link of a node is opened with. */
@@ -16,11 +16,18 @@ export interface PeerLinksOptions {
   maxMessageBytes: number;
   /** A link dropped a bad frame. */
   onWarning: (err: MyelinError) => void;
+  /**
+   * The security of a link to `endpoint` (CURVE with the remote host's key on tcp).
+   * @throws MyelinError when the link cannot be secured (no key known for it)
+   */
+  securityFor?: (endpoint: string) => TransportSecurity | undefined;
 }
 
 /** The links of one node, by endpoint. */
 export class PeerLinks {
   readonly #links = new Map<string, PeerLink>();
+  /** Endpoints that refused this host's CURVE key (warned once each). */
+  readonly #refusedBy = new Set<string>();
   readonly #opts: PeerLinksOptions;
 
   constructor(opts: PeerLinksOptions) {
@@ -31,9 +38,18 @@ export class PeerLinks {
   get(endpoint: string): PeerLink {
     let link = this.#links.get(endpoint);
     if (link === undefined) {
+      const security = this.#opts.securityFor?.(endpoint);
       link = new PeerLink({
         endpoint,
+        ...(security !== undefined ? { security } : {}),
         transports: this.#opts.transports,
+        onDown: (why) => {
+          // A peer that refused this host's key will not admit it by retrying: say so, once.
+          if (/refused this host's CURVE key/.test(why) && !this.#refusedBy.has(endpoint)) {
+            this.#refusedBy.add(endpoint);
+            this.#opts.onWarning(new MyelinError("ERR_NOT_AUTHORIZED", `node at ${why}`));
+          }
+        },
         hello: this.#opts.hello,
         maxMessageBytes: this.#opts.maxMessageBytes,
         pingIntervalMs: 500,

@@ -47,13 +47,18 @@ export function checkWindow(
   return { ...w };
 }
 
-/** Connects `st` to every remote publisher of its topic; with `authoritative`, drops the rest. */
+/**
+ * Connects `st` to every remote publisher of its topic; with `authoritative`, drops the rest. A
+ * publisher whose link cannot be opened (`link` throws, e.g. no CURVE key for it) is skipped and
+ * reported to `onUnreachable`.
+ */
 export function reconcileSubscription(
   st: SubState,
   g: GraphSnapshot,
   authoritative: boolean,
   processId: string,
   link: (endpoint: string) => PeerLink,
+  onUnreachable?: (n: NodeRecord, err: Error) => void,
 ): void {
   const sub = st.sub;
   const want = new Map<string, NodeRecord>();
@@ -70,7 +75,13 @@ export function reconcileSubscription(
     const full = sub.group === undefined ? CREDIT_MSGS : GROUP_CREDIT_MSGS;
     const windowMsgs = block ? Math.max(16, Math.min(sub.queueSize, full)) : (st.window?.messages ?? full);
     const windowBytes = st.window?.bytes ?? CREDIT_BYTES;
-    const l = link(n.endpoint);
+    let l: PeerLink;
+    try {
+      l = link(n.endpoint);
+    } catch (err) {
+      onUnreachable?.(n, err as Error);
+      continue;
+    }
     const src =
       have ??
       new RemoteSource(

@@ -47,6 +47,13 @@ import { completionCommand } from "./cmd-completion.js";
 import { bagInfoCommand, bagRepairCommand } from "./cmd-bag.js";
 import { playCommand, recordCommand } from "./cmd-record.js";
 import { doctorCommand } from "./cmd-doctor.js";
+import {
+  keysInitCommand,
+  keysListCommand,
+  keysRevokeCommand,
+  keysShowCommand,
+  keysTrustCommand,
+} from "./cmd-keys.js";
 import { topicBwCommand, topicDelayCommand } from "./cmd-topic-stats.js";
 import {
   topicEchoCommand,
@@ -122,6 +129,11 @@ export const COMMANDS: readonly CommandSpec[] = [
   bagRepairCommand,
   foxgloveStatusCommand,
   doctorCommand,
+  keysInitCommand,
+  keysShowCommand,
+  keysTrustCommand,
+  keysListCommand,
+  keysRevokeCommand,
   completionCommand(() => COMMANDS),
 ];
 
@@ -163,6 +175,10 @@ const GROUPS: Record<string, { summary: string; examples: string[] }> = {
   foxglove: {
     summary: "the Foxglove WebSocket server of the hub",
     examples: ["myelin foxglove status", "myelin foxglove status --json"],
+  },
+  keys: {
+    summary: "this host's CURVE keys and the keys it trusts (every tcp link between hosts)",
+    examples: ["myelin keys init", "myelin keys show", "myelin keys trust edge-1 KEY", "myelin keys list"],
   },
   gateway: {
     summary: "the MQTT gateway of the hub: status, password hashes",

@@ -32,7 +32,11 @@ export const hubCommand: CommandSpec = {
       type: "string",
       multiple: true,
       arg: "ADDR",
-      help: "also listen on ADDR, e.g. tcp://0.0.0.0:7447 for nodes on other hosts (repeatable; the ipc socket is always on)",
+      help: "also listen on ADDR, e.g. tcp://0.0.0.0:7447 for nodes on other hosts (repeatable; the ipc socket is always on); tcp uses CURVE with this host's keys (myelin keys init) and admits only trusted keys",
+    },
+    insecure: {
+      type: "boolean",
+      help: "plain text on tcp endpoints, no keys: anyone who reaches the port is admitted (a warning is printed; the hub's nodes and processes also go plain text)",
     },
     "runtime-dir": {
       type: "string",
@@ -83,7 +87,8 @@ export const hubCommand: CommandSpec = {
   ],
   examples: [
     "myelin hub",
-    "myelin hub --listen tcp://0.0.0.0:7447   # nodes on other hosts connect with MYELIN_HUB=tcp://<this host>:7447",
+    "myelin hub --listen tcp://0.0.0.0:7447   # CURVE; nodes elsewhere set MYELIN_HUB=tcp://<this host>:7447 and MYELIN_HUB_KEY (docs/security.md)",
+    "myelin hub --listen tcp://10.0.0.5:7447 --insecure   # plain text, only on a network you fully trust",
     "MYELIN_RUNTIME_DIR=/tmp/sim MYELIN_DATA_DIR=/tmp/sim/data myelin hub   # a separate world, e.g. for a simulation",
     "myelin hub --data-dir /var/lib/myelin --fsync batch",
     "myelin hub --mqtt-port 1883 --gateway-config gateway.yaml   # MQTT devices in (docs/mqtt-gateway.md)",
@@ -101,6 +106,11 @@ export const hubCommand: CommandSpec = {
     }
     const spec = hubSpec(inv);
     const opts: Partial<HubOptions> = { listen: listOpt(inv, "listen") };
+    if (boolOpt(inv, "insecure")) {
+      opts.insecure = true;
+      // The hub's own nodes and the processes it supervises follow its choice.
+      process.env["MYELIN_INSECURE"] = "1";
+    }
     const dir = strOpt(inv, "runtime-dir");
     if (dir !== undefined) opts.runtimeDir = dir;
     const timeout = numOpt(inv, "node-timeout-ms", { min: 100, integer: true, command: "hub" });

@@ -25,7 +25,7 @@ import {
 } from "./frame.js";
 import { DEFAULT_TRANSPORTS } from "./default-transports.js";
 import { receiveLoop } from "./receive-loop.js";
-import { transportFor, type Listener, type Transports } from "./transport.js";
+import { transportFor, type Listener, type Transports, type TransportSecurity } from "./transport.js";
 import { ShmPeer, ShmWriter } from "./shm/shm-writer.js";
 import { ShmKind, parseShmFrame } from "./shm/shm-frame.js";
 
@@ -43,6 +43,8 @@ export interface DataServerOptions {
   peerTimeoutMs: number;
   /** Interval of liveliness pings and of the dead-peer sweep, in ms. */
   pingIntervalMs: number;
+  /** Security of the listener (default none; CURVE on tcp between hosts). */
+  security?: TransportSecurity;
 }
 
 /** Defaults of DataServerOptions. */
@@ -319,6 +321,7 @@ export class DataServer {
     try {
       listener = await transportFor(full.transports, full.endpoint).listen(full.endpoint, {
         maxMessageBytes: full.maxMessageBytes,
+        ...(full.security !== undefined ? { security: full.security } : {}),
       });
     } catch (err) {
       throw new MyelinError(

@@ -18,7 +18,7 @@ import type {
   Transport,
   TransportOptions,
 } from "./transport.js";
-import { LOCAL_IDENTITY } from "./transport.js";
+import { LOCAL_IDENTITY, requireNoSecurity } from "./transport.js";
 import { Inbox } from "./inbox.js";
 
 const DEFAULT_HWM = 1000;
@@ -234,6 +234,11 @@ export class MemoryTransport implements Transport {
   readonly #listeners = new Map<string, MemoryListener>();
 
   listen(endpoint: string, opts: TransportOptions): Promise<Listener> {
+    try {
+      requireNoSecurity(opts, endpoint, "memory");
+    } catch (err) {
+      return Promise.reject(err instanceof Error ? err : new Error(String(err)));
+    }
     if (!endpoint.startsWith("inproc://") || endpoint.length <= "inproc://".length) {
       return Promise.reject(
         new MyelinError("ERR_INVALID_ARGUMENT", `cannot listen on '${endpoint}': use inproc://NAME`),
@@ -252,7 +257,9 @@ export class MemoryTransport implements Transport {
     return Promise.resolve(l);
   }
 
+  /** @throws MyelinError ERR_INVALID_ARGUMENT for any security but `none` (in-process needs none) */
   connect(endpoint: string, opts: ConnectOptions): Connection {
+    requireNoSecurity(opts, endpoint, "memory");
     return new MemoryConnection(endpoint, opts, this.#listeners);
   }
 }

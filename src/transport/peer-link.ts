@@ -30,7 +30,7 @@ import {
 } from "./frame.js";
 import { DEFAULT_TRANSPORTS } from "./default-transports.js";
 import { receiveLoop } from "./receive-loop.js";
-import { transportFor, type Connection, type Transports } from "./transport.js";
+import { transportFor, type Connection, type Transports, type TransportSecurity } from "./transport.js";
 import { ShmReader, ShmRefusal } from "./shm/shm-reader.js";
 import { INLINE, ShmKind, encodeAccept, encodeRelease, parseShmFrame } from "./shm/shm-frame.js";
 
@@ -65,6 +65,10 @@ export interface PeerLinkOptions {
   silentMs?: number;
   /** Called for frames that are not valid; they are dropped. */
   onBadFrame(err: Error): void;
+  /** Security of the connection (default none; CURVE with the remote host's key on tcp). */
+  security?: TransportSecurity;
+  /** The connection was lost or refused, with why (e.g. the peer refused this host's key). */
+  onDown?: (why: string) => void;
 }
 
 interface PendingCall {
@@ -108,16 +112,18 @@ export class PeerLink {
     this.#conn = transportFor(opts.transports ?? DEFAULT_TRANSPORTS, opts.endpoint).connect(opts.endpoint, {
       maxMessageBytes: opts.maxMessageBytes,
       reconnectMs: { min: 100, max: 1000 },
+      ...(opts.security !== undefined ? { security: opts.security } : {}),
     });
     this.#conn.on("up", () => {
       this.#disconnected = false;
       if (this.#connectedOnce) this.#resend();
       this.#connectedOnce = true;
     });
-    this.#conn.on("down", () => {
+    this.#conn.on("down", (why) => {
       this.#epoch++;
       this.#shm?.linkDown();
       if (this.#closed) return;
+      opts.onDown?.(why);
       this.#disconnected = true;
       this.failCalls(`the connection to ${this.endpoint} was lost or refused (its node stopped or crashed)`);
     });

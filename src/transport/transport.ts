@@ -14,10 +14,43 @@ import { MyelinError } from "../errors.js";
 /** One message: one or more frames. */
 export type Frames = Buffer[];
 
-/** Security of a link. Only `none` exists today; encryption and authentication come here. */
-export interface TransportSecurity {
-  readonly mode: "none";
+/**
+ * Security of a link: `none` (plain; on tcp anyone who reaches the port is {@link
+ * ANONYMOUS_IDENTITY}), or `curve` (ZeroMQ CURVE: encrypted, and the client's key authenticated).
+ */
+export type TransportSecurity = { readonly mode: "none" } | CurveSecurity;
+
+/** A handshake or a connection a CURVE listener refused. */
+export interface CurveRefusal {
+  /** The peer's network address as the carrier knows it (an IP address on tcp). */
+  readonly address: string;
+  /** The client public key the peer presented (Z85), "" when none was seen. */
+  readonly publicKey: string;
+  /** Why, for the log. */
+  readonly reason: string;
 }
+
+/**
+ * CURVE on one listener or connection. Keys are Z85 text (40 characters). A listener admits a
+ * client only if `trusted` says yes for its key, and names each message's sender
+ * `curve:<client public key>`; a connection needs the listener's public key.
+ */
+export interface CurveSecurity {
+  readonly mode: "curve";
+  /** This side's public key. */
+  readonly publicKey: string;
+  /** This side's secret key. */
+  readonly secretKey: string;
+  /** Connections only: the listener's public key. */
+  readonly serverKey?: string;
+  /** Listeners only: true for a client key allowed in; asked on every handshake. */
+  readonly trusted?: (publicKey: string) => boolean;
+  /** Listeners only: told of every refused handshake or unproven connection. */
+  readonly onRefused?: (refusal: CurveRefusal) => void;
+}
+
+/** The prefix of a CURVE-authenticated identity: `curve:<Z85 public key>`. */
+export const CURVE_IDENTITY_PREFIX = "curve:";
 
 /** Options shared by listeners and connections. */
 export interface TransportOptions {
@@ -155,14 +188,14 @@ export function transportFor(transports: Transports, endpoint: string): Transpor
 }
 
 /**
- * For a transport that has no security yet: refuses any mode but `none`.
+ * For a transport without encryption (Unix sockets, in-memory): refuses any mode but `none`.
  * @throws MyelinError ERR_INVALID_ARGUMENT naming the endpoint, the mode and the transport
  */
 export function requireNoSecurity(opts: TransportOptions, endpoint: string, transport: string): void {
   if (opts.security !== undefined && opts.security.mode !== "none") {
     throw new MyelinError(
       "ERR_INVALID_ARGUMENT",
-      `${endpoint}: security mode '${String(opts.security.mode)}' is not supported by the ${transport} transport; use 'none'`,
+      `${endpoint}: security mode '${String(opts.security.mode)}' is not supported by the ${transport} transport; use 'none', or ZeroMQ over tcp:// for CURVE`,
     );
   }
 }

@@ -341,7 +341,8 @@ const SupervisorLogs = defineService(
  * version, pid and host, runtime directory and endpoints, when it started and its clock now (ms
  * since the epoch, for clock checks), the node timeout (ms), and its store: data directory ("" when
  * it runs without one), free space in bytes (-1 when unknown) and since when the disk has been full
- * (0 when it is not).
+ * (0 when it is not); how its tcp endpoints are secured (plain text with `--insecure`, else CURVE
+ * under the host's public key) and how many handshakes they refused.
  */
 const HubInfo = defineService(
   "myelin_msgs/HubInfo",
@@ -359,6 +360,12 @@ const HubInfo = defineService(
     data_dir: t.string(),
     store_free_bytes: t.f64(),
     store_disk_full_since: t.f64(),
+    /** True when the hub's tcp endpoints are plain text (`--insecure`); absent from older hubs. */
+    insecure: t.optional(t.bool()),
+    /** The host's CURVE public key ("" when no tcp endpoint uses CURVE). */
+    public_key: t.optional(t.string()),
+    /** Handshakes and connections refused on CURVE endpoints since the hub started. */
+    refused_handshakes: t.optional(t.f64()),
   },
 );
 

@@ -3,11 +3,18 @@
  * DEALER. ZeroMQ reconnects by itself and keeps the messages of a connection in order; a message
  * over `maxMessageBytes` makes ZeroMQ drop that connection, which then reconnects. This file and
  * its folder are the only ones that import `zeromq`.
+ *
+ * With `security: { mode: "curve" }` the link is CURVE-encrypted: the listener is a CURVE server
+ * whose ZAP domain (zap-handler.ts) admits only trusted client keys, and a connection proves its
+ * key in its routing id (curve-peer-id.ts), so every message is named `curve:<client key>`.
  */
 import { Dealer, Router } from "zeromq";
 import { MyelinError } from "../../errors.js";
+import { curvePeerId, verifyCurvePeerId } from "../curve-peer-id.js";
+import { checkCurveKeyPair, parseCurveKey } from "../curve-key.js";
 import type {
   ConnectOptions,
+  CurveSecurity,
   Connection,
   ConnectionEvents,
   Frames,
@@ -16,13 +23,52 @@ import type {
   Transport,
   TransportOptions,
 } from "../transport.js";
-import { ANONYMOUS_IDENTITY, LOCAL_IDENTITY, requireNoSecurity } from "../transport.js";
+import { ANONYMOUS_IDENTITY, CURVE_IDENTITY_PREFIX, LOCAL_IDENTITY } from "../transport.js";
 import { SendQueue } from "./send-queue.js";
+import { registerZapDomain } from "./zap-handler.js";
 
 /** Messages a connection's DEALER holds for its peer before sends wait (ZeroMQ's SNDHWM). */
 const CONNECTION_HWM = 10000;
 /** Messages a listener's ROUTER reads ahead of the receiver (ZeroMQ's RCVHWM). */
 const LISTENER_RECEIVE_HWM = 10000;
+
+/** Peers a CURVE listener remembers the verdict of; beyond this the memory starts afresh. */
+const MAX_KNOWN_PEERS = 10000;
+
+/**
+ * The CURVE security of `opts`, checked, or undefined for plain links.
+ * @throws MyelinError ERR_INVALID_ARGUMENT naming the endpoint and the key that is wrong or missing
+ */
+function curveOf(
+  opts: TransportOptions,
+  endpoint: string,
+  side: "listen" | "connect",
+): CurveSecurity | undefined {
+  const sec = opts.security;
+  if (sec === undefined || sec.mode === "none") return undefined;
+  if ((sec as { mode: string }).mode !== "curve") {
+    throw new MyelinError(
+      "ERR_INVALID_ARGUMENT",
+      `${endpoint}: security mode '${String((sec as { mode: unknown }).mode)}' is not known to the zeromq transport; use 'none' or 'curve'`,
+    );
+  }
+  checkCurveKeyPair(sec, `${endpoint}: this side's`);
+  if (side === "connect") {
+    if (sec.serverKey === undefined) {
+      throw new MyelinError(
+        "ERR_INVALID_ARGUMENT",
+        `${endpoint}: a CURVE connection needs the listener's public key (serverKey)`,
+      );
+    }
+    parseCurveKey(sec.serverKey, `${endpoint}: the listener's public key`);
+  } else if (typeof sec.trusted !== "function") {
+    throw new MyelinError(
+      "ERR_INVALID_ARGUMENT",
+      `${endpoint}: a CURVE listener needs a trust check of client keys (trusted)`,
+    );
+  }
+  return sec;
+}
 
 /** Reads a socket until it closes. */
 async function* receiveAll(sock: Router | Dealer): AsyncGenerator<Buffer[]> {
@@ -37,14 +83,22 @@ async function* receiveAll(sock: Router | Dealer): AsyncGenerator<Buffer[]> {
   }
 }
 
-class ZmqListener implements Listener {
+/** A ZeroMQ listener; with CURVE it also counts what it refused. */
+export class ZmqListener implements Listener {
   endpoint = "";
   readonly #sock: Router;
   readonly #queue: SendQueue;
+  readonly #curve: CurveSecurity | undefined;
+  /** CURVE: the key each routing id proved, or null when it proved none (dropped). */
+  readonly #peers = new Map<string, string | null>();
+  #releaseZap: (() => Promise<void>) | undefined;
   #identity = LOCAL_IDENTITY;
   #closed = false;
+  /** Handshakes refused (untrusted key, not CURVE, wrong listener key) and connections whose routing id proved no key. */
+  refused = 0;
 
-  constructor(opts: TransportOptions) {
+  constructor(opts: TransportOptions, curve: CurveSecurity | undefined) {
+    this.#curve = curve;
     this.#sock = new Router({
       linger: 0,
       mandatory: false,
@@ -52,15 +106,50 @@ class ZmqListener implements Listener {
       sendHighWaterMark: opts.highWaterMark ?? 0,
       receiveHighWaterMark: LISTENER_RECEIVE_HWM,
       maxMessageSize: opts.maxMessageBytes,
+      ...(curve !== undefined
+        ? { curveServer: true, curveSecretKey: curve.secretKey, curvePublicKey: curve.publicKey }
+        : {}),
     });
     this.#queue = new SendQueue(this.#sock, () => {});
   }
 
+  #refuse(address: string, publicKey: string, reason: string): void {
+    this.refused++;
+    this.#curve?.onRefused?.({ address, publicKey, reason });
+  }
+
   async bind(endpoint: string): Promise<void> {
+    const curve = this.#curve;
+    if (curve !== undefined) {
+      const trusted = curve.trusted!;
+      const zap = await registerZapDomain((address, key) => {
+        let ok = false;
+        try {
+          ok = key === curve.publicKey || trusted(key);
+        } catch {
+          ok = false; // a failing trust check admits no one
+        }
+        if (ok) return { ok: true };
+        const reason = "client key not trusted";
+        this.#refuse(address, key, reason);
+        return { ok: false, reason };
+      });
+      this.#releaseZap = zap.release;
+      this.#sock.zapDomain = zap.domain;
+      // Handshakes that never reach ZAP: a plain-text client, or one using a wrong listener key.
+      this.#sock.events.on("handshake:error:protocol", (e) =>
+        this.#refuse(
+          e.address,
+          "",
+          `CURVE handshake failed (${e.error.message}): a plain-text client, or a wrong listener key`,
+        ),
+      );
+    }
     try {
       await this.#sock.bind(endpoint);
     } catch (err) {
       this.#sock.close();
+      await this.#releaseZap?.();
       const reason = (err as Error).message;
       const inUse = /in use/i.test(reason);
       throw new MyelinError(
@@ -77,11 +166,43 @@ class ZmqListener implements Listener {
     this.#identity = endpoint.startsWith("tcp://") ? ANONYMOUS_IDENTITY : LOCAL_IDENTITY;
   }
 
+  /** CURVE: the identity a routing id proves, or undefined (its messages are dropped). */
+  #curveIdentity(curve: CurveSecurity, peer: Buffer): string | undefined {
+    const k = peer.toString("latin1");
+    let key = this.#peers.get(k);
+    if (key === undefined) {
+      key = verifyCurvePeerId(peer, curve.secretKey) ?? null;
+      if (key !== null && key !== curve.publicKey) {
+        let ok = false;
+        try {
+          ok = curve.trusted!(key);
+        } catch {
+          ok = false;
+        }
+        if (!ok) {
+          this.#refuse("", key, "the key this connection's routing id proves is not trusted");
+          key = null;
+        }
+      } else if (key === null) {
+        this.#refuse("", "", "the connection's routing id proves no key (a client claiming another key)");
+      }
+      if (this.#peers.size >= MAX_KNOWN_PEERS) this.#peers.clear();
+      this.#peers.set(k, key);
+    }
+    return key === null ? undefined : CURVE_IDENTITY_PREFIX + key;
+  }
+
   async *[Symbol.asyncIterator](): AsyncIterator<Incoming> {
+    const curve = this.#curve;
     for await (const msg of receiveAll(this.#sock)) {
       const peer = msg[0];
       if (peer === undefined) continue;
-      yield { peer, frames: msg.slice(1), identity: this.#identity };
+      if (curve === undefined) {
+        yield { peer, frames: msg.slice(1), identity: this.#identity };
+        continue;
+      }
+      const identity = this.#curveIdentity(curve, peer);
+      if (identity !== undefined) yield { peer, frames: msg.slice(1), identity };
     }
   }
 
@@ -103,6 +224,7 @@ class ZmqListener implements Listener {
     await this.#queue.drained(lingerMs);
     this.#sock.linger = lingerMs;
     this.#sock.close();
+    await this.#releaseZap?.();
   }
 }
 
@@ -114,8 +236,10 @@ class ZmqConnection implements Connection {
   readonly #hwm: number;
   readonly #listeners: { [E in keyof ConnectionEvents]: ConnectionEvents[E][] } = { up: [], down: [] };
   #closed = false;
+  /** The next attempt after a refused CURVE handshake. */
+  #retry: NodeJS.Timeout | undefined;
 
-  constructor(endpoint: string, opts: ConnectOptions) {
+  constructor(endpoint: string, opts: ConnectOptions, curve: CurveSecurity | undefined) {
     this.endpoint = endpoint;
     const drop = opts.dropWhenDownAfter;
     this.#hwm = opts.highWaterMark ?? CONNECTION_HWM;
@@ -131,6 +255,14 @@ class ZmqConnection implements Connection {
       maxMessageSize: opts.maxMessageBytes,
       reconnectInterval: opts.reconnectMs?.min ?? 100,
       reconnectMaxInterval: opts.reconnectMs?.max ?? 1000,
+      ...(curve !== undefined
+        ? {
+            curveServerKey: curve.serverKey!,
+            curvePublicKey: curve.publicKey,
+            curveSecretKey: curve.secretKey,
+            routingId: curvePeerId(curve, curve.serverKey!),
+          }
+        : {}),
     });
     this.#queue = new SendQueue(this.#sock, () => {});
     this.#sock.events.on("connect", () => {
@@ -144,6 +276,31 @@ class ZmqConnection implements Connection {
     };
     this.#sock.events.on("disconnect", lost(`the connection to ${endpoint} was lost`));
     this.#sock.events.on("connect:retry", lost(`the connection to ${endpoint} was refused`));
+    if (curve !== undefined) {
+      const refused = lost(
+        `${endpoint} refused this host's CURVE key ${curve.publicKey}: its owner trusts it with 'myelin keys trust NAME ${curve.publicKey}'`,
+      );
+      // ZeroMQ does not reconnect after a refused handshake; try again now and then, so a key
+      // trusted later is admitted without restarting this side.
+      const retryMs = Math.max(1000, opts.reconnectMs?.max ?? 1000);
+      const retry = (): void => {
+        refused();
+        if (this.#retry !== undefined || this.#closed) return;
+        this.#retry = setTimeout(() => {
+          this.#retry = undefined;
+          if (this.#closed) return;
+          try {
+            this.#sock.disconnect(endpoint);
+          } catch {
+            // already disconnected
+          }
+          this.#sock.connect(endpoint);
+        }, retryMs);
+        this.#retry.unref();
+      };
+      this.#sock.events.on("handshake:error:auth", retry);
+      this.#sock.events.on("handshake:error:protocol", retry);
+    }
     this.#sock.connect(endpoint);
   }
 
@@ -173,6 +330,7 @@ class ZmqConnection implements Connection {
     if (this.#closed) return;
     this.#closed = true;
     this.up = false;
+    clearTimeout(this.#retry);
     if (lingerMs > 0) await this.#queue.drained(lingerMs);
     this.#sock.linger = lingerMs;
     this.#sock.close();
@@ -183,13 +341,11 @@ class ZmqConnection implements Connection {
 export const zmqTransport: Transport = {
   name: "zeromq",
   async listen(endpoint, opts) {
-    requireNoSecurity(opts, endpoint, "zeromq");
-    const l = new ZmqListener(opts);
+    const l = new ZmqListener(opts, curveOf(opts, endpoint, "listen"));
     await l.bind(endpoint);
     return l;
   },
   connect(endpoint, opts) {
-    requireNoSecurity(opts, endpoint, "zeromq");
-    return new ZmqConnection(endpoint, opts);
+    return new ZmqConnection(endpoint, opts, curveOf(opts, endpoint, "connect"));
   },
 };

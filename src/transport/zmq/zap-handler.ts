@@ -1,0 +1,105 @@
+/**
+ * ZeroMQ's authentication hook (ZAP, RFC 27) for this process: a REP socket bound on
+ * `inproc://zeromq.zap.01` in the default context, which libzmq asks about every CURVE handshake
+ * of every socket of that context. Each CURVE listener registers a ZAP domain of its own with the
+ * check of its client keys; an unknown domain or mechanism is refused (fail closed). The socket
+ * exists while at least one domain is registered, so it never keeps a process alive.
+ */
+import { Reply } from "zeromq";
+import { MyelinError } from "../../errors.js";
+import { z85Encode } from "../z85.js";
+
+/** The ZAP endpoint libzmq asks (fixed by RFC 27). */
+const ZAP_ENDPOINT = "inproc://zeromq.zap.01";
+
+/** A domain's verdict on one handshake. */
+export type ZapCheck = (address: string, publicKey: string) => { ok: true } | { ok: false; reason: string };
+
+const domains = new Map<string, ZapCheck>();
+let socket: Reply | undefined;
+let loop: Promise<void> | undefined;
+let nextDomain = 1;
+/** Serializes the socket's opening and closing. */
+let chain: Promise<void> = Promise.resolve();
+
+async function serve(sock: Reply): Promise<void> {
+  for (;;) {
+    let req: Buffer[];
+    try {
+      req = await sock.receive();
+    } catch {
+      return; // closed
+    }
+    const [version, requestId, domain, address, , mechanism, key] = req;
+    let status = "400";
+    let text = "refused";
+    const check = domain === undefined ? undefined : domains.get(domain.toString());
+    if (version?.toString() !== "1.0") {
+      text = "unsupported ZAP version";
+    } else if (check === undefined) {
+      text = "unknown ZAP domain";
+    } else if (mechanism?.toString() !== "CURVE" || key === undefined || key.length !== 32) {
+      text = "only CURVE is accepted";
+    } else {
+      const verdict = check(address?.toString() ?? "", z85Encode(key));
+      if (verdict.ok) {
+        status = "200";
+        text = "OK";
+      } else {
+        text = verdict.reason;
+      }
+    }
+    try {
+      await sock.send(["1.0", requestId ?? "", status, text, "", ""]);
+    } catch {
+      return; // closed
+    }
+  }
+}
+
+/**
+ * Registers a ZAP domain whose handshakes `check` decides; opens the ZAP socket if needed.
+ * @returns the domain (set it as the listener's `zapDomain`) and its release
+ * @throws MyelinError ERR_INVALID_ARGUMENT when another ZAP handler holds inproc://zeromq.zap.01
+ */
+export async function registerZapDomain(
+  check: ZapCheck,
+): Promise<{ domain: string; release: () => Promise<void> }> {
+  const domain = `myelin-${process.pid}-${nextDomain++}`;
+  const opened = chain.then(async () => {
+    domains.set(domain, check);
+    if (socket !== undefined) return;
+    const sock = new Reply({ linger: 0 });
+    try {
+      await sock.bind(ZAP_ENDPOINT);
+    } catch (err) {
+      sock.close();
+      domains.delete(domain);
+      throw new MyelinError(
+        "ERR_INVALID_ARGUMENT",
+        `cannot start the CURVE authentication handler on ${ZAP_ENDPOINT}: ${(err as Error).message}; another ZAP handler runs in this process`,
+        { cause: err },
+      );
+    }
+    socket = sock;
+    loop = serve(sock);
+  });
+  chain = opened.catch(() => {});
+  await opened;
+  let released = false;
+  const release = (): Promise<void> => {
+    if (released) return chain;
+    released = true;
+    chain = chain.then(async () => {
+      domains.delete(domain);
+      if (domains.size > 0 || socket === undefined) return;
+      const sock = socket;
+      socket = undefined;
+      sock.close();
+      await loop;
+      loop = undefined;
+    });
+    return chain;
+  };
+  return { domain, release };
+}
