@@ -8,7 +8,14 @@ import { randomBytes } from "node:crypto";
 import { EventEmitter } from "node:events";
 import { existsSync, rmSync } from "node:fs";
 import { join } from "node:path";
-import { ClosedError, MyelinError, TimeoutError, TypeMismatchError } from "../errors.js";
+import {
+  ClosedError,
+  isErrorCode,
+  myelinError,
+  MyelinError,
+  TimeoutError,
+  TypeMismatchError,
+} from "../errors.js";
 import { lookupType, type MessageType, type ServiceType } from "../msgs/index.js";
 import { DataServer } from "../transport/data-server.js";
 import { DEFAULT_TRANSPORTS } from "../transport/default-transports.js";
@@ -16,7 +23,9 @@ import type { Transports } from "../transport/transport.js";
 import { InprocRegistry } from "../transport/inproc.js";
 import { ensureRuntimeDir, hubEndpoint, runtimeDir } from "./config.js";
 import type { GraphSnapshot, Refusal } from "./control-protocol.js";
+import type { PolicyDoc } from "./access-policy.js";
 import { HubClient } from "./hub-client.js";
+import { AccessPolicy } from "./access-policy.js";
 import { PeerLinks } from "./peer-links.js";
 import { acceptRemoteSubscriber, advertisedEndpoint, nodeRecord } from "./node-record.js";
 import { DurableConsumer, type DurableConsumerOptions } from "./durable-consumer.js";
@@ -74,6 +83,11 @@ export async function createNode(opts: NodeOptions): Promise<Node> {
   return node;
 }
 
+/** The error a refusal of the hub stands for (type conflict, permission, node id taken). */
+function refusalError(r: Refusal): MyelinError {
+  return myelinError(isErrorCode(r.code) ? r.code : "ERR_TYPE_MISMATCH", r.message);
+}
+
 /** A Myelin node. Create with `createNode()`. */
 export class Node extends EventEmitter<NodeEvents> implements CallRouter {
   /** Node name. */
@@ -101,6 +115,9 @@ export class Node extends EventEmitter<NodeEvents> implements CallRouter {
   #ipcPath = "";
   #closed = false;
   #ready: boolean;
+  /** The policy the hub handed over (the built-in default until it does). */
+  #access: AccessPolicy = AccessPolicy.DEFAULT;
+  #identity = "";
 
   /** @internal use createNode() */
   constructor(opts: NodeOptions) {
@@ -149,12 +166,24 @@ export class Node extends EventEmitter<NodeEvents> implements CallRouter {
     this.#server = await DataServer.bind(
       { endpoint, maxMessageBytes: this.#opts.maxMessageBytes, transports: this.#transports },
       {
-        onSubscribe: (r) => acceptRemoteSubscriber(this.name, this.#publishers, r),
+        onSubscribe: (r) => acceptRemoteSubscriber(this.name, this.#publishers, r, this.#access),
         onUnsubscribe: (r) => {
-          for (const p of this.#publishers) if (p.removeRemote(r)) p.matched();
+          for (const p of this.#publishers) {
+            if (!p.removeRemote(r)) continue;
+            if (r.droppedForNotReading) p.notePeerDropped();
+            p.matched();
+          }
         },
         onRequest: (peer, h, parts) =>
-          dispatchRequest(this.name, this.#services, this.#opts.blobThreshold, peer, h, parts),
+          dispatchRequest(this.name, this.#services, this.#opts.blobThreshold, peer, h, parts, this.#access),
+        onPeerDropped: (peer, why) =>
+          this.emit(
+            "warning",
+            new MyelinError(
+              "ERR_BACKPRESSURE",
+              `node ${this.name} dropped ${peer.node || "a peer"} (${peer.identity}): ${why}`,
+            ),
+          ),
         onBadFrame: (peer, err) =>
           this.emit(
             "warning",
@@ -184,8 +213,9 @@ export class Node extends EventEmitter<NodeEvents> implements CallRouter {
         }),
       onGraph: (g) => this.#onGraph(g),
       onRefused: (rs) => {
-        for (const r of rs) this.emit("warning", new TypeMismatchError("ERR_TYPE_MISMATCH", r.message));
+        for (const r of rs) this.emit("warning", refusalError(r));
       },
+      onPolicy: (policy, identity) => this.#setPolicy(policy, identity),
       onBadMessage: (err) => this.emit("warning", err),
     });
     this.#livenessTimer = setInterval(() => checkLiveliness(this.#subs.values()), 250);
@@ -292,7 +322,7 @@ export class Node extends EventEmitter<NodeEvents> implements CallRouter {
     const r = refused.find((x) => x.kind === "pub" && x.name === name);
     if (r !== undefined) {
       pub.close();
-      throw new TypeMismatchError("ERR_TYPE_MISMATCH", r.message);
+      throw refusalError(r);
     }
     return pub;
   }
@@ -355,7 +385,7 @@ export class Node extends EventEmitter<NodeEvents> implements CallRouter {
     const r = refused.find((x) => x.kind === "sub" && x.name === name);
     if (r !== undefined) {
       sub.close();
-      throw new TypeMismatchError("ERR_TYPE_MISMATCH", r.message);
+      throw refusalError(r);
     }
     if (this.#graph !== undefined)
       reconcileSubscription(state, this.#graph, false, PROCESS_ID, (ep) => this.#links.get(ep));
@@ -398,7 +428,7 @@ export class Node extends EventEmitter<NodeEvents> implements CallRouter {
     const r = refused.find((x) => x.kind === "service" && x.name === n);
     if (r !== undefined) {
       srv.close();
-      throw new TypeMismatchError("ERR_TYPE_MISMATCH", r.message);
+      throw refusalError(r);
     }
     return srv;
   }
@@ -541,6 +571,33 @@ export class Node extends EventEmitter<NodeEvents> implements CallRouter {
           `topic ${topic} has type ${s.typeName} (a subscription in this process); ${this.name} used ${typeName}`,
         );
       }
+    }
+  }
+
+  /** The identity the hub bound this node to (`local`, `anonymous`, `curve:<key>`, `hub`); "" before. */
+  get identity(): string {
+    return this.#identity;
+  }
+
+  #setPolicy(policy: PolicyDoc | undefined, identity: string | undefined): void {
+    if (identity !== undefined) this.#identity = identity;
+    if (policy === undefined) {
+      this.#access = AccessPolicy.DEFAULT;
+      return;
+    }
+    if (policy === this.#access.doc || JSON.stringify(policy) === JSON.stringify(this.#access.doc)) return;
+    try {
+      this.#access = new AccessPolicy(policy);
+    } catch (err) {
+      // A policy this node cannot read grants nothing: refusing is safe, allowing is not.
+      this.#access = new AccessPolicy({ source: policy.source, admins: [], grants: [] });
+      this.emit(
+        "warning",
+        new MyelinError(
+          "ERR_PROTOCOL",
+          `the hub's policy could not be read, every peer is refused: ${(err as Error).message}`,
+        ),
+      );
     }
   }
 

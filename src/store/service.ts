@@ -150,7 +150,9 @@ export class StoreService {
 
   /** Opens the data directory and serves the store services through the hub. */
   static async start(opts: StoreServiceOptions): Promise<StoreService> {
-    await mkdir(join(opts.dataDir, "topics"), { recursive: true });
+    // Directories made here are private (0700); an existing data directory keeps its mode (the
+    // files in it are 0600 whatever it is).
+    await mkdir(join(opts.dataDir, "topics"), { recursive: true, mode: 0o700 });
     const lockOpts: DirLockOptions = { what: "the durable-topic store of a myelin hub" };
     if (opts.log !== undefined) lockOpts.log = opts.log;
     const lock = DirLock.acquire(opts.dataDir, lockOpts);
@@ -282,8 +284,8 @@ export class StoreService {
       usesIds = meta["usesIds"] === true;
     } else {
       const existed = existsSync(metaPath);
-      await mkdir(join(dir, "log"), { recursive: true });
-      await mkdir(join(dir, "consumers"), { recursive: true });
+      await mkdir(join(dir, "log"), { recursive: true, mode: 0o700 });
+      await mkdir(join(dir, "consumers"), { recursive: true, mode: 0o700 });
       await writeFileAtomic(metaPath, JSON.stringify({ topic, type }) + "\n");
       this.#opts.log?.(
         existed
