@@ -579,6 +579,24 @@ export class Node extends EventEmitter<NodeEvents> implements CallRouter {
     return this.#identity;
   }
 
+  /** The permission policy this node enforces (the hub's, or the built-in default before it answers). */
+  get accessPolicy(): AccessPolicy {
+    return this.#access;
+  }
+
+  /**
+   * For a service handler that does something only admins may (start commands, change the
+   * store): throws unless the caller's identity (`ctx.identity`) is an admin of the policy.
+   * @throws MyelinError ERR_NOT_AUTHORIZED naming the identity and the service
+   */
+  requireAdmin(identity: string, what: string): void {
+    if (this.#access.isAdmin(identity)) return;
+    throw new MyelinError(
+      "ERR_NOT_AUTHORIZED",
+      `${what} is for admins only; identity '${identity}' is not one (${this.#access.doc.source})`,
+    );
+  }
+
   #setPolicy(policy: PolicyDoc | undefined, identity: string | undefined): void {
     if (identity !== undefined) this.#identity = identity;
     if (policy === undefined) {
