@@ -164,7 +164,12 @@ export class Node extends EventEmitter<NodeEvents> implements CallRouter {
       endpoint = `inproc://n-${this.id}`;
     }
     this.#server = await DataServer.bind(
-      { endpoint, maxMessageBytes: this.#opts.maxMessageBytes, transports: this.#transports },
+      {
+        endpoint,
+        maxMessageBytes: this.#opts.maxMessageBytes,
+        transports: this.#transports,
+        ...(this.#opts.maxPeerBytes !== undefined ? { maxPeerBytes: this.#opts.maxPeerBytes } : {}),
+      },
       {
         onSubscribe: (r) => acceptRemoteSubscriber(this.name, this.#publishers, r, this.#access),
         onUnsubscribe: (r) => {
