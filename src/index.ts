@@ -159,7 +159,8 @@ export {
 } from "./node/index.js";
 
 // The hub, and the store of durable topics when a program embeds it.
-export { Hub, type HubOptions } from "./hub/index.js";
+export { Hub, type HubOptions, loadPolicyFile, parsePolicy } from "./hub/index.js";
+export { AccessPolicy, type PolicyDoc, type Permission } from "./node/index.js";
 export {
   StoreService,
   type StoreServiceOptions,

@@ -211,7 +211,7 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
       apply: (req, ctx) => {
         // The data server already refused non-admins; this handler starts commands, so it checks
         // the caller's identity itself too.
-        node.requireAdmin(ctx.identity, "/_supervisor/apply");
+        node.requireAdmin(ctx.identity, SUPERVISOR_PROTOCOL.apply.service);
         return sup.#serial(() => sup.#applyJson(req.spec_json, req.wait_ms));
       },
       ps: () => ({
