@@ -7,7 +7,11 @@
  */
 import { test, type TestContext } from "node:test";
 import assert from "node:assert/strict";
+import { createConnection } from "node:net";
+import { join } from "node:path";
 import { Hub } from "../src/hub/index.js";
+import type { Incoming } from "../src/transport/transport.js";
+import { unixTransport } from "../src/transport/unix/unix-transport.js";
 import { spawnFixture, tempRuntime, until } from "./helpers.js";
 
 const MiB = 1024 * 1024;
@@ -75,4 +79,45 @@ test("control: with the bound raised past what is pushed, the same peer grows th
     r.peak - r.base > 200 * MiB,
     `the publisher grew by only ${Math.round((r.peak - r.base) / MiB)} MiB`,
   );
+});
+
+test("the Unix-socket carrier closes a peer that does not read once maxPeerBytes are queued for it", async () => {
+  using rt = tempRuntime();
+  const path = join(rt.dir, "l.sock");
+  const listener = await unixTransport.listen(`ipc://${path}`, { maxMessageBytes: MiB, maxPeerBytes: MiB });
+  try {
+    // A raw client: the greeting, one message (so the listener knows the peer), then never a read.
+    const sock = createConnection(path);
+    sock.pause();
+    const closed = new Promise<void>((resolve) => sock.once("close", () => resolve()));
+    const greeting = Buffer.alloc(16);
+    greeting.write("MYELIN-UNIX/1", "latin1");
+    const msg = Buffer.alloc(4 + 2 + 4 + 1);
+    msg.writeUInt32BE(2 + 4 + 1, 0);
+    msg.writeUInt16BE(1, 4);
+    msg.writeUInt32BE(1, 6);
+    sock.write(Buffer.concat([greeting, msg]));
+    const it = listener[Symbol.asyncIterator]();
+    const first = await it.next();
+    assert.equal(first.done, false);
+    const peer = (first.value as Incoming).peer;
+    // 8 MiB for a peer bounded at 1 MiB: its connection is closed, and what was queued freed —
+    // read now, the peer gets the end of the stream after far less than was sent.
+    for (let i = 0; i < 128; i++) listener.send(peer, [Buffer.alloc(64 * 1024, i)]);
+    let received = 0;
+    sock.on("data", (d: Buffer) => (received += d.length));
+    sock.on("error", () => {});
+    sock.resume();
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([
+      closed,
+      new Promise((_, reject) => {
+        timer = setTimeout(() => reject(new Error("the peer was not disconnected within 5 s")), 5000);
+      }),
+    ]);
+    clearTimeout(timer);
+    assert.ok(received < 2 * MiB, `the peer received ${received} bytes of the 8 MiB sent`);
+  } finally {
+    await listener.close(0);
+  }
 });
