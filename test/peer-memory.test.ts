@@ -99,7 +99,7 @@ test("the Unix-socket carrier closes a peer that does not read once maxPeerBytes
     const it = listener[Symbol.asyncIterator]();
     const first = await it.next();
     assert.equal(first.done, false);
-    const peer = (first.value).peer;
+    const peer = first.value.peer;
     // 8 MiB for a peer bounded at 1 MiB: its connection is closed, and what was queued freed —
     // read now, the peer gets the end of the stream after far less than was sent.
     for (let i = 0; i < 128; i++) listener.send(peer, [Buffer.alloc(64 * 1024, i)]);
