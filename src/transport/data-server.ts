@@ -46,7 +46,7 @@ export interface DataServerOptions {
    * read-proof ping (a token the peer echoes once it read everything before it) every eighth of
    * this; a peer further behind than this is dropped and counted, whatever credit it grants — so
    * a peer that never reads cannot grow this process. Keep it above the largest subscription
-   * window (default 32 MiB).
+   * window (default 32 MiB); it is never below twice `maxMessageBytes`.
    */
   maxPeerBytes: number;
   /** Messages the carrier may hold for one peer (its send high-water mark). */
@@ -550,7 +550,8 @@ export class DataServer {
     if (this.#banned.has(peer.id.toString("latin1"))) return;
     this.#listener.send(peer.id, frames);
     peer.sentBytes += bytes;
-    const max = this.#opts.maxPeerBytes;
+    // Never below two of the largest messages: one in flight must not get a reading peer dropped.
+    const max = Math.max(this.#opts.maxPeerBytes, 2 * this.#opts.maxMessageBytes);
     if (peer.sentBytes - peer.probedAt >= max / 8) {
       peer.probedAt = peer.sentBytes;
       const token = (PROOF_TOKEN_BIT | (this.#nextProof++ % 0x7fffffff)) >>> 0;
