@@ -352,3 +352,54 @@ test("data plane: a publisher refuses a subscriber whose identity the policy doe
   await tele.waitForSubscribers(1, 15000);
   assert.equal(tele.stats().subscribersRefused, 0);
 });
+
+test("the fake-store attack over tcp: its /_store/append server and its bye for the real store are refused; 50 of 50 persistent publishes reach the real store", async (t) => {
+  const policy = `${POLICY}
+  - identity: guests
+    publish: ["/orders"]
+    subscribe: ["/orders"]
+`;
+  const { w, tcp } = await hubWithTcpData(t, policy);
+  const env = { MYELIN_RUNTIME_DIR: w.dir, MYELIN_HUB: tcp, MYELIN_DATA_ENDPOINT: "tcp://127.0.0.1:0" };
+  const attacker = spawnFixture(
+    "perm-proc",
+    {
+      role: "attacker",
+      actions: [
+        { kind: "serve", name: "/_store/append", type: "myelin_msgs/StoreAppend" },
+        { kind: "bye", name: "_store" },
+      ],
+    },
+    env,
+  );
+  t.after(() => attacker.kill("SIGKILL"));
+  await attacker.waitFor((l) => l.event === "done", 30000, "the attacker's attempts");
+  const [serve, bye] = attacker.lines.filter((l) => l.event === "result");
+  assert.equal(serve!["code"], "ERR_NOT_AUTHORIZED", JSON.stringify(serve));
+  assert.equal(bye!["code"], "ERR_NOT_AUTHORIZED", JSON.stringify(bye));
+  assert.match(String(bye!["message"]), /refused bye for the hub's store/);
+  // A guest (anonymous, granted /orders) publishes persistently over tcp, then reads it back.
+  const guest = spawnFixture(
+    "perm-proc",
+    {
+      role: "attacker",
+      actions: [
+        { kind: "persist", name: "/orders", count: 50 },
+        { kind: "consume", name: "/orders", count: 50 },
+        { kind: "persist", name: "/ledger", count: 1 },
+        { kind: "store-append", name: "/ledger" },
+      ],
+    },
+    env,
+  );
+  t.after(() => guest.kill("SIGKILL"));
+  await guest.waitFor((l) => l.event === "done", 40000, "the guest's publishes");
+  const r = guest.lines.filter((l) => l.event === "result");
+  assert.equal(r[0]!["code"], "ok", JSON.stringify(r[0]));
+  assert.equal(r[1]!["code"], "ok", JSON.stringify(r[1]));
+  // Not granted: refused by the hub at registration (and the store would refuse the append too).
+  assert.equal(r[2]!["code"], "ERR_NOT_AUTHORIZED", JSON.stringify(r[2]));
+  // Straight to the store's append, past the hub: the store checks the topic's grant itself.
+  assert.equal(r[3]!["code"], "ERR_NOT_AUTHORIZED", JSON.stringify(r[3]));
+  assert.match(String(r[3]!["message"]), /identity 'anonymous' has no 'publish' grant matching \/ledger/);
+});

@@ -67,6 +67,21 @@ export const DEFAULT_POLICY_DOC: PolicyDoc = Object.freeze({
   ],
 });
 
+/**
+ * Internal services whose handler checks the caller itself, per request, against the name the
+ * request is about (the store's append needs `publish` on the request's topic; fetch and ack
+ * `subscribe`): anyone may call them, the handler decides. Filled by the protocol modules.
+ */
+const DELEGATED_SERVICES = new Set<string>();
+
+/**
+ * Marks an internal service as checked by its own handler (see `node.requireGrant`): the data
+ * server lets any identity through to it. For services whose permission depends on the request.
+ */
+export function delegateServiceCheck(service: string): void {
+  DELEGATED_SERVICES.add(service);
+}
+
 /** Services every node serves for its parameters: internal, answered to admins only. */
 const PARAMETER_SERVICE_RE = /\/(list_parameters|set_parameter)$/;
 
@@ -161,6 +176,7 @@ export class AccessPolicy {
   check(identity: string, permission: Permission, name: string): AccessDecision {
     if (this.isAdmin(identity)) return { allowed: true, reason: "" };
     const kind = permission === "publish" || permission === "subscribe" ? "topic" : "service";
+    if (permission === "call" && DELEGATED_SERVICES.has(name)) return { allowed: true, reason: "" };
     if (isInternalName(name, kind) && permission !== "subscribe") {
       return {
         allowed: false,

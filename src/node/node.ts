@@ -23,7 +23,7 @@ import type { Transports } from "../transport/transport.js";
 import { InprocRegistry } from "../transport/inproc.js";
 import { ensureRuntimeDir, hubEndpoint, runtimeDir } from "./config.js";
 import type { GraphSnapshot, Refusal } from "./control-protocol.js";
-import type { PolicyDoc } from "./access-policy.js";
+import type { Permission, PolicyDoc } from "./access-policy.js";
 import { HubClient } from "./hub-client.js";
 import { AccessPolicy } from "./access-policy.js";
 import { PeerLinks } from "./peer-links.js";
@@ -600,6 +600,16 @@ export class Node extends EventEmitter<NodeEvents> implements CallRouter {
       "ERR_NOT_AUTHORIZED",
       `${what} is for admins only; identity '${identity}' is not one (${this.#access.doc.source})`,
     );
+  }
+
+  /**
+   * For a handler whose permission depends on the request (see `delegateServiceCheck`): throws
+   * unless the caller's identity may do `permission` on `name`.
+   * @throws MyelinError ERR_NOT_AUTHORIZED naming the identity, the permission and the name
+   */
+  requireGrant(identity: string, permission: Permission, name: string): void {
+    const d = this.#access.check(identity, permission, name);
+    if (!d.allowed) throw new MyelinError("ERR_NOT_AUTHORIZED", `node ${this.name} refused: ${d.reason}`);
   }
 
   #setPolicy(policy: PolicyDoc | undefined, identity: string | undefined): void {

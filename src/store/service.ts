@@ -169,9 +169,19 @@ export class StoreService {
     const svc = new StoreService(opts, node, lock);
     await svc.#loadRuntimeRules();
     await serveProtocol(node, STORE_PROTOCOL, {
-      append: (req) => svc.#watchDisk(`appends to ${req.topic}`, svc.#append(req)),
-      fetch: (req, ctx) => svc.#fetch(req, ctx.timeoutMs),
-      ack: (req) => svc.#watchDisk(`acks of ${req.consumer} on ${req.topic}`, svc.#ack(req)),
+      // Anyone may call these (delegateServiceCheck): the caller needs the topic's grant.
+      append: (req, ctx) => {
+        node.requireGrant(ctx.identity, "publish", req.topic);
+        return svc.#watchDisk(`appends to ${req.topic}`, svc.#append(req));
+      },
+      fetch: (req, ctx) => {
+        node.requireGrant(ctx.identity, "subscribe", req.topic);
+        return svc.#fetch(req, ctx.timeoutMs);
+      },
+      ack: (req, ctx) => {
+        node.requireGrant(ctx.identity, "subscribe", req.topic);
+        return svc.#watchDisk(`acks of ${req.consumer} on ${req.topic}`, svc.#ack(req));
+      },
       info: (req) => svc.#info(req.topic),
       read: (req) => svc.#read(req),
       configure: (req) => svc.#configure(req),
