@@ -73,5 +73,6 @@ export {
   SAME_PROCESS_IDENTITY,
   isInternalName,
   policyFromObject,
+  delegateServiceCheck,
 } from "./access-policy.js";
 export type { AccessDecision, Permission, PolicyDoc, PolicyGrant } from "./access-policy.js";
