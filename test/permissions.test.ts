@@ -403,3 +403,23 @@ test("the fake-store attack over tcp: its /_store/append server and its bye for 
   assert.equal(r[3]!["code"], "ERR_NOT_AUTHORIZED", JSON.stringify(r[3]));
   assert.match(String(r[3]!["message"]), /identity 'anonymous' has no 'publish' grant matching \/ledger/);
 });
+
+test("myelin hub refuses to start on a bad policy file, naming the file and the entry", async (t) => {
+  const w = await world(t, "myelin-perm-");
+  const file = join(w.dir, "policy.yaml");
+  writeFileSync(file, "admins: [operators]\n");
+  const bad = await runCli(t, w, ["hub", "--policy", file], 20000);
+  assert.notEqual(bad.code, 0);
+  assert.match(bad.stderr, /policy\.yaml: admins: 'operators' is neither a name under 'identities'/);
+  const missing = await runCli(
+    t,
+    { ...w, env: { ...w.env, MYELIN_POLICY: join(w.dir, "nope.yaml") } },
+    ["hub"],
+    20000,
+  );
+  assert.notEqual(missing.code, 0);
+  assert.match(missing.stderr, /cannot read the policy file .*nope\.yaml/);
+  const help = await runCli(t, w, ["hub", "--help"]);
+  assert.match(help.stdout, /--policy FILE/);
+  assert.match(help.stdout, /myelin hub --listen tcp:\/\/0\.0\.0\.0:7447 --policy policy\.yaml/);
+});
