@@ -78,6 +78,10 @@ const PUBLIC_VALUES = [
   "QOS_LATCHED",
   // hub, store, launch
   "Hub",
+  // permissions: the policy file and its checks (docs/security.md)
+  "AccessPolicy",
+  "parsePolicy",
+  "loadPolicyFile",
   "StoreService",
   "loadSpec",
   "replicaNodeName",
@@ -176,6 +180,8 @@ const PUBLIC_TYPES = [
   "ServiceDecl",
   // hub, store, launch
   "HubOptions",
+  "PolicyDoc",
+  "Permission",
   "StoreServiceOptions",
   "FsyncPolicy",
   "RetentionOptions",

@@ -164,7 +164,8 @@ export type { ShmWriterStats } from "./transport/shm/shm-writer.js";
 export type { ShmReaderStats } from "./transport/shm/shm-reader.js";
 
 // The hub, and the store of durable topics when a program embeds it.
-export { Hub, type HubOptions } from "./hub/index.js";
+export { Hub, type HubOptions, loadPolicyFile, parsePolicy } from "./hub/index.js";
+export { AccessPolicy, type PolicyDoc, type Permission } from "./node/index.js";
 export {
   StoreService,
   type StoreServiceOptions,

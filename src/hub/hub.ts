@@ -18,6 +18,8 @@ import {
 } from "../node/control-protocol.js";
 import { ensureRuntimeDir, runtimeDir } from "../node/config.js";
 import { LinkSecurity } from "../node/link-security.js";
+import { AccessPolicy, type PolicyDoc } from "../node/access-policy.js";
+import { Authorization, type Ownership } from "./authorization.js";
 import { DEFAULT_TRANSPORTS } from "../transport/default-transports.js";
 import { receiveLoop } from "../transport/receive-loop.js";
 import { transportFor, type Listener, type PeerId, type Transports } from "../transport/transport.js";
@@ -34,6 +36,11 @@ export interface HubOptions {
   log: (line: string) => void;
   /** The transports by endpoint scheme (default DEFAULT_TRANSPORTS). */
   transports: Transports;
+  /**
+   * The permission policy (from `loadPolicyFile`), enforced at registration and handed to every
+   * node; undefined: the built-in default (see docs/security.md).
+   */
+  policy: PolicyDoc | undefined;
   /**
    * Plain text on the `tcp://` endpoints (anyone who reaches the port is an anonymous peer); a
    * warning is logged at start. Default false: tcp uses CURVE with this host's keys and admits
@@ -62,6 +69,7 @@ export const HUB_DEFAULTS = {
   transports: DEFAULT_TRANSPORTS,
   insecure: false,
   keysDir: undefined as string | undefined,
+  policy: undefined,
 };
 
 /** Where a node's control messages come from, to answer it there. */
@@ -74,6 +82,12 @@ interface Entry {
   record: NodeRecord;
   route: Route;
   lastSeen: number;
+  /** Who registered it: only that connection, or the same node reconnected, may change it. */
+  owner: Ownership;
+}
+
+function sameRoute(a: Route, b: Route): boolean {
+  return a.listener === b.listener && a.peer.equals(b.peer);
 }
 
 function stripUndefined<T extends object>(o: T): Partial<T> {
@@ -127,8 +141,23 @@ export class Hub {
   refusedHandshakes = 0;
   #publicKey = "";
 
+  readonly #auth: Authorization;
+
   private constructor(opts: HubOptions) {
     this.#opts = opts;
+    this.#auth = new Authorization(
+      opts.policy === undefined ? AccessPolicy.DEFAULT : new AccessPolicy(opts.policy),
+    );
+  }
+
+  /** Control messages and declarations refused so far (ownership, policy). */
+  get refusals(): { ownership: number; declarations: number } {
+    return { ownership: this.#auth.ownershipRefusals, declarations: this.#auth.declarationRefusals };
+  }
+
+  /** The policy in force (the default when no policy file was given). */
+  get policy(): PolicyDoc {
+    return this.#auth.policy.doc;
   }
 
   /**
@@ -279,7 +308,7 @@ export class Hub {
   #receiveLoop(listener: Listener): Promise<void> {
     return receiveLoop(
       listener,
-      (msg) => this.#handle({ listener, peer: msg.peer }, msg.frames[0] ?? Buffer.alloc(0)),
+      (msg) => this.#handle({ listener, peer: msg.peer }, msg.identity, msg.frames[0] ?? Buffer.alloc(0)),
       (err, msg) => {
         this.badMessages++;
         this.#opts.log(`dropped a malformed control message: ${err.message}`);
@@ -288,39 +317,71 @@ export class Hub {
     );
   }
 
-  #handle(route: Route, bytes: Buffer): void {
+  #handle(route: Route, linkIdentity: string, bytes: Buffer): void {
     const m = decodeNodeToHub(bytes);
     switch (m.t) {
       case "register": {
-        const refused = this.#conflicts(m.node);
-        const known = this.#nodes.has(m.node.id);
+        const identity = this.#auth.identityOf(linkIdentity, m.credential);
+        const policy = this.#auth.policy.doc;
+        const known = this.#nodes.get(m.node.id);
+        if (known !== undefined && !sameRoute(known.route, route)) {
+          const what = `node id ${m.node.id} (${describeNode(known.record.name)}, pid ${known.record.pid})`;
+          const v = this.#auth.mayReconnect(known.owner, identity, m.secret, what);
+          if (!v.ok) {
+            this.#opts.log(v.message);
+            const refused = [
+              { kind: "node" as const, name: m.node.id, code: "ERR_NOT_AUTHORIZED", message: v.message },
+            ];
+            this.#send(route, { v: 1, t: "registered", hub: this.id, refused, req: m.req, policy, identity });
+            return;
+          }
+        }
+        m.node.identity = identity;
+        const refused = [...this.#auth.filterDeclarations(m.node, identity), ...this.#conflicts(m.node)];
         this.#nodes.set(m.node.id, {
           record: m.node,
           route: { listener: route.listener, peer: Buffer.from(route.peer) },
           lastSeen: Date.now(),
+          owner: known?.owner ?? this.#auth.own(identity, m.secret),
         });
-        if (!known) this.#opts.log(`node ${m.node.name} joined (pid ${m.node.pid}, ${m.node.endpoint})`);
+        if (known === undefined)
+          this.#opts.log(
+            `node ${m.node.name} joined (pid ${m.node.pid}, ${m.node.endpoint}, identity ${identity})`,
+          );
         for (const r of refused)
           this.#opts.log(`refused ${r.kind} ${r.name} of node ${m.node.name}: ${r.message}`);
-        this.#send(route, { v: 1, t: "registered", hub: this.id, refused, req: m.req });
+        this.#send(route, { v: 1, t: "registered", hub: this.id, refused, req: m.req, policy, identity });
         this.#changed();
         return;
       }
       case "heartbeat": {
         const e = this.#nodes.get(m.id);
-        if (e === undefined) {
+        // Unknown here, or registered on another connection (the node reconnected, or someone
+        // else): ask for a registration, which only the node itself can make with its secret.
+        if (e === undefined || !sameRoute(e.route, route)) {
           this.#send(route, { v: 1, t: "reregister", hub: this.id });
           return;
         }
         e.lastSeen = Date.now();
-        if (e.route.listener !== route.listener || !e.route.peer.equals(route.peer)) {
-          e.route = { listener: route.listener, peer: Buffer.from(route.peer) };
-        }
         return;
       }
       case "bye": {
         const e = this.#nodes.get(m.id);
-        if (e !== undefined) this.#remove(m.id, "left");
+        if (e === undefined) return;
+        if (!sameRoute(e.route, route)) {
+          const v = this.#auth.notOwner(
+            "bye",
+            e.owner,
+            linkIdentity,
+            `${describeNode(e.record.name)} (id ${m.id})`,
+          );
+          if (!v.ok) {
+            this.#opts.log(v.message);
+            this.#send(route, { v: 1, t: "error", message: v.message });
+          }
+          return;
+        }
+        this.#remove(m.id, "left");
         return;
       }
       case "query":

@@ -11,3 +11,5 @@ export type {
 } from "./plugin.js";
 export { fetchHubInfo, HUB_INFO_PROTOCOL, HUB_INFO_SERVICE, hubInfoPlugin } from "./info.js";
 export type { HubInfo } from "./info.js";
+export { loadPolicyFile, parsePolicy } from "./policy-file.js";
+export { Authorization } from "./authorization.js";

@@ -3,6 +3,7 @@
  * a replica from the graph chosen by the call's balancer, with a timeout per attempt, retries on
  * another replica when the call may be repeated, and replies decoded into the right error class.
  */
+import { SAME_PROCESS_IDENTITY } from "./access-policy.js";
 import {
   DecodeError,
   isErrorCode,
@@ -63,7 +64,9 @@ export class ServiceCaller implements CallRouter {
         );
       }
       return this.#withTimeout(
-        Promise.resolve(local.handler(req, { caller: this.#ctx.id, timeoutMs })),
+        Promise.resolve(
+          local.handler(req, { caller: this.#ctx.id, identity: SAME_PROCESS_IDENTITY, timeoutMs }),
+        ),
         name,
         timeoutMs,
         () => {},

@@ -7,6 +7,7 @@
 import { mkdirSync, statSync, chmodSync } from "node:fs";
 import { tmpdir, userInfo } from "node:os";
 import { join } from "node:path";
+import { MyelinError } from "../errors.js";
 
 /** The runtime directory to use, from options or the environment. */
 export function runtimeDir(explicit?: string): string {
@@ -18,13 +19,33 @@ export function runtimeDir(explicit?: string): string {
   return join(tmpdir(), `myelin-${userInfo().uid}`);
 }
 
-/** Creates the runtime directory (mode 0700) if needed; returns its path. */
+/**
+ * Creates the runtime directory (mode 0700) if needed; returns its path. Only a directory created
+ * here is made private: an existing one keeps its mode, and one that other users may write to
+ * (a shared `/tmp`-like directory, mode 1777) is refused — they could replace the sockets in it.
+ * @throws MyelinError ERR_INVALID_ARGUMENT naming the directory, its mode and the fix
+ */
 export function ensureRuntimeDir(dir: string): string {
-  mkdirSync(dir, { recursive: true, mode: 0o700 });
-  try {
+  const created = mkdirSync(dir, { recursive: true, mode: 0o700 });
+  if (created !== undefined) {
+    // umask may have taken bits away, never added: still, say what we mean
     if ((statSync(dir).mode & 0o077) !== 0) chmodSync(dir, 0o700);
-  } catch {
-    // not ours to fix (e.g. a shared directory given on purpose); sockets still work
+    return dir;
+  }
+  const st = statSync(dir);
+  const uid = process.getuid?.();
+  if (!st.isDirectory()) {
+    throw new MyelinError(
+      "ERR_INVALID_ARGUMENT",
+      `runtime directory ${dir} is not a directory; give a directory path (MYELIN_RUNTIME_DIR)`,
+    );
+  }
+  if ((st.mode & 0o022) !== 0 || (uid !== undefined && st.uid !== uid)) {
+    throw new MyelinError(
+      "ERR_INVALID_ARGUMENT",
+      `runtime directory ${dir} (mode ${(st.mode & 0o7777).toString(8)}, owner uid ${st.uid}) can be written by other users, who could replace the hub's and nodes' sockets; ` +
+        `use a directory of your own that only you can write (e.g. MYELIN_RUNTIME_DIR=${join(dir, `myelin-${uid ?? "USER"}`)}: Myelin creates it with mode 0700)`,
+    );
   }
   return dir;
 }

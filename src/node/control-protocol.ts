@@ -7,6 +7,7 @@
  */
 import { Packr } from "msgpackr/pack";
 import { DecodeError } from "../errors.js";
+import type { PolicyDoc } from "./access-policy.js";
 
 /** Version of the control protocol this code speaks. */
 export const CONTROL_VERSION = 1;
@@ -64,6 +65,11 @@ export interface NodeRecord {
    * from nodes older than this field, which then serve plain text only).
    */
   key?: string;
+  /**
+   * The identity the node registered with (`local`, `anonymous`, `curve:<key>`, `hub`), set by
+   * the hub from the connection; whatever a node sends here is replaced.
+   */
+  identity?: string;
 }
 
 /** What the hub knows, as pushed to nodes and tools. */
@@ -84,21 +90,47 @@ export interface GraphSnapshot {
 
 /** Node → hub messages. */
 export type NodeToHub =
-  | { v: 1; t: "register"; node: NodeRecord; req: number }
+  | {
+      v: 1;
+      t: "register";
+      node: NodeRecord;
+      req: number;
+      /**
+       * A random secret of this node instance, sent only to its hub and never shown in the graph:
+       * the proof that a registration from a new connection (a reconnect) is the same node.
+       */
+      secret?: string;
+      /** The process credential (sent on local links only): proves the node runs in the hub's process. */
+      credential?: string;
+    }
   | { v: 1; t: "heartbeat"; id: string }
   | { v: 1; t: "bye"; id: string }
   | { v: 1; t: "query"; req: number };
 
 /** Hub → node messages. */
 export type HubToNode =
-  | { v: 1; t: "registered"; hub: string; refused: Refusal[]; req: number }
+  | {
+      v: 1;
+      t: "registered";
+      hub: string;
+      refused: Refusal[];
+      req: number;
+      /** The hub's permission policy, for the node's data server to enforce. */
+      policy?: PolicyDoc;
+      /** The identity the hub bound this node to. */
+      identity?: string;
+    }
   | { v: 1; t: "reregister"; hub: string }
   | { v: 1; t: "graph"; graph: GraphSnapshot; req?: number }
   | { v: 1; t: "error"; message: string };
 
-/** A declaration the hub refused, with the reason (a type conflict). */
+/**
+ * A declaration the hub refused, with the reason: a type conflict (`ERR_TYPE_MISMATCH`), a
+ * permission the policy does not grant (`ERR_NOT_AUTHORIZED`), or (`kind: "node"`) the whole
+ * registration, when the node id belongs to another connection.
+ */
 export interface Refusal {
-  kind: "pub" | "sub" | "service";
+  kind: "pub" | "sub" | "service" | "node";
   name: string;
   code: string;
   message: string;
@@ -213,7 +245,35 @@ function nodeRecord(v: unknown, where: string): NodeRecord {
     }
     rec.key = key;
   }
+  if (o["identity"] !== undefined) rec.identity = str(o, "identity", where);
   return rec;
+}
+
+function strList(o: Obj, k: string, where: string): string[] {
+  return arr(o, k, where).map((x, i) => {
+    if (typeof x !== "string")
+      throw new DecodeError("ERR_DECODE", `control message: ${where}.${k}[${i}] must be a string`);
+    return x;
+  });
+}
+
+function policyDoc(v: unknown): PolicyDoc {
+  const o = obj(v, "policy");
+  return {
+    source: str(o, "source", "policy"),
+    admins: strList(o, "admins", "policy"),
+    grants: arr(o, "grants", "policy").map((x, i) => {
+      const g = obj(x, `policy.grants[${i}]`);
+      const w = `policy.grants[${i}]`;
+      return {
+        identities: strList(g, "identities", w),
+        publish: strList(g, "publish", w),
+        subscribe: strList(g, "subscribe", w),
+        serve: strList(g, "serve", w),
+        call: strList(g, "call", w),
+      };
+    }),
+  };
 }
 
 function unpack(bytes: Uint8Array): Obj {
@@ -240,8 +300,12 @@ export function decodeNodeToHub(bytes: Uint8Array): NodeToHub {
   const o = unpack(bytes);
   const t = o["t"];
   switch (t) {
-    case "register":
-      return { v: 1, t, node: nodeRecord(o["node"], "node"), req: num(o, "req", "message") };
+    case "register": {
+      const m: NodeToHub = { v: 1, t, node: nodeRecord(o["node"], "node"), req: num(o, "req", "message") };
+      if (o["secret"] !== undefined) m.secret = str(o, "secret", "message");
+      if (o["credential"] !== undefined) m.credential = str(o, "credential", "message");
+      return m;
+    }
     case "heartbeat":
     case "bye":
       return { v: 1, t, id: str(o, "id", "message") };
@@ -257,8 +321,8 @@ export function decodeHubToNode(bytes: Uint8Array): HubToNode {
   const o = unpack(bytes);
   const t = o["t"];
   switch (t) {
-    case "registered":
-      return {
+    case "registered": {
+      const m: HubToNode = {
         v: 1,
         t,
         hub: str(o, "hub", "message"),
@@ -266,7 +330,7 @@ export function decodeHubToNode(bytes: Uint8Array): HubToNode {
         refused: arr(o, "refused", "message").map((x, i) => {
           const r = obj(x, `refused[${i}]`);
           const kind = str(r, "kind", `refused[${i}]`);
-          if (kind !== "pub" && kind !== "sub" && kind !== "service") {
+          if (kind !== "pub" && kind !== "sub" && kind !== "service" && kind !== "node") {
             throw new DecodeError("ERR_DECODE", `control message: refused[${i}].kind '${kind}' is not known`);
           }
           return {
@@ -277,6 +341,10 @@ export function decodeHubToNode(bytes: Uint8Array): HubToNode {
           };
         }),
       };
+      if (o["policy"] !== undefined) m.policy = policyDoc(o["policy"]);
+      if (o["identity"] !== undefined) m.identity = str(o, "identity", "message");
+      return m;
+    }
     case "reregister":
       return { v: 1, t, hub: str(o, "hub", "message") };
     case "graph": {

@@ -3,7 +3,10 @@
  * hub: it keeps trying, and registers as soon as one answers (also after a hub restart, when the
  * new hub asks every unknown node to register again).
  */
+import { randomBytes } from "node:crypto";
 import { ClosedError, MyelinError, TimeoutError } from "../errors.js";
+import type { PolicyDoc } from "./access-policy.js";
+import { PROCESS_CREDENTIAL } from "./process-credential.js";
 import {
   decodeHubToNode,
   encodeControl,
@@ -32,6 +35,8 @@ export interface HubClientOptions {
   record(): NodeRecord;
   onGraph(graph: GraphSnapshot): void;
   onRefused(refusals: Refusal[]): void;
+  /** The hub's permission policy and the identity it bound the node to, on each registration. */
+  onPolicy?(policy: PolicyDoc | undefined, identity: string | undefined): void;
   /** Malformed message from the hub (dropped). */
   onBadMessage(err: Error): void;
   /** Security of the connection (default none; CURVE with the hub's key on tcp). */
@@ -54,10 +59,15 @@ export class HubClient {
   #lastHeard = 0;
   #closed = false;
   #registered = false;
+  /** This node instance's secret: proves a registration on a new connection is the same node. */
+  readonly #secret = randomBytes(24).toString("base64url");
+  /** The process credential goes on local links only (never over tcp). */
+  readonly #local: boolean;
 
   /** @throws MyelinError ERR_INVALID_ARGUMENT when no transport serves the endpoint's scheme */
   constructor(opts: HubClientOptions) {
     this.#opts = opts;
+    this.#local = opts.endpoint.startsWith("ipc://") || opts.endpoint.startsWith("inproc://");
     this.#conn = transportFor(opts.transports ?? DEFAULT_TRANSPORTS, opts.endpoint).connect(opts.endpoint, {
       maxMessageBytes: 16 * 1024 * 1024,
       // What is sent before the hub is up waits (at most a few messages, then they are dropped:
@@ -159,7 +169,9 @@ export class HubClient {
   /** Sends the node's record; returns the request id the hub will echo. */
   #sendRecord(): number {
     const req = this.#nextReq++;
-    this.#send({ v: 1, t: "register", node: this.#opts.record(), req });
+    const msg: NodeToHub = { v: 1, t: "register", node: this.#opts.record(), req, secret: this.#secret };
+    if (this.#local) msg.credential = PROCESS_CREDENTIAL;
+    this.#send(msg);
     return req;
   }
 
@@ -199,6 +211,7 @@ export class HubClient {
           this.#registeredWaiters.delete(req);
           w(m.refused);
         }
+        this.#opts.onPolicy?.(m.policy, m.identity);
         if (m.refused.length > 0) this.#opts.onRefused(m.refused);
         return;
       }

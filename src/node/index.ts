@@ -66,3 +66,13 @@ export {
 export type { StoreProtocol, StoreRequest, StoreResponse } from "./store-client.js";
 export { parameterClient, parameterProtocol, serveParameters } from "./parameter-service.js";
 export type { ParameterClient, ParameterProtocol } from "./parameter-service.js";
+export {
+  AccessPolicy,
+  DEFAULT_POLICY_DOC,
+  HUB_IDENTITY,
+  SAME_PROCESS_IDENTITY,
+  isInternalName,
+  policyFromObject,
+  delegateServiceCheck,
+} from "./access-policy.js";
+export type { AccessDecision, Permission, PolicyDoc, PolicyGrant } from "./access-policy.js";

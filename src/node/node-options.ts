@@ -31,6 +31,12 @@ export interface NodeOptions {
   maxMessageBytes?: number;
   /** Binary fields at least this large travel as separate frames, without copies, in bytes. */
   blobThreshold?: number;
+  /**
+   * Most bytes this node's data socket sends one peer beyond what that peer proved it read; a peer
+   * further behind (one that grants credit but does not read) is dropped and counted in
+   * `publisher.stats().peersDropped` (default 128 MiB). Keep it above subscription windows.
+   */
+  maxPeerBytes?: number;
   /** How long a create call waits for the hub to confirm, in ms (only when a hub is connected). */
   registerTimeoutMs?: number;
   /** Initial parameter values; they override declared defaults. */

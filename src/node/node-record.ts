@@ -5,6 +5,7 @@
 import { hostname } from "node:os";
 import type { RemoteSubscriber } from "../transport/data-server.js";
 import type { ErrorBody } from "../transport/frame.js";
+import type { AccessPolicy } from "./access-policy.js";
 import type { NodeRecord, TopicDecl } from "./control-protocol.js";
 import type { Publisher } from "./publisher.js";
 import type { Qos } from "./qos.js";
@@ -70,10 +71,16 @@ export function acceptRemoteSubscriber(
   nodeName: string,
   publishers: Iterable<Publisher<unknown>>,
   r: RemoteSubscriber,
+  access: AccessPolicy,
 ): ErrorBody | undefined {
   const pubs = [...publishers].filter((p) => p.topic === r.topic);
   if (pubs.length === 0) {
     return { code: "ERR_UNKNOWN_TOPIC", message: `node ${nodeName} does not publish ${r.topic}` };
+  }
+  const d = access.check(r.identity, "subscribe", r.topic);
+  if (!d.allowed) {
+    for (const p of pubs) p.noteSubscriberRefused();
+    return { code: "ERR_NOT_AUTHORIZED", message: `node ${nodeName} refused the subscription: ${d.reason}` };
   }
   const wrong = pubs.find((p) => p.type.name !== r.body.type);
   if (wrong !== undefined) {

@@ -8,7 +8,14 @@ import { randomBytes } from "node:crypto";
 import { EventEmitter } from "node:events";
 import { existsSync, rmSync } from "node:fs";
 import { join } from "node:path";
-import { ClosedError, MyelinError, TimeoutError, TypeMismatchError } from "../errors.js";
+import {
+  ClosedError,
+  isErrorCode,
+  myelinError,
+  MyelinError,
+  TimeoutError,
+  TypeMismatchError,
+} from "../errors.js";
 import { lookupType, type MessageType, type ServiceType } from "../msgs/index.js";
 import { DataServer } from "../transport/data-server.js";
 import { DEFAULT_TRANSPORTS } from "../transport/default-transports.js";
@@ -17,7 +24,9 @@ import { insecureFromEnv, LinkSecurity } from "./link-security.js";
 import { InprocRegistry } from "../transport/inproc.js";
 import { ensureRuntimeDir, hubEndpoint, runtimeDir } from "./config.js";
 import type { GraphSnapshot, NodeRecord, Refusal } from "./control-protocol.js";
+import type { Permission, PolicyDoc } from "./access-policy.js";
 import { HubClient } from "./hub-client.js";
+import { AccessPolicy } from "./access-policy.js";
 import { PeerLinks } from "./peer-links.js";
 import { acceptRemoteSubscriber, advertisedEndpoint, nodeRecord } from "./node-record.js";
 import { DurableConsumer, type DurableConsumerOptions } from "./durable-consumer.js";
@@ -75,6 +84,11 @@ export async function createNode(opts: NodeOptions): Promise<Node> {
   return node;
 }
 
+/** The error a refusal of the hub stands for (type conflict, permission, node id taken). */
+function refusalError(r: Refusal): MyelinError {
+  return myelinError(isErrorCode(r.code) ? r.code : "ERR_TYPE_MISMATCH", r.message);
+}
+
 /** A Myelin node. Create with `createNode()`. */
 export class Node extends EventEmitter<NodeEvents> implements CallRouter {
   /** Node name. */
@@ -106,6 +120,9 @@ export class Node extends EventEmitter<NodeEvents> implements CallRouter {
   #hubRefusal: string | undefined;
   #closed = false;
   #ready: boolean;
+  /** The policy the hub handed over (the built-in default until it does). */
+  #access: AccessPolicy = AccessPolicy.DEFAULT;
+  #identity = "";
 
   /** @internal use createNode() */
   constructor(opts: NodeOptions) {
@@ -177,15 +194,28 @@ export class Node extends EventEmitter<NodeEvents> implements CallRouter {
         endpoint,
         maxMessageBytes: this.#opts.maxMessageBytes,
         transports: this.#transports,
+        ...(this.#opts.maxPeerBytes !== undefined ? { maxPeerBytes: this.#opts.maxPeerBytes } : {}),
         ...(dataSecurity !== undefined ? { security: dataSecurity } : {}),
       },
       {
-        onSubscribe: (r) => acceptRemoteSubscriber(this.name, this.#publishers, r),
+        onSubscribe: (r) => acceptRemoteSubscriber(this.name, this.#publishers, r, this.#access),
         onUnsubscribe: (r) => {
-          for (const p of this.#publishers) if (p.removeRemote(r)) p.matched();
+          for (const p of this.#publishers) {
+            if (!p.removeRemote(r)) continue;
+            if (r.droppedForNotReading) p.notePeerDropped();
+            p.matched();
+          }
         },
         onRequest: (peer, h, parts) =>
-          dispatchRequest(this.name, this.#services, this.#opts.blobThreshold, peer, h, parts),
+          dispatchRequest(this.name, this.#services, this.#opts.blobThreshold, peer, h, parts, this.#access),
+        onPeerDropped: (peer, why) =>
+          this.emit(
+            "warning",
+            new MyelinError(
+              "ERR_BACKPRESSURE",
+              `node ${this.name} dropped ${peer.node || "a peer"} (${peer.identity}): ${why}`,
+            ),
+          ),
         onBadFrame: (peer, err) =>
           this.emit(
             "warning",
@@ -228,8 +258,9 @@ export class Node extends EventEmitter<NodeEvents> implements CallRouter {
         }),
       onGraph: (g) => this.#onGraph(g),
       onRefused: (rs) => {
-        for (const r of rs) this.emit("warning", new TypeMismatchError("ERR_TYPE_MISMATCH", r.message));
+        for (const r of rs) this.emit("warning", refusalError(r));
       },
+      onPolicy: (policy, identity) => this.#setPolicy(policy, identity),
       onBadMessage: (err) => this.emit("warning", err),
     });
     this.#livenessTimer = setInterval(() => checkLiveliness(this.#subs.values()), 250);
@@ -342,7 +373,7 @@ export class Node extends EventEmitter<NodeEvents> implements CallRouter {
     const r = refused.find((x) => x.kind === "pub" && x.name === name);
     if (r !== undefined) {
       pub.close();
-      throw new TypeMismatchError("ERR_TYPE_MISMATCH", r.message);
+      throw refusalError(r);
     }
     return pub;
   }
@@ -405,7 +436,7 @@ export class Node extends EventEmitter<NodeEvents> implements CallRouter {
     const r = refused.find((x) => x.kind === "sub" && x.name === name);
     if (r !== undefined) {
       sub.close();
-      throw new TypeMismatchError("ERR_TYPE_MISMATCH", r.message);
+      throw refusalError(r);
     }
     if (this.#graph !== undefined)
       reconcileSubscription(
@@ -455,7 +486,7 @@ export class Node extends EventEmitter<NodeEvents> implements CallRouter {
     const r = refused.find((x) => x.kind === "service" && x.name === n);
     if (r !== undefined) {
       srv.close();
-      throw new TypeMismatchError("ERR_TYPE_MISMATCH", r.message);
+      throw refusalError(r);
     }
     return srv;
   }
@@ -598,6 +629,61 @@ export class Node extends EventEmitter<NodeEvents> implements CallRouter {
           `topic ${topic} has type ${s.typeName} (a subscription in this process); ${this.name} used ${typeName}`,
         );
       }
+    }
+  }
+
+  /** The identity the hub bound this node to (`local`, `anonymous`, `curve:<key>`, `hub`); "" before. */
+  get identity(): string {
+    return this.#identity;
+  }
+
+  /** The permission policy this node enforces (the hub's, or the built-in default before it answers). */
+  get accessPolicy(): AccessPolicy {
+    return this.#access;
+  }
+
+  /**
+   * For a service handler that does something only admins may (start commands, change the
+   * store): throws unless the caller's identity (`ctx.identity`) is an admin of the policy.
+   * @throws MyelinError ERR_NOT_AUTHORIZED naming the identity and the service
+   */
+  requireAdmin(identity: string, what: string): void {
+    if (this.#access.isAdmin(identity)) return;
+    throw new MyelinError(
+      "ERR_NOT_AUTHORIZED",
+      `${what} is for admins only; identity '${identity}' is not one (${this.#access.doc.source})`,
+    );
+  }
+
+  /**
+   * For a handler whose permission depends on the request (see `delegateServiceCheck`): throws
+   * unless the caller's identity may do `permission` on `name`.
+   * @throws MyelinError ERR_NOT_AUTHORIZED naming the identity, the permission and the name
+   */
+  requireGrant(identity: string, permission: Permission, name: string): void {
+    const d = this.#access.check(identity, permission, name);
+    if (!d.allowed) throw new MyelinError("ERR_NOT_AUTHORIZED", `node ${this.name} refused: ${d.reason}`);
+  }
+
+  #setPolicy(policy: PolicyDoc | undefined, identity: string | undefined): void {
+    if (identity !== undefined) this.#identity = identity;
+    if (policy === undefined) {
+      this.#access = AccessPolicy.DEFAULT;
+      return;
+    }
+    if (policy === this.#access.doc || JSON.stringify(policy) === JSON.stringify(this.#access.doc)) return;
+    try {
+      this.#access = new AccessPolicy(policy);
+    } catch (err) {
+      // A policy this node cannot read grants nothing: refusing is safe, allowing is not.
+      this.#access = new AccessPolicy({ source: policy.source, admins: [], grants: [] });
+      this.emit(
+        "warning",
+        new MyelinError(
+          "ERR_PROTOCOL",
+          `the hub's policy could not be read, every peer is refused: ${(err as Error).message}`,
+        ),
+      );
     }
   }
 

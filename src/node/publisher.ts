@@ -40,6 +40,13 @@ export interface PublisherStats {
   redelivered: number;
   /** Messages of a group that lost every member and were dropped past `maxPending` waiting. */
   orphansDropped: number;
+  /**
+   * Subscribers dropped (disconnected) because they did not read what they were sent: past the
+   * data server's per-peer byte bound (`maxPeerBytes`), whatever credit they granted.
+   */
+  peersDropped: number;
+  /** Subscriptions refused because the policy does not grant the subscriber's identity the topic. */
+  subscribersRefused: number;
 }
 
 /** One member of a queue group: a remote subscriber, or a subscription in this process. */
@@ -274,6 +281,19 @@ export class Publisher<T> {
     }
   }
 
+  #peersDropped = 0;
+  #subscribersRefused = 0;
+
+  /** @internal A remote subscriber of this publisher was dropped for not reading. */
+  notePeerDropped(): void {
+    this.#peersDropped++;
+  }
+
+  /** @internal A subscriber was refused by the policy. */
+  noteSubscriberRefused(): void {
+    this.#subscribersRefused++;
+  }
+
   /** Counters. */
   stats(): PublisherStats {
     let dropped = 0;
@@ -296,6 +316,8 @@ export class Publisher<T> {
       localSubscribers: local,
       redelivered: this.#redelivered,
       orphansDropped: this.#orphansDropped,
+      peersDropped: this.#peersDropped,
+      subscribersRefused: this.#subscribersRefused,
     };
   }
 

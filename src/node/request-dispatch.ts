@@ -8,6 +8,7 @@ import { decodeFrames, encodeFrames } from "../codec/index.js";
 import type { PeerInfo, ReplyResult } from "../transport/data-server.js";
 import type { RequestHeader } from "../transport/frame.js";
 import type { ServiceServer } from "./service.js";
+import type { AccessPolicy } from "./access-policy.js";
 
 /** Serves one request of `peer` with the node's `services`; never throws. */
 export async function dispatchRequest(
@@ -17,7 +18,18 @@ export async function dispatchRequest(
   peer: PeerInfo,
   h: RequestHeader,
   parts: Buffer[],
+  access: AccessPolicy,
 ): Promise<ReplyResult> {
+  // Before anything else (even "no such service"): an unauthorized caller learns nothing.
+  const d = access.check(peer.identity, "call", h.service);
+  if (!d.allowed) {
+    const srv = services.get(h.service);
+    if (srv !== undefined) srv.refused++;
+    return {
+      ok: false,
+      error: { code: "ERR_NOT_AUTHORIZED", message: `node ${nodeName} refused the call: ${d.reason}` },
+    };
+  }
   const srv = services.get(h.service);
   if (srv === undefined)
     return {
@@ -55,7 +67,11 @@ export async function dispatchRequest(
     };
   }
   try {
-    const res = await srv.handler(req, { caller: peer.node, timeoutMs: h.timeoutMs });
+    const res = await srv.handler(req, {
+      caller: peer.node,
+      identity: peer.identity,
+      timeoutMs: h.timeoutMs,
+    });
     const rv = srv.type.response.validate(res);
     if (!rv.ok) {
       srv.failed++;

@@ -25,6 +25,12 @@ import { RetryBudget, resolveRetryBudgetOptions, type RetryBudgetOptions } from 
 export interface ServiceContext {
   /** Node id of the caller ("" when unknown). */
   caller: string;
+  /**
+   * The caller's identity as its link authenticated it: `local`, `anonymous`, `curve:<key>`, or
+   * `process` for a caller in this node's own process. Already checked against the policy's `call`
+   * grants (internal services: admins only) before the handler runs.
+   */
+  identity: string;
   /** Milliseconds the caller waits for the reply. */
   timeoutMs: number;
 }
@@ -45,6 +51,8 @@ export class ServiceServer<Req, Res> {
   served = 0;
   /** Requests that failed (handler threw, or the request was invalid). */
   failed = 0;
+  /** Requests refused because the policy does not grant the caller's identity this service. */
+  refused = 0;
 
   /** @internal */
   constructor(

@@ -7,6 +7,7 @@
  */
 import { ClosedError, MyelinError, ServiceError } from "../errors.js";
 import { myelin_msgs } from "../msgs/index.js";
+import { delegateServiceCheck } from "./access-policy.js";
 import type { Node } from "./node.js";
 import type { CallOptions, ClientOptions } from "./service.js";
 import {
@@ -32,6 +33,10 @@ export const STORE_PROTOCOL = defineProtocol({
   /** Changes a durable topic's settings, or a pattern rule. */
   configure: { service: "/_store/configure", type: myelin_msgs.StoreConfigure },
 });
+
+// Persistent publishers and durable consumers call these whatever their identity; the store
+// checks each request against the request's topic (publish for append, subscribe for fetch, ack).
+for (const m of ["append", "fetch", "ack"] as const) delegateServiceCheck(STORE_PROTOCOL[m].service);
 
 /** The store's protocol type. */
 export type StoreProtocol = typeof STORE_PROTOCOL;

@@ -208,7 +208,12 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
     sup.#adopt();
     sup.#poll = setInterval(() => sup.#pollAll(), opts.pollMs ?? 200);
     await serveProtocol(node, SUPERVISOR_PROTOCOL, {
-      apply: (req) => sup.#serial(() => sup.#applyJson(req.spec_json, req.wait_ms)),
+      apply: (req, ctx) => {
+        // The data server already refused non-admins; this handler starts commands, so it checks
+        // the caller's identity itself too.
+        node.requireAdmin(ctx.identity, SUPERVISOR_PROTOCOL.apply.service);
+        return sup.#serial(() => sup.#applyJson(req.spec_json, req.wait_ms));
+      },
       ps: () => ({
         processes_json: JSON.stringify(sup.ps()),
         spec_file: sup.#spec?.file ?? "",

@@ -16,7 +16,7 @@ import { MyelinError } from "../errors.js";
 export async function writeFileAtomic(path: string, data: string | Uint8Array): Promise<void> {
   const tmp = join(dirname(path), `.${basename(path)}.${randomBytes(4).toString("hex")}.tmp`);
   try {
-    const fh = await open(tmp, "wx", 0o644);
+    const fh = await open(tmp, "wx", 0o600);
     try {
       await fh.writeFile(data);
       await fh.sync();

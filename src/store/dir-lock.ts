@@ -118,8 +118,8 @@ export class DirLock {
     const path = join(dir, LOCK_FILE);
     const own = join(dir, `${LOCK_FILE}.${process.pid}.${randomBytes(4).toString("hex")}`);
     try {
-      mkdirSync(dir, { recursive: true });
-      const fd = openSync(own, "wx", 0o644);
+      mkdirSync(dir, { recursive: true, mode: 0o700 });
+      const fd = openSync(own, "wx", 0o600);
       try {
         writeSync(fd, content);
         fsyncSync(fd);

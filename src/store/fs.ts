@@ -57,13 +57,14 @@ class NodeFile implements StoreFile {
 /** The real file system, through node:fs/promises. */
 export const nodeStoreFs: StoreFs = {
   async open(path, flags) {
-    return new NodeFile(await open(path, flags));
+    // Stored messages are private to the owner: 0600 (an existing file keeps its mode).
+    return new NodeFile(await open(path, flags, 0o600));
   },
   readdir(dir) {
     return readdir(dir);
   },
   async mkdirp(dir) {
-    await mkdir(dir, { recursive: true });
+    await mkdir(dir, { recursive: true, mode: 0o700 });
   },
   unlink(path) {
     return unlink(path);

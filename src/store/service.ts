@@ -150,7 +150,9 @@ export class StoreService {
 
   /** Opens the data directory and serves the store services through the hub. */
   static async start(opts: StoreServiceOptions): Promise<StoreService> {
-    await mkdir(join(opts.dataDir, "topics"), { recursive: true });
+    // Directories made here are private (0700); an existing data directory keeps its mode (the
+    // files in it are 0600 whatever it is).
+    await mkdir(join(opts.dataDir, "topics"), { recursive: true, mode: 0o700 });
     const lockOpts: DirLockOptions = { what: "the durable-topic store of a myelin hub" };
     if (opts.log !== undefined) lockOpts.log = opts.log;
     const lock = DirLock.acquire(opts.dataDir, lockOpts);
@@ -167,9 +169,19 @@ export class StoreService {
     const svc = new StoreService(opts, node, lock);
     await svc.#loadRuntimeRules();
     await serveProtocol(node, STORE_PROTOCOL, {
-      append: (req) => svc.#watchDisk(`appends to ${req.topic}`, svc.#append(req)),
-      fetch: (req, ctx) => svc.#fetch(req, ctx.timeoutMs),
-      ack: (req) => svc.#watchDisk(`acks of ${req.consumer} on ${req.topic}`, svc.#ack(req)),
+      // Anyone may call these (delegateServiceCheck): the caller needs the topic's grant.
+      append: (req, ctx) => {
+        node.requireGrant(ctx.identity, "publish", req.topic);
+        return svc.#watchDisk(`appends to ${req.topic}`, svc.#append(req));
+      },
+      fetch: (req, ctx) => {
+        node.requireGrant(ctx.identity, "subscribe", req.topic);
+        return svc.#fetch(req, ctx.timeoutMs);
+      },
+      ack: (req, ctx) => {
+        node.requireGrant(ctx.identity, "subscribe", req.topic);
+        return svc.#watchDisk(`acks of ${req.consumer} on ${req.topic}`, svc.#ack(req));
+      },
       info: (req) => svc.#info(req.topic),
       read: (req) => svc.#read(req),
       configure: (req) => svc.#configure(req),
@@ -282,8 +294,8 @@ export class StoreService {
       usesIds = meta["usesIds"] === true;
     } else {
       const existed = existsSync(metaPath);
-      await mkdir(join(dir, "log"), { recursive: true });
-      await mkdir(join(dir, "consumers"), { recursive: true });
+      await mkdir(join(dir, "log"), { recursive: true, mode: 0o700 });
+      await mkdir(join(dir, "consumers"), { recursive: true, mode: 0o700 });
       await writeFileAtomic(metaPath, JSON.stringify({ topic, type }) + "\n");
       this.#opts.log?.(
         existed

@@ -2,7 +2,13 @@
 import { readFile } from "node:fs/promises";
 import { homedir } from "node:os";
 import { join } from "node:path";
-import { hubInfoPlugin, startHubProcess, type HubOptions, type HubPlugin } from "../hub/index.js";
+import {
+  hubInfoPlugin,
+  loadPolicyFile,
+  startHubProcess,
+  type HubOptions,
+  type HubPlugin,
+} from "../hub/index.js";
 import { runtimeDir } from "../node/index.js";
 import { systemdNotifyPlugin } from "../orchestrator/index.js";
 import { parseStoreConfigText, storePlugin, type StoreServiceOptions } from "../store/index.js";
@@ -47,6 +53,11 @@ export const hubCommand: CommandSpec = {
       type: "string",
       arg: "N",
       help: "remove a node silent for N ms (default 3000)",
+    },
+    policy: {
+      type: "string",
+      arg: "FILE",
+      help: "permission policy (YAML): identities, admins, publish/subscribe/serve/call grants (default: $MYELIN_POLICY, else local is admin; see docs/security.md)",
     },
     "data-dir": {
       type: "string",
@@ -97,6 +108,7 @@ export const hubCommand: CommandSpec = {
     "myelin hub --foxglove-port 8765   # see the live system in Foxglove or Lichtblick (docs/foxglove.md)",
     "myelin hub --spec myelin.yaml --label edge   # run a launch spec (see also `myelin up`)",
     "myelin hub --systemd-unit > ~/.config/systemd/user/myelin-hub.service",
+    "myelin hub --listen tcp://0.0.0.0:7447 --policy policy.yaml   # who may publish, subscribe, serve, call (docs/security.md)",
   ],
   connects: false,
   async run(ctx, inv) {
@@ -115,6 +127,8 @@ export const hubCommand: CommandSpec = {
     if (dir !== undefined) opts.runtimeDir = dir;
     const timeout = numOpt(inv, "node-timeout-ms", { min: 100, integer: true, command: "hub" });
     if (timeout !== undefined) opts.nodeTimeoutMs = timeout;
+    const policyFile = strOpt(inv, "policy") ?? (process.env["MYELIN_POLICY"] || undefined);
+    if (policyFile !== undefined) opts.policy = loadPolicyFile(policyFile);
     const verbose = boolOpt(inv, "verbose");
     opts.log = (line) => {
       if (!verbose && /^node _/.test(line)) return;

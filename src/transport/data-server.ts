@@ -45,6 +45,16 @@ export interface DataServerOptions {
   pingIntervalMs: number;
   /** Security of the listener (default none; CURVE on tcp between hosts). */
   security?: TransportSecurity;
+  /**
+   * Most bytes sent to one peer that it has not proven it read, in bytes. The server sends a
+   * read-proof ping (a token the peer echoes once it read everything before it) every eighth of
+   * this; a peer further behind than this is dropped and counted, whatever credit it grants — so
+   * a peer that never reads cannot grow this process. Keep it above the largest subscription
+   * window (default 32 MiB); it is never below twice `maxMessageBytes`.
+   */
+  maxPeerBytes: number;
+  /** Messages the carrier may hold for one peer (its send high-water mark). */
+  sendHighWaterMark: number;
 }
 
 /** Defaults of DataServerOptions. */
@@ -54,7 +64,12 @@ export const DATA_SERVER_DEFAULTS = {
   maxBatchBytes: 64 * 1024,
   peerTimeoutMs: 3000,
   pingIntervalMs: 500,
+  maxPeerBytes: 128 * 1024 * 1024,
+  sendHighWaterMark: 100_000,
 } as const;
+
+/** Read-proof ping tokens have this bit set; flush-barrier tokens (small counters) do not. */
+const PROOF_TOKEN_BIT = 0x80000000;
 
 /** A request handler's answer: codec frames of the reply, or an error. */
 export type ReplyResult =
@@ -70,6 +85,8 @@ export interface DataServerHandler {
   onRequest(peer: PeerInfo, header: RequestHeader, parts: Buffer[]): Promise<ReplyResult>;
   /** A peer sent something that is not a valid frame; it was dropped. */
   onBadFrame(peer: PeerInfo, err: Error): void;
+  /** A peer was dropped for not reading (past `maxPeerBytes`); its subscriptions ended. */
+  onPeerDropped?(peer: PeerInfo, why: string): void;
 }
 
 /** What is known of a connected peer. */
@@ -78,6 +95,8 @@ export interface PeerInfo {
   readonly node: string;
   /** The peer's process id (a random id per process), once it said hello. */
   readonly process: string;
+  /** The identity its link authenticated (`local`, `anonymous`, `curve:<key>`). */
+  readonly identity: string;
 }
 
 /** A message kept for a subscriber: parked for credit, or sent to a group member and not yet credited. */
@@ -109,7 +128,18 @@ class Peer implements PeerInfo {
   barrier: ((token: number) => void) | undefined;
   /** Shared-memory state, when the peer said it can map shared memory and this process has it. */
   shm: ShmPeer | null = null;
-  constructor(readonly id: Buffer) {}
+  /** Bytes handed to the carrier for this peer. */
+  sentBytes = 0;
+  /** Bytes this peer proved it read (by echoing a read-proof ping sent after them). */
+  provenBytes = 0;
+  /** `sentBytes` when the last read-proof ping left. */
+  probedAt = 0;
+  /** Read-proof pings not yet echoed: token and `sentBytes` when it left, oldest first. */
+  readonly proofs: { token: number; at: number }[] = [];
+  constructor(
+    readonly id: Buffer,
+    readonly identity: string,
+  ) {}
 }
 
 /** One subscription of a remote peer to a topic of this node, with its credit and outbox. */
@@ -122,6 +152,8 @@ export class RemoteSubscriber {
   dropped = 0;
   /** True once unsubscribed or its peer is gone. */
   closed = false;
+  /** True if it ended because its peer was dropped for not reading (past `maxPeerBytes`). */
+  droppedForNotReading = false;
   readonly #outbox: OutboxEntry[] = [];
   #outboxHead = 0;
   #waiters: (() => void)[] = [];
@@ -205,6 +237,10 @@ export class RemoteSubscriber {
   /** The subscriber's node id. */
   get node(): string {
     return this.peer.node;
+  }
+  /** The identity of the subscriber's link (`local`, `anonymous`, `curve:<key>`). */
+  get identity(): string {
+    return this.peer.identity;
   }
   get sid(): number {
     return this.body.sid;
@@ -299,8 +335,13 @@ export class DataServer {
   #timer: NodeJS.Timeout;
   #endpoint = "";
   #closed = false;
+  #nextProof = 1;
   /** Frames dropped because they were not valid. */
   badFrames = 0;
+  /** Peers dropped because they did not read what they were sent (past `maxPeerBytes`). */
+  peersDropped = 0;
+  /** Peer ids dropped for not reading: what they send is ignored (bounded, oldest forgotten first). */
+  readonly #banned = new Set<string>();
 
   private constructor(opts: DataServerOptions, handler: DataServerHandler, listener: Listener) {
     this.#opts = opts;
@@ -322,6 +363,8 @@ export class DataServer {
       listener = await transportFor(full.transports, full.endpoint).listen(full.endpoint, {
         maxMessageBytes: full.maxMessageBytes,
         ...(full.security !== undefined ? { security: full.security } : {}),
+        sendHighWaterMark: full.sendHighWaterMark,
+        maxPeerBytes: full.maxPeerBytes,
       });
     } catch (err) {
       throw new MyelinError(
@@ -408,12 +451,17 @@ export class DataServer {
         // Same host, pool accepted: only a descriptor crosses the socket.
         const out = shm.encode(peer.shm, h, frames, (offer) => this.#listener.send(peer.id, [offer]));
         if (out !== null) {
-          this.#listener.send(peer.id, out);
+          this.#sendTo(
+            peer,
+            out,
+            out.reduce((n, b) => n + b.length, 0),
+          );
           return;
         }
         frames = shm.detach(frames);
       }
-      this.#listener.send(peer.id, [encodeBlobHeader(h), ...(frames as Buffer[])]);
+      const header = encodeBlobHeader(h);
+      this.#sendTo(peer, [header, ...(frames as Buffer[])], header.length + bytes);
       return;
     }
     let batch = peer.batch;
@@ -425,7 +473,8 @@ export class DataServer {
       this.#scheduleFlush();
       const single = new DataFrameBuilder(4 + RECORD_HEADER_BYTES + payload!.length + 8);
       single.append(sub.sid, pub, seq, sec, nsec, payload!);
-      this.#listener.send(peer.id, [single.finish()]);
+      const frame = single.finish();
+      this.#sendTo(peer, [frame], frame.length);
       return;
     }
     if (batch === null) {
@@ -513,7 +562,53 @@ export class DataServer {
     if (batch === null) return;
     peer.batch = null;
     peer.lastBatchBytes = batch.size;
-    this.#listener.send(peer.id, [batch.finish()]);
+    const frame = batch.finish();
+    this.#sendTo(peer, [frame], frame.length);
+  }
+
+  /**
+   * Hands a message for `peer` to the carrier, counting its bytes; sends a read-proof ping every
+   * eighth of `maxPeerBytes`, and drops the peer once it is `maxPeerBytes` behind what it proved
+   * it read.
+   */
+  #sendTo(peer: Peer, frames: Buffer[], bytes: number): void {
+    if (this.#banned.has(peer.id.toString("latin1"))) return;
+    this.#listener.send(peer.id, frames);
+    peer.sentBytes += bytes;
+    // Never below two of the largest messages: one in flight must not get a reading peer dropped.
+    const max = Math.max(this.#opts.maxPeerBytes, 2 * this.#opts.maxMessageBytes);
+    if (peer.sentBytes - peer.probedAt >= max / 8) {
+      peer.probedAt = peer.sentBytes;
+      const token = (PROOF_TOKEN_BIT | (this.#nextProof++ % 0x7fffffff)) >>> 0;
+      peer.proofs.push({ token, at: peer.sentBytes });
+      this.#listener.send(peer.id, [encodePing(token)]);
+    }
+    if (peer.sentBytes - peer.provenBytes > max) {
+      const behind = peer.sentBytes - peer.provenBytes;
+      this.#dropForNotReading(
+        peer,
+        `it did not read ${behind} bytes sent to it (bound ${max} bytes, maxPeerBytes), whatever credit it granted`,
+      );
+    }
+  }
+
+  /** A read-proof ping came back: the peer read everything sent before it. */
+  #proven(peer: Peer, token: number): void {
+    const i = peer.proofs.findIndex((p) => p.token === token);
+    if (i < 0) return;
+    peer.provenBytes = peer.proofs[i]!.at;
+    peer.proofs.splice(0, i + 1);
+  }
+
+  #dropForNotReading(peer: Peer, why: string): void {
+    this.peersDropped++;
+    const key = peer.id.toString("latin1");
+    this.#banned.add(key);
+    if (this.#banned.size > 10_000) this.#banned.delete(this.#banned.values().next().value!);
+    for (const sub of peer.subs.values()) sub.droppedForNotReading = true;
+    this.#dropPeer(peer);
+    this.#listener.disconnect?.(peer.id);
+    this.#handler.onPeerDropped?.(peer, why);
   }
 
   #sweep(): void {
@@ -550,11 +645,12 @@ export class DataServer {
     let peer: Peer | undefined;
     return receiveLoop(
       this.#listener,
-      ({ peer: id, frames }) => {
+      ({ peer: id, frames, identity }) => {
         const key = id.toString("latin1");
+        if (this.#banned.has(key)) return; // dropped for not reading: nothing more from this link
         peer = this.#peers.get(key);
         if (peer === undefined) {
-          peer = new Peer(Buffer.from(id));
+          peer = new Peer(Buffer.from(id), identity);
           this.#peers.set(key, peer);
         }
         peer.lastSeen = Date.now();
@@ -628,7 +724,9 @@ export class DataServer {
         this.#serve(peer, f.header, f.parts);
         return;
       case FrameKind.Ping:
-        if (f.token !== undefined) peer.barrier?.(f.token);
+        if (f.token === undefined) return;
+        if ((f.token & PROOF_TOKEN_BIT) !== 0) this.#proven(peer, f.token >>> 0);
+        else peer.barrier?.(f.token);
         return;
       case FrameKind.Data:
       case FrameKind.Blob:
@@ -643,7 +741,10 @@ export class DataServer {
     const reply = (h: ReplyHeader, frames: Uint8Array[]): void => {
       peer.inflight--;
       if (this.#closed) return;
-      this.#listener.send(peer.id, [encodeReplyHeader(h), ...(frames as Buffer[])]);
+      const head = encodeReplyHeader(h);
+      let bytes = head.length;
+      for (const f of frames) bytes += f.length;
+      this.#sendTo(peer, [head, ...(frames as Buffer[])], bytes);
     };
     this.#handler.onRequest(peer, header, parts).then(
       (r) => {

@@ -63,6 +63,18 @@ export interface TransportOptions {
   highWaterMark?: number;
   /** Security of the link (default `{ mode: "none" }`). */
   security?: TransportSecurity;
+  /**
+   * Listeners: messages the carrier may hold for one peer that does not take them (a send
+   * high-water mark); past it the carrier drops (ZeroMQ) or disconnects the peer. Default: the
+   * carrier's (100,000 messages for ZeroMQ).
+   */
+  sendHighWaterMark?: number;
+  /**
+   * Listeners: bytes queued for one peer past which a carrier that can measure them (the Unix
+   * carrier) disconnects that peer. Default: no carrier bound (the data server bounds every peer
+   * by read proofs, whatever the carrier).
+   */
+  maxPeerBytes?: number;
 }
 
 /** Options of {@link Transport.connect}. */
@@ -111,6 +123,12 @@ export interface Listener extends AsyncIterable<Incoming> {
   readonly queued: number;
   /** Resolves once nothing is queued, or after `timeoutMs`. */
   drained(timeoutMs: number): Promise<void>;
+  /**
+   * Closes one peer's connection and frees what is queued for it, where the carrier can (the Unix
+   * carrier; ZeroMQ cannot close one peer of a ROUTER: there the peer's messages are ignored and
+   * its queue stays within the send high-water mark).
+   */
+  disconnect?(peer: PeerId): void;
   /**
    * Stops listening: what is queued gets up to `lingerMs` to leave, then the connections close
    * and the iteration ends. Idempotent.

@@ -274,7 +274,19 @@ class UnixListener implements Listener {
   send(peer: Buffer, frames: Frames): void {
     if (this.#closed) return;
     const sock = this.#peers.get(peer.toString("latin1"));
-    if (sock !== undefined && !sock.destroyed) writeMessage(sock, frames);
+    if (sock === undefined || sock.destroyed) return;
+    writeMessage(sock, frames);
+    // A peer that does not read: past the bound, its connection closes and its queue is freed.
+    const max = this.#opts.maxPeerBytes;
+    if (max !== undefined && sock.writableLength > max) this.disconnect(peer);
+  }
+
+  disconnect(peer: Buffer): void {
+    const key = peer.toString("latin1");
+    const sock = this.#peers.get(key);
+    if (sock === undefined) return;
+    this.#peers.delete(key);
+    sock.destroy();
   }
 
   get queued(): number {

@@ -29,6 +29,12 @@ import { registerZapDomain } from "./zap-handler.js";
 
 /** Messages a connection's DEALER holds for its peer before sends wait (ZeroMQ's SNDHWM). */
 const CONNECTION_HWM = 10000;
+/**
+ * Messages a listener's ROUTER holds for one peer that does not read (ZeroMQ's SNDHWM); past it
+ * ZeroMQ drops what is sent to that peer. The data server drops such a peer well before, by
+ * bytes (read proofs); this bounds a flood of small messages.
+ */
+const LISTENER_SEND_HWM = 100_000;
 /** Messages a listener's ROUTER reads ahead of the receiver (ZeroMQ's RCVHWM). */
 const LISTENER_RECEIVE_HWM = 10000;
 
@@ -102,8 +108,9 @@ export class ZmqListener implements Listener {
     this.#sock = new Router({
       linger: 0,
       mandatory: false,
-      // Unbounded: what a listener sends is bounded by the protocol above (credit, replies).
-      sendHighWaterMark: opts.highWaterMark ?? 0,
+      // Bounded: a peer that grants credit and never reads must not grow this process (the data
+      // server also drops it by bytes, see DataServerOptions.maxPeerBytes).
+      sendHighWaterMark: opts.sendHighWaterMark ?? opts.highWaterMark ?? LISTENER_SEND_HWM,
       receiveHighWaterMark: LISTENER_RECEIVE_HWM,
       maxMessageSize: opts.maxMessageBytes,
       ...(curve !== undefined
