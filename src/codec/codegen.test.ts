@@ -21,6 +21,7 @@ function types(suffix: string): { Outer: MessageType<unknown>; Wide: MessageType
     a: t.msg(Inner),
     list: t.array(t.msg(Inner), { maxLength: 8 }),
     big: t.i64(),
+    a_longer_field_name: t.u16(),
     flag: t.optional(t.bool()),
   });
   // 16 fields: over a fixmap's 15, so both sides keep the generic path.
@@ -46,6 +47,7 @@ const samples: unknown[] = [
     a: { x: 1.5, y: 0.25 },
     list: [],
     big: -3n,
+    a_longer_field_name: 300,
   },
   {
     id: 0xffffffff,
@@ -58,6 +60,7 @@ const samples: unknown[] = [
       { x: Number.MAX_VALUE, y: -1, tag: "" },
     ],
     big: 0x7fffffffffffffffn,
+    a_longer_field_name: 0,
     flag: true,
   },
 ];
@@ -83,6 +86,14 @@ test("generated readers read what the closure readers read, in any key order", (
       assert.deepEqual(a, decodeCompiled(closure.Outer, b));
       assert.ok(generated.Outer.validate(a).ok);
     }
+  }
+});
+
+test("msgpackr's encoding (shorter key headers) decodes through the generic path", () => {
+  for (const v of samples) {
+    const b = Buffer.from(msgpackCodec.encode(v));
+    assert.deepEqual(decodeCompiled(generated.Outer, b), decodeCompiled(closure.Outer, b));
+    assert.notEqual(decodeCompiled(generated.Outer, b), MISMATCH);
   }
 });
 

@@ -10,6 +10,7 @@
  * into the input, no copy), maps with keys in any order, 64-bit ints as int64/uint64 (→ bigint).
  */
 import type { AnyField, Field, MessageType } from "../msgs/index.js";
+import { keyBytes } from "./compiled.js";
 
 /** Returned when the bytes do not decode straight into a valid message. */
 export const MISMATCH: unique symbol = Symbol("myelin.codec.mismatch");
@@ -353,26 +354,20 @@ function messageReader(type: MessageType<unknown>): Reader {
   return r;
 }
 
-/** The msgpack bytes of a fixstr key, or undefined when the key is 32 bytes or longer. */
-function fixstrKey(name: string): number[] | undefined {
-  const utf8 = Buffer.from(name, "utf8");
-  if (utf8.length >= 32) return undefined;
-  return [0xa0 | utf8.length, ...utf8];
-}
-
 /**
  * Generates a reader for the common encoding, the one the compiled encoder writes: a fixmap with
- * every field, keys as fixstr in declaration order. Keys are compared byte by byte (no string is
+ * every field, keys as that encoder writes them, in declaration order. Keys are compared byte by byte (no string is
  * built, no lookup) and the message is one object literal (one hidden class per type). Anything
  * else, from the first byte that differs, goes to `generic` from the message's first byte.
  * Returns undefined where code generation is not possible or not allowed.
  */
 function generateInOrder(names: readonly string[], fields: Reader[], generic: Reader): Reader | undefined {
   if (names.length === 0 || names.length >= 16 || names.includes("__proto__")) return undefined;
-  const keys = names.map(fixstrKey);
-  if (keys.some((k) => k === undefined)) return undefined;
+  // The keys as the compiled writer writes them (msgpackr's shorter headers take the generic path).
+  const keys = names.map((n) => [...keyBytes(n)]);
+  if (keys.some((k) => k.length > 40)) return undefined;
   const lines: string[] = [
-    `if (s + ${1 + keys.reduce((n, k) => n + k!.length, 0)} > e || b[s] !== ${0x80 | names.length}) return slow(i);`,
+    `if (s + ${1 + keys.reduce((n, k) => n + k.length, 0)} > e || b[s] !== ${0x80 | names.length}) return slow(i);`,
     `let p = s + 1;`,
   ];
   for (let k = 0; k < names.length; k++) {

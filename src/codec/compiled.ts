@@ -148,7 +148,11 @@ function writeHeader(o: Out, n: number, fix: number, x16: number, x32: number): 
   }
 }
 
-function keyBytes(name: string): Buffer {
+/**
+ * @internal The bytes the compiled writer writes for a map key (a str header sized for the worst
+ * case of 3 bytes per character, then UTF-8): the compiled reader's fast path expects exactly these.
+ */
+export function keyBytes(name: string): Buffer {
   const o = new Out();
   writeString(o, name);
   return Buffer.from(o.buf.subarray(0, o.pos));
