@@ -334,5 +334,6 @@ export function encodeCompiledTransient<T>(
     out.buf = Buffer.allocUnsafe(64 * 1024);
     return view;
   }
-  return out.buf.subarray(0, out.pos);
+  // A plain view: cheaper to make than a Buffer, and every user copies it before the next encode.
+  return new Uint8Array(out.buf.buffer, out.buf.byteOffset, out.pos);
 }

@@ -517,19 +517,28 @@ export class Publisher<T> {
     const persist = this.#in.persist;
     if (this.remote.size === 0 && !keep && persist === undefined && groups === null) return null;
 
-    let frames: Uint8Array[];
+    // A small message is one buffer (`single`); a large binary field sends it as codec frames
+    // instead (no copy of the blob).
+    let single: Uint8Array | null;
+    let frames: Uint8Array[] | null = null;
     try {
-      // Encoded once, into a reusable buffer; every consumer below copies it before the next
-      // encode. A large binary field sends the message as frames instead (no copy of the blob).
-      const small = encodeCompiledTransient(this.type, msg, this.#in.blobThreshold);
-      frames = small !== null ? [small] : encodeFrames(msg, this.#in.blobThreshold);
+      // Encoded once, into a reusable buffer; every consumer below copies it before the next encode.
+      single = encodeCompiledTransient(this.type, msg, this.#in.blobThreshold);
+      if (single === null) {
+        frames = encodeFrames(msg, this.#in.blobThreshold);
+        if (frames.length === 1) {
+          single = frames[0]!;
+          frames = null;
+        }
+      }
     } catch (err) {
       throw err instanceof MyelinError
         ? err
         : new MyelinError("ERR_ENCODE", `publisher of ${this.topic}: ${String(err)}`, { cause: err });
     }
     let bytes = 0;
-    for (const f of frames) bytes += f.length;
+    if (single !== null) bytes = single.length;
+    else for (const f of frames!) bytes += f.length;
     if (bytes > this.#in.maxMessageBytes) {
       throw new MyelinError(
         "ERR_PAYLOAD_TOO_LARGE",
@@ -540,20 +549,19 @@ export class Publisher<T> {
       this.#history.push({
         msg,
         info: info!,
-        frames: frames.length === 1 ? [Buffer.from(frames[0]!)] : frames,
+        frames: single !== null ? [Buffer.from(single)] : frames!,
         bytes,
       });
       if (this.#history.length > this.qos.depth) this.#history.shift();
     }
     let wait: Promise<void>[] | null = null;
-    const single = frames.length === 1 ? frames[0]! : null;
     if (persist !== undefined) {
       // The store gets its own copy: the encode buffer is reused by the next publish.
       const stored = single !== null ? Buffer.from(single) : msgpackEncode(msg);
       (wait ??= []).push(persist(stored, msgId));
     }
     for (const r of this.remote) {
-      this.#in.server.deliver(r, this.index, seq, sec, nsec, single, single === null ? frames : null, bytes);
+      this.#in.server.deliver(r, this.index, seq, sec, nsec, single, frames, bytes);
       if (r.reliable && (r.pending >= this.#in.maxPending || r.pendingBytes >= this.#in.maxPendingBytes)) {
         (wait ??= []).push(r.waitBelow(this.#in.maxPending, this.#in.maxPendingBytes));
       }
@@ -567,16 +575,7 @@ export class Publisher<T> {
           continue;
         }
         const r = m.remote;
-        this.#in.server.deliver(
-          r,
-          this.index,
-          seq,
-          sec,
-          nsec,
-          single,
-          single === null ? frames : null,
-          bytes,
-        );
+        this.#in.server.deliver(r, this.index, seq, sec, nsec, single, frames, bytes);
         if (r.reliable && (r.pending >= this.#in.maxPending || r.pendingBytes >= this.#in.maxPendingBytes)) {
           (wait ??= []).push(r.waitBelow(this.#in.maxPending, this.#in.maxPendingBytes));
         }
