@@ -33,7 +33,7 @@ test(
     );
     await pub.waitForSubscribers(1, 15000);
     let refused = 0;
-    for (let n = 1; n <= count; ) {
+    for (let n = 1; n <= count;) {
       if (pub.tryPublish({ n, data: payload })) n++;
       else {
         refused++;
@@ -84,7 +84,10 @@ test("tryPublish and publishBatch refuse bad input and closed publishers clearly
     }
     return undefined;
   };
-  assert.equal(code(() => pub.tryPublish({ n: -1, data: payload })), "ERR_VALIDATION");
+  assert.equal(
+    code(() => pub.tryPublish({ n: -1, data: payload })),
+    "ERR_VALIDATION",
+  );
   // One bad message: the batch is refused whole, naming it; nothing is sent.
   const batch = [
     { n: 1, data: payload },
@@ -104,8 +107,14 @@ test("tryPublish and publishBatch refuse bad input and closed publishers clearly
   await assert.doesNotReject(pub.ready());
   assert.equal(pub.tryPublish({ n: 1, data: payload }), true);
   const persistent = await node.createPublisher("/errs/kept", Blob, { qos: { durability: "persistent" } });
-  assert.equal(code(() => persistent.tryPublish({ n: 1, data: payload })), "ERR_INVALID_ARGUMENT");
+  assert.equal(
+    code(() => persistent.tryPublish({ n: 1, data: payload })),
+    "ERR_INVALID_ARGUMENT",
+  );
   pub.close();
-  assert.equal(code(() => pub.tryPublish({ n: 1, data: payload })), "ERR_CLOSED");
+  assert.equal(
+    code(() => pub.tryPublish({ n: 1, data: payload })),
+    "ERR_CLOSED",
+  );
   await assert.rejects(pub.publishBatch([]), (e: MyelinError) => e.code === "ERR_CLOSED");
 });
