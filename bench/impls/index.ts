@@ -15,6 +15,7 @@ export const IMPLS: Readonly<Record<string, () => Promise<Impl>>> = {
   nats: () => load(import("./nats.js")),
   myelin: () => load(import("./myelin.js")),
   "myelin-copy": async () => (await import("./myelin.js")).myelinWithoutShm(),
+  "myelin-try": async () => (await import("./myelin.js")).myelinImpl(true),
   "mqtt-mosquitto-q0": async () => (await import("./mqtt.js")).mqttImpl("mosquitto", 0),
   "mqtt-aedes-q0": async () => (await import("./mqtt.js")).mqttImpl("aedes", 0),
   "mqtt-gateway-q0": async () => (await import("./mqtt.js")).mqttImpl("gateway", 0),

@@ -1,9 +1,10 @@
 /**
  * Myelin: a node per worker process, a reliable topic per channel, through a hub the runner starts
- * for the case (the hub only does discovery; data goes node to node over ipc://). The sender awaits
- * every `publish()` as a user would; the receiver validates every message against its schema.
- * Frames of 64 KiB and more go through shared memory (the receiver is on this host), unless
- * `MYELIN_SHM=off` (`myelin-copy`).
+ * for the case (the hub only does discovery; data goes node to node over ipc://). `myelin`: the
+ * sender awaits every `publish()` as a user would; `myelin-try`: it calls `tryPublish()` and awaits
+ * only when the subscriber pushes back (`ready()`). The receiver validates every message against
+ * its schema. Frames of 64 KiB and more go through shared memory (the receiver is on this host),
+ * unless `MYELIN_SHM=off` (`myelin-copy`).
  */
 import { Hub } from "../../src/hub/index.js";
 import { createNode, type Node } from "../../src/node/index.js";
@@ -17,45 +18,59 @@ async function node(opts: EndpointOptions, role: string): Promise<Node> {
   return createNode({ name: `bench_${opts.channel.replace(/-/g, "_")}_${role}`, runtimeDir: opts.dir });
 }
 
-const impl: Impl = {
-  name: "myelin",
-  description: "Myelin nodes, reliable topic over ipc://, await per publish, schema validation on receive",
+/** The Myelin impl; with `tryPublish`, the sender awaits only on backpressure. */
+export function myelinImpl(tryPublish: boolean): Impl {
+  return {
+    name: tryPublish ? "myelin-try" : "myelin",
+    description: tryPublish
+      ? "Myelin nodes, reliable topic over ipc://, tryPublish (await only on backpressure), schema validation on receive"
+      : "Myelin nodes, reliable topic over ipc://, await per publish, schema validation on receive",
 
-  async setup(ctx) {
-    const hub = await Hub.start({ runtimeDir: ctx.dir });
-    return {
-      env: { MYELIN_RUNTIME_DIR: ctx.dir },
-      teardown: async () => hub.close(),
-    };
-  },
+    async setup(ctx) {
+      const hub = await Hub.start({ runtimeDir: ctx.dir });
+      return {
+        env: { MYELIN_RUNTIME_DIR: ctx.dir },
+        teardown: async () => hub.close(),
+      };
+    },
 
-  async createSender(opts: EndpointOptions): Promise<Sender> {
-    const n = await node(opts, "tx");
-    const topic = `/bench/${opts.channel}`;
-    const bytes = await n.createPublisher(topic, Bytes);
-    const twist = await n.createPublisher(`${topic}/twist`, geometry_msgs.Twist);
-    return {
-      endpoint: topic,
-      send: (payload) => bytes.publish({ data: payload }),
-      sendTwist: (msg: Twist) => twist.publish(msg),
-      flush: async () => undefined,
-      close: () => n.close(),
-    };
-  },
+    async createSender(opts: EndpointOptions): Promise<Sender> {
+      const n = await node(opts, "tx");
+      const topic = `/bench/${opts.channel}`;
+      const bytes = await n.createPublisher(topic, Bytes);
+      const twist = await n.createPublisher(`${topic}/twist`, geometry_msgs.Twist);
+      return {
+        endpoint: topic,
+        send: tryPublish
+          ? (payload) => {
+              const m = { data: payload };
+              return bytes.tryPublish(m) ? undefined : bytes.ready().then(() => bytes.publish(m));
+            }
+          : (payload) => bytes.publish({ data: payload }),
+        sendTwist: tryPublish
+          ? (msg: Twist) => (twist.tryPublish(msg) ? undefined : twist.ready().then(() => twist.publish(msg)))
+          : (msg: Twist) => twist.publish(msg),
+        flush: async () => undefined,
+        close: () => n.close(),
+      };
+    },
 
-  async createReceiver(opts: ReceiverOptions): Promise<Receiver> {
-    const n = await node(opts, "rx");
-    return {
-      onMessage(cb) {
-        void n.createSubscription(opts.endpoint, Bytes, (m) => cb(m.data));
-      },
-      onTwist(cb) {
-        void n.createSubscription(`${opts.endpoint}/twist`, geometry_msgs.Twist, (m) => cb(m));
-      },
-      close: () => n.close(),
-    };
-  },
-};
+    async createReceiver(opts: ReceiverOptions): Promise<Receiver> {
+      const n = await node(opts, "rx");
+      return {
+        onMessage(cb) {
+          void n.createSubscription(opts.endpoint, Bytes, (m) => cb(m.data));
+        },
+        onTwist(cb) {
+          void n.createSubscription(`${opts.endpoint}/twist`, geometry_msgs.Twist, (m) => cb(m));
+        },
+        close: () => n.close(),
+      };
+    },
+  };
+}
+
+const impl = myelinImpl(false);
 
 /**
  * The same with shared memory off (`MYELIN_SHM=off`): large frames are copied over the socket, as on

@@ -10,6 +10,7 @@
  * into the input, no copy), maps with keys in any order, 64-bit ints as int64/uint64 (→ bigint).
  */
 import type { AnyField, Field, MessageType } from "../msgs/index.js";
+import { keyBytes } from "./compiled.js";
 
 /** Returned when the bytes do not decode straight into a valid message. */
 export const MISMATCH: unique symbol = Symbol("myelin.codec.mismatch");
@@ -308,6 +309,17 @@ function fieldReader(f: Field<unknown>): Reader {
 
 const readers = new WeakMap<MessageType<unknown>, Reader>();
 
+let codegen = true;
+
+/**
+ * @internal Turns the generated (`new Function`) message readers on or off for types first decoded
+ * afterwards; tests compare both. Code generation is also skipped, silently, where `new Function`
+ * is forbidden (a Content-Security-Policy without `unsafe-eval`).
+ */
+export function _setDecoderCodegen(enabled: boolean): void {
+  codegen = enabled;
+}
+
 function messageReader(type: MessageType<unknown>): Reader {
   const hit = readers.get(type);
   if (hit !== undefined) return hit;
@@ -315,8 +327,9 @@ function messageReader(type: MessageType<unknown>): Reader {
   const index = new Map(names.map((n, k) => [n, k]));
   const required = names.filter((n) => type.fields[n]!.kind !== "optional").length;
   const optional = names.map((n) => type.fields[n]!.kind === "optional");
+  // Filled in after registration, so recursive types resolve.
   const fields: Reader[] = [];
-  const r: Reader = (i) => {
+  const generic: Reader = (i) => {
     const n = mapHeader(i);
     if (n < 0 || n > names.length) return NO;
     const out: Record<string, unknown> = {};
@@ -335,9 +348,52 @@ function messageReader(type: MessageType<unknown>): Reader {
     if (seenRequired !== required) return NO;
     return out;
   };
+  const r = (codegen ? generateInOrder(names, fields, generic) : undefined) ?? generic;
   readers.set(type, r);
   for (const n of names) fields.push(fieldReader(type.fields[n]!));
   return r;
+}
+
+/**
+ * Generates a reader for the common encoding, the one the compiled encoder writes: a fixmap with
+ * every field, keys as that encoder writes them, in declaration order. Keys are compared byte by byte (no string is
+ * built, no lookup) and the message is one object literal (one hidden class per type). Anything
+ * else, from the first byte that differs, goes to `generic` from the message's first byte.
+ * Returns undefined where code generation is not possible or not allowed.
+ */
+function generateInOrder(names: readonly string[], fields: Reader[], generic: Reader): Reader | undefined {
+  if (names.length === 0 || names.length >= 16 || names.includes("__proto__")) return undefined;
+  // The keys as the compiled writer writes them (msgpackr's shorter headers take the generic path).
+  const keys = names.map((n) => [...keyBytes(n)]);
+  if (keys.some((k) => k.length > 40)) return undefined;
+  const lines: string[] = [
+    `if (s + ${1 + keys.reduce((n, k) => n + k.length, 0)} > e || b[s] !== ${0x80 | names.length}) return slow(i);`,
+    `let p = s + 1;`,
+  ];
+  for (let k = 0; k < names.length; k++) {
+    const key = keys[k]!;
+    const test = key.map((byte, j) => `b[p + ${j}] !== ${byte}`).join(" || ");
+    lines.push(
+      k === 0
+        ? `if (${test}) return slow(i);`
+        : `if (p + ${key.length} > e || ${test}) { i.p = s; return slow(i); }`,
+      `i.p = p + ${key.length};`,
+      `const v${k} = F[${k}](i);`,
+      `if (v${k} === NO) return NO;`,
+      `p = i.p;`,
+    );
+  }
+  const literal = names.map((n, k) => `${JSON.stringify(n)}: v${k}`).join(", ");
+  const source =
+    `"use strict";\nconst NO = r[0], F = r[1], slow = r[2];\n` +
+    `return function read(i) {\nconst b = i.b, s = i.p, e = i.end;\n${lines.join("\n")}\n` +
+    `return { ${literal} };\n};`;
+  try {
+    // eslint-disable-next-line @typescript-eslint/no-implied-eval
+    return new Function("r", source)([NO, fields, generic]) as Reader;
+  } catch {
+    return undefined;
+  }
 }
 
 /**
@@ -346,13 +402,43 @@ function messageReader(type: MessageType<unknown>): Reader {
  * what is wrong (or to accept an encoding this decoder does not take).
  */
 export function decodeCompiled<T>(type: MessageType<T>, bytes: Uint8Array): T | typeof MISMATCH {
-  const i: In = {
-    b: bytes,
-    dv: new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength),
-    p: 0,
-    end: bytes.length,
-  };
+  const i = cursorOver(bytes);
+  const end = i.end;
   const v = messageReader(type)(i);
-  if (v === NO || i.p !== i.end) return MISMATCH;
+  if (v === NO || i.p !== end) return MISMATCH;
   return v as T;
+}
+
+/** Views over a buffer of at most this many bytes are kept for the next message (one frame's). */
+const MAX_SHARED_VIEW_BYTES = 256 * 1024;
+let sharedBuffer: ArrayBufferLike | null = null;
+let sharedBytes: Uint8Array = new Uint8Array(0);
+let sharedView: DataView = new DataView(sharedBytes.buffer);
+const shared: In = { b: sharedBytes, dv: sharedView, p: 0, end: 0 };
+
+/**
+ * A cursor over `bytes`. Messages received together share one buffer (a batch frame): the views over
+ * it are made once and reused, positions being offsets into the whole buffer. A large buffer gets
+ * views of its own, so a big message is not kept alive by the cache.
+ */
+function cursorOver(bytes: Uint8Array): In {
+  const ab = bytes.buffer;
+  if (ab !== sharedBuffer) {
+    if (ab.byteLength > MAX_SHARED_VIEW_BYTES) {
+      return {
+        b: bytes,
+        dv: new DataView(ab, bytes.byteOffset, bytes.byteLength),
+        p: 0,
+        end: bytes.byteLength,
+      };
+    }
+    sharedBuffer = ab;
+    sharedBytes = new Uint8Array(ab);
+    sharedView = new DataView(ab);
+    shared.b = sharedBytes;
+    shared.dv = sharedView;
+  }
+  shared.p = bytes.byteOffset;
+  shared.end = bytes.byteOffset + bytes.byteLength;
+  return shared;
 }

@@ -148,7 +148,11 @@ function writeHeader(o: Out, n: number, fix: number, x16: number, x32: number): 
   }
 }
 
-function keyBytes(name: string): Buffer {
+/**
+ * @internal The bytes the compiled writer writes for a map key (a str header sized for the worst
+ * case of 3 bytes per character, then UTF-8): the compiled reader's fast path expects exactly these.
+ */
+export function keyBytes(name: string): Buffer {
   const o = new Out();
   writeString(o, name);
   return Buffer.from(o.buf.subarray(0, o.pos));
@@ -158,9 +162,17 @@ const SEC = keyBytes("sec");
 const NANOSEC = keyBytes("nanosec");
 
 function writeRaw(o: Out, bytes: Buffer): void {
-  o.ensure(bytes.length);
-  bytes.copy(o.buf, o.pos);
-  o.pos += bytes.length;
+  const n = bytes.length;
+  o.ensure(n);
+  if (n > 32) {
+    bytes.copy(o.buf, o.pos);
+  } else {
+    // A short key: a loop beats the native copy's call overhead.
+    const b = o.buf;
+    const p = o.pos;
+    for (let k = 0; k < n; k++) b[p + k] = bytes[k]!;
+  }
+  o.pos += n;
 }
 
 const writeTime: Writer = (o, v: { sec: number; nanosec: number }) => {
@@ -217,6 +229,17 @@ function fieldWriter(f: Field<unknown>): Writer {
   }
 }
 
+let codegen = true;
+
+/**
+ * @internal Turns the generated (`new Function`) message writers on or off for types first encoded
+ * afterwards; tests compare both. Code generation is also skipped, silently, where `new Function`
+ * is forbidden (a Content-Security-Policy without `unsafe-eval`).
+ */
+export function _setEncoderCodegen(enabled: boolean): void {
+  codegen = enabled;
+}
+
 function messageWriter(type: MessageType<unknown>): Writer {
   const hit = cache.get(type);
   if (hit !== undefined) return hit;
@@ -226,7 +249,7 @@ function messageWriter(type: MessageType<unknown>): Writer {
   const anyOptional = optional.some((x) => x);
   // Filled in after registration in the cache, so recursive types resolve.
   const writers: Writer[] = [];
-  const w: Writer = (o, v: Record<string, unknown>) => {
+  const generic: Writer = (o, v: Record<string, unknown>) => {
     let n = names.length;
     if (anyOptional)
       for (let i = 0; i < names.length; i++) if (optional[i] && v[names[i]!] === undefined) n--;
@@ -238,9 +261,53 @@ function messageWriter(type: MessageType<unknown>): Writer {
       writers[i]!(o, x);
     }
   };
+  const floats = names.map((n) => {
+    const k = (type.fields[n] as AnyField).kind;
+    return k === "f64" || k === "f32";
+  });
+  const w = (codegen ? generateWriter(names, keys, optional, floats, writers) : undefined) ?? generic;
   cache.set(type, w);
   for (const n of names) writers.push(fieldWriter(type.fields[n]!));
   return w;
+}
+
+/**
+ * Generates the writer of a message type with fewer than 16 fields: straight-line code with named
+ * property loads, each key written as inline byte stores and f32/f64 fields inline (the rest
+ * through their field writers). Writes exactly what the generic writer writes. Returns undefined
+ * where code generation is not possible or not allowed.
+ */
+function generateWriter(
+  names: readonly string[],
+  keys: readonly Buffer[],
+  optional: readonly boolean[],
+  floats: readonly boolean[],
+  writers: Writer[],
+): Writer | undefined {
+  if (names.length >= 16 || keys.some((k) => k.length > 32)) return undefined;
+  const lines: string[] = [`let n = ${names.length}, x, b, p;`];
+  for (let k = 0; k < names.length; k++)
+    if (optional[k]) lines.push(`if (v[${JSON.stringify(names[k])}] === undefined) n--;`);
+  lines.push(`o.ensure(1);`, `o.buf[o.pos++] = 0x80 | n;`);
+  for (let k = 0; k < names.length; k++) {
+    const key = keys[k]!;
+    const body: string[] = [
+      `o.ensure(${key.length + (floats[k] ? 9 : 0)}); b = o.buf; p = o.pos;`,
+      [...key].map((byte, j) => `b[p + ${j}] = ${byte};`).join(" "),
+      floats[k]
+        ? `b[p + ${key.length}] = 0xcb; b.writeDoubleBE(x, p + ${key.length + 1}); o.pos = p + ${key.length + 9};`
+        : `o.pos = p + ${key.length}; W[${k}](o, x);`,
+    ];
+    lines.push(`x = v[${JSON.stringify(names[k])}];`);
+    lines.push(optional[k] ? `if (x !== undefined) {\n${body.join("\n")}\n}` : body.join("\n"));
+  }
+  const source = `"use strict";\nconst W = r[0];\nreturn function write(o, v) {\n${lines.join("\n")}\n};`;
+  try {
+    // eslint-disable-next-line @typescript-eslint/no-implied-eval
+    return new Function("r", source)([writers]) as Writer;
+  } catch {
+    return undefined;
+  }
 }
 
 const out = new Out();
@@ -267,5 +334,6 @@ export function encodeCompiledTransient<T>(
     out.buf = Buffer.allocUnsafe(64 * 1024);
     return view;
   }
-  return out.buf.subarray(0, out.pos);
+  // A plain view: cheaper to make than a Buffer, and every user copies it before the next encode.
+  return new Uint8Array(out.buf.buffer, out.buf.byteOffset, out.pos);
 }

@@ -373,50 +373,154 @@ export class Publisher<T> {
    * @throws MyelinError ERR_INVALID_ARGUMENT for a `msgId` on a topic that is not persistent
    */
   publish(input: T | WithOptionalHeader<T>, opts?: PublishOptions): Promise<void> {
-    let msg = input as T;
-    if (this.#closed)
-      return Promise.reject(new ClosedError("ERR_CLOSED", `publisher of ${this.topic} is closed`));
-    if (opts?.msgId !== undefined && (opts.msgId === "" || Buffer.byteLength(opts.msgId) > 256)) {
-      return Promise.reject(
-        new MyelinError(
-          "ERR_INVALID_ARGUMENT",
-          `publisher of ${this.topic}: message id must be 1 to 256 bytes of UTF-8, got ${Buffer.byteLength(opts.msgId)}`,
-        ),
+    let wait: Promise<void>[] | null;
+    try {
+      wait = this.#send(input, opts?.msgId, this.#in.validate);
+    } catch (err) {
+      return Promise.reject(err instanceof Error ? err : new Error(String(err)));
+    }
+    if (wait === null) return RESOLVED;
+    return wait.length === 1 ? wait[0]! : Promise.all(wait).then(() => undefined);
+  }
+
+  /**
+   * Publishes one message without waiting, for tight loops: returns true when it was sent (or
+   * queued within a subscriber's window), false when a reliable subscriber is already
+   * `maxPending` messages (or `maxPendingBytes`) behind — then nothing was sent; await `ready()`
+   * and try again. Same checks and errors as `publish()`, thrown instead of rejected.
+   * @throws ClosedError ERR_CLOSED after close()
+   * @throws ValidationError ERR_VALIDATION when the message does not match the type; nothing was sent
+   * @throws MyelinError ERR_PAYLOAD_TOO_LARGE when the encoded message exceeds maxMessageBytes
+   * @throws MyelinError ERR_INVALID_ARGUMENT on a persistent topic (its publish waits for the store:
+   *   use `publish()`)
+   */
+  tryPublish(input: T | WithOptionalHeader<T>): boolean {
+    if (this.#in.persist !== undefined && !this.#closed) {
+      throw new MyelinError(
+        "ERR_INVALID_ARGUMENT",
+        `publisher of ${this.topic}: tryPublish cannot wait for the store of a persistent topic; use publish()`,
       );
     }
-    if (opts?.msgId !== undefined && this.#in.persist === undefined) {
-      return Promise.reject(
-        new MyelinError(
+    if (this.#behind() !== null) return false;
+    // What it returns (subscribers past maxPending) is what the next call checks: nothing to await.
+    void this.#send(input, undefined, this.#in.validate);
+    return true;
+  }
+
+  /**
+   * Resolves when no reliable subscriber is `maxPending` messages (or `maxPendingBytes`) behind,
+   * so `tryPublish()` sends again; at once when none is. Subscribers that go away count as caught up.
+   */
+  ready(): Promise<void> {
+    if (this.#behind() === null) return RESOLVED;
+    const wait: Promise<void>[] = [];
+    const max = this.#in.maxPending;
+    const maxBytes = this.#in.maxPendingBytes;
+    for (const r of this.#remotes()) {
+      if (r.reliable && (r.pending >= max || r.pendingBytes >= maxBytes))
+        wait.push(r.waitBelow(max, maxBytes));
+    }
+    return Promise.all(wait).then(() => undefined);
+  }
+
+  /**
+   * Publishes `msgs` in order, as many `publish()` calls would, with one promise for all: resolves
+   * once every message was sent and no reliable subscriber is `maxPending` behind. Every message is
+   * checked first: if one is not valid, the promise rejects with ERR_VALIDATION naming its index
+   * and none was sent.
+   * @throws the errors of `publish()` (as a rejection); a message id is not taken (use publish())
+   */
+  async publishBatch(msgs: readonly (T | WithOptionalHeader<T>)[]): Promise<void> {
+    if (this.#closed) throw new ClosedError("ERR_CLOSED", `publisher of ${this.topic} is closed`);
+    if (!Array.isArray(msgs)) {
+      throw new MyelinError(
+        "ERR_INVALID_ARGUMENT",
+        `publisher of ${this.topic}: publishBatch takes an array of messages, got ${typeof msgs}`,
+      );
+    }
+    const check = this.#in.validate;
+    if (check) {
+      for (let k = 0; k < msgs.length; k++) {
+        const m = this.#stampsHeader ? stampHeader(msgs[k] as T) : (msgs[k] as T);
+        const v = this.type.validate(m);
+        if (!v.ok) throw this.#invalid(v.errors, ` (message ${k} of ${msgs.length}; none was sent)`);
+      }
+    }
+    let wait: Promise<void>[] | null = null;
+    for (const m of msgs) {
+      if (this.#behind() !== null) await this.ready();
+      const w = this.#send(m, undefined, false);
+      if (w !== null) (wait ??= []).push(...w);
+    }
+    if (wait !== null) await Promise.all(wait);
+  }
+
+  /** Every remote subscriber, plain or in a queue group. */
+  *#remotes(): Iterable<RemoteSubscriber> {
+    yield* this.remote;
+    if (this.#groups === null) return;
+    for (const g of this.#groups.values()) for (const m of g.members) if (m.remote !== null) yield m.remote;
+  }
+
+  /** A reliable subscriber that is `maxPending` messages (or bytes) behind, or null. */
+  #behind(): RemoteSubscriber | null {
+    const max = this.#in.maxPending;
+    const maxBytes = this.#in.maxPendingBytes;
+    for (const r of this.remote) if (r.reliable && (r.pending >= max || r.pendingBytes >= maxBytes)) return r;
+    if (this.#groups === null) return null;
+    for (const g of this.#groups.values()) {
+      for (const { remote: r } of g.members)
+        if (r !== null && r.reliable && (r.pending >= max || r.pendingBytes >= maxBytes)) return r;
+    }
+    return null;
+  }
+
+  #invalid(errors: readonly { path: string; reason: string }[], suffix = ""): ValidationError {
+    const detail = errors.map((e) => `${e.path || "(message)"}: ${e.reason}`).join("; ");
+    return new ValidationError(
+      "ERR_VALIDATION",
+      `message published on ${this.topic} is not a valid ${this.type.name}: ${detail}${suffix}`,
+    );
+  }
+
+  /**
+   * Sends one message to every subscriber; returns what to wait for (store confirms, subscribers
+   * past `maxPending`), or null. Throws (nothing sent) for the errors of `publish()`.
+   */
+  #send(input: T | WithOptionalHeader<T>, msgId: string | undefined, check: boolean): Promise<void>[] | null {
+    let msg = input as T;
+    if (this.#closed) throw new ClosedError("ERR_CLOSED", `publisher of ${this.topic} is closed`);
+    if (msgId !== undefined) {
+      if (msgId === "" || Buffer.byteLength(msgId) > 256) {
+        throw new MyelinError(
+          "ERR_INVALID_ARGUMENT",
+          `publisher of ${this.topic}: message id must be 1 to 256 bytes of UTF-8, got ${Buffer.byteLength(msgId)}`,
+        );
+      }
+      if (this.#in.persist === undefined) {
+        throw new MyelinError(
           "ERR_INVALID_ARGUMENT",
           `publisher of ${this.topic}: msgId deduplicates stored messages; use it on a topic with durability "persistent"`,
-        ),
-      );
+        );
+      }
     }
     const hard = this.#in.maxPending * 2;
     const hardBytes = this.#in.maxPendingBytes * 2;
     for (const r of this.remote) {
-      if (r.reliable && (r.pending >= hard || r.pendingBytes >= hardBytes)) return this.#tooFarBehind(r);
+      if (r.reliable && (r.pending >= hard || r.pendingBytes >= hardBytes)) throw this.#tooFarBehind(r);
     }
     if (this.#groups !== null) {
       for (const g of this.#groups.values()) {
         for (const { remote: r } of g.members) {
           if (r !== null && r.reliable && (r.pending >= hard || r.pendingBytes >= hardBytes))
-            return this.#tooFarBehind(r);
+            throw this.#tooFarBehind(r);
         }
       }
     }
     if (this.#stampsHeader) msg = stampHeader(msg);
-    if (this.#in.validate) {
+    if (check) {
       const v = this.type.validate(msg);
-      if (!v.ok) {
-        const detail = v.errors.map((e) => `${e.path || "(message)"}: ${e.reason}`).join("; ");
-        return Promise.reject(
-          new ValidationError(
-            "ERR_VALIDATION",
-            `message published on ${this.topic} is not a valid ${this.type.name}: ${detail}`,
-          ),
-        );
-      }
+      if (!v.ok) throw this.#invalid(v.errors);
     }
     const seq = ++this.#seq;
     this.#published++;
@@ -440,50 +544,54 @@ export class Publisher<T> {
     const persist = this.#in.persist;
     if (this.remote.size === 0 && !keep && persist === undefined && groups === null) {
       if (loans) shm.endLoansIn(msg);
-      return RESOLVED;
+      return null;
     }
 
-    let frames: Uint8Array[];
+    // A small message is one buffer (`single`); a large binary field sends it as codec frames
+    // instead (no copy of the blob).
+    let single: Uint8Array | null;
+    let frames: Uint8Array[] | null = null;
     try {
-      // Encoded once, into a reusable buffer; every consumer below copies it before the next
-      // encode. A large binary field sends the message as frames instead (no copy of the blob).
-      const small = encodeCompiledTransient(this.type, msg, this.#in.blobThreshold);
-      frames = small !== null ? [small] : encodeFrames(msg, this.#in.blobThreshold);
+      // Encoded once, into a reusable buffer; every consumer below copies it before the next encode.
+      single = encodeCompiledTransient(this.type, msg, this.#in.blobThreshold);
+      if (single === null) {
+        frames = encodeFrames(msg, this.#in.blobThreshold);
+        if (frames.length === 1) {
+          single = frames[0]!;
+          frames = null;
+        }
+      }
     } catch (err) {
-      return Promise.reject(
-        err instanceof MyelinError
-          ? err
-          : new MyelinError("ERR_ENCODE", `publisher of ${this.topic}: ${String(err)}`, { cause: err }),
-      );
+      throw err instanceof MyelinError
+        ? err
+        : new MyelinError("ERR_ENCODE", `publisher of ${this.topic}: ${String(err)}`, { cause: err });
     }
     let bytes = 0;
-    for (const f of frames) bytes += f.length;
+    if (single !== null) bytes = single.length;
+    else for (const f of frames!) bytes += f.length;
     if (bytes > this.#in.maxMessageBytes) {
-      return Promise.reject(
-        new MyelinError(
-          "ERR_PAYLOAD_TOO_LARGE",
-          `message on ${this.topic} is ${bytes} bytes, over maxMessageBytes ${this.#in.maxMessageBytes}; raise maxMessageBytes on both nodes or split the message`,
-        ),
+      throw new MyelinError(
+        "ERR_PAYLOAD_TOO_LARGE",
+        `message on ${this.topic} is ${bytes} bytes, over maxMessageBytes ${this.#in.maxMessageBytes}; raise maxMessageBytes on both nodes or split the message`,
       );
     }
     if (keep) {
       this.#history.push({
         msg: kept,
         info: info!,
-        frames: frames.length === 1 ? [Buffer.from(frames[0]!)] : loans ? shm.detach(frames) : frames,
+        frames: single !== null ? [Buffer.from(single)] : loans ? shm.detach(frames!) : frames!,
         bytes,
       });
       if (this.#history.length > this.qos.depth) this.#history.shift();
     }
     let wait: Promise<void>[] | null = null;
-    const single = frames.length === 1 ? frames[0]! : null;
     if (persist !== undefined) {
       // The store gets its own copy: the encode buffer is reused by the next publish.
       const stored = single !== null ? Buffer.from(single) : msgpackEncode(msg);
-      (wait ??= []).push(persist(stored, opts?.msgId));
+      (wait ??= []).push(persist(stored, msgId));
     }
     for (const r of this.remote) {
-      this.#in.server.deliver(r, this.index, seq, sec, nsec, single, single === null ? frames : null, bytes);
+      this.#in.server.deliver(r, this.index, seq, sec, nsec, single, frames, bytes);
       if (r.reliable && (r.pending >= this.#in.maxPending || r.pendingBytes >= this.#in.maxPendingBytes)) {
         (wait ??= []).push(r.waitBelow(this.#in.maxPending, this.#in.maxPendingBytes));
       }
@@ -497,24 +605,14 @@ export class Publisher<T> {
           continue;
         }
         const r = m.remote;
-        this.#in.server.deliver(
-          r,
-          this.index,
-          seq,
-          sec,
-          nsec,
-          single,
-          single === null ? frames : null,
-          bytes,
-        );
+        this.#in.server.deliver(r, this.index, seq, sec, nsec, single, frames, bytes);
         if (r.reliable && (r.pending >= this.#in.maxPending || r.pendingBytes >= this.#in.maxPendingBytes)) {
           (wait ??= []).push(r.waitBelow(this.#in.maxPending, this.#in.maxPendingBytes));
         }
       }
     }
-    if (loans) shm.endLoans(frames);
-    if (wait === null) return RESOLVED;
-    return Promise.all(wait).then(() => undefined);
+    if (loans) shm.endLoans(frames ?? [single!]);
+    return wait;
   }
 
   /**
@@ -544,12 +642,10 @@ export class Publisher<T> {
     this.#in.server.shm?.endLoans([buf]);
   }
 
-  #tooFarBehind(r: RemoteSubscriber): Promise<void> {
-    return Promise.reject(
-      new MyelinError(
-        "ERR_BACKPRESSURE",
-        `publisher of ${this.topic}: subscriber on node ${r.node} is ${r.pending} messages (${r.pendingBytes} bytes) behind; await publish() to follow its pace, or raise maxPending`,
-      ),
+  #tooFarBehind(r: RemoteSubscriber): MyelinError {
+    return new MyelinError(
+      "ERR_BACKPRESSURE",
+      `publisher of ${this.topic}: subscriber on node ${r.node} is ${r.pending} messages (${r.pendingBytes} bytes) behind; await publish() to follow its pace, or raise maxPending`,
     );
   }
 

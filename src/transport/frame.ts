@@ -230,12 +230,14 @@ function readRecordHeader(b: Buffer, at: number): RecordHeader {
  */
 export class DataFrameBuilder {
   #buf: Buffer;
+  #view: DataView;
   #at = PREAMBLE_BYTES + 4;
   #count = 0;
 
   /** @param capacity initial buffer size in bytes; grows when a record does not fit. */
   constructor(capacity: number) {
     this.#buf = Buffer.allocUnsafe(Math.max(capacity, 64));
+    this.#view = new DataView(this.#buf.buffer, this.#buf.byteOffset, this.#buf.length);
   }
 
   /** Messages in the frame so far. */
@@ -249,16 +251,32 @@ export class DataFrameBuilder {
 
   /** Appends one message. */
   append(sid: number, pub: number, seq: number, sec: number, nsec: number, payload: Uint8Array): void {
-    const need = 4 + RECORD_HEADER_BYTES + payload.length;
+    const n = payload.length;
+    const need = 4 + RECORD_HEADER_BYTES + n;
     if (this.#at + need > this.#buf.length) {
       const grown = Buffer.allocUnsafe(Math.max(this.#buf.length * 2, this.#at + need));
       this.#buf.copy(grown, 0, 0, this.#at);
       this.#buf = grown;
+      this.#view = new DataView(grown.buffer, grown.byteOffset, grown.length);
     }
-    const b = this.#buf;
-    b.writeUInt32LE(RECORD_HEADER_BYTES + payload.length, this.#at);
-    writeRecordHeader(b, this.#at + 4, sid, pub, seq, sec, nsec);
-    b.set(payload, this.#at + 4 + RECORD_HEADER_BYTES);
+    // DataView stores: the same little-endian layout as writeRecordHeader, without Buffer's
+    // per-call argument checks (the bounds were checked above).
+    const v = this.#view;
+    const at = this.#at;
+    v.setUint32(at, RECORD_HEADER_BYTES + n, true);
+    v.setUint32(at + 4, sid, true);
+    v.setUint16(at + 8, pub, true);
+    v.setUint16(at + 10, 0, true);
+    v.setFloat64(at + 12, seq, true);
+    v.setUint32(at + 20, sec >>> 0, true);
+    v.setUint32(at + 24, nsec, true);
+    const p = at + 4 + RECORD_HEADER_BYTES;
+    if (n <= 64) {
+      const b = this.#buf;
+      for (let k = 0; k < n; k++) b[p + k] = payload[k]!;
+    } else {
+      this.#buf.set(payload, p);
+    }
     this.#at += need;
     this.#count++;
   }
