@@ -66,3 +66,10 @@ export {
 export type { StoreProtocol, StoreRequest, StoreResponse } from "./store-client.js";
 export { parameterClient, parameterProtocol, serveParameters } from "./parameter-service.js";
 export type { ParameterClient, ParameterProtocol } from "./parameter-service.js";
+export { fetchNodeStatus, nodeStatus, serveNodeStatus, statusProtocol } from "./status-service.js";
+export type {
+  NodeStatus,
+  PublisherStatus,
+  RemoteSubscriberStatus,
+  SubscriptionStatus,
+} from "./status-service.js";
