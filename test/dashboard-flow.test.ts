@@ -12,6 +12,7 @@ import { defineMessage, std_msgs, t } from "../src/msgs/index.js";
 import { LiveFeed, type FeedClient } from "../src/web/index.js";
 import type { Alarm } from "../src/web/alarms.js";
 import { spawnFixture, tempRuntime } from "./helpers.js";
+import { runCli, world } from "./cli-world.js";
 
 const Blob = defineMessage("myelin_test/Blob", { n: t.u32(), data: t.bytes() });
 
@@ -197,5 +198,36 @@ test(
       feed.removeClient(page);
       await feed.close();
     }
+  },
+);
+
+test(
+  "`myelin topic info` shows each subscription's deadline and each subscriber's backlog",
+  { timeout: 30000 },
+  async (t) => {
+    const w = await world(t);
+    await using _hub = await Hub.start({ runtimeDir: w.dir });
+    await using talker = await createNode({ name: "talker", runtimeDir: w.dir });
+    await using listener = await createNode({ name: "listener", runtimeDir: w.dir });
+    const sub = await listener.createSubscription("/beat", std_msgs.Bool, () => {}, {
+      qos: { deadlineMs: 100 },
+    });
+    const pub = await talker.createPublisher("/beat", std_msgs.Bool);
+    await pub.waitForSubscribers(1, 10000);
+    await once(sub, "deadline");
+    const r = await runCli(t, w, ["topic", "info", "/beat"], 20000);
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, /Flow \(from the nodes' status\):/);
+    assert.match(
+      r.stdout,
+      /listener receives: deadline 100 ms, [1-9]\d* missed, silent \d+\.\d s \(LATE\); 0 received/,
+    );
+    const j = await runCli(t, w, ["topic", "info", "/beat", "--json"], 20000);
+    const flow = (JSON.parse(j.stdout) as { flow: { kind: string; node: string; deadlineMs?: number }[] })
+      .flow;
+    assert.ok(
+      flow.some((f) => f.kind === "subscription" && f.node === "listener" && f.deadlineMs === 100),
+      j.stdout,
+    );
   },
 );
