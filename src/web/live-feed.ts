@@ -58,7 +58,7 @@ export interface LiveFeedOptions {
   maxLag?: number;
   /** A reliable subscriber with this many messages parked for its credit is slow (default 100). */
   slowBacklog?: number;
-  /** How often the nodes' flow status is read while a page is open, in ms (default 1000). */
+  /** How often the nodes' flow status is read while a page is open, in ms (default 2000). */
   flowMs?: number;
   log?: (line: string) => void;
 }
@@ -117,7 +117,7 @@ export class LiveFeed {
       storeLowBytes: opts.storeLowBytes ?? 512 * 1024 * 1024,
       maxLag: opts.maxLag ?? 10000,
       slowBacklog: opts.slowBacklog ?? 100,
-      flowMs: opts.flowMs ?? 1000,
+      flowMs: opts.flowMs ?? 2000,
       log: opts.log ?? (() => {}),
     };
   }
