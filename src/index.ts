@@ -156,6 +156,10 @@ export {
   type NodeRecord,
   type TopicDecl,
   type ServiceDecl,
+  type NodeStatus,
+  type PublisherStatus,
+  type RemoteSubscriberStatus,
+  type SubscriptionStatus,
 } from "./node/index.js";
 
 // The hub, and the store of durable topics when a program embeds it.
