@@ -26,7 +26,14 @@ import { McapFileWriter, type Compression } from "../src/record/mcap-file-writer
 import { Recorder } from "../src/record/recorder.js";
 
 type Role =
-  | { role: "recorder"; dir: string; file: string; topic: string; compression: Compression }
+  | {
+      role: "recorder";
+      dir: string;
+      file: string;
+      topic: string;
+      compression: Compression;
+      writerThread?: boolean;
+    }
   | { role: "publisher"; dir: string; topic: string; size: number; rateHz: number; durationMs: number }
   | { role: "mcap"; file: string; size: number; count: number; compression: Compression };
 
@@ -66,7 +73,12 @@ export function benchMessage(size: number, i: number): { type: MessageType<unkno
 async function recorder(r: Extract<Role, { role: "recorder" }>): Promise<void> {
   await using _hub = await Hub.start({ runtimeDir: r.dir });
   const node = await createNode({ name: "recorder", runtimeDir: r.dir });
-  const rec = new Recorder(node, { output: r.file, topics: [r.topic], compression: r.compression });
+  const rec = new Recorder(node, {
+    output: r.file,
+    topics: [r.topic],
+    compression: r.compression,
+    writerThread: r.writerThread !== false,
+  });
   let first = 0;
   rec.on("topic", () => send({ type: "recording" }));
   await rec.start();
@@ -187,20 +199,35 @@ async function mcapAlone(m: Extract<Role, { role: "mcap" }>): Promise<void> {
   await fh.close();
   const coreMs = performance.now() - t0;
 
-  const t1 = performance.now();
-  const mw = await McapFileWriter.create(m.file, { compression: m.compression });
-  const ch = mw.addChannel(
-    mw.addSchema(enc.schemaName, enc.schemaEncoding, enc.schemaData),
-    "/bench",
-    enc.messageEncoding,
-  );
-  for (let i = 0; i < m.count; i++) {
-    const t = BigInt(i) * 1000n;
-    mw.addMessage(ch, i, t, t, encoded[i % 64]!);
-    if (mw.queuedBytes > 512 * 1024 * 1024) await mw.drain();
-  }
-  await mw.close();
-  const ownMs = performance.now() - t1;
+  // Myelin's writer, with its writer thread and inline: the whole time until the file is closed, and
+  // the caller's share (the time its thread spent in addMessage/flushChunk: what a recorder's
+  // receiving thread pays per message).
+  const own = async (thread: boolean): Promise<{ ms: number; callerMs: number }> => {
+    const t1 = performance.now();
+    const mw = await McapFileWriter.create(m.file, { compression: m.compression, thread });
+    const ch = mw.addChannel(
+      mw.addSchema(enc.schemaName, enc.schemaEncoding, enc.schemaData),
+      "/bench",
+      enc.messageEncoding,
+    );
+    let waited = 0;
+    const l0 = performance.now();
+    for (let i = 0; i < m.count; i++) {
+      const t = BigInt(i) * 1000n;
+      mw.addMessage(ch, i, t, t, encoded[i % 64]!);
+      if (mw.queuedBytes > 512 * 1024 * 1024) {
+        const w0 = performance.now();
+        await mw.drain();
+        waited += performance.now() - w0;
+      }
+    }
+    const callerMs = performance.now() - l0 - waited;
+    await mw.close();
+    return { ms: performance.now() - t1, callerMs };
+  };
+  const inline = await own(false);
+  const threaded = await own(true);
+  const ownMs = inline.ms;
 
   // Encoding alone, as the recorder does it (large byte fields referenced, not copied).
   const msgs = Array.from({ length: 64 }, (_, i) => benchMessage(m.size, i).msg);
@@ -208,7 +235,18 @@ async function mcapAlone(m: Extract<Role, { role: "mcap" }>): Promise<void> {
   let sink = 0;
   for (let i = 0; i < m.count; i++) sink += enc.encodeParts(msgs[i % 64]).length;
   const encodeMs = performance.now() - t2;
-  send({ type: "result", count: m.count, bytesPer, coreMs, ownMs, encodeMs, sink });
+  send({
+    type: "result",
+    count: m.count,
+    bytesPer,
+    coreMs,
+    ownMs,
+    ownCallerMs: inline.callerMs,
+    threadMs: threaded.ms,
+    threadCallerMs: threaded.callerMs,
+    encodeMs,
+    sink,
+  });
 }
 
 const role = JSON.parse(process.argv[2]!) as Role;

@@ -58,7 +58,12 @@ interface McapResult {
   count: number;
   bytesPer: number;
   coreMs: number;
+  /** Myelin's writer inline: until closed, and the caller's share. */
   ownMs: number;
+  ownCallerMs: number;
+  /** Myelin's writer with its writer thread: until closed, and the caller's share. */
+  threadMs: number;
+  threadCallerMs: number;
   encodeMs: number;
 }
 
@@ -75,12 +80,14 @@ interface Case {
   name: string;
   size: number;
   rateHz: number;
+  /** Also run the recorder with its writer inline (no writer thread), for comparison. */
+  inline?: boolean;
 }
 
 const CASES: Case[] = [
-  { name: "64 B, flat out", size: 64, rateHz: 0 },
+  { name: "64 B, flat out", size: 64, rateHz: 0, inline: true },
   { name: "64 B at 300k msg/s", size: 64, rateHz: 300_000 },
-  { name: "1 MiB, flat out", size: 1024 * 1024, rateHz: 0 },
+  { name: "1 MiB, flat out", size: 1024 * 1024, rateHz: 0, inline: true },
   { name: "1 MiB at 500 frames/s", size: 1024 * 1024, rateHz: 500 },
 ];
 
@@ -103,10 +110,11 @@ async function once(
   c: Case,
   o: RecordBenchOptions,
   durationMs: number,
+  writerThread: boolean,
 ): Promise<{ sent: number; sentMs: number; r: RecorderResult }> {
   const dir = o.makeTempDir();
   const file = fileIn(dir, "bench.mcap");
-  const rec = worker({ role: "recorder", dir, file, topic: "/bench", compression: "zstd" }, o);
+  const rec = worker({ role: "recorder", dir, file, topic: "/bench", compression: "zstd", writerThread }, o);
   let pub: ChildProcess | undefined;
   try {
     await expect(rec, "ready", 20000);
@@ -133,25 +141,28 @@ export async function runRecordBench(o: RecordBenchOptions): Promise<RecordRow[]
   const durationMs = o.quick ? 500 : 3000;
   const rows: RecordRow[] = [];
   for (const c of CASES) {
-    o.log(`record: ${c.name}`);
-    try {
-      const runs = [];
-      for (let i = 0; i < o.runs; i++) runs.push(await once(c, o, durationMs));
-      const m = runs[medianIndex(runs, (x) => x.r.messages / x.r.ms)]!;
-      const secs = m.r.ms / 1000;
-      rows.push({
-        case: c.name,
-        impl: "myelin record",
-        sent_per_s: m.sent / (m.sentMs / 1000),
-        msg_per_s: m.r.messages / secs,
-        mb_per_s: m.r.bytes / 1e6 / secs,
-        drops: m.r.dropped + m.r.lost + m.r.missing,
-        messages: m.r.messages,
-        runs: o.runs,
-        error: null,
-      });
-    } catch (err) {
-      rows.push(errorRow(c.name, "myelin record", o.runs, err));
+    for (const writerThread of c.inline === true ? [true, false] : [true]) {
+      const impl = writerThread ? "myelin record" : "myelin record, writer inline";
+      o.log(`record: ${c.name} (${impl})`);
+      try {
+        const runs = [];
+        for (let i = 0; i < o.runs; i++) runs.push(await once(c, o, durationMs, writerThread));
+        const m = runs[medianIndex(runs, (x) => x.r.messages / x.r.ms)]!;
+        const secs = m.r.ms / 1000;
+        rows.push({
+          case: c.name,
+          impl,
+          sent_per_s: m.sent / (m.sentMs / 1000),
+          msg_per_s: m.r.messages / secs,
+          mb_per_s: m.r.bytes / 1e6 / secs,
+          drops: m.r.dropped + m.r.lost + m.r.missing,
+          messages: m.r.messages,
+          runs: o.runs,
+          error: null,
+        });
+      } catch (err) {
+        rows.push(errorRow(c.name, impl, o.runs, err));
+      }
     }
   }
   for (const size of [64, 1024 * 1024]) {
@@ -185,7 +196,10 @@ export async function runRecordBench(o: RecordBenchOptions): Promise<RecordRow[]
         error: null,
       });
       rows.push(row("@mcap/core McapWriter alone", m.coreMs, m.bytesPer));
-      rows.push(row("Myelin McapFileWriter alone", m.ownMs, m.bytesPer));
+      rows.push(row("Myelin McapFileWriter alone, inline", m.ownMs, m.bytesPer));
+      rows.push(row("  caller's thread, inline", m.ownCallerMs, m.bytesPer));
+      rows.push(row("Myelin McapFileWriter alone, writer thread", m.threadMs, m.bytesPer));
+      rows.push(row("  caller's thread, writer thread", m.threadCallerMs, m.bytesPer));
       rows.push(row("channel encoding alone", m.encodeMs, m.bytesPer));
     } catch (err) {
       rows.push(errorRow(`${label}, same messages`, "writers alone", o.runs, err));

@@ -763,7 +763,10 @@ async function main(): Promise<void> {
       "record: myelin record's recorder (hub in its process) fed by a publisher process; written msg/s and MB/s " +
         "from its first message to its file closed (zstd chunks); drops = dropped + lost + missing. " +
         "Writers alone: the same encoded messages written to a file by @mcap/core's McapWriter and by Myelin's " +
-        "file writer; channel encoding alone: encoding the messages, no file. Files written to " +
+        'file writer (inline, and with its writer thread; "caller\'s thread": the time the calling thread spent ' +
+        "adding messages, what a recorder's receiving thread pays); channel encoding alone: encoding the " +
+        'messages, no file. "writer inline": the recorder with checksums, compression and writes on its ' +
+        "receiving thread (before the writer thread). Files written to " +
         `${recordDir() ?? "the temp directory"} (MYELIN_BENCH_RECORD_DIR to change).`,
     );
   }

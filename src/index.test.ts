@@ -178,6 +178,11 @@ const PUBLIC_TYPES = [
   "NodeRecord",
   "TopicDecl",
   "ServiceDecl",
+  // what node.status() returns (the flow status the dashboard and `topic info` read)
+  "NodeStatus",
+  "PublisherStatus",
+  "RemoteSubscriberStatus",
+  "SubscriptionStatus",
   // hub, store, launch
   "HubOptions",
   "PolicyDoc",

@@ -156,6 +156,10 @@ export {
   type NodeRecord,
   type TopicDecl,
   type ServiceDecl,
+  type NodeStatus,
+  type PublisherStatus,
+  type RemoteSubscriberStatus,
+  type SubscriptionStatus,
 } from "./node/index.js";
 
 // Shared memory for large frames on one host: status and counters.

@@ -35,6 +35,7 @@ const OWNERS: readonly { readonly name: string; readonly owner: string; readonly
     use: "BRIDGE_PROTOCOL / fetchBridgeStatus",
   },
   { name: "/_hub/", owner: "src/hub/info.ts", use: "HUB_INFO_PROTOCOL / fetchHubInfo" },
+  { name: "/_status/", owner: "src/node/status-service.ts", use: "statusProtocol / fetchNodeStatus" },
   {
     name: "/list_parameters",
     owner: "src/node/parameter-service.ts",

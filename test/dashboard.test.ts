@@ -244,6 +244,13 @@ describe(
         .locator('tr[data-durable="/alerts"] [data-consumer="analytics"]')
         .waitFor({ timeout: 15000 });
       await page.screenshot({ path: `${ARTIFACTS}durable.png`, fullPage: true });
+      // The graph draws the consumer as an edge from its durable topic, labelled with its lag.
+      await page.goto(`${base}#/graph`);
+      await page.locator('[data-consumer="analytics"]').waitFor({ timeout: 15000 });
+      const edge = page.locator('g[data-edge="durable"]').first();
+      await edge.waitFor({ timeout: 15000 });
+      assert.match(await edge.innerHTML(), /lag \d+/);
+      await page.screenshot({ path: `${ARTIFACTS}graph-durable.png`, fullPage: true });
       await page.goto(`${base}#/gateway`);
       await page
         .getByTestId("gateway-clients")
@@ -252,6 +259,34 @@ describe(
         .waitFor({ timeout: 15000 });
       await page.screenshot({ path: `${ARTIFACTS}gateway.png`, fullPage: true });
       await page.goto(`${base}#/twins`);
+    });
+
+    test("a topic silent past a subscriber's deadline shows the alarm on the topic; it clears when data flows", async () => {
+      await using watcher = await createNode({ name: "deadline_watch", runtimeDir: rt.dir });
+      const pub = await node.createPublisher("/dash_deadline", std_msgs.String);
+      await watcher.createSubscription("/dash_deadline", std_msgs.String, () => {}, {
+        qos: { deadlineMs: 300 },
+      });
+      await page.goto(`${base}#/topics/dash_deadline`);
+      const id = "flow:deadline-missed:/dash_deadline → deadline_watch";
+      await page
+        .locator('[data-testid="topic-alarms"] [data-kind="deadline-missed"]')
+        .waitFor({ timeout: 20000 });
+      await page.locator('[data-testid="topic-deadlines"] tr[data-late="true"]').waitFor({ timeout: 10000 });
+      await page.locator('.trow[data-topic="/dash_deadline"][data-alarm="true"]').waitFor({ timeout: 10000 });
+      await page.screenshot({ path: `${ARTIFACTS}deadline-alarm.png`, fullPage: true });
+      const flowing = setInterval(() => void pub.publish({ data: "tick" }), 50);
+      try {
+        await page
+          .locator('[data-testid="topic-deadlines"] tr[data-late="false"]')
+          .waitFor({ timeout: 20000 });
+        await page.goto(`${base}#/alarms`);
+        await page.locator(`[data-testid="alarm-history"] [data-alarm="${id}"]`).waitFor({ timeout: 20000 });
+        assert.equal(await page.locator(`[data-testid="active-alarms"] [data-alarm="${id}"]`).count(), 0);
+      } finally {
+        clearInterval(flowing);
+        pub.close();
+      }
     });
 
     test("the temperature sensor's twin: a desired sample rate set on the page reaches the device", async () => {

@@ -97,6 +97,8 @@ export class Authorization {
       <T>(kind: Refusal["kind"], permission: Permission, name: (d: T) => string) =>
       (d: T): boolean => {
         const n = name(d);
+        // Every node serves its own flow status (`/_status/<its name>`); calling it stays admin-only.
+        if (kind === "service" && n === `/_status/${node.name}`) return true;
         if (kind === "service" && isReservedService(n) && identity !== HUB_IDENTITY) {
           refused.push({
             kind,

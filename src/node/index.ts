@@ -76,3 +76,10 @@ export {
   delegateServiceCheck,
 } from "./access-policy.js";
 export type { AccessDecision, Permission, PolicyDoc, PolicyGrant } from "./access-policy.js";
+export { fetchNodeStatus, nodeStatus, serveNodeStatus, statusProtocol } from "./status-service.js";
+export type {
+  NodeStatus,
+  PublisherStatus,
+  RemoteSubscriberStatus,
+  SubscriptionStatus,
+} from "./status-service.js";

@@ -47,6 +47,11 @@ export interface NodeOptions {
    */
   manualReady?: boolean;
   /**
+   * Serve the node's flow status as `/_status/<node>` once it has a publisher or a subscription
+   * (default true), for the dashboard's slow-subscriber and missed-deadline alarms.
+   */
+  statusService?: boolean;
+  /**
    * The transports by endpoint scheme, for the hub connection, the data socket and the links to
    * other nodes (default: ZeroMQ for `ipc://` and `tcp://`). Give an `inproc` transport (one
    * `MemoryTransport` shared by the hub and the nodes) to run a whole system in one process

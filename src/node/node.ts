@@ -33,6 +33,7 @@ import { DurableConsumer, type DurableConsumerOptions } from "./durable-consumer
 import { StoreClient } from "./store-client.js";
 import { Parameter, type ParameterKind, type ParameterSpec } from "./parameter.js";
 import { serveParameters } from "./parameter-service.js";
+import { nodeStatus, serveNodeStatus, type NodeStatus } from "./status-service.js";
 import { Publisher } from "./publisher.js";
 import { resolveQos } from "./qos.js";
 import { ServiceCaller } from "./call-router.js";
@@ -118,6 +119,7 @@ export class Node extends EventEmitter<NodeEvents> implements CallRouter {
   readonly #warnedUnreachable = new Set<string>();
   /** Why the hub refused this host's CURVE key, if it did. */
   #hubRefusal: string | undefined;
+  #statusServed = false;
   #closed = false;
   #ready: boolean;
   /** The policy the hub handed over (the built-in default until it does). */
@@ -369,6 +371,7 @@ export class Node extends EventEmitter<NodeEvents> implements CallRouter {
     });
     this.#publishers.add(pub as Publisher<unknown>);
     inproc.addPublisher(name, pub as Publisher<unknown>);
+    this.#serveStatus();
     const refused = await this.#register();
     const r = refused.find((x) => x.kind === "pub" && x.name === name);
     if (r !== undefined) {
@@ -423,6 +426,7 @@ export class Node extends EventEmitter<NodeEvents> implements CallRouter {
       sources: new Map(),
     };
     this.#subs.set(sub as Subscription<unknown>, state);
+    this.#serveStatus();
     inproc.addSubscription(name, sub as Subscription<unknown>);
     for (const p of inproc.publishers(name)) {
       if (group !== undefined) p.localGroupsChanged();
@@ -575,6 +579,16 @@ export class Node extends EventEmitter<NodeEvents> implements CallRouter {
     p.set(value);
   }
 
+  /**
+   * The flow status of this node's publishers and subscriptions (status-service.ts): what each
+   * subscription received, dropped and how long its topic is silent; each remote subscriber's
+   * backlog, waits and drops. Served as `/_status/<node>` once the node has a publisher or a
+   * subscription.
+   */
+  status(): NodeStatus {
+    return nodeStatus(this, this.#publishers, this.#subs.keys(), Date.now());
+  }
+
   /** Closes everything the node opened and says goodbye to the hub. */
   async close(): Promise<void> {
     if (this.#closed) return;
@@ -608,6 +622,25 @@ export class Node extends EventEmitter<NodeEvents> implements CallRouter {
   }
 
   // ---- internals ---------------------------------------------------------------------------
+
+  /** Serves `/_status/<node>` the first time the node has a publisher or a subscription. */
+  #serveStatus(): void {
+    if (this.#statusServed || this.#opts.statusService === false) return;
+    this.#statusServed = true;
+    serveNodeStatus(this, () => this.status()).catch((err: unknown) => {
+      if (!this.#closed)
+        this.emit(
+          "warning",
+          new MyelinError(
+            "ERR_PROTOCOL",
+            `node ${this.name} cannot serve its status: ${(err as Error).message}`,
+            {
+              cause: err,
+            },
+          ),
+        );
+    });
+  }
 
   #check(): void {
     if (this.#closed) throw new ClosedError("ERR_CLOSED", `node ${this.name} is closed`);

@@ -321,6 +321,14 @@ export class Publisher<T> {
     };
   }
 
+  /** The remote subscribers, plain and queue-group members, with their backlog, waits and drops. */
+  remoteSubscribers(): RemoteSubscriber[] {
+    const out = [...this.remote];
+    for (const g of this.#groups?.values() ?? [])
+      for (const m of g.members) if (m.remote !== null) out.push(m.remote);
+    return out;
+  }
+
   /** Number of subscribers, here and remote. */
   get subscriberCount(): number {
     const s = this.stats();
@@ -593,6 +601,7 @@ export class Publisher<T> {
     for (const r of this.remote) {
       this.#in.server.deliver(r, this.index, seq, sec, nsec, single, frames, bytes);
       if (r.reliable && (r.pending >= this.#in.maxPending || r.pendingBytes >= this.#in.maxPendingBytes)) {
+        r.waits++;
         (wait ??= []).push(r.waitBelow(this.#in.maxPending, this.#in.maxPendingBytes));
       }
     }
@@ -607,6 +616,7 @@ export class Publisher<T> {
         const r = m.remote;
         this.#in.server.deliver(r, this.index, seq, sec, nsec, single, frames, bytes);
         if (r.reliable && (r.pending >= this.#in.maxPending || r.pendingBytes >= this.#in.maxPendingBytes)) {
+          r.waits++;
           (wait ??= []).push(r.waitBelow(this.#in.maxPending, this.#in.maxPendingBytes));
         }
       }

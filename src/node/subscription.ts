@@ -82,6 +82,8 @@ export class Subscription<T> extends EventEmitter<SubscriptionEvents> {
   #invalid = 0;
   #deadlinesMissed = 0;
   #lastMessageAt = Date.now();
+  /** When the last message arrived (ms since the epoch); when the subscription began before one did. */
+  #lastArrivalAt = Date.now();
   #deadlineTimer: NodeJS.Timeout | undefined;
 
   /** @internal created by Node */
@@ -123,6 +125,11 @@ export class Subscription<T> extends EventEmitter<SubscriptionEvents> {
     return this.#closed;
   }
 
+  /** When the last message arrived, ms since the epoch (when the subscription began, before any did). */
+  get lastMessageAt(): number {
+    return this.#lastArrivalAt;
+  }
+
   /** Counters: received, dropped, pending, invalid, deadlinesMissed. */
   stats(): SubscriptionStats {
     return {
@@ -144,7 +151,7 @@ export class Subscription<T> extends EventEmitter<SubscriptionEvents> {
       return;
     }
     this.#received++;
-    this.#lastMessageAt = Date.now();
+    this.#lastMessageAt = this.#lastArrivalAt = Date.now();
     const handler = this.#handler;
     if (handler !== undefined) {
       let r: void | Promise<void>;

@@ -3,9 +3,12 @@
  * offsets), as `@mcap/core`'s `McapWriter` does, built on its record and chunk builders, with what a
  * recorder needs on top:
  *
- * - `addMessage` is synchronous: messages go into the open chunk; a full chunk is compressed and queued
- *   for writing, and the file is written behind, in order. `queuedBytes` tells how far behind the disk
- *   is, so the caller can shed load (and count it) instead of growing without bound;
+ * - `addMessage` is synchronous: messages go into the open chunk; a full chunk is joined into one buffer
+ *   and handed over to a worker thread (mcap-writer-thread.ts, running mcap-file-tail.ts) that checksums,
+ *   compresses and writes it behind, in order, so the thread receiving messages only encodes and
+ *   copies them. `queuedBytes` tells how far behind that thread and the disk are, so the caller can
+ *   shed load (and count it) instead of growing without bound (`thread: false` does the same work
+ *   inline, behind the caller on the same thread);
  * - `flushChunk()` closes the open chunk now (the recorder calls it every second), so a process killed
  *   with `kill -9` loses at most that much: everything before is complete chunks;
  * - compression `zstd` (level 1) or `none`; with `zstd` a chunk whose first 64 KiB do not compress below
@@ -14,22 +17,16 @@
  * - chunk CRCs by Node's native `zlib.crc32`; the data section's CRC is left at 0 ("not computed", as
  *   the spec allows): each chunk's CRC covers the messages.
  */
-import { open, type FileHandle } from "node:fs/promises";
-import { crc32 } from "node:zlib";
-import zstd from "@foxglove/wasm-zstd";
-import {
-  McapRecordBuilder,
-  Opcode,
-  type ChunkIndex,
-  type MetadataIndex,
-  type Statistics,
-  type SummaryOffset,
-} from "@mcap/core";
+import { open } from "node:fs/promises";
+import { Worker } from "node:worker_threads";
+import { McapRecordBuilder, type Channel, type Schema, type Statistics } from "@mcap/core";
 import { ClosedError, MyelinError } from "../errors.js";
 import { ChunkAssembler } from "./chunk-assembler.js";
+import { FileAppender } from "./file-appender.js";
+import { McapFileTail, zstdLoaded, type ChunkBody, type Compression } from "./mcap-file-tail.js";
+import type { TailReply, TailRequest, TailThreadData } from "./mcap-writer-thread.js";
 
-/** Chunk compression of a recording. */
-export type Compression = "zstd" | "none";
+export type { Compression } from "./mcap-file-tail.js";
 
 /** Options of {@link McapFileWriter.create}. */
 export interface McapFileWriterOptions {
@@ -41,6 +38,11 @@ export interface McapFileWriterOptions {
   profile?: string;
   /** The header's `library` (default `myelin`). */
   library?: string;
+  /**
+   * Checksum, compress and write on a worker thread (default true); false does it on the caller's
+   * thread, behind it. The file's bytes are the same either way.
+   */
+  thread?: boolean;
 }
 
 const DEFAULTS = {
@@ -48,47 +50,168 @@ const DEFAULTS = {
   chunkBytes: 4 * 1024 * 1024,
   profile: "",
   library: "myelin",
+  thread: true,
 } as const;
 
-/** How much of a chunk is compressed to decide whether compressing it is worth it. */
-const PROBE_BYTES = 64 * 1024;
-const PROBE_RATIO = 0.9;
-const ZSTD_LEVEL = 1;
+/** Where sealed chunks and records go: a worker thread, or a tail run inline. */
+interface TailSink {
+  /** Hands `req` over; the writer hears of it through its ack (or failure) callbacks. */
+  post(req: TailRequest): void;
+  /** Closes the file once everything posted is written; resolves with its length. */
+  close(): Promise<bigint>;
+  /** Keeps the process alive while true (work in flight), not while idle. */
+  hold(busy: boolean): void;
+}
 
-let zstdReady: Promise<boolean> | undefined;
+/** Chunk buffers kept for reuse once the writer thread gave them back (warm memory, no page faults). */
+const SPARE_BUFFERS = 4;
+
+/** Runs the tail on a worker thread. */
+class ThreadSink implements TailSink {
+  readonly #worker: Worker;
+  readonly #onReply: (r: TailReply) => void;
+  #opened = false;
+  #closed: ((position: bigint) => void) | undefined;
+  #exited = false;
+  /** Chunk buffers the thread gave back, for the next chunks. */
+  readonly spare: ArrayBuffer[] = [];
+
+  private constructor(worker: Worker, onReply: (r: TailReply) => void) {
+    this.#worker = worker;
+    this.#onReply = onReply;
+  }
+
+  /** Starts the thread; resolves once it opened `path`. @throws Error with the reason it could not. */
+  static start(data: TailThreadData, onReply: (r: TailReply) => void): Promise<ThreadSink> {
+    const worker = new Worker(new URL("./mcap-writer-thread.js", import.meta.url), { workerData: data });
+    const sink = new ThreadSink(worker, onReply);
+    return new Promise((resolve, reject) => {
+      worker.on("message", (r: TailReply) => {
+        if (!sink.#opened) {
+          if (r.op === "opened") {
+            sink.#opened = true;
+            resolve(sink);
+          } else if (r.op === "failed") {
+            void worker.terminate();
+            reject(new Error(r.message));
+          }
+          return;
+        }
+        if (r.op === "closed") sink.#closed?.(r.position);
+        else {
+          if (r.op === "ack" && r.recycled !== undefined && sink.spare.length < SPARE_BUFFERS) {
+            sink.spare.push(r.recycled);
+          }
+          sink.#onReply(r);
+        }
+      });
+      worker.on("error", (err) => {
+        if (!sink.#opened) reject(err);
+        else sink.#onReply({ op: "failed", message: `the writer thread failed: ${err.message}` });
+      });
+      worker.on("exit", () => {
+        sink.#exited = true;
+        if (!sink.#opened) reject(new Error("the writer thread exited before opening the file"));
+        sink.#closed?.(-1n);
+      });
+    });
+  }
+
+  hold(busy: boolean): void {
+    if (busy) this.#worker.ref();
+    else this.#worker.unref();
+  }
+
+  post(req: TailRequest): void {
+    if (this.#exited) return;
+    if (req.op === "chunk") this.#worker.postMessage(req, [req.chunk.body.buffer as ArrayBuffer]);
+    else this.#worker.postMessage(req);
+  }
+
+  close(): Promise<bigint> {
+    if (this.#exited) return Promise.resolve(-1n);
+    return new Promise((resolve) => {
+      this.#closed = (p) => {
+        this.#closed = undefined;
+        resolve(p);
+      };
+      this.#worker.postMessage({ op: "close" } satisfies TailRequest);
+    });
+  }
+}
+
+/** Runs the tail on the caller's thread; writes go behind it. */
+class InlineSink implements TailSink {
+  readonly #tail: McapFileTail;
+  readonly #appender: FileAppender;
+  readonly #onReply: (r: TailReply) => void;
+  #reported = false;
+
+  constructor(tail: McapFileTail, appender: FileAppender, onReply: (r: TailReply) => void) {
+    this.#tail = tail;
+    this.#appender = appender;
+    this.#onReply = onReply;
+  }
+
+  post(req: TailRequest): void {
+    const t = this.#tail;
+    let pieces: Uint8Array[];
+    switch (req.op) {
+      case "records":
+        pieces = t.records(req.bytes);
+        break;
+      case "metadata":
+        pieces = t.metadata(req.name, req.record);
+        break;
+      case "chunk":
+        pieces = t.chunk(req.chunk);
+        break;
+      case "summary":
+        pieces = t.summary(req.content);
+        break;
+      case "close":
+        return;
+    }
+    const position = t.position;
+    this.#appender.append(pieces, () => {
+      const f = this.#appender.failure;
+      if (f === undefined) this.#onReply({ op: "ack", id: req.id, position });
+      else if (!this.#reported) {
+        this.#reported = true;
+        this.#onReply({ op: "failed", message: f.message });
+      }
+    });
+  }
+
+  async close(): Promise<bigint> {
+    await this.#appender.close();
+    return this.#tail.position;
+  }
+
+  hold(): void {
+    // pending writes keep the process alive by themselves
+  }
+}
 
 /** A sequential, write-behind MCAP file writer; see the module comment. */
 export class McapFileWriter {
   readonly path: string;
   readonly compression: Compression;
-  readonly #fh: FileHandle;
   readonly #chunkBytes: number;
   readonly #records = new McapRecordBuilder();
   readonly #chunk = new ChunkAssembler();
   /** Serialises the schema and channel records put into chunks. */
   readonly #chunkRecords = new McapRecordBuilder();
-  readonly #schemas = new Map<number, { id: number; name: string; encoding: string; data: Uint8Array }>();
-  readonly #channels = new Map<
-    number,
-    { id: number; schemaId: number; topic: string; messageEncoding: string; metadata: Map<string, string> }
-  >();
+  readonly #schemas = new Map<number, Schema>();
+  readonly #channels = new Map<number, Channel>();
   readonly #inChunk = new Set<number>();
-  readonly #chunkIndexes: ChunkIndex[] = [];
-  readonly #metadataIndexes: MetadataIndex[] = [];
-  readonly #stats: Statistics = {
-    messageCount: 0n,
-    schemaCount: 0,
-    channelCount: 0,
-    attachmentCount: 0,
-    metadataCount: 0,
-    chunkCount: 0,
-    messageStartTime: 0n,
-    messageEndTime: 0n,
-    channelMessageCounts: new Map(),
-  };
+  #sink!: TailSink;
+  /** The file's length as last acknowledged, and what was posted and not acknowledged yet (bytes, by request id). */
   #position = 0n;
   #queued = 0;
-  #tail: Promise<void> = Promise.resolve();
+  readonly #inFlight = new Map<number, number>();
+  #nextId = 1;
+  #drainWaiters: (() => void)[] = [];
   #failure: Error | undefined;
   #closed = false;
   #nextSchemaId = 1;
@@ -96,16 +219,14 @@ export class McapFileWriter {
   #uncompressedBytes = 0;
   /** Messages so far, and per channel id (numbers: the statistics record's bigints are built at the end). */
   #messages = 0;
+  #startTime = 0n;
+  #endTime = 0n;
   readonly #channelCounts: number[] = [];
 
-  private constructor(path: string, fh: FileHandle, opts: Required<McapFileWriterOptions>) {
+  private constructor(path: string, opts: Required<McapFileWriterOptions>) {
     this.path = path;
-    this.#fh = fh;
     this.compression = opts.compression;
     this.#chunkBytes = opts.chunkBytes;
-    this.#records.writeMagic();
-    this.#records.writeHeader({ profile: opts.profile, library: opts.library });
-    this.#emit(this.#takeRecords());
   }
 
   /**
@@ -127,24 +248,33 @@ export class McapFileWriter {
         `chunkBytes must be an integer ≥ 1024, got ${opts.chunkBytes}`,
       );
     }
-    if (opts.compression === "zstd") await (zstdReady ??= zstd.isLoaded);
-    let fh: FileHandle;
+    const w = new McapFileWriter(path, opts);
+    const onReply = (r: TailReply): void => w.#reply(r);
     try {
-      fh = await open(path, "w");
+      if (opts.thread) {
+        w.#sink = await ThreadSink.start({ path, compression: opts.compression }, onReply);
+      } else {
+        if (opts.compression === "zstd") await zstdLoaded();
+        const tail = new McapFileTail(opts.compression);
+        w.#sink = new InlineSink(tail, new FileAppender(await open(path, "w")), onReply);
+      }
     } catch (err) {
       throw new MyelinError("ERR_STORAGE", `cannot create ${path}: ${(err as Error).message}`, {
         cause: err,
       });
     }
-    return new McapFileWriter(path, fh, opts);
+    w.#records.writeMagic();
+    w.#records.writeHeader({ profile: opts.profile, library: opts.library });
+    w.#post({ op: "records", id: 0, bytes: w.#takeRecords() }, 0);
+    return w;
   }
 
-  /** Bytes handed to the file so far (written or queued). */
+  /** Bytes handed to the file so far: written, plus what waits (uncompressed) to be. */
   get bytes(): number {
-    return Number(this.#position);
+    return Number(this.#position) + this.#queued;
   }
 
-  /** Bytes waiting to be written: closed chunks behind the disk, plus the open chunk. */
+  /** Bytes waiting to be written: closed chunks behind the writer thread and the disk, plus the open chunk. */
   get queuedBytes(): number {
     return this.#queued + this.#chunk.size;
   }
@@ -168,7 +298,6 @@ export class McapFileWriter {
   addSchema(name: string, encoding: string, data: Uint8Array): number {
     const id = this.#nextSchemaId++;
     this.#schemas.set(id, { id, name, encoding, data });
-    this.#stats.schemaCount++;
     return id;
   }
 
@@ -181,15 +310,14 @@ export class McapFileWriter {
   ): number {
     const id = this.#nextChannelId++;
     this.#channels.set(id, { id, schemaId, topic, messageEncoding, metadata });
-    this.#stats.channelCount++;
     return id;
   }
 
   /**
    * Adds a message to the open chunk, closing the chunk when it is full. `data` is the message's bytes,
    * its pieces (as `ChannelEncoding.encodeParts` gives them), or its text (JSON, written as UTF-8);
-   * pieces of 16 KiB or more are kept by reference until written, so they must not change; smaller
-   * ones are copied. Returns the message's length in bytes.
+   * pieces of 16 KiB or more are kept by reference until the chunk closes, so they must not change;
+   * smaller ones are copied. Returns the message's length in bytes.
    * @param logTime when it was recorded, in ns since the Unix epoch
    * @param publishTime when it was published, in ns since the Unix epoch
    * @throws MyelinError ERR_STORAGE if an earlier write failed; ERR_CLOSED after close().
@@ -218,9 +346,8 @@ export class McapFileWriter {
       this.#inChunk.add(channelId);
     }
     const length = this.#chunk.addMessage(channelId, sequence, logTime, publishTime, data);
-    const s = this.#stats;
-    if (this.#messages === 0 || logTime < s.messageStartTime) s.messageStartTime = logTime;
-    if (this.#messages === 0 || logTime > s.messageEndTime) s.messageEndTime = logTime;
+    if (this.#messages === 0 || logTime < this.#startTime) this.#startTime = logTime;
+    if (this.#messages === 0 || logTime > this.#endTime) this.#endTime = logTime;
     this.#messages++;
     this.#channelCounts[channelId] = (this.#channelCounts[channelId] ?? 0) + 1;
     this.#uncompressedBytes += length;
@@ -231,59 +358,53 @@ export class McapFileWriter {
   /** Adds a metadata record (name → string map), outside chunks, indexed in the summary. */
   addMetadata(name: string, metadata: Map<string, string>): void {
     this.#check();
-    const start = this.#position;
-    const length = this.#records.writeMetadata({ name, metadata });
-    this.#metadataIndexes.push({ name, offset: start, length });
-    this.#stats.metadataCount++;
-    this.#emit(this.#takeRecords());
+    this.#records.writeMetadata({ name, metadata });
+    const record = this.#takeRecords();
+    this.#post({ op: "metadata", id: 0, name, record }, record.byteLength);
   }
 
-  /** Closes the open chunk, if it holds a message: compresses it and queues it for writing. */
+  /**
+   * Closes the open chunk, if it holds a message: joins its pieces into one buffer and hands it over
+   * to be checksummed, compressed and written.
+   */
   flushChunk(): void {
     this.#check();
     if (this.#chunk.messages === 0) return;
-    const chunk = this.#chunk.seal();
-    let compression = "";
-    let body = chunk.pieces;
-    let bodyLength = chunk.size;
-    if (this.compression === "zstd" && worthCompressing(chunk.pieces)) {
-      const z = zstd.compress(Buffer.concat(chunk.pieces, chunk.size), ZSTD_LEVEL);
-      if (z.byteLength < chunk.size) {
-        compression = "zstd";
-        body = [z];
-        bodyLength = z.byteLength;
+    const sealed = this.#chunk.seal();
+    // One buffer of its own (never a pooled slab), so that it can be moved to the writer thread: one
+    // it gave back when big enough (memory already mapped), else a new one.
+    const spare = this.#sink instanceof ThreadSink ? this.#sink.spare : [];
+    const i = spare.findIndex((b) => b.byteLength >= sealed.size);
+    const body =
+      i >= 0 ? new Uint8Array(spare.splice(i, 1)[0]!, 0, sealed.size) : Buffer.allocUnsafeSlow(sealed.size);
+    let o = 0;
+    let probeOffset = 0;
+    let probeLength = 0;
+    for (const p of sealed.pieces) {
+      if (p.byteLength > probeLength) {
+        probeOffset = o;
+        probeLength = p.byteLength;
       }
+      body.set(p, o);
+      o += p.byteLength;
     }
-    const chunkStart = this.#position;
-    const head = chunkHeader(chunk.start, chunk.end, chunk.size, chunk.crc, compression, bodyLength);
-    const chunkLength = BigInt(head.byteLength + bodyLength);
-    this.#emit([head, ...body]);
-    const indexStart = chunkStart + chunkLength;
-    const messageIndexOffsets = new Map<number, bigint>();
-    let indexLength = 0n;
-    for (const [channelId, record] of chunk.indexes) {
-      messageIndexOffsets.set(channelId, indexStart + indexLength);
-      indexLength += BigInt(record.byteLength);
-    }
-    this.#emit([...chunk.indexes.values()]);
-    this.#chunkIndexes.push({
-      messageStartTime: chunk.start,
-      messageEndTime: chunk.end,
-      chunkStartOffset: chunkStart,
-      chunkLength,
-      messageIndexOffsets,
-      messageIndexLength: indexLength,
-      compression,
-      compressedSize: BigInt(bodyLength),
-      uncompressedSize: BigInt(chunk.size),
-    });
-    this.#stats.chunkCount++;
+    const chunk: ChunkBody = {
+      body,
+      start: sealed.start,
+      end: sealed.end,
+      indexes: [...sealed.indexes],
+      probeOffset,
+      probeLength,
+    };
+    this.#post({ op: "chunk", id: 0, chunk }, sealed.size);
     this.#inChunk.clear();
   }
 
   /** Resolves once everything queued so far is written (rejects with the write error, if any). */
   async drain(): Promise<void> {
-    await this.#tail;
+    while (this.#inFlight.size > 0 && this.#failure === undefined) {
+      await new Promise<void>((resolve) => this.#drainWaiters.push(resolve));
+    }
     if (this.#failure !== undefined) throw this.#failure;
   }
 
@@ -298,69 +419,60 @@ export class McapFileWriter {
     try {
       if (this.#failure === undefined) {
         this.flushChunk();
-        this.#writeSummary();
+        const stats: Statistics = {
+          messageCount: BigInt(this.#messages),
+          schemaCount: this.#schemas.size,
+          channelCount: this.#channels.size,
+          attachmentCount: 0,
+          metadataCount: 0,
+          chunkCount: 0,
+          messageStartTime: this.#startTime,
+          messageEndTime: this.#endTime,
+          channelMessageCounts: new Map(),
+        };
+        this.#channelCounts.forEach((n, id) => stats.channelMessageCounts.set(id, BigInt(n)));
+        const content = {
+          schemas: [...this.#schemas.values()],
+          channels: [...this.#channels.values()],
+          stats,
+        };
+        this.#post({ op: "summary", id: 0, content }, 0);
       }
       this.#closed = true;
       await this.drain();
     } finally {
       this.#closed = true;
-      await this.#tail;
-      await this.#fh.close().catch(() => undefined);
+      this.#sink.hold(true);
+      const end = await this.#sink.close();
+      if (end >= 0n && this.#failure === undefined) this.#position = end;
     }
   }
 
-  #writeSummary(): void {
-    const r = this.#records;
-    // 0: "not computed", as the MCAP spec allows. Every chunk carries the CRC of its records, which is
-    // what readers and `bag repair` check; a second pass over every byte for the whole data section would
-    // cost as much again at 1 MiB frames.
-    r.writeDataEnd({ dataSectionCrc: 0 });
-    this.#emit(this.#takeRecords());
-    const summaryStart = this.#position;
-    const offsets: SummaryOffset[] = [];
-    const group = (opcode: Opcode, write: () => bigint): void => {
-      const start = this.#position + BigInt(r.length);
-      let length = 0n;
-      length += write();
-      if (length > 0n) offsets.push({ groupOpcode: opcode, groupStart: start, groupLength: length });
-    };
-    group(Opcode.SCHEMA, () => {
-      let n = 0n;
-      for (const s of this.#schemas.values()) n += r.writeSchema(s);
-      return n;
-    });
-    group(Opcode.CHANNEL, () => {
-      let n = 0n;
-      for (const c of this.#channels.values()) n += r.writeChannel(c);
-      return n;
-    });
-    this.#stats.messageCount = BigInt(this.#messages);
-    this.#channelCounts.forEach((n, id) => this.#stats.channelMessageCounts.set(id, BigInt(n)));
-    group(Opcode.STATISTICS, () => r.writeStatistics(this.#stats));
-    group(Opcode.METADATA_INDEX, () => {
-      let n = 0n;
-      for (const m of this.#metadataIndexes) n += r.writeMetadataIndex(m);
-      return n;
-    });
-    group(Opcode.CHUNK_INDEX, () => {
-      let n = 0n;
-      for (const c of this.#chunkIndexes) n += r.writeChunkIndex(c);
-      return n;
-    });
-    const summaryOffsetStart = this.#position + BigInt(r.length);
-    for (const o of offsets) r.writeSummaryOffset(o);
-    // The footer's CRC covers the summary up to and including the footer's own first fields.
-    const footerHead = Buffer.alloc(1 + 8 + 8 + 8);
-    footerHead.writeUInt8(Opcode.FOOTER, 0);
-    footerHead.writeBigUInt64LE(20n, 1);
-    footerHead.writeBigUInt64LE(summaryStart, 9);
-    footerHead.writeBigUInt64LE(summaryOffsetStart, 17);
-    const summaryCrc = crc32(footerHead, crc32(r.buffer));
-    r.writeFooter({ summaryStart, summaryOffsetStart, summaryCrc });
-    r.writeMagic();
-    const tail = this.#takeRecords();
-    this.#position += BigInt(tail.byteLength);
-    this.#queue([tail]);
+  /** Hands a request over, counting `bytes` as queued until it is acknowledged. */
+  #post(req: TailRequest & { id: number }, bytes: number): void {
+    const id = this.#nextId++;
+    req.id = id;
+    if (this.#inFlight.size === 0) this.#sink.hold(true);
+    this.#inFlight.set(id, bytes);
+    this.#queued += bytes;
+    this.#sink.post(req);
+  }
+
+  #reply(r: TailReply): void {
+    if (r.op === "ack") {
+      const bytes = this.#inFlight.get(r.id) ?? 0;
+      this.#inFlight.delete(r.id);
+      this.#queued -= bytes;
+      this.#position = r.position;
+    } else if (r.op === "failed") {
+      this.#failure ??= new MyelinError("ERR_STORAGE", `writing ${this.path} failed: ${r.message}`);
+    } else return;
+    if (this.#inFlight.size === 0 && !this.#closed) this.#sink.hold(false);
+    if (this.#inFlight.size === 0 || this.#failure !== undefined) {
+      const waiters = this.#drainWaiters;
+      this.#drainWaiters = [];
+      for (const w of waiters) w();
+    }
   }
 
   /** The records built so far, as a buffer of their own (the builder's is reused). */
@@ -370,85 +482,8 @@ export class McapFileWriter {
     return b;
   }
 
-  /** Queues data-section bytes, counted in the position. */
-  #emit(pieces: Uint8Array | Uint8Array[]): void {
-    const list = Array.isArray(pieces) ? pieces : [pieces];
-    for (const b of list) this.#position += BigInt(b.byteLength);
-    this.#queue(list);
-  }
-
-  /** Writes `pieces` after everything queued before, in one gathered write where possible. */
-  #queue(pieces: Uint8Array[]): void {
-    let total = 0;
-    for (const p of pieces) total += p.byteLength;
-    if (total === 0) return;
-    this.#queued += total;
-    this.#tail = this.#tail.then(async () => {
-      if (this.#failure !== undefined) return;
-      try {
-        let rest = pieces.filter((p) => p.byteLength > 0);
-        while (rest.length > 0) {
-          let { bytesWritten } = await this.#fh.writev(rest);
-          // A short write: drop what went out and write the remainder.
-          while (rest.length > 0 && bytesWritten >= rest[0]!.byteLength) {
-            bytesWritten -= rest[0]!.byteLength;
-            rest = rest.slice(1);
-          }
-          if (rest.length > 0 && bytesWritten > 0) rest[0] = rest[0]!.subarray(bytesWritten);
-        }
-      } catch (err) {
-        this.#failure = new MyelinError(
-          "ERR_STORAGE",
-          `writing ${this.path} failed: ${(err as Error).message}`,
-          {
-            cause: err,
-          },
-        );
-      } finally {
-        this.#queued -= total;
-      }
-    });
-  }
-
   #check(): void {
     if (this.#failure !== undefined) throw this.#failure;
     if (this.#closed) throw new ClosedError("ERR_CLOSED", `${this.path} is closed`);
   }
-}
-
-/** The header of a Chunk record (opcode, length and every field before the records' bytes). */
-function chunkHeader(
-  start: bigint,
-  end: bigint,
-  uncompressedSize: number,
-  uncompressedCrc: number,
-  compression: string,
-  recordsLength: number,
-): Buffer {
-  const name = Buffer.from(compression, "utf8");
-  const fields = 8 + 8 + 8 + 4 + 4 + name.byteLength + 8;
-  const b = Buffer.allocUnsafe(1 + 8 + fields);
-  let o = b.writeUInt8(Opcode.CHUNK, 0);
-  o = b.writeBigUInt64LE(BigInt(fields + recordsLength), o);
-  o = b.writeBigUInt64LE(start, o);
-  o = b.writeBigUInt64LE(end, o);
-  o = b.writeBigUInt64LE(BigInt(uncompressedSize), o);
-  o = b.writeUInt32LE(uncompressedCrc, o);
-  o = b.writeUInt32LE(name.byteLength, o);
-  o += name.copy(b, o);
-  b.writeBigUInt64LE(BigInt(recordsLength), o);
-  return b;
-}
-
-/**
- * True when a 64 KiB sample of the chunk compresses below {@link PROBE_RATIO}. The sample comes from its
- * largest piece: a frame's own bytes rather than the record headers around it.
- */
-function worthCompressing(pieces: readonly Uint8Array[]): boolean {
-  let largest = pieces[0]!;
-  for (const p of pieces) if (p.byteLength > largest.byteLength) largest = p;
-  if (largest.byteLength <= PROBE_BYTES) return true;
-  const mid = Math.floor((largest.byteLength - PROBE_BYTES) / 2);
-  const probe = largest.subarray(mid, mid + PROBE_BYTES);
-  return zstd.compress(probe, ZSTD_LEVEL).byteLength < PROBE_BYTES * PROBE_RATIO;
 }

@@ -65,6 +65,11 @@ export interface RecorderOptions extends TopicSelection {
   maxQueueBytes?: number;
   /** How often the store is asked for more of a durable topic once caught up, in ms (default 100). */
   pollMs?: number;
+  /**
+   * Checksum, compress and write chunks on a worker thread (default true), so that the thread
+   * receiving messages only encodes and copies them; false does it on the receiving thread.
+   */
+  writerThread?: boolean;
 }
 
 /** Counters of one recorded topic. */
@@ -112,6 +117,7 @@ const DEFAULTS = {
   chunkMs: 1000,
   maxQueueBytes: 512 * 1024 * 1024,
   pollMs: 100,
+  writerThread: true,
 };
 
 /**
@@ -298,6 +304,7 @@ export class Recorder extends EventEmitter<RecorderEvents> {
       compression: this.#opts.compression,
       chunkBytes: this.#opts.chunkBytes,
       library: "myelin",
+      thread: this.#opts.writerThread,
     });
   }
 

@@ -5,6 +5,9 @@ import { boolOpt, withNode, type CommandSpec } from "./common.js";
 import { describeQos, didYouMean, table } from "./format.js";
 
 const hidden = (n: NodeRecord): boolean => n.name.startsWith("_");
+/** A node's services without the runtime's own (`/_status/<node>`, `/_store/…`), as `service list` shows them. */
+const ownServices = (n: NodeRecord): NodeRecord["services"] =>
+  n.services.filter((s) => !s.service.startsWith("/_"));
 
 export const nodeListCommand: CommandSpec = {
   path: ["node", "list"],
@@ -41,7 +44,7 @@ export const nodeListCommand: CommandSpec = {
         n.host,
         String(n.pubs.length),
         String(n.subs.length),
-        String(n.services.length),
+        String(ownServices(n).length),
         n.endpoint,
       ]);
       for (const l of table(["NAME", "PID", "HOST", "PUBS", "SUBS", "SRVS", "ENDPOINT"], rows)) ctx.out(l);
@@ -89,8 +92,9 @@ export const nodeInfoCommand: CommandSpec = {
             `    ${s.topic}: ${s.type} (${describeQos(s.qos)}${s.group !== undefined ? `, group ${s.group}` : ""})`,
           );
         }
-        ctx.out(`  Services: ${n.services.length === 0 ? "none" : ""}`.trimEnd());
-        for (const s of n.services) ctx.out(`    ${s.service}: ${s.type}`);
+        const services = ownServices(n);
+        ctx.out(`  Services: ${services.length === 0 ? "none" : ""}`.trimEnd());
+        for (const s of services) ctx.out(`    ${s.service}: ${s.type}`);
       });
       return 0;
     });

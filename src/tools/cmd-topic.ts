@@ -3,6 +3,8 @@ import { MyelinError, ServiceError, TypeMismatchError } from "../errors.js";
 import { lookupType, type MessageType } from "../msgs/index.js";
 import { msgpackCodec, toJson } from "../codec/index.js";
 import {
+  fetchNodeStatus,
+  statusProtocol,
   graphServes,
   PROCESS_ID,
   STORE_PROTOCOL,
@@ -112,12 +114,14 @@ export const topicInfoCommand: CommandSpec = {
       const t = topicsOf(graph).find((x) => x.topic === topic);
       const durable = await durableInfo(node, graph, topic);
       if (t === undefined && durable === undefined) throw unknownTopic(topic, graph);
+      const flow = t === undefined ? [] : await flowLines(node, graph, t);
       if (boolOpt(inv, "json")) {
         ctx.out(
           JSON.stringify(
             {
               ...(t !== undefined ? topicJson(t) : { topic, type: durable!.type }),
               durable: durable ?? null,
+              flow,
             },
             null,
             2,
@@ -138,6 +142,10 @@ export const topicInfoCommand: CommandSpec = {
         list("Publishers", t.publishers);
         list("Subscribers", t.subscribers);
       }
+      if (flow.length > 0) {
+        ctx.out("Flow (from the nodes' status):");
+        for (const f of flow) ctx.out(`  ${f.line}`);
+      }
       if (durable !== undefined) {
         ctx.out(
           `Durable: sequence ${durable.first_seq}..${durable.last_seq}, ${durable.count} messages, ${durable.bytes} bytes on disk`,
@@ -154,6 +162,56 @@ export const topicInfoCommand: CommandSpec = {
     });
   },
 };
+
+/**
+ * What the nodes on topic `t` report about it (their `/_status/<node>`): per subscription its
+ * deadline, deadlines missed, silence and losses; per remote subscriber of a publisher its backlog,
+ * waits and drops. A node that serves no status or does not answer within 1.5 s is left out.
+ */
+async function flowLines(
+  node: Node,
+  graph: GraphSnapshot,
+  t: TopicView,
+): Promise<{ node: string; kind: "subscription" | "subscriber"; line: string; [k: string]: unknown }[]> {
+  const names = new Map(graph.nodes.map((n) => [n.id, n.name]));
+  const nodes = new Set([...t.publishers, ...t.subscribers].map((e) => e.node));
+  const out: { node: string; kind: "subscription" | "subscriber"; line: string; [k: string]: unknown }[] = [];
+  await Promise.all(
+    [...nodes].map(async (name) => {
+      const service = statusProtocol(name).status.service;
+      if (!graph.nodes.some((n) => n.name === name && n.services.some((s) => s.service === service))) return;
+      const st = await fetchNodeStatus(node, name, { timeoutMs: 1500 }).catch(() => undefined);
+      for (const s of st?.subscriptions ?? []) {
+        if (s.topic !== t.topic) continue;
+        const deadline =
+          s.deadlineMs > 0
+            ? `deadline ${s.deadlineMs} ms, ${s.deadlinesMissed} missed, silent ${(s.silentMs / 1000).toFixed(1)} s${s.silentMs > s.deadlineMs ? " (LATE)" : ""}; `
+            : "";
+        out.push({
+          ...s,
+          node: name,
+          kind: "subscription",
+          line: `${name} receives: ${deadline}${s.received} received, ${s.dropped} lost, ${s.pending} queued`,
+        });
+      }
+      for (const p of st?.publishers ?? []) {
+        if (p.topic !== t.topic) continue;
+        for (const r of p.subscribers) {
+          const sub = names.get(r.node) ?? r.node;
+          out.push({
+            ...r,
+            node: name,
+            kind: "subscriber",
+            publisher: p.id,
+            subscriber: sub,
+            line: `${p.id} → ${sub}: ${r.reliable ? "reliable" : "best-effort"}, backlog ${r.backlog} (${r.backlogBytes} bytes), publish waited ${r.waits}×, dropped ${r.dropped}`,
+          });
+        }
+      }
+    }),
+  );
+  return out.sort((a, b) => a.line.localeCompare(b.line));
+}
 
 /** `myelin topic find TYPE`: the topics of a message type, from the graph. */
 export const topicFindCommand: CommandSpec = {

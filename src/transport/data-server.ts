@@ -150,6 +150,8 @@ export class RemoteSubscriber {
   creditBytes: number;
   /** Messages dropped for this subscriber for lack of credit (best-effort only). */
   dropped = 0;
+  /** Times a publisher waited for this subscriber's backlog to shrink (reliable only). */
+  waits = 0;
   /** True once unsubscribed or its peer is gone. */
   closed = false;
   /** True if it ended because its peer was dropped for not reading (past `maxPeerBytes`). */

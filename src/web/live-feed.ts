@@ -6,11 +6,20 @@
  */
 import { hostname } from "node:os";
 import { rcl_interfaces } from "../msgs/index.js";
-import { createNode, STORE_PROTOCOL, type GraphSnapshot, type Node } from "../node/index.js";
+import {
+  createNode,
+  fetchNodeStatus,
+  statusProtocol,
+  STORE_PROTOCOL,
+  type GraphSnapshot,
+  type Node,
+  type NodeStatus,
+} from "../node/index.js";
 import { LOG_TOPIC, SUPERVISOR_PROTOCOL, type ProcessRow } from "../orchestrator/index.js";
 import { BRIDGE_PROTOCOL, GATEWAY_PROTOCOL, TWIN_PROTOCOL } from "../gateway/index.js";
 import { HUB_INFO_PROTOCOL } from "../hub/index.js";
 import { AlarmBook, type AlarmCondition } from "./alarms.js";
+import { flowAlarms, type FlowAlarmOptions, type FlowMemory } from "./flow-alarms.js";
 import { messageView } from "./message-view.js";
 import { ServiceCaller } from "./service-caller.js";
 import { TopicWatch, type TopicStats } from "./topic-watch.js";
@@ -47,6 +56,10 @@ export interface LiveFeedOptions {
   storeLowBytes?: number;
   /** A durable consumer this many messages behind raises an alarm (default 10000). */
   maxLag?: number;
+  /** A reliable subscriber with this many messages parked for its credit is slow (default 100). */
+  slowBacklog?: number;
+  /** How often the nodes' flow status is read while a page is open, in ms (default 2000). */
+  flowMs?: number;
   log?: (line: string) => void;
 }
 
@@ -58,6 +71,9 @@ const SLOW_MS = 2000;
 const GRAPH_MIN_MS = 300;
 /** A topic's drop alarm lasts this long after its last loss, in ms. */
 const DROPS_HOLD_MS = 10000;
+/** Node status calls in flight at once, and how long each may take, in ms. */
+const FLOW_PARALLEL = 8;
+const FLOW_TIMEOUT_MS = 1500;
 
 /** The level of a log line: the publisher's, raised when the text says error or warning. */
 export function logLevel(level: number, msg: string): number {
@@ -87,6 +103,8 @@ export class LiveFeed {
   readonly #last = new Map<string, Record<string, unknown>>();
   /** Per watched topic: its drops when last seen, and when they last rose (ms; 0: not since the watch began). */
   readonly #dropsSeen = new Map<string, { drops: number; at: number }>();
+  /** The flow alarms' counters between two polls of the nodes' status. */
+  readonly #flowMem: FlowMemory = new Map();
   /** Per process key: last pid and restart count, and when it last restarted (ms). */
   readonly #procSeen = new Map<string, { pid: number; restarts: number; restartedAt: number }>();
 
@@ -98,6 +116,8 @@ export class LiveFeed {
       logLines: opts.logLines ?? 2000,
       storeLowBytes: opts.storeLowBytes ?? 512 * 1024 * 1024,
       maxLag: opts.maxLag ?? 10000,
+      slowBacklog: opts.slowBacklog ?? 100,
+      flowMs: opts.flowMs ?? 2000,
       log: opts.log ?? (() => {}),
     };
   }
@@ -205,6 +225,7 @@ export class LiveFeed {
     every(STATS_MS, () => this.#sendStats(), "stats");
     every(SAMPLE_MS, () => this.#sendSamples(), "samples");
     every(SLOW_MS, () => this.#pollSlow(), "status");
+    every(this.#opts.flowMs, () => this.#pollFlow(), "flow");
     every(250, () => this.#flushLogs(), "logs");
     if (this.#logSub === undefined) {
       void this.node
@@ -400,6 +421,48 @@ export class LiveFeed {
         ),
       ),
     ]);
+  }
+
+  /**
+   * Reads the flow status of every node that serves one (`/_status/<node>`), a few at a time, and
+   * raises the missed-deadline, slow- and dropping-subscriber alarms (flow-alarms.ts). A node that
+   * does not answer in time is skipped this round.
+   */
+  async #pollFlow(): Promise<void> {
+    const g = this.graph();
+    if (g === undefined) return;
+    const names = new Map<string, string>();
+    const serving = new Set<string>();
+    for (const n of g.nodes) {
+      names.set(n.id, n.name);
+      if (n.name === this.node.name) continue;
+      const service = statusProtocol(n.name).status.service;
+      if (n.services.some((s) => s.service === service)) serving.add(n.name);
+    }
+    const todo = [...serving];
+    const statuses: NodeStatus[] = [];
+    const worker = async (): Promise<void> => {
+      for (let name = todo.shift(); name !== undefined; name = todo.shift()) {
+        try {
+          statuses.push(await fetchNodeStatus(this.node, name, { timeoutMs: FLOW_TIMEOUT_MS }));
+        } catch (err) {
+          this.#opts.log(`dashboard: status of ${name}: ${(err as Error).message}`);
+        }
+      }
+    };
+    await Promise.all(Array.from({ length: Math.min(FLOW_PARALLEL, todo.length) }, worker));
+    if (this.#closed) return;
+    const opts: Partial<FlowAlarmOptions> = { slowBacklog: this.#opts.slowBacklog, holdMs: DROPS_HOLD_MS };
+    const { conditions, topics } = flowAlarms(
+      statuses,
+      (id) => names.get(id),
+      this.#flowMem,
+      Date.now(),
+      opts,
+      (n) => n === this.node.name,
+    );
+    this.#broadcast({ t: "flow", at: Date.now(), topics }, false, "flow");
+    this.#alarm("flow", conditions);
   }
 
   async #pollStore(g: GraphSnapshot | undefined): Promise<void> {

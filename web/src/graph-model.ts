@@ -39,7 +39,10 @@ export interface GraphEdge {
   to: string;
   /** The topic the edge carries (the first, for a namespace). */
   topic: string;
-  kind: "pub" | "sub";
+  /** `durable`: from a durable topic to one of its named consumers (from the store's status). */
+  kind: "pub" | "sub" | "durable";
+  /** Durable edges: messages the consumer has not acknowledged yet. */
+  lag?: number;
 }
 
 export interface HostBand {
@@ -77,7 +80,20 @@ export interface LayoutOptions {
   topics: "auto" | "expand" | "group";
   /** Namespaces shown expanded despite grouping. */
   expanded: ReadonlySet<string>;
+  /** Durable topics and their consumers with their lag (the store's status), drawn as edges. */
+  durable?: readonly DurableConsumers[];
 }
+
+/** A durable topic's named consumers and how far behind each is, in messages. */
+export interface DurableConsumers {
+  topic: string;
+  type: string;
+  consumers: readonly string[];
+  lags: readonly number[];
+}
+
+/** The id of the box of durable consumer `name` of `topic`. */
+export const consumerBoxId = (topic: string, name: string): string => `c:${topic} ${name}`;
 
 const BOX_W = 170;
 const TOPIC_W = 190;
@@ -134,7 +150,34 @@ export function layoutGraph(g: GraphSnapshot | undefined, opts: LayoutOptions): 
     }
     boxOf.set(n.id, b);
   }
+  // ---- durable consumers: one box each, fed by its topic
+  const consumersOf = new Map<string, { box: GraphBox; lag: number }[]>();
+  for (const d of opts.durable ?? []) {
+    if (!opts.showInternal && isInternalTopic(d.topic)) continue;
+    d.consumers.forEach((name, i) => {
+      const box: GraphBox = {
+        id: consumerBoxId(d.topic, name),
+        label: `⛁ ${name}`,
+        host: "",
+        process: "",
+        pid: 0,
+        nodes: [],
+        services: [],
+        ready: true,
+        x: 0,
+        y: 0,
+        w: BOX_W,
+        h: 0,
+      };
+      boxes.push(box);
+      consumersOf.set(d.topic, [...(consumersOf.get(d.topic) ?? []), { box, lag: d.lags[i] ?? 0 }]);
+    });
+  }
   for (const b of boxes) {
+    if (b.id.startsWith("c:")) {
+      b.h = 34;
+      continue;
+    }
     if (b.nodes.length > 1) b.label = `${b.nodes.length} nodes, pid ${b.pid}`;
     const svcLines = Math.min(b.services.length, 3);
     b.h = 34 + (b.nodes.length > 1 ? Math.min(b.nodes.length, 4) * ROW : 0) + svcLines * ROW;
@@ -160,6 +203,9 @@ export function layoutGraph(g: GraphSnapshot | undefined, opts: LayoutOptions): 
       if (!topicType.has(d.topic)) topicType.set(d.topic, d.type);
       add(subsOf, d.topic, b);
     }
+  }
+  for (const d of opts.durable ?? []) {
+    if (consumersOf.has(d.topic) && !topicType.has(d.topic)) topicType.set(d.topic, d.type);
   }
   const allTopics = [...topicType.keys()].sort();
   const group = opts.topics === "group" || (opts.topics === "auto" && allTopics.length > 120);
@@ -208,6 +254,15 @@ export function layoutGraph(g: GraphSnapshot | undefined, opts: LayoutOptions): 
       edges.push({ from: gt.id, to: b.id, topic: t, kind: "sub" });
       seen.add(k);
     }
+    for (const c of consumersOf.get(t) ?? []) {
+      edges.push({ from: gt.id, to: c.box.id, topic: t, kind: "durable", lag: c.lag });
+    }
+  }
+  // a consumer box sits on the host of its topic's first publisher (or the first host)
+  const firstHost = boxes.find((b) => b.host !== "")?.host ?? "";
+  for (const [t, cs] of consumersOf) {
+    const pub = [...(pubsOf.get(t) ?? [])][0];
+    for (const c of cs) c.box.host = pub?.host ?? firstHost;
   }
   // ---- ranks: a box sits one layer after the boxes whose topics it reads
   const rank = new Map<string, number>(boxes.map((b) => [b.id, 0]));
@@ -215,7 +270,7 @@ export function layoutGraph(g: GraphSnapshot | undefined, opts: LayoutOptions): 
   const topicPubs = new Map<string, string[]>();
   for (const e of edges) if (e.kind === "pub") topicPubs.set(e.to, [...(topicPubs.get(e.to) ?? []), e.from]);
   for (const e of edges) {
-    if (e.kind !== "sub") continue;
+    if (e.kind === "pub") continue;
     for (const p of topicPubs.get(e.from) ?? [])
       if (p !== e.to) inputs.set(e.to, [...(inputs.get(e.to) ?? []), p]);
   }

@@ -14,6 +14,7 @@ import type {
   LogEntry,
   ProcessRow,
   Sample,
+  TopicFlow,
   TopicStats,
 } from "./types";
 
@@ -25,6 +26,8 @@ export interface LiveState {
   host: string;
   graph: GraphSnapshot | undefined;
   stats: Record<string, TopicStats>;
+  /** Per topic: subscribers' backlog, waits, drops and deadlines, from the nodes' status. */
+  flow: Record<string, TopicFlow>;
   samples: Record<string, Sample>;
   processes: { available: boolean; rows: ProcessRow[]; spec?: string } | undefined;
   logs: LogEntry[];
@@ -47,6 +50,7 @@ class LiveStore {
     host: "",
     graph: undefined,
     stats: {},
+    flow: {},
     samples: {},
     processes: undefined,
     logs: [],
@@ -108,6 +112,9 @@ class LiveStore {
         break;
       case "stats":
         this.#set({ stats: m["topics"] as Record<string, TopicStats>, updates });
+        break;
+      case "flow":
+        this.#set({ flow: m["topics"] as Record<string, TopicFlow>, updates });
         break;
       case "sample": {
         const sample = m as unknown as Sample;

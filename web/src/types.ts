@@ -136,3 +136,34 @@ export interface BridgeStatus {
   queue?: { messages?: number; bytes?: number; [k: string]: unknown };
   [k: string]: unknown;
 }
+/** One remote subscriber of a publisher as the publisher sees it (src/web/flow-alarms.ts). */
+export interface FlowSubscriberRow {
+  subscriber: string;
+  reliable: boolean;
+  group: string;
+  backlog: number;
+  backlogBytes: number;
+  waits: number;
+  dropped: number;
+  state: "ok" | "slow" | "dropping";
+}
+export interface FlowPublisherRow {
+  publisher: string;
+  published: number;
+  subscribers: FlowSubscriberRow[];
+}
+export interface FlowSubscriptionRow {
+  node: string;
+  received: number;
+  dropped: number;
+  pending: number;
+  deadlineMs: number;
+  deadlinesMissed: number;
+  silentMs: number;
+  late: boolean;
+}
+/** The flow of one topic: its publishers' subscribers and its subscriptions' deadlines. */
+export interface TopicFlow {
+  publishers: FlowPublisherRow[];
+  subscriptions: FlowSubscriptionRow[];
+}

@@ -15,8 +15,15 @@ export function GraphView(props: { onTopic: (t: string) => void }) {
   const [expanded, setExpanded] = useState<ReadonlySet<string>>(new Set());
   const [zoom, setZoom] = useState(1);
   const layout = useMemo(
-    () => layoutGraph(s.graph, { showInternal, processes, topics, expanded }),
-    [s.graph, showInternal, processes, topics, expanded],
+    () =>
+      layoutGraph(s.graph, {
+        showInternal,
+        processes,
+        topics,
+        expanded,
+        ...(s.durable?.available === true ? { durable: s.durable.topics } : {}),
+      }),
+    [s.graph, s.durable, showInternal, processes, topics, expanded],
   );
   const shown = useMemo(
     () =>
@@ -129,8 +136,13 @@ export function GraphView(props: { onTopic: (t: string) => void }) {
               const st = s.stats[e.topic];
               const single = (pos.get(e.kind === "pub" ? e.to : e.from) as GraphTopic).topics.length === 1;
               return (
-                <g key={`${e.from}>${e.to}`}>
+                <g key={`${e.from}>${e.to}`} data-edge={e.kind} data-lag={e.lag}>
                   <path class={`edge ${e.kind}`} d={d} marker-end="url(#arrow)" />
+                  {e.kind === "durable" ? (
+                    <text class="edge-label" x={(x1 + x2) / 2} y={(y1 + y2) / 2 - 4} text-anchor="middle">
+                      lag {e.lag}
+                    </text>
+                  ) : null}
                   {e.kind === "pub" && single && st !== undefined ? (
                     <text class="edge-label" x={(x1 + x2) / 2} y={(y1 + y2) / 2 - 4} text-anchor="middle">
                       {hz(st.hz)}
@@ -142,8 +154,9 @@ export function GraphView(props: { onTopic: (t: string) => void }) {
             {layout.boxes.map((b) => (
               <g
                 key={b.id}
-                class={`gnode${b.ready ? "" : " not-ready"}`}
-                data-node={b.nodes.join(" ")}
+                class={`gnode${b.ready ? "" : " not-ready"}${b.id.startsWith("c:") ? " consumer" : ""}`}
+                data-node={b.id.startsWith("c:") ? undefined : b.nodes.join(" ")}
+                data-consumer={b.id.startsWith("c:") ? b.label.slice(2) : undefined}
                 transform={`translate(${b.x},${b.y})`}
               >
                 <title>{`${b.nodes.join(", ")}\nhost ${b.host}, pid ${b.pid}\n${b.services.join("\n")}`}</title>
@@ -152,8 +165,9 @@ export function GraphView(props: { onTopic: (t: string) => void }) {
                   {b.label}
                 </text>
                 <text x={8} y={29} class="gnode-sub">
-                  pid {b.pid}
-                  {b.ready ? "" : " · not ready"}
+                  {b.id.startsWith("c:")
+                    ? "durable consumer"
+                    : `pid ${b.pid}${b.ready ? "" : " · not ready"}`}
                 </text>
                 {b.nodes.length > 1
                   ? b.nodes.slice(0, 4).map((n, i) => (

@@ -6,7 +6,7 @@ import { VirtualList } from "../components/VirtualList";
 import { bytes, clock, hz } from "../format";
 import { isHiddenNode, isInternalTopic } from "../graph-model";
 import { useLive, useWatch } from "../live";
-import type { GraphSnapshot, NodeRecord, TopicDecl } from "../types";
+import type { Alarm, GraphSnapshot, NodeRecord, TopicDecl, TopicFlow } from "../types";
 
 interface TopicRow {
   topic: string;
@@ -52,6 +52,96 @@ function numericPaths(v: unknown, prefix = "", out: [string, number][] = [], dep
   return out;
 }
 
+/** The alarms about `topic` (their subject starts with the topic's name). */
+export function topicAlarms(active: readonly Alarm[], topic: string): Alarm[] {
+  return active.filter((a) => a.subject === topic || a.subject.startsWith(`${topic} `));
+}
+
+/** Each subscriber's backlog, waits and drops as its publisher sees them, and each subscription's deadline. */
+function FlowTable(props: { flow: TopicFlow | undefined; alarms: Alarm[] }) {
+  const { flow, alarms } = props;
+  const rows = (flow?.publishers ?? []).flatMap((p) => p.subscribers.map((r) => ({ p, r })));
+  const deadlines = (flow?.subscriptions ?? []).filter((x) => x.deadlineMs > 0 || x.dropped > 0);
+  return (
+    <>
+      {alarms.length > 0 ? (
+        <ul class="alarm-list" data-testid="topic-alarms">
+          {alarms.map((a) => (
+            <li key={a.id} data-kind={a.kind}>
+              <span class={`pill ${a.severity}`}>{a.kind}</span> {a.message}
+            </li>
+          ))}
+        </ul>
+      ) : null}
+      <h3>Flow</h3>
+      {rows.length === 0 && deadlines.length === 0 ? (
+        <p class="muted">no remote subscriber, deadline or loss reported</p>
+      ) : null}
+      {rows.length > 0 ? (
+        <table class="table flow" data-testid="topic-flow">
+          <thead>
+            <tr>
+              <th>publisher</th>
+              <th>subscriber</th>
+              <th>QoS</th>
+              <th>backlog</th>
+              <th>waits</th>
+              <th>dropped</th>
+              <th>state</th>
+            </tr>
+          </thead>
+          <tbody>
+            {rows.map(({ p, r }) => (
+              <tr
+                key={p.publisher + r.subscriber + r.group}
+                data-state={r.state}
+                data-subscriber={r.subscriber}
+              >
+                <td>{p.publisher}</td>
+                <td>
+                  {r.subscriber}
+                  {r.group !== "" ? <span class="muted"> ({r.group})</span> : null}
+                </td>
+                <td>{r.reliable ? "reliable" : "best-effort"}</td>
+                <td>
+                  {r.backlog} <span class="muted">{bytes(r.backlogBytes)}</span>
+                </td>
+                <td>{r.waits}</td>
+                <td>{r.dropped}</td>
+                <td class={r.state === "ok" ? "ok" : "busy"}>{r.state}</td>
+              </tr>
+            ))}
+          </tbody>
+        </table>
+      ) : null}
+      {deadlines.length > 0 ? (
+        <table class="table flow" data-testid="topic-deadlines">
+          <thead>
+            <tr>
+              <th>subscription</th>
+              <th>deadline</th>
+              <th>missed</th>
+              <th>silent</th>
+              <th>dropped</th>
+            </tr>
+          </thead>
+          <tbody>
+            {deadlines.map((d) => (
+              <tr key={d.node} data-late={String(d.late)}>
+                <td>{d.node}</td>
+                <td>{d.deadlineMs > 0 ? `${d.deadlineMs} ms` : "-"}</td>
+                <td>{d.deadlinesMissed}</td>
+                <td class={d.late ? "busy" : ""}>{(d.silentMs / 1000).toFixed(1)} s</td>
+                <td>{d.dropped}</td>
+              </tr>
+            ))}
+          </tbody>
+        </table>
+      ) : null}
+    </>
+  );
+}
+
 function TopicDetail(props: { row: TopicRow }) {
   const s = useLive();
   const { row } = props;
@@ -86,6 +176,7 @@ function TopicDetail(props: { row: TopicRow }) {
         <span>{st === undefined ? "-" : `${st.drops} dropped`}</span>
         <span>{st === undefined ? "-" : `${st.received} received`}</span>
       </div>
+      <FlowTable flow={s.flow[row.topic]} alarms={topicAlarms(s.alarms.active, row.topic)} />
       <h3>Publishers</h3>
       <ul>
         {row.pubs.map((p) => (
@@ -196,10 +287,12 @@ export function TopicsView(props: { selected: string | undefined; onSelect: (t: 
           testid="topic-list"
           row={(r) => {
             const st = s.stats[r.topic];
+            const alarmed = topicAlarms(s.alarms.active, r.topic).length > 0;
             return (
               <div
-                class={`topic-grid trow${r.topic === props.selected ? " selected" : ""}`}
+                class={`topic-grid trow${r.topic === props.selected ? " selected" : ""}${alarmed ? " alarmed" : ""}`}
                 data-topic={r.topic}
+                data-alarm={alarmed ? "true" : undefined}
                 onClick={() => props.onSelect(r.topic)}
               >
                 <span class="mono">{r.topic}</span>
