@@ -286,6 +286,20 @@ test("render: specs and options that cannot be rendered are refused with the fie
       "bridges:\n  - { name: c, kind: nats, url: nats://h:4222, token: s3cret, mapping: [{ myelin: /a, external: a, type: std_msgs/String }] }\n",
     );
     refused(() => k8s(ok, { bridgeConfig: inline }), "bridges[0].token", "ConfigMap", "tokenEnv");
+    const saslInline = spec(
+      "sasl.yaml",
+      "bridges:\n  - { name: k, kind: kafka, url: 'h:9092', sasl: { mechanism: plain, username: u, password: p }, mapping: [{ myelin: /a, external: a, type: std_msgs/String }] }\n",
+    );
+    refused(() => k8s(ok, { bridgeConfig: saslInline }), "bridges[0].sasl.password", "sasl.passwordEnv");
+    const saslEnv = spec(
+      "sasl-env.yaml",
+      "bridges:\n  - { name: k, kind: kafka, url: 'h:9092', sasl: { mechanism: plain, username: u, passwordEnv: KAFKA_PW }, mapping: [{ myelin: /a, external: a, type: std_msgs/String }] }\n",
+    );
+    const hub = k8s(ok, { bridgeConfig: saslEnv }).find((o) => o.kind === "DaemonSet")!;
+    assert.match(
+      JSON.stringify(hub),
+      /"name":"KAFKA_PW","valueFrom":\{"secretKeyRef":\{"name":"myelin-secrets","key":"KAFKA_PW"\}\}/,
+    );
     const badBridge = spec(
       "bad-bridge.yaml",
       "bridges:\n  - { name: c, kind: kafka9, url: x, mapping: [] }\n",

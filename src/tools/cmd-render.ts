@@ -58,7 +58,7 @@ const COMMON_OPTIONS: Record<string, OptionSpec> = {
   "bridge-config": {
     type: "string",
     arg: "FILE",
-    help: "a bridge configuration (docs/bridges.md) the hub runs; its passwordEnv/passEnv/tokenEnv become Secret references",
+    help: "a bridge configuration (docs/bridges.md) the hub runs; its passwordEnv/passEnv/tokenEnv/sasl.passwordEnv become Secret references",
   },
   "gateway-config": {
     type: "string",

@@ -395,6 +395,9 @@ function secretEnvOf(b: BridgeConfig): { field: string; env: string }[] {
       break;
     case "amqp":
       break;
+    case "kafka":
+      add("sasl.passwordEnv", b.sasl?.passwordEnv);
+      break;
   }
   return out;
 }
@@ -446,13 +449,15 @@ function planHub(
     list.forEach((entry, i) => {
       const where = `${file}: bridges[${i}].`;
       const b = validateBridgeConfig(entry, where);
-      const inline = ["password", "pass", "token"].find(
-        (k) => (entry as Record<string, unknown>)[k] !== undefined,
-      );
+      const e = entry as Record<string, unknown>;
+      const sasl = e["sasl"] as Record<string, unknown> | undefined;
+      const inline =
+        ["password", "pass", "token"].find((k) => e[k] !== undefined) ??
+        (sasl?.["password"] !== undefined ? "sasl.password" : undefined);
       if (inline !== undefined) {
         fail(
           `${where}${inline}`,
-          `a secret written in the file would land in a ConfigMap; use ${inline === "password" ? "passwordEnv" : `${inline}Env`}: NAME and put NAME in the Secret ${opts.secretName ?? D.secretName}`,
+          `a secret written in the file would land in a ConfigMap; use ${inline}Env: NAME instead and put NAME in the Secret ${opts.secretName ?? D.secretName}`,
         );
       }
       for (const s of secretEnvOf(b)) {
