@@ -351,10 +351,7 @@ describe("Kafka bridge against librdkafka's mock cluster", { skip, timeout: 1200
 
         const b2 = startProc();
         const started = await b2.waitFor((l) => l.event === "started", 30000, "the second bridge starting");
-        assert.ok(
-          (started["recovered"] as number) > 0 || upAtKill >= N,
-          "unacknowledged messages were found on disk",
-        );
+
         await until(
           () => new Set(up.map((m) => m.text)).size >= N && new Set(down).size >= N,
           60000,

@@ -22,14 +22,16 @@
  * group waits up to `sessionTimeoutMs` for the dead member before it hands its partitions over),
  * so outbound messages flow meanwhile.
  */
-import kafkajs from "kafkajs";
 import type { Consumer, Kafka, KafkaConfig, Message, Producer, SASLOptions } from "kafkajs";
 import { MyelinError } from "../errors.js";
 import type { KafkaBridgeConfig } from "./bridge-config.js";
 import type { BrokerLink, LinkHandlers, OutgoingMessage } from "./bridge.js";
 import type { TopicMap } from "./mapping.js";
 
-const { Kafka: KafkaClient, logLevel, Partitioners } = kafkajs;
+/** kafkajs, loaded on the first connection (so processes without a Kafka bridge never load it). */
+async function loadKafkajs(): Promise<typeof import("kafkajs")> {
+  return (await import("kafkajs")).default;
+}
 
 /** Header naming the bridge that produced a message. */
 export const KAFKA_ORIGIN_HEADER = "myelin-bridge";
@@ -83,7 +85,8 @@ export class KafkaLink implements BrokerLink {
     return this.#cfg.groupId ?? `myelin-${this.#cfg.name}`;
   }
 
-  #client(timeoutMs: number): Kafka {
+  #client(kafkajs: typeof import("kafkajs"), timeoutMs: number): Kafka {
+    const { Kafka: KafkaClient, logLevel } = kafkajs;
     const c = this.#cfg;
     const { brokers, tls } = kafkaBrokers(c.url);
     const opts: KafkaConfig = {
@@ -120,7 +123,8 @@ export class KafkaLink implements BrokerLink {
       h.disconnected(err);
     };
     this.#lost = lost;
-    const kafka = this.#client(timeoutMs);
+    const kafkajs = await loadKafkajs();
+    const kafka = this.#client(kafkajs, timeoutMs);
     const needsProducer = this.#map.rules.some((r) => r.direction !== "in");
     const subs = this.#map.externalSubscriptions();
     try {
@@ -129,7 +133,7 @@ export class KafkaLink implements BrokerLink {
           idempotent: true,
           maxInFlightRequests: 1,
           allowAutoTopicCreation: false,
-          createPartitioner: Partitioners.DefaultPartitioner,
+          createPartitioner: kafkajs.Partitioners.DefaultPartitioner,
           retry: { retries: 3, initialRetryTime: 100, maxRetryTime: 1000 },
         });
         this.#producer = producer;

@@ -14,8 +14,6 @@ import {
   type Invocation,
   type OptionSpec,
 } from "./common.js";
-import { composeYaml, renderCompose } from "./render-compose.js";
-import { kubernetesFileName, kubernetesYaml, renderKubernetes } from "./render-k8s.js";
 import { planRender, RENDER_DEFAULTS, type RenderOptions, type RenderPlan } from "./render-plan.js";
 
 const COMMON_OPTIONS: Record<string, OptionSpec> = {
@@ -167,7 +165,9 @@ export const renderK8sCommand: CommandSpec = {
     "myelin render k8s myelin.yaml --bridge-config bridges.yaml --secret-name site-a-creds",
   ],
   connects: false,
-  run(ctx, inv) {
+  async run(ctx, inv) {
+    // kubernetes-models is large: loaded only when rendering.
+    const { kubernetesFileName, kubernetesYaml, renderKubernetes } = await import("./render-k8s.js");
     const p = plan(inv, "render k8s");
     const objects = renderKubernetes(p);
     notes(ctx, p);
@@ -199,7 +199,8 @@ export const renderComposeCommand: CommandSpec = {
     "myelin render compose examples/system/myelin.yaml --root . --myelin-dir /app -o /tmp/demo",
   ],
   connects: false,
-  run(ctx, inv) {
+  async run(ctx, inv) {
+    const { composeYaml, renderCompose } = await import("./render-compose.js");
     const p = plan(inv, "render compose");
     const r = renderCompose(p);
     notes(ctx, p);
@@ -214,6 +215,6 @@ export const renderComposeCommand: CommandSpec = {
       }
       ctx.out(composeYaml(r).replace(/\n$/, ""));
     } else write(ctx, dir, [["compose.yaml", composeYaml(r)], ...Object.entries(r.files)]);
-    return Promise.resolve(0);
+    return 0;
   },
 };

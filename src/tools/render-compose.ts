@@ -6,8 +6,13 @@
  * health check, memory and open-file limits and dependencies. Reference: docs/render.md.
  */
 import { stringify as stringifyYaml } from "yaml";
-import { prepareDirsScript } from "./render-k8s.js";
-import { RENDER_DEFAULTS, type PlannedProbe, type PlannedWorkload, type RenderPlan } from "./render-plan.js";
+import {
+  prepareDirsScript,
+  RENDER_DEFAULTS,
+  type PlannedProbe,
+  type PlannedWorkload,
+  type RenderPlan,
+} from "./render-plan.js";
 
 /** A rendered Compose project: the file and the configuration files it refers to. */
 export interface ComposeRendering {

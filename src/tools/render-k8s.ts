@@ -22,7 +22,13 @@ import { Deployment } from "kubernetes-models/apps/v1/Deployment";
 import { StatefulSet } from "kubernetes-models/apps/v1/StatefulSet";
 import { Job } from "kubernetes-models/batch/v1/Job";
 import { MyelinError } from "../errors.js";
-import { RENDER_DEFAULTS, type PlannedProbe, type PlannedWorkload, type RenderPlan } from "./render-plan.js";
+import {
+  prepareDirsScript,
+  RENDER_DEFAULTS,
+  type PlannedProbe,
+  type PlannedWorkload,
+  type RenderPlan,
+} from "./render-plan.js";
 
 /** One rendered object, as plain JSON (apiVersion, kind, metadata, spec, …). */
 export interface K8sObject {
@@ -123,11 +129,6 @@ function affinityOf(placement: string[]): { nodeSelector?: Record<string, string
       },
     },
   };
-}
-
-/** The shell script that gives the runtime and data directories to `uid` (0700, as the hub wants them). */
-export function prepareDirsScript(uid: number): string {
-  return `chown ${uid}:${uid} ${D.runtimeDir} ${D.dataDir} && chmod 0700 ${D.runtimeDir} ${D.dataDir}`;
 }
 
 function securityOf(plan: RenderPlan): NonNullable<IPodSpec["securityContext"]> {

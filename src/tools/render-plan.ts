@@ -68,6 +68,11 @@ export const RENDER_DEFAULTS = {
   keysDir: "/etc/myelin/keys",
 } as const;
 
+/** The shell script that gives the runtime and data directories to `uid` (0700, as the hub wants them). */
+export function prepareDirsScript(uid: number): string {
+  return `chown ${uid}:${uid} ${RENDER_DEFAULTS.runtimeDir} ${RENDER_DEFAULTS.dataDir} && chmod 0700 ${RENDER_DEFAULTS.runtimeDir} ${RENDER_DEFAULTS.dataDir}`;
+}
+
 /** A health probe in target-neutral form. Times in whole seconds (Kubernetes' unit), at least 1. */
 export type PlannedProbe = (
   | { kind: "exec"; command: string[] }
