@@ -1,7 +1,7 @@
 /**
  * A Kafka cluster for the Kafka bridge's tests: librdkafka's mock cluster (Debian's
  * librdkafka-dev ships rdkafka_mock.h), started by a small C helper (fixtures/kafka-mock-cluster.c,
- * compiled here with gcc into a temp directory, once per source version) on loopback.
+ * compiled here with gcc into a temp directory, once per test process) on loopback.
  *
  * librdkafka 2.0's mock cluster reports controller id 0 in its Metadata answers, a broker it does
  * not have (its brokers are 1..N); kafkajs asks the controller for an idempotent producer's id and
@@ -11,8 +11,7 @@
  * of real Kafka, whose Metadata names a real controller.
  */
 import { spawn, spawnSync, type ChildProcessWithoutNullStreams } from "node:child_process";
-import { createHash } from "node:crypto";
-import { existsSync, mkdirSync, readFileSync, renameSync } from "node:fs";
+import { existsSync, mkdtempSync, rmSync } from "node:fs";
 import { createServer, connect as tcpConnect, type Server, type Socket } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -30,18 +29,20 @@ export function kafkaMockUnavailable(): string | undefined {
   return undefined;
 }
 
-/** Compiles the helper (once per version of its source) and returns the binary's path. */
+let compiled: string | undefined;
+
+/**
+ * Compiles the helper once per test process into a temp directory, removed when the process
+ * exits, and returns the binary's path.
+ */
 function helperBinary(): string {
-  const src = readFileSync(SOURCE);
-  const hash = createHash("sha256").update(src).digest("hex").slice(0, 12);
-  const dir = join(tmpdir(), `myelin-kafka-mock-${process.getuid?.() ?? 0}`);
-  const bin = join(dir, `kafka-mock-cluster-${hash}`);
-  if (existsSync(bin)) return bin;
-  mkdirSync(dir, { recursive: true, mode: 0o700 });
-  const tmp = `${bin}.${process.pid}`;
-  const r = spawnSync("gcc", ["-O1", "-Wall", "-o", tmp, SOURCE, "-lrdkafka"], { encoding: "utf8" });
+  if (compiled !== undefined) return compiled;
+  const dir = mkdtempSync(join(tmpdir(), "myelin-kafka-mock-"));
+  process.once("exit", () => rmSync(dir, { recursive: true, force: true }));
+  const bin = join(dir, "kafka-mock-cluster");
+  const r = spawnSync("gcc", ["-O1", "-Wall", "-o", bin, SOURCE, "-lrdkafka"], { encoding: "utf8" });
   if (r.status !== 0) throw new Error(`compiling ${SOURCE} failed: ${r.stderr}`);
-  renameSync(tmp, bin); // atomic: a concurrent test sees a whole binary or none
+  compiled = bin;
   return bin;
 }
 
