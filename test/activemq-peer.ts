@@ -38,6 +38,7 @@ export class ActiveMq {
     tmp: { dir: string; [Symbol.dispose](): void },
   ) {
     this.#tmp = tmp;
+    process.once("exit", this.#removeTmp);
     const d = tmp.dir;
     for (const sub of ["conf", "data", "tmp", "lib"]) mkdirSync(join(d, sub));
     // The instance's lib/ is on ActiveMQ's extension class path: the MQTT codec goes there.
@@ -105,6 +106,10 @@ export class ActiveMq {
       { cwd: d, stdio: ["ignore", "pipe", "pipe"] },
     );
     this.#child = child;
+    // Never outlive the test process, even when it dies before close(): a JVM would stay behind.
+    const reap = (): void => void child.kill("SIGKILL");
+    process.once("exit", reap);
+    child.once("exit", () => process.off("exit", reap));
     const keep = (b: Buffer): void => {
       this.#output.push(b.toString());
       if (this.#output.length > 100) this.#output.shift();
@@ -137,7 +142,10 @@ export class ActiveMq {
   }
 
   async [Symbol.asyncDispose](): Promise<void> {
+    process.off("exit", this.#removeTmp);
     await this.stop("SIGKILL");
     this.#tmp[Symbol.dispose]();
   }
+
+  readonly #removeTmp = (): void => this.#tmp[Symbol.dispose]();
 }
