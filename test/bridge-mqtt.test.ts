@@ -7,54 +7,15 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import mqtt from "mqtt";
 import { Hub } from "../src/hub/index.js";
 import { createNode } from "../src/node/index.js";
 import { std_msgs } from "../src/msgs/index.js";
 import type { MqttBridgeConfig } from "../src/gateway/bridge-config.js";
 import { startBridge } from "../src/gateway/bridge-host.js";
-import {
-  bridgeConformance,
-  Collected,
-  type ExternalClient,
-  type PeerUnderTest,
-} from "./bridge-conformance.js";
+import { bridgeConformance, type PeerUnderTest } from "./bridge-conformance.js";
 import { Mosquitto } from "./bridge-peers.js";
+import { mqttExternal } from "./mqtt-external.js";
 import { tempRuntime, until } from "./helpers.js";
-
-let clients = 0;
-
-async function mqttExternal(url: string, protocolVersion: 4 | 5 = 4): Promise<ExternalClient> {
-  const opened: mqtt.MqttClient[] = [];
-  const open = async (): Promise<mqtt.MqttClient> => {
-    const c = await mqtt.connectAsync(url, {
-      clientId: `ext-${process.pid}-${++clients}`,
-      clean: false,
-      protocolVersion,
-      reconnectPeriod: 100,
-      ...(protocolVersion === 5 ? { properties: { sessionExpiryInterval: 600 } } : {}),
-    });
-    c.on("error", () => undefined);
-    opened.push(c);
-    return c;
-  };
-  const publisher = await open();
-  return {
-    async publish(topic, payload) {
-      await publisher.publishAsync(topic, Buffer.from(payload), { qos: 1 });
-    },
-    async collect(pattern) {
-      const c = await open();
-      const got = new Collected();
-      c.on("message", (topic, payload) => got.push(topic, payload));
-      await c.subscribeAsync(pattern, { qos: 1 });
-      return got;
-    },
-    async close() {
-      await Promise.all(opened.map((c) => c.endAsync(true)));
-    },
-  };
-}
 
 function mqttPeer(protocolVersion: 4 | 5): () => Promise<PeerUnderTest> {
   return async () => {

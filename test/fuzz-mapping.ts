@@ -12,6 +12,7 @@ const WILD: Record<ExternalSyntax, { one: string; rest: string; sep: string }> =
   mqtt: { one: "+", rest: "#", sep: "/" },
   nats: { one: "*", rest: ">", sep: "." },
   amqp: { one: "*", rest: "#", sep: "." },
+  kafka: { one: "*", rest: "#", sep: "." },
 };
 
 /** Shape of a pattern: levels (literal, or "+" for one level), maybe a trailing `#`. */

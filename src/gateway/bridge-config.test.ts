@@ -60,11 +60,11 @@ test("bridge config: errors name the file, the entry and the field, and what is 
   badConfig("bridges: []", /bridges\.yaml: bridges: must be a non-empty list/);
   badConfig(
     "bridges:\n  - { name: x, url: mqtt://h, mapping: [] }",
-    /bridges\[0\]\.kind: is required: mqtt, nats or amqp/,
+    /bridges\[0\]\.kind: is required: mqtt, nats, amqp or kafka/,
   );
   badConfig(
-    "bridges:\n  - { name: x, kind: kafka, url: h }",
-    /bridges\[0\]\.kind: must be one of mqtt, nats, amqp/,
+    "bridges:\n  - { name: x, kind: pulsar, url: h }",
+    /bridges\[0\]\.kind: must be one of mqtt, nats, amqp, kafka/,
   );
   badConfig(
     `bridges:\n  - name: x\n    kind: mqtt\n    url: http://h\n${mapping.replace("a.*", "a/+")}`,

@@ -21,7 +21,7 @@ import { GATEWAY_ERRORS_TOPIC } from "./gateway-protocol.js";
 import { TopicMap, type ExternalSyntax, type MappingSpec } from "./mapping.js";
 
 /** The broker kinds a bridge speaks. */
-export type BridgeKind = "mqtt" | "nats" | "amqp";
+export type BridgeKind = "mqtt" | "nats" | "amqp" | "kafka";
 
 /** The offline queue of a bridge: where QoS 1/2 (confirmed) messages wait for the broker's ack. */
 export interface BridgeQueueConfig {
@@ -128,11 +128,44 @@ export interface AmqpBridgeConfig extends BridgeConfigBase {
   heartbeatSec?: number;
 }
 
+/** SASL authentication of a Kafka bridge. */
+export interface KafkaSaslConfig {
+  mechanism: "plain" | "scram-sha-256" | "scram-sha-512";
+  username: string;
+  password?: string;
+  /** Name of an environment variable holding the password (instead of `password`). */
+  passwordEnv?: string;
+}
+
+/**
+ * A bridge to Apache Kafka (kafkajs): out, an idempotent producer with `acks: all`; in, a consumer
+ * group whose offsets are committed only after the message was published into Myelin.
+ */
+export interface KafkaBridgeConfig extends BridgeConfigBase {
+  kind: "kafka";
+  /** Client id (default `myelin-<name>`). */
+  clientId?: string;
+  /** Consumer group of the inbound rules (default `myelin-<name>`). */
+  groupId?: string;
+  /** A new consumer group starts at the oldest message (true) or after the newest (false, default). */
+  fromBeginning?: boolean;
+  /** TLS to the brokers (default false; true with a `kafkas://` URL). */
+  tls?: boolean;
+  sasl?: KafkaSaslConfig;
+  /** Consumer group session timeout, in ms (default 30000). */
+  sessionTimeoutMs?: number;
+}
+
 /** One bridge. */
-export type BridgeConfig = MqttBridgeConfig | NatsBridgeConfig | AmqpBridgeConfig;
+export type BridgeConfig = MqttBridgeConfig | NatsBridgeConfig | AmqpBridgeConfig | KafkaBridgeConfig;
 
 /** The external topic syntax of each broker kind. */
-export const SYNTAX_OF: Record<BridgeKind, ExternalSyntax> = { mqtt: "mqtt", nats: "nats", amqp: "amqp" };
+export const SYNTAX_OF: Record<BridgeKind, ExternalSyntax> = {
+  mqtt: "mqtt",
+  nats: "nats",
+  amqp: "amqp",
+  kafka: "kafka",
+};
 
 const COMMON_KEYS = [
   "name",
@@ -157,6 +190,7 @@ const KIND_KEYS: Record<BridgeKind, string[]> = {
   ],
   nats: ["user", "pass", "passEnv", "token", "tokenEnv", "jetstream"],
   amqp: ["exchange", "declareExchange", "inboundQueue", "prefetch", "heartbeatSec"],
+  kafka: ["clientId", "groupId", "fromBeginning", "tls", "sasl", "sessionTimeoutMs"],
 };
 
 type Obj = Record<string, unknown>;
@@ -245,8 +279,8 @@ function setIf<T extends object, K extends keyof T>(target: T, key: K, v: T[K] |
 export function validateBridgeConfig(value: unknown, where = ""): BridgeConfig {
   const c: Checker = new Checker(where);
   const o = c.obj(value, "");
-  const kind = c.oneOf(o, "kind", "", ["mqtt", "nats", "amqp"] as const);
-  if (kind === undefined) c.fail("kind", "is required: mqtt, nats or amqp");
+  const kind = c.oneOf(o, "kind", "", ["mqtt", "nats", "amqp", "kafka"] as const);
+  if (kind === undefined) c.fail("kind", "is required: mqtt, nats, amqp or kafka");
   c.keys(o, "", [...COMMON_KEYS, ...KIND_KEYS[kind]]);
   const name = c.str(o, "name", "", {
     required: true,
@@ -258,11 +292,15 @@ export function validateBridgeConfig(value: unknown, where = ""): BridgeConfig {
     mqtt: /^(mqtts?|wss?|tcp|tls):\/\//,
     nats: /^(nats|tls|wss?):\/\/|^[^:/]+(:\d+)?$/,
     amqp: /^amqps?:\/\//,
+    kafka: /^(kafkas?:\/\/)?[^\s,/:]+:\d+(,[^\s,/:]+:\d+)*$/,
   };
   if (!schemes[kind].test(url)) {
-    const ex = { mqtt: "mqtt://host:1883", nats: "nats://host:4222", amqp: "amqp://user:pass@host:5672" }[
-      kind
-    ];
+    const ex = {
+      mqtt: "mqtt://host:1883",
+      nats: "nats://host:4222",
+      amqp: "amqp://user:pass@host:5672",
+      kafka: "kafka://broker1:9092,broker2:9092",
+    }[kind];
     c.fail("url", `${show(url)} is not a ${kind} URL, e.g. ${ex}`);
   }
   const base: BridgeConfigBase = { name, kind, url, mapping: [] };
@@ -387,6 +425,49 @@ export function validateBridgeConfig(value: unknown, where = ""): BridgeConfig {
       setIf(a, "prefetch", c.int(o, "prefetch", "", 1, 65535));
       setIf(a, "heartbeatSec", c.int(o, "heartbeatSec", "", 0, 3600));
       out = a;
+      break;
+    }
+    case "kafka": {
+      const k: KafkaBridgeConfig = { ...base, kind };
+      const id = { re: /^[A-Za-z0-9._-]{1,249}$/, hint: "letters, digits, '.', '_', '-'" };
+      setIf(k, "clientId", c.str(o, "clientId", "", id));
+      setIf(k, "groupId", c.str(o, "groupId", "", id));
+      setIf(k, "fromBeginning", c.bool(o, "fromBeginning", ""));
+      setIf(k, "tls", c.bool(o, "tls", ""));
+      setIf(k, "sessionTimeoutMs", c.int(o, "sessionTimeoutMs", "", 6000, 300000));
+      if (o["sasl"] !== undefined) {
+        const so = c.obj(o["sasl"], "sasl");
+        c.keys(so, "sasl.", ["mechanism", "username", "password", "passwordEnv"]);
+        const mechanism = c.oneOf(so, "mechanism", "sasl.", [
+          "plain",
+          "scram-sha-256",
+          "scram-sha-512",
+        ] as const);
+        if (mechanism === undefined)
+          c.fail("sasl.mechanism", "is required: plain, scram-sha-256 or scram-sha-512");
+        const sasl: KafkaSaslConfig = {
+          mechanism,
+          username: c.str(so, "username", "sasl.", { required: true })!,
+        };
+        setIf(sasl, "password", c.str(so, "password", "sasl."));
+        setIf(sasl, "passwordEnv", c.str(so, "passwordEnv", "sasl."));
+        if (sasl.password === undefined && sasl.passwordEnv === undefined)
+          c.fail(
+            "sasl.password",
+            "is required (or sasl.passwordEnv: the name of an environment variable holding it)",
+          );
+        k.sasl = sasl;
+      }
+      mapping.forEach((r, i) => {
+        if (r.qos === 0 || r.qos === 2) {
+          c.fail(
+            `mapping[${i}].qos`,
+            `Kafka rules are at least once (qos 1: acks=all out, committed offsets in); remove qos or set 1`,
+          );
+        }
+        r.qos = 1;
+      });
+      out = k;
       break;
     }
   }

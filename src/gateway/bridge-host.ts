@@ -9,6 +9,7 @@ import { createNode, type Node } from "../node/index.js";
 import { loadBridgeConfig, validateBridgeConfig, type BridgeConfig } from "./bridge-config.js";
 import { BridgeEngine, bridgeQueueDir, type Bridge, type BridgeStatus, type BrokerLink } from "./bridge.js";
 import { AmqpLink } from "./bridge-amqp.js";
+import { KafkaLink } from "./bridge-kafka.js";
 import { MqttLink } from "./bridge-mqtt.js";
 import { NatsLink } from "./bridge-nats.js";
 import { serveBridgeStatus } from "./bridge-protocol.js";
@@ -33,6 +34,8 @@ export function createLink(config: BridgeConfig): BrokerLink {
       return new NatsLink(config, map);
     case "amqp":
       return new AmqpLink(config, map);
+    case "kafka":
+      return new KafkaLink(config, map);
   }
 }
 

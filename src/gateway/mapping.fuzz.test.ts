@@ -26,7 +26,7 @@ import {
 } from "./mapping.js";
 
 const SYNTAXES: ExternalSyntax[] = ["mqtt", "nats", "amqp"];
-const SEP: Record<ExternalSyntax, string> = { mqtt: "/", nats: ".", amqp: "." };
+const SEP: Record<ExternalSyntax, string> = { mqtt: "/", nats: ".", amqp: ".", kafka: "." };
 const prefixArb = fc.option(fc.array(levelArb, { minLength: 1, maxLength: 2 }), { nil: undefined });
 
 test("fuzz: a topic maps out and back in to itself", () => {

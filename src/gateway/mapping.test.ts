@@ -115,7 +115,7 @@ test("bad rules are refused naming the entry and field", () => {
     /mapping\[0\]\.external/,
   );
   throwsConfig(() => new TopicMap([ok], { syntax: "mqtt", sitePrefix: "a/+" }), /sitePrefix/);
-  throwsConfig(() => new TopicMap([ok], { syntax: "kafka" as "mqtt" }), /syntax/);
+  throwsConfig(() => new TopicMap([ok], { syntax: "pulsar" as "mqtt" }), /syntax/);
 });
 
 test("decodeExternal validates JSON against the type and never throws; encodeExternal round-trips", () => {

@@ -19,8 +19,12 @@ import { fromJson, toJson } from "../codec/index.js";
 export type MappingDirection = "in" | "out" | "both";
 /** How an external payload is read: JSON checked against the type, or the bytes as they are. */
 export type PayloadFormat = "json" | "raw";
-/** Wildcards and separators of the external side: mqtt `+ # /`; nats `* > .`; amqp `* # .`. */
-export type ExternalSyntax = "mqtt" | "nats" | "amqp";
+/**
+ * Wildcards and separators of the external side: mqtt `+ # /`; nats `* > .`; amqp `* # .`;
+ * kafka `* # .` (a Kafka topic name is one string of letters, digits, `.`, `_` and `-`; its
+ * `.`-separated parts are the levels).
+ */
+export type ExternalSyntax = "mqtt" | "nats" | "amqp" | "kafka";
 
 /** One mapping rule, as written in a configuration file. */
 export interface MappingSpec {
@@ -76,7 +80,11 @@ const SYNTAX: Record<ExternalSyntax, SyntaxDef> = {
   mqtt: { sep: "/", one: "+", rest: "#", forbidden: /[+#\u0000]/, emptyLevels: true },
   nats: { sep: ".", one: "*", rest: ">", forbidden: /[*>\s]/, emptyLevels: false },
   amqp: { sep: ".", one: "*", rest: "#", forbidden: /[*#]/, emptyLevels: true },
+  kafka: { sep: ".", one: "*", rest: "#", forbidden: /[^A-Za-z0-9_-]/, emptyLevels: false },
 };
+
+/** The longest Kafka topic name, in characters. */
+const KAFKA_TOPIC_MAX = 249;
 
 /** A valid level of a Myelin topic name. */
 const MYELIN_LEVEL = /^[A-Za-z0-9_.~-]+$/;
@@ -141,6 +149,13 @@ function parseExternal(p: unknown, syn: SyntaxDef, syntax: ExternalSyntax, index
     }
     if (s === "" && !syn.emptyLevels) {
       throw bad(index, "external", `${showValue(p, 120)} has an empty level; ${syntax} does not allow one`);
+    }
+    if (syntax === "kafka" && syn.forbidden.test(s) && !/[*#]/.test(s)) {
+      throw bad(
+        index,
+        "external",
+        `level ${showValue(s, 120)} of ${showValue(p, 120)} is not valid in a Kafka topic name: use letters, digits, '_' and '-' (levels are separated by '.')`,
+      );
     }
     if (syn.forbidden.test(s)) {
       throw bad(
@@ -223,10 +238,10 @@ export class TopicMap {
    */
   constructor(specs: readonly MappingSpec[], opts: TopicMapOptions) {
     const syntax = opts?.syntax;
-    if (syntax !== "mqtt" && syntax !== "nats" && syntax !== "amqp") {
+    if (syntax !== "mqtt" && syntax !== "nats" && syntax !== "amqp" && syntax !== "kafka") {
       throw new MyelinError(
         "ERR_BAD_CONFIG",
-        `mapping syntax ${showValue(syntax, 120)} is not known: use mqtt, nats or amqp`,
+        `mapping syntax ${showValue(syntax, 120)} is not known: use mqtt, nats, amqp or kafka`,
       );
     }
     if (!Array.isArray(specs)) {
@@ -405,10 +420,18 @@ export class TopicMap {
       const caps = c.myelinExact !== undefined ? [] : match(c.myelin, levels);
       if (caps === undefined) continue;
       const out = fill(c.external, caps);
-      // A Myelin level holding the external separator (a '.' towards NATS/AMQP) cannot be carried.
-      if (out.some((l) => l.includes(this.#syn.sep) || (l === "" && !this.#syn.emptyLevels))) continue;
+      // A Myelin level holding the external separator (a '.' towards NATS/AMQP) or a character the
+      // broker refuses (a '~' towards Kafka) cannot be carried.
+      if (
+        out.some(
+          (l) =>
+            l.includes(this.#syn.sep) || (l === "" && !this.#syn.emptyLevels) || this.#syn.forbidden.test(l),
+        )
+      )
+        continue;
       if (out.length === 0 && this.#prefixWithSep === "") continue;
       const tail = out.join(this.#syn.sep);
+      if (this.syntax === "kafka" && this.#prefixWithSep.length + tail.length > KAFKA_TOPIC_MAX) continue;
       return {
         externalTopic: out.length === 0 ? this.sitePrefix : this.#prefixWithSep + tail,
         rule: c.rule,

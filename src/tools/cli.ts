@@ -11,6 +11,7 @@ import { hubCommand } from "./cmd-hub.js";
 import { dashboardCommand } from "./cmd-dashboard.js";
 import { gatewayHashPasswordCommand, gatewayStatusCommand } from "./cmd-gateway.js";
 import { bridgeStatusCommand } from "./cmd-bridge.js";
+import { renderComposeCommand, renderK8sCommand } from "./cmd-render.js";
 import { foxgloveStatusCommand } from "./cmd-foxglove.js";
 import {
   twinDeleteCommand,
@@ -123,6 +124,8 @@ export const COMMANDS: readonly CommandSpec[] = [
   twinDeleteCommand,
   twinWatchCommand,
   bridgeStatusCommand,
+  renderK8sCommand,
+  renderComposeCommand,
   recordCommand,
   playCommand,
   bagInfoCommand,
@@ -171,6 +174,13 @@ const GROUPS: Record<string, { summary: string; examples: string[] }> = {
   bridge: {
     summary: "the hub's bridges to external MQTT, NATS and AMQP brokers",
     examples: ["myelin bridge status", "myelin bridge status plant-mqtt --json"],
+  },
+  render: {
+    summary: "render a launch spec to Kubernetes manifests or a Docker Compose file",
+    examples: [
+      "myelin render k8s myelin.yaml | kubectl apply -f -",
+      "myelin render compose myelin.yaml -o deploy/",
+    ],
   },
   foxglove: {
     summary: "the Foxglove WebSocket server of the hub",
