@@ -32,10 +32,10 @@ export interface CallerContext {
   /** The graph as last heard from the hub. */
   graph(): GraphSnapshot | undefined;
   waitForGraph(pred: (g: GraphSnapshot) => boolean, timeoutMs: number): Promise<GraphSnapshot>;
-  /** The node's link to `endpoint` (opened on first use). */
-  link(endpoint: string): PeerLink;
-  /** True when the link to `endpoint` exists and is known to be down. */
-  linkDown(endpoint: string): boolean;
+  /** The node's link to node `n`, at the endpoint reachable from this host (opened on first use). */
+  link(n: NodeRecord): PeerLink;
+  /** True when the link to node `n` exists and is known to be down. */
+  linkDown(n: NodeRecord): boolean;
 }
 
 /** Routes a node's service calls; the node's `CallRouter`. */
@@ -96,7 +96,7 @@ export class ServiceCaller implements CallRouter {
       const candidates = servers.map((n) => ({
         id: n.id,
         name: n.name,
-        down: this.#ctx.linkDown(n.endpoint),
+        down: this.#ctx.linkDown(n),
       }));
       const now = Date.now();
       const pick = plan.balancer.pick(candidates, tried, now);
@@ -164,7 +164,7 @@ export class ServiceCaller implements CallRouter {
     const fail = (err: unknown, outcome: AttemptOutcome) => ({ ok: false as const, err, outcome });
     let r: Awaited<ReturnType<PeerLink["request"]>["reply"]>;
     try {
-      const link = this.#ctx.link(target.endpoint);
+      const link = this.#ctx.link(target);
       const { id, reply } = link.request(
         { service: name, type: typeName, timeoutMs: attemptMs },
         encodeFrames(req, this.#ctx.blobThreshold),

@@ -8,9 +8,16 @@ import fc from "fast-check";
 import { Packr } from "msgpackr/pack";
 import { bytes, check, parseOrCoded } from "../../test/fuzz-helpers.js";
 import {
+  decodePeerMessage,
+  encodePeerMessage,
+  isPeerMessage,
+  type PeerMessage,
+} from "../hub/federation-protocol.js";
+import {
   decodeHubToNode,
   decodeNodeToHub,
   encodeControl,
+  unpackControl,
   type HubToNode,
   type NodeRecord,
   type NodeToHub,
@@ -56,6 +63,8 @@ const nodeRecord: fc.Arbitrary<NodeRecord> = rec<NodeRecord>(
     }),
     ready: fc.boolean(),
     instance: str,
+    remoteEndpoint: str,
+    unreachable: fc.array(rec({ node: str, endpoint: str, reason: str, since: num }), { maxLength: 2 }),
   },
   ["id", "name", "pid", "host", "process", "endpoint", "startedAt", "pubs", "subs", "services"],
 );
@@ -64,6 +73,7 @@ const nodeToHub: fc.Arbitrary<NodeToHub> = fc.oneof(
   rec({ v: fc.constant(1 as const), t: fc.constant("register" as const), node: nodeRecord, req: num }),
   rec({ v: fc.constant(1 as const), t: fc.constantFrom("heartbeat" as const, "bye" as const), id: str }),
   rec({ v: fc.constant(1 as const), t: fc.constant("query" as const), req: num }),
+  rec({ v: fc.constant(1 as const), t: fc.constant("sync" as const) }),
 );
 const refusal = rec({
   kind: fc.constantFrom("pub" as const, "sub" as const, "service" as const),
@@ -78,6 +88,34 @@ const hubToNode: fc.Arbitrary<HubToNode> = fc.oneof(
     hub: str,
     refused: fc.array(refusal, { maxLength: 3 }),
     req: num,
+  }),
+  rec(
+    {
+      v: fc.constant(1 as const),
+      t: fc.constant("registered" as const),
+      hub: str,
+      refused: fc.array(refusal, { maxLength: 1 }),
+      req: num,
+      site: rec({
+        address: str,
+        ports: fc
+          .tuple(fc.integer({ min: 0, max: 65535 }), fc.integer({ min: 0, max: 65535 }))
+          .map(([a, b]) => [Math.min(a, b), Math.max(a, b)] as [number, number]),
+      }),
+    },
+    ["v", "t", "hub", "refused", "req"],
+  ),
+  rec({
+    v: fc.constant(1 as const),
+    t: fc.constant("delta" as const),
+    delta: rec({
+      hub: str,
+      from: num,
+      version: num,
+      settled: fc.boolean(),
+      upserts: fc.array(nodeRecord, { maxLength: 3 }),
+      removed: fc.array(str, { maxLength: 3 }),
+    }),
   }),
   rec({ v: fc.constant(1 as const), t: fc.constant("reregister" as const), hub: str }),
   rec(
@@ -149,6 +187,17 @@ test("fuzz: arbitrary bytes decode or throw ERR_DECODE", () => {
     "instance",
     "idempotent",
     "group",
+    "remoteEndpoint",
+    "unreachable",
+    "since",
+    "reason",
+    "site",
+    "address",
+    "ports",
+    "delta",
+    "from",
+    "upserts",
+    "leaseMs",
   ];
   const tags = fc.constantFrom(
     "register",
@@ -159,6 +208,13 @@ test("fuzz: arbitrary bytes decode or throw ERR_DECODE", () => {
     "reregister",
     "graph",
     "error",
+    "sync",
+    "delta",
+    "peer-hello",
+    "peer-snapshot",
+    "peer-delta",
+    "peer-beat",
+    "peer-want",
     "reliable",
     "volatile",
     "pub",
@@ -181,6 +237,71 @@ test("fuzz: arbitrary bytes decode or throw ERR_DECODE", () => {
     }
     parseOrCoded("decodeNodeToHub", ["ERR_DECODE"], value, () => decodeNodeToHub(b));
     parseOrCoded("decodeHubToNode", ["ERR_DECODE"], value, () => decodeHubToNode(b));
+    parseOrCoded("decodePeerMessage", ["ERR_DECODE"], value, () => decodePeerMessage(unpackControl(b)));
+  });
+});
+
+const peerMessage: fc.Arbitrary<PeerMessage> = (() => {
+  const from = { v: fc.constant(1 as const), hub: fc.string({ minLength: 1, maxLength: 12 }), host: str };
+  const count = fc.nat();
+  return fc.oneof(
+    rec({ ...from, t: fc.constant("peer-hello" as const), version: count, leaseMs: count }),
+    rec({
+      ...from,
+      t: fc.constant("peer-snapshot" as const),
+      version: count,
+      nodes: fc.array(nodeRecord, { maxLength: 3 }),
+    }),
+    rec({
+      ...from,
+      t: fc.constant("peer-delta" as const),
+      from: count,
+      version: count,
+      upserts: fc.array(nodeRecord, { maxLength: 3 }),
+      removed: fc.array(str, { maxLength: 3 }),
+    }).map((m) => ({ ...m, version: m.from + 1 + (m.version % 5) })),
+    rec({ ...from, t: fc.constant("peer-beat" as const), version: count }),
+    rec({ ...from, t: fc.constant("peer-want" as const) }),
+  );
+})();
+
+test("fuzz: hub-to-hub messages round-trip, and random bytes decode or throw ERR_DECODE", () => {
+  check("hub ⇄ hub round trip", 300, [peerMessage], (m) => {
+    const o = unpackControl(encodePeerMessage(m));
+    assert.ok(isPeerMessage(o));
+    assert.deepEqual(decodePeerMessage(o), m);
+  });
+  check("random hub-to-hub bytes", 1000, [bytes(96)], (b) => {
+    parseOrCoded("decodePeerMessage", ["ERR_DECODE"], b, () => decodePeerMessage(unpackControl(b)));
+  });
+});
+
+test("a delta that does not move forward, an empty hub id, a bad port range are refused with the field named", () => {
+  const enc = (o: object) => unpackControl(new Packr({ useRecords: false }).pack(o));
+  const base = { v: 1, hub: "h1", host: "a" };
+  assert.throws(
+    () => decodePeerMessage(enc({ ...base, t: "peer-delta", from: 3, version: 3, upserts: [], removed: [] })),
+    { code: "ERR_DECODE", message: /version 3 must be greater than from 3/ },
+  );
+  assert.throws(() => decodePeerMessage(enc({ ...base, hub: "", t: "peer-beat", version: 1 })), {
+    code: "ERR_DECODE",
+    message: /hub must not be empty/,
+  });
+  assert.throws(() => decodePeerMessage(enc({ ...base, t: "peer-beat", version: -1 })), {
+    code: "ERR_DECODE",
+    message: /version must be a whole number/,
+  });
+  const reg = {
+    v: 1,
+    t: "registered",
+    hub: "h",
+    refused: [],
+    req: 1,
+    site: { address: "10.0.0.1", ports: [9, 3] },
+  };
+  assert.throws(() => decodeHubToNode(new Packr({ useRecords: false }).pack(reg)), {
+    code: "ERR_DECODE",
+    message: /site\.ports/,
   });
 });
 

@@ -256,7 +256,7 @@ export class Publisher<T> {
       }
       this.#redelivered++;
       if (m.remote !== null) {
-        this.#in.server.deliver(m.remote, e.pub, e.seq, e.sec, e.nsec, e.payload, e.frames, e.bytes);
+        m.remote.server.deliver(m.remote, e.pub, e.seq, e.sec, e.nsec, e.payload, e.frames, e.bytes);
         continue;
       }
       let msg: unknown;
@@ -453,7 +453,7 @@ export class Publisher<T> {
       (wait ??= []).push(persist(stored, opts?.msgId));
     }
     for (const r of this.remote) {
-      this.#in.server.deliver(r, this.index, seq, sec, nsec, single, single === null ? frames : null, bytes);
+      r.server.deliver(r, this.index, seq, sec, nsec, single, single === null ? frames : null, bytes);
       if (r.reliable && (r.pending >= this.#in.maxPending || r.pendingBytes >= this.#in.maxPendingBytes)) {
         (wait ??= []).push(r.waitBelow(this.#in.maxPending, this.#in.maxPendingBytes));
       }
@@ -467,16 +467,7 @@ export class Publisher<T> {
           continue;
         }
         const r = m.remote;
-        this.#in.server.deliver(
-          r,
-          this.index,
-          seq,
-          sec,
-          nsec,
-          single,
-          single === null ? frames : null,
-          bytes,
-        );
+        r.server.deliver(r, this.index, seq, sec, nsec, single, single === null ? frames : null, bytes);
         if (r.reliable && (r.pending >= this.#in.maxPending || r.pendingBytes >= this.#in.maxPendingBytes)) {
           (wait ??= []).push(r.waitBelow(this.#in.maxPending, this.#in.maxPendingBytes));
         }
@@ -501,7 +492,7 @@ export class Publisher<T> {
     for (let i = from; i < this.#history.length; i++) {
       const h = this.#history[i]!;
       const single = h.frames.length === 1 ? h.frames[0]! : null;
-      this.#in.server.deliver(
+      r.server.deliver(
         r,
         this.index,
         h.info.seq,

@@ -53,7 +53,7 @@ export function reconcileSubscription(
   g: GraphSnapshot,
   authoritative: boolean,
   processId: string,
-  link: (endpoint: string) => PeerLink,
+  link: (n: NodeRecord) => PeerLink,
 ): void {
   const sub = st.sub;
   const want = new Map<string, NodeRecord>();
@@ -70,7 +70,7 @@ export function reconcileSubscription(
     const full = sub.group === undefined ? CREDIT_MSGS : GROUP_CREDIT_MSGS;
     const windowMsgs = block ? Math.max(16, Math.min(sub.queueSize, full)) : (st.window?.messages ?? full);
     const windowBytes = st.window?.bytes ?? CREDIT_BYTES;
-    const l = link(n.endpoint);
+    const l = link(n);
     const src =
       have ??
       new RemoteSource(

@@ -86,6 +86,8 @@ export class PeerLink {
   #callsSince = 0;
   /** Time of the last frame received from the peer (Date.now()). */
   lastSeen = 0;
+  /** When the link was opened (Date.now()). */
+  readonly openedAt = Date.now();
   /** Frames dropped because they were not valid. */
   badFrames = 0;
 
