@@ -96,6 +96,8 @@ interface PeerState {
   wantedAt: number;
   /** Where to answer it (the last route it spoke on). */
   reply: (bytes: Buffer) => void;
+  /** Its nodes left the graph after the lease; its next snapshot brings them back. */
+  lost: boolean;
 }
 
 interface OutLink {
@@ -279,6 +281,7 @@ export class Federation {
         lastHeard: now,
         wantedAt: 0,
         reply,
+        lost: false,
       };
       this.#peers.set(m.hub, p);
       this.#o.log(`peer hub ${m.hub} on host ${m.host} connected`);
@@ -325,11 +328,12 @@ export class Federation {
       this.#bad(
         `peer hub ${p.hub} (${p.host}) sent ${refused} record(s) whose ids another hub owns; they were ignored`,
       );
-    const was = p.state;
+    const wasLost = p.lost;
+    p.lost = false;
     p.state = "up";
     p.version = version;
     p.announced = Math.max(p.announced, version);
-    if (was === "unreachable")
+    if (wasLost)
       this.#o.log(`peer hub ${p.hub} on host ${p.host} is back: ${nodes.length} node(s) rejoin the graph`);
     this.#o.changed();
   }
@@ -375,6 +379,7 @@ export class Federation {
     for (const p of this.#peers.values()) {
       if (p.state !== "unreachable" && now - p.lastHeard > this.#o.leaseMs) {
         p.state = "unreachable";
+        p.lost = true;
         const ids = this.#o.registry.idsOf(p.hub);
         for (const id of ids) this.#o.registry.delete(id, p.hub);
         this.#o.log(

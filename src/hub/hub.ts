@@ -353,6 +353,9 @@ export class Hub {
       case "query":
         this.#send(route, { v: 1, t: "graph", graph: this.graph(), req: m.req });
         return;
+      case "site":
+        this.#send(route, { v: 1, t: "site", req: m.req, json: JSON.stringify(this.siteStatus()) });
+        return;
       case "sync":
         // A node that missed a delta: a snapshot now (it is marked, so a batch in flight skips it).
         this.#send(route, { v: 1, t: "graph", graph: this.graph() });

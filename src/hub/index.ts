@@ -11,3 +11,6 @@ export type {
 } from "./plugin.js";
 export { fetchHubInfo, HUB_INFO_PROTOCOL, HUB_INFO_SERVICE, hubInfoPlugin } from "./info.js";
 export type { HubInfo } from "./info.js";
+export { Federation } from "./federation.js";
+export type { PeerStatus, SiteStatus } from "./federation.js";
+export { parsePortRange } from "./site-address.js";

@@ -23,6 +23,8 @@ import type { CallPlan, CallRouter, ServiceServer } from "./service.js";
 export interface CallerContext {
   /** The calling node's id. */
   readonly id: string;
+  /** This host's name: the hub's internal services (`/_…`) are called on this host only. */
+  readonly host: string;
   /** This process's id: replicas in this process are called directly, not over a link. */
   readonly processId: string;
   /** Binary fields at least this large travel as separate frames, in bytes. */
@@ -34,6 +36,8 @@ export interface CallerContext {
   waitForGraph(pred: (g: GraphSnapshot) => boolean, timeoutMs: number): Promise<GraphSnapshot>;
   /** The node's link to node `n`, at the endpoint reachable from this host (opened on first use). */
   link(n: NodeRecord): PeerLink;
+  /** False when node `n` is on another host and has no endpoint for other hosts yet. */
+  reachable(n: NodeRecord): boolean;
   /** True when the link to node `n` exists and is known to be down. */
   linkDown(n: NodeRecord): boolean;
 }
@@ -281,9 +285,15 @@ export class ServiceCaller implements CallRouter {
    * and ready (`ready` absent counts as ready). This is the one place that decides it.
    */
   servers(name: string): NodeRecord[] {
+    // In a site, every host's hub serves its own store, supervisor, gateway…: a node uses its own.
+    const internal = name.startsWith("/_");
     return (this.#ctx.graph()?.nodes ?? []).filter(
       (n) =>
-        n.process !== this.#ctx.processId && n.ready !== false && n.services.some((s) => s.service === name),
+        n.process !== this.#ctx.processId &&
+        n.ready !== false &&
+        (!internal || n.host === this.#ctx.host) &&
+        this.#ctx.reachable(n) &&
+        n.services.some((s) => s.service === name),
     );
   }
 }

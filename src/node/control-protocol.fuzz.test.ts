@@ -74,6 +74,7 @@ const nodeToHub: fc.Arbitrary<NodeToHub> = fc.oneof(
   rec({ v: fc.constant(1 as const), t: fc.constantFrom("heartbeat" as const, "bye" as const), id: str }),
   rec({ v: fc.constant(1 as const), t: fc.constant("query" as const), req: num }),
   rec({ v: fc.constant(1 as const), t: fc.constant("sync" as const) }),
+  rec({ v: fc.constant(1 as const), t: fc.constant("site" as const), req: num }),
 );
 const refusal = rec({
   kind: fc.constantFrom("pub" as const, "sub" as const, "service" as const),
@@ -134,6 +135,7 @@ const hubToNode: fc.Arbitrary<HubToNode> = fc.oneof(
     ["v", "t", "graph"],
   ),
   rec({ v: fc.constant(1 as const), t: fc.constant("error" as const), message: str }),
+  rec({ v: fc.constant(1 as const), t: fc.constant("site" as const), req: num, json: str }),
 );
 
 test("fuzz: control messages round-trip", () => {
@@ -209,6 +211,8 @@ test("fuzz: arbitrary bytes decode or throw ERR_DECODE", () => {
     "graph",
     "error",
     "sync",
+    "site",
+    "json",
     "delta",
     "peer-hello",
     "peer-snapshot",

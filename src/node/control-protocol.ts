@@ -88,6 +88,18 @@ export function reachableEndpoint(n: NodeRecord, fromHost: string): string {
 }
 
 /**
+ * False when node `n` runs on another host than `fromHost` and has only a same-host endpoint
+ * (`ipc://`, `inproc://`): nothing to connect to until it binds one for other hosts.
+ */
+export function canReach(n: NodeRecord, fromHost: string): boolean {
+  return (
+    n.host === fromHost ||
+    n.remoteEndpoint !== undefined ||
+    !(n.endpoint.startsWith("ipc://") || n.endpoint.startsWith("inproc://"))
+  );
+}
+
+/**
  * A change of the graph, from version `from` to version `version` of hub `hub`: the records added
  * or replaced, and the ids removed. A node holding version `from` applies it; any other asks for
  * a snapshot (`sync`).
@@ -137,7 +149,8 @@ export type NodeToHub =
   | { v: 1; t: "heartbeat"; id: string }
   | { v: 1; t: "bye"; id: string }
   | { v: 1; t: "query"; req: number }
-  | { v: 1; t: "sync" };
+  | { v: 1; t: "sync" }
+  | { v: 1; t: "site"; req: number };
 
 /** Hub → node messages. */
 export type HubToNode =
@@ -145,6 +158,7 @@ export type HubToNode =
   | { v: 1; t: "reregister"; hub: string }
   | { v: 1; t: "graph"; graph: GraphSnapshot; req?: number }
   | { v: 1; t: "delta"; delta: GraphDelta }
+  | { v: 1; t: "site"; req: number; json: string }
   | { v: 1; t: "error"; message: string };
 
 /** A declaration the hub refused, with the reason (a type conflict). */
@@ -331,6 +345,8 @@ export function nodeToHubFrom(o: Record<string, unknown>): NodeToHub {
       return { v: 1, t, req: num(o, "req", "message") };
     case "sync":
       return { v: 1, t };
+    case "site":
+      return { v: 1, t, req: num(o, "req", "message") };
     default:
       throw new DecodeError("ERR_DECODE", `control message: unknown tag '${String(t)}' from a node`);
   }
@@ -413,6 +429,8 @@ export function decodeHubToNode(bytes: Uint8Array): HubToNode {
         },
       };
     }
+    case "site":
+      return { v: 1, t, req: num(o, "req", "message"), json: str(o, "json", "message") };
     case "error":
       return { v: 1, t, message: str(o, "message", "message") };
     default:

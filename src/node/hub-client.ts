@@ -46,6 +46,7 @@ export class HubClient {
   readonly #timer: NodeJS.Timeout;
   readonly #registeredWaiters = new Map<number, (r: Refusal[]) => void>();
   #queries = new Map<number, (g: GraphSnapshot) => void>();
+  readonly #siteQueries = new Map<number, (json: string) => void>();
   /** Ends the waits of pending queries when the client closes. */
   readonly #queryAborts = new Set<() => void>();
   #nextReq = 1;
@@ -141,6 +142,27 @@ export class HubClient {
         resolve(g);
       });
       this.#send({ v: 1, t: "query", req });
+    });
+  }
+
+  /** Asks the hub how it sees the site (JSON text). Throws ERR_HUB_UNREACHABLE after `timeoutMs`. */
+  querySite(timeoutMs: number): Promise<string> {
+    const req = this.#nextReq++;
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.#siteQueries.delete(req);
+        reject(
+          new TimeoutError(
+            "ERR_HUB_UNREACHABLE",
+            `no hub answered at ${this.#opts.endpoint} within ${timeoutMs} ms; start one with \`myelin hub\` or set MYELIN_HUB`,
+          ),
+        );
+      }, timeoutMs);
+      this.#siteQueries.set(req, (json) => {
+        clearTimeout(timer);
+        resolve(json);
+      });
+      this.#send({ v: 1, t: "site", req });
     });
   }
 
@@ -283,6 +305,12 @@ export class HubClient {
       case "delta":
         this.#applyDelta(m.delta);
         return;
+      case "site": {
+        const q = this.#siteQueries.get(m.req);
+        this.#siteQueries.delete(m.req);
+        q?.(m.json);
+        return;
+      }
       case "error":
         this.#opts.onBadMessage(new MyelinError("ERR_PROTOCOL", `hub says: ${m.message}`));
         return;

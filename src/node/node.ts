@@ -16,6 +16,7 @@ import type { Transports } from "../transport/transport.js";
 import { InprocRegistry } from "../transport/inproc.js";
 import { ensureRuntimeDir, hostName, hubEndpoint, runtimeDir } from "./config.js";
 import {
+  canReach,
   reachableEndpoint,
   type GraphSnapshot,
   type NodeRecord,
@@ -139,6 +140,7 @@ export class Node extends EventEmitter<NodeEvents> implements CallRouter {
     });
     this.#caller = new ServiceCaller({
       id: this.id,
+      host: this.#host,
       processId: PROCESS_ID,
       blobThreshold: this.#opts.blobThreshold,
       localService: (name) => inproc.service(name),
@@ -146,6 +148,7 @@ export class Node extends EventEmitter<NodeEvents> implements CallRouter {
       waitForGraph: (pred, timeoutMs) => this.waitForGraph(pred, timeoutMs),
       link: (n) => this.#links.get(this.#endpointOf(n)),
       linkDown: (n) => this.#links.isDown(this.#endpointOf(n)),
+      reachable: (n) => canReach(n, this.#host),
     });
   }
 
@@ -227,6 +230,14 @@ export class Node extends EventEmitter<NodeEvents> implements CallRouter {
   /** The last graph the hub sent, if any. */
   graph(): GraphSnapshot | undefined {
     return this.#graph;
+  }
+
+  /**
+   * Asks the hub how it sees the site (its peers, their state, lag and versions), as the JSON
+   * text of the hub's `SiteStatus`. @throws ERR_HUB_UNREACHABLE after `timeoutMs`
+   */
+  querySiteStatus(timeoutMs = 2000): Promise<string> {
+    return this.#hub.querySite(timeoutMs);
   }
 
   /** Asks the hub for the current graph. @throws ERR_HUB_UNREACHABLE after `timeoutMs` */
@@ -362,8 +373,13 @@ export class Node extends EventEmitter<NodeEvents> implements CallRouter {
       throw new TypeMismatchError("ERR_TYPE_MISMATCH", r.message);
     }
     if (this.#graph !== undefined)
-      reconcileSubscription(state, this.#graph, false, PROCESS_ID, (n) =>
-        this.#links.get(this.#endpointOf(n)),
+      reconcileSubscription(
+        state,
+        this.#graph,
+        false,
+        PROCESS_ID,
+        (n) => this.#links.get(this.#endpointOf(n)),
+        (n) => canReach(n, this.#host),
       );
     return sub;
   }
@@ -600,7 +616,14 @@ export class Node extends EventEmitter<NodeEvents> implements CallRouter {
       view = { ...g, nodes: g.nodes.filter((n) => changed.has(n.id)) };
     }
     for (const st of this.#subs.values())
-      reconcileSubscription(st, view, authoritative, PROCESS_ID, (n) => this.#links.get(this.#endpointOf(n)));
+      reconcileSubscription(
+        st,
+        view,
+        authoritative,
+        PROCESS_ID,
+        (n) => this.#links.get(this.#endpointOf(n)),
+        (n) => canReach(n, this.#host),
+      );
     if (g.changed === undefined || g.removed.length > 0) this.#links.closeIdle(g, (n) => this.#endpointOf(n));
     this.emit("graph", g);
   }

@@ -54,11 +54,12 @@ export function reconcileSubscription(
   authoritative: boolean,
   processId: string,
   link: (n: NodeRecord) => PeerLink,
+  reachable: (n: NodeRecord) => boolean = () => true,
 ): void {
   const sub = st.sub;
   const want = new Map<string, NodeRecord>();
   for (const n of g.nodes) {
-    if (n.process === processId) continue;
+    if (n.process === processId || !reachable(n)) continue;
     if (n.pubs.some((p) => p.topic === sub.topic && p.type === sub.typeName)) want.set(n.id, n);
   }
   for (const [id, n] of want) {

@@ -118,6 +118,7 @@ export const topicInfoCommand: CommandSpec = {
             {
               ...(t !== undefined ? topicJson(t) : { topic, type: durable!.type }),
               durable: durable ?? null,
+              unreachable: unreachableOn(graph, topic),
             },
             null,
             2,
@@ -137,6 +138,7 @@ export const topicInfoCommand: CommandSpec = {
       if (t !== undefined) {
         list("Publishers", t.publishers);
         list("Subscribers", t.subscribers);
+        for (const u of unreachableOn(graph, topic)) ctx.out(`  ! ${u}`);
       }
       if (durable !== undefined) {
         ctx.out(
@@ -154,6 +156,23 @@ export const topicInfoCommand: CommandSpec = {
     });
   },
 };
+
+/** Subscribers of `topic` that say they cannot reach one of its publishers, for people. */
+function unreachableOn(graph: GraphSnapshot, topic: string): string[] {
+  const byId = new Map(graph.nodes.map((n) => [n.id, n]));
+  const out: string[] = [];
+  for (const n of graph.nodes) {
+    if (!n.subs.some((d) => d.topic === topic)) continue;
+    for (const u of n.unreachable ?? []) {
+      const pub = byId.get(u.node);
+      if (pub === undefined || !pub.pubs.some((d) => d.topic === topic)) continue;
+      out.push(
+        `subscriber ${n.name} (on ${n.host}) cannot reach publisher ${pub.name} (on ${pub.host}) at ${u.endpoint}: ${u.reason}`,
+      );
+    }
+  }
+  return out;
+}
 
 /** `myelin topic find TYPE`: the topics of a message type, from the graph. */
 export const topicFindCommand: CommandSpec = {
