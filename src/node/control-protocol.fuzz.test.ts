@@ -8,16 +8,9 @@ import fc from "fast-check";
 import { Packr } from "msgpackr/pack";
 import { bytes, check, parseOrCoded } from "../../test/fuzz-helpers.js";
 import {
-  decodePeerMessage,
-  encodePeerMessage,
-  isPeerMessage,
-  type PeerMessage,
-} from "../hub/federation-protocol.js";
-import {
   decodeHubToNode,
   decodeNodeToHub,
   encodeControl,
-  unpackControl,
   type HubToNode,
   type NodeRecord,
   type NodeToHub,
@@ -241,71 +234,6 @@ test("fuzz: arbitrary bytes decode or throw ERR_DECODE", () => {
     }
     parseOrCoded("decodeNodeToHub", ["ERR_DECODE"], value, () => decodeNodeToHub(b));
     parseOrCoded("decodeHubToNode", ["ERR_DECODE"], value, () => decodeHubToNode(b));
-    parseOrCoded("decodePeerMessage", ["ERR_DECODE"], value, () => decodePeerMessage(unpackControl(b)));
-  });
-});
-
-const peerMessage: fc.Arbitrary<PeerMessage> = (() => {
-  const from = { v: fc.constant(1 as const), hub: fc.string({ minLength: 1, maxLength: 12 }), host: str };
-  const count = fc.nat();
-  return fc.oneof(
-    rec({ ...from, t: fc.constant("peer-hello" as const), version: count, leaseMs: count }),
-    rec({
-      ...from,
-      t: fc.constant("peer-snapshot" as const),
-      version: count,
-      nodes: fc.array(nodeRecord, { maxLength: 3 }),
-    }),
-    rec({
-      ...from,
-      t: fc.constant("peer-delta" as const),
-      from: count,
-      version: count,
-      upserts: fc.array(nodeRecord, { maxLength: 3 }),
-      removed: fc.array(str, { maxLength: 3 }),
-    }).map((m) => ({ ...m, version: m.from + 1 + (m.version % 5) })),
-    rec({ ...from, t: fc.constant("peer-beat" as const), version: count }),
-    rec({ ...from, t: fc.constant("peer-want" as const) }),
-  );
-})();
-
-test("fuzz: hub-to-hub messages round-trip, and random bytes decode or throw ERR_DECODE", () => {
-  check("hub ⇄ hub round trip", 300, [peerMessage], (m) => {
-    const o = unpackControl(encodePeerMessage(m));
-    assert.ok(isPeerMessage(o));
-    assert.deepEqual(decodePeerMessage(o), m);
-  });
-  check("random hub-to-hub bytes", 1000, [bytes(96)], (b) => {
-    parseOrCoded("decodePeerMessage", ["ERR_DECODE"], b, () => decodePeerMessage(unpackControl(b)));
-  });
-});
-
-test("a delta that does not move forward, an empty hub id, a bad port range are refused with the field named", () => {
-  const enc = (o: object) => unpackControl(new Packr({ useRecords: false }).pack(o));
-  const base = { v: 1, hub: "h1", host: "a" };
-  assert.throws(
-    () => decodePeerMessage(enc({ ...base, t: "peer-delta", from: 3, version: 3, upserts: [], removed: [] })),
-    { code: "ERR_DECODE", message: /version 3 must be greater than from 3/ },
-  );
-  assert.throws(() => decodePeerMessage(enc({ ...base, hub: "", t: "peer-beat", version: 1 })), {
-    code: "ERR_DECODE",
-    message: /hub must not be empty/,
-  });
-  assert.throws(() => decodePeerMessage(enc({ ...base, t: "peer-beat", version: -1 })), {
-    code: "ERR_DECODE",
-    message: /version must be a whole number/,
-  });
-  const reg = {
-    v: 1,
-    t: "registered",
-    hub: "h",
-    refused: [],
-    req: 1,
-    site: { address: "10.0.0.1", ports: [9, 3] },
-  };
-  assert.throws(() => decodeHubToNode(new Packr({ useRecords: false }).pack(reg)), {
-    code: "ERR_DECODE",
-    message: /site\.ports/,
   });
 });
 
@@ -344,4 +272,19 @@ test("msgpackr structured-clone references are refused while decoding", () => {
   const cyc = Buffer.from("d66900000001" + "91" + "d67000000001", "hex");
   const msg = Buffer.concat([Buffer.from("83a17601a174a56572726f72a76d657373616765", "hex"), cyc]);
   assert.throws(() => decodeHubToNode(msg), { code: "ERR_DECODE", message: /structured clone/i });
+});
+
+test("a registered reply with a bad port range is refused with the field named", () => {
+  const reg = {
+    v: 1,
+    t: "registered",
+    hub: "h",
+    refused: [],
+    req: 1,
+    site: { address: "10.0.0.1", ports: [9, 3] },
+  };
+  assert.throws(() => decodeHubToNode(new Packr({ useRecords: false }).pack(reg)), {
+    code: "ERR_DECODE",
+    message: /site\.ports/,
+  });
 });
