@@ -17,7 +17,7 @@ import {
   type Transports,
   type TransportSecurity,
 } from "../transport/transport.js";
-import { unpackControl } from "../node/control-protocol.js";
+import { unpackControl, type NodeRecord } from "../node/control-protocol.js";
 import {
   decodePeerMessage,
   encodePeerMessage,
@@ -173,12 +173,7 @@ export class Federation {
   }
 
   /** Sends this hub's change of its own records (from the registry's local journal) to every peer. */
-  broadcast(delta: {
-    from: number;
-    version: number;
-    upserts: import("../node/control-protocol.js").NodeRecord[];
-    removed: string[];
-  }): void {
+  broadcast(delta: { from: number; version: number; upserts: NodeRecord[]; removed: string[] }): void {
     this.#sendAll(
       encodePeerMessage({ v: 1, t: "peer-delta", hub: this.#o.hubId, host: this.#o.host, ...delta }),
     );
@@ -314,11 +309,7 @@ export class Federation {
     }
   }
 
-  #applySnapshot(
-    p: PeerState,
-    version: number,
-    nodes: import("../node/control-protocol.js").NodeRecord[],
-  ): void {
+  #applySnapshot(p: PeerState, version: number, nodes: NodeRecord[]): void {
     const reg = this.#o.registry;
     const keep = new Set(nodes.map((n) => n.id));
     for (const id of reg.idsOf(p.hub)) if (!keep.has(id)) reg.delete(id, p.hub);
@@ -338,12 +329,7 @@ export class Federation {
     this.#o.changed();
   }
 
-  #applyDelta(
-    p: PeerState,
-    version: number,
-    upserts: import("../node/control-protocol.js").NodeRecord[],
-    removed: string[],
-  ): void {
+  #applyDelta(p: PeerState, version: number, upserts: NodeRecord[], removed: string[]): void {
     const reg = this.#o.registry;
     for (const id of removed) reg.delete(id, p.hub);
     let refused = 0;
