@@ -662,7 +662,10 @@ export class Node extends EventEmitter<NodeEvents> implements CallRouter {
     this.#remoteBinding = this.#bindRemote(site).finally(() => (this.#remoteBinding = undefined));
   }
 
-  async #bindRemote(site: SiteAdvice): Promise<void> {
+  async #bindRemote(advice: SiteAdvice): Promise<void> {
+    // The node's own MYELIN_ADVERTISE_ADDRESS wins (a node whose hub runs on another host).
+    const own = process.env["MYELIN_ADVERTISE_ADDRESS"];
+    const site = own !== undefined && own !== "" ? { ...advice, address: own } : advice;
     const [lo, hi] = site.ports;
     let lastErr: unknown;
     for (let port = lo; port <= hi; port++) {
