@@ -38,8 +38,10 @@ export class Proc {
   exitCode: number | null = null;
   signal: NodeJS.Signals | null = null;
 
-  constructor(script: string, args: string[], env: Record<string, string>) {
-    this.child = spawn(process.execPath, [script, ...args], {
+  /** `prefix` runs the process through a wrapper, e.g. `["ip", "netns", "exec", "ns1"]`. */
+  constructor(script: string, args: string[], env: Record<string, string>, prefix: string[] = []) {
+    const [cmd, ...pre] = [...prefix, process.execPath];
+    this.child = spawn(cmd, [...pre, script, ...args], {
       env: { ...process.env, ...env },
       stdio: ["ignore", "pipe", "pipe"],
     });

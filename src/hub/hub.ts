@@ -1,28 +1,44 @@
 /**
  * The hub: one per host. Keeps the registry of nodes, their publications, subscriptions and
- * services; refuses a declaration whose type conflicts with the topic's; pushes the graph to
- * every node when it changes; removes a node that stops heartbeating and tells its peers.
- * Never in the path of a message: data flows node to node.
+ * services; refuses a declaration whose type conflicts with the topic's; sends every node the
+ * changes of the graph as versioned deltas (a node that missed one asks for a snapshot); removes
+ * a node that stops heartbeating. With peers (federation.ts) it shares its own nodes with the
+ * hubs of other hosts and merges theirs. Never in the path of a message: data flows node to node.
  */
 import { randomUUID } from "node:crypto";
 import { existsSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { MyelinError } from "../errors.js";
 import {
-  decodeNodeToHub,
   encodeControl,
+  nodeToHubFrom,
+  unpackControl,
   type GraphSnapshot,
   type HubToNode,
   type NodeRecord,
-  type Refusal,
+  type SiteAdvice,
 } from "../node/control-protocol.js";
-import { ensureRuntimeDir, runtimeDir } from "../node/config.js";
+import { ensureRuntimeDir, hostName, runtimeDir } from "../node/config.js";
 import { LinkSecurity } from "../node/link-security.js";
 import { AccessPolicy, type PolicyDoc } from "../node/access-policy.js";
 import { Authorization, type Ownership } from "./authorization.js";
 import { DEFAULT_TRANSPORTS } from "../transport/default-transports.js";
 import { receiveLoop } from "../transport/receive-loop.js";
-import { transportFor, type Listener, type PeerId, type Transports } from "../transport/transport.js";
+import {
+  ANONYMOUS_IDENTITY,
+  transportFor,
+  type Listener,
+  type PeerId,
+  type Transports,
+  type TransportSecurity,
+} from "../transport/transport.js";
+import { Federation, type SiteStatus } from "./federation.js";
+import { isPeerMessage } from "./federation-protocol.js";
+import { GraphRegistry, LOCAL_ORIGIN } from "./graph-registry.js";
+import { advertiseAddress, checkPortRange } from "./site-address.js";
+
+import { describeNode } from "./node-names.js";
+export { describeNode };
 
 /** Options of a Hub; see HUB_DEFAULTS. */
 export interface HubOptions {
@@ -49,6 +65,23 @@ export interface HubOptions {
   insecure: boolean;
   /** The directory of this host's keys and trust list (default: see docs/security.md). */
   keysDir: string | undefined;
+  /**
+   * Peer hubs of the site to connect to, `tcp://HOST:PORT#KEY` where KEY is the peer host's public
+   * key or the name it is trusted under (`#KEY` may be left out with `insecure`); see federation.ts.
+   */
+  peers: string[];
+  /** A peer hub silent for this long is unreachable and its nodes leave the graph, in ms. */
+  peerLeaseMs: number;
+  /** This host's name in the site (default `$MYELIN_HOST`, else the OS host name). */
+  host: string;
+  /**
+   * The address nodes of this host bind their tcp data endpoint on when the site has other hosts
+   * (default `$MYELIN_ADVERTISE_ADDRESS`, else the host of a specific tcp `listen` address, else
+   * the first non-loopback IPv4 address).
+   */
+  advertiseAddress: string | undefined;
+  /** Inclusive range of tcp ports for those endpoints; `[0, 0]` lets the system pick. */
+  dataPorts: [number, number];
 }
 
 /** How the hub's network endpoints are secured, for `/_hub/info` and `site status`. */
@@ -70,6 +103,10 @@ export const HUB_DEFAULTS = {
   insecure: false,
   keysDir: undefined as string | undefined,
   policy: undefined,
+  peers: [] as string[],
+  peerLeaseMs: 3000,
+  advertiseAddress: undefined as string | undefined,
+  dataPorts: [0, 0] as [number, number],
 };
 
 /** Where a node's control messages come from, to answer it there. */
@@ -78,12 +115,16 @@ interface Route {
   peer: PeerId;
 }
 
+/** A node of this hub (its record is in the registry). */
 interface Entry {
-  record: NodeRecord;
   route: Route;
   lastSeen: number;
   /** Who registered it: only that connection, or the same node reconnected, may change it. */
   owner: Ownership;
+  /** True until the node got its first snapshot. */
+  needsSnapshot: boolean;
+  /** Unreachable endpoints already logged, to log each once. */
+  reported: Set<string>;
 }
 
 function sameRoute(a: Route, b: Route): boolean {
@@ -109,16 +150,6 @@ function isAlive(pid: number): boolean {
   }
 }
 
-/** A node as a user knows it: the hidden nodes of the CLI and the hub's services by what they are. */
-export function describeNode(name: string): string {
-  const cli = /^_myelin_(.+)_(\d+)$/.exec(name);
-  if (cli !== null) return `the CLI (myelin ${cli[1]!.replace(/_/g, " ")}, pid ${cli[2]})`;
-  if (name === "_store") return "the hub's store";
-  if (name === "_gateway") return "the MQTT gateway";
-  if (name.startsWith("_supervisor")) return "the hub's supervisor";
-  return `node ${name}`;
-}
-
 /** A running hub. Create with `Hub.start()`; stop with `close()` or `await using`. */
 export class Hub {
   /** Id of this hub instance. */
@@ -126,8 +157,9 @@ export class Hub {
   readonly #opts: HubOptions;
   readonly #listeners: Listener[] = [];
   readonly #nodes = new Map<string, Entry>();
-  #removed: string[] = [];
-  #version = 0;
+  readonly #graph = new GraphRegistry();
+  #federation: Federation | undefined;
+  #site: SiteAdvice | undefined;
   #pushScheduled = false;
   #timer: NodeJS.Timeout | undefined;
   readonly #startedAt = Date.now();
@@ -167,9 +199,17 @@ export class Hub {
   static async start(opts: Partial<HubOptions> = {}): Promise<Hub> {
     const full: HubOptions = {
       ...HUB_DEFAULTS,
+      host: hostName(),
       ...stripUndefined(opts),
       runtimeDir: runtimeDir(opts.runtimeDir),
     };
+    checkPortRange(full.dataPorts);
+    if (!Number.isInteger(full.peerLeaseMs) || full.peerLeaseMs < 100) {
+      throw new MyelinError(
+        "ERR_INVALID_ARGUMENT",
+        `peerLeaseMs must be a whole number of ms >= 100, got ${String(full.peerLeaseMs)}`,
+      );
+    }
     const dir = ensureRuntimeDir(full.runtimeDir);
     const pidFile = join(dir, "hub.pid");
     if (existsSync(pidFile)) {
@@ -247,7 +287,53 @@ export class Hub {
     hub.#sockPath = sockPath;
     hub.#timer = setInterval(() => hub.#sweep(), Math.max(50, Math.floor(full.nodeTimeoutMs / 4)));
     for (const l of hub.#listeners) void hub.#receiveLoop(l);
+    try {
+      // `tcp://HOST:PORT#KEY`: the link to that peer hub is CURVE with KEY (a key or a trusted
+      // name) as the server's key; plain text only with --insecure.
+      const peerSecurity = new Map<string, TransportSecurity>();
+      const peers = full.peers.map((spec) => {
+        const at = spec.indexOf("#");
+        const endpoint = at < 0 ? spec : spec.slice(0, at);
+        const key = at < 0 ? undefined : security.store.resolve(spec.slice(at + 1), `--peer ${spec}`);
+        const sec = security.connect(
+          endpoint,
+          key,
+          `give the peer hub's key: --peer ${endpoint}#KEY, where KEY is its host's public key ('myelin keys show' there) or the name you trusted it under ('myelin keys trust NAME KEY'); or start every hub of the site with --insecure`,
+        );
+        peerSecurity.set(endpoint, sec ?? { mode: "none" });
+        return endpoint;
+      });
+      hub.#federation = new Federation({
+        hubId: hub.id,
+        host: full.host,
+        peers,
+        leaseMs: full.peerLeaseMs,
+        securityFor: (endpoint) => peerSecurity.get(endpoint) ?? { mode: "none" },
+        transports: full.transports,
+        registry: hub.#graph,
+        changed: () => hub.#changed(),
+        siteChanged: (multi) => hub.#siteChanged(multi),
+        log: full.log,
+      });
+      hub.#federation.start();
+    } catch (err) {
+      hub.close();
+      throw err;
+    }
     return hub;
+  }
+
+  /** This host's name in the site. */
+  get host(): string {
+    return this.#opts.host;
+  }
+
+  /** The site as this hub sees it: its peers, their state, lag and versions. */
+  siteStatus(): SiteStatus {
+    const status = this.#federation!.status(this.#graph.site.version);
+    // Plain text anywhere on this hub's tcp endpoints is what a reader of `site status` must see.
+    if (this.#opts.insecure) status.security = "none (--insecure)";
+    return status;
   }
 
   /** Endpoints the hub listens on (ipc first). */
@@ -269,15 +355,19 @@ export class Hub {
     };
   }
 
-  /** The current graph. */
+  /** The current graph (this hub's nodes and those its peers share). */
   graph(): GraphSnapshot {
     return {
       hub: this.id,
-      version: this.#version,
-      settled: Date.now() - this.#startedAt > this.#opts.nodeTimeoutMs,
-      nodes: [...this.#nodes.values()].map((e) => e.record),
+      version: this.#graph.site.version,
+      settled: this.#settled(),
+      nodes: this.#graph.nodes(),
       removed: [],
     };
+  }
+
+  #settled(): boolean {
+    return Date.now() - this.#startedAt > this.#opts.nodeTimeoutMs;
   }
 
   /** Stops the hub. Nodes keep running and re-register with the next hub. */
@@ -285,6 +375,7 @@ export class Hub {
     if (this.#closed) return;
     this.#closed = true;
     if (this.#timer) clearInterval(this.#timer);
+    void this.#federation?.close();
     for (const l of this.#listeners) void l.close(0);
     try {
       // The pid file still naming this process means no other hub took this runtime dir over.
@@ -308,7 +399,7 @@ export class Hub {
   #receiveLoop(listener: Listener): Promise<void> {
     return receiveLoop(
       listener,
-      (msg) => this.#handle({ listener, peer: msg.peer }, msg.identity, msg.frames[0] ?? Buffer.alloc(0)),
+      (msg) => this.#receive({ listener, peer: msg.peer }, msg.identity, msg.frames[0] ?? Buffer.alloc(0)),
       (err, msg) => {
         this.badMessages++;
         this.#opts.log(`dropped a malformed control message: ${err.message}`);
@@ -317,15 +408,40 @@ export class Hub {
     );
   }
 
-  #handle(route: Route, linkIdentity: string, bytes: Buffer): void {
-    const m = decodeNodeToHub(bytes);
+  #receive(route: Route, linkIdentity: string, bytes: Buffer): void {
+    const o = unpackControl(bytes);
+    if (isPeerMessage(o)) {
+      // Hub-to-hub: only from a link that proved a trusted key (CURVE), this host, or anyone when
+      // this hub was started --insecure.
+      if (linkIdentity === ANONYMOUS_IDENTITY && !this.#opts.insecure) return;
+      const peer = Buffer.from(route.peer);
+      this.#federation?.handleIncoming(o, (b) => {
+        if (!this.#closed) route.listener.send(peer, [b]);
+      });
+      return;
+    }
+    this.#handle(route, linkIdentity, o);
+  }
+
+  #handle(route: Route, linkIdentity: string, o: Record<string, unknown>): void {
+    const m = nodeToHubFrom(o);
     switch (m.t) {
       case "register": {
+        const origin = this.#graph.origin(m.node.id);
+        if (origin !== undefined && origin !== LOCAL_ORIGIN) {
+          this.#send(route, {
+            v: 1,
+            t: "error",
+            message: `node id ${m.node.id} belongs to a node of another host's hub; a node registers only with its own id`,
+          });
+          return;
+        }
         const identity = this.#auth.identityOf(linkIdentity, m.credential);
         const policy = this.#auth.policy.doc;
         const known = this.#nodes.get(m.node.id);
         if (known !== undefined && !sameRoute(known.route, route)) {
-          const what = `node id ${m.node.id} (${describeNode(known.record.name)}, pid ${known.record.pid})`;
+          const rec = this.#graph.get(m.node.id);
+          const what = `node id ${m.node.id} (${describeNode(rec?.name ?? "?")}, pid ${rec?.pid ?? "?"})`;
           const v = this.#auth.mayReconnect(known.owner, identity, m.secret, what);
           if (!v.ok) {
             this.#opts.log(v.message);
@@ -337,20 +453,37 @@ export class Hub {
           }
         }
         m.node.identity = identity;
-        const refused = [...this.#auth.filterDeclarations(m.node, identity), ...this.#conflicts(m.node)];
+        // Refused declarations are removed first, so they never claim a topic's type.
+        const refused = [
+          ...this.#auth.filterDeclarations(m.node, identity),
+          ...this.#graph.conflicts(m.node),
+        ];
         this.#nodes.set(m.node.id, {
-          record: m.node,
           route: { listener: route.listener, peer: Buffer.from(route.peer) },
           lastSeen: Date.now(),
           owner: known?.owner ?? this.#auth.own(identity, m.secret),
+          needsSnapshot: known?.needsSnapshot ?? true,
+          reported: known?.reported ?? new Set(),
         });
+        this.#graph.set(m.node, LOCAL_ORIGIN);
         if (known === undefined)
           this.#opts.log(
             `node ${m.node.name} joined (pid ${m.node.pid}, ${m.node.endpoint}, identity ${identity})`,
           );
         for (const r of refused)
           this.#opts.log(`refused ${r.kind} ${r.name} of node ${m.node.name}: ${r.message}`);
-        this.#send(route, { v: 1, t: "registered", hub: this.id, refused, req: m.req, policy, identity });
+        this.#logUnreachable(m.node);
+        const reply: HubToNode = {
+          v: 1,
+          t: "registered",
+          hub: this.id,
+          refused,
+          req: m.req,
+          policy,
+          identity,
+        };
+        if (this.#site !== undefined) reply.site = this.#site;
+        this.#send(route, reply);
         this.#changed();
         return;
       }
@@ -373,7 +506,7 @@ export class Hub {
             "bye",
             e.owner,
             linkIdentity,
-            `${describeNode(e.record.name)} (id ${m.id})`,
+            `${describeNode(this.#graph.get(m.id)?.name ?? "?")} (id ${m.id})`,
           );
           if (!v.ok) {
             this.#opts.log(v.message);
@@ -387,48 +520,56 @@ export class Hub {
       case "query":
         this.#send(route, { v: 1, t: "graph", graph: this.graph(), req: m.req });
         return;
+      case "site":
+        this.#send(route, { v: 1, t: "site", req: m.req, json: JSON.stringify(this.siteStatus()) });
+        return;
+      case "sync":
+        // A node that missed a delta: a snapshot now (it is marked, so a batch in flight skips it).
+        this.#send(route, { v: 1, t: "graph", graph: this.graph() });
+        return;
     }
   }
 
-  /** Removes from `node` the declarations whose type conflicts with another node's; returns them. */
-  #conflicts(node: NodeRecord): Refusal[] {
-    const topicTypes = new Map<string, { type: string; by: string }>();
-    const serviceTypes = new Map<string, { type: string; by: string }>();
-    for (const e of this.#nodes.values()) {
-      if (e.record.id === node.id) continue;
-      for (const d of [...e.record.pubs, ...e.record.subs]) {
-        if (!topicTypes.has(d.topic)) topicTypes.set(d.topic, { type: d.type, by: e.record.name });
-      }
-      for (const s of e.record.services) {
-        if (!serviceTypes.has(s.service)) serviceTypes.set(s.service, { type: s.type, by: e.record.name });
-      }
+  /** Logs, once each, the endpoints a node says it cannot reach. */
+  #logUnreachable(node: NodeRecord): void {
+    const e = this.#nodes.get(node.id);
+    if (e === undefined || node.unreachable === undefined) return;
+    for (const u of node.unreachable) {
+      const key = `${u.node} ${u.endpoint}`;
+      if (e.reported.has(key)) continue;
+      e.reported.add(key);
+      const target = this.#graph.get(u.node);
+      this.#opts.log(
+        `node ${node.name} cannot reach ${target !== undefined ? `node ${target.name} on host ${target.host}` : `node ${u.node}`} at ${u.endpoint}: ${u.reason}`,
+      );
     }
-    const refused: Refusal[] = [];
-    const keep =
-      <T extends { type: string }>(kind: Refusal["kind"], name: (d: T) => string, map: typeof topicTypes) =>
-      (d: T) => {
-        const have = map.get(name(d));
-        if (have === undefined || have.type === d.type) return true;
-        refused.push({
-          kind,
-          name: name(d),
-          code: "ERR_TYPE_MISMATCH",
-          message: `${kind === "service" ? "service" : "topic"} ${name(d)} has type ${have.type} (from ${describeNode(have.by)}); ${describeNode(node.name)} used ${d.type}`,
-        });
-        return false;
-      };
-    node.pubs = node.pubs.filter(keep("pub", (d) => d.topic, topicTypes));
-    node.subs = node.subs.filter(keep("sub", (d) => d.topic, topicTypes));
-    node.services = node.services.filter(keep("service", (d) => d.service, serviceTypes));
-    return refused;
+  }
+
+  /** The site gained its first other host, or lost its last: nodes learn where to bind for it. */
+  #siteChanged(multiHost: boolean): void {
+    if (!multiHost) {
+      this.#site = undefined;
+      return;
+    }
+    const address = advertiseAddress(this.#opts.advertiseAddress, this.#opts.listen);
+    if (address === undefined) {
+      this.#opts.log(
+        "the site has other hosts but this host has no address to advertise to them: set --advertise-address (or MYELIN_ADVERTISE_ADDRESS); nodes of other hosts cannot reach this host's nodes",
+      );
+      return;
+    }
+    this.#site = { address, ports: this.#opts.dataPorts };
+    this.#opts.log(`the site has other hosts: nodes here also bind tcp on ${address} for them`);
+    // Nodes registered before learn it with their next registration: ask them for it now.
+    for (const e of this.#nodes.values()) this.#send(e.route, { v: 1, t: "reregister", hub: this.id });
   }
 
   #remove(id: string, why: string): void {
     const e = this.#nodes.get(id);
     if (e === undefined) return;
     this.#nodes.delete(id);
-    this.#removed.push(id);
-    this.#opts.log(`node ${e.record.name} ${why} (pid ${e.record.pid})`);
+    const record = this.#graph.delete(id, LOCAL_ORIGIN);
+    if (record !== undefined) this.#opts.log(`node ${record.name} ${why} (pid ${record.pid})`);
     this.#changed();
   }
 
@@ -440,19 +581,36 @@ export class Hub {
     }
   }
 
+  /**
+   * Schedules the push of what changed: once per event-loop turn, one delta encoded once for every
+   * node that holds the previous version, one snapshot encoded once for the nodes that hold none,
+   * and this hub's own changes to its peers.
+   */
   #changed(): void {
-    this.#version++;
     if (this.#pushScheduled) return;
     this.#pushScheduled = true;
     setImmediate(() => {
       this.#pushScheduled = false;
-      const graph = this.graph();
-      graph.removed = this.#removed;
-      this.#removed = [];
-      // One encoding for every node: with hundreds of nodes, encoding per node dominated a change.
       if (this.#closed) return;
-      const bytes = encodeControl({ v: 1, t: "graph", graph });
-      for (const e of this.#nodes.values()) e.route.listener.send(e.route.peer, [bytes]);
+      const local = this.#graph.local.take();
+      if (local !== undefined) this.#federation?.broadcast(local);
+      const d = this.#graph.site.take();
+      let deltaBytes: Buffer | undefined;
+      let snapshotBytes: Buffer | undefined;
+      for (const e of this.#nodes.values()) {
+        if (e.needsSnapshot) {
+          snapshotBytes ??= encodeControl({ v: 1, t: "graph", graph: this.graph() });
+          e.needsSnapshot = false;
+          e.route.listener.send(e.route.peer, [snapshotBytes]);
+        } else if (d !== undefined) {
+          deltaBytes ??= encodeControl({
+            v: 1,
+            t: "delta",
+            delta: { hub: this.id, settled: this.#settled(), ...d },
+          });
+          e.route.listener.send(e.route.peer, [deltaBytes]);
+        }
+      }
     });
   }
 }

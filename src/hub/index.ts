@@ -13,3 +13,6 @@ export { fetchHubInfo, HUB_INFO_PROTOCOL, HUB_INFO_SERVICE, hubInfoPlugin } from
 export type { HubInfo } from "./info.js";
 export { loadPolicyFile, parsePolicy } from "./policy-file.js";
 export { Authorization } from "./authorization.js";
+export { Federation } from "./federation.js";
+export type { PeerStatus, SiteStatus } from "./federation.js";
+export { parsePortRange } from "./site-address.js";

@@ -24,6 +24,8 @@ import type { CallPlan, CallRouter, ServiceServer } from "./service.js";
 export interface CallerContext {
   /** The calling node's id. */
   readonly id: string;
+  /** This host's name: the hub's internal services (`/_…`) are called on this host only. */
+  readonly host: string;
   /** This process's id: replicas in this process are called directly, not over a link. */
   readonly processId: string;
   /** Binary fields at least this large travel as separate frames, in bytes. */
@@ -33,10 +35,12 @@ export interface CallerContext {
   /** The graph as last heard from the hub. */
   graph(): GraphSnapshot | undefined;
   waitForGraph(pred: (g: GraphSnapshot) => boolean, timeoutMs: number): Promise<GraphSnapshot>;
-  /** The node's link to `endpoint` (opened on first use). */
-  link(endpoint: string): PeerLink;
-  /** True when the link to `endpoint` exists and is known to be down. */
-  linkDown(endpoint: string): boolean;
+  /** The node's link to node `n`, at the endpoint reachable from this host (opened on first use). */
+  link(n: NodeRecord): PeerLink;
+  /** False when node `n` is on another host and has no endpoint for other hosts yet. */
+  reachable(n: NodeRecord): boolean;
+  /** True when the link to node `n` exists and is known to be down. */
+  linkDown(n: NodeRecord): boolean;
 }
 
 /** Routes a node's service calls; the node's `CallRouter`. */
@@ -99,7 +103,7 @@ export class ServiceCaller implements CallRouter {
       const candidates = servers.map((n) => ({
         id: n.id,
         name: n.name,
-        down: this.#ctx.linkDown(n.endpoint),
+        down: this.#ctx.linkDown(n),
       }));
       const now = Date.now();
       const pick = plan.balancer.pick(candidates, tried, now);
@@ -167,7 +171,7 @@ export class ServiceCaller implements CallRouter {
     const fail = (err: unknown, outcome: AttemptOutcome) => ({ ok: false as const, err, outcome });
     let r: Awaited<ReturnType<PeerLink["request"]>["reply"]>;
     try {
-      const link = this.#ctx.link(target.endpoint);
+      const link = this.#ctx.link(target);
       const { id, reply } = link.request(
         { service: name, type: typeName, timeoutMs: attemptMs },
         encodeFrames(req, this.#ctx.blobThreshold),
@@ -284,9 +288,15 @@ export class ServiceCaller implements CallRouter {
    * and ready (`ready` absent counts as ready). This is the one place that decides it.
    */
   servers(name: string): NodeRecord[] {
+    // In a site, every host's hub serves its own store, supervisor, gateway…: a node uses its own.
+    const internal = name.startsWith("/_");
     return (this.#ctx.graph()?.nodes ?? []).filter(
       (n) =>
-        n.process !== this.#ctx.processId && n.ready !== false && n.services.some((s) => s.service === name),
+        n.process !== this.#ctx.processId &&
+        n.ready !== false &&
+        (!internal || n.host === this.#ctx.host) &&
+        this.#ctx.reachable(n) &&
+        n.services.some((s) => s.service === name),
     );
   }
 }

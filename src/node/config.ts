@@ -5,7 +5,7 @@
  * e.g. `tcp://10.0.0.5:7447`.
  */
 import { mkdirSync, statSync, chmodSync } from "node:fs";
-import { tmpdir, userInfo } from "node:os";
+import { hostname, tmpdir, userInfo } from "node:os";
 import { join } from "node:path";
 import { MyelinError } from "../errors.js";
 
@@ -66,4 +66,13 @@ export function hubEndpoint(
  */
 export function replicaNodeName(name: string, replica: number): string {
   return replica > 0 ? `${name}.${replica}` : name;
+}
+
+/**
+ * This host's name in a site: `$MYELIN_HOST`, else the OS host name. Nodes put it in their record;
+ * a subscriber connects to a publisher's ipc endpoint when their host names are equal.
+ */
+export function hostName(): string {
+  const env = process.env["MYELIN_HOST"];
+  return env !== undefined && env !== "" ? env : hostname();
 }

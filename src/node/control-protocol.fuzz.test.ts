@@ -56,6 +56,8 @@ const nodeRecord: fc.Arbitrary<NodeRecord> = rec<NodeRecord>(
     }),
     ready: fc.boolean(),
     instance: str,
+    remoteEndpoint: str,
+    unreachable: fc.array(rec({ node: str, endpoint: str, reason: str, since: num }), { maxLength: 2 }),
   },
   ["id", "name", "pid", "host", "process", "endpoint", "startedAt", "pubs", "subs", "services"],
 );
@@ -64,6 +66,8 @@ const nodeToHub: fc.Arbitrary<NodeToHub> = fc.oneof(
   rec({ v: fc.constant(1 as const), t: fc.constant("register" as const), node: nodeRecord, req: num }),
   rec({ v: fc.constant(1 as const), t: fc.constantFrom("heartbeat" as const, "bye" as const), id: str }),
   rec({ v: fc.constant(1 as const), t: fc.constant("query" as const), req: num }),
+  rec({ v: fc.constant(1 as const), t: fc.constant("sync" as const) }),
+  rec({ v: fc.constant(1 as const), t: fc.constant("site" as const), req: num }),
 );
 const refusal = rec({
   kind: fc.constantFrom("pub" as const, "sub" as const, "service" as const),
@@ -78,6 +82,34 @@ const hubToNode: fc.Arbitrary<HubToNode> = fc.oneof(
     hub: str,
     refused: fc.array(refusal, { maxLength: 3 }),
     req: num,
+  }),
+  rec(
+    {
+      v: fc.constant(1 as const),
+      t: fc.constant("registered" as const),
+      hub: str,
+      refused: fc.array(refusal, { maxLength: 1 }),
+      req: num,
+      site: rec({
+        address: str,
+        ports: fc
+          .tuple(fc.integer({ min: 0, max: 65535 }), fc.integer({ min: 0, max: 65535 }))
+          .map(([a, b]) => [Math.min(a, b), Math.max(a, b)] as [number, number]),
+      }),
+    },
+    ["v", "t", "hub", "refused", "req"],
+  ),
+  rec({
+    v: fc.constant(1 as const),
+    t: fc.constant("delta" as const),
+    delta: rec({
+      hub: str,
+      from: num,
+      version: num,
+      settled: fc.boolean(),
+      upserts: fc.array(nodeRecord, { maxLength: 3 }),
+      removed: fc.array(str, { maxLength: 3 }),
+    }),
   }),
   rec({ v: fc.constant(1 as const), t: fc.constant("reregister" as const), hub: str }),
   rec(
@@ -96,6 +128,7 @@ const hubToNode: fc.Arbitrary<HubToNode> = fc.oneof(
     ["v", "t", "graph"],
   ),
   rec({ v: fc.constant(1 as const), t: fc.constant("error" as const), message: str }),
+  rec({ v: fc.constant(1 as const), t: fc.constant("site" as const), req: num, json: str }),
 );
 
 test("fuzz: control messages round-trip", () => {
@@ -149,6 +182,17 @@ test("fuzz: arbitrary bytes decode or throw ERR_DECODE", () => {
     "instance",
     "idempotent",
     "group",
+    "remoteEndpoint",
+    "unreachable",
+    "since",
+    "reason",
+    "site",
+    "address",
+    "ports",
+    "delta",
+    "from",
+    "upserts",
+    "leaseMs",
   ];
   const tags = fc.constantFrom(
     "register",
@@ -159,6 +203,15 @@ test("fuzz: arbitrary bytes decode or throw ERR_DECODE", () => {
     "reregister",
     "graph",
     "error",
+    "sync",
+    "site",
+    "json",
+    "delta",
+    "peer-hello",
+    "peer-snapshot",
+    "peer-delta",
+    "peer-beat",
+    "peer-want",
     "reliable",
     "volatile",
     "pub",
@@ -219,4 +272,19 @@ test("msgpackr structured-clone references are refused while decoding", () => {
   const cyc = Buffer.from("d66900000001" + "91" + "d67000000001", "hex");
   const msg = Buffer.concat([Buffer.from("83a17601a174a56572726f72a76d657373616765", "hex"), cyc]);
   assert.throws(() => decodeHubToNode(msg), { code: "ERR_DECODE", message: /structured clone/i });
+});
+
+test("a registered reply with a bad port range is refused with the field named", () => {
+  const reg = {
+    v: 1,
+    t: "registered",
+    hub: "h",
+    refused: [],
+    req: 1,
+    site: { address: "10.0.0.1", ports: [9, 3] },
+  };
+  assert.throws(() => decodeHubToNode(new Packr({ useRecords: false }).pack(reg)), {
+    code: "ERR_DECODE",
+    message: /site\.ports/,
+  });
 });

@@ -48,8 +48,13 @@ export interface NodeRecord {
   host: string;
   /** Unique per process; nodes in one process deliver to each other in memory. */
   process: string;
-  /** Data endpoint other nodes connect to. */
+  /** Data endpoint nodes on the same host connect to (`ipc://…`, or what the node was told to bind). */
   endpoint: string;
+  /**
+   * Data endpoint nodes on other hosts connect to (`tcp://ADDRESS:PORT`), present once the node's
+   * hub is part of a site of several hosts; see {@link reachableEndpoint}.
+   */
+  remoteEndpoint?: string;
   /** Milliseconds since the epoch. */
   startedAt: number;
   pubs: TopicDecl[];
@@ -70,6 +75,63 @@ export interface NodeRecord {
    * the hub from the connection; whatever a node sends here is replaced.
    */
   identity?: string;
+  /** Data endpoints of other nodes this node could not connect to (newest last, bounded). */
+  unreachable?: UnreachablePeer[];
+}
+
+/** A node's report that it could not reach another node's data endpoint. */
+export interface UnreachablePeer {
+  /** Id of the node it could not reach. */
+  node: string;
+  /** The endpoint it tried. */
+  endpoint: string;
+  /** What happened, for people. */
+  reason: string;
+  /** When it was first noticed, in ms since the epoch. */
+  since: number;
+}
+
+/**
+ * The endpoint a node on host `fromHost` connects to for node `n`: its `remoteEndpoint` when `n`
+ * runs on another host and has one, else its `endpoint`.
+ */
+export function reachableEndpoint(n: NodeRecord, fromHost: string): string {
+  return n.host !== fromHost && n.remoteEndpoint !== undefined ? n.remoteEndpoint : n.endpoint;
+}
+
+/**
+ * False when node `n` runs on another host than `fromHost` and has only a same-host endpoint
+ * (`ipc://`, `inproc://`): nothing to connect to until it binds one for other hosts.
+ */
+export function canReach(n: NodeRecord, fromHost: string): boolean {
+  return (
+    n.host === fromHost ||
+    n.remoteEndpoint !== undefined ||
+    !(n.endpoint.startsWith("ipc://") || n.endpoint.startsWith("inproc://"))
+  );
+}
+
+/**
+ * A change of the graph, from version `from` to version `version` of hub `hub`: the records added
+ * or replaced, and the ids removed. A node holding version `from` applies it; any other asks for
+ * a snapshot (`sync`).
+ */
+export interface GraphDelta {
+  hub: string;
+  from: number;
+  version: number;
+  settled: boolean;
+  upserts: NodeRecord[];
+  removed: string[];
+}
+
+/**
+ * What the hub tells a registered node about the site: where to bind the tcp data endpoint that
+ * nodes on other hosts reach (address, and an inclusive port range; 0–0 means any free port).
+ */
+export interface SiteAdvice {
+  address: string;
+  ports: [number, number];
 }
 
 /** What the hub knows, as pushed to nodes and tools. */
@@ -86,6 +148,11 @@ export interface GraphSnapshot {
   nodes: NodeRecord[];
   /** Ids of nodes removed since the previous snapshot (gone or timed out). */
   removed: string[];
+  /**
+   * Ids of the records added or changed since the previous graph, when this graph came from a
+   * delta; absent when it is a full snapshot (then every record may have changed).
+   */
+  changed?: string[];
 }
 
 /** Node → hub messages. */
@@ -105,7 +172,9 @@ export type NodeToHub =
     }
   | { v: 1; t: "heartbeat"; id: string }
   | { v: 1; t: "bye"; id: string }
-  | { v: 1; t: "query"; req: number };
+  | { v: 1; t: "query"; req: number }
+  | { v: 1; t: "sync" }
+  | { v: 1; t: "site"; req: number };
 
 /** Hub → node messages. */
 export type HubToNode =
@@ -119,9 +188,13 @@ export type HubToNode =
       policy?: PolicyDoc;
       /** The identity the hub bound this node to. */
       identity?: string;
+      /** Where to bind the tcp data endpoint other hosts reach, when the site has other hosts. */
+      site?: SiteAdvice;
     }
   | { v: 1; t: "reregister"; hub: string }
   | { v: 1; t: "graph"; graph: GraphSnapshot; req?: number }
+  | { v: 1; t: "delta"; delta: GraphDelta }
+  | { v: 1; t: "site"; req: number; json: string }
   | { v: 1; t: "error"; message: string };
 
 /**
@@ -199,7 +272,8 @@ function topicDecl(v: unknown, where: string): TopicDecl {
   return d;
 }
 
-function nodeRecord(v: unknown, where: string): NodeRecord {
+/** Checks a node record field by field. @throws DecodeError ERR_DECODE naming the bad field */
+export function decodeNodeRecord(v: unknown, where: string): NodeRecord {
   const o = obj(v, where);
   const rec: NodeRecord = {
     id: str(o, "id", where),
@@ -246,10 +320,33 @@ function nodeRecord(v: unknown, where: string): NodeRecord {
     rec.key = key;
   }
   if (o["identity"] !== undefined) rec.identity = str(o, "identity", where);
+  if (o["remoteEndpoint"] !== undefined) rec.remoteEndpoint = str(o, "remoteEndpoint", where);
+  if (o["unreachable"] !== undefined) {
+    const list = arr(o, "unreachable", where);
+    if (list.length > MAX_UNREACHABLE) {
+      throw new DecodeError(
+        "ERR_DECODE",
+        `control message: ${where}.unreachable has ${list.length} entries (at most ${MAX_UNREACHABLE})`,
+      );
+    }
+    rec.unreachable = list.map((x, i) => {
+      const w = `${where}.unreachable[${i}]`;
+      const u = obj(x, w);
+      return {
+        node: str(u, "node", w),
+        endpoint: str(u, "endpoint", w),
+        reason: str(u, "reason", w),
+        since: num(u, "since", w),
+      };
+    });
+  }
   return rec;
 }
 
-function strList(o: Obj, k: string, where: string): string[] {
+/** Most unreachable endpoints one record reports. */
+export const MAX_UNREACHABLE = 32;
+
+function strings(o: Obj, k: string, where: string): string[] {
   return arr(o, k, where).map((x, i) => {
     if (typeof x !== "string")
       throw new DecodeError("ERR_DECODE", `control message: ${where}.${k}[${i}] must be a string`);
@@ -261,19 +358,24 @@ function policyDoc(v: unknown): PolicyDoc {
   const o = obj(v, "policy");
   return {
     source: str(o, "source", "policy"),
-    admins: strList(o, "admins", "policy"),
+    admins: strings(o, "admins", "policy"),
     grants: arr(o, "grants", "policy").map((x, i) => {
       const g = obj(x, `policy.grants[${i}]`);
       const w = `policy.grants[${i}]`;
       return {
-        identities: strList(g, "identities", w),
-        publish: strList(g, "publish", w),
-        subscribe: strList(g, "subscribe", w),
-        serve: strList(g, "serve", w),
-        call: strList(g, "call", w),
+        identities: strings(g, "identities", w),
+        publish: strings(g, "publish", w),
+        subscribe: strings(g, "subscribe", w),
+        serve: strings(g, "serve", w),
+        call: strings(g, "call", w),
       };
     }),
   };
+}
+
+/** Decodes msgpack bytes into a control map with the right version. @throws DecodeError ERR_DECODE */
+export function unpackControl(bytes: Uint8Array): Record<string, unknown> {
+  return unpack(bytes);
 }
 
 function unpack(bytes: Uint8Array): Obj {
@@ -297,11 +399,20 @@ function unpack(bytes: Uint8Array): Obj {
 
 /** Decodes and checks a node → hub message. Throws DecodeError naming the bad field. */
 export function decodeNodeToHub(bytes: Uint8Array): NodeToHub {
-  const o = unpack(bytes);
+  return nodeToHubFrom(unpack(bytes));
+}
+
+/** Checks an unpacked node → hub message (see {@link unpackControl}). @throws DecodeError ERR_DECODE */
+export function nodeToHubFrom(o: Record<string, unknown>): NodeToHub {
   const t = o["t"];
   switch (t) {
     case "register": {
-      const m: NodeToHub = { v: 1, t, node: nodeRecord(o["node"], "node"), req: num(o, "req", "message") };
+      const m: NodeToHub = {
+        v: 1,
+        t,
+        node: decodeNodeRecord(o["node"], "node"),
+        req: num(o, "req", "message"),
+      };
       if (o["secret"] !== undefined) m.secret = str(o, "secret", "message");
       if (o["credential"] !== undefined) m.credential = str(o, "credential", "message");
       return m;
@@ -310,6 +421,10 @@ export function decodeNodeToHub(bytes: Uint8Array): NodeToHub {
     case "bye":
       return { v: 1, t, id: str(o, "id", "message") };
     case "query":
+      return { v: 1, t, req: num(o, "req", "message") };
+    case "sync":
+      return { v: 1, t };
+    case "site":
       return { v: 1, t, req: num(o, "req", "message") };
     default:
       throw new DecodeError("ERR_DECODE", `control message: unknown tag '${String(t)}' from a node`);
@@ -322,7 +437,7 @@ export function decodeHubToNode(bytes: Uint8Array): HubToNode {
   const t = o["t"];
   switch (t) {
     case "registered": {
-      const m: HubToNode = {
+      const msg: HubToNode = {
         v: 1,
         t,
         hub: str(o, "hub", "message"),
@@ -341,9 +456,29 @@ export function decodeHubToNode(bytes: Uint8Array): HubToNode {
           };
         }),
       };
-      if (o["policy"] !== undefined) m.policy = policyDoc(o["policy"]);
-      if (o["identity"] !== undefined) m.identity = str(o, "identity", "message");
-      return m;
+      if (o["site"] !== undefined) {
+        const s = obj(o["site"], "site");
+        const ports = arr(s, "ports", "site");
+        const lo = ports[0];
+        const hi = ports[1];
+        if (
+          ports.length !== 2 ||
+          !Number.isInteger(lo) ||
+          !Number.isInteger(hi) ||
+          (lo as number) < 0 ||
+          (hi as number) > 65535 ||
+          (lo as number) > (hi as number)
+        ) {
+          throw new DecodeError(
+            "ERR_DECODE",
+            "control message: site.ports must be [low, high] with 0 <= low <= high <= 65535",
+          );
+        }
+        msg.site = { address: str(s, "address", "site"), ports: [lo as number, hi as number] };
+      }
+      if (o["policy"] !== undefined) msg.policy = policyDoc(o["policy"]);
+      if (o["identity"] !== undefined) msg.identity = str(o, "identity", "message");
+      return msg;
     }
     case "reregister":
       return { v: 1, t, hub: str(o, "hub", "message") };
@@ -353,17 +488,30 @@ export function decodeHubToNode(bytes: Uint8Array): HubToNode {
         hub: str(g, "hub", "graph"),
         version: num(g, "version", "graph"),
         settled: g["settled"] === true,
-        nodes: arr(g, "nodes", "graph").map((x, i) => nodeRecord(x, `graph.nodes[${i}]`)),
-        removed: arr(g, "removed", "graph").map((x, i) => {
-          if (typeof x !== "string")
-            throw new DecodeError("ERR_DECODE", `control message: graph.removed[${i}] must be a string`);
-          return x;
-        }),
+        nodes: arr(g, "nodes", "graph").map((x, i) => decodeNodeRecord(x, `graph.nodes[${i}]`)),
+        removed: strings(g, "removed", "graph"),
       };
       const msg: HubToNode = { v: 1, t, graph };
       if (typeof o["req"] === "number") msg.req = o["req"];
       return msg;
     }
+    case "delta": {
+      const d = obj(o["delta"], "delta");
+      return {
+        v: 1,
+        t,
+        delta: {
+          hub: str(d, "hub", "delta"),
+          from: num(d, "from", "delta"),
+          version: num(d, "version", "delta"),
+          settled: d["settled"] === true,
+          upserts: arr(d, "upserts", "delta").map((x, i) => decodeNodeRecord(x, `delta.upserts[${i}]`)),
+          removed: strings(d, "removed", "delta"),
+        },
+      };
+    }
+    case "site":
+      return { v: 1, t, req: num(o, "req", "message"), json: str(o, "json", "message") };
     case "error":
       return { v: 1, t, message: str(o, "message", "message") };
     default:

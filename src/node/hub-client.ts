@@ -10,10 +10,12 @@ import { PROCESS_CREDENTIAL } from "./process-credential.js";
 import {
   decodeHubToNode,
   encodeControl,
+  type GraphDelta,
   type GraphSnapshot,
   type NodeRecord,
   type NodeToHub,
   type Refusal,
+  type SiteAdvice,
 } from "./control-protocol.js";
 import { DEFAULT_TRANSPORTS } from "../transport/default-transports.js";
 import { receiveLoop } from "../transport/receive-loop.js";
@@ -33,7 +35,13 @@ export interface HubClientOptions {
   heartbeatMs: number;
   /** The node's current record (called on every registration). */
   record(): NodeRecord;
+  /**
+   * The graph changed: a snapshot (no `changed`), or a delta applied to the last graph (`changed`
+   * names the records added or replaced). `removed` names the nodes gone since the last call.
+   */
   onGraph(graph: GraphSnapshot): void;
+  /** The hub says the site has other hosts and where to bind for them (with every registration). */
+  onSite?(site: SiteAdvice): void;
   onRefused(refusals: Refusal[]): void;
   /** The hub's permission policy and the identity it bound the node to, on each registration. */
   onPolicy?(policy: PolicyDoc | undefined, identity: string | undefined): void;
@@ -52,10 +60,20 @@ export class HubClient {
   readonly #timer: NodeJS.Timeout;
   readonly #registeredWaiters = new Map<number, (r: Refusal[]) => void>();
   #queries = new Map<number, (g: GraphSnapshot) => void>();
+  readonly #siteQueries = new Map<number, (json: string) => void>();
   /** Ends the waits of pending queries when the client closes. */
   readonly #queryAborts = new Set<() => void>();
   #nextReq = 1;
   #hub = "";
+  /** The graph as deltas built it: its hub, version and records. */
+  #graphHub = "";
+  #graphVersion = -1;
+  readonly #records = new Map<string, NodeRecord>();
+  /** When a snapshot was asked for (0: none asked). */
+  #syncSince = 0;
+  /** Deltas applied, and snapshots asked for after a gap (for tests and `stats`). */
+  deltas = 0;
+  gaps = 0;
   #lastHeard = 0;
   #closed = false;
   #registered = false;
@@ -148,6 +166,27 @@ export class HubClient {
     });
   }
 
+  /** Asks the hub how it sees the site (JSON text). Throws ERR_HUB_UNREACHABLE after `timeoutMs`. */
+  querySite(timeoutMs: number): Promise<string> {
+    const req = this.#nextReq++;
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.#siteQueries.delete(req);
+        reject(
+          new TimeoutError(
+            "ERR_HUB_UNREACHABLE",
+            `no hub answered at ${this.#opts.endpoint} within ${timeoutMs} ms; start one with \`myelin hub\` or set MYELIN_HUB`,
+          ),
+        );
+      }, timeoutMs);
+      this.#siteQueries.set(req, (json) => {
+        clearTimeout(timer);
+        resolve(json);
+      });
+      this.#send({ v: 1, t: "site", req });
+    });
+  }
+
   /** Says goodbye to the hub and closes the socket. */
   async close(): Promise<void> {
     if (this.#closed) return;
@@ -181,10 +220,66 @@ export class HubClient {
   }
 
   #heartbeat(): void {
+    // A snapshot asked for and not come (the request or its answer was dropped): ask again.
+    if (this.#syncSince !== 0 && Date.now() - this.#syncSince > 2 * this.#opts.heartbeatMs) this.#sync();
     // Until the hub confirmed a registration, keep sending the record: a send made while the
     // connection was still being set up is dropped (immediate mode), and nothing else would repeat it.
     if (!this.#registered) this.#sendRecord();
     else this.#send({ v: 1, t: "heartbeat", id: this.#opts.record().id });
+  }
+
+  #sync(): void {
+    this.#syncSince = Date.now();
+    this.#send({ v: 1, t: "sync" });
+  }
+
+  #applySnapshot(g: GraphSnapshot): void {
+    // A snapshot older than what deltas already built (from the same hub) changes nothing.
+    if (g.hub === this.#graphHub && g.version < this.#graphVersion) return;
+    this.#syncSince = 0;
+    const keep = new Set<string>();
+    for (const n of g.nodes) keep.add(n.id);
+    const removed = new Set(g.removed);
+    // Records missing from a snapshot of the same hub were removed; a new hub that has not settled
+    // yet may simply not have heard from them again (they re-register): they are not gone.
+    if (g.hub === this.#graphHub || g.settled)
+      for (const id of this.#records.keys()) if (!keep.has(id)) removed.add(id);
+    this.#records.clear();
+    for (const n of g.nodes) this.#records.set(n.id, n);
+    this.#graphHub = g.hub;
+    this.#graphVersion = g.version;
+    this.#opts.onGraph({
+      hub: g.hub,
+      version: g.version,
+      settled: g.settled,
+      nodes: g.nodes,
+      removed: [...removed],
+    });
+  }
+
+  #applyDelta(d: GraphDelta): void {
+    if (d.hub !== this.#graphHub || d.from !== this.#graphVersion) {
+      // Already covered by the snapshot held (same hub, not newer): nothing to do.
+      if (d.hub === this.#graphHub && d.version <= this.#graphVersion) return;
+      // A gap (or a new hub): the snapshot says everything; ask once, not per delta.
+      if (this.#syncSince === 0) {
+        this.gaps++;
+        this.#sync();
+      }
+      return;
+    }
+    this.deltas++;
+    for (const id of d.removed) this.#records.delete(id);
+    for (const n of d.upserts) this.#records.set(n.id, n);
+    this.#graphVersion = d.version;
+    this.#opts.onGraph({
+      hub: d.hub,
+      version: d.version,
+      settled: d.settled,
+      nodes: [...this.#records.values()],
+      removed: d.removed,
+      changed: d.upserts.map((n) => n.id),
+    });
   }
 
   #receiveLoop(): Promise<void> {
@@ -213,6 +308,7 @@ export class HubClient {
         }
         this.#opts.onPolicy?.(m.policy, m.identity);
         if (m.refused.length > 0) this.#opts.onRefused(m.refused);
+        if (m.site !== undefined) this.#opts.onSite?.(m.site);
         return;
       }
       case "reregister":
@@ -227,7 +323,16 @@ export class HubClient {
           q?.(m.graph);
           return;
         }
-        this.#opts.onGraph(m.graph);
+        this.#applySnapshot(m.graph);
+        return;
+      }
+      case "delta":
+        this.#applyDelta(m.delta);
+        return;
+      case "site": {
+        const q = this.#siteQueries.get(m.req);
+        this.#siteQueries.delete(m.req);
+        q?.(m.json);
         return;
       }
       case "error":

@@ -6,7 +6,8 @@ import { hostname } from "node:os";
 import type { RemoteSubscriber } from "../transport/data-server.js";
 import type { ErrorBody } from "../transport/frame.js";
 import type { AccessPolicy } from "./access-policy.js";
-import type { NodeRecord, TopicDecl } from "./control-protocol.js";
+import type { NodeRecord, TopicDecl, UnreachablePeer } from "./control-protocol.js";
+import { hostName } from "./config.js";
 import type { Publisher } from "./publisher.js";
 import type { Qos } from "./qos.js";
 import type { ServiceServer } from "./service.js";
@@ -25,6 +26,8 @@ export function nodeRecord(n: {
   name: string;
   processId: string;
   endpoint: string;
+  remoteEndpoint: string | undefined;
+  unreachable: readonly UnreachablePeer[];
   startedAt: number;
   publishers: Iterable<Publisher<unknown>>;
   subscriptions: Iterable<Subscription<unknown>>;
@@ -42,9 +45,11 @@ export function nodeRecord(n: {
     id: n.id,
     name: n.name,
     pid: process.pid,
-    host: hostname(),
+    host: hostName(),
     process: n.processId,
     endpoint: n.endpoint,
+    ...(n.remoteEndpoint !== undefined ? { remoteEndpoint: n.remoteEndpoint } : {}),
+    ...(n.unreachable.length > 0 ? { unreachable: [...n.unreachable] } : {}),
     startedAt: n.startedAt,
     pubs: [...n.publishers].map((p) => decl(p.topic, p.type.name, p.qos)),
     subs: [...n.subscriptions].map((s) =>

@@ -17,14 +17,22 @@ import {
   TypeMismatchError,
 } from "../errors.js";
 import { lookupType, type MessageType, type ServiceType } from "../msgs/index.js";
-import { DataServer } from "../transport/data-server.js";
+import { DataServer, type DataServerHandler } from "../transport/data-server.js";
 import { DEFAULT_TRANSPORTS } from "../transport/default-transports.js";
 import type { Transports, TransportSecurity } from "../transport/transport.js";
 import { insecureFromEnv, LinkSecurity } from "./link-security.js";
 import { InprocRegistry } from "../transport/inproc.js";
-import { ensureRuntimeDir, hubEndpoint, runtimeDir } from "./config.js";
-import type { GraphSnapshot, NodeRecord, Refusal } from "./control-protocol.js";
+import { ensureRuntimeDir, hostName, hubEndpoint, runtimeDir } from "./config.js";
+import {
+  canReach,
+  reachableEndpoint,
+  type GraphSnapshot,
+  type NodeRecord,
+  type Refusal,
+  type SiteAdvice,
+} from "./control-protocol.js";
 import type { Permission, PolicyDoc } from "./access-policy.js";
+import { Reachability } from "./reachability.js";
 import { HubClient } from "./hub-client.js";
 import { AccessPolicy } from "./access-policy.js";
 import { PeerLinks } from "./peer-links.js";
@@ -101,6 +109,13 @@ export class Node extends EventEmitter<NodeEvents> implements CallRouter {
   readonly #transports: Transports;
   readonly #caller: ServiceCaller;
   #server!: DataServer;
+  /** The tcp data server for nodes on other hosts, once the hub said the site has some. */
+  #remoteServer: DataServer | undefined;
+  #remoteBinding: Promise<void> | undefined;
+  /** This host's name (MYELIN_HOST, else the OS's). */
+  readonly #host = hostName();
+  readonly #reach = new Reachability(3000);
+  #reachTick = 0;
   #hub!: HubClient;
   readonly #startedAt = Date.now();
   readonly #publishers = new Set<Publisher<unknown>>();
@@ -163,13 +178,15 @@ export class Node extends EventEmitter<NodeEvents> implements CallRouter {
     });
     this.#caller = new ServiceCaller({
       id: this.id,
+      host: this.#host,
       processId: PROCESS_ID,
       blobThreshold: this.#opts.blobThreshold,
       localService: (name) => inproc.service(name),
       graph: () => this.#graph,
       waitForGraph: (pred, timeoutMs) => this.waitForGraph(pred, timeoutMs),
-      link: (endpoint) => this.#links.get(endpoint),
-      linkDown: (endpoint) => this.#links.isDown(endpoint),
+      link: (n) => this.#links.get(this.#endpointOf(n)),
+      linkDown: (n) => this.#links.isDown(this.#endpointOf(n)),
+      reachable: (n) => canReach(n, this.#host),
     });
   }
 
@@ -199,35 +216,7 @@ export class Node extends EventEmitter<NodeEvents> implements CallRouter {
         ...(this.#opts.maxPeerBytes !== undefined ? { maxPeerBytes: this.#opts.maxPeerBytes } : {}),
         ...(dataSecurity !== undefined ? { security: dataSecurity } : {}),
       },
-      {
-        onSubscribe: (r) => acceptRemoteSubscriber(this.name, this.#publishers, r, this.#access),
-        onUnsubscribe: (r) => {
-          for (const p of this.#publishers) {
-            if (!p.removeRemote(r)) continue;
-            if (r.droppedForNotReading) p.notePeerDropped();
-            p.matched();
-          }
-        },
-        onRequest: (peer, h, parts) =>
-          dispatchRequest(this.name, this.#services, this.#opts.blobThreshold, peer, h, parts, this.#access),
-        onPeerDropped: (peer, why) =>
-          this.emit(
-            "warning",
-            new MyelinError(
-              "ERR_BACKPRESSURE",
-              `node ${this.name} dropped ${peer.node || "a peer"} (${peer.identity}): ${why}`,
-            ),
-          ),
-        onBadFrame: (peer, err) =>
-          this.emit(
-            "warning",
-            new MyelinError(
-              "ERR_PROTOCOL",
-              `dropped a bad frame from ${peer.node || "an unknown peer"}: ${err.message}`,
-              { cause: err },
-            ),
-          ),
-      },
+      this.#dataHandler(),
     );
     const dataKey = this.#security.advertisedKey(endpoint);
     this.#hub = new HubClient({
@@ -251,21 +240,27 @@ export class Node extends EventEmitter<NodeEvents> implements CallRouter {
           name: this.name,
           processId: PROCESS_ID,
           endpoint: advertisedEndpoint(this.#server.endpoint, this.#opts.advertiseHost),
+          remoteEndpoint: this.#remoteServer?.endpoint,
+          unreachable: this.#reach.list(),
           startedAt: this.#startedAt,
           publishers: this.#publishers,
           subscriptions: this.#subs.keys(),
           services: this.#services.values(),
           ready: this.#ready,
-          ...(dataKey !== undefined ? { key: dataKey } : {}),
+          ...(dataKey !== undefined ? { key: dataKey } : this.#remoteKey()),
         }),
       onGraph: (g) => this.#onGraph(g),
+      onSite: (site) => this.#onSite(site),
       onRefused: (rs) => {
         for (const r of rs) this.emit("warning", refusalError(r));
       },
       onPolicy: (policy, identity) => this.#setPolicy(policy, identity),
       onBadMessage: (err) => this.emit("warning", err),
     });
-    this.#livenessTimer = setInterval(() => checkLiveliness(this.#subs.values()), 250);
+    this.#livenessTimer = setInterval(() => {
+      checkLiveliness(this.#subs.values());
+      if (++this.#reachTick % 4 === 0) this.#checkReachability();
+    }, 250);
     this.#livenessTimer.unref();
     // Give a running hub the chance to answer, so the node is registered and the first graph is
     // here when we return. A hub socket in the runtime directory means one probably runs: wait for
@@ -306,6 +301,14 @@ export class Node extends EventEmitter<NodeEvents> implements CallRouter {
   /** The last graph the hub sent, if any. */
   graph(): GraphSnapshot | undefined {
     return this.#graph;
+  }
+
+  /**
+   * Asks the hub how it sees the site (its peers, their state, lag and versions), as the JSON
+   * text of the hub's `SiteStatus`. @throws ERR_HUB_UNREACHABLE after `timeoutMs`
+   */
+  querySiteStatus(timeoutMs = 2000): Promise<string> {
+    return this.#hub.querySite(timeoutMs);
   }
 
   /** Asks the hub for the current graph. @throws ERR_HUB_UNREACHABLE after `timeoutMs` */
@@ -448,7 +451,8 @@ export class Node extends EventEmitter<NodeEvents> implements CallRouter {
         this.#graph,
         false,
         PROCESS_ID,
-        (ep) => this.#links.get(ep),
+        (n) => this.#links.get(this.#endpointOf(n)),
+        (n) => canReach(n, this.#host),
         (n, err) => this.#unreachable(n, err),
       );
     return sub;
@@ -600,6 +604,8 @@ export class Node extends EventEmitter<NodeEvents> implements CallRouter {
     for (const p of [...this.#publishers]) p.close();
     for (const s of [...this.#services.values()]) s.close();
     this.#links.closeAll();
+    await this.#remoteBinding?.catch(() => {});
+    await this.#remoteServer?.close();
     await this.#server.close();
     await this.#hub.close();
     if (this.#ipcPath !== "") rmSync(this.#ipcPath, { force: true });
@@ -757,7 +763,7 @@ export class Node extends EventEmitter<NodeEvents> implements CallRouter {
    */
   #linkSecurity(endpoint: string): TransportSecurity | undefined {
     if (!this.#security.usesCurve(endpoint)) return undefined;
-    const rec = this.#graph?.nodes.find((n) => n.endpoint === endpoint);
+    const rec = this.#graph?.nodes.find((n) => n.endpoint === endpoint || n.remoteEndpoint === endpoint);
     if (rec?.key === undefined) {
       throw new MyelinError(
         "ERR_NOT_AUTHORIZED",
@@ -765,6 +771,13 @@ export class Node extends EventEmitter<NodeEvents> implements CallRouter {
       );
     }
     return this.#security.connect(endpoint, rec.key, "the node's record carries no key");
+  }
+
+  /** The key other hosts need for this node's tcp endpoint for them, once it is bound. */
+  #remoteKey(): { key?: string } {
+    const ep = this.#remoteServer?.endpoint;
+    const key = ep === undefined ? undefined : this.#security.advertisedKey(ep);
+    return key !== undefined ? { key } : {};
   }
 
   /** Warns once per endpoint that a publisher cannot be reached securely. */
@@ -782,24 +795,150 @@ export class Node extends EventEmitter<NodeEvents> implements CallRouter {
   }
 
   #onGraph(g: GraphSnapshot): void {
-    for (const id of g.removed) {
-      this.#server.dropNode(id);
-      // Calls waiting on a node the hub removed cannot be answered any more: fail them now.
-      const gone = this.#graph?.nodes.find((n) => n.id === id);
-      if (gone !== undefined) this.#links.failCalls(gone.endpoint, `the hub removed node ${gone.name}`);
+    if (g.removed.length > 0) {
+      const before = new Map<string, NodeRecord>();
+      for (const n of this.#graph?.nodes ?? []) before.set(n.id, n);
+      for (const id of g.removed) {
+        this.#server.dropNode(id);
+        this.#remoteServer?.dropNode(id);
+        // Calls waiting on a node the hub removed cannot be answered any more: fail them now.
+        const gone = before.get(id);
+        if (gone !== undefined)
+          this.#links.failCalls(this.#endpointOf(gone), `the hub removed node ${gone.name}`);
+      }
     }
     dropRemovedSources(this.#subs.values(), g.removed);
+    const wasSettled = this.#graph?.settled === true;
     this.#graph = g;
+    // The first settled graph of a hub says who is gone: every record is looked at. After that, a
+    // delta's changed records are the only ones that can bring new publishers.
+    const authoritative = g.settled && (g.changed === undefined || !wasSettled);
+    let view = g;
+    if (g.changed !== undefined && !authoritative) {
+      const changed = new Set(g.changed);
+      view = { ...g, nodes: g.nodes.filter((n) => changed.has(n.id)) };
+    }
     for (const st of this.#subs.values())
       reconcileSubscription(
         st,
-        g,
-        g.settled,
+        view,
+        authoritative,
         PROCESS_ID,
-        (ep) => this.#links.get(ep),
+        (n) => this.#links.get(this.#endpointOf(n)),
+        (n) => canReach(n, this.#host),
         (n, err) => this.#unreachable(n, err),
       );
-    this.#links.closeIdle(g);
+    if (g.changed === undefined || g.removed.length > 0) this.#links.closeIdle(g, (n) => this.#endpointOf(n));
     this.emit("graph", g);
+  }
+
+  /** What the node's data servers (ipc, and tcp for other hosts) do with their events. */
+  #dataHandler(): DataServerHandler {
+    return {
+      onSubscribe: (r) => acceptRemoteSubscriber(this.name, this.#publishers, r, this.#access),
+      onUnsubscribe: (r) => {
+        for (const p of this.#publishers) {
+          if (!p.removeRemote(r)) continue;
+          if (r.droppedForNotReading) p.notePeerDropped();
+          p.matched();
+        }
+      },
+      onRequest: (peer, h, parts) =>
+        dispatchRequest(this.name, this.#services, this.#opts.blobThreshold, peer, h, parts, this.#access),
+      onPeerDropped: (peer, why) =>
+        this.emit(
+          "warning",
+          new MyelinError(
+            "ERR_BACKPRESSURE",
+            `node ${this.name} dropped ${peer.node || "a peer"} (${peer.identity}): ${why}`,
+          ),
+        ),
+      onBadFrame: (peer, err) =>
+        this.emit(
+          "warning",
+          new MyelinError(
+            "ERR_PROTOCOL",
+            `dropped a bad frame from ${peer.node || "an unknown peer"}: ${err.message}`,
+            { cause: err },
+          ),
+        ),
+    };
+  }
+
+  /** The endpoint of node `n` as this node reaches it: ipc on this host, tcp from another. */
+  #endpointOf(n: NodeRecord): string {
+    return reachableEndpoint(n, this.#host);
+  }
+
+  /** The hub says the site has other hosts: bind a tcp data endpoint for them (once). */
+  #onSite(site: SiteAdvice): void {
+    if (this.#remoteServer !== undefined || this.#remoteBinding !== undefined || this.#closed) return;
+    // A node told to bind tcp (MYELIN_DATA_ENDPOINT) is reachable already.
+    if (!this.#server.endpoint.startsWith("ipc://") && !this.#server.endpoint.startsWith("inproc://")) return;
+    this.#remoteBinding = this.#bindRemote(site).finally(() => (this.#remoteBinding = undefined));
+  }
+
+  async #bindRemote(advice: SiteAdvice): Promise<void> {
+    // The node's own MYELIN_ADVERTISE_ADDRESS wins (a node whose hub runs on another host).
+    const own = process.env["MYELIN_ADVERTISE_ADDRESS"];
+    const site = own !== undefined && own !== "" ? { ...advice, address: own } : advice;
+    const [lo, hi] = site.ports;
+    let lastErr: unknown;
+    for (let port = lo; port <= hi; port++) {
+      const endpoint = `tcp://${site.address.includes(":") ? `[${site.address}]` : site.address}:${port}`;
+      try {
+        // Other hosts reach it over tcp: CURVE with this host's keys (plain text only when insecure).
+        const security = this.#security.listen(endpoint);
+        const server = await DataServer.bind(
+          {
+            endpoint,
+            maxMessageBytes: this.#opts.maxMessageBytes,
+            transports: this.#transports,
+            ...(this.#opts.maxPeerBytes !== undefined ? { maxPeerBytes: this.#opts.maxPeerBytes } : {}),
+            ...(security !== undefined ? { security } : {}),
+          },
+          this.#dataHandler(),
+        );
+        if (this.#closed) {
+          await server.close();
+          return;
+        }
+        this.#remoteServer = server;
+        this.#reregister();
+        return;
+      } catch (err) {
+        lastErr = err;
+      }
+    }
+    this.emit(
+      "warning",
+      new MyelinError(
+        "ERR_PEER_UNREACHABLE",
+        `node ${this.name} cannot bind a tcp data endpoint on ${site.address} (ports ${lo}-${hi}), so nodes of other hosts cannot reach it: ${(lastErr as Error | undefined)?.message ?? "no port free"}; check the hub's advertise address and data port range`,
+        { cause: lastErr },
+      ),
+    );
+  }
+
+  /** Reports links that hear nothing from their peer: in the node's log and, through its record, the hub's. */
+  #checkReachability(): void {
+    if (this.#graph === undefined) return;
+    const { lost, back } = this.#reach.check(
+      this.#links.links(),
+      this.#graph.nodes,
+      (n) => this.#endpointOf(n),
+      Date.now(),
+    );
+    for (const u of lost) {
+      const n = this.#graph.nodes.find((x) => x.id === u.node);
+      this.emit(
+        "warning",
+        new MyelinError(
+          "ERR_PEER_UNREACHABLE",
+          `node ${this.name} cannot reach node ${n?.name ?? u.node}${n !== undefined ? ` on host ${n.host}` : ""} at ${u.endpoint}: ${u.reason}`,
+        ),
+      );
+    }
+    if (lost.length > 0 || back.length > 0) this.#reregister();
   }
 }

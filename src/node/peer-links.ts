@@ -7,7 +7,7 @@ import { MyelinError } from "../errors.js";
 import type { HelloBody } from "../transport/frame.js";
 import { PeerLink } from "../transport/peer-link.js";
 import type { Transports, TransportSecurity } from "../transport/transport.js";
-import type { GraphSnapshot } from "./control-protocol.js";
+import type { GraphSnapshot, NodeRecord } from "./control-protocol.js";
 
 /** What every link of a node is opened with. */
 export interface PeerLinksOptions {
@@ -76,15 +76,20 @@ export class PeerLinks {
   }
 
   /** Once the graph is settled, closes the links to nodes that are gone and carry nothing. */
-  closeIdle(g: GraphSnapshot): void {
+  closeIdle(g: GraphSnapshot, endpointOf: (n: NodeRecord) => string): void {
     if (!g.settled) return;
-    const live = new Set(g.nodes.map((n) => n.endpoint));
+    const live = new Set(g.nodes.map(endpointOf));
     for (const [ep, link] of this.#links) {
       if (!live.has(ep) && link.subscriptionCount === 0 && link.pendingCalls === 0) {
         link.close();
         this.#links.delete(ep);
       }
     }
+  }
+
+  /** The open links. */
+  links(): IterableIterator<PeerLink> {
+    return this.#links.values();
   }
 
   /** Closes every link; calls waiting on them fail with ERR_CLOSED. */

@@ -263,7 +263,7 @@ export class Publisher<T> {
       }
       this.#redelivered++;
       if (m.remote !== null) {
-        this.#in.server.deliver(m.remote, e.pub, e.seq, e.sec, e.nsec, e.payload, e.frames, e.bytes);
+        m.remote.server.deliver(m.remote, e.pub, e.seq, e.sec, e.nsec, e.payload, e.frames, e.bytes);
         continue;
       }
       let msg: unknown;
@@ -599,7 +599,7 @@ export class Publisher<T> {
       (wait ??= []).push(persist(stored, msgId));
     }
     for (const r of this.remote) {
-      this.#in.server.deliver(r, this.index, seq, sec, nsec, single, frames, bytes);
+      r.server.deliver(r, this.index, seq, sec, nsec, single, frames, bytes);
       if (r.reliable && (r.pending >= this.#in.maxPending || r.pendingBytes >= this.#in.maxPendingBytes)) {
         r.waits++;
         (wait ??= []).push(r.waitBelow(this.#in.maxPending, this.#in.maxPendingBytes));
@@ -614,7 +614,7 @@ export class Publisher<T> {
           continue;
         }
         const r = m.remote;
-        this.#in.server.deliver(r, this.index, seq, sec, nsec, single, frames, bytes);
+        r.server.deliver(r, this.index, seq, sec, nsec, single, frames, bytes);
         if (r.reliable && (r.pending >= this.#in.maxPending || r.pendingBytes >= this.#in.maxPendingBytes)) {
           r.waits++;
           (wait ??= []).push(r.waitBelow(this.#in.maxPending, this.#in.maxPendingBytes));
@@ -665,7 +665,7 @@ export class Publisher<T> {
     for (let i = from; i < this.#history.length; i++) {
       const h = this.#history[i]!;
       const single = h.frames.length === 1 ? h.frames[0]! : null;
-      this.#in.server.deliver(
+      r.server.deliver(
         r,
         this.index,
         h.info.seq,

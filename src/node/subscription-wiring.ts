@@ -57,13 +57,14 @@ export function reconcileSubscription(
   g: GraphSnapshot,
   authoritative: boolean,
   processId: string,
-  link: (endpoint: string) => PeerLink,
+  link: (n: NodeRecord) => PeerLink,
+  reachable: (n: NodeRecord) => boolean = () => true,
   onUnreachable?: (n: NodeRecord, err: Error) => void,
 ): void {
   const sub = st.sub;
   const want = new Map<string, NodeRecord>();
   for (const n of g.nodes) {
-    if (n.process === processId) continue;
+    if (n.process === processId || !reachable(n)) continue;
     if (n.pubs.some((p) => p.topic === sub.topic && p.type === sub.typeName)) want.set(n.id, n);
   }
   for (const [id, n] of want) {
@@ -77,7 +78,7 @@ export function reconcileSubscription(
     const windowBytes = st.window?.bytes ?? CREDIT_BYTES;
     let l: PeerLink;
     try {
-      l = link(n.endpoint);
+      l = link(n);
     } catch (err) {
       onUnreachable?.(n, err as Error);
       continue;

@@ -8,6 +8,7 @@
 import { parseArgs, type ParseArgsConfig } from "node:util";
 import { MyelinError } from "../errors.js";
 import { hubCommand } from "./cmd-hub.js";
+import { siteStatusCommand } from "./cmd-site.js";
 import { dashboardCommand } from "./cmd-dashboard.js";
 import { gatewayHashPasswordCommand, gatewayStatusCommand } from "./cmd-gateway.js";
 import { bridgeStatusCommand } from "./cmd-bridge.js";
@@ -85,6 +86,7 @@ export { version } from "./common.js";
 /** Every command, in the order the help lists them. */
 export const COMMANDS: readonly CommandSpec[] = [
   hubCommand,
+  siteStatusCommand,
   dashboardCommand,
   upCommand,
   downCommand,
@@ -193,6 +195,10 @@ const GROUPS: Record<string, { summary: string; examples: string[] }> = {
   gateway: {
     summary: "the MQTT gateway of the hub: status, password hashes",
     examples: ["myelin gateway status", "myelin gateway hash-password"],
+  },
+  site: {
+    summary: "the site: this host's hub and its peer hubs on other hosts",
+    examples: ["myelin site status", "myelin site status --json"],
   },
   twin: {
     summary: "the device twins of the MQTT gateway: desired and reported state of each device",

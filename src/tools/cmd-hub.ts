@@ -5,6 +5,7 @@ import { join } from "node:path";
 import {
   hubInfoPlugin,
   loadPolicyFile,
+  parsePortRange,
   startHubProcess,
   type HubOptions,
   type HubPlugin,
@@ -81,6 +82,32 @@ export const hubCommand: CommandSpec = {
       arg: "MODULE",
       help: "import a module that registers your message types, so the dashboard can publish and call them (repeatable)",
     },
+    peer: {
+      type: "string",
+      multiple: true,
+      arg: "ADDR",
+      help: "a peer hub of the site, e.g. tcp://10.0.0.2:7447 (repeatable; default $MYELIN_PEERS, comma-separated): each hub shares its nodes with its peers",
+    },
+    host: {
+      type: "string",
+      arg: "NAME",
+      help: "this host's name in the site (default $MYELIN_HOST, else the system's host name)",
+    },
+    "advertise-address": {
+      type: "string",
+      arg: "ADDR",
+      help: "the address nodes of other hosts reach this host's nodes on (default $MYELIN_ADVERTISE_ADDRESS, else the --listen address, else the first non-loopback IPv4)",
+    },
+    "data-ports": {
+      type: "string",
+      arg: "LOW-HIGH",
+      help: "tcp ports this host's nodes bind for other hosts, e.g. 7500-7599 (default: any free port)",
+    },
+    "peer-lease-ms": {
+      type: "string",
+      arg: "N",
+      help: "a peer hub silent for N ms is unreachable and its nodes leave the graph (default 3000)",
+    },
     verbose: {
       type: "boolean",
       short: "v",
@@ -100,6 +127,7 @@ export const hubCommand: CommandSpec = {
     "myelin hub",
     "myelin hub --listen tcp://0.0.0.0:7447   # CURVE; nodes elsewhere set MYELIN_HUB=tcp://<this host>:7447 and MYELIN_HUB_KEY (docs/security.md)",
     "myelin hub --listen tcp://10.0.0.5:7447 --insecure   # plain text, only on a network you fully trust",
+    "myelin hub --listen tcp://10.0.0.1:7447 --peer tcp://10.0.0.2:7447#host2 --peer tcp://10.0.0.3:7447#host3   # a site of three hosts; host2, host3: names of trusted keys (docs/site.md)",
     "MYELIN_RUNTIME_DIR=/tmp/sim MYELIN_DATA_DIR=/tmp/sim/data myelin hub   # a separate world, e.g. for a simulation",
     "myelin hub --data-dir /var/lib/myelin --fsync batch",
     "myelin hub --mqtt-port 1883 --gateway-config gateway.yaml   # MQTT devices in (docs/mqtt-gateway.md)",
@@ -129,6 +157,35 @@ export const hubCommand: CommandSpec = {
     if (timeout !== undefined) opts.nodeTimeoutMs = timeout;
     const policyFile = strOpt(inv, "policy") ?? (process.env["MYELIN_POLICY"] || undefined);
     if (policyFile !== undefined) opts.policy = loadPolicyFile(policyFile);
+    const peers = listOpt(inv, "peer");
+    const envPeers = process.env["MYELIN_PEERS"];
+    opts.peers =
+      peers.length > 0 || envPeers === undefined
+        ? peers
+        : envPeers
+            .split(",")
+            .map((p) => p.trim())
+            .filter((p) => p !== "");
+    const host = strOpt(inv, "host");
+    if (host !== undefined) {
+      if (!/^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$/.test(host))
+        throw new UsageError(`hub: --host '${host}' is not a host name: use letters, digits, '.', '-', '_'`);
+      opts.host = host;
+      // The hub's own nodes (store, supervisor…) carry the same host name.
+      process.env["MYELIN_HOST"] = host;
+    }
+    const advertise = strOpt(inv, "advertise-address");
+    if (advertise !== undefined) opts.advertiseAddress = advertise;
+    const ports = strOpt(inv, "data-ports");
+    if (ports !== undefined) {
+      try {
+        opts.dataPorts = parsePortRange(ports);
+      } catch (err) {
+        throw new UsageError(`hub: --data-ports: ${(err as Error).message}`);
+      }
+    }
+    const lease = numOpt(inv, "peer-lease-ms", { min: 100, integer: true, command: "hub" });
+    if (lease !== undefined) opts.peerLeaseMs = lease;
     const verbose = boolOpt(inv, "verbose");
     opts.log = (line) => {
       if (!verbose && /^node _/.test(line)) return;
@@ -168,6 +225,7 @@ export const hubCommand: CommandSpec = {
         `${clock()} myelin hub ${proc.hub.id} started (pid ${process.pid}, runtime dir ${runtimeDir(opts.runtimeDir)})`,
       );
       for (const ep of proc.hub.endpoints) ctx.out(`${clock()} listening on ${ep}`);
+      if (opts.peers.length > 0) ctx.out(`${clock()} host ${proc.hub.host}, peers: ${opts.peers.join(", ")}`);
       await proc.stopped;
     } finally {
       await proc.close();

@@ -45,7 +45,7 @@ export const nodeListCommand: CommandSpec = {
         String(n.pubs.length),
         String(n.subs.length),
         String(ownServices(n).length),
-        n.endpoint,
+        n.remoteEndpoint !== undefined ? `${n.endpoint} ${n.remoteEndpoint}` : n.endpoint,
       ]);
       for (const l of table(["NAME", "PID", "HOST", "PUBS", "SUBS", "SRVS", "ENDPOINT"], rows)) ctx.out(l);
       return 0;

@@ -122,6 +122,7 @@ export const topicInfoCommand: CommandSpec = {
               ...(t !== undefined ? topicJson(t) : { topic, type: durable!.type }),
               durable: durable ?? null,
               flow,
+              unreachable: unreachableOn(graph, topic),
             },
             null,
             2,
@@ -141,6 +142,7 @@ export const topicInfoCommand: CommandSpec = {
       if (t !== undefined) {
         list("Publishers", t.publishers);
         list("Subscribers", t.subscribers);
+        for (const u of unreachableOn(graph, topic)) ctx.out(`  ! ${u}`);
       }
       if (flow.length > 0) {
         ctx.out("Flow (from the nodes' status):");
@@ -211,6 +213,23 @@ async function flowLines(
     }),
   );
   return out.sort((a, b) => a.line.localeCompare(b.line));
+}
+
+/** Subscribers of `topic` that say they cannot reach one of its publishers, for people. */
+function unreachableOn(graph: GraphSnapshot, topic: string): string[] {
+  const byId = new Map(graph.nodes.map((n) => [n.id, n]));
+  const out: string[] = [];
+  for (const n of graph.nodes) {
+    if (!n.subs.some((d) => d.topic === topic)) continue;
+    for (const u of n.unreachable ?? []) {
+      const pub = byId.get(u.node);
+      if (pub === undefined || !pub.pubs.some((d) => d.topic === topic)) continue;
+      out.push(
+        `subscriber ${n.name} (on ${n.host}) cannot reach publisher ${pub.name} (on ${pub.host}) at ${u.endpoint}: ${u.reason}`,
+      );
+    }
+  }
+  return out;
 }
 
 /** `myelin topic find TYPE`: the topics of a message type, from the graph. */

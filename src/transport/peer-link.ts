@@ -100,6 +100,8 @@ export class PeerLink {
   #epoch = 0;
   /** Time of the last frame received from the peer (Date.now()). */
   lastSeen = 0;
+  /** When the link was opened (Date.now()). */
+  readonly openedAt = Date.now();
   /** Frames dropped because they were not valid. */
   badFrames = 0;
 
