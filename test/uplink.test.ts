@@ -80,7 +80,8 @@ async function assertSameLog(site: StoreClient, siteTopic: string, cloud: StoreC
   const b = await readAll(cloud, cloudTopic);
   assert.equal(b.length, a.length, `${cloudTopic}: ${b.length} messages, the site has ${a.length}`);
   for (let i = 0; i < a.length; i++) {
-    if (Buffer.compare(a[i]!, b[i]!) !== 0) assert.fail(`${cloudTopic}: message ${i + 1} differs from the site's`);
+    if (Buffer.compare(a[i]!, b[i]!) !== 0)
+      assert.fail(`${cloudTopic}: message ${i + 1} differs from the site's: ${Buffer.from(b[i]!).toString("hex")} vs ${Buffer.from(a[i]!).toString("hex")}`);
   }
 }
 

@@ -69,7 +69,9 @@ interface Pending {
   subject: string;
   seq: number;
   before: number;
-  done: Promise<unknown>;
+  target: string;
+  type: string;
+  msgId: string;
   ok?: boolean;
 }
 
@@ -201,16 +203,7 @@ export class Ingest {
     }
     this.#accepted.set(m.subject, seq);
     const msgId = m.headers?.get("Nats-Msg-Id") ?? "";
-    const done = o.store.append(target, type, m.data, msgId === "" ? undefined : msgId);
-    const p: Pending = { m, subject: m.subject, seq, before: last, done };
-    done.then(
-      () => (p.ok = true),
-      (err: unknown) => {
-        p.ok = false;
-        this.#lastError = (err as Error).message;
-      },
-    );
-    this.#pending.push(p);
+    this.#pending.push({ m, subject: m.subject, seq, before: last, target, type, msgId });
     if (this.#pending.length >= 256) this.#flush();
     else this.#flushTimer ??= setTimeout(() => this.#flush(), 2);
   }
@@ -222,7 +215,7 @@ export class Ingest {
     m.term();
   }
 
-  /** Waits for the appends of the batch, saves the positions, then acks (or naks what failed). */
+  /** Appends the batch, waits for the store, saves the positions, then acks (or naks what failed). */
   #flush(): void {
     clearTimeout(this.#flushTimer);
     this.#flushTimer = undefined;
@@ -230,7 +223,18 @@ export class Ingest {
     this.#pending = [];
     if (batch.length === 0) return;
     this.#flushing = this.#flushing.then(async () => {
-      await Promise.allSettled(batch.map((p) => p.done));
+      // One append request at a time, all of the batch in one event-loop turn (one request per
+      // topic, in order): concurrent requests to the store are not ordered among themselves.
+      const done = batch.map((p) =>
+        this.#o.store.append(p.target, p.type, p.m.data, p.msgId === "" ? undefined : p.msgId).then(
+          () => (p.ok = true),
+          (err: unknown) => {
+            p.ok = false;
+            this.#lastError = (err as Error).message;
+          },
+        ),
+      );
+      await Promise.all(done);
       for (const p of batch) {
         if (p.ok === true) {
           if ((this.#durable.get(p.subject) ?? 0) < p.seq) this.#durable.set(p.subject, p.seq);
