@@ -76,9 +76,21 @@ export class NatsCluster {
     const servers = ports.map(
       (p, i) =>
         new ClusterServer(`n${i}`, p, [
-          "-a", "127.0.0.1", "-p", String(p), "-n", `n${i}`, "--cluster_name", "cloud",
-          "--cluster", `nats://127.0.0.1:${cports[i]}`, "--routes", routes,
-          "-js", "-sd", join(dir, `n${i}`),
+          "-a",
+          "127.0.0.1",
+          "-p",
+          String(p),
+          "-n",
+          `n${i}`,
+          "--cluster_name",
+          "cloud",
+          "--cluster",
+          `nats://127.0.0.1:${cports[i]}`,
+          "--routes",
+          routes,
+          "-js",
+          "-sd",
+          join(dir, `n${i}`),
         ]),
     );
     const c = new NatsCluster(servers, dir);
@@ -109,7 +121,10 @@ export class UplinkHost {
   readonly configPath: string;
   hub: Proc | undefined;
 
-  constructor(readonly name: string, config: Record<string, unknown>) {
+  constructor(
+    readonly name: string,
+    config: Record<string, unknown>,
+  ) {
     this.dir = mkdtempSync(join(tmpdir(), `myelin-up-${name}-`));
     this.runtimeDir = join(this.dir, "run");
     this.dataDir = join(this.dir, "data");

@@ -85,13 +85,18 @@ export function uplinkPlugin(opts: UplinkPluginOptions): HubPlugin {
       try {
         text = await readFile(opts.file, "utf8");
       } catch (err) {
-        throw new MyelinError("ERR_BAD_CONFIG", `cannot read the uplink configuration ${opts.file}: ${(err as Error).message}`, {
-          cause: err,
-        });
+        throw new MyelinError(
+          "ERR_BAD_CONFIG",
+          `cannot read the uplink configuration ${opts.file}: ${(err as Error).message}`,
+          {
+            cause: err,
+          },
+        );
       }
       const config = parseUplinkConfigText(text, opts.file);
       const storeStatus = ctx.plugin("store")?.status?.();
-      const dataDir = opts.dataDir ?? (typeof storeStatus?.["dataDir"] === "string" ? storeStatus["dataDir"] : undefined);
+      const dataDir =
+        opts.dataDir ?? (typeof storeStatus?.["dataDir"] === "string" ? storeStatus["dataDir"] : undefined);
       if (dataDir === undefined) {
         throw new MyelinError(
           "ERR_BAD_CONFIG",

@@ -111,7 +111,12 @@ export type {
 export { Uplink } from "./uplink.js";
 export type { UplinkOptions } from "./uplink.js";
 export { parseUplinkConfig, parseUplinkConfigText, UPLINK_DEFAULTS } from "./uplink-config.js";
-export type { UplinkConfig, UplinkNatsConfig, UplinkStreamConfig, UplinkCatchUpConfig } from "./uplink-config.js";
+export type {
+  UplinkConfig,
+  UplinkNatsConfig,
+  UplinkStreamConfig,
+  UplinkCatchUpConfig,
+} from "./uplink-config.js";
 export { UPLINK_PROTOCOL, fetchUplinkStatus } from "./uplink-protocol.js";
 export type { UplinkStatus } from "./uplink-protocol.js";
 export type { ForwarderStatus } from "./uplink-forwarder.js";

@@ -115,7 +115,8 @@ function known(o: Record<string, unknown>, keys: readonly string[], where: strin
 }
 
 function str(v: unknown, where: string, field: string): string {
-  if (typeof v !== "string" || v === "") throw bad(where, field, `${showValue(v, 80)} is not a non-empty string`);
+  if (typeof v !== "string" || v === "")
+    throw bad(where, field, `${showValue(v, 80)} is not a non-empty string`);
   return v;
 }
 
@@ -138,7 +139,11 @@ function strList(v: unknown, where: string, field: string): string[] {
 /** Checks a site (or cloud) name. @throws MyelinError ERR_BAD_CONFIG */
 export function checkSiteName(v: unknown, where: string, field: string): string {
   if (typeof v !== "string" || !SITE_NAME.test(v)) {
-    throw bad(where, field, `${showValue(v, 80)} is not a site name: use 1 to 64 letters, digits, '_' or '-'`);
+    throw bad(
+      where,
+      field,
+      `${showValue(v, 80)} is not a site name: use 1 to 64 letters, digits, '_' or '-'`,
+    );
   }
   return v;
 }
@@ -151,7 +156,8 @@ function durablePattern(v: unknown, where: string, field: string): string {
       `${showValue(v, 80)} is not a durable-topic pattern: levels after a leading '/', '*' for one level, '**' for any, e.g. /robot/**`,
     );
   }
-  if (v.startsWith("/_")) throw bad(where, field, `${showValue(v, 80)}: hidden topics (/_…) are not exported`);
+  if (v.startsWith("/_"))
+    throw bad(where, field, `${showValue(v, 80)}: hidden topics (/_…) are not exported`);
   return v;
 }
 
@@ -159,7 +165,18 @@ function parseNats(v: unknown, where: string): UplinkNatsConfig {
   const o = obj(v, where, "nats");
   known(
     o,
-    ["servers", "user", "pass", "passEnv", "token", "tokenEnv", "credsFile", "nkeySeedFile", "tls", "connectTimeoutMs"],
+    [
+      "servers",
+      "user",
+      "pass",
+      "passEnv",
+      "token",
+      "tokenEnv",
+      "credsFile",
+      "nkeySeedFile",
+      "tls",
+      "connectTimeoutMs",
+    ],
     where,
     "nats",
   );
@@ -178,8 +195,10 @@ function parseNats(v: unknown, where: string): UplinkNatsConfig {
     const s = optStr(o, k, where, "nats.");
     if (s !== undefined) c[k] = s;
   }
-  if (c.pass !== undefined && c.passEnv !== undefined) throw bad(where, "nats.pass", "give pass or passEnv, not both");
-  if (c.token !== undefined && c.tokenEnv !== undefined) throw bad(where, "nats.token", "give token or tokenEnv, not both");
+  if (c.pass !== undefined && c.passEnv !== undefined)
+    throw bad(where, "nats.pass", "give pass or passEnv, not both");
+  if (c.token !== undefined && c.tokenEnv !== undefined)
+    throw bad(where, "nats.token", "give token or tokenEnv, not both");
   const methods = [
     c.user !== undefined,
     c.token !== undefined || c.tokenEnv !== undefined,
@@ -223,9 +242,11 @@ export function parseUplinkConfig(raw: unknown, where = "uplink configuration"):
   if (role !== "site" && role !== "cloud") {
     throw bad(where, "role", `${showValue(role, 40)} is not site or cloud`);
   }
-  if (o["site"] === undefined) throw bad(where, "site", "missing: name this site (or cloud), e.g. site: cell-7");
+  if (o["site"] === undefined)
+    throw bad(where, "site", "missing: name this site (or cloud), e.g. site: cell-7");
   const site = checkSiteName(o["site"], where, "site");
-  if (o["nats"] === undefined) throw bad(where, "nats", "missing: give nats.servers, e.g. [nats://cloud:4222]");
+  if (o["nats"] === undefined)
+    throw bad(where, "nats", "missing: give nats.servers, e.g. [nats://cloud:4222]");
   const nats = parseNats(o["nats"], where);
 
   const stream: UplinkStreamConfig = {
@@ -238,13 +259,21 @@ export function parseUplinkConfig(raw: unknown, where = "uplink configuration"):
     known(s, ["replicas", "duplicateWindowMs", "maxAgeMs"], where, "stream");
     if (s["replicas"] !== undefined) {
       const r = int(s["replicas"], 1, 5, where, "stream.replicas");
-      if (r % 2 === 0) throw bad(where, "stream.replicas", `${r}: use 1, 3 or 5 (an odd number, for a quorum)`);
+      if (r % 2 === 0)
+        throw bad(where, "stream.replicas", `${r}: use 1, 3 or 5 (an odd number, for a quorum)`);
       stream.replicas = r;
     }
     if (s["duplicateWindowMs"] !== undefined) {
-      stream.duplicateWindowMs = int(s["duplicateWindowMs"], 1000, 7 * 86_400_000, where, "stream.duplicateWindowMs");
+      stream.duplicateWindowMs = int(
+        s["duplicateWindowMs"],
+        1000,
+        7 * 86_400_000,
+        where,
+        "stream.duplicateWindowMs",
+      );
     }
-    if (s["maxAgeMs"] !== undefined) stream.maxAgeMs = int(s["maxAgeMs"], 0, 365 * 86_400_000, where, "stream.maxAgeMs");
+    if (s["maxAgeMs"] !== undefined)
+      stream.maxAgeMs = int(s["maxAgeMs"], 0, 365 * 86_400_000, where, "stream.maxAgeMs");
     if (stream.maxAgeMs !== 0 && stream.maxAgeMs < stream.duplicateWindowMs) {
       throw bad(where, "stream.duplicateWindowMs", "must not be longer than stream.maxAgeMs");
     }
@@ -258,9 +287,16 @@ export function parseUplinkConfig(raw: unknown, where = "uplink configuration"):
   if (o["catchUp"] !== undefined) {
     const c = obj(o["catchUp"], where, "catchUp");
     known(c, ["maxInFlight", "messagesPerSecond", "bytesPerSecond"], where, "catchUp");
-    if (c["maxInFlight"] !== undefined) catchUp.maxInFlight = int(c["maxInFlight"], 1, 65_536, where, "catchUp.maxInFlight");
+    if (c["maxInFlight"] !== undefined)
+      catchUp.maxInFlight = int(c["maxInFlight"], 1, 65_536, where, "catchUp.maxInFlight");
     if (c["messagesPerSecond"] !== undefined) {
-      catchUp.messagesPerSecond = int(c["messagesPerSecond"], 0, 10_000_000, where, "catchUp.messagesPerSecond");
+      catchUp.messagesPerSecond = int(
+        c["messagesPerSecond"],
+        0,
+        10_000_000,
+        where,
+        "catchUp.messagesPerSecond",
+      );
     }
     if (c["bytesPerSecond"] !== undefined) {
       catchUp.bytesPerSecond = int(c["bytesPerSecond"], 0, 2 ** 40, where, "catchUp.bytesPerSecond");
@@ -284,18 +320,24 @@ export function parseUplinkConfig(raw: unknown, where = "uplink configuration"):
       const e = obj(o["export"], where, "export");
       known(e, ["durable", "volatile"], where, "export");
       if (e["durable"] !== undefined) {
-        if (!Array.isArray(e["durable"])) throw bad(where, "export.durable", "is not a list of topic patterns");
+        if (!Array.isArray(e["durable"]))
+          throw bad(where, "export.durable", "is not a list of topic patterns");
         cfg.exportDurable = e["durable"].map((p, i) => durablePattern(p, where, `export.durable[${i}]`));
       }
       if (e["volatile"] !== undefined) {
-        if (!Array.isArray(e["volatile"])) throw bad(where, "export.volatile", "is not a list of {topic, type}");
+        if (!Array.isArray(e["volatile"]))
+          throw bad(where, "export.volatile", "is not a list of {topic, type}");
         cfg.exportVolatile = e["volatile"].map((v, i) => {
           const f = `export.volatile[${i}]`;
           const r = obj(v, where, f);
           known(r, ["topic", "type"], where, f);
           const topic = str(r["topic"], where, `${f}.topic`);
           if (!topic.startsWith("/") || topic.startsWith("/_")) {
-            throw bad(where, `${f}.topic`, `${showValue(topic, 80)} is not a topic pattern like /telemetry/+ (hidden topics are not exported)`);
+            throw bad(
+              where,
+              `${f}.topic`,
+              `${showValue(topic, 80)} is not a topic pattern like /telemetry/+ (hidden topics are not exported)`,
+            );
           }
           return { topic, type: str(r["type"], where, `${f}.type`) };
         });
@@ -306,11 +348,16 @@ export function parseUplinkConfig(raw: unknown, where = "uplink configuration"):
       cfg.import = o["import"].map((p, i) => durablePattern(p, where, `import[${i}]`));
     }
     if (cfg.exportDurable.length + cfg.exportVolatile.length + cfg.import.length === 0) {
-      throw bad(where, "export", "a site exports or imports something: give export.durable, export.volatile or import");
+      throw bad(
+        where,
+        "export",
+        "a site exports or imports something: give export.durable, export.volatile or import",
+      );
     }
   } else {
     for (const k of ["export", "import"]) {
-      if (o[k] !== undefined) throw bad(where, k, `a cloud does not ${k}; it consumes the sites' streams (sites: [...])`);
+      if (o[k] !== undefined)
+        throw bad(where, k, `a cloud does not ${k}; it consumes the sites' streams (sites: [...])`);
     }
     if (!Array.isArray(o["sites"]) || o["sites"].length === 0) {
       throw bad(where, "sites", "a cloud lists the sites it consumes, e.g. sites: [cell-7, cell-8]");
@@ -331,7 +378,9 @@ export function parseUplinkConfigText(text: string, where: string): UplinkConfig
   try {
     raw = parseYaml(text);
   } catch (err) {
-    throw new MyelinError("ERR_BAD_CONFIG", `${where}: not valid YAML: ${(err as Error).message}`, { cause: err });
+    throw new MyelinError("ERR_BAD_CONFIG", `${where}: not valid YAML: ${(err as Error).message}`, {
+      cause: err,
+    });
   }
   return parseUplinkConfig(raw, where);
 }

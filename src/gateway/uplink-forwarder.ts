@@ -192,7 +192,12 @@ export class Forwarder {
     }
     if (this.#inflight.length > 0) this.#oldestTs = this.#inflight[0]!.ts;
     else if (this.#last > this.#forwarded) {
-      const r = await this.#o.store.read({ topic: this.#o.topic, from_seq: this.#forwarded + 1, from_time_ms: 0, max: 1 });
+      const r = await this.#o.store.read({
+        topic: this.#o.topic,
+        from_seq: this.#forwarded + 1,
+        from_time_ms: 0,
+        max: 1,
+      });
       this.#oldestTs = r.timestamps[0] ?? 0;
     }
     const s = this.status();
@@ -247,7 +252,8 @@ export class Forwarder {
         this.#last = Math.max(this.#last, r.seqs[r.seqs.length - 1]!);
         for (let i = 0; i < r.seqs.length && !this.#closed; i++) {
           if (this.#failed !== undefined || this.#o.js() !== js) break;
-          while (this.#inflight.length >= this.#o.maxInFlight && this.#failed === undefined) await this.#headSettled();
+          while (this.#inflight.length >= this.#o.maxInFlight && this.#failed === undefined)
+            await this.#headSettled();
           if (this.#failed !== undefined) break;
           const payload = r.payloads[i]!;
           await this.#o.rate.acquire(payload.length);
@@ -319,7 +325,9 @@ export class Forwarder {
         },
         (err: unknown) => {
           this.#lastError = (err as Error).message;
-          this.#o.log(`uplink ${this.#o.topic}: cannot save the forwarded position: ${(err as Error).message}`);
+          this.#o.log(
+            `uplink ${this.#o.topic}: cannot save the forwarded position: ${(err as Error).message}`,
+          );
         },
       )
       .finally(() => {
@@ -351,7 +359,9 @@ export class Forwarder {
     this.#prevSent = this.#forwarded;
     this.#failed = undefined;
     if (err !== undefined) {
-      this.#o.log(`uplink ${this.#o.topic}: publish failed (${err.message}); sending again from #${this.#forwarded + 1}`);
+      this.#o.log(
+        `uplink ${this.#o.topic}: publish failed (${err.message}); sending again from #${this.#forwarded + 1}`,
+      );
     }
     await this.#sleep(250);
   }
@@ -379,7 +389,9 @@ export class Forwarder {
     await this.#loop;
     await this.#saving;
     if (this.#forwarded !== this.#saved) {
-      await savePosition(this.#o.positionPath, { start: this.#start, forwarded: this.#forwarded }).catch(() => undefined);
+      await savePosition(this.#o.positionPath, { start: this.#start, forwarded: this.#forwarded }).catch(
+        () => undefined,
+      );
     }
   }
 }

@@ -39,12 +39,22 @@ export const TO_SITE_PREFIX = "/to_site/";
 
 /** Subject tokens of a Myelin topic (without the leading `/`). */
 export function topicToTokens(topic: string): string {
-  return topic.slice(1).split("/").map((l) => l.replaceAll("%", "%25").replaceAll(".", "%2E")).join(".");
+  return topic
+    .slice(1)
+    .split("/")
+    .map((l) => l.replaceAll("%", "%25").replaceAll(".", "%2E"))
+    .join(".");
 }
 
 /** The Myelin topic of subject tokens. */
 export function tokensToTopic(tokens: string): string {
-  return "/" + tokens.split(".").map((l) => l.replaceAll("%2E", ".").replaceAll("%25", "%")).join("/");
+  return (
+    "/" +
+    tokens
+      .split(".")
+      .map((l) => l.replaceAll("%2E", ".").replaceAll("%25", "%"))
+      .join("/")
+  );
 }
 
 /** The subject of a site's exported topic. */

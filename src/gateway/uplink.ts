@@ -18,6 +18,7 @@ import {
   connect,
   credsAuthenticator,
   DiscardPolicy,
+  Events,
   nanos,
   nkeyAuthenticator,
   RetentionPolicy,
@@ -102,7 +103,10 @@ export class Uplink {
   static async start(o: UplinkOptions): Promise<Uplink> {
     await mkdir(join(o.dataDir, "uplink", "positions"), { recursive: true, mode: 0o700 });
     const rules = volatileRules(o.config);
-    const map = rules.length > 0 ? new TopicMap(rules, { syntax: "nats", sitePrefix: `live.${o.config.site}` }) : undefined;
+    const map =
+      rules.length > 0
+        ? new TopicMap(rules, { syntax: "nats", sitePrefix: `live.${o.config.site}` })
+        : undefined;
     const nodeOpts: Parameters<typeof createNode>[0] = { name: "_uplink" };
     if (o.hub !== undefined) nodeOpts.hub = o.hub;
     if (o.runtimeDir !== undefined) nodeOpts.runtimeDir = o.runtimeDir;
@@ -182,13 +186,12 @@ export class Uplink {
 
   #connected(maxMs = 1000): Promise<void> {
     return new Promise((resolve) => {
-      const t = setTimeout(done, maxMs);
-      const self = this;
-      function done(): void {
+      const done = (): void => {
         clearTimeout(t);
-        self.#waiters = self.#waiters.filter((w) => w !== done);
+        this.#waiters = this.#waiters.filter((w) => w !== done);
         resolve();
-      }
+      };
+      const t = setTimeout(done, maxMs);
       this.#waiters.push(done);
     });
   }
@@ -224,21 +227,32 @@ export class Uplink {
     const token = c.token ?? (c.tokenEnv !== undefined ? process.env[c.tokenEnv] : undefined);
     if (token !== undefined) opts.token = token;
     if (c.passEnv !== undefined && pass === undefined) {
-      throw new MyelinError("ERR_BAD_CONFIG", `uplink: environment variable ${c.passEnv} (nats.passEnv) is not set`);
+      throw new MyelinError(
+        "ERR_BAD_CONFIG",
+        `uplink: environment variable ${c.passEnv} (nats.passEnv) is not set`,
+      );
     }
     if (c.tokenEnv !== undefined && token === undefined) {
-      throw new MyelinError("ERR_BAD_CONFIG", `uplink: environment variable ${c.tokenEnv} (nats.tokenEnv) is not set`);
+      throw new MyelinError(
+        "ERR_BAD_CONFIG",
+        `uplink: environment variable ${c.tokenEnv} (nats.tokenEnv) is not set`,
+      );
     }
     const readSecret = async (path: string, what: string): Promise<Uint8Array> => {
       try {
         return new Uint8Array(await readFile(path));
       } catch (err) {
-        throw new MyelinError("ERR_BAD_CONFIG", `uplink: cannot read ${what} ${path}: ${(err as Error).message}`, {
-          cause: err,
-        });
+        throw new MyelinError(
+          "ERR_BAD_CONFIG",
+          `uplink: cannot read ${what} ${path}: ${(err as Error).message}`,
+          {
+            cause: err,
+          },
+        );
       }
     };
-    if (c.credsFile !== undefined) opts.authenticator = credsAuthenticator(await readSecret(c.credsFile, "nats.credsFile"));
+    if (c.credsFile !== undefined)
+      opts.authenticator = credsAuthenticator(await readSecret(c.credsFile, "nats.credsFile"));
     if (c.nkeySeedFile !== undefined) {
       const seed = new TextDecoder().decode(await readSecret(c.nkeySeedFile, "nats.nkeySeedFile")).trim();
       opts.authenticator = nkeyAuthenticator(new TextEncoder().encode(seed));
@@ -280,7 +294,9 @@ export class Uplink {
         ready = true;
       } catch (err) {
         this.#lastError = (err as Error).message;
-        this.#log(`uplink ${this.#cfg.site}: setting up JetStream failed: ${(err as Error).message}; trying again`);
+        this.#log(
+          `uplink ${this.#cfg.site}: setting up JetStream failed: ${(err as Error).message}; trying again`,
+        );
       }
       if (!ready) {
         await this.#dropConnection(nc);
@@ -290,12 +306,14 @@ export class Uplink {
       const closed = nc.closed();
       const watch = (async () => {
         for await (const s of nc.status()) {
-          if (s.type === "disconnect") {
+          if (s.type === Events.Disconnect) {
             this.#disconnects++;
             this.#js = undefined;
             this.#setState("disconnected");
-            this.#log(`uplink ${this.#cfg.site}: disconnected from NATS; durable topics keep being stored and are sent on return`);
-          } else if (s.type === "reconnect") {
+            this.#log(
+              `uplink ${this.#cfg.site}: disconnected from NATS; durable topics keep being stored and are sent on return`,
+            );
+          } else if (s.type === Events.Reconnect) {
             this.#connects++;
             this.#log(`uplink ${this.#cfg.site}: reconnected to ${nc.getServer()}`);
             await this.#restartIngests(nc).catch((err: unknown) => {
@@ -409,7 +427,9 @@ export class Uplink {
       duplicate_window: nanos(s.duplicateWindowMs),
       max_age: s.maxAgeMs > 0 ? nanos(s.maxAgeMs) : 0,
     });
-    this.#log(`uplink: stream ${name} created (${subject}, R${s.replicas}, duplicate window ${s.duplicateWindowMs} ms)`);
+    this.#log(
+      `uplink: stream ${name} created (${subject}, R${s.replicas}, duplicate window ${s.duplicateWindowMs} ms)`,
+    );
   }
 
   /** Where a local durable topic goes, or undefined when it is not exported. */
@@ -417,7 +437,9 @@ export class Uplink {
     const c = this.#cfg;
     if (topic.endsWith("/dead_letter")) return undefined;
     if (c.role === "site") {
-      return c.exportDurable.some((p) => topicMatches(p, topic)) ? { subject: siteSubject(c.site, topic) } : undefined;
+      return c.exportDurable.some((p) => topicMatches(p, topic))
+        ? { subject: siteSubject(c.site, topic) }
+        : undefined;
     }
     const t = splitToSiteTopic(topic);
     if (t === undefined || !c.sites.includes(t.site)) return undefined;
@@ -494,7 +516,7 @@ export class Uplink {
     this.#setState("closed");
     await Promise.allSettled(this.#loops);
     await this.#port?.close();
-    await this.#server?.close();
+    this.#server?.close();
     this.#store.close();
     await this.#node.close();
   }

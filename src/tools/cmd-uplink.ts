@@ -63,7 +63,9 @@ export const uplinkStatusCommand: CommandSpec = {
     const timeoutMs = numOpt(inv, "timeout-ms", { min: 1, integer: true, command: "uplink status" }) ?? 3000;
     return withNode(ctx, inv, "uplink_status", async (node, graph) => {
       if (!graphServes(graph, UPLINK_PROTOCOL.status)) {
-        ctx.err("no uplink runs: start the hub with `myelin hub --uplink-config FILE` (see docs/edge-to-cloud.md)");
+        ctx.err(
+          "no uplink runs: start the hub with `myelin hub --uplink-config FILE` (see docs/edge-to-cloud.md)",
+        );
         return 1;
       }
       const s = await unlessInterrupted(fetchUplinkStatus(node, { timeoutMs }), ctx.signal);
@@ -71,7 +73,9 @@ export const uplinkStatusCommand: CommandSpec = {
         ctx.out(JSON.stringify(s, null, 2));
         return 0;
       }
-      ctx.out(`${s.role} ${s.site}: ${s.state} ${ago(s.since)} to ${s.servers.join(", ")} (connects ${s.connects}, cuts ${s.disconnects})`);
+      ctx.out(
+        `${s.role} ${s.site}: ${s.state} ${ago(s.since)} to ${s.servers.join(", ")} (connects ${s.connects}, cuts ${s.disconnects})`,
+      );
       if (s.volatileSent + s.volatileDropped > 0) {
         ctx.out(`volatile: ${s.volatileSent} sent, ${s.volatileDropped} dropped while the link was down`);
       }
@@ -86,7 +90,10 @@ export const uplinkStatusCommand: CommandSpec = {
           `${Math.round(f.retentionPressure * 100)} %${f.alarm ? " ALARM" : ""}`,
           f.subject,
         ]);
-        for (const l of table(["TOPIC", "FORWARDED", "LAG", "LAG BYTES", "LAG AGE", "LOST", "PRESSURE", "SUBJECT"], rows)) {
+        for (const l of table(
+          ["TOPIC", "FORWARDED", "LAG", "LAG BYTES", "LAG AGE", "LOST", "PRESSURE", "SUBJECT"],
+          rows,
+        )) {
           ctx.out(l);
         }
       }
@@ -102,7 +109,8 @@ export const uplinkStatusCommand: CommandSpec = {
         for (const l of table(["STREAM", "STATE", "STORED", "DUP", "REORDERED", "REFUSED"], rows)) ctx.out(l);
       }
       if (s.lastError !== undefined && s.state !== "connected") ctx.out(`last error: ${s.lastError}`);
-      for (const f of s.forwarders) if (f.lastError !== undefined && f.lagMessages > 0) ctx.out(`${f.topic}: last error: ${f.lastError}`);
+      for (const f of s.forwarders)
+        if (f.lastError !== undefined && f.lagMessages > 0) ctx.out(`${f.topic}: last error: ${f.lastError}`);
       return s.alarm ? 2 : 0;
     });
   },
