@@ -38,8 +38,10 @@ export class Proc {
   exitCode: number | null = null;
   signal: NodeJS.Signals | null = null;
 
-  constructor(script: string, args: string[], env: Record<string, string>) {
-    this.child = spawn(process.execPath, [script, ...args], {
+  /** `wrap` runs the script through a command that execs it, e.g. `["ip", "netns", "exec", "ns1"]`. */
+  constructor(script: string, args: string[], env: Record<string, string>, wrap: string[] = []) {
+    const argv = [...wrap, process.execPath, script, ...args];
+    this.child = spawn(argv[0]!, argv.slice(1), {
       env: { ...process.env, ...env },
       stdio: ["ignore", "pipe", "pipe"],
     });

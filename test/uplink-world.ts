@@ -10,8 +10,11 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createInterface } from "node:readline";
 import { stringify } from "yaml";
-import { freePort } from "./bridge-peers.js";
-import { spawnFixture, type Proc } from "./helpers.js";
+import assert from "node:assert/strict";
+import { createNode, type Node, type StoreClient } from "../src/node/index.js";
+import { std_msgs } from "../src/msgs/index.js";
+import { freePort, TcpProxy } from "./bridge-peers.js";
+import { fixture, Proc } from "./helpers.js";
 
 /** One nats-server of the cluster; restartable on the same ports and store. */
 class ClusterServer {
@@ -63,12 +66,17 @@ export class NatsCluster {
   readonly servers: ClusterServer[];
   readonly #dir: string;
 
-  private constructor(servers: ClusterServer[], dir: string) {
+  private constructor(
+    servers: ClusterServer[],
+    dir: string,
+    readonly host: string,
+  ) {
     this.servers = servers;
     this.#dir = dir;
   }
 
-  static async start(n = 3): Promise<NatsCluster> {
+  /** Starts `n` servers; clients connect on `clientHost` (default 127.0.0.1), routes stay on loopback. */
+  static async start(n = 3, clientHost = "127.0.0.1"): Promise<NatsCluster> {
     const dir = mkdtempSync(join(tmpdir(), "myelin-natsc-"));
     const ports = await Promise.all(Array.from({ length: n }, () => freePort()));
     const cports = await Promise.all(Array.from({ length: n }, () => freePort()));
@@ -77,7 +85,7 @@ export class NatsCluster {
       (p, i) =>
         new ClusterServer(`n${i}`, p, [
           "-a",
-          "127.0.0.1",
+          clientHost,
           "-p",
           String(p),
           "-n",
@@ -93,7 +101,7 @@ export class NatsCluster {
           join(dir, `n${i}`),
         ]),
     );
-    const c = new NatsCluster(servers, dir);
+    const c = new NatsCluster(servers, dir, clientHost);
     try {
       await Promise.all(servers.map((s) => s.start()));
     } catch (err) {
@@ -104,7 +112,7 @@ export class NatsCluster {
   }
 
   get urls(): string[] {
-    return this.servers.map((s) => `nats://127.0.0.1:${s.port}`);
+    return this.servers.map((s) => `nats://${this.host}:${s.port}`);
   }
 
   async [Symbol.asyncDispose](): Promise<void> {
@@ -136,12 +144,13 @@ export class UplinkHost {
     writeFileSync(this.configPath, stringify(config));
   }
 
-  /** Starts (or restarts) the hub and resolves once it is ready. */
-  async start(): Promise<Proc> {
-    const p = spawnFixture(
-      "uplink-hub",
-      { dataDir: this.dataDir, uplinkConfig: this.configPath },
+  /** Starts (or restarts) the hub, inside network namespace `netns` when given. */
+  async start(netns?: string): Promise<Proc> {
+    const p = new Proc(
+      fixture("uplink-hub"),
+      [JSON.stringify({ dataDir: this.dataDir, uplinkConfig: this.configPath, fsync: "batch" })],
       { MYELIN_RUNTIME_DIR: this.runtimeDir },
+      netns === undefined ? [] : ["ip", "netns", "exec", netns],
     );
     this.hub = p;
     await p.waitFor((l) => l.event === "ready", 20000, `hub ${this.name} ready`);
@@ -163,5 +172,213 @@ export class UplinkHost {
   async [Symbol.asyncDispose](): Promise<void> {
     await this.kill9();
     rmSync(this.dir, { recursive: true, force: true });
+  }
+}
+
+export function siteConfig(
+  site: string,
+  servers: string[],
+  extra: Record<string, unknown> = {},
+): Record<string, unknown> {
+  return {
+    site,
+    nats: { servers, connectTimeoutMs: 2000 },
+    stream: { replicas: 3, duplicateWindowMs: 120000 },
+    export: { durable: ["/robot/**"] },
+    import: ["/commands/**"],
+    ...extra,
+  };
+}
+
+export function cloudConfig(cluster: NatsCluster, sites: string[]): Record<string, unknown> {
+  return { role: "cloud", site: "cloud", nats: { servers: cluster.urls }, stream: { replicas: 3 }, sites };
+}
+
+export async function nodeOn(host: UplinkHost, name: string): Promise<Node> {
+  return createNode({ name, runtimeDir: host.runtimeDir });
+}
+
+/** Publishes `count` persistent messages `<tag>-<i>` on `topic`, 32 at a time, each confirmed. */
+export async function publish(
+  node: Node,
+  topic: string,
+  tag: string,
+  from: number,
+  count: number,
+): Promise<void> {
+  const pub = await node.createPublisher(topic, std_msgs.String, { qos: { durability: "persistent" } });
+  let next = from;
+  const end = from + count;
+  await Promise.all(
+    Array.from({ length: 32 }, async () => {
+      while (next < end) await pub.publish({ data: `${tag}-${next++}` });
+    }),
+  );
+}
+
+/** Resolves once the durable topic holds `count` messages; rejects after `timeoutMs` naming what it saw. */
+export async function waitCount(
+  store: StoreClient,
+  topic: string,
+  count: number,
+  timeoutMs: number,
+): Promise<void> {
+  const end = Date.now() + timeoutMs;
+  let seen = -1;
+  for (;;) {
+    const info = await store.info({ topic });
+    seen = info.exists ? info.count : 0;
+    if (seen >= count) return;
+    if (Date.now() > end)
+      throw new Error(`${topic} has ${seen} messages after ${timeoutMs} ms, expected ${count}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+/** Every payload of a durable topic, in order. */
+export async function readAll(store: StoreClient, topic: string): Promise<Uint8Array[]> {
+  const out: Uint8Array[] = [];
+  for (let from = 1; ;) {
+    const r = await store.read({ topic, from_seq: from, from_time_ms: 0, max: 5000 });
+    if (r.seqs.length === 0) return out;
+    out.push(...r.payloads);
+    from = r.seqs[r.seqs.length - 1]! + 1;
+  }
+}
+
+/** Asserts the cloud's copy holds exactly the site's messages, in the same order. */
+export async function assertSameLog(
+  site: StoreClient,
+  siteTopic: string,
+  cloud: StoreClient,
+  cloudTopic: string,
+): Promise<void> {
+  const a = await readAll(site, siteTopic);
+  const b = await readAll(cloud, cloudTopic);
+  assert.equal(b.length, a.length, `${cloudTopic}: ${b.length} messages, the site has ${a.length}`);
+  for (let i = 0; i < a.length; i++) {
+    if (Buffer.compare(a[i]!, b[i]!) !== 0)
+      assert.fail(
+        `${cloudTopic}: message ${i + 1} differs from the site's: ${Buffer.from(b[i]!).toString("hex")} vs ${Buffer.from(a[i]!).toString("hex")}`,
+      );
+  }
+}
+
+export async function proxies(cluster: NatsCluster): Promise<TcpProxy[]> {
+  return Promise.all(cluster.servers.map((s) => TcpProxy.start(s.port)));
+}
+
+/** Runs a command; rejects with its stderr when it fails. */
+export function sh(cmd: string, args: string[]): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const c = spawn(cmd, args, { stdio: ["pipe", "pipe", "pipe"] });
+    let out = "";
+    let err = "";
+    c.stdout.on("data", (d: Buffer) => (out += d.toString()));
+    c.stderr.on("data", (d: Buffer) => (err += d.toString()));
+    c.once("error", reject);
+    c.once("exit", (code) =>
+      code === 0 ? resolve(out) : reject(new Error(`${cmd} ${args.join(" ")} failed (${code}): ${err}`)),
+    );
+  });
+}
+
+/**
+ * An edge "host" as a network namespace `mcl-<id>` joined to the host by a veth pair
+ * (`mclh<id>` on the host, 10.207.<n>.1/24; `mcln<id>` inside, 10.207.<n>.2/24). The link can be
+ * cut (`ip link set … down`) and made lossy (nftables `numgen random`, both ways). Removed on dispose.
+ */
+export class EdgeNetns {
+  readonly ns: string;
+  readonly hostIf: string;
+  readonly nsIf: string;
+  readonly hostAddr: string;
+  readonly #table: string;
+
+  private constructor(id: string, n: number) {
+    this.ns = `mcl-${id}`;
+    this.hostIf = `mclh${id}`;
+    this.nsIf = `mcln${id}`;
+    this.hostAddr = `10.207.${n}.1`;
+    this.#table = `mclloss${id}`;
+  }
+
+  static async create(): Promise<EdgeNetns> {
+    const id = Math.random().toString(36).slice(2, 7);
+    const n = 1 + Math.floor(Math.random() * 250);
+    const e = new EdgeNetns(id, n);
+    try {
+      await sh("ip", ["netns", "add", e.ns]);
+      await sh("ip", ["link", "add", e.hostIf, "type", "veth", "peer", "name", e.nsIf]);
+      await sh("ip", ["link", "set", e.nsIf, "netns", e.ns]);
+      await sh("ip", ["addr", "add", `${e.hostAddr}/24`, "dev", e.hostIf]);
+      await sh("ip", ["link", "set", e.hostIf, "up"]);
+      await sh("ip", ["-n", e.ns, "addr", "add", `10.207.${n}.2/24`, "dev", e.nsIf]);
+      await sh("ip", ["-n", e.ns, "link", "set", e.nsIf, "up"]);
+      await sh("ip", ["-n", e.ns, "link", "set", "lo", "up"]);
+    } catch (err) {
+      await e[Symbol.asyncDispose]();
+      throw err;
+    }
+    return e;
+  }
+
+  /** `ip link set … down` on the host side: the edge is cut off. */
+  async cut(): Promise<void> {
+    await sh("ip", ["link", "set", this.hostIf, "down"]);
+  }
+
+  async restore(): Promise<void> {
+    await sh("ip", ["link", "set", this.hostIf, "up"]);
+  }
+
+  /** Drops `percent` % of the packets each way on the link (nftables numgen). */
+  async loss(percent: number): Promise<void> {
+    const t = this.#table;
+    await sh("nft", ["add", "table", "inet", t]);
+    await sh("nft", ["add", "chain", "inet", t, "in", "{ type filter hook input priority 0 ; }"]);
+    await sh("nft", ["add", "chain", "inet", t, "out", "{ type filter hook output priority 0 ; }"]);
+    await sh("nft", [
+      "add",
+      "rule",
+      "inet",
+      t,
+      "in",
+      "iifname",
+      this.hostIf,
+      "numgen",
+      "random",
+      "mod",
+      "100",
+      "<",
+      String(percent),
+      "drop",
+    ]);
+    await sh("nft", [
+      "add",
+      "rule",
+      "inet",
+      t,
+      "out",
+      "oifname",
+      this.hostIf,
+      "numgen",
+      "random",
+      "mod",
+      "100",
+      "<",
+      String(percent),
+      "drop",
+    ]);
+  }
+
+  async noLoss(): Promise<void> {
+    await sh("nft", ["delete", "table", "inet", this.#table]).catch(() => undefined);
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.noLoss();
+    await sh("ip", ["link", "del", this.hostIf]).catch(() => undefined);
+    await sh("ip", ["netns", "del", this.ns]).catch(() => undefined);
   }
 }

@@ -198,6 +198,11 @@ export class Uplink {
 
   #setState(s: UplinkStatus["state"]): void {
     if (this.#state === s) return;
+    if (this.#state === "connected" && s === "disconnected") {
+      this.#log(
+        `uplink ${this.#cfg.site}: disconnected from NATS; durable topics keep being stored and are sent on return`,
+      );
+    }
     this.#state = s;
     this.#since = Date.now();
     if (s === "connected") {
@@ -287,11 +292,11 @@ export class Uplink {
       }
       this.#nc = nc;
       this.#connects++;
-      this.#log(`uplink ${this.#cfg.site}: connected to ${nc.getServer()}`);
       let ready = false;
       try {
         await this.#onConnected(nc);
         ready = true;
+        this.#log(`uplink ${this.#cfg.site}: connected to ${nc.getServer()}, streams ready`);
       } catch (err) {
         this.#lastError = (err as Error).message;
         this.#log(
@@ -310,9 +315,6 @@ export class Uplink {
             this.#disconnects++;
             this.#js = undefined;
             this.#setState("disconnected");
-            this.#log(
-              `uplink ${this.#cfg.site}: disconnected from NATS; durable topics keep being stored and are sent on return`,
-            );
           } else if (s.type === Events.Reconnect) {
             this.#connects++;
             this.#log(`uplink ${this.#cfg.site}: reconnected to ${nc.getServer()}`);
