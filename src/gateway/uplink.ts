@@ -129,6 +129,8 @@ export class Uplink {
       throw err;
     }
     u.#loops.push(u.#connectLoop());
+    // Forwarders start with the hub, link or not: their lag and alarms are known during a cut.
+    u.#scan();
     return u;
   }
 
@@ -309,8 +311,9 @@ export class Uplink {
         continue;
       }
       const closed = nc.closed();
+      const statuses = nc.status();
       const watch = (async () => {
-        for await (const s of nc.status()) {
+        for await (const s of statuses) {
           if (s.type === Events.Disconnect) {
             this.#disconnects++;
             this.#js = undefined;
@@ -327,6 +330,8 @@ export class Uplink {
         }
       })();
       await closed;
+      // The status iterator does not end by itself when the connection closes.
+      (statuses as { stop?: () => void }).stop?.();
       await watch.catch(() => undefined);
       await this.#dropConnection(nc);
     }
@@ -357,7 +362,6 @@ export class Uplink {
     for (const i of this.#ingests) await i.start(js, jsm);
     this.#js = js;
     this.#setState("connected");
-    this.#scan();
   }
 
   async #restartIngests(nc: NatsConnection): Promise<void> {
