@@ -58,6 +58,7 @@ function cleanup(): void {
 }
 process.on("exit", cleanup);
 process.on("SIGINT", () => process.exit(130));
+process.on("SIGTERM", () => process.exit(143));
 
 async function natsServer(conf: string, port: number): Promise<ChildProcess> {
   const dir = tmp("myelin-bench-nats-");

@@ -6,7 +6,7 @@
  * `numgen random`) during the catch-up. The cloud must hold exactly the site's messages, in order,
  * once. Delay cannot be emulated on this kernel (no sch_netem), so the runs are without delay.
  *
- * `MYELIN_UPLINK_N` sets the count (default 20000 to keep the file within its time; the bench and
+ * `MYELIN_UPLINK_N` sets the count (default 10000 to keep the file within its time; the bench and
  * docs/edge-to-cloud.md quote the 100,000 run). Needs root (network namespaces) and nftables.
  */
 import { after, before, test } from "node:test";
@@ -23,7 +23,7 @@ import {
   waitCount,
 } from "./uplink-world.js";
 
-const N = Number(process.env["MYELIN_UPLINK_N"] ?? 20000);
+const N = Number(process.env["MYELIN_UPLINK_N"] ?? 10000);
 let edge: EdgeNetns;
 let cluster: NatsCluster;
 before(async () => {

@@ -75,19 +75,27 @@ test(
       assert.ok(f.retentionPressure >= 0.8 && f.lagBytes > 0 && f.lagAgeMs >= 0);
       // The CLI shows it, and exits with 2 while the alarm is on.
       // (asynchronously: the hub runs in this process)
-      const cli = await new Promise<{ status: number | null; stdout: string; stderr: string }>((resolve) => {
-        const c = execFile(
-          process.execPath,
-          [CLI, "uplink", "status"],
-          {
-            env: { ...process.env, MYELIN_RUNTIME_DIR: join(tmp.dir, "run") },
-            encoding: "utf8",
-            timeout: 20000,
-          },
-          (_err, stdout, stderr) => resolve({ status: c.exitCode, stdout, stderr }),
-        );
-      });
+      const run = (...args: string[]): Promise<{ status: number | null; stdout: string; stderr: string }> =>
+        new Promise((resolve) => {
+          const c = execFile(
+            process.execPath,
+            [CLI, ...args],
+            {
+              env: { ...process.env, MYELIN_RUNTIME_DIR: join(tmp.dir, "run") },
+              encoding: "utf8",
+              timeout: 20000,
+            },
+            (_err, stdout, stderr) => resolve({ status: c.exitCode, stdout, stderr }),
+          );
+        });
+      const cli = await run("uplink", "status");
       assert.equal(cli.status, 2, cli.stderr);
+      const info = await run("topic", "info", "/robot/log");
+      assert.match(
+        info.stdout,
+        /Uplink: forwarded up to 0 → sites\.s1\.robot\.log; lag 90 messages.*ALARM/,
+        info.stderr,
+      );
       assert.match(cli.stdout, /\/robot\/log .*ALARM/);
       // Volatile messages during the cut are dropped and counted.
       const live = await node.createPublisher("/live/temp", std_msgs.String);

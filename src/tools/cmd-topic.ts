@@ -1,6 +1,7 @@
 /** `myelin topic list|info|find|echo|pub|hz|read|config`: look at and take part in topics. */
 import { MyelinError, ServiceError, TypeMismatchError } from "../errors.js";
 import { lookupType, type MessageType } from "../msgs/index.js";
+import { fetchUplinkStatus, UPLINK_PROTOCOL, type ForwarderStatus } from "../gateway/index.js";
 import { msgpackCodec, toJson } from "../codec/index.js";
 import {
   graphServes,
@@ -112,12 +113,14 @@ export const topicInfoCommand: CommandSpec = {
       const t = topicsOf(graph).find((x) => x.topic === topic);
       const durable = await durableInfo(node, graph, topic);
       if (t === undefined && durable === undefined) throw unknownTopic(topic, graph);
+      const uplink = durable !== undefined ? await uplinkForwarder(node, graph, topic) : undefined;
       if (boolOpt(inv, "json")) {
         ctx.out(
           JSON.stringify(
             {
               ...(t !== undefined ? topicJson(t) : { topic, type: durable!.type }),
               durable: durable ?? null,
+              uplink: uplink ?? null,
             },
             null,
             2,
@@ -148,6 +151,11 @@ export const topicInfoCommand: CommandSpec = {
           ctx.out(
             `  ${name}: lag ${durable.lags[i]}, unacknowledged ${durable.pending[i]}, dead-lettered ${durable.dead_lettered[i]}`,
           ),
+        );
+      }
+      if (uplink !== undefined) {
+        ctx.out(
+          `Uplink: forwarded up to ${uplink.forwarded} → ${uplink.subject}; lag ${uplink.lagMessages} messages, ${uplink.lagBytes} B, oldest ${Math.round(uplink.lagAgeMs / 1000)} s${uplink.lostToRetention > 0 ? `; ${uplink.lostToRetention} lost to retention` : ""}${uplink.alarm ? " (ALARM: near the retention limit)" : ""}`,
         );
       }
       return 0;
@@ -231,6 +239,17 @@ function describeSettings(json: string): string {
     `fsync ${c.fsync}${c.fsync === "batch" ? ` (${c.batchMs} ms)` : ""}`,
     `dedup window ${c.dedupWindowMs > 0 ? formatDurationMs(c.dedupWindowMs) : "off"}`,
   ].join("; ");
+}
+
+/** The uplink's forwarder of a durable topic, when an uplink runs and forwards it. */
+async function uplinkForwarder(
+  node: Node,
+  graph: GraphSnapshot,
+  topic: string,
+): Promise<ForwarderStatus | undefined> {
+  if (!graphServes(graph, UPLINK_PROTOCOL.status)) return undefined;
+  const s = await fetchUplinkStatus(node, { timeoutMs: 3000 }).catch(() => undefined);
+  return s?.forwarders.find((f) => f.topic === topic);
 }
 
 /** The store's view of a durable topic, when a store runs and knows the topic. */
