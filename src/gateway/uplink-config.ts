@@ -31,6 +31,11 @@ export interface UplinkNatsConfig {
   tls?: { caFile?: string; certFile?: string; keyFile?: string };
   /** How long one connection attempt may take, in ms (default 5000). */
   connectTimeoutMs?: number;
+  /**
+   * The JetStream domain of the cloud (its `jetstream { domain: … }`), needed when the hub talks to
+   * it through a leaf node at the site: the API calls then go to `$JS.<domain>.API`.
+   */
+  jetStreamDomain?: string;
 }
 
 /** How the JetStream streams the uplink creates are set up (an existing stream is left as it is). */
@@ -176,6 +181,7 @@ function parseNats(v: unknown, where: string): UplinkNatsConfig {
       "nkeySeedFile",
       "tls",
       "connectTimeoutMs",
+      "jetStreamDomain",
     ],
     where,
     "nats",
@@ -223,6 +229,17 @@ function parseNats(v: unknown, where: string): UplinkNatsConfig {
       throw bad(where, "nats.tls", "a client certificate needs both certFile and keyFile");
     }
     c.tls = tls;
+  }
+  if (o["jetStreamDomain"] !== undefined) {
+    const d = str(o["jetStreamDomain"], where, "nats.jetStreamDomain");
+    if (!/^[A-Za-z0-9_-]{1,64}$/.test(d)) {
+      throw bad(
+        where,
+        "nats.jetStreamDomain",
+        `${showValue(d, 80)}: use letters, digits, '_' or '-' (the cloud's jetstream domain)`,
+      );
+    }
+    c.jetStreamDomain = d;
   }
   if (o["connectTimeoutMs"] !== undefined) {
     c.connectTimeoutMs = int(o["connectTimeoutMs"], 100, 600_000, where, "nats.connectTimeoutMs");

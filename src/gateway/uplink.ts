@@ -212,6 +212,12 @@ export class Uplink {
     }
   }
 
+  /** Options of the JetStream client and manager (the cloud's domain, through a leaf node). */
+  #jsOpts(): { timeout: number; domain?: string } {
+    const d = this.#cfg.nats.jetStreamDomain;
+    return d === undefined ? { timeout: 5000 } : { timeout: 5000, domain: d };
+  }
+
   async #connectOptions(): Promise<ConnectionOptions> {
     const c = this.#cfg.nats;
     const opts: ConnectionOptions = {
@@ -324,7 +330,7 @@ export class Uplink {
             await this.#restartIngests(nc).catch((err: unknown) => {
               this.#lastError = (err as Error).message;
             });
-            this.#js = nc.jetstream({ timeout: 5000 });
+            this.#js = nc.jetstream(this.#jsOpts());
             this.#setState("connected");
           }
         }
@@ -346,8 +352,8 @@ export class Uplink {
   }
 
   async #onConnected(nc: NatsConnection): Promise<void> {
-    const jsm = await nc.jetstreamManager({ timeout: 5000 });
-    const js = nc.jetstream({ timeout: 5000 });
+    const jsm = await nc.jetstreamManager(this.#jsOpts());
+    const js = nc.jetstream(this.#jsOpts());
     const c = this.#cfg;
     if (c.role === "site") {
       if (c.exportDurable.length > 0) await this.#ensureStream(jsm, siteStream(c.site), `sites.${c.site}.>`);
@@ -365,8 +371,8 @@ export class Uplink {
   }
 
   async #restartIngests(nc: NatsConnection): Promise<void> {
-    const jsm = await nc.jetstreamManager({ timeout: 5000 });
-    const js = nc.jetstream({ timeout: 5000 });
+    const jsm = await nc.jetstreamManager(this.#jsOpts());
+    const js = nc.jetstream(this.#jsOpts());
     for (const i of this.#ingests) {
       await i.stop();
       await i.start(js, jsm);
