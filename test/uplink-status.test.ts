@@ -126,6 +126,18 @@ test(
         );
         assert.equal(s.forwarded, 400);
         await until("the alarm to clear", () => !statusOf(hub).alarm);
+        // Volatile exports ride core NATS (JSON) while the link is up.
+        const sub = nc.subscribe("live.s1.live.temp", { max: 1 });
+        await nc.flush();
+        const got = (async () => {
+          for await (const m of sub) return new TextDecoder().decode(m.data);
+          return "";
+        })();
+        await until("a live message on NATS", async () => {
+          await live.publish({ data: "21.5" });
+          return statusOf(hub).volatileSent > 0;
+        });
+        assert.deepEqual(JSON.parse(await got), { data: "21.5" });
       } finally {
         await nc.close();
       }
