@@ -24,6 +24,8 @@ import {
 } from "./uplink-world.js";
 
 const N = Number(process.env["MYELIN_UPLINK_N"] ?? 10000);
+/** How long the catch-up may take: 20 % loss each way slows TCP down a lot (100,000 took over 120 s). */
+const CATCH_UP_MS = Math.max(120_000, N * 4);
 let edge: EdgeNetns;
 let cluster: NatsCluster;
 before(async () => {
@@ -43,7 +45,7 @@ after(async () => {
 for (const lossPercent of [0, 20]) {
   test(
     `${N} persistent messages published while the link is down reach the cloud exactly once, in order${lossPercent > 0 ? `, with ${lossPercent} % loss during catch-up` : ""}`,
-    { timeout: 170_000 },
+    { timeout: CATCH_UP_MS + 60_000 },
     async () => {
       const site = `edge${lossPercent}`;
       await using cloud = new UplinkHost(`cloud${lossPercent}`, cloudConfig(cluster, [site]));
@@ -72,7 +74,7 @@ for (const lossPercent of [0, 20]) {
           await edge.restore();
         }
         try {
-          await waitCount(cs, `/sites/${site}/robot/odom`, N, 120000);
+          await waitCount(cs, `/sites/${site}/robot/odom`, N, CATCH_UP_MS);
         } finally {
           await edge.noLoss();
         }
