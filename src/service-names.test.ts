@@ -29,6 +29,7 @@ const OWNERS: readonly { readonly name: string; readonly owner: string; readonly
     owner: "src/gateway/gateway-protocol.ts",
     use: "GATEWAY_PROTOCOL / gatewayClient / GATEWAY_ERRORS_TOPIC",
   },
+  { name: "/_uplink/", owner: "src/gateway/uplink-protocol.ts", use: "UPLINK_PROTOCOL / fetchUplinkStatus" },
   {
     name: "/_bridge/",
     owner: "src/gateway/bridge-protocol.ts",

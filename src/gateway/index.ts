@@ -101,5 +101,24 @@ export type { OfflineQueueOptions, OfflineQueueStats, QueuedMessage } from "./of
 export { MqttLink } from "./bridge-mqtt.js";
 export { NatsLink } from "./bridge-nats.js";
 export { AmqpLink } from "./bridge-amqp.js";
-export { bridgesPlugin, mqttGatewayPlugin } from "./hub-plugin.js";
-export type { RunningBridgesPlugin, RunningGatewayPlugin } from "./hub-plugin.js";
+export { bridgesPlugin, mqttGatewayPlugin, uplinkPlugin } from "./hub-plugin.js";
+export type {
+  RunningBridgesPlugin,
+  RunningGatewayPlugin,
+  RunningUplinkPlugin,
+  UplinkPluginOptions,
+} from "./hub-plugin.js";
+export { Uplink } from "./uplink.js";
+export type { UplinkOptions } from "./uplink.js";
+export { parseUplinkConfig, parseUplinkConfigText, UPLINK_DEFAULTS } from "./uplink-config.js";
+export type {
+  UplinkConfig,
+  UplinkNatsConfig,
+  UplinkStreamConfig,
+  UplinkCatchUpConfig,
+} from "./uplink-config.js";
+export { UPLINK_PROTOCOL, fetchUplinkStatus } from "./uplink-protocol.js";
+export type { UplinkStatus } from "./uplink-protocol.js";
+export type { ForwarderStatus } from "./uplink-forwarder.js";
+export type { IngestStatus } from "./uplink-ingest.js";
+export { siteStream, commandStream, siteSubject, commandSubject, UPLINK_HEADERS } from "./uplink-subjects.js";

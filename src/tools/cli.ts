@@ -13,6 +13,7 @@ import { dashboardCommand } from "./cmd-dashboard.js";
 import { gatewayHashPasswordCommand, gatewayStatusCommand } from "./cmd-gateway.js";
 import { bridgeStatusCommand } from "./cmd-bridge.js";
 import { renderComposeCommand, renderK8sCommand } from "./cmd-render.js";
+import { uplinkStatusCommand } from "./cmd-uplink.js";
 import { foxgloveStatusCommand } from "./cmd-foxglove.js";
 import {
   twinDeleteCommand,
@@ -128,6 +129,7 @@ export const COMMANDS: readonly CommandSpec[] = [
   bridgeStatusCommand,
   renderK8sCommand,
   renderComposeCommand,
+  uplinkStatusCommand,
   recordCommand,
   playCommand,
   bagInfoCommand,
@@ -172,6 +174,10 @@ const GROUPS: Record<string, { summary: string; examples: string[] }> = {
   bag: {
     summary: "inspect MCAP recordings and repair unclosed ones",
     examples: ["myelin bag info run.mcap", "myelin bag repair run.mcap"],
+  },
+  uplink: {
+    summary: "the hub's uplink to the cloud over NATS and JetStream (store-and-forward)",
+    examples: ["myelin uplink status", "myelin uplink status --json"],
   },
   bridge: {
     summary: "the hub's bridges to external MQTT, NATS and AMQP brokers",

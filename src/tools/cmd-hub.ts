@@ -26,6 +26,7 @@ import {
 import { clock } from "./format.js";
 import { HUB_GATEWAY_OPTIONS, hubGatewayPlugin } from "./cmd-gateway.js";
 import { HUB_BRIDGE_OPTIONS, hubBridgesPlugin } from "./cmd-bridge.js";
+import { HUB_UPLINK_OPTIONS, hubUplinkPlugin } from "./cmd-uplink.js";
 import { HUB_FOXGLOVE_OPTIONS, hubFoxglovePlugin } from "./cmd-foxglove.js";
 import { HUB_SUPERVISOR_OPTIONS, hubSpec, hubSupervisorPlugin, hubSystemdUnit } from "./hub-supervisor.js";
 import { HUB_DASHBOARD_OPTIONS, hubDashboardPlugin } from "./cmd-dashboard.js";
@@ -116,6 +117,7 @@ export const hubCommand: CommandSpec = {
     ...HUB_SUPERVISOR_OPTIONS,
     ...HUB_GATEWAY_OPTIONS,
     ...HUB_BRIDGE_OPTIONS,
+    ...HUB_UPLINK_OPTIONS,
     ...HUB_DASHBOARD_OPTIONS,
     ...HUB_FOXGLOVE_OPTIONS,
   },
@@ -132,6 +134,7 @@ export const hubCommand: CommandSpec = {
     "myelin hub --data-dir /var/lib/myelin --fsync batch",
     "myelin hub --mqtt-port 1883 --gateway-config gateway.yaml   # MQTT devices in (docs/mqtt-gateway.md)",
     "myelin hub --bridge-config bridges.yaml   # bridges to the site's MQTT, NATS or AMQP broker (docs/bridges.md)",
+    "myelin hub --uplink-config uplink.yaml   # connect this site to the cloud over NATS/JetStream (docs/edge-to-cloud.md)",
     "myelin hub --http-port 8080   # the web dashboard on http://127.0.0.1:8080 (the address with its token is printed)",
     "myelin hub --foxglove-port 8765   # see the live system in Foxglove or Lichtblick (docs/foxglove.md)",
     "myelin hub --spec myelin.yaml --label edge   # run a launch spec (see also `myelin up`)",
@@ -200,6 +203,7 @@ export const hubCommand: CommandSpec = {
     for (const p of [
       hubGatewayPlugin(inv, dataDir),
       hubBridgesPlugin(inv, dataDir),
+      hubUplinkPlugin(inv),
       hubFoxglovePlugin(inv),
       hubSupervisorPlugin(inv, spec),
       hubDashboardPlugin(inv),

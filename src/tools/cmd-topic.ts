@@ -1,6 +1,7 @@
 /** `myelin topic list|info|find|echo|pub|hz|read|config`: look at and take part in topics. */
 import { MyelinError, ServiceError, TypeMismatchError } from "../errors.js";
 import { lookupType, type MessageType } from "../msgs/index.js";
+import { fetchUplinkStatus, UPLINK_PROTOCOL, type ForwarderStatus } from "../gateway/index.js";
 import { msgpackCodec, toJson } from "../codec/index.js";
 import {
   fetchNodeStatus,
@@ -115,6 +116,7 @@ export const topicInfoCommand: CommandSpec = {
       const durable = await durableInfo(node, graph, topic);
       if (t === undefined && durable === undefined) throw unknownTopic(topic, graph);
       const flow = t === undefined ? [] : await flowLines(node, graph, t);
+      const uplink = durable !== undefined ? await uplinkForwarder(node, graph, topic) : undefined;
       if (boolOpt(inv, "json")) {
         ctx.out(
           JSON.stringify(
@@ -123,6 +125,7 @@ export const topicInfoCommand: CommandSpec = {
               durable: durable ?? null,
               flow,
               unreachable: unreachableOn(graph, topic),
+              uplink: uplink ?? null,
             },
             null,
             2,
@@ -158,6 +161,11 @@ export const topicInfoCommand: CommandSpec = {
           ctx.out(
             `  ${name}: lag ${durable.lags[i]}, unacknowledged ${durable.pending[i]}, dead-lettered ${durable.dead_lettered[i]}`,
           ),
+        );
+      }
+      if (uplink !== undefined) {
+        ctx.out(
+          `Uplink: forwarded up to ${uplink.forwarded} → ${uplink.subject}; lag ${uplink.lagMessages} messages, ${uplink.lagBytes} B, oldest ${Math.round(uplink.lagAgeMs / 1000)} s${uplink.lostToRetention > 0 ? `; ${uplink.lostToRetention} lost to retention` : ""}${uplink.alarm ? " (ALARM: near the retention limit)" : ""}`,
         );
       }
       return 0;
@@ -308,6 +316,17 @@ function describeSettings(json: string): string {
     `fsync ${c.fsync}${c.fsync === "batch" ? ` (${c.batchMs} ms)` : ""}`,
     `dedup window ${c.dedupWindowMs > 0 ? formatDurationMs(c.dedupWindowMs) : "off"}`,
   ].join("; ");
+}
+
+/** The uplink's forwarder of a durable topic, when an uplink runs and forwards it. */
+async function uplinkForwarder(
+  node: Node,
+  graph: GraphSnapshot,
+  topic: string,
+): Promise<ForwarderStatus | undefined> {
+  if (!graphServes(graph, UPLINK_PROTOCOL.status)) return undefined;
+  const s = await fetchUplinkStatus(node, { timeoutMs: 3000 }).catch(() => undefined);
+  return s?.forwarders.find((f) => f.topic === topic);
 }
 
 /** The store's view of a durable topic, when a store runs and knows the topic. */
