@@ -48,6 +48,8 @@ const PUBLIC_VALUES = [
   "geometry_msgs",
   "sensor_msgs",
   "sensor_msgs_constants",
+  // shared memory for large frames: whether it is on, and its counters
+  "shmStats",
   "vision_msgs",
   "diagnostic_msgs",
   "DiagnosticLevel",
@@ -183,6 +185,10 @@ const PUBLIC_TYPES = [
   "PublisherStatus",
   "RemoteSubscriberStatus",
   "SubscriptionStatus",
+  // what shmStats() returns
+  "ShmStats",
+  "ShmReaderStats",
+  "ShmWriterStats",
   // hub, store, launch
   "HubOptions",
   "PolicyDoc",

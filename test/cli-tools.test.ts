@@ -463,8 +463,9 @@ test(
     assert.match(sick.stdout, new RegExp(`WARN runtime dir: chmod 700 ${w.dir}`));
     assert.match(sick.stdout, /WARN sockets: .*rm .*n-ghost-0badf00d\.sock/);
     assert.match(sick.stdout, /\d+ checks: \d+ OK, \d+ WARN, 0 FAIL, \d+ skipped/);
-    // The CLI's own node restored the mode (ensureRuntimeDir); the report was made before.
-    assert.equal((await stat(w.dir)).mode & 0o777, 0o700);
+    // A directory Myelin did not create keeps its mode (only one it creates is made 0700, and one
+    // other users can write to is refused): the warning and its fix are the user's to apply.
+    assert.equal((await stat(w.dir)).mode & 0o777, 0o755);
   },
 );
 

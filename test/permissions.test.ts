@@ -25,6 +25,10 @@ import type { Connection } from "../src/transport/transport.js";
 import { spawnFixture, tempRuntime, type Proc } from "./helpers.js";
 import { runCli, spawnCli, world } from "./cli-world.js";
 
+// Attacks from the network are made over plain tcp (identity 'anonymous'): every hub here runs
+// --insecure, and this process and its children speak plain text. CURVE refusals have their own tests.
+process.env["MYELIN_INSECURE"] = "1";
+
 const POLICY = `
 identities:
   operators: local
@@ -90,6 +94,7 @@ test("registration: declarations the policy does not grant are refused, naming i
   const policy = parsePolicy(POLICY, "policy.yaml");
   const log: string[] = [];
   await using hub = await Hub.start({
+    insecure: true,
     runtimeDir: rt.dir,
     listen: ["tcp://127.0.0.1:0"],
     policy,
@@ -155,6 +160,7 @@ test("ownership: bye, heartbeat and re-registration for another connection's nod
   using rt = tempRuntime();
   const log: string[] = [];
   await using hub = await Hub.start({
+    insecure: true,
     runtimeDir: rt.dir,
     listen: ["tcp://127.0.0.1:0"],
     log: (l) => log.push(l),
@@ -235,7 +241,7 @@ test("ownership: bye, heartbeat and re-registration for another connection's nod
 
 test("a real node survives a bye for its id from the network and keeps its subscribers", async () => {
   using rt = tempRuntime();
-  await using hub = await Hub.start({ runtimeDir: rt.dir, listen: ["tcp://127.0.0.1:0"] });
+  await using hub = await Hub.start({ insecure: true, runtimeDir: rt.dir, listen: ["tcp://127.0.0.1:0"] });
   const tcp = hub.endpoints.find((e) => e.startsWith("tcp://"))!;
   await using node = await createNode({ name: "talker", runtimeDir: rt.dir });
   await node.createPublisher("/chatter", std_msgs.String);
@@ -254,7 +260,7 @@ async function hubWithTcpData(t: import("node:test").TestContext, policy: string
   writeFileSync(file, policy);
   // Every node of the hub process (store, supervisor) binds tcp: reachable from "other hosts".
   w.env["MYELIN_DATA_ENDPOINT"] = "tcp://127.0.0.1:0";
-  const hub = spawnCli(t, w, ["hub", "--listen", "tcp://127.0.0.1:0", "--policy", file]);
+  const hub = spawnCli(t, w, ["hub", "--insecure", "--listen", "tcp://127.0.0.1:0", "--policy", file]);
   const line = await hub.waitFor(/listening on .*tcp:\/\/127\.0\.0\.1:\d+/, 30000);
   const tcp = /tcp:\/\/127\.0\.0\.1:\d+/.exec(line)![0];
   const remote = { ...w.env, MYELIN_HUB: tcp, MYELIN_DATA_ENDPOINT: "tcp://127.0.0.1:0" };
@@ -317,7 +323,12 @@ test("control: with a policy that makes anonymous an admin, the same myelin up f
 test("data plane: a publisher refuses a subscriber whose identity the policy does not grant the topic, and counts it", async (t) => {
   using rt = tempRuntime();
   const policy = parsePolicy(POLICY, "policy.yaml");
-  await using hub = await Hub.start({ runtimeDir: rt.dir, listen: ["tcp://127.0.0.1:0"], policy });
+  await using hub = await Hub.start({
+    insecure: true,
+    runtimeDir: rt.dir,
+    listen: ["tcp://127.0.0.1:0"],
+    policy,
+  });
   await using pubNode = await createNode({
     name: "driver",
     runtimeDir: rt.dir,

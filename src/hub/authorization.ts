@@ -15,6 +15,7 @@
  */
 import { createHash, timingSafeEqual } from "node:crypto";
 import { AccessPolicy, HUB_IDENTITY, isReservedService, type Permission } from "../node/access-policy.js";
+import { statusProtocol } from "../node/status-service.js";
 import type { NodeRecord, Refusal } from "../node/control-protocol.js";
 import { PROCESS_CREDENTIAL } from "../node/process-credential.js";
 import { LOCAL_IDENTITY } from "../transport/transport.js";
@@ -98,7 +99,7 @@ export class Authorization {
       (d: T): boolean => {
         const n = name(d);
         // Every node serves its own flow status (`/_status/<its name>`); calling it stays admin-only.
-        if (kind === "service" && n === `/_status/${node.name}`) return true;
+        if (kind === "service" && n === statusProtocol(node.name).status.service) return true;
         if (kind === "service" && isReservedService(n) && identity !== HUB_IDENTITY) {
           refused.push({
             kind,

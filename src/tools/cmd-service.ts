@@ -21,10 +21,12 @@ interface ServiceView {
   servers: { node: string; id: string; pid: number; host: string }[];
 }
 
-function servicesOf(g: GraphSnapshot): ServiceView[] {
+/** The services of the graph; internal ones (names starting with `/_`) only with `all`. */
+function servicesOf(g: GraphSnapshot, all = true): ServiceView[] {
   const m = new Map<string, ServiceView>();
   for (const n of g.nodes) {
     for (const s of n.services) {
+      if (!all && s.service.startsWith("/_")) continue;
       let v = m.get(s.service);
       if (v === undefined) m.set(s.service, (v = { service: s.service, type: s.type, servers: [] }));
       v.servers.push({ node: n.name, id: n.id, pid: n.pid, host: n.host });
@@ -44,12 +46,13 @@ export const serviceListCommand: CommandSpec = {
       help: "show a table with each service's type and number of servers",
     },
     json: { type: "boolean", help: "print a JSON array: service, type, servers (node, id, pid, host)" },
+    all: { type: "boolean", help: "also list the internal services (names starting with /_: the store, the supervisor, node status)" },
   },
-  examples: ["myelin service list", "myelin service list -t"],
+  examples: ["myelin service list", "myelin service list -t", "myelin service list --all"],
   connects: true,
   async run(ctx, inv) {
     return withNode(ctx, inv, "service_list", async (_node, graph) => {
-      const services = servicesOf(graph);
+      const services = servicesOf(graph, boolOpt(inv, "all"));
       if (boolOpt(inv, "json")) {
         ctx.out(JSON.stringify(services, null, 2));
         return 0;
@@ -110,6 +113,7 @@ export const serviceFindCommand: CommandSpec = {
   options: {
     "count-services": { type: "boolean", short: "c", help: "print only the number of services found" },
     json: { type: "boolean", help: "print a JSON array: service, type, servers (node, id, pid, host)" },
+    all: { type: "boolean", help: "also find the internal services (names starting with /_)" },
   },
   details: [
     "Looks in the hub's graph; the type need not be known here. Finding nothing is not an error:",
@@ -125,7 +129,10 @@ export const serviceFindCommand: CommandSpec = {
     const names = typeSpellings(typeArg);
     return withNode(ctx, inv, "service_find", async (_node, graph) => {
       const all = servicesOf(graph);
-      const found = all.filter((s) => names.includes(s.type));
+      // Internal services are found only by --all (as in `service list`).
+      const found = all.filter(
+        (s) => names.includes(s.type) && (boolOpt(inv, "all") || !s.service.startsWith("/_")),
+      );
       if (boolOpt(inv, "json")) ctx.out(JSON.stringify(found, null, 2));
       else if (boolOpt(inv, "count-services")) ctx.out(String(found.length));
       else for (const s of found) ctx.out(s.service);

@@ -70,7 +70,7 @@ export function hubSystemdUnit(inv: Invocation): string {
     for (const x of [v].flat()) {
       if (x === true) args.push(`--${k}`);
       else if (typeof x === "string")
-        args.push(`--${k}`, k === "spec" || k.endsWith("-dir") ? resolve(x) : x);
+        args.push(`--${k}`, isPathOption(k) ? resolve(x) : x);
     }
   }
   const env: Record<string, string> = {};
@@ -79,6 +79,11 @@ export function hubSystemdUnit(inv: Invocation): string {
     if (v !== undefined && v !== "") env[k] = v;
   }
   return systemdUnit({ execStart: args, environment: env, workingDirectory: process.cwd() });
+}
+
+/** Options whose value is a file or directory: made absolute in a unit (it runs elsewhere). */
+function isPathOption(k: string): boolean {
+  return k === "spec" || k === "policy" || /-(dir|config|file|cert|key)$/.test(k);
 }
 
 /** Options of `myelin hub` that carry a secret, never written into a unit file. */
