@@ -46,7 +46,10 @@ export const serviceListCommand: CommandSpec = {
       help: "show a table with each service's type and number of servers",
     },
     json: { type: "boolean", help: "print a JSON array: service, type, servers (node, id, pid, host)" },
-    all: { type: "boolean", help: "also list the internal services (names starting with /_: the store, the supervisor, node status)" },
+    all: {
+      type: "boolean",
+      help: "also list the internal services (names starting with /_: the store, the supervisor, node status)",
+    },
   },
   examples: ["myelin service list", "myelin service list -t", "myelin service list --all"],
   connects: true,

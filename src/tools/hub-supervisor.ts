@@ -69,8 +69,7 @@ export function hubSystemdUnit(inv: Invocation): string {
       continue;
     for (const x of [v].flat()) {
       if (x === true) args.push(`--${k}`);
-      else if (typeof x === "string")
-        args.push(`--${k}`, isPathOption(k) ? resolve(x) : x);
+      else if (typeof x === "string") args.push(`--${k}`, isPathOption(k) ? resolve(x) : x);
     }
   }
   const env: Record<string, string> = {};
