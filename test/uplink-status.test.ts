@@ -97,6 +97,17 @@ test(
         info.stderr,
       );
       assert.match(cli.stdout, /\/robot\/log .*ALARM/);
+      // `site status` carries the uplink's state and lag in one line (and in --json).
+      const site = await run("site", "status");
+      assert.match(
+        site.stdout,
+        /uplink \(site s1\): \w+, 1 topic\(s\) forwarded, not yet forwarded 90 message\(s\).*ALARM/,
+        site.stderr,
+      );
+      const siteJson = JSON.parse((await run("site", "status", "--json")).stdout) as {
+        uplink?: { forwarders: { lagMessages: number }[] };
+      };
+      assert.equal(siteJson.uplink?.forwarders[0]?.lagMessages, 90);
       // Volatile messages during the cut are dropped and counted.
       const live = await node.createPublisher("/live/temp", std_msgs.String);
       await until("the uplink subscribed to /live/temp", async () => {
