@@ -12,6 +12,10 @@ import { z85Encode } from "../z85.js";
 /** The ZAP endpoint libzmq asks (fixed by RFC 27). */
 const ZAP_ENDPOINT = "inproc://zeromq.zap.01";
 
+/** How often, and how far apart, binding the ZAP endpoint is retried while a closed socket frees it. */
+const REBIND_ATTEMPTS = 100;
+const REBIND_WAIT_MS = 20;
+
 /** A domain's verdict on one handshake. */
 export type ZapCheck = (address: string, publicKey: string) => { ok: true } | { ok: false; reason: string };
 
@@ -69,9 +73,21 @@ export async function registerZapDomain(
   const opened = chain.then(async () => {
     domains.set(domain, check);
     if (socket !== undefined) return;
-    const sock = new Reply({ linger: 0 });
+    let sock = new Reply({ linger: 0 });
     try {
-      await sock.bind(ZAP_ENDPOINT);
+      // A ZAP socket closed a moment ago frees its inproc name only once libzmq's reaper thread
+      // has destroyed it: a listener opened right after the last one closed waits for that.
+      for (let attempt = 0; ; attempt++) {
+        try {
+          await sock.bind(ZAP_ENDPOINT);
+          break;
+        } catch (err) {
+          if (attempt >= REBIND_ATTEMPTS || !/in use/i.test((err as Error).message)) throw err;
+          sock.close();
+          await new Promise((r) => setTimeout(r, REBIND_WAIT_MS));
+          sock = new Reply({ linger: 0 });
+        }
+      }
     } catch (err) {
       sock.close();
       domains.delete(domain);
@@ -95,6 +111,7 @@ export async function registerZapDomain(
       if (domains.size > 0 || socket === undefined) return;
       const sock = socket;
       socket = undefined;
+      await sock.unbind(ZAP_ENDPOINT).catch(() => undefined);
       sock.close();
       await loop;
       loop = undefined;
