@@ -129,6 +129,11 @@ test(
           success: true,
           message: "pong",
         }));
+        // The dashboard finds the service's type in the graph: wait until the graph has it.
+        await node.waitForGraph(
+          (g) => g.nodes.some((n) => n.services.some((x) => x.service === "/listener/ping")),
+          5000,
+        );
         const called = await post(base, "call", { service: "/listener/ping", request: "{}" });
         assert.equal(called.status, 200, JSON.stringify(called.json));
         assert.deepEqual(called.json.response, { success: true, message: "pong" });
