@@ -111,7 +111,8 @@ export async function registerZapDomain(
       if (domains.size > 0 || socket === undefined) return;
       const sock = socket;
       socket = undefined;
-      await sock.unbind(ZAP_ENDPOINT).catch(() => undefined);
+      // Closed, not unbound first: unbinding an inproc endpoint tears down the pipes other
+      // sockets' sessions hold to it, which aborts libzmq 4.3.5 (pipe.cpp:355) mid-handshake.
       sock.close();
       await loop;
       loop = undefined;
