@@ -5,6 +5,8 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { Hub } from "../src/hub/index.js";
+import { createNode } from "../src/node/index.js";
+import { std_msgs } from "../src/msgs/index.js";
 import { spawnFixture, tempRuntime, type Line } from "./helpers.js";
 
 const isMsg = (l: Line): boolean => l.event === "msg";
@@ -225,5 +227,40 @@ test(
       sub.lines.filter(isMsg).map((l) => l["seq"]),
       Array.from({ length: 20 }, (_, i) => i + 1),
     );
+  },
+);
+
+test(
+  "a publisher created after another of its topic closed reaches the subscribers already connected, and is not taken for the old one",
+  { timeout: 30000 },
+  async () => {
+    using rt = tempRuntime();
+    await using _hub = await Hub.start({ runtimeDir: rt.dir });
+    const env = { MYELIN_RUNTIME_DIR: rt.dir };
+    await using sub = spawnFixture(
+      "node-proc",
+      { role: "sub", topic: "/again", count: 6, printEach: true },
+      env,
+    );
+    await sub.waitFor((l) => l.event === "ready");
+    await using node = await createNode({ name: "twice", runtimeDir: rt.dir });
+    for (const round of [1, 2]) {
+      const pub = await node.createPublisher("/again", std_msgs.String, { qos: { reliability: "reliable" } });
+      await pub.waitForSubscribers(1, 10000).catch((e: unknown) => {
+        throw new Error(`round ${round}: ${String(e)}`);
+      });
+      for (let i = 1; i <= 3; i++) await pub.publish({ data: `round ${round} #${i}` });
+      await sub.waitForCount(isMsg, round * 3, 10000, `round ${round}'s messages`);
+      pub.close();
+    }
+    const data = sub.lines.filter(isMsg).map((l) => l["data"]);
+    assert.deepEqual(data, [
+      "round 1 #1",
+      "round 1 #2",
+      "round 1 #3",
+      "round 2 #1",
+      "round 2 #2",
+      "round 2 #3",
+    ]);
   },
 );

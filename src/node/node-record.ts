@@ -101,3 +101,22 @@ export function acceptRemoteSubscriber(
   }
   return undefined;
 }
+
+/**
+ * A publisher created while subscribers of its topic are already connected to this node (they
+ * subscribed to an earlier publisher of the topic, since closed, or to another one still open)
+ * takes them on: they would otherwise never hear from it, as their subscription is already up.
+ */
+export function adoptRemoteSubscribers(
+  pub: Publisher<unknown>,
+  subscribers: Iterable<RemoteSubscriber>,
+  access: AccessPolicy,
+): void {
+  let any = false;
+  for (const r of subscribers) {
+    if (r.body.type !== pub.type.name || !access.check(r.identity, "subscribe", r.topic).allowed) continue;
+    pub.addRemote(r);
+    any = true;
+  }
+  if (any) pub.matched();
+}

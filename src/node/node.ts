@@ -36,7 +36,12 @@ import { Reachability } from "./reachability.js";
 import { HubClient } from "./hub-client.js";
 import { AccessPolicy } from "./access-policy.js";
 import { PeerLinks } from "./peer-links.js";
-import { acceptRemoteSubscriber, advertisedEndpoint, nodeRecord } from "./node-record.js";
+import {
+  acceptRemoteSubscriber,
+  adoptRemoteSubscribers,
+  advertisedEndpoint,
+  nodeRecord,
+} from "./node-record.js";
 import { DurableConsumer, type DurableConsumerOptions } from "./durable-consumer.js";
 import { StoreClient } from "./store-client.js";
 import { Parameter, type ParameterKind, type ParameterSpec } from "./parameter.js";
@@ -119,6 +124,8 @@ export class Node extends EventEmitter<NodeEvents> implements CallRouter {
   #hub!: HubClient;
   readonly #startedAt = Date.now();
   readonly #publishers = new Set<Publisher<unknown>>();
+  /** Publishers created so far: a new one takes the next index, never a closed one's (subscribers track sequence numbers per index). */
+  #publishersCreated = 0;
   readonly #subs = new Map<Subscription<unknown>, SubState>();
   readonly #services = new Map<string, ServiceServer<unknown, unknown>>();
   readonly #params = new Map<string, Parameter>();
@@ -353,7 +360,7 @@ export class Node extends EventEmitter<NodeEvents> implements CallRouter {
     const qos = resolveQos(opts.qos, `publisher of ${name}`);
     this.#checkLocalType(name, type.name);
     const pub: Publisher<T> = new Publisher(name, type, qos, {
-      index: this.#publishers.size + 1,
+      index: ++this.#publishersCreated,
       nodeName: this.name,
       server: this.#server,
       maxMessageBytes: this.#opts.maxMessageBytes,
@@ -374,6 +381,9 @@ export class Node extends EventEmitter<NodeEvents> implements CallRouter {
     });
     this.#publishers.add(pub as Publisher<unknown>);
     inproc.addPublisher(name, pub as Publisher<unknown>);
+    for (const server of [this.#server, this.#remoteServer])
+      if (server !== undefined)
+        adoptRemoteSubscribers(pub as Publisher<unknown>, server.subscribersOf(name), this.#access);
     this.#serveStatus();
     const refused = await this.#register();
     const r = refused.find((x) => x.kind === "pub" && x.name === name);

@@ -390,6 +390,14 @@ export class DataServer {
     return this.#peers.size;
   }
 
+  /** The open remote subscriptions to `topic`, whoever serves them now (a publisher created later adopts them). */
+  subscribersOf(topic: string): RemoteSubscriber[] {
+    const out: RemoteSubscriber[] = [];
+    for (const peer of this.#peers.values())
+      for (const sub of peer.subs.values()) if (!sub.closed && sub.topic === topic) out.push(sub);
+    return out;
+  }
+
   /**
    * Sends one message to a subscriber, honouring its credit.
    * @param payload the encoded message; copied before this returns, so a transient buffer is fine
