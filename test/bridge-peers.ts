@@ -237,24 +237,33 @@ export async function rabbitUrl(): Promise<string> {
 
 /**
  * A TCP proxy from a free local port to `target`; `cut()` drops every connection and refuses new
- * ones until `restore()`: a broker outage as the bridge sees it.
+ * ones until `restore()`: a broker outage as the bridge sees it. With `delayMs`, every chunk is
+ * forwarded that long after it arrived, in order, each way: a link's latency, which this kernel
+ * cannot add (no `sch_netem`).
  */
 export class TcpProxy {
   readonly #server: Server;
   readonly #sockets = new Set<Socket>();
   #up = true;
+  readonly #delayMs: number;
 
   private constructor(
     readonly port: number,
     server: Server,
+    delayMs: number,
   ) {
     this.#server = server;
+    this.#delayMs = delayMs;
   }
 
-  static async start(targetPort: number, targetHost = "127.0.0.1"): Promise<TcpProxy> {
+  static async start(
+    targetPort: number,
+    targetHost = "127.0.0.1",
+    opts: { delayMs?: number } = {},
+  ): Promise<TcpProxy> {
     const server = createServer();
     await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", () => resolve()));
-    const proxy = new TcpProxy((server.address() as { port: number }).port, server);
+    const proxy = new TcpProxy((server.address() as { port: number }).port, server, opts.delayMs ?? 0);
     server.on("connection", (client: Socket) => proxy.#accept(client, targetPort, targetHost));
     return proxy;
   }
@@ -275,8 +284,46 @@ export class TcpProxy {
     };
     client.on("error", drop).on("close", drop);
     upstream.on("error", drop).on("close", drop);
-    client.pipe(upstream);
-    upstream.pipe(client);
+    this.#forward(client, upstream);
+    this.#forward(upstream, client);
+  }
+
+  /** Copies `from` to `to`, each chunk `delayMs` after it arrived; pauses `from` above 4 MiB held. */
+  #forward(from: Socket, to: Socket): void {
+    const delay = this.#delayMs;
+    if (delay === 0) {
+      from.pipe(to);
+      return;
+    }
+    const held: { at: number; chunk: Buffer }[] = [];
+    let bytes = 0;
+    let timer: NodeJS.Timeout | undefined;
+    let ended = false;
+    const flush = (): void => {
+      timer = undefined;
+      const now = performance.now();
+      while (held.length > 0 && held[0]!.at <= now) {
+        const e = held.shift()!;
+        bytes -= e.chunk.length;
+        if (!to.destroyed) to.write(e.chunk);
+      }
+      if (bytes < 4 * 1024 * 1024 && from.isPaused()) from.resume();
+      if (held.length > 0) timer = setTimeout(flush, Math.max(1, held[0]!.at - now));
+      else if (ended && !to.destroyed) to.end();
+    };
+    from.on("data", (chunk: Buffer) => {
+      held.push({ at: performance.now() + delay, chunk });
+      bytes += chunk.length;
+      if (bytes >= 4 * 1024 * 1024) from.pause();
+      timer ??= setTimeout(flush, delay);
+    });
+    from.on("end", () => {
+      ended = true;
+      timer ??= setTimeout(flush, 0);
+    });
+    from.on("close", () => {
+      if (timer !== undefined) clearTimeout(timer);
+    });
   }
 
   /** Drops every connection and refuses new ones. */
