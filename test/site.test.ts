@@ -18,6 +18,7 @@ import { DEFAULT_TRANSPORTS } from "../src/transport/default-transports.js";
 import { transportFor } from "../src/transport/transport.js";
 import { KeyStore } from "../src/transport/key-store.js";
 import { tempRuntime, until } from "./helpers.js";
+import { TcpProxy } from "./bridge-peers.js";
 
 const CLI = fileURLToPath(new URL("../../bin/myelin", import.meta.url));
 
@@ -250,3 +251,67 @@ test("a peer given without its key is refused with the fix when the hub is not -
     (e: Error) => /--peer tcp:\/\/127\.0\.0\.1:7447#KEY/.test(e.message),
   );
 });
+
+test(
+  "peers 300 ms of round trip apart stay up within a 1 s lease, see each other's changes after the delay, and part when the link is cut",
+  { timeout: 60000 },
+  async () => {
+    using rtA = tempRuntime();
+    using rtB = tempRuntime();
+    const logA: string[] = [];
+    await using a = await Hub.start({
+      runtimeDir: rtA.dir,
+      host: "ha",
+      listen: ["tcp://127.0.0.1:0"],
+      insecure: true,
+      peerLeaseMs: 1000,
+      log: (l) => void logA.push(l),
+    });
+    const aPort = Number(
+      a.endpoints
+        .find((e) => e.startsWith("tcp://"))!
+        .split(":")
+        .pop(),
+    );
+    // Every chunk between the hubs is held 150 ms each way (no sch_netem on this kernel).
+    await using proxy = await TcpProxy.start(aPort, "127.0.0.1", { delayMs: 150 });
+    const b = await Hub.start({
+      runtimeDir: rtB.dir,
+      host: "hb",
+      peers: [`tcp://127.0.0.1:${proxy.port}`],
+      peerLeaseMs: 1000,
+      insecure: true,
+    });
+    const na = register(a.endpoints[0]!, record("na", "ha"));
+    const nb = register(b.endpoints[0]!, record("nb", "hb"));
+    let nc: ReturnType<typeof register> | undefined;
+    try {
+      await until(
+        () => ids(a).join() === "na@ha,nb@hb" && ids(b).join() === "na@ha,nb@hb",
+        15000,
+        "both graphs whole across the slow link",
+      );
+      const t0 = performance.now();
+      nc = register(b.endpoints[0]!, record("nc", "hb"));
+      await until(() => ids(a).includes("nc@hb"), 10000, "nc in a's graph");
+      const tookMs = performance.now() - t0;
+      assert.ok(tookMs >= 140, `the change crossed the link in ${tookMs.toFixed(0)} ms, under its delay`);
+      assert.equal(a.siteStatus().peers[0]!.state, "up");
+      assert.ok(!logA.some((l) => /unreachable/.test(l)), logA.join("\n"));
+      proxy.cut();
+      await until(() => ids(a).join() === "na@ha", 10000, "hb's nodes gone from a after the cut");
+      assert.equal(a.siteStatus().peers[0]!.state, "unreachable");
+      proxy.restore();
+      await until(
+        () => ids(a).join() === "na@ha,nb@hb,nc@hb",
+        20000,
+        "hb's nodes back after the link returns",
+      );
+    } finally {
+      await na.close();
+      await nb.close();
+      await nc?.close();
+      b.close();
+    }
+  },
+);
