@@ -232,7 +232,8 @@ test("without a hub a command says how to start one", { timeout: 20000 }, async 
 
 test(
   "--help of every command exits 0 with an example; usage mistakes exit 2",
-  { timeout: 20000 },
+  // Five CLI processes start at once: on a loaded 2-core machine each can take seconds to load.
+  { timeout: 60000 },
   async (t) => {
     // Every help text, through main() in this process (spawning one process per command is slow) ...
     const paths = [[], ["node"], ["topic"], ["service"], ["interface"], ...COMMANDS.map((c) => c.path)];
@@ -248,11 +249,11 @@ test(
     // ... and the real thing for a few.
     const w = await world(t);
     const [help, unknown, unknownSub, missing, version] = await Promise.all([
-      run(t, w, ["topic", "pub", "-h"]),
-      run(t, w, ["tpoic", "list"]),
-      run(t, w, ["topic", "ech", "/x"]),
-      run(t, w, ["topic", "echo"]),
-      run(t, w, ["--version"]),
+      run(t, w, ["topic", "pub", "-h"], 30000),
+      run(t, w, ["tpoic", "list"], 30000),
+      run(t, w, ["topic", "ech", "/x"], 30000),
+      run(t, w, ["topic", "echo"], 30000),
+      run(t, w, ["--version"], 30000),
     ]);
     assert.equal(help.code, 0);
     assert.match(help.stdout, /Examples:\n  myelin topic pub /);
