@@ -117,3 +117,38 @@ test("the real store answers the typed client: append, info, read, configure", a
     await service.close();
   }
 });
+
+test("appends sent one after another are stored in that order, also when the first message id of a topic is written", async () => {
+  using rt = tempRuntime();
+  await using _hub = await Hub.start({ runtimeDir: rt.dir });
+  const service = await StoreService.start({ dataDir: join(rt.dir, "data"), runtimeDir: rt.dir });
+  try {
+    await using node = await createNode({ name: "app", runtimeDir: rt.dir });
+    const store = new StoreClient(node, { timeoutMs: 10000 });
+    assert.equal(await store.waitForServer("append", 5000), true);
+    const append = (topic: string, n: number, id?: string): Promise<unknown> =>
+      store.append(topic, "std_msgs/UInt8", Uint8Array.of(n), id);
+    const turn = (): Promise<void> => new Promise((r) => setImmediate(r));
+    // Each append in its own event-loop turn is its own request, sent without waiting for the
+    // previous one: the first one with an id makes the store record that the topic uses ids.
+    for (const topic of ["/ordered/a", "/ordered/b", "/ordered/c"]) {
+      const sent: Promise<unknown>[] = [];
+      sent.push(append(topic, 1, "id-1"));
+      await turn();
+      sent.push(append(topic, 2));
+      await turn();
+      sent.push(append(topic, 3, "id-3"));
+      await turn();
+      sent.push(append(topic, 4));
+      await Promise.all(sent);
+      const r = await store.read({ topic, from_seq: 1, from_time_ms: 0, max: 10 });
+      assert.deepEqual(
+        r.payloads.map((p) => p[0]),
+        [1, 2, 3, 4],
+        `${topic}: stored in the order sent`,
+      );
+    }
+  } finally {
+    await service.close();
+  }
+});

@@ -119,6 +119,27 @@ interface TopicStore {
   consumers: Map<string, Promise<ConsumerEntry>>;
   /** Fetches waiting for something to deliver. */
   waiters: Set<() => void>;
+  /**
+   * Settles once the last append request that had to wait (for topic.json or the dedup window)
+   * has queued its records; requests arriving meanwhile queue theirs after it. Undefined when none waits.
+   */
+  appendTail: Promise<void> | undefined;
+}
+
+/** An append request (see myelin_msgs/StoreAppend). */
+interface AppendRequest {
+  topic: string;
+  type: string;
+  payloads: Uint8Array[];
+  msg_ids: string[];
+}
+
+/** The reply to an append. */
+interface AppendReply {
+  first_seq: number;
+  count: number;
+  seqs: number[];
+  duplicates: number;
 }
 
 const EMPTY_HEADER = new Uint8Array(0);
@@ -325,6 +346,7 @@ export class StoreService {
       dedup: undefined,
       consumers: new Map(),
       waiters: new Set(),
+      appendTail: undefined,
     };
     if (config.mode === "work-queue") await this.#loadAllConsumers(t);
     return t;
@@ -389,11 +411,11 @@ export class StoreService {
   }
 
   /** Writes topic.json again (type, own settings, whether ids are used), atomically. */
-  async #saveMeta(t: TopicStore): Promise<void> {
+  async #saveMeta(t: TopicStore, usesIds = t.usesIds): Promise<void> {
     const path = join(t.dir, "topic.json");
     const meta: Record<string, unknown> = { topic: t.topic, type: t.type };
     if (Object.keys(t.own).length > 0) meta["config"] = t.own;
-    if (t.usesIds) meta["usesIds"] = true;
+    if (usesIds) meta["usesIds"] = true;
     await writeFileAtomic(path, JSON.stringify(meta) + "\n");
   }
 
@@ -457,12 +479,7 @@ export class StoreService {
     for (const w of ws) w();
   }
 
-  async #append(req: {
-    topic: string;
-    type: string;
-    payloads: Uint8Array[];
-    msg_ids: string[];
-  }): Promise<{ first_seq: number; count: number; seqs: number[]; duplicates: number }> {
+  async #append(req: AppendRequest): Promise<AppendReply> {
     if (req.topic.endsWith(DEAD_LETTER_SUFFIX)) {
       throw new MyelinError(
         "ERR_INVALID_ARGUMENT",
@@ -479,21 +496,54 @@ export class StoreService {
       );
     }
     const withIds = ids.some((id) => id !== "");
-    if (!withIds || t.config.dedupWindowMs === 0) {
-      // Appended concurrently: they share one write and one fsync (group commit), in order.
-      const headers = withIds ? ids.map((id) => (id === "" ? EMPTY_HEADER : encodeIdHeader(id))) : undefined;
-      const results = await Promise.all(
-        req.payloads.map((p, i) => t.log.append(headers?.[i] ?? EMPTY_HEADER, p)),
-      );
+    const dedup = withIds && t.config.dedupWindowMs > 0;
+    // Requests reach the log in the order they arrived. One that must first record that the topic
+    // uses message ids, or load its dedup window, holds back every request after it until its
+    // records are queued in the log (queued, not yet stored: they still share one group commit).
+    if (!dedup && t.appendTail === undefined) return this.#appendQueued(t, req, undefined);
+    const queued = (t.appendTail ?? Promise.resolve()).then(async () => {
+      let window: DedupWindow | undefined;
+      if (dedup) {
+        if (!t.usesIds) {
+          await this.#saveMeta(t, true);
+          t.usesIds = true;
+        }
+        window = await this.#dedupOf(t);
+      }
+      // Wrapped: the tail moves on once the records are queued, not once they are stored.
+      return { stored: this.#appendQueued(t, req, window) };
+    });
+    const tail = queued.then(
+      () => undefined,
+      () => undefined,
+    );
+    t.appendTail = tail;
+    void tail.then(() => {
+      if (t.appendTail === tail) t.appendTail = undefined;
+    });
+    return (await queued).stored;
+  }
+
+  /**
+   * Queues a request's records in the topic's log at once (synchronously, in order) and resolves
+   * with the reply once they are stored. `dedup`: the topic's window, when ids are checked.
+   */
+  async #appendQueued(
+    t: TopicStore,
+    req: AppendRequest,
+    dedup: DedupWindow | undefined,
+  ): Promise<AppendReply> {
+    const ids = req.msg_ids;
+    if (dedup === undefined) {
+      // One batch in the log: one promise, consecutive seqs, the same group commit.
+      const withIds = ids.some((id) => id !== "");
+      const headers = withIds ? ids.map((id) => (id === "" ? EMPTY_HEADER : encodeIdHeader(id))) : [];
+      const r = await t.log.appendBatch(headers, req.payloads);
       this.#wake(t);
-      const seqs = results.map((r) => r.seq);
-      return { first_seq: seqs[0]!, count: seqs.length, seqs, duplicates: 0 };
+      const seqs = new Array<number>(r.count);
+      for (let i = 0; i < r.count; i++) seqs[i] = r.firstSeq + i;
+      return { first_seq: r.firstSeq, count: r.count, seqs, duplicates: 0 };
     }
-    if (!t.usesIds) {
-      t.usesIds = true;
-      await this.#saveMeta(t);
-    }
-    const dedup = await this.#dedupOf(t);
     const now = Date.now();
     let duplicates = 0;
     const pending: Promise<number>[] = req.payloads.map((p, i) => {
