@@ -126,6 +126,28 @@ interface TopicStore {
   appendTail: Promise<void> | undefined;
 }
 
+/** A fetch request (see myelin_msgs/StoreFetch). */
+interface FetchRequest {
+  topic: string;
+  type: string;
+  consumer: string;
+  client: string;
+  max: number;
+  wait_ms: number;
+  start_at: string;
+  ack_timeout_ms: number;
+  max_deliver: number;
+  max_in_flight: number;
+}
+
+/** The reply to a fetch: the messages delivered, in parallel arrays. */
+interface FetchReply {
+  seqs: number[];
+  timestamps: number[];
+  deliveries: number[];
+  payloads: Uint8Array[];
+}
+
 /** An append request (see myelin_msgs/StoreAppend). */
 interface AppendRequest {
   topic: string;
@@ -144,6 +166,41 @@ interface AppendReply {
 
 const EMPTY_HEADER = new Uint8Array(0);
 const DEAD_LETTER_SUFFIX = "/dead_letter";
+
+/** Most seqs one ack request may cover with its runs. */
+const MAX_ACK_RUN_SEQS = 1_000_000;
+
+/**
+ * Checks an ack request's runs (`[start, count, ...]`) before any is applied.
+ * @throws MyelinError ERR_INVALID_ARGUMENT naming the bad run
+ */
+function checkAckRuns(runs: number[], what: string): number[] {
+  if (runs.length % 2 !== 0) {
+    throw new MyelinError(
+      "ERR_INVALID_ARGUMENT",
+      `${what}: ack_runs holds [start, count] pairs, got ${runs.length} numbers`,
+    );
+  }
+  let total = 0;
+  for (let i = 0; i < runs.length; i += 2) {
+    const start = runs[i]!;
+    const count = runs[i + 1]!;
+    if (!Number.isSafeInteger(start) || !Number.isSafeInteger(count) || start < 1 || count < 1) {
+      throw new MyelinError(
+        "ERR_INVALID_ARGUMENT",
+        `${what}: run [${start}, ${count}] is not a seq >= 1 and a count >= 1`,
+      );
+    }
+    total += count;
+  }
+  if (total > MAX_ACK_RUN_SEQS) {
+    throw new MyelinError(
+      "ERR_INVALID_ARGUMENT",
+      `${what}: the runs cover ${total} seqs, over ${MAX_ACK_RUN_SEQS} in one request; send them in smaller requests`,
+    );
+  }
+  return runs;
+}
 
 function parseStartAt(s: string): StartAt {
   if (s === "" || s === "first") return "first";
@@ -197,7 +254,7 @@ export class StoreService {
       },
       fetch: (req, ctx) => {
         node.requireGrant(ctx.identity, "subscribe", req.topic);
-        return svc.#fetch(req, ctx.timeoutMs);
+        return svc.#fetchInOrder(req, ctx.timeoutMs);
       },
       ack: (req, ctx) => {
         node.requireGrant(ctx.identity, "subscribe", req.topic);
@@ -637,21 +694,47 @@ export class StoreService {
     return p;
   }
 
+  /**
+   * A client's fetches (its credit grants) are served one after another in the order they came, so
+   * their answers leave in that order; a fetch with a later one queued behind it does not wait for
+   * messages (it answers with what there is, maybe nothing), and a fetch waiting for messages is
+   * answered when a later one comes.
+   */
+  #fetchInOrder(req: FetchRequest, callTimeoutMs: number): Promise<FetchReply> {
+    const key = `${req.topic}\0${req.consumer}\0${req.client}`;
+    let q = this.#clientFetches.get(key);
+    if (q === undefined) {
+      q = { tail: Promise.resolve(), queued: 0, wake: undefined };
+      this.#clientFetches.set(key, q);
+    }
+    const queue = q;
+    queue.queued++;
+    queue.wake?.();
+    const arrived = Date.now();
+    const run = queue.tail.then(() => this.#fetch(req, callTimeoutMs, arrived, queue));
+    queue.tail = run.then(
+      () => undefined,
+      () => undefined,
+    );
+    void queue.tail.then(() => {
+      queue.queued--;
+      if (queue.queued === 0 && this.#clientFetches.get(key) === queue) this.#clientFetches.delete(key);
+    });
+    return run;
+  }
+
+  /** Fetches of each client (topic, consumer, client) being served or waiting their turn. */
+  readonly #clientFetches = new Map<
+    string,
+    { tail: Promise<void>; queued: number; wake: (() => void) | undefined }
+  >();
+
   async #fetch(
-    req: {
-      topic: string;
-      type: string;
-      consumer: string;
-      client: string;
-      max: number;
-      wait_ms: number;
-      start_at: string;
-      ack_timeout_ms: number;
-      max_deliver: number;
-      max_in_flight: number;
-    },
+    req: FetchRequest,
     callTimeoutMs: number,
-  ): Promise<{ seqs: number[]; timestamps: number[]; deliveries: number[]; payloads: Uint8Array[] }> {
+    arrived: number,
+    queue: { queued: number; wake: (() => void) | undefined },
+  ): Promise<FetchReply> {
     const t = await this.#open(req.topic, req.type);
     const asked = {
       startAt: req.start_at,
@@ -672,7 +755,7 @@ export class StoreService {
       c.state.configure(want);
     }
     // Answer before the caller gives up, leaving it time to receive the reply.
-    const until = Date.now() + Math.max(0, Math.min(req.wait_ms, callTimeoutMs - 200));
+    const until = arrived + Math.max(0, Math.min(req.wait_ms, callTimeoutMs - 200));
     for (;;) {
       if (t.log.first > 1) c.state.skipBelow(t.log.first);
       const batch = c.state.nextToDeliver(Date.now(), t.log.last, Math.max(1, req.max), req.client);
@@ -700,7 +783,9 @@ export class StoreService {
         if (seqs.length > 0) return { seqs, timestamps, deliveries, payloads };
       }
       const now = Date.now();
-      if (now >= until || this.#closed) return { seqs: [], timestamps: [], deliveries: [], payloads: [] };
+      // A later fetch of this client is queued: it waits, this one answers (empty) now.
+      if (now >= until || this.#closed || queue.queued > 1)
+        return { seqs: [], timestamps: [], deliveries: [], payloads: [] };
       const next = c.state.nextDeadline();
       const waitMs = Math.max(1, Math.min(until, next ?? until) - now);
       await new Promise<void>((resolve) => {
@@ -708,9 +793,11 @@ export class StoreService {
         function done(): void {
           clearTimeout(timer);
           t.waiters.delete(done);
+          if (queue.wake === done) queue.wake = undefined;
           resolve();
         }
         t.waiters.add(done);
+        queue.wake = done;
       });
     }
   }
@@ -752,6 +839,7 @@ export class StoreService {
     topic: string;
     consumer: string;
     acks: number[];
+    ack_runs?: number[];
     nacks: number[];
     nack_delay_ms: number;
   }): Promise<{ acked: number }> {
@@ -779,8 +867,15 @@ export class StoreService {
         `durable topic ${req.topic} has no consumer ${req.consumer}; a consumer starts with a fetch (DurableConsumer), then acknowledges what it got`,
       );
     }
+    const runs = checkAckRuns(req.ack_runs ?? [], `acks of ${req.consumer} on ${req.topic}`);
     let acked = 0;
-    for (const seq of req.acks) if (c.state.ackUndelivered(seq, t.log.last) === "acked") acked++;
+    const last = t.log.last;
+    for (const seq of req.acks) if (c.state.ackUndelivered(seq, last) === "acked") acked++;
+    for (let i = 0; i < runs.length; i += 2) {
+      // Seqs above the log were never delivered: the run stops there.
+      const end = Math.min(runs[i]! + runs[i + 1]! - 1, last);
+      for (let seq = runs[i]!; seq <= end; seq++) if (c.state.ackUndelivered(seq, last) === "acked") acked++;
+    }
     const now = Date.now();
     for (const seq of req.nacks) c.state.nack(seq, req.nack_delay_ms, now);
     // Room for more deliveries now; the reply waits until the acks are durable (a restarted
