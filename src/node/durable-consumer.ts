@@ -3,7 +3,9 @@
  * after its last acknowledged message across restarts of either side. Messages come with `ack()`
  * and `nack()`; unacknowledged ones come back after the ack timeout, and after `maxDeliver`
  * deliveries they go to `<topic>/dead_letter`. Consumers with the same name share the messages
- * (each to one of them). Pulls at most `maxInFlight` unacknowledged messages at a time.
+ * (each to one of them). Holds at most `maxInFlight` unacknowledged messages: it grants the store
+ * credit for them ahead of time (several fetches outstanding, answered in order), and sends the
+ * acks of one event-loop turn as runs of seqs in one request (docs/store-consumers.md).
  */
 import { randomBytes } from "node:crypto";
 import { ClosedError, MyelinError, myelinError, ValidationError } from "../errors.js";
