@@ -804,8 +804,18 @@ export class StoreService {
 
   /** Reads the given sequence numbers, one log read per run of consecutive ones. */
   async #readSeqs(t: TopicStore, wanted: number[]): Promise<Map<number, LogRecord>> {
-    const sorted = [...wanted].sort((a, b) => a - b);
     const out = new Map<number, LogRecord>();
+    const n = wanted.length;
+    if (n > 0 && wanted[n - 1]! - wanted[0]! === n - 1) {
+      // New deliveries: one run of consecutive seqs, already in order.
+      let ascending = true;
+      for (let i = 1; i < n && ascending; i++) ascending = wanted[i] === wanted[i - 1]! + 1;
+      if (ascending) {
+        for (const rec of await t.log.read(wanted[0]!, n)) out.set(rec.seq, rec);
+        return out;
+      }
+    }
+    const sorted = [...wanted].sort((a, b) => a - b);
     for (let i = 0; i < sorted.length;) {
       let j = i + 1;
       while (j < sorted.length && sorted[j] === sorted[j - 1]! + 1) j++;
