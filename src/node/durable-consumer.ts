@@ -58,7 +58,7 @@ export interface DurableConsumerStats {
 
 const FETCH_WAIT_MS = 1000;
 /** Credit grants (fetches) outstanding at once; each is for up to maxInFlight / MAX_GRANTS messages. */
-const MAX_GRANTS = 4;
+const MAX_GRANTS = 2;
 
 /** A durable consumer; create with `node.createDurableConsumer()`, read with `for await`. */
 export class DurableConsumer<T> {
