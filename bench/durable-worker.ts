@@ -34,6 +34,12 @@ type Role =
 
 const send = (m: object): void => void process.send?.(m);
 
+/** CPU time of this process so far, user + system, in µs. */
+function cpuUs(): number {
+  const u = process.cpuUsage();
+  return u.user + u.system;
+}
+
 /** Runs `count` tasks with at most `inflight` at once; resolves with the elapsed seconds. */
 async function pumped(count: number, inflight: number, task: () => Promise<unknown>): Promise<number> {
   let started = 0;
@@ -68,6 +74,8 @@ async function main(r: Role): Promise<void> {
       });
       process.on("message", (m) => {
         if (m === "stop") void store.close().then(() => (hub.close(), process.exit(0)));
+        // CPU time of the store process so far (user + system, µs), for CPU per message.
+        if (m === "cpu") send({ type: "cpu", us: cpuUs() });
       });
       send({ type: "ready" });
       return;
@@ -80,8 +88,9 @@ async function main(r: Role): Promise<void> {
       });
       const msg = std_msgs.UInt8MultiArray.create({ data: new Uint8Array(Math.max(0, r.size - 16)) });
       await pub.publish(msg); // warm: opens the topic
+      const cpu0 = cpuUs();
       const s = await pumped(r.count, r.inflight, () => pub.publish(msg));
-      send({ type: "result", rate: r.count / s });
+      send({ type: "result", rate: r.count / s, cpuUsPerMsg: (cpuUs() - cpu0) / r.count });
       await node.close();
       return;
     }
@@ -93,13 +102,14 @@ async function main(r: Role): Promise<void> {
         maxInFlight: r.maxInFlight,
       });
       const t0 = process.hrtime.bigint();
+      const cpu0 = cpuUs();
       let n = 0;
       for await (const m of c) {
         void m.ack();
         if (++n === r.count) break;
       }
       const s = Number(process.hrtime.bigint() - t0) / 1e9;
-      send({ type: "result", rate: n / s });
+      send({ type: "result", rate: n / s, cpuUsPerMsg: (cpuUs() - cpu0) / n });
       await c.close();
       await node.close();
       return;

@@ -40,6 +40,8 @@ export interface DurableRow {
 
 /** What the runner gives the durable benchmark. */
 export interface DurableBenchOptions {
+  /** Only the measurements whose case name contains this (all when undefined). */
+  readonly only?: string | undefined;
   readonly runs: number;
   readonly quick: boolean;
   readonly track: (child: ChildProcess) => void;
@@ -252,6 +254,11 @@ export async function runDurableBench(o: DurableBenchOptions): Promise<DurableRo
     },
   });
 
+  const only = o.only;
+  if (only !== undefined) {
+    const keep = ms.filter((m) => m.case.includes(only));
+    ms.splice(0, ms.length, ...keep);
+  }
   const rows: DurableRow[] = [];
   const values = new Map<string, number>();
   for (const m of ms) {

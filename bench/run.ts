@@ -33,6 +33,8 @@ interface Options {
   readonly services: boolean;
   /** Run the durable-topic benchmark against JetStream (case name `durable`). */
   readonly durable: boolean;
+  /** Durable case: only the measurements whose case name contains this. */
+  readonly durableOnly: string | undefined;
   /** Run the recording benchmark (case name `record`; Myelin only). */
   readonly record: boolean;
   readonly impls: readonly string[];
@@ -51,6 +53,8 @@ const USAGE = `usage: node dist/bench/run.js [options]
   --duration-ms MS   duration of one throughput/round-trip run (default 1500, --quick 200)
   --joins N          receiver joins per late-joiner run (default 5, --quick 2)
   --timeout-ms MS    hard timeout of one run (default: 4 x duration + 15000)
+  --durable-only T   durable case: run only the measurements whose case name contains T
+                     (e.g. "64 B": the 64 B publishes and the consumer, skipping the 1 GiB restart)
   --json FILE        also write the rows as JSON
   --quick            small counts, for a CI smoke test
   --verbose          print per-run progress and worker stderr`;
@@ -60,6 +64,7 @@ function parseOptions(argv: string[]): Options {
     args: argv,
     options: {
       json: { type: "string" },
+      "durable-only": { type: "string" },
       cases: { type: "string" },
       impls: { type: "string" },
       runs: { type: "string" },
@@ -108,6 +113,7 @@ function parseOptions(argv: string[]): Options {
   const durationMs = int("duration-ms", values["duration-ms"], quick ? 200 : 1500, 10);
   return {
     json: values.json,
+    durableOnly: values["durable-only"],
     cases,
     services:
       (selected === undefined || selected.includes("services")) &&
@@ -733,6 +739,7 @@ async function main(): Promise<void> {
   let durableRows: DurableRow[] = [];
   if (opts.durable) {
     durableRows = await runDurableBench({
+      only: opts.durableOnly,
       runs: opts.runs,
       quick: opts.quick,
       track,

@@ -54,6 +54,48 @@ async function storeWorld(dir: string): Promise<{ node: Node; [Symbol.asyncDispo
 }
 
 test(
+  "a durable consumer with a small window reads a topic that grows meanwhile in order, each message once",
+  { timeout: 60000 },
+  async () => {
+    using rt = tempRuntime();
+    await using w = await storeWorld(rt.dir);
+    const node = w.node;
+    const pub = await node.createPublisher("/stream", std_msgs.UInt32, { qos: { durability: "persistent" } });
+    const publish = (from: number, n: number): Promise<unknown> =>
+      Promise.all(Array.from({ length: n }, (_, i) => pub.publish({ data: from + i })));
+    await publish(1, 1500);
+    // 64 in flight: many credit grants per second, each answered in order.
+    const c = node.createDurableConsumer("/stream", std_msgs.UInt32, { name: "tail", maxInFlight: 64 });
+    const seen: number[] = [];
+    const acks: Promise<void>[] = [];
+    const more = (async () => {
+      // The rest arrives in bursts while the consumer reads (and sometimes waits for messages).
+      for (let from = 1501; from <= 3000; from += 250) {
+        await publish(from, 250);
+        await new Promise((r) => setImmediate(r));
+      }
+    })();
+    for await (const m of c) {
+      assert.equal(m.msg.data, m.seq, `seq ${m.seq} carries its message`);
+      seen.push(m.seq);
+      acks.push(m.ack());
+      if (seen.length === 3000) break;
+    }
+    await more;
+    await Promise.all(acks);
+    assert.deepEqual(
+      seen,
+      Array.from({ length: 3000 }, (_, i) => i + 1),
+      "in order, none twice",
+    );
+    assert.deepEqual(c.stats(), { received: 3000, acked: 3000, nacked: 0, invalid: 0, inFlight: 0 });
+    await c.close();
+    const info = await node.createClient("/_store/info", myelin_msgs.StoreInfo).call({ topic: "/stream" });
+    assert.deepEqual([info.consumers, info.lags, info.pending], [["tail"], [0], [0]]);
+  },
+);
+
+test(
   "persistent publish is confirmed from disk; a durable consumer reads, acks and resumes by name",
   { timeout: 30000 },
   async () => {

@@ -10,6 +10,7 @@ import {
   STORE_PROTOCOL,
   StoreClient,
   type StoreRequest,
+  type StoreResponse,
 } from "../src/node/index.js";
 import { StoreService } from "../src/store/index.js";
 import { tempRuntime } from "./helpers.js";
@@ -113,6 +114,110 @@ test("the real store answers the typed client: append, info, read, configure", a
       (JSON.parse(c.config_json) as { retention: { maxMessages: number } }).retention.maxMessages,
       5,
     );
+  } finally {
+    await service.close();
+  }
+});
+
+test("appends sent one after another are stored in that order, also when the first message id of a topic is written", async () => {
+  using rt = tempRuntime();
+  await using _hub = await Hub.start({ runtimeDir: rt.dir });
+  const service = await StoreService.start({ dataDir: join(rt.dir, "data"), runtimeDir: rt.dir });
+  try {
+    await using node = await createNode({ name: "app", runtimeDir: rt.dir });
+    const store = new StoreClient(node, { timeoutMs: 10000 });
+    assert.equal(await store.waitForServer("append", 5000), true);
+    const append = (topic: string, n: number, id?: string): Promise<unknown> =>
+      store.append(topic, "std_msgs/UInt8", Uint8Array.of(n), id);
+    const turn = (): Promise<void> => new Promise((r) => setImmediate(r));
+    // Each append in its own event-loop turn is its own request, sent without waiting for the
+    // previous one: the first one with an id makes the store record that the topic uses ids.
+    for (const topic of ["/ordered/a", "/ordered/b", "/ordered/c"]) {
+      const sent: Promise<unknown>[] = [];
+      sent.push(append(topic, 1, "id-1"));
+      await turn();
+      sent.push(append(topic, 2));
+      await turn();
+      sent.push(append(topic, 3, "id-3"));
+      await turn();
+      sent.push(append(topic, 4));
+      await Promise.all(sent);
+      const r = await store.read({ topic, from_seq: 1, from_time_ms: 0, max: 10 });
+      assert.deepEqual(
+        r.payloads.map((p) => p[0]),
+        [1, 2, 3, 4],
+        `${topic}: stored in the order sent`,
+      );
+    }
+  } finally {
+    await service.close();
+  }
+});
+
+test("a client's fetches are credit grants answered in order; only the last one waits; acks as runs", async () => {
+  using rt = tempRuntime();
+  await using _hub = await Hub.start({ runtimeDir: rt.dir });
+  const service = await StoreService.start({ dataDir: join(rt.dir, "data"), runtimeDir: rt.dir });
+  try {
+    await using node = await createNode({ name: "app", runtimeDir: rt.dir });
+    const store = new StoreClient(node, { timeoutMs: 10000 });
+    assert.equal(await store.waitForServer("append", 5000), true);
+    const topic = "/grants";
+    await Promise.all(
+      Array.from({ length: 10 }, (_, i) => store.append(topic, "std_msgs/UInt8", Uint8Array.of(i))),
+    );
+    const fetch = (max: number, waitMs: number): Promise<StoreResponse<"fetch">> =>
+      store.fetch(
+        {
+          topic,
+          type: "std_msgs/UInt8",
+          consumer: "c",
+          client: "one",
+          max,
+          wait_ms: waitMs,
+          start_at: "first",
+          ack_timeout_ms: 60000,
+          max_deliver: 0,
+          max_in_flight: 100,
+        },
+        { timeoutMs: 10000 },
+      );
+    // Three grants at once: answered in the order sent, each with the next messages.
+    const answers = await Promise.all([fetch(4, 1000), fetch(4, 1000), fetch(4, 1000)]);
+    assert.deepEqual(
+      answers.map((a) => a.seqs),
+      [
+        [1, 2, 3, 4],
+        [5, 6, 7, 8],
+        [9, 10],
+      ],
+    );
+    // Nothing left: with a later grant queued, the first answers at once; the last one waits and
+    // gets the message published while it waits.
+    const t0 = Date.now();
+    const early = fetch(4, 5000);
+    const late = fetch(4, 5000);
+    assert.deepEqual((await early).seqs, []);
+    assert.ok(Date.now() - t0 < 2500, `the earlier grant answered after ${Date.now() - t0} ms`);
+    await store.append(topic, "std_msgs/UInt8", Uint8Array.of(10));
+    assert.deepEqual((await late).seqs, [11]);
+
+    // Acks as runs [start, count]: 1-5 and 7-11 (6 stays pending).
+    const ack = (runs: number[]): Promise<StoreResponse<"ack">> =>
+      store.ack({ topic, consumer: "c", acks: [], ack_runs: runs, nacks: [], nack_delay_ms: 0 });
+    assert.equal((await ack([1, 5, 7, 5])).acked, 10);
+    assert.equal((await ack([1, 5])).acked, 0, "acked before: nothing changes");
+    const info = await store.info({ topic });
+    assert.deepEqual([info.consumers, info.pending, info.lags], [["c"], [1], [1]]);
+    for (const [runs, why] of [
+      [[6], /\[start, count\] pairs/],
+      [[0, 1], /run \[0, 1\]/],
+      [[6, 0], /run \[6, 0\]/],
+      [[6, 2_000_000], /over 1000000/],
+    ] as const) {
+      await assert.rejects(ack([...runs]), { code: "ERR_INVALID_ARGUMENT", message: why });
+    }
+    assert.deepEqual((await store.info({ topic })).pending, [1], "a refused request changes nothing");
   } finally {
     await service.close();
   }

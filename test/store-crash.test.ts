@@ -2,7 +2,9 @@
  * kill -9 crash test: a child process appends with fsync "always" and prints every confirmed seq;
  * the test kills it with SIGKILL mid-stream, reopens the log and checks that every confirmed
  * record is there with its payload, in a contiguous sequence, and that appending continues.
- * Three rounds on the same directory, so recovery also runs on logs a crash left behind.
+ * Three rounds on the same directory, so recovery also runs on logs a crash left behind. Once with
+ * 8 single appends in flight, once with 1,000 records in flight (group commits of batches and
+ * single appends).
  */
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
@@ -18,8 +20,13 @@ const WRITER = fileURLToPath(new URL("./fixtures/store-writer.js", import.meta.u
 const td = new TextDecoder();
 
 /** Runs the writer until `confirms` appends are confirmed, then SIGKILLs it; returns seq → id. */
-async function runAndKill(dir: string, tag: string, confirms: number): Promise<Map<number, string>> {
-  const child = spawn(process.execPath, [WRITER, dir, tag], { stdio: ["ignore", "pipe", "pipe"] });
+async function runAndKill(
+  dir: string,
+  tag: string,
+  confirms: number,
+  mode = "single",
+): Promise<Map<number, string>> {
+  const child = spawn(process.execPath, [WRITER, dir, tag, mode], { stdio: ["ignore", "pipe", "pipe"] });
   const confirmed = new Map<number, string>();
   let stderr = "";
   child.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
@@ -31,13 +38,13 @@ async function runAndKill(dir: string, tag: string, confirms: number): Promise<M
         const m = /^(\d+) (\S+)$/.exec(line);
         if (!m) return;
         confirmed.set(Number(m[1]), m[2]!);
-        if (confirmed.size === confirms) {
+        if (confirmed.size >= confirms && !child.killed) {
           child.kill("SIGKILL");
           resolve();
         }
       });
       void exited.then(() => {
-        if (confirmed.size < confirms)
+        if (confirmed.size < confirms && !child.killed)
           reject(new Error(`writer exited early after ${confirmed.size}: ${stderr}`));
       });
     });
@@ -48,12 +55,12 @@ async function runAndKill(dir: string, tag: string, confirms: number): Promise<M
   return confirmed;
 }
 
-test("kill -9 while appending with fsync always loses no confirmed record", async () => {
+async function crashRounds(mode: string, confirms: number): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), "myelin-store-crash-"));
   try {
     const all = new Map<number, string>();
     for (let round = 0; round < 3; round++) {
-      const confirmed = await runAndKill(dir, `r${round}`, 300 + round * 50);
+      const confirmed = await runAndKill(dir, `r${round}`, confirms + round * 50, mode);
       for (const [seq, id] of confirmed) {
         assert.ok(!all.has(seq), `seq ${seq} confirmed twice`);
         all.set(seq, id);
@@ -77,4 +84,9 @@ test("kill -9 while appending with fsync always loses no confirmed record", asyn
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
-});
+}
+
+test("kill -9 while appending with fsync always loses no confirmed record", () => crashRounds("single", 300));
+
+test("kill -9 during group commits (1,000 in flight: batches and single appends) loses no confirmed record", () =>
+  crashRounds("group", 3000));

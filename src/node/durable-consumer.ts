@@ -3,7 +3,9 @@
  * after its last acknowledged message across restarts of either side. Messages come with `ack()`
  * and `nack()`; unacknowledged ones come back after the ack timeout, and after `maxDeliver`
  * deliveries they go to `<topic>/dead_letter`. Consumers with the same name share the messages
- * (each to one of them). Pulls at most `maxInFlight` unacknowledged messages at a time.
+ * (each to one of them). Holds at most `maxInFlight` unacknowledged messages: it grants the store
+ * credit for them ahead of time (several fetches outstanding, answered in order), and sends the
+ * acks of one event-loop turn as runs of seqs in one request (docs/store-consumers.md).
  */
 import { randomBytes } from "node:crypto";
 import { ClosedError, MyelinError, myelinError, ValidationError } from "../errors.js";
@@ -55,6 +57,8 @@ export interface DurableConsumerStats {
 }
 
 const FETCH_WAIT_MS = 1000;
+/** Credit grants (fetches) outstanding at once; each is for up to maxInFlight / MAX_GRANTS messages. */
+const MAX_GRANTS = 2;
 
 /** A durable consumer; create with `node.createDurableConsumer()`, read with `for await`. */
 export class DurableConsumer<T> {
@@ -73,8 +77,15 @@ export class DurableConsumer<T> {
   #pendingAcks = new Map<number, SettleBatch>();
   #ackScheduled = false;
   #stats = { received: 0, acked: 0, nacked: 0, invalid: 0 };
-  #loop: Promise<void>;
-  #roomWaiter: (() => void) | undefined;
+  /** Fetches (credit grants) outstanding, and the messages they may bring. */
+  #grants = 0;
+  #granted = 0;
+  /** The last answer was empty: one grant waits for new messages, no more are made. */
+  #idle = false;
+  #warned = false;
+  #retryTimer: NodeJS.Timeout | undefined;
+  /** Settles once every answer to the grants made so far is handled. */
+  #replies: Promise<void> = Promise.resolve();
 
   /** @internal */
   constructor(
@@ -103,7 +114,7 @@ export class DurableConsumer<T> {
     };
     this.#store = store;
     this.#onWarning = onWarning;
-    this.#loop = this.#run();
+    this.#pump();
   }
 
   /** Counters. */
@@ -134,63 +145,91 @@ export class DurableConsumer<T> {
     const w = this.#waiter;
     this.#waiter = null;
     w?.({ value: undefined, done: true });
-    this.#roomWaiter?.();
+    if (this.#retryTimer !== undefined) clearTimeout(this.#retryTimer);
+    this.#retryTimer = undefined;
     await this.#flushAcks();
-    await this.#loop;
+    // The grants outstanding are answered within FETCH_WAIT_MS (the store answers all but the last
+    // at once); what they bring is not handed out and comes back after the ack timeout.
+    await this.#replies;
   }
 
   async [Symbol.asyncDispose](): Promise<void> {
     await this.close();
   }
 
-  async #run(): Promise<void> {
-    let warned = false;
-    while (!this.#closed) {
-      const room = this.#opts.maxInFlight - this.#inFlight;
-      // Fetch in batches: with messages in hand, wait until half the window is free again
-      // (or the consumer closes) rather than asking for one message at a time.
-      if (room <= 0 || (this.#inFlight > 0 && room * 2 < this.#opts.maxInFlight)) {
-        await new Promise<void>((r) => (this.#roomWaiter = r));
-        continue;
-      }
-      // Acks made so far go out before the fetch, so the store has the room when the fetch arrives.
-      if (this.#pendingAcks.size > 0) void this.#flushAcks();
-      let r;
-      try {
-        r = await this.#store.fetch(
-          {
-            topic: this.topic,
-            type: this.#type.name,
-            consumer: this.name,
-            client: this.#client,
-            max: room,
-            wait_ms: FETCH_WAIT_MS,
-            start_at: this.#opts.startAt,
-            ack_timeout_ms: this.#opts.ackTimeoutMs,
-            max_deliver: this.#opts.maxDeliver,
-            max_in_flight: this.#opts.maxInFlight,
-          },
-          { timeoutMs: FETCH_WAIT_MS + 5000 },
-        );
-        warned = false;
-      } catch (err) {
-        if (this.#closed) return;
-        if (!warned) {
-          warned = true;
-          this.#onWarning(
-            myelinError(
-              err instanceof MyelinError ? err.code : "ERR_PROTOCOL",
-              `durable consumer ${this.name} of ${this.topic} cannot fetch (retrying): ${(err as Error).message}`,
-              { cause: err },
-            ),
-          );
-        }
-        await new Promise<void>((res) => setTimeout(res, 500));
-        continue;
-      }
-      for (let i = 0; i < r.seqs.length; i++)
-        this.#accept(r.seqs[i]!, r.timestamps[i]!, r.deliveries[i]!, r.payloads[i]!);
+  /**
+   * Grants the store credit: a fetch for up to `min(room, grant size)` messages, while fewer than
+   * {@link MAX_GRANTS} are outstanding and the window has room for them. The store answers a
+   * client's fetches in order, each as soon as it has messages for it, so with several outstanding
+   * it pushes messages as the credit allows, without waiting for a round trip per batch. After an
+   * empty answer (nothing to deliver) only one grant stays outstanding, waiting for new messages.
+   */
+  #pump(): void {
+    const grantSize = Math.max(1, Math.ceil(this.#opts.maxInFlight / MAX_GRANTS));
+    while (!this.#closed && this.#retryTimer === undefined && this.#grants < MAX_GRANTS) {
+      if (this.#idle && this.#grants > 0) return;
+      const room = this.#opts.maxInFlight - this.#inFlight - this.#granted;
+      // A partial grant only when none is outstanding: otherwise wait for a full one's room.
+      if (room <= 0 || (room < grantSize && this.#grants > 0)) return;
+      this.#grant(Math.min(room, grantSize));
     }
+  }
+
+  #grant(max: number): void {
+    // Acks made so far go out before the grant, so the store has the room when it arrives.
+    if (this.#pendingAcks.size > 0) void this.#flushAcks();
+    this.#grants++;
+    this.#granted += max;
+    const reply = this.#store.fetch(
+      {
+        topic: this.topic,
+        type: this.#type.name,
+        consumer: this.name,
+        client: this.#client,
+        max,
+        wait_ms: FETCH_WAIT_MS,
+        start_at: this.#opts.startAt,
+        ack_timeout_ms: this.#opts.ackTimeoutMs,
+        max_deliver: this.#opts.maxDeliver,
+        max_in_flight: this.#opts.maxInFlight,
+      },
+      { timeoutMs: FETCH_WAIT_MS * MAX_GRANTS + 5000 },
+    );
+    // Answers are handled in the order the grants were made (the store sends them in that order).
+    this.#replies = this.#replies.then(() =>
+      reply.then(
+        (r) => {
+          this.#grants--;
+          this.#granted -= max;
+          this.#warned = false;
+          this.#idle = r.seqs.length === 0;
+          for (let i = 0; i < r.seqs.length; i++)
+            this.#accept(r.seqs[i]!, r.timestamps[i]!, r.deliveries[i]!, r.payloads[i]!);
+          this.#pump();
+        },
+        (err: unknown) => {
+          this.#grants--;
+          this.#granted -= max;
+          if (this.#closed) return;
+          if (!this.#warned) {
+            this.#warned = true;
+            this.#onWarning(
+              myelinError(
+                err instanceof MyelinError ? err.code : "ERR_PROTOCOL",
+                `durable consumer ${this.name} of ${this.topic} cannot fetch (retrying): ${(err as Error).message}`,
+                { cause: err },
+              ),
+            );
+          }
+          if (this.#retryTimer === undefined) {
+            this.#retryTimer = setTimeout(() => {
+              this.#retryTimer = undefined;
+              this.#pump();
+            }, 500);
+          }
+        },
+      ),
+    );
   }
 
   #accept(seq: number, timestamp: number, deliveries: number, payload: Uint8Array): void {
@@ -231,9 +270,6 @@ export class DurableConsumer<T> {
     if (nack) this.#stats.nacked++;
     else this.#stats.acked++;
     this.#inFlight--;
-    const w = this.#roomWaiter;
-    this.#roomWaiter = undefined;
-    w?.();
     const key = nack ? Math.max(0, delay) : -1;
     let b = this.#pendingAcks.get(key);
     if (b === undefined) {
@@ -245,6 +281,8 @@ export class DurableConsumer<T> {
       this.#ackScheduled = true;
       setImmediate(() => void this.#flushAcks());
     }
+    // Room for more: a grant made now sends the acks above first.
+    this.#pump();
     return b.promise;
   }
 
@@ -255,10 +293,12 @@ export class DurableConsumer<T> {
     this.#pendingAcks = new Map();
     for (const [key, b] of batches) {
       try {
+        // Acks travel as runs of consecutive seqs: usually one or a few per batch.
         await this.#store.ack({
           topic: this.topic,
           consumer: this.name,
-          acks: key < 0 ? b.seqs : [],
+          acks: [],
+          ack_runs: key < 0 ? toRuns(b.seqs) : [],
           nacks: key < 0 ? [] : b.seqs,
           nack_delay_ms: Math.max(0, key),
         });
@@ -273,6 +313,20 @@ export class DurableConsumer<T> {
   assertOpen(): void {
     if (this.#closed) throw new ClosedError("ERR_CLOSED", `durable consumer ${this.name} is closed`);
   }
+}
+
+/** Seqs as runs of consecutive ones, flattened: `[start, count, start, count, ...]`, ascending. */
+function toRuns(seqs: number[]): number[] {
+  const sorted = seqs.length > 1 ? Float64Array.from(seqs).sort() : seqs;
+  const out: number[] = [];
+  for (let i = 0; i < sorted.length;) {
+    const start = sorted[i]!;
+    let j = i + 1;
+    while (j < sorted.length && sorted[j]! <= sorted[j - 1]! + 1) j++;
+    out.push(start, sorted[j - 1]! - start + 1);
+    i = j;
+  }
+  return out;
 }
 
 /** Acks (or nacks with one delay) sent in one request; they all settle with its reply. */

@@ -269,7 +269,8 @@ export class ConsumerState {
   readonly #pending = new Map<number, Entry>();
   /** Seqs held by each client. */
   readonly #byClient = new Map<string, Set<number>>();
-  readonly #heap = new DeadlineHeap();
+  /** Deadlines of pending messages; entries of handled or re-timed ones go stale (see #compactHeap). */
+  #heap = new DeadlineHeap();
   /** Next seq never delivered (candidates >= it are skipped if handled or pending). */
   #next: number;
   #waiting = 0;
@@ -605,6 +606,19 @@ export class ConsumerState {
     if (e.client !== undefined) this.#unhold(seq, e.client);
     else this.#waiting--;
     this.#pending.delete(seq);
+    this.#compactHeap();
+  }
+
+  /**
+   * Rebuilds the deadline heap from the pending messages once stale entries make up most of it:
+   * an acked message's entry would otherwise stay until its deadline comes up (ackTimeoutMs
+   * later), so a fast consumer would keep rate x ackTimeoutMs dead entries.
+   */
+  #compactHeap(): void {
+    if (this.#heap.size <= 2 * this.#pending.size + 1024) return;
+    const heap = new DeadlineHeap();
+    for (const [seq, e] of this.#pending) heap.push(e.deadline, seq, e.gen);
+    this.#heap = heap;
   }
 
   #deadLetter(seq: number, e: Entry, reason: string): DeadLetter {

@@ -1,6 +1,13 @@
 /** Durable topics: the segment log, durable consumer state, and the store service the hub runs. */
 export { DurableLog } from "./log.js";
-export type { DurableLogOptions, FsyncPolicy, RetentionOptions, AppendResult, LogRecord } from "./log.js";
+export type {
+  DurableLogOptions,
+  FsyncPolicy,
+  RetentionOptions,
+  AppendResult,
+  AppendBatchResult,
+  LogRecord,
+} from "./log.js";
 export { ConsumerState, resolveConsumerOptions, resolveStartSeq } from "./consumer.js";
 export type {
   ConsumerOptions,

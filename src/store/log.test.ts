@@ -20,6 +20,7 @@ import { MyelinError } from "../errors.js";
 import { DurableLog, type DurableLogOptions, type LogRecord } from "./log.js";
 import { SegmentReader, type SegmentRecord } from "./segment-format.js";
 import { faultyFs } from "../../test/fixtures/store-fs.js";
+import { nodeStoreFs } from "./fs.js";
 
 const te = new TextEncoder();
 const td = new TextDecoder();
@@ -368,6 +369,77 @@ test("group commit: 200 concurrent appends with fsync always share few fdatasync
   const syncs = counts.datasyncs - before;
   assert.ok(syncs >= 1 && syncs <= 10, `${syncs} fdatasyncs for 200 appends`);
   assertRecords(await log.read(1, 1000), 1, 200);
+});
+
+test("group commit: appends arriving during an fdatasync are written together, confirmed by the next one, never before it", async () => {
+  using tmp = tempDir();
+  // Every fdatasync of a segment waits until the test lets it go.
+  const gates: (() => void)[] = [];
+  let armed = false;
+  let writes = 0;
+  const fs: typeof nodeStoreFs = {
+    ...nodeStoreFs,
+    async open(path, flags) {
+      const f = await nodeStoreFs.open(path, flags);
+      return {
+        ...f,
+        read: (b, o, l, p) => f.read(b, o, l, p),
+        write: (b, o, l, p) => (writes++, f.write(b, o, l, p)),
+        truncate: (l) => f.truncate(l),
+        size: () => f.size(),
+        close: () => f.close(),
+        datasync: () =>
+          armed ? new Promise<void>((r) => gates.push(r)).then(() => f.datasync()) : f.datasync(),
+      };
+    },
+  };
+  await using log = await DurableLog.open({ dir: tmp.dir, fsync: "always", fs });
+  armed = true;
+  const settled = new Set<string>();
+  const track = <T>(name: string, p: Promise<T>): Promise<T> => {
+    void p.then(() => settled.add(name));
+    return p;
+  };
+  const until = async (what: string, cond: () => boolean): Promise<void> => {
+    const deadline = Date.now() + 5000;
+    while (!cond()) {
+      if (Date.now() > deadline) assert.fail(`timed out waiting for ${what}`);
+      await new Promise((r) => setImmediate(r));
+    }
+  };
+  const first = track("first", log.append(hdr(1), pay(1)));
+  await until("the first fdatasync", () => gates.length === 1);
+  const writesBefore = writes;
+  // Arriving while that fdatasync runs: 100 single appends and a batch of 50.
+  const singles = Array.from({ length: 100 }, (_, i) => track(`s${i}`, log.append(hdr(i + 2), pay(i + 2))));
+  const batch = track(
+    "batch",
+    log.appendBatch(
+      Array.from({ length: 50 }, (_, i) => hdr(i + 102)),
+      Array.from({ length: 50 }, (_, i) => pay(i + 102)),
+    ),
+  );
+  for (let i = 0; i < 20; i++) await new Promise((r) => setImmediate(r));
+  assert.equal(settled.size, 0, "nothing is confirmed before its fdatasync returns");
+  assert.equal(log.last, 0, "readers see nothing before the fdatasync returns");
+  gates.shift()!();
+  assert.equal((await first).seq, 1);
+  await until("the second fdatasync", () => gates.length === 1);
+  assert.equal(writes - writesBefore, 1, "the 150 waiting records go out in one write");
+  for (let i = 0; i < 20; i++) await new Promise((r) => setImmediate(r));
+  assert.deepEqual([...settled], ["first"], "the group waits for its own fdatasync");
+  assert.equal(log.last, 1);
+  gates.shift()!();
+  const seqs = (await Promise.all(singles)).map((r) => r.seq);
+  assert.deepEqual(
+    seqs,
+    Array.from({ length: 100 }, (_, i) => i + 2),
+  );
+  assert.deepEqual({ ...(await batch), ts: 0 }, { firstSeq: 102, count: 50, ts: 0 });
+  assert.equal(gates.length, 0, "one fdatasync for the whole group");
+  assertRecords(await log.read(1, 1000), 1, 151);
+  await assert.rejects(log.appendBatch([hdr(1)], [pay(1), pay(2)]), { code: "ERR_INVALID_ARGUMENT" });
+  assert.deepEqual(await log.appendBatch([], []), { firstSeq: 152, count: 0, ts: (await batch).ts });
 });
 
 test("fsync batch acknowledges after a shared fdatasync", async () => {

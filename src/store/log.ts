@@ -83,6 +83,16 @@ export interface AppendResult {
   ts: number;
 }
 
+/** Records stored by one `appendBatch`: consecutive sequence numbers from `firstSeq`. */
+export interface AppendBatchResult {
+  /** Sequence number of the first record (of the next one to be appended when `count` is 0). */
+  firstSeq: number;
+  /** How many records were stored. */
+  count: number;
+  /** Timestamp of the last record, in ms since the Unix epoch. */
+  ts: number;
+}
+
 /** A record read back from the log. Its header and payload may be shared with the log's cache: read them, do not modify them. */
 export interface LogRecord {
   /** Sequence number, from 1. */
@@ -138,6 +148,9 @@ interface Pending {
   resolve: (r: AppendResult) => void;
   reject: (e: unknown) => void;
 }
+
+const EMPTY = new Uint8Array(0);
+const noop = (): void => undefined;
 
 function segmentName(baseSeq: number): string {
   return `${String(baseSeq).padStart(20, "0")}.seg`;
@@ -546,6 +559,76 @@ export class DurableLog {
     return new Promise<AppendResult>((resolve, reject) => {
       this.#pending.push({ header, payload, ts, size, resolve, reject });
       this.#pendingBytes += size;
+      this.#schedule();
+    });
+  }
+
+  /**
+   * Appends records in order, with one promise for all of them: they get consecutive sequence
+   * numbers and join the same group commit as any append waiting with them. Resolves once every
+   * one of them is stored under the fsync policy. Do not modify the arrays' contents until the
+   * promise settles.
+   * @param headers one opaque header per record (at most 65535 bytes each); `[]` for none at all
+   * @param payloads the message bytes, one per record
+   * @throws (rejects) as `append`; ERR_INVALID_ARGUMENT when `headers` is neither empty nor as
+   * long as `payloads`. If the write of a later part fails, the earlier part may be stored: the
+   * promise then rejects with ERR_STORAGE, as `append`s awaited together would.
+   */
+  // async: every refusal below becomes a rejection; the records join the queue synchronously.
+  async appendBatch(
+    headers: readonly Uint8Array[],
+    payloads: readonly Uint8Array[],
+    opts: AppendOptions = {},
+  ): Promise<AppendBatchResult> {
+    if (this.#closed) throw new ClosedError("ERR_CLOSED", `durable log ${this.#dir} is closed`);
+    const n = payloads.length;
+    if (headers.length !== 0 && headers.length !== n) {
+      throw new MyelinError(
+        "ERR_INVALID_ARGUMENT",
+        `appendBatch: ${headers.length} headers for ${n} payloads (give one per payload, or none)`,
+      );
+    }
+    if (opts.ts !== undefined && !Number.isFinite(opts.ts)) {
+      throw new MyelinError("ERR_INVALID_ARGUMENT", `ts must be a finite number, got ${opts.ts}`);
+    }
+    if (n === 0) return { firstSeq: this.#last + 1, count: 0, ts: this.#lastTs };
+    let total = 0;
+    for (let i = 0; i < n; i++) {
+      const h = headers[i] ?? EMPTY;
+      const p = payloads[i]!;
+      checkRecordSizes(h.length, p.length);
+      total += recordSize(h.length, p.length);
+    }
+    if (this.#pendingBytes + total > this.#maxPendingBytes && this.#pending.length > 0) {
+      throw new MyelinError(
+        "ERR_BACKPRESSURE",
+        `durable log ${this.#dir} has ${this.#pendingBytes} bytes waiting to be written ` +
+          `(maxPendingBytes ${this.#maxPendingBytes}); await appends or raise maxPendingBytes`,
+      );
+    }
+    const ts = opts.ts ?? this.#clock();
+    return new Promise<AppendBatchResult>((resolve, reject) => {
+      let failed = false;
+      const fail = (e: unknown): void => {
+        if (failed) return;
+        failed = true;
+        reject(e instanceof Error ? e : new Error(String(e)));
+      };
+      for (let i = 0; i < n; i++) {
+        const h = headers[i] ?? EMPTY;
+        const p = payloads[i]!;
+        const size = recordSize(h.length, p.length);
+        // Only the last record settles the batch: records are committed in order, so every
+        // earlier one is stored once it is.
+        const done =
+          i < n - 1
+            ? noop
+            : (r: AppendResult): void => {
+                if (!failed) resolve({ firstSeq: r.seq - n + 1, count: n, ts: r.ts });
+              };
+        this.#pending.push({ header: h, payload: p, ts, size, resolve: done, reject: fail });
+      }
+      this.#pendingBytes += total;
       this.#schedule();
     });
   }

@@ -119,10 +119,88 @@ interface TopicStore {
   consumers: Map<string, Promise<ConsumerEntry>>;
   /** Fetches waiting for something to deliver. */
   waiters: Set<() => void>;
+  /**
+   * Settles once the last append request that had to wait (for topic.json or the dedup window)
+   * has queued its records; requests arriving meanwhile queue theirs after it. Undefined when none waits.
+   */
+  appendTail: Promise<void> | undefined;
+}
+
+/** A fetch request (see myelin_msgs/StoreFetch). */
+interface FetchRequest {
+  topic: string;
+  type: string;
+  consumer: string;
+  client: string;
+  max: number;
+  wait_ms: number;
+  start_at: string;
+  ack_timeout_ms: number;
+  max_deliver: number;
+  max_in_flight: number;
+}
+
+/** The reply to a fetch: the messages delivered, in parallel arrays. */
+interface FetchReply {
+  seqs: number[];
+  timestamps: number[];
+  deliveries: number[];
+  payloads: Uint8Array[];
+}
+
+/** An append request (see myelin_msgs/StoreAppend). */
+interface AppendRequest {
+  topic: string;
+  type: string;
+  payloads: Uint8Array[];
+  msg_ids: string[];
+}
+
+/** The reply to an append. */
+interface AppendReply {
+  first_seq: number;
+  count: number;
+  seqs: number[];
+  duplicates: number;
 }
 
 const EMPTY_HEADER = new Uint8Array(0);
 const DEAD_LETTER_SUFFIX = "/dead_letter";
+
+/** Most seqs one ack request may cover with its runs. */
+const MAX_ACK_RUN_SEQS = 1_000_000;
+
+/**
+ * Checks an ack request's runs (`[start, count, ...]`) before any is applied.
+ * @throws MyelinError ERR_INVALID_ARGUMENT naming the bad run
+ */
+function checkAckRuns(runs: number[], what: string): number[] {
+  if (runs.length % 2 !== 0) {
+    throw new MyelinError(
+      "ERR_INVALID_ARGUMENT",
+      `${what}: ack_runs holds [start, count] pairs, got ${runs.length} numbers`,
+    );
+  }
+  let total = 0;
+  for (let i = 0; i < runs.length; i += 2) {
+    const start = runs[i]!;
+    const count = runs[i + 1]!;
+    if (!Number.isSafeInteger(start) || !Number.isSafeInteger(count) || start < 1 || count < 1) {
+      throw new MyelinError(
+        "ERR_INVALID_ARGUMENT",
+        `${what}: run [${start}, ${count}] is not a seq >= 1 and a count >= 1`,
+      );
+    }
+    total += count;
+  }
+  if (total > MAX_ACK_RUN_SEQS) {
+    throw new MyelinError(
+      "ERR_INVALID_ARGUMENT",
+      `${what}: the runs cover ${total} seqs, over ${MAX_ACK_RUN_SEQS} in one request; send them in smaller requests`,
+    );
+  }
+  return runs;
+}
 
 function parseStartAt(s: string): StartAt {
   if (s === "" || s === "first") return "first";
@@ -176,7 +254,7 @@ export class StoreService {
       },
       fetch: (req, ctx) => {
         node.requireGrant(ctx.identity, "subscribe", req.topic);
-        return svc.#fetch(req, ctx.timeoutMs);
+        return svc.#fetchInOrder(req, ctx.timeoutMs);
       },
       ack: (req, ctx) => {
         node.requireGrant(ctx.identity, "subscribe", req.topic);
@@ -325,6 +403,7 @@ export class StoreService {
       dedup: undefined,
       consumers: new Map(),
       waiters: new Set(),
+      appendTail: undefined,
     };
     if (config.mode === "work-queue") await this.#loadAllConsumers(t);
     return t;
@@ -389,11 +468,11 @@ export class StoreService {
   }
 
   /** Writes topic.json again (type, own settings, whether ids are used), atomically. */
-  async #saveMeta(t: TopicStore): Promise<void> {
+  async #saveMeta(t: TopicStore, usesIds = t.usesIds): Promise<void> {
     const path = join(t.dir, "topic.json");
     const meta: Record<string, unknown> = { topic: t.topic, type: t.type };
     if (Object.keys(t.own).length > 0) meta["config"] = t.own;
-    if (t.usesIds) meta["usesIds"] = true;
+    if (usesIds) meta["usesIds"] = true;
     await writeFileAtomic(path, JSON.stringify(meta) + "\n");
   }
 
@@ -457,12 +536,7 @@ export class StoreService {
     for (const w of ws) w();
   }
 
-  async #append(req: {
-    topic: string;
-    type: string;
-    payloads: Uint8Array[];
-    msg_ids: string[];
-  }): Promise<{ first_seq: number; count: number; seqs: number[]; duplicates: number }> {
+  async #append(req: AppendRequest): Promise<AppendReply> {
     if (req.topic.endsWith(DEAD_LETTER_SUFFIX)) {
       throw new MyelinError(
         "ERR_INVALID_ARGUMENT",
@@ -479,21 +553,54 @@ export class StoreService {
       );
     }
     const withIds = ids.some((id) => id !== "");
-    if (!withIds || t.config.dedupWindowMs === 0) {
-      // Appended concurrently: they share one write and one fsync (group commit), in order.
-      const headers = withIds ? ids.map((id) => (id === "" ? EMPTY_HEADER : encodeIdHeader(id))) : undefined;
-      const results = await Promise.all(
-        req.payloads.map((p, i) => t.log.append(headers?.[i] ?? EMPTY_HEADER, p)),
-      );
+    const dedup = withIds && t.config.dedupWindowMs > 0;
+    // Requests reach the log in the order they arrived. One that must first record that the topic
+    // uses message ids, or load its dedup window, holds back every request after it until its
+    // records are queued in the log (queued, not yet stored: they still share one group commit).
+    if (!dedup && t.appendTail === undefined) return this.#appendQueued(t, req, undefined);
+    const queued = (t.appendTail ?? Promise.resolve()).then(async () => {
+      let window: DedupWindow | undefined;
+      if (dedup) {
+        if (!t.usesIds) {
+          await this.#saveMeta(t, true);
+          t.usesIds = true;
+        }
+        window = await this.#dedupOf(t);
+      }
+      // Wrapped: the tail moves on once the records are queued, not once they are stored.
+      return { stored: this.#appendQueued(t, req, window) };
+    });
+    const tail = queued.then(
+      () => undefined,
+      () => undefined,
+    );
+    t.appendTail = tail;
+    void tail.then(() => {
+      if (t.appendTail === tail) t.appendTail = undefined;
+    });
+    return (await queued).stored;
+  }
+
+  /**
+   * Queues a request's records in the topic's log at once (synchronously, in order) and resolves
+   * with the reply once they are stored. `dedup`: the topic's window, when ids are checked.
+   */
+  async #appendQueued(
+    t: TopicStore,
+    req: AppendRequest,
+    dedup: DedupWindow | undefined,
+  ): Promise<AppendReply> {
+    const ids = req.msg_ids;
+    if (dedup === undefined) {
+      // One batch in the log: one promise, consecutive seqs, the same group commit.
+      const withIds = ids.some((id) => id !== "");
+      const headers = withIds ? ids.map((id) => (id === "" ? EMPTY_HEADER : encodeIdHeader(id))) : [];
+      const r = await t.log.appendBatch(headers, req.payloads);
       this.#wake(t);
-      const seqs = results.map((r) => r.seq);
-      return { first_seq: seqs[0]!, count: seqs.length, seqs, duplicates: 0 };
+      const seqs = new Array<number>(r.count);
+      for (let i = 0; i < r.count; i++) seqs[i] = r.firstSeq + i;
+      return { first_seq: r.firstSeq, count: r.count, seqs, duplicates: 0 };
     }
-    if (!t.usesIds) {
-      t.usesIds = true;
-      await this.#saveMeta(t);
-    }
-    const dedup = await this.#dedupOf(t);
     const now = Date.now();
     let duplicates = 0;
     const pending: Promise<number>[] = req.payloads.map((p, i) => {
@@ -587,21 +694,47 @@ export class StoreService {
     return p;
   }
 
+  /**
+   * A client's fetches (its credit grants) are served one after another in the order they came, so
+   * their answers leave in that order; a fetch with a later one queued behind it does not wait for
+   * messages (it answers with what there is, maybe nothing), and a fetch waiting for messages is
+   * answered when a later one comes.
+   */
+  #fetchInOrder(req: FetchRequest, callTimeoutMs: number): Promise<FetchReply> {
+    const key = `${req.topic}\0${req.consumer}\0${req.client}`;
+    let q = this.#clientFetches.get(key);
+    if (q === undefined) {
+      q = { tail: Promise.resolve(), queued: 0, wake: undefined };
+      this.#clientFetches.set(key, q);
+    }
+    const queue = q;
+    queue.queued++;
+    queue.wake?.();
+    const arrived = Date.now();
+    const run = queue.tail.then(() => this.#fetch(req, callTimeoutMs, arrived, queue));
+    queue.tail = run.then(
+      () => undefined,
+      () => undefined,
+    );
+    void queue.tail.then(() => {
+      queue.queued--;
+      if (queue.queued === 0 && this.#clientFetches.get(key) === queue) this.#clientFetches.delete(key);
+    });
+    return run;
+  }
+
+  /** Fetches of each client (topic, consumer, client) being served or waiting their turn. */
+  readonly #clientFetches = new Map<
+    string,
+    { tail: Promise<void>; queued: number; wake: (() => void) | undefined }
+  >();
+
   async #fetch(
-    req: {
-      topic: string;
-      type: string;
-      consumer: string;
-      client: string;
-      max: number;
-      wait_ms: number;
-      start_at: string;
-      ack_timeout_ms: number;
-      max_deliver: number;
-      max_in_flight: number;
-    },
+    req: FetchRequest,
     callTimeoutMs: number,
-  ): Promise<{ seqs: number[]; timestamps: number[]; deliveries: number[]; payloads: Uint8Array[] }> {
+    arrived: number,
+    queue: { queued: number; wake: (() => void) | undefined },
+  ): Promise<FetchReply> {
     const t = await this.#open(req.topic, req.type);
     const asked = {
       startAt: req.start_at,
@@ -622,7 +755,7 @@ export class StoreService {
       c.state.configure(want);
     }
     // Answer before the caller gives up, leaving it time to receive the reply.
-    const until = Date.now() + Math.max(0, Math.min(req.wait_ms, callTimeoutMs - 200));
+    const until = arrived + Math.max(0, Math.min(req.wait_ms, callTimeoutMs - 200));
     for (;;) {
       if (t.log.first > 1) c.state.skipBelow(t.log.first);
       const batch = c.state.nextToDeliver(Date.now(), t.log.last, Math.max(1, req.max), req.client);
@@ -650,7 +783,9 @@ export class StoreService {
         if (seqs.length > 0) return { seqs, timestamps, deliveries, payloads };
       }
       const now = Date.now();
-      if (now >= until || this.#closed) return { seqs: [], timestamps: [], deliveries: [], payloads: [] };
+      // A later fetch of this client is queued: it waits, this one answers (empty) now.
+      if (now >= until || this.#closed || queue.queued > 1)
+        return { seqs: [], timestamps: [], deliveries: [], payloads: [] };
       const next = c.state.nextDeadline();
       const waitMs = Math.max(1, Math.min(until, next ?? until) - now);
       await new Promise<void>((resolve) => {
@@ -658,17 +793,29 @@ export class StoreService {
         function done(): void {
           clearTimeout(timer);
           t.waiters.delete(done);
+          if (queue.wake === done) queue.wake = undefined;
           resolve();
         }
         t.waiters.add(done);
+        queue.wake = done;
       });
     }
   }
 
   /** Reads the given sequence numbers, one log read per run of consecutive ones. */
   async #readSeqs(t: TopicStore, wanted: number[]): Promise<Map<number, LogRecord>> {
-    const sorted = [...wanted].sort((a, b) => a - b);
     const out = new Map<number, LogRecord>();
+    const n = wanted.length;
+    if (n > 0 && wanted[n - 1]! - wanted[0]! === n - 1) {
+      // New deliveries: one run of consecutive seqs, already in order.
+      let ascending = true;
+      for (let i = 1; i < n && ascending; i++) ascending = wanted[i] === wanted[i - 1]! + 1;
+      if (ascending) {
+        for (const rec of await t.log.read(wanted[0]!, n)) out.set(rec.seq, rec);
+        return out;
+      }
+    }
+    const sorted = [...wanted].sort((a, b) => a - b);
     for (let i = 0; i < sorted.length;) {
       let j = i + 1;
       while (j < sorted.length && sorted[j] === sorted[j - 1]! + 1) j++;
@@ -702,6 +849,7 @@ export class StoreService {
     topic: string;
     consumer: string;
     acks: number[];
+    ack_runs?: number[];
     nacks: number[];
     nack_delay_ms: number;
   }): Promise<{ acked: number }> {
@@ -729,8 +877,15 @@ export class StoreService {
         `durable topic ${req.topic} has no consumer ${req.consumer}; a consumer starts with a fetch (DurableConsumer), then acknowledges what it got`,
       );
     }
+    const runs = checkAckRuns(req.ack_runs ?? [], `acks of ${req.consumer} on ${req.topic}`);
     let acked = 0;
-    for (const seq of req.acks) if (c.state.ackUndelivered(seq, t.log.last) === "acked") acked++;
+    const last = t.log.last;
+    for (const seq of req.acks) if (c.state.ackUndelivered(seq, last) === "acked") acked++;
+    for (let i = 0; i < runs.length; i += 2) {
+      // Seqs above the log were never delivered: the run stops there.
+      const end = Math.min(runs[i]! + runs[i + 1]! - 1, last);
+      for (let seq = runs[i]!; seq <= end; seq++) if (c.state.ackUndelivered(seq, last) === "acked") acked++;
+    }
     const now = Date.now();
     for (const seq of req.nacks) c.state.nack(seq, req.nack_delay_ms, now);
     // Room for more deliveries now; the reply waits until the acks are durable (a restarted

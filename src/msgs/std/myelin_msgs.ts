@@ -69,7 +69,9 @@ const StoreAppend = defineService(
 /**
  * Pulls up to `max` messages for durable consumer `consumer` (shared by its clients), waiting up
  * to `wait_ms` for one. `start_at` is `first`, `last`, `seq:N` or `time:MS` (used when the
- * consumer is new). Times in ms.
+ * consumer is new). Times in ms. Each fetch grants the store credit for `max` messages; a client
+ * (`client`) may keep several outstanding: the store answers them in the order they came, each as
+ * soon as it has messages, and only the last one waits (the others are answered at once).
  */
 const StoreFetch = defineService(
   "myelin_msgs/StoreFetch",
@@ -92,13 +94,17 @@ const StoreFetch = defineService(
     payloads: t.array(t.bytes()),
   },
 );
-/** Acknowledges (`acks`) or refuses for later redelivery (`nacks`, after `nack_delay_ms`) messages of a consumer. */
+/**
+ * Acknowledges (`acks`, and `ack_runs`: runs of consecutive seqs, flattened as `[start, count,
+ * ...]`) or refuses for later redelivery (`nacks`, after `nack_delay_ms`) messages of a consumer.
+ */
 const StoreAck = defineService(
   "myelin_msgs/StoreAck",
   {
     topic: t.string(),
     consumer: t.string(),
     acks: t.array(t.f64()),
+    ack_runs: t.optional(t.array(t.f64())),
     nacks: t.array(t.f64()),
     nack_delay_ms: t.u32(),
   },
