@@ -238,7 +238,8 @@ test(
 
 test(
   "the CLI publishes persistently, shows a durable topic's range and consumers, and reads it back",
-  { timeout: 30000 },
+  // Eight CLI processes one after the other: each can take seconds to start on a loaded machine.
+  { timeout: 90000 },
   async () => {
     using rt = tempRuntime();
     await using _hub = await Hub.start({ runtimeDir: rt.dir });
@@ -248,7 +249,7 @@ test(
         execFile(
           process.execPath,
           [fileURLToPath(new URL("../../bin/myelin", import.meta.url)), ...args],
-          { env: { ...process.env, MYELIN_RUNTIME_DIR: rt.dir }, timeout: 15000 },
+          { env: { ...process.env, MYELIN_RUNTIME_DIR: rt.dir }, timeout: 30000 },
           (err, stdout, stderr) =>
             resolve({ code: err === null ? 0 : typeof err.code === "number" ? err.code : 1, stdout, stderr }),
         );
