@@ -270,7 +270,20 @@ export class KeyStore {
    * list that cannot be read trusts no one (and the error is thrown to the caller).
    */
   isTrusted(key: string): boolean {
-    const stamp = [this.#trustFile, ...this.siteFiles]
+    return this.#trusted().has(key);
+  }
+
+  /**
+   * Every trusted key (allow-list and site files), re-read when a file changed.
+   * @throws MyelinError ERR_BAD_CONFIG when a list cannot be read
+   */
+  trustedKeys(): ReadonlySet<string> {
+    return new Set(this.#trusted().keys());
+  }
+
+  /** The trust files' sizes, times and inodes: changes when one of them does. */
+  trustStamp(): string {
+    return [this.#trustFile, ...this.siteFiles]
       .map((f) => {
         try {
           const s = statSync(f);
@@ -280,11 +293,15 @@ export class KeyStore {
         }
       })
       .join("|");
+  }
+
+  #trusted(): Map<string, string> {
+    const stamp = this.trustStamp();
     if (this.#cache?.stamp !== stamp) {
       this.#cache = undefined;
       this.#cache = { stamp, keys: new Map(this.allTrusted().map((t) => [t.key, t.name])) };
     }
-    return this.#cache.keys.has(key);
+    return this.#cache.keys;
   }
 
   /** The name a trusted key has, if any (for logs). */
