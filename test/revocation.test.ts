@@ -1,0 +1,122 @@
+/**
+ * Revocation of live connections, between "hosts" on loopback (each a runtime dir and a key dir):
+ * a remote host's node publishes through a CURVE hub to a subscriber on the hub's host; `myelin
+ * keys revoke` on the hub's host cuts it within a bound, with no restart — the hub refuses its
+ * messages, its node leaves the graph, the subscriber stops receiving — and `myelin keys trust`
+ * restores it, again with no restart of anything.
+ */
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { Hub } from "../src/hub/index.js";
+import { createNode } from "../src/node/index.js";
+import { std_msgs } from "../src/msgs/index.js";
+import { KeyStore } from "../src/transport/key-store.js";
+import { spawnFixture, tempRuntime, until } from "./helpers.js";
+
+const CLI = fileURLToPath(new URL("../../bin/myelin", import.meta.url));
+
+function host(): { dir: string; keys: KeyStore; publicKey: string } & Disposable {
+  const dir = mkdtempSync(join(tmpdir(), "myelin-revoke-host-"));
+  const keys = new KeyStore(join(dir, "keys"), undefined);
+  const publicKey = keys.init().publicKey;
+  return { dir, keys, publicKey, [Symbol.dispose]: () => rmSync(dir, { recursive: true, force: true }) };
+}
+
+function cli(args: string[]): string {
+  const r = spawnSync(process.execPath, [CLI, ...args], { encoding: "utf8", timeout: 20000 });
+  assert.equal(r.status, 0, `myelin ${args.join(" ")}: ${r.stdout} ${r.stderr}`);
+  return r.stdout;
+}
+
+test(
+  "myelin keys revoke cuts a publishing remote node within a bound without restarts; keys trust restores it",
+  { timeout: 90000 },
+  async () => {
+    using rt = tempRuntime();
+    using hubHost = host();
+    using remote = host();
+    hubHost.keys.trust("remote", remote.publicKey);
+    remote.keys.trust("hub", hubHost.publicKey); // the remote publisher's data socket admits the subscriber
+    const log: string[] = [];
+    await using hub = await Hub.start({
+      runtimeDir: rt.dir,
+      listen: ["tcp://127.0.0.1:0"],
+      keysDir: hubHost.keys.dir,
+      log: (l) => log.push(l),
+    });
+    const tcp = hub.endpoints.find((e) => e.startsWith("tcp://"))!;
+    await using sub = await createNode({
+      name: "local_sub",
+      runtimeDir: rt.dir,
+      keysDir: hubHost.keys.dir,
+      insecure: false,
+    });
+    let received = 0;
+    await sub.createSubscription("/revoke/data", std_msgs.String, () => void received++, {
+      qos: { reliability: "reliable" },
+    });
+    await using pub = spawnFixture(
+      "curve-node",
+      {
+        role: "pub",
+        topic: "/revoke/data",
+        count: 1_000_000,
+        marker: "m",
+        waitSubscribers: 1,
+        intervalMs: 20,
+      },
+      {
+        MYELIN_RUNTIME_DIR: join(remote.dir, "run"),
+        MYELIN_KEYS_DIR: remote.keys.dir,
+        MYELIN_HUB: tcp,
+        MYELIN_HUB_KEY: hubHost.publicKey,
+        MYELIN_DATA_ENDPOINT: "tcp://127.0.0.1:0",
+        MYELIN_INSECURE: "",
+      },
+    );
+    await pub.waitFor((l) => l.event === "ready" || l.event === "error", 20000, "the remote publisher");
+    await until(() => received >= 5, 20000, "data from the remote publisher");
+    const isPub = (): boolean => hub.graph().nodes.some((n) => n.name === "curve_pub");
+    assert.ok(isPub());
+
+    // Revoke: within a bound the hub drops the node and refuses its connection; data stops.
+    const refusedBefore = hub.security().refusedHandshakes;
+    const t0 = Date.now();
+    cli(["keys", "revoke", "remote", "--keys-dir", hubHost.keys.dir]);
+    await until(() => !isPub(), 5000, "the revoked node leaving the graph");
+    const cutMs = Date.now() - t0;
+    assert.ok(
+      log.some(
+        (l) => l.includes(`key ${remote.publicKey} revoked`) && /1 node\(s\) registered with it left/.test(l),
+      ),
+      log.join("\n"),
+    );
+    assert.ok(hub.security().refusedHandshakes > refusedBefore, "the revoked connection is counted");
+    // The subscriber learns the node left and drops its link: nothing more arrives.
+    await until(
+      () => !(sub.graph()?.nodes ?? []).some((n) => n.name === "curve_pub"),
+      5000,
+      "the subscriber's graph",
+    );
+    const atCut = received;
+    const windowEnd = Date.now() + 1500;
+    await until(() => Date.now() > windowEnd || received > atCut + 1, 3000, "a window after the cut");
+    assert.ok(received <= atCut + 1, `${received - atCut} message(s) arrived after the cut`);
+    // The node's heartbeats are dropped: it stays out for longer than the node timeout.
+    const outUntil = Date.now() + hub.nodeTimeoutMs + 500;
+    await until(() => Date.now() > outUntil || isPub(), hub.nodeTimeoutMs + 2000, "a node timeout");
+    assert.ok(!isPub(), "the revoked node came back");
+
+    // Trust again: it comes back and data flows, with no restart.
+    cli(["keys", "trust", "remote", remote.publicKey, "--keys-dir", hubHost.keys.dir]);
+    await until(isPub, 15000, "the node back in the graph");
+    const back = received;
+    await until(() => received >= back + 5, 15000, "data flowing again");
+    process.stdout.write(`# revocation cut the node in ${cutMs} ms\n`);
+  },
+);
