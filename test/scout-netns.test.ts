@@ -13,7 +13,7 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { KeyStore } from "../src/transport/key-store.js";
 import { CliProc } from "./cli-world.js";
-import { tempRuntime, until } from "./helpers.js";
+import { tempRuntime } from "./helpers.js";
 import { netnsAvailable, NsSite } from "./netns.js";
 
 const CLI = fileURLToPath(new URL("../../bin/myelin", import.meta.url));
