@@ -120,3 +120,52 @@ test(
     process.stdout.write(`# revocation cut the node in ${cutMs} ms\n`);
   },
 );
+
+test(
+  "revoking a peer hub's key closes the link to it and its nodes leave the graph at once; trusting it again restores the link",
+  { timeout: 60000 },
+  async () => {
+    using h1 = host();
+    using h2 = host();
+    h1.keys.trust("h2", h2.publicKey);
+    h2.keys.trust("h1", h1.publicKey);
+    const log1: string[] = [];
+    await using hub2 = await Hub.start({
+      runtimeDir: join(h2.dir, "run"),
+      keysDir: h2.keys.dir,
+      host: "h2",
+      listen: ["tcp://127.0.0.1:0"],
+      peerLeaseMs: 20000, // long: the cut must come from the revocation, not the lease
+    });
+    const ep2 = hub2.endpoints.find((e) => e.startsWith("tcp://"))!;
+    await using hub1 = await Hub.start({
+      runtimeDir: join(h1.dir, "run"),
+      keysDir: h1.keys.dir,
+      host: "h1",
+      listen: ["tcp://127.0.0.1:0"],
+      peers: [`${ep2}#h2`],
+      peerLeaseMs: 20000,
+      log: (l) => log1.push(l),
+    });
+    await using cam = await createNode({ name: "cam", runtimeDir: join(h2.dir, "run"), dataEndpoint: "ipc" });
+    const has = (): boolean => hub1.graph().nodes.some((n) => n.id === cam.id);
+    await until(has, 20000, "h2's node in h1's graph");
+
+    const t0 = Date.now();
+    h1.keys.revoke("h2");
+    await until(() => !has(), 5000, "h2's node leaving h1's graph");
+    const cutMs = Date.now() - t0;
+    assert.ok(cutMs < 5000);
+    const peer = hub1.siteStatus().peers.find((p) => p.endpoint === ep2);
+    assert.equal(peer?.revoked, true, JSON.stringify(hub1.siteStatus().peers));
+    assert.ok(
+      log1.some((l) => /link to peer hub at .* closed: its key .* was revoked/.test(l)),
+      log1.join("\n"),
+    );
+
+    h1.keys.trust("h2", h2.publicKey);
+    await until(has, 20000, "h2's node back in h1's graph");
+    assert.notEqual(hub1.siteStatus().peers.find((p) => p.endpoint === ep2)?.revoked, true);
+    process.stdout.write(`# peer hub revocation cut its nodes in ${cutMs} ms\n`);
+  },
+);
