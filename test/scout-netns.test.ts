@@ -73,6 +73,7 @@ test(
         procs.push(p);
       }
       for (const p of procs) await p.waitFor(/scouting on 224\.0\.0\.224:7446 for site mysc-/, 30000);
+      const scouting = Date.now();
       const status = (i: number): Status =>
         JSON.parse(
           execFileSync(
@@ -115,6 +116,9 @@ test(
         );
         assert.match(line, /which this host does not trust: not peered .*myelin keys trust stranger /);
       }
+      process.stdout.write(
+        `# three hosts peered by scouting within ${Date.now() - scouting} ms of the last hub announcing (interval 300 ms; includes the site status runs)\n`,
+      );
       // h1 refuses the stranger's handshakes (it trusts h1 and tries to connect).
       await procs[0]!.waitFor(new RegExp(`refused a connection from 10\\.213\\.77\\.4 with key`), 20000);
     } finally {

@@ -78,7 +78,9 @@ test(
       const site = `mysc-${randomBytes(3).toString("hex")}`;
       const logs = new Map<string, string[]>(names.map((n) => [n, []]));
       const hubs: Hub[] = [];
+      let started = 0;
       for (const h of hosts) {
+        started = Date.now();
         hubs.push(
           await Hub.start({
             runtimeDir: join(h.dir, "run"),
@@ -120,7 +122,11 @@ test(
             `${h.host} peered with ${others.join(", ")} by scouting (has ${upPeers(h).join(", ")})`,
           );
         }
+        const peeredMs = Date.now() - started;
         await until(() => hub1.graph().nodes.some((n) => n.id === "n-h2"), 10000, "h2's node in h1's graph");
+        process.stdout.write(
+          `# three hubs peered by scouting ${peeredMs} ms after the last one started (interval 200 ms)\n`,
+        );
         // How each peer was found: scouted (its own link) and/or incoming (the other's link).
         const s1 = hub1.siteStatus();
         assert.ok(

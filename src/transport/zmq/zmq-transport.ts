@@ -102,6 +102,8 @@ export class ZmqListener implements Listener {
   readonly #peers = new Map<string, { key: string | null; ok: boolean }>();
   #releaseZap: (() => Promise<void>) | undefined;
   #unwatchTrust: (() => void) | undefined;
+  /** Connected peers whose key is not trusted now (sends are looked up only while there are some). */
+  #revoked = 0;
   #identity = LOCAL_IDENTITY;
   #closed = false;
   /** Handshakes refused (untrusted key, not CURVE, wrong listener key) and connections whose routing id proved no key. */
@@ -201,6 +203,7 @@ export class ZmqListener implements Listener {
         this.#refuse("", "", "the connection's routing id proves no key (a client claiming another key)");
       } else if (!p.ok) {
         this.#refuse("", key, "the key this connection's routing id proves is not trusted");
+        this.#revoked++;
       }
       if (this.#peers.size >= MAX_KNOWN_PEERS) this.#peers.clear();
       this.#peers.set(k, p);
@@ -217,13 +220,16 @@ export class ZmqListener implements Listener {
    * until the peer closes it. A key trusted again is admitted on that same connection.
    */
   #trustChanged(curve: CurveSecurity): void {
+    let revoked = 0;
     for (const p of this.#peers.values()) {
       if (p.key === null) continue;
       const ok = this.#isTrusted(curve, p.key);
       if (p.ok && !ok)
         this.#refuse("", p.key, "key revoked: the connection's messages are dropped from now on");
       p.ok = ok;
+      if (!ok) revoked++;
     }
+    this.#revoked = revoked;
   }
 
   async *[Symbol.asyncIterator](): AsyncIterator<Incoming> {
@@ -242,7 +248,7 @@ export class ZmqListener implements Listener {
 
   send(peer: Buffer, frames: Frames): void {
     if (this.#closed) return;
-    if (this.#curve !== undefined && this.#peers.get(peer.toString("latin1"))?.ok === false) {
+    if (this.#revoked > 0 && this.#peers.get(peer.toString("latin1"))?.ok === false) {
       this.droppedRevoked++;
       return;
     }
