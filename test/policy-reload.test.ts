@@ -145,22 +145,26 @@ test(
         20000,
         `${N} refused byes and ${N} malformed messages counted`,
       );
-      const byeLines = (): string[] => log.filter((l) => /refused bye for/.test(l));
-      const badLines = (): string[] => log.filter((l) => /dropped a malformed control message/.test(l));
-      assert.equal(byeLines().length, 1, byeLines().join("\n"));
-      assert.equal(badLines().length, 1, badLines().join("\n"));
+      // Every refusal is either a line or counted in a summary; on a loaded machine the flood may
+      // span more than one window, so a few lines per kind, never hundreds.
+      const written = (re: RegExp): number => log.filter((l) => re.test(l)).length;
+      const summarized = (re: RegExp): number =>
+        log
+          .filter((l) => /^suppressed \d+ similar refusals? from anonymous connection/.test(l) && re.test(l))
+          .reduce((n, l) => n + Number(/^suppressed (\d+)/.exec(l)![1]), 0);
+      const bye = /refused bye for/;
+      const bad = /dropped a malformed control message/;
       await until(
         () =>
-          log.filter((l) => /^suppressed \d+ similar refusals? from anonymous connection/.test(l)).length >=
-          2,
-        10000,
-        "the summaries",
+          written(new RegExp(`^${bye.source}`)) + summarized(bye) === N &&
+          written(new RegExp(`^${bad.source}`)) + summarized(bad) === N,
+        15000,
+        "every refusal written or summarized",
       );
-      const summed = log
-        .filter((l) => /^suppressed/.test(l))
-        .reduce((n, l) => n + Number(/^suppressed (\d+)/.exec(l)![1]), 0);
-      assert.equal(summed, 2 * N - 2, log.join("\n"));
-      assert.equal(hub.refusalCounts().logLinesSuppressed, 2 * N - 2);
+      assert.ok(written(new RegExp(`^${bye.source}`)) <= 5, log.join("\n"));
+      assert.ok(written(new RegExp(`^${bad.source}`)) <= 5, log.join("\n"));
+      assert.equal(hub.refusalCounts().logLinesSuppressed, summarized(bye) + summarized(bad));
+      assert.ok(log.length < 30, `${log.length} log lines for ${2 * N} refusals`);
       // The victim is untouched, and `site status` shows the counts.
       assert.ok(hub.graph().nodes.some((n) => n.id === victim.id));
       const s = JSON.parse(await victim.querySiteStatus(5000)) as {
