@@ -3,7 +3,10 @@
  * services; refuses a declaration whose type conflicts with the topic's; sends every node the
  * changes of the graph as versioned deltas (a node that missed one asks for a snapshot); removes
  * a node that stops heartbeating. With peers (federation.ts) it shares its own nodes with the
- * hubs of other hosts and merges theirs. Never in the path of a message: data flows node to node.
+ * hubs of other hosts and merges theirs; with scouting (scout.ts) it finds those peers on the LAN.
+ * Trust and policy are live: a revoked key is cut (its nodes and peer hub leave the graph), and
+ * `reloadPolicy` puts a new policy file in force. Refusal lines are rate limited (refusal-log.ts),
+ * their counts exact. Never in the path of a message: data flows node to node.
  */
 import { randomUUID } from "node:crypto";
 import { existsSync, readFileSync, rmSync, writeFileSync } from "node:fs";

@@ -1,6 +1,7 @@
 /**
  * `/_hub/info`: what a hub process says about itself (version, pid, runtime directory, endpoints,
- * its clock, its store's data directory and free space), for `myelin doctor`. Served by the hidden
+ * its clock, its store's data directory and free space, what it refused), for `myelin doctor`, and
+ * `/_hub/reload_policy` (read the policy file again; admins only), for `myelin policy reload`. Served by the hidden
  * node `_hub` in the hub's process, as the plugin {@link hubInfoPlugin}; its protocol is
  * {@link HUB_INFO_PROTOCOL} and its client {@link fetchHubInfo}.
  */

@@ -9,7 +9,8 @@
  * - `site.yaml` (optional, same format): a site-wide list one hands to every host; also read
  *   from `$MYELIN_SITE_KEYS` when set.
  * A key in either list is trusted. The lists are read again whenever a file changes, so a key
- * trusted or revoked while a hub runs counts from its next handshake.
+ * trusted or revoked while a hub runs counts from its next handshake; trust-watch.ts tells the
+ * running listeners and the hub, which cut a revoked key's connections already up.
  */
 import { chmodSync, existsSync, mkdirSync, readFileSync, renameSync, statSync, writeFileSync } from "node:fs";
 import { homedir } from "node:os";
