@@ -54,6 +54,8 @@ export interface FederationOptions {
   /** Called when the site gains its first other host (or loses its last one). */
   siteChanged: (multiHost: boolean) => void;
   log: (line: string) => void;
+  /** Where refusals of peers' messages go, rate limited per (peer, reason) (default: `log`). */
+  logRefusal?: (peer: string, reason: string, line: string) => void;
 }
 
 /** How a peer hub was found: `--peer` (static), by multicast scouting, or it connected to this hub. */
@@ -202,7 +204,7 @@ export class Federation {
       (frames) => {
         if (link.conn === conn) this.#receive(frames[0] ?? Buffer.alloc(0), (b) => conn.send([b]), link);
       },
-      (err) => this.#bad(`from ${link.endpoint}: ${err.message}`),
+      (err) => this.#bad(`from ${link.endpoint}: ${err.message}`, link.endpoint, "malformed"),
     );
   }
 
@@ -380,6 +382,8 @@ export class Federation {
     if (m.hub === this.#o.hubId) {
       this.#bad(
         `a link reaches this hub itself (host ${m.host}): remove this hub's own address from its peers`,
+        "this hub",
+        "self",
       );
       return;
     }
@@ -443,6 +447,8 @@ export class Federation {
     if (refused > 0)
       this.#bad(
         `peer hub ${p.hub} (${p.host}) sent ${refused} record(s) whose ids another hub owns; they were ignored`,
+        `peer hub ${p.hub}`,
+        "foreign records",
       );
     const wasLost = p.lost;
     p.lost = false;
@@ -462,6 +468,8 @@ export class Federation {
     if (refused > 0)
       this.#bad(
         `peer hub ${p.hub} (${p.host}) sent ${refused} record(s) whose ids another hub owns; they were ignored`,
+        `peer hub ${p.hub}`,
+        "foreign records",
       );
     p.version = version;
     this.#o.changed();
@@ -558,8 +566,10 @@ export class Federation {
     }
   }
 
-  #bad(what: string): void {
+  #bad(what: string, peer: string, reason: string): void {
     this.badMessages++;
-    this.#o.log(`hub-to-hub: ${what}`);
+    const line = `hub-to-hub: ${what}`;
+    if (this.#o.logRefusal !== undefined) this.#o.logRefusal(peer, reason, line);
+    else this.#o.log(line);
   }
 }

@@ -438,6 +438,7 @@ export class Hub {
         changed: () => hub.#changed(),
         siteChanged: (multi) => hub.#siteChanged(multi),
         log: full.log,
+        logRefusal: (peer, reason, line) => hub.#refusalLog.report(peer, reason, line, Date.now()),
       });
       hub.#federation.start();
       if (full.scout !== undefined) await hub.#startScout(full.scout, security);
