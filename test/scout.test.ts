@@ -4,7 +4,7 @@
  * no --peer and share their nodes; a hub whose key is not trusted is heard but never peered (and
  * logged once with the fix); hostile datagrams are counted and dropped; an announcement with a
  * trusted key but a false endpoint gets no further than a link that never comes up, and is dropped
- * when it stops. The same across network namespaces is test/scout-netns.test.ts.
+ * when it stops; a hub that stops sends `leave`. The same across network namespaces is test/scout-netns.test.ts.
  */
 import { test } from "node:test";
 import assert from "node:assert/strict";
@@ -15,7 +15,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { decodeHubToNode, encodeControl, type NodeRecord } from "../src/node/control-protocol.js";
 import { Hub } from "../src/hub/hub.js";
-import { encodeAnnouncement } from "../src/hub/scout-protocol.js";
+import { decodeAnnouncement, encodeAnnouncement } from "../src/hub/scout-protocol.js";
 import { DEFAULT_TRANSPORTS } from "../src/transport/default-transports.js";
 import { transportFor } from "../src/transport/transport.js";
 import { KeyStore } from "../src/transport/key-store.js";
@@ -195,6 +195,28 @@ test(
         );
         sock.close();
         assert.ok(upPeers(hub1).includes("h2"), "h2 is still up");
+
+        // A hub that stops says so: one `leave` datagram on the group, then silence.
+        const ear = createSocket({ type: "udp4", reuseAddr: true });
+        await new Promise<void>((r) => ear.bind(address.port, () => r()));
+        ear.addMembership(address.group, "127.0.0.1");
+        const left = new Promise<string>((resolve, reject) => {
+          const timer = setTimeout(() => reject(new Error("no leave datagram from h3 within 5 s")), 5000);
+          ear.on("message", (m) => {
+            try {
+              const a = decodeAnnouncement(m);
+              if (a.hub === hub3.id && a.kind === "leave") {
+                clearTimeout(timer);
+                resolve(a.host);
+              }
+            } catch {
+              // another datagram
+            }
+          });
+        });
+        hub3.close();
+        assert.equal(await left, "h3");
+        ear.close();
         await node.close();
       } finally {
         for (const h of hubs) h.close();
