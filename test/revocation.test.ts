@@ -169,3 +169,71 @@ test(
     process.stdout.write(`# peer hub revocation cut its nodes in ${cutMs} ms\n`);
   },
 );
+
+test(
+  "a publisher's node process cuts a subscriber of a revoked host: nothing more reaches it; trusted again, data flows",
+  { timeout: 90000 },
+  async () => {
+    using rt = tempRuntime();
+    using hubHost = host();
+    using remote = host();
+    hubHost.keys.trust("remote", remote.publicKey);
+    remote.keys.trust("hub", hubHost.publicKey);
+    await using hub = await Hub.start({
+      runtimeDir: rt.dir,
+      listen: ["tcp://127.0.0.1:0"],
+      keysDir: hubHost.keys.dir,
+    });
+    const tcp = hub.endpoints.find((e) => e.startsWith("tcp://"))!;
+    // The publisher: a node process on the hub's host, its data socket on tcp with CURVE.
+    await using pub = spawnFixture(
+      "curve-node",
+      {
+        role: "pub",
+        topic: "/revoke/sub",
+        count: 1_000_000,
+        marker: "p",
+        waitSubscribers: 1,
+        intervalMs: 20,
+      },
+      {
+        MYELIN_RUNTIME_DIR: rt.dir,
+        MYELIN_KEYS_DIR: hubHost.keys.dir,
+        MYELIN_DATA_ENDPOINT: "tcp://127.0.0.1:0",
+        MYELIN_INSECURE: "",
+      },
+    );
+    await pub.waitFor((l) => l.event === "ready" || l.event === "error", 20000, "the publisher");
+    // The subscriber: a node process of the remote host.
+    await using sub = spawnFixture(
+      "curve-node",
+      { role: "sub", topic: "/revoke/sub", count: 1_000_000 },
+      {
+        MYELIN_RUNTIME_DIR: join(remote.dir, "run"),
+        MYELIN_KEYS_DIR: remote.keys.dir,
+        MYELIN_HUB: tcp,
+        MYELIN_HUB_KEY: hubHost.publicKey,
+        MYELIN_DATA_ENDPOINT: "tcp://127.0.0.1:0",
+        MYELIN_INSECURE: "",
+      },
+    );
+    const got = (): number => sub.lines.filter((l) => l.event === "msg").length;
+    await until(() => got() >= 5, 30000, "data at the remote subscriber");
+
+    cli(["keys", "revoke", "remote", "--keys-dir", hubHost.keys.dir]);
+    await until(() => !hub.graph().nodes.some((n) => n.name === "curve_sub"), 5000, "the subscriber cut");
+    // The publisher's process watches the same key directory: its data socket drops the link.
+    const atCut = got();
+    const windowEnd = Date.now() + 2500;
+    await until(() => Date.now() > windowEnd || got() > atCut + 60, 4000, "a window after the cut");
+    // At most what was in flight within the trust watch's bound (about 1 s at 50 messages/s).
+    assert.ok(got() <= atCut + 60, `${got() - atCut} message(s) reached the revoked host after the cut`);
+    const settled = got();
+    const window2 = Date.now() + 1500;
+    await until(() => Date.now() > window2 || got() > settled, 3000, "a second window");
+    assert.equal(got(), settled, "data still reaches the revoked host");
+
+    cli(["keys", "trust", "remote", remote.publicKey, "--keys-dir", hubHost.keys.dir]);
+    await until(() => got() >= settled + 5, 20000, "data at the subscriber again");
+  },
+);
