@@ -3,7 +3,8 @@
  * a remote host's node publishes through a CURVE hub to a subscriber on the hub's host; `myelin
  * keys revoke` on the hub's host cuts it within a bound, with no restart — the hub refuses its
  * messages, its node leaves the graph, the subscriber stops receiving — and `myelin keys trust`
- * restores it, again with no restart of anything.
+ * restores it, again with no restart of anything. The same for a remote subscriber of a local
+ * publisher (the publisher's process cuts it), and for a peer hub (the link closes at once).
  */
 import { test } from "node:test";
 import assert from "node:assert/strict";
