@@ -1,7 +1,8 @@
 /**
  * Hosts for site tests: network namespaces joined by veth pairs to a bridge in a namespace of its
- * own, so no traffic touches the machine's own interfaces. Names start with `mst` and a random
- * suffix; everything is removed on dispose (also when a test fails). Needs root and iproute2.
+ * own, so no traffic touches the machine's own interfaces. Names start with `mst` (or the prefix
+ * given) and a random suffix; everything is removed on dispose (also when a test fails). Needs root
+ * and iproute2.
  */
 import { execFileSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
@@ -29,30 +30,45 @@ export function netnsAvailable(): boolean {
 const ip = (...args: string[]): void =>
   void execFileSync("ip", args, { stdio: ["ignore", "ignore", "pipe"] });
 
+/** Options of an NsSite. */
+export interface NsSiteOptions {
+  /** The start of every namespace and interface name (at most 4 characters; default `mst`). */
+  prefix?: string;
+  /**
+   * Route multicast (224.0.0.0/4) out of each host's interface and let the bridge flood it (no
+   * IGMP snooping), as on a switch of a LAN: for scouting.
+   */
+  multicast?: boolean;
+}
+
 /** A site of `n` hosts on 10.213.77.0/24. */
 export class NsSite {
   readonly hosts: NsHost[] = [];
   readonly #sw: string;
   readonly #namespaces: string[] = [];
 
-  constructor(n: number) {
+  constructor(n: number, opts: NsSiteOptions = {}) {
     const tag = randomBytes(2).toString("hex");
-    this.#sw = `mst-sw-${tag}`;
+    const p = opts.prefix ?? "mst";
+    this.#sw = `${p}-sw-${tag}`;
     try {
       ip("netns", "add", this.#sw);
       this.#namespaces.push(this.#sw);
       ip("-n", this.#sw, "link", "add", "mstbr0", "type", "bridge");
+      if (opts.multicast === true)
+        ip("-n", this.#sw, "link", "set", "mstbr0", "type", "bridge", "mcast_snooping", "0");
       ip("-n", this.#sw, "link", "set", "mstbr0", "up");
       for (let i = 1; i <= n; i++) {
-        const ns = `mst-h${i}-${tag}`;
+        const ns = `${p}-h${i}-${tag}`;
         ip("netns", "add", ns);
         this.#namespaces.push(ns);
-        const a = `mst${i}a${tag}`;
-        const b = `mst${i}b${tag}`;
+        const a = `${p}${i}a${tag}`;
+        const b = `${p}${i}b${tag}`;
         ip("link", "add", a, "netns", ns, "type", "veth", "peer", "name", b, "netns", this.#sw);
         ip("-n", ns, "link", "set", "lo", "up");
         ip("-n", ns, "addr", "add", `10.213.77.${i}/24`, "dev", a);
         ip("-n", ns, "link", "set", a, "up");
+        if (opts.multicast === true) ip("-n", ns, "route", "add", "224.0.0.0/4", "dev", a);
         ip("-n", this.#sw, "link", "set", b, "master", "mstbr0");
         ip("-n", this.#sw, "link", "set", b, "up");
         this.hosts.push({ ns, addr: `10.213.77.${i}`, port: b });

@@ -37,7 +37,8 @@ function hash(secret: string | undefined): Buffer {
 
 /** The hub's checks of control messages; counts what it refuses. */
 export class Authorization {
-  readonly policy: AccessPolicy;
+  /** The policy in force; replaced whole by a reload (`Hub.reloadPolicy`). */
+  policy: AccessPolicy;
   /** Control messages refused for ownership (bye, heartbeat or register for another's node). */
   ownershipRefusals = 0;
   /** Declarations refused by the policy. */

@@ -7,6 +7,12 @@
  * unreachable: its nodes leave the graph. When it is heard again, it is asked for its snapshot and
  * its nodes come back. A peer that restarts (a new hub id from the same host) replaces the old one
  * at once. No hub writes another's records: a record whose id another origin holds is refused.
+ *
+ * Links are static (`--peer`) or scouted (scout.ts adds one per hub of the site it hears of, and
+ * drops it when that hub stops announcing and the link is down). A link to a hub whose key is
+ * revoked is closed (its TCP connection goes) and the hub's nodes leave the graph at once; a hub
+ * that connected to this one under a revoked key is forgotten the same way (the listener drops its
+ * messages from then on). When the key is trusted again, the link opens again.
  */
 import { MyelinError } from "../errors.js";
 import { DEFAULT_TRANSPORTS } from "../transport/default-transports.js";
@@ -25,6 +31,8 @@ import {
   type PeerMessage,
 } from "./federation-protocol.js";
 import { LOCAL_ORIGIN, type GraphRegistry } from "./graph-registry.js";
+import type { RefusalCounts } from "./refusal-log.js";
+import type { ScoutStatus } from "./scout.js";
 
 /** Options of a Federation. */
 export interface FederationOptions {
@@ -46,7 +54,12 @@ export interface FederationOptions {
   /** Called when the site gains its first other host (or loses its last one). */
   siteChanged: (multiHost: boolean) => void;
   log: (line: string) => void;
+  /** Where refusals of peers' messages go, rate limited per (peer, reason) (default: `log`). */
+  logRefusal?: (peer: string, reason: string, line: string) => void;
 }
+
+/** How a peer hub was found: `--peer` (static), by multicast scouting, or it connected to this hub. */
+export type PeerSource = "static" | "scouted" | "incoming";
 
 /** How one peer hub looks from here, for `myelin site status`. */
 export interface PeerStatus {
@@ -55,6 +68,10 @@ export interface PeerStatus {
   host: string;
   /** The endpoint this hub connects to, if it was configured here. */
   endpoint?: string;
+  /** How it was found (absent from older hubs). */
+  found?: PeerSource;
+  /** True when its key was revoked: the link is closed until the key is trusted again. */
+  revoked?: boolean;
   /** `up`: records held and current; `syncing`: heard, snapshot asked; `unreachable`: silent past the lease; `connecting`: never heard. */
   state: "up" | "syncing" | "unreachable" | "connecting";
   /** Version of the peer's records this hub holds. */
@@ -83,6 +100,13 @@ export interface SiteStatus {
   /** This hub's own nodes. */
   nodes: number;
   peers: PeerStatus[];
+  /** What the hub refused since it started (filled by the hub). */
+  refusals?: RefusalCounts;
+  /** LAN scouting, when on (filled by the hub). */
+  scout?: ScoutStatus & {
+    /** Announcements of this site's hubs whose key this host does not trust (not peered). */
+    untrusted: number;
+  };
 }
 
 interface PeerState {
@@ -98,13 +122,23 @@ interface PeerState {
   reply: (bytes: Buffer) => void;
   /** Its nodes left the graph after the lease; its next snapshot brings them back. */
   lost: boolean;
+  /** The identity of the link it connected to this hub on (`curve:<key>`), if it did. */
+  identity: string;
 }
 
 interface OutLink {
   endpoint: string;
-  conn: Connection;
+  /** Undefined while closed because the peer's key is revoked. */
+  conn: Connection | undefined;
+  security: TransportSecurity;
+  source: "static" | "scouted";
   /** Id of the hub that answered on this link, once known. */
   hub: string;
+}
+
+/** The listener key of a link (`""` for plain text). */
+function serverKeyOf(sec: TransportSecurity): string {
+  return sec.mode === "curve" ? (sec.serverKey ?? "") : "";
 }
 
 /** The federation of one hub; see the file comment. */
@@ -135,26 +169,113 @@ export class Federation {
       }
     }
     for (const endpoint of opts.peers) {
-      const conn = transportFor(opts.transports ?? DEFAULT_TRANSPORTS, endpoint).connect(endpoint, {
-        maxMessageBytes: 64 * 1024 * 1024,
+      const link: OutLink = {
+        endpoint,
+        conn: undefined,
         security: opts.securityFor(endpoint),
-        dropWhenDownAfter: 16,
-        reconnectMs: { min: 100, max: Math.max(200, Math.floor(opts.leaseMs / 4)) },
-      });
-      const link: OutLink = { endpoint, conn, hub: "" };
+        source: "static",
+        hub: "",
+      };
       this.#links.push(link);
-      conn.on("up", () => {
-        this.#sendOut(link, this.#hello());
-        this.#sendOut(link, this.#snapshot());
-      });
-      void receiveLoop(
-        conn,
-        (frames) => this.#receive(frames[0] ?? Buffer.alloc(0), (b) => conn.send([b]), link),
-        (err) => this.#bad(`from ${endpoint}: ${err.message}`),
-      );
+      this.#open(link);
     }
     this.#timer = setInterval(() => this.#tick(), Math.max(25, Math.floor(opts.leaseMs / 4)));
     this.#timer.unref();
+  }
+
+  #open(link: OutLink): void {
+    const conn = transportFor(this.#o.transports ?? DEFAULT_TRANSPORTS, link.endpoint).connect(
+      link.endpoint,
+      {
+        maxMessageBytes: 64 * 1024 * 1024,
+        security: link.security,
+        dropWhenDownAfter: 16,
+        reconnectMs: { min: 100, max: Math.max(200, Math.floor(this.#o.leaseMs / 4)) },
+      },
+    );
+    link.conn = conn;
+    conn.on("up", () => {
+      if (link.conn !== conn) return;
+      this.#sendOut(link, this.#hello());
+      this.#sendOut(link, this.#snapshot());
+    });
+    void receiveLoop(
+      conn,
+      (frames) => {
+        if (link.conn === conn) this.#receive(frames[0] ?? Buffer.alloc(0), (b) => conn.send([b]), link);
+      },
+      (err) => this.#bad(`from ${link.endpoint}: ${err.message}`, link.endpoint, "malformed"),
+    );
+  }
+
+  /**
+   * Adds a link to a hub found by scouting, unless one to `endpoint` exists or `hubId` is already
+   * a peer that is up (it connected here, or another endpoint of it is linked).
+   * @returns true when a link was added
+   */
+  addScouted(endpoint: string, hubId: string, security: TransportSecurity): boolean {
+    if (this.#closed || this.#links.some((l) => l.endpoint === endpoint)) return false;
+    if (hubId === this.#o.hubId) return false;
+    if (this.#links.some((l) => l.hub === hubId && l.conn?.up === true)) return false;
+    this.#links.push({ endpoint, conn: undefined, security, source: "scouted", hub: "" });
+    this.#open(this.#links[this.#links.length - 1]!);
+    this.#o.log(`scouting: peering with hub ${hubId} at ${endpoint}`);
+    this.#updateMultiHost();
+    return true;
+  }
+
+  /**
+   * Drops the scouted link to `endpoint` when it is not up (the hub stopped announcing and cannot
+   * be reached); a link that is up stays, its lease decides.
+   * @returns true when it was dropped
+   */
+  dropScouted(endpoint: string): boolean {
+    const i = this.#links.findIndex((l) => l.endpoint === endpoint && l.source === "scouted");
+    const link = this.#links[i];
+    if (link === undefined || link.conn?.up === true) return false;
+    this.#links.splice(i, 1);
+    void link.conn?.close(0);
+    link.conn = undefined;
+    this.#o.log(`scouting: ${endpoint} stopped announcing and is not connected: link dropped`);
+    this.#updateMultiHost();
+    return true;
+  }
+
+  /** Endpoints of the links, and how each was found. */
+  links(): { endpoint: string; source: "static" | "scouted"; up: boolean }[] {
+    return this.#links.map((l) => ({ endpoint: l.endpoint, source: l.source, up: l.conn?.up === true }));
+  }
+
+  /**
+   * Keys were revoked: closes the links to hubs listening under them (their TCP connections go)
+   * and forgets those hubs and the ones that connected here under them; their nodes leave the graph.
+   */
+  revoke(keys: readonly string[]): void {
+    if (this.#closed || keys.length === 0) return;
+    const set = new Set(keys);
+    for (const l of this.#links) {
+      const key = serverKeyOf(l.security);
+      if (!set.has(key) || l.conn === undefined) continue;
+      void l.conn.close(0);
+      l.conn = undefined;
+      this.#o.log(`link to peer hub at ${l.endpoint} closed: its key ${key} was revoked`);
+    }
+    for (const p of [...this.#peers.values()]) {
+      const viaLink = this.#links.some((l) => l.hub === p.hub && set.has(serverKeyOf(l.security)));
+      const key = p.identity.startsWith("curve:") ? p.identity.slice(6) : "";
+      if (viaLink || set.has(key)) this.#forget(p, `was cut: its key ${key || "of its link"} was revoked`);
+    }
+  }
+
+  /** Keys were trusted (again): opens the links closed by their revocation. */
+  trust(keys: readonly string[]): void {
+    if (this.#closed || keys.length === 0) return;
+    const set = new Set(keys);
+    for (const l of this.#links) {
+      if (l.conn !== undefined || !set.has(serverKeyOf(l.security))) continue;
+      this.#o.log(`link to peer hub at ${l.endpoint} opens again: its key is trusted`);
+      this.#open(l);
+    }
   }
 
   /** True when the site has another host that is reachable or configured. */
@@ -166,10 +287,12 @@ export class Federation {
    * A hub-to-hub message arrived on the hub's own listener (a peer connected to this hub).
    * @throws DecodeError when it is malformed
    */
-  handleIncoming(o: Record<string, unknown>, reply: (bytes: Buffer) => void): void {
+  handleIncoming(o: Record<string, unknown>, reply: (bytes: Buffer) => void, identity = ""): void {
     const m = decodePeerMessage(o);
     this.#incoming.set(m.hub, reply);
     this.#handle(m, reply);
+    const p = this.#peers.get(m.hub);
+    if (p !== undefined && identity !== "") p.identity = identity;
   }
 
   /** Sends this hub's change of its own records (from the registry's local journal) to every peer. */
@@ -193,6 +316,8 @@ export class Federation {
               hub: "",
               host: "",
               endpoint: l.endpoint,
+              found: l.source,
+              ...(l.conn === undefined ? { revoked: true } : {}),
               state: "connecting",
               version: 0,
               announced: 0,
@@ -200,17 +325,18 @@ export class Federation {
               silentMs: -1,
               nodes: 0,
             }
-          : { ...this.#peerStatus(p, now), endpoint: l.endpoint },
+          : { ...this.#peerStatus(p, now), endpoint: l.endpoint, found: l.source },
       );
     }
-    for (const p of this.#peers.values()) if (!listed.has(p.hub)) peers.push(this.#peerStatus(p, now));
+    for (const p of this.#peers.values())
+      if (!listed.has(p.hub)) peers.push({ ...this.#peerStatus(p, now), found: "incoming" });
     return {
       hub: this.#o.hubId,
       host: this.#o.host,
       version: this.#o.registry.local.version,
       graphVersion,
       leaseMs: this.#o.leaseMs,
-      security: this.#links.some((l) => this.#o.securityFor(l.endpoint).mode === "none") ? "none" : "curve",
+      security: this.#links.some((l) => l.security.mode === "none") ? "none" : "curve",
       nodes: this.#o.registry.idsOf(LOCAL_ORIGIN).length,
       peers,
     };
@@ -221,7 +347,7 @@ export class Federation {
     if (this.#closed) return;
     this.#closed = true;
     if (this.#timer) clearInterval(this.#timer);
-    await Promise.all(this.#links.map((l) => l.conn.close(0)));
+    await Promise.all(this.#links.map((l) => l.conn?.close(0) ?? Promise.resolve()));
   }
 
   #peerStatus(p: PeerState, now: number): PeerStatus {
@@ -256,6 +382,8 @@ export class Federation {
     if (m.hub === this.#o.hubId) {
       this.#bad(
         `a link reaches this hub itself (host ${m.host}): remove this hub's own address from its peers`,
+        "this hub",
+        "self",
       );
       return;
     }
@@ -277,6 +405,7 @@ export class Federation {
         wantedAt: 0,
         reply,
         lost: false,
+        identity: "",
       };
       this.#peers.set(m.hub, p);
       this.#o.log(`peer hub ${m.hub} on host ${m.host} connected`);
@@ -318,6 +447,8 @@ export class Federation {
     if (refused > 0)
       this.#bad(
         `peer hub ${p.hub} (${p.host}) sent ${refused} record(s) whose ids another hub owns; they were ignored`,
+        `peer hub ${p.hub}`,
+        "foreign records",
       );
     const wasLost = p.lost;
     p.lost = false;
@@ -337,6 +468,8 @@ export class Federation {
     if (refused > 0)
       this.#bad(
         `peer hub ${p.hub} (${p.host}) sent ${refused} record(s) whose ids another hub owns; they were ignored`,
+        `peer hub ${p.hub}`,
+        "foreign records",
       );
     p.version = version;
     this.#o.changed();
@@ -420,21 +553,23 @@ export class Federation {
   }
 
   #sendOut(link: OutLink, bytes: Buffer): void {
-    if (!this.#closed) link.conn.send([bytes]);
+    if (!this.#closed) link.conn?.send([bytes]);
   }
 
   #sendAll(bytes: Buffer): void {
     if (this.#closed) return;
-    for (const l of this.#links) if (l.conn.up) l.conn.send([bytes]);
+    for (const l of this.#links) if (l.conn?.up === true) l.conn.send([bytes]);
     for (const [hub, reply] of this.#incoming) {
       // A hub reached on an outgoing link already got it there.
-      if (this.#links.some((l) => l.hub === hub && l.conn.up)) continue;
+      if (this.#links.some((l) => l.hub === hub && l.conn?.up === true)) continue;
       reply(bytes);
     }
   }
 
-  #bad(what: string): void {
+  #bad(what: string, peer: string, reason: string): void {
     this.badMessages++;
-    this.#o.log(`hub-to-hub: ${what}`);
+    const line = `hub-to-hub: ${what}`;
+    if (this.#o.logRefusal !== undefined) this.#o.logRefusal(peer, reason, line);
+    else this.#o.log(line);
   }
 }

@@ -3,7 +3,10 @@
  * services; refuses a declaration whose type conflicts with the topic's; sends every node the
  * changes of the graph as versioned deltas (a node that missed one asks for a snapshot); removes
  * a node that stops heartbeating. With peers (federation.ts) it shares its own nodes with the
- * hubs of other hosts and merges theirs. Never in the path of a message: data flows node to node.
+ * hubs of other hosts and merges theirs; with scouting (scout.ts) it finds those peers on the LAN.
+ * Trust and policy are live: a revoked key is cut (its nodes and peer hub leave the graph), and
+ * `reloadPolicy` puts a new policy file in force. Refusal lines are rate limited (refusal-log.ts),
+ * their counts exact. Never in the path of a message: data flows node to node.
  */
 import { randomUUID } from "node:crypto";
 import { existsSync, readFileSync, rmSync, writeFileSync } from "node:fs";
@@ -36,6 +39,10 @@ import { Federation, type SiteStatus } from "./federation.js";
 import { isPeerMessage } from "./federation-protocol.js";
 import { GraphRegistry, LOCAL_ORIGIN } from "./graph-registry.js";
 import { advertiseAddress, checkPortRange } from "./site-address.js";
+import { loadPolicyFile } from "./policy-file.js";
+import { Scout } from "./scout.js";
+import { SITE_NAME, type Announcement } from "./scout-protocol.js";
+import { RefusalLog, type RefusalCounts } from "./refusal-log.js";
 
 import { describeNode } from "./node-names.js";
 export { describeNode };
@@ -57,6 +64,11 @@ export interface HubOptions {
    * node; undefined: the built-in default (see docs/security.md).
    */
   policy: PolicyDoc | undefined;
+  /**
+   * The file `policy` was read from, read again by {@link Hub.reloadPolicy} (SIGHUP, `myelin
+   * policy reload`); undefined: the policy cannot be reloaded.
+   */
+  policyFile: string | undefined;
   /**
    * Plain text on the `tcp://` endpoints (anyone who reaches the port is an anonymous peer); a
    * warning is logged at start. Default false: tcp uses CURVE with this host's keys and admits
@@ -82,6 +94,44 @@ export interface HubOptions {
   advertiseAddress: string | undefined;
   /** Inclusive range of tcp ports for those endpoints; `[0, 0]` lets the system pick. */
   dataPorts: [number, number];
+  /**
+   * LAN scouting by UDP multicast (scout.ts), off when undefined: the hub announces its first tcp
+   * `listen` endpoint and its key, and peers with the hubs of its `site` it hears of (under CURVE,
+   * only those whose key is trusted).
+   */
+  scout: ScoutSettings | undefined;
+  /** The site's name: scouting peers only hubs of the same site (default `$MYELIN_SITE`, else `default`). */
+  site: string;
+  /**
+   * Refusal lines are written once per (peer, reason) per window, the rest summarized at its end,
+   * in ms (default 10,000; counters are exact either way).
+   */
+  refusalLogWindowMs: number;
+}
+
+/** Where and how often a hub scouts (see HubOptions.scout). */
+export interface ScoutSettings {
+  /** IPv4 multicast group, e.g. `224.0.0.224`. */
+  group: string;
+  /** UDP port. */
+  port: number;
+  /** Address of the interface to scout on (default: the system's choice by route). */
+  interfaceAddress?: string;
+  /** How often the hub announces itself, in ms (default 1000; a hub unheard for 3.5 intervals expires). */
+  intervalMs?: number;
+}
+
+/** The outcome of a successful {@link Hub.reloadPolicy}. */
+export interface PolicyReload {
+  /** The file read. */
+  source: string;
+  /** Admin identities and grants of the new policy. */
+  admins: number;
+  grants: number;
+  /** False when the file holds the policy already in force (nothing was sent to nodes). */
+  changed: boolean;
+  /** This hub's nodes, asked to register again when it changed. */
+  nodes: number;
 }
 
 /** How the hub's network endpoints are secured, for `/_hub/info` and `site status`. */
@@ -103,10 +153,13 @@ export const HUB_DEFAULTS = {
   insecure: false,
   keysDir: undefined as string | undefined,
   policy: undefined,
+  policyFile: undefined as string | undefined,
   peers: [] as string[],
   peerLeaseMs: 3000,
   advertiseAddress: undefined as string | undefined,
   dataPorts: [0, 0] as [number, number],
+  scout: undefined as ScoutSettings | undefined,
+  refusalLogWindowMs: 10_000,
 };
 
 /** Where a node's control messages come from, to answer it there. */
@@ -129,6 +182,12 @@ interface Entry {
 
 function sameRoute(a: Route, b: Route): boolean {
   return a.listener === b.listener && a.peer.equals(b.peer);
+}
+
+/** How refusal lines name a connection: its CURVE identity, else its kind and connection id. */
+function peerName(route: Route, identity: string): string {
+  if (identity.startsWith("curve:")) return identity;
+  return `${identity} connection ${route.peer.toString("hex").slice(0, 16)}`;
 }
 
 function stripUndefined<T extends object>(o: T): Partial<T> {
@@ -174,17 +233,82 @@ export class Hub {
   #publicKey = "";
 
   readonly #auth: Authorization;
+  /** Refusal lines, rate limited per (peer, reason). */
+  readonly #refusalLog: RefusalLog;
+  #security: LinkSecurity | undefined;
+  #unwatchTrust: (() => void) | undefined;
+  #scout: Scout | undefined;
+  /** Scouted hubs and keys already logged as not peered (each once). */
+  readonly #scoutLogged = new Set<string>();
+  /** Announcements of this site's hubs whose key is not trusted here. */
+  #scoutUntrusted = 0;
+  /** Hub-to-hub messages dropped because they came on a link that proved no trusted key. */
+  refusedPeerMessages = 0;
 
   private constructor(opts: HubOptions) {
     this.#opts = opts;
     this.#auth = new Authorization(
       opts.policy === undefined ? AccessPolicy.DEFAULT : new AccessPolicy(opts.policy),
     );
+    this.#refusalLog = new RefusalLog({ log: opts.log, windowMs: opts.refusalLogWindowMs });
   }
 
   /** Control messages and declarations refused so far (ownership, policy). */
   get refusals(): { ownership: number; declarations: number } {
     return { ownership: this.#auth.ownershipRefusals, declarations: this.#auth.declarationRefusals };
+  }
+
+  /** Everything refused since the start, by kind (exact), and the log lines suppressed. */
+  refusalCounts(): RefusalCounts {
+    return {
+      handshakes: this.refusedHandshakes,
+      ownership: this.#auth.ownershipRefusals,
+      declarations: this.#auth.declarationRefusals,
+      malformed: this.badMessages,
+      peerMessages: this.refusedPeerMessages + (this.#federation?.badMessages ?? 0),
+      logLinesSuppressed: this.#refusalLog.suppressed,
+    };
+  }
+
+  /**
+   * Reads the policy file again and, when it is valid, puts it in force: later registrations are
+   * checked against it, and every node of this hub is asked to register again, which hands it the
+   * new policy (its data server checks subscribers and callers with it) and re-checks its
+   * declarations. A bad file changes nothing.
+   * @throws MyelinError ERR_BAD_CONFIG naming the file and the entry (the old policy stays);
+   *   ERR_INVALID_ARGUMENT when the hub was started without a policy file
+   */
+  reloadPolicy(): PolicyReload {
+    const file = this.#opts.policyFile;
+    if (file === undefined) {
+      throw new MyelinError(
+        "ERR_INVALID_ARGUMENT",
+        "this hub was started without a policy file, so there is nothing to reload: restart it with --policy FILE (or MYELIN_POLICY)",
+      );
+    }
+    let doc: PolicyDoc;
+    let access: AccessPolicy;
+    try {
+      doc = loadPolicyFile(file);
+      access = new AccessPolicy(doc);
+    } catch (err) {
+      this.#opts.log(`policy reload refused, the policy in force stays: ${(err as Error).message}`);
+      throw err;
+    }
+    const changed = JSON.stringify(doc) !== JSON.stringify(this.#auth.policy.doc);
+    this.#auth.policy = access;
+    this.#opts.log(
+      `policy reloaded from ${file}: ${doc.admins.length} admin identit${doc.admins.length === 1 ? "y" : "ies"}, ${doc.grants.length} grant(s)${changed ? `; ${this.#nodes.size} node(s) asked to register again` : " (unchanged)"}`,
+    );
+    if (changed)
+      for (const e of this.#nodes.values()) this.#send(e.route, { v: 1, t: "reregister", hub: this.id });
+    return {
+      source: file,
+      admins: doc.admins.length,
+      grants: doc.grants.length,
+      changed,
+      nodes: this.#nodes.size,
+    };
   }
 
   /** The policy in force (the default when no policy file was given). */
@@ -200,10 +324,13 @@ export class Hub {
     const full: HubOptions = {
       ...HUB_DEFAULTS,
       host: hostName(),
+      site: process.env["MYELIN_SITE"] || "default",
       ...stripUndefined(opts),
       runtimeDir: runtimeDir(opts.runtimeDir),
     };
     checkPortRange(full.dataPorts);
+    if (full.policy === undefined && full.policyFile !== undefined)
+      full.policy = loadPolicyFile(full.policyFile);
     if (!Number.isInteger(full.peerLeaseMs) || full.peerLeaseMs < 100) {
       throw new MyelinError(
         "ERR_INVALID_ARGUMENT",
@@ -224,27 +351,24 @@ export class Hub {
     const hub = new Hub(full);
     const sockPath = join(dir, "hub.sock");
     rmSync(sockPath, { force: true });
-    /** When each refused peer (address and key) was last logged: once a minute each, counted always. */
-    const lastLogged = new Map<string, number>();
     const security = new LinkSecurity({
       insecure: full.insecure,
       keysDir: full.keysDir,
       onRefused: (r) => {
         hub.refusedHandshakes++;
-        const peer = `${r.address} ${r.publicKey} ${r.reason}`;
-        const now = Date.now();
-        if (now - (lastLogged.get(peer) ?? -Infinity) < 60_000) return;
-        if (lastLogged.size > 1000) lastLogged.clear();
-        lastLogged.set(peer, now);
         const who = r.publicKey === "" ? "" : ` with key ${r.publicKey}`;
-        full.log(
+        hub.#refusalLog.report(
+          `${r.address === "" ? "an unknown address" : r.address}${who}`,
+          `handshake ${r.reason}`,
           `refused a connection${r.address === "" ? "" : ` from ${r.address}`}${who}: ${r.reason}` +
             (r.publicKey !== "" && /not trusted/.test(r.reason)
               ? ` (to admit it: myelin keys trust NAME ${r.publicKey})`
               : ""),
+          Date.now(),
         );
       },
     });
+    hub.#security = security;
     for (const ep of [`ipc://${sockPath}`, ...full.listen]) {
       let listener: Listener;
       // Before binding: a tcp endpoint without keys is refused with the fix, never bound in clear.
@@ -314,8 +438,13 @@ export class Hub {
         changed: () => hub.#changed(),
         siteChanged: (multi) => hub.#siteChanged(multi),
         log: full.log,
+        logRefusal: (peer, reason, line) => hub.#refusalLog.report(peer, reason, line, Date.now()),
       });
       hub.#federation.start();
+      if (full.scout !== undefined) await hub.#startScout(full.scout, security);
+      // Trust is live: a revoked key's nodes and peer hub are cut now, not at the next handshake.
+      if (!full.insecure && (peers.length > 0 || full.listen.some((ep) => ep.startsWith("tcp://"))))
+        hub.#unwatchTrust = security.onTrustChange((c) => hub.#trustChanged(c.revoked, c.trusted));
     } catch (err) {
       hub.close();
       throw err;
@@ -333,6 +462,9 @@ export class Hub {
     const status = this.#federation!.status(this.#graph.site.version);
     // Plain text anywhere on this hub's tcp endpoints is what a reader of `site status` must see.
     if (this.#opts.insecure) status.security = "none (--insecure)";
+    status.refusals = this.refusalCounts();
+    if (this.#scout !== undefined)
+      status.scout = { ...this.#scout.status(), untrusted: this.#scoutUntrusted };
     return status;
   }
 
@@ -375,6 +507,8 @@ export class Hub {
     if (this.#closed) return;
     this.#closed = true;
     if (this.#timer) clearInterval(this.#timer);
+    this.#unwatchTrust?.();
+    void this.#scout?.close();
     void this.#federation?.close();
     for (const l of this.#listeners) void l.close(0);
     try {
@@ -402,7 +536,12 @@ export class Hub {
       (msg) => this.#receive({ listener, peer: msg.peer }, msg.identity, msg.frames[0] ?? Buffer.alloc(0)),
       (err, msg) => {
         this.badMessages++;
-        this.#opts.log(`dropped a malformed control message: ${err.message}`);
+        this.#refusalLog.report(
+          peerName({ listener, peer: msg.peer }, msg.identity),
+          "malformed",
+          `dropped a malformed control message from ${peerName({ listener, peer: msg.peer }, msg.identity)}: ${err.message}`,
+          Date.now(),
+        );
         this.#send({ listener, peer: msg.peer }, { v: 1, t: "error", message: err.message });
       },
     );
@@ -413,11 +552,18 @@ export class Hub {
     if (isPeerMessage(o)) {
       // Hub-to-hub: only from a link that proved a trusted key (CURVE), this host, or anyone when
       // this hub was started --insecure.
-      if (linkIdentity === ANONYMOUS_IDENTITY && !this.#opts.insecure) return;
+      if (linkIdentity === ANONYMOUS_IDENTITY && !this.#opts.insecure) {
+        this.refusedPeerMessages++;
+        return;
+      }
       const peer = Buffer.from(route.peer);
-      this.#federation?.handleIncoming(o, (b) => {
-        if (!this.#closed) route.listener.send(peer, [b]);
-      });
+      this.#federation?.handleIncoming(
+        o,
+        (b) => {
+          if (!this.#closed) route.listener.send(peer, [b]);
+        },
+        linkIdentity,
+      );
       return;
     }
     this.#handle(route, linkIdentity, o);
@@ -444,7 +590,7 @@ export class Hub {
           const what = `node id ${m.node.id} (${describeNode(rec?.name ?? "?")}, pid ${rec?.pid ?? "?"})`;
           const v = this.#auth.mayReconnect(known.owner, identity, m.secret, what);
           if (!v.ok) {
-            this.#opts.log(v.message);
+            this.#refusalLog.report(peerName(route, identity), "ownership", v.message, Date.now());
             const refused = [
               { kind: "node" as const, name: m.node.id, code: "ERR_NOT_AUTHORIZED", message: v.message },
             ];
@@ -471,7 +617,12 @@ export class Hub {
             `node ${m.node.name} joined (pid ${m.node.pid}, ${m.node.endpoint}, identity ${identity})`,
           );
         for (const r of refused)
-          this.#opts.log(`refused ${r.kind} ${r.name} of node ${m.node.name}: ${r.message}`);
+          this.#refusalLog.report(
+            peerName(route, identity),
+            `${r.code} ${r.kind} ${r.name}`,
+            `refused ${r.kind} ${r.name} of node ${m.node.name}: ${r.message}`,
+            Date.now(),
+          );
         this.#logUnreachable(m.node);
         const reply: HubToNode = {
           v: 1,
@@ -509,7 +660,7 @@ export class Hub {
             `${describeNode(this.#graph.get(m.id)?.name ?? "?")} (id ${m.id})`,
           );
           if (!v.ok) {
-            this.#opts.log(v.message);
+            this.#refusalLog.report(peerName(route, linkIdentity), "ownership", v.message, Date.now());
             this.#send(route, { v: 1, t: "error", message: v.message });
           }
           return;
@@ -545,6 +696,134 @@ export class Hub {
     }
   }
 
+  /**
+   * Keys left or joined the trusted set. A revoked key's nodes registered here leave the graph now
+   * (the listener drops their messages from then on, so they cannot come back), and its peer hub is
+   * cut (federation.ts); a key trusted again comes back by itself: its nodes' next heartbeat is
+   * answered with a request to register, and the closed peer links open again.
+   */
+  #trustChanged(revoked: readonly string[], trusted: readonly string[]): void {
+    if (this.#closed) return;
+    for (const key of revoked) {
+      const identity = `curve:${key}`;
+      let cut = 0;
+      for (const [id, e] of [...this.#nodes]) {
+        if (e.owner.identity !== identity) continue;
+        this.#remove(id, `was cut: its key ${key} was revoked`);
+        cut++;
+      }
+      this.#opts.log(
+        `key ${key} revoked: its connections are refused from now on, ${cut} node(s) registered with it left the graph`,
+      );
+    }
+    for (const key of trusted) this.#opts.log(`key ${key} trusted: its connections are admitted`);
+    this.#federation?.revoke(revoked);
+    this.#federation?.trust(trusted);
+  }
+
+  /**
+   * Starts scouting: announces the first tcp endpoint (its wildcard host replaced by the advertised
+   * address) with this host's key.
+   * @throws MyelinError ERR_INVALID_ARGUMENT without a tcp endpoint or an address to announce
+   */
+  async #startScout(s: ScoutSettings, security: LinkSecurity): Promise<void> {
+    if (!SITE_NAME.test(this.#opts.site)) {
+      throw new MyelinError(
+        "ERR_INVALID_ARGUMENT",
+        `site name '${this.#opts.site}' is not valid: use 1-64 letters, digits, '_', '.', '-' (--site or MYELIN_SITE)`,
+      );
+    }
+    const tcp = this.#endpoints.find((e) => e.startsWith("tcp://"));
+    if (tcp === undefined) {
+      throw new MyelinError(
+        "ERR_INVALID_ARGUMENT",
+        "scouting announces the hub's tcp endpoint to its peers, and this hub has none: add --listen tcp://0.0.0.0:7447 (or the address of the site's network)",
+      );
+    }
+    const m = /^tcp:\/\/(.+):(\d+)$/.exec(tcp)!;
+    let host = m[1]!;
+    if (host === "0.0.0.0" || host === "*" || host === "[::]") {
+      const a = s.interfaceAddress ?? advertiseAddress(this.#opts.advertiseAddress, this.#opts.listen);
+      if (a === undefined) {
+        throw new MyelinError(
+          "ERR_INVALID_ARGUMENT",
+          `scouting must announce an address peers reach ${tcp} on, and this host has none: set --advertise-address`,
+        );
+      }
+      host = a;
+    }
+    this.#scout = await Scout.start({
+      group: s.group,
+      port: s.port,
+      interfaceAddress: s.interfaceAddress,
+      self: {
+        site: this.#opts.site,
+        host: this.#opts.host,
+        hub: this.id,
+        endpoint: `tcp://${host}:${m[2]!}`,
+        key: this.#opts.insecure ? "" : this.#publicKey || security.hostKeys(tcp).publicKey,
+        intervalMs: s.intervalMs ?? 1000,
+      },
+      onHub: (a) => this.#scouted(a, security),
+      onExpired: (a) => void this.#federation?.dropScouted(a.endpoint),
+      log: this.#opts.log,
+    });
+    this.#opts.log(
+      `scouting on ${s.group}:${s.port} for site ${this.#opts.site}: announcing ${`tcp://${host}:${m[2]!}`} every ${s.intervalMs ?? 1000} ms`,
+    );
+  }
+
+  /** A hub of the site announced itself: peer with it if its key is trusted (or both are plain text). */
+  #scouted(a: Announcement, security: LinkSecurity): void {
+    if (this.#closed || this.#federation === undefined) return;
+    const once = (key: string, line: string): void => {
+      if (this.#scoutLogged.has(key)) return;
+      if (this.#scoutLogged.size >= 1000) this.#scoutLogged.clear();
+      this.#scoutLogged.add(key);
+      this.#opts.log(line);
+    };
+    const who = `hub ${a.hub} on host ${a.host} (${a.endpoint})`;
+    if (this.#opts.insecure) {
+      if (a.key !== "") {
+        once(`curve ${a.hub}`, `scouting: ${who} uses CURVE and this hub is --insecure: not peered`);
+        return;
+      }
+      this.#federation.addScouted(a.endpoint, a.hub, { mode: "none" });
+      return;
+    }
+    if (a.key === "") {
+      once(
+        `plain ${a.hub}`,
+        `scouting: ${who} is plain text (--insecure) and this hub uses CURVE: not peered`,
+      );
+      return;
+    }
+    let trusted = false;
+    try {
+      trusted = security.store.isTrusted(a.key);
+    } catch (err) {
+      once(
+        `error ${(err as Error).message}`,
+        `scouting: the trust lists cannot be read: ${(err as Error).message}`,
+      );
+    }
+    if (!trusted) {
+      this.#scoutUntrusted++;
+      once(
+        `key ${a.key}`,
+        `scouting: ${who} announces key ${a.key}, which this host does not trust: not peered (an announcement is no credential; to peer with it: myelin keys trust ${a.host} ${a.key})`,
+      );
+      return;
+    }
+    const sec = security.connect(a.endpoint, a.key, "the announcement's key");
+    this.#federation.addScouted(a.endpoint, a.hub, sec ?? { mode: "none" });
+  }
+
+  /** Reads the trust lists again now (also done by a watch of the key directory and a 1 s poll). */
+  checkTrust(): void {
+    this.#security?.checkTrust();
+  }
+
   /** The site gained its first other host, or lost its last: nodes learn where to bind for it. */
   #siteChanged(multiHost: boolean): void {
     if (!multiHost) {
@@ -575,6 +854,7 @@ export class Hub {
 
   #sweep(): void {
     const now = Date.now();
+    this.#refusalLog.flush(now);
     for (const [id, e] of this.#nodes) {
       if (now - e.lastSeen > this.#opts.nodeTimeoutMs)
         this.#remove(id, "stopped heartbeating and was removed");

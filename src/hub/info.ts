@@ -1,6 +1,7 @@
 /**
  * `/_hub/info`: what a hub process says about itself (version, pid, runtime directory, endpoints,
- * its clock, its store's data directory and free space), for `myelin doctor`. Served by the hidden
+ * its clock, its store's data directory and free space, what it refused), for `myelin doctor`, and
+ * `/_hub/reload_policy` (read the policy file again; admins only), for `myelin policy reload`. Served by the hidden
  * node `_hub` in the hub's process, as the plugin {@link hubInfoPlugin}; its protocol is
  * {@link HUB_INFO_PROTOCOL} and its client {@link fetchHubInfo}.
  */
@@ -15,11 +16,14 @@ import {
   type Node,
 } from "../node/index.js";
 import type { HubPlugin, RunningHubPlugin } from "./plugin.js";
+import type { MyelinError } from "../errors.js";
 
 /** The hub's own services. */
 export const HUB_INFO_PROTOCOL = defineProtocol({
   /** What the hub process says about itself (myelin_msgs/HubInfo). */
   info: { service: "/_hub/info", type: myelin_msgs.HubInfo },
+  /** Reads the hub's policy file again (myelin_msgs/HubReloadPolicy); internal, so admins only. */
+  reloadPolicy: { service: "/_hub/reload_policy", type: myelin_msgs.HubReloadPolicy },
 });
 
 /** The name of the hub's info service. */
@@ -27,6 +31,23 @@ export const HUB_INFO_SERVICE = HUB_INFO_PROTOCOL.info.service;
 
 /** What `/_hub/info` answers. */
 export type HubInfo = ResponseOf<typeof myelin_msgs.HubInfo>;
+
+/** The answer of `/_hub/reload_policy`. */
+export type PolicyReloadAnswer = ResponseOf<typeof myelin_msgs.HubReloadPolicy>;
+
+/**
+ * Asks the hub of `node` to read its policy file again (the caller must be an admin of the policy
+ * in force).
+ * @throws ServiceError when the hub does not answer, or refuses the caller (ERR_NOT_AUTHORIZED)
+ */
+export async function reloadHubPolicy(node: Node, timeoutMs: number): Promise<PolicyReloadAnswer> {
+  const client = protocolClient(node, HUB_INFO_PROTOCOL, { timeoutMs });
+  try {
+    return await client.reloadPolicy({});
+  } finally {
+    client.close();
+  }
+}
 
 /** Asks the hub of `node` about itself. @throws ServiceError ERR_NO_SERVER when the hub serves no info */
 export async function fetchHubInfo(node: Node, timeoutMs: number): Promise<HubInfo> {
@@ -71,6 +92,7 @@ export function hubInfoPlugin(opts: { version: string }): HubPlugin {
           info: () => {
             const store = storeHealth(ctx.plugin("store")?.status?.());
             const sec = ctx.security();
+            const refusals = ctx.refusals();
             return {
               hub_id: ctx.hubId,
               version: opts.version,
@@ -87,7 +109,28 @@ export function hubInfoPlugin(opts: { version: string }): HubPlugin {
               insecure: sec.insecure,
               public_key: sec.publicKey,
               refused_handshakes: sec.refusedHandshakes,
+              refused_ownership: refusals.ownership,
+              refused_declarations: refusals.declarations,
+              refused_malformed: refusals.malformed,
+              refusal_lines_suppressed: refusals.logLinesSuppressed,
             };
+          },
+          reloadPolicy: () => {
+            try {
+              const r = ctx.reloadPolicy();
+              return { ok: true, message: "", ...r };
+            } catch (err) {
+              const e = err as MyelinError;
+              return {
+                ok: false,
+                message: e.code !== undefined ? `${e.code}: ${e.message}` : e.message,
+                source: "",
+                admins: 0,
+                grants: 0,
+                changed: false,
+                nodes: 0,
+              };
+            }
           },
         });
       } catch (err) {

@@ -8,7 +8,8 @@
  * reverse order.
  */
 import { MyelinError } from "../errors.js";
-import { Hub, type HubOptions, type HubSecurityStatus } from "./hub.js";
+import { Hub, type HubOptions, type HubSecurityStatus, type PolicyReload } from "./hub.js";
+import type { RefusalCounts } from "./refusal-log.js";
 
 /** What a plugin is given when it starts. */
 export interface HubPluginContext {
@@ -22,6 +23,13 @@ export interface HubPluginContext {
   readonly nodeTimeoutMs: number;
   /** How the hub's network endpoints are secured, now. */
   readonly security: () => HubSecurityStatus;
+  /** What the hub refused since it started, by kind. */
+  readonly refusals: () => RefusalCounts;
+  /**
+   * Reads the hub's policy file again and puts it in force (see `Hub.reloadPolicy`).
+   * @throws MyelinError ERR_BAD_CONFIG (the old policy stays), ERR_INVALID_ARGUMENT (no file)
+   */
+  readonly reloadPolicy: () => PolicyReload;
   /** Writes one human-readable line to the hub's log (the hub adds the time). */
   readonly log: (line: string) => void;
   /** A plugin started before this one, by name; undefined when it is not running. */
@@ -113,6 +121,8 @@ export async function startHubProcess(opts: HubProcessOptions = {}): Promise<Hub
     runtimeDir: hubOpts.runtimeDir,
     nodeTimeoutMs: hub.nodeTimeoutMs,
     security: () => hub.security(),
+    refusals: () => hub.refusalCounts(),
+    reloadPolicy: () => hub.reloadPolicy(),
     log,
     plugin: (name) => running.get(name),
     requestStop,

@@ -1,7 +1,8 @@
 /**
- * Reading the permission policy file (YAML, see docs/security.md): the hub loads it once at
- * start (`myelin hub --policy FILE` or `MYELIN_POLICY`), checks it whole, and refuses to start on
- * a bad one with an error naming the file, the entry and what is accepted.
+ * Reading the permission policy file (YAML, see docs/security.md): the hub loads it at start
+ * (`myelin hub --policy FILE` or `MYELIN_POLICY`) and again on SIGHUP or `myelin policy reload`,
+ * checks it whole, and refuses a bad one (to start, or to replace the policy in force) with an
+ * error naming the file, the entry and what is accepted.
  */
 import { readFileSync } from "node:fs";
 import { parseDocument } from "yaml";

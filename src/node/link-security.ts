@@ -4,10 +4,15 @@
  * key and the trusted ones, a connection needs the listener host's public key. Plain text on tcp
  * only when asked for explicitly (`insecure`: the hub's `--insecure`, `MYELIN_INSECURE=1` for
  * nodes). `ipc://` and `inproc://` stay on the host and need no keys.
+ *
+ * Trust is live: the trust lists are watched (trust-watch.ts) while a CURVE listener is open, so a
+ * key revoked with `myelin keys revoke` (or removed from a site file) is cut from the connections
+ * already up, within about a second, without restarting anything.
  */
 import { MyelinError } from "../errors.js";
 import type { CurveKeyPair } from "../transport/curve-key.js";
 import { KeyStore } from "../transport/key-store.js";
+import { TrustWatch, type TrustChange } from "../transport/trust-watch.js";
 import { schemeOf, type CurveRefusal, type TransportSecurity } from "../transport/transport.js";
 
 /** Options of a LinkSecurity. */
@@ -31,11 +36,26 @@ export class LinkSecurity {
   readonly store: KeyStore;
   readonly #onRefused: ((r: CurveRefusal) => void) | undefined;
   #keys: CurveKeyPair | undefined;
+  #watch: TrustWatch | undefined;
 
   constructor(opts: LinkSecurityOptions) {
     this.insecure = opts.insecure;
     this.store = new KeyStore(opts.keysDir);
     this.#onRefused = opts.onRefused;
+  }
+
+  /**
+   * Calls `fn` when keys are revoked or trusted while this process runs (see trust-watch.ts).
+   * @returns the unsubscribe function
+   */
+  onTrustChange(fn: (c: TrustChange) => void): () => void {
+    this.#watch ??= new TrustWatch(this.store);
+    return this.#watch.subscribe(fn);
+  }
+
+  /** Reads the trust lists again now (e.g. on SIGHUP), telling subscribers of a change. */
+  checkTrust(): void {
+    this.#watch?.check();
   }
 
   /** True when links to or from `endpoint` use CURVE. */
@@ -81,6 +101,7 @@ export class LinkSecurity {
       mode: "curve",
       ...keys,
       trusted: (k) => k === keys.publicKey || store.isTrusted(k),
+      watchTrust: (onChange) => this.onTrustChange(onChange),
       ...(this.#onRefused !== undefined ? { onRefused: this.#onRefused } : {}),
     };
   }

@@ -9,6 +9,7 @@ import { parseArgs, type ParseArgsConfig } from "node:util";
 import { MyelinError } from "../errors.js";
 import { hubCommand } from "./cmd-hub.js";
 import { siteStatusCommand } from "./cmd-site.js";
+import { policyReloadCommand } from "./cmd-policy.js";
 import { dashboardCommand } from "./cmd-dashboard.js";
 import { gatewayHashPasswordCommand, gatewayStatusCommand } from "./cmd-gateway.js";
 import { bridgeStatusCommand } from "./cmd-bridge.js";
@@ -141,6 +142,7 @@ export const COMMANDS: readonly CommandSpec[] = [
   keysTrustCommand,
   keysListCommand,
   keysRevokeCommand,
+  policyReloadCommand,
   completionCommand(() => COMMANDS),
 ];
 
@@ -201,6 +203,10 @@ const GROUPS: Record<string, { summary: string; examples: string[] }> = {
   gateway: {
     summary: "the MQTT gateway of the hub: status, password hashes",
     examples: ["myelin gateway status", "myelin gateway hash-password"],
+  },
+  policy: {
+    summary: "the hub's permission policy",
+    examples: ["myelin policy reload"],
   },
   site: {
     summary: "the site: this host's hub and its peer hubs on other hosts",

@@ -3,6 +3,9 @@ import { readFile } from "node:fs/promises";
 import { homedir } from "node:os";
 import { join } from "node:path";
 import {
+  DEFAULT_SCOUT_ADDRESS,
+  parseScoutAddress,
+  SITE_NAME,
   hubInfoPlugin,
   loadPolicyFile,
   parsePortRange,
@@ -59,7 +62,7 @@ export const hubCommand: CommandSpec = {
     policy: {
       type: "string",
       arg: "FILE",
-      help: "permission policy (YAML): identities, admins, publish/subscribe/serve/call grants (default: $MYELIN_POLICY, else local is admin; see docs/security.md)",
+      help: "permission policy (YAML): identities, admins, publish/subscribe/serve/call grants (default: $MYELIN_POLICY, else local is admin; see docs/security.md); read again on SIGHUP and `myelin policy reload`",
     },
     "data-dir": {
       type: "string",
@@ -88,6 +91,30 @@ export const hubCommand: CommandSpec = {
       multiple: true,
       arg: "ADDR",
       help: "a peer hub of the site, e.g. tcp://10.0.0.2:7447 (repeatable; default $MYELIN_PEERS, comma-separated): each hub shares its nodes with its peers",
+    },
+    scout: {
+      type: "boolean",
+      help: `find the site's other hubs by UDP multicast on ${DEFAULT_SCOUT_ADDRESS} (default $MYELIN_SCOUT: 1, or GROUP:PORT) and peer with those of the same --site whose key is trusted; needs a tcp --listen`,
+    },
+    "scout-address": {
+      type: "string",
+      arg: "GROUP:PORT",
+      help: `scout on this multicast group and UDP port (implies --scout; default ${DEFAULT_SCOUT_ADDRESS})`,
+    },
+    "scout-interface": {
+      type: "string",
+      arg: "ADDR",
+      help: "the address of the interface to scout on (default: the system's choice, by the multicast route)",
+    },
+    "scout-interval-ms": {
+      type: "string",
+      arg: "N",
+      help: "announce this hub every N ms (default 1000); a hub unheard for 3.5 of its intervals is forgotten",
+    },
+    site: {
+      type: "string",
+      arg: "NAME",
+      help: "the site's name: scouting peers only with hubs of the same site (default $MYELIN_SITE, else 'default')",
     },
     host: {
       type: "string",
@@ -123,12 +150,15 @@ export const hubCommand: CommandSpec = {
   },
   details: [
     "Prints the endpoints it listens on, then one line per event: node joined, left, timed out, declaration refused.",
+    "SIGHUP reads the trust lists (myelin keys trust/revoke, site files) and the --policy file again. The trust lists are also watched: a revoked key is cut within about a second without it. For the policy: a valid one is put in force and handed to every node, a bad one is refused (logged) and the old policy stays; `myelin policy reload` does the same and prints the outcome.",
     "Stops on Ctrl-C or SIGTERM (exit code 0). One hub runs per runtime directory, and one per data directory: a second hub on the same data directory refuses to start (ERR_LOCKED) and names the first one's pid.",
   ],
   examples: [
     "myelin hub",
     "myelin hub --listen tcp://0.0.0.0:7447   # CURVE; nodes elsewhere set MYELIN_HUB=tcp://<this host>:7447 and MYELIN_HUB_KEY (docs/security.md)",
     "myelin hub --listen tcp://10.0.0.5:7447 --insecure   # plain text, only on a network you fully trust",
+    "myelin hub --listen tcp://0.0.0.0:7447 --scout --site plant-1   # find the site's other hubs on the LAN; peers only with trusted keys (docs/site.md)",
+    "myelin hub --listen tcp://0.0.0.0:7447 --scout-address 239.255.10.1:7446 --scout-interface 10.0.0.1   # another group, on one interface",
     "myelin hub --listen tcp://10.0.0.1:7447 --peer tcp://10.0.0.2:7447#host2 --peer tcp://10.0.0.3:7447#host3   # a site of three hosts; host2, host3: names of trusted keys (docs/site.md)",
     "MYELIN_RUNTIME_DIR=/tmp/sim MYELIN_DATA_DIR=/tmp/sim/data myelin hub   # a separate world, e.g. for a simulation",
     "myelin hub --data-dir /var/lib/myelin --fsync batch",
@@ -159,7 +189,10 @@ export const hubCommand: CommandSpec = {
     const timeout = numOpt(inv, "node-timeout-ms", { min: 100, integer: true, command: "hub" });
     if (timeout !== undefined) opts.nodeTimeoutMs = timeout;
     const policyFile = strOpt(inv, "policy") ?? (process.env["MYELIN_POLICY"] || undefined);
-    if (policyFile !== undefined) opts.policy = loadPolicyFile(policyFile);
+    if (policyFile !== undefined) {
+      opts.policy = loadPolicyFile(policyFile);
+      opts.policyFile = policyFile;
+    }
     const peers = listOpt(inv, "peer");
     const envPeers = process.env["MYELIN_PEERS"];
     opts.peers =
@@ -186,6 +219,37 @@ export const hubCommand: CommandSpec = {
       } catch (err) {
         throw new UsageError(`hub: --data-ports: ${(err as Error).message}`);
       }
+    }
+    const scoutEnv = process.env["MYELIN_SCOUT"] ?? "";
+    const scoutAddress =
+      strOpt(inv, "scout-address") ??
+      (boolOpt(inv, "scout") || /^(1|true|yes)$/i.test(scoutEnv)
+        ? DEFAULT_SCOUT_ADDRESS
+        : scoutEnv !== "" && !/^(0|false|no)$/i.test(scoutEnv)
+          ? scoutEnv
+          : undefined);
+    if (scoutAddress !== undefined) {
+      let parsed: { group: string; port: number };
+      try {
+        parsed = parseScoutAddress(scoutAddress);
+      } catch (err) {
+        throw new UsageError(`hub: --scout-address: ${(err as Error).message}`);
+      }
+      const iface = strOpt(inv, "scout-interface");
+      const interval = numOpt(inv, "scout-interval-ms", { min: 100, integer: true, command: "hub" });
+      opts.scout = {
+        ...parsed,
+        ...(iface !== undefined ? { interfaceAddress: iface } : {}),
+        ...(interval !== undefined ? { intervalMs: interval } : {}),
+      };
+    }
+    const site = strOpt(inv, "site");
+    if (site !== undefined) {
+      if (!SITE_NAME.test(site))
+        throw new UsageError(
+          `hub: --site '${site}' is not a site name: use 1-64 letters, digits, '_', '.', '-'`,
+        );
+      opts.site = site;
     }
     const lease = numOpt(inv, "peer-lease-ms", { min: 100, integer: true, command: "hub" });
     if (lease !== undefined) opts.peerLeaseMs = lease;
@@ -224,6 +288,17 @@ export const hubCommand: CommandSpec = {
       log: (line) => ctx.out(`${clock()} ${line}`),
       signal: AbortSignal.any([ctx.signal, orphaned.signal]),
     });
+    // SIGHUP: read the trust lists and the policy file again (a bad policy is refused and logged,
+    // the old one stays).
+    const onHup = (): void => {
+      proc.hub.checkTrust();
+      try {
+        proc.hub.reloadPolicy();
+      } catch (err) {
+        if (policyFile === undefined) ctx.out(`${clock()} SIGHUP: ${(err as Error).message}`);
+      }
+    };
+    process.on("SIGHUP", onHup);
     try {
       ctx.out(
         `${clock()} myelin hub ${proc.hub.id} started (pid ${process.pid}, runtime dir ${runtimeDir(opts.runtimeDir)})`,
@@ -232,6 +307,7 @@ export const hubCommand: CommandSpec = {
       if (opts.peers.length > 0) ctx.out(`${clock()} host ${proc.hub.host}, peers: ${opts.peers.join(", ")}`);
       await proc.stopped;
     } finally {
+      process.off("SIGHUP", onHup);
       await proc.close();
     }
     ctx.out(`${clock()} hub stopped`);

@@ -63,14 +63,14 @@ export const keysShowCommand: CommandSpec = {
 /** `myelin keys trust`. */
 export const keysTrustCommand: CommandSpec = {
   path: ["keys", "trust"],
-  summary: "admit a host's or client's CURVE public key under a name",
+  summary: "admit a host's or client's CURVE public key under a name (running hubs and nodes see it at once)",
   args: [
     { name: "NAME", help: "a name for the key (letters, digits, _ . -), e.g. the host name" },
     { name: "KEY", help: "the 40-character public key that `myelin keys show` printed there" },
   ],
   options: { ...KEYS_DIR_OPTION },
   details: [
-    "A running hub admits the key from its next handshake. The names also serve MYELIN_HUB_KEY: a node may name its hub's key by the name trusted here.",
+    "Running hubs and nodes of this host admit the key at once: new handshakes, and connections cut when it was revoked. The names also serve MYELIN_HUB_KEY: a node may name its hub's key by the name trusted here.",
   ],
   examples: ["myelin keys trust edge-1 'rq:rM>}U?@Lns47E1%kR.o@n%FcmmsL/@{H8]yf7'"],
   connects: false,
@@ -118,7 +118,7 @@ export const keysRevokeCommand: CommandSpec = {
   args: [{ name: "NAME", help: "the name it was trusted under (myelin keys list)" }],
   options: { ...KEYS_DIR_OPTION },
   details: [
-    "New handshakes with that key are refused at once; a connection already up stays until it reconnects (restart the hub to cut it now).",
+    "Takes effect on running hubs and nodes of this host without a restart, within about a second (they watch the key directory; SIGHUP to the hub checks at once): new handshakes with the key are refused, messages on its connections already up are dropped both ways, its nodes leave the hub's graph, and a link to a peer hub under that key is closed. ZeroMQ cannot close one peer of a listening socket, so the revoked peer's TCP connection to a listener stays open but carries nothing. Trusting the key again restores it without restarts.",
   ],
   examples: ["myelin keys revoke edge-1"],
   connects: false,

@@ -58,6 +58,8 @@ export const siteStatusCommand: CommandSpec = {
   },
   details: [
     "STATE: up (records held and current), syncing (heard again, snapshot asked), unreachable (silent past the lease: its nodes left the graph), connecting (a configured peer never heard).",
+    "FOUND: static (--peer), scouted (heard by multicast, --scout), incoming (it connected to this hub), revoked (its key was revoked: the link is closed until it is trusted again).",
+    "The refused line counts, exactly, what the hub refused since it started; its log writes one line per peer and kind of refusal per 10 s and summarizes the rest.",
     "VERSION: the version of the peer's records held here; LAG: versions the peer announced and not yet applied; SILENT: time since it was last heard.",
     "With an uplink to the cloud (--uplink-config), one line sums its state and what it has not forwarded yet (details: myelin uplink status).",
   ],
@@ -82,13 +84,28 @@ export const siteStatusCommand: CommandSpec = {
         `hub ${s.hub} on host ${s.host}: ${s.nodes} node(s), version ${s.version}, graph version ${s.graphVersion}, lease ${s.leaseMs} ms, links ${s.security === "none" ? "plain text" : s.security}`,
       );
       if (uplink !== undefined) ctx.out(uplinkLine(uplink));
+      if (s.scout !== undefined) {
+        const c = s.scout;
+        ctx.out(
+          `scouting on ${c.address} for site ${c.site} every ${c.intervalMs} ms: ${c.known} hub(s) heard, ${c.untrusted} announcement(s) with an untrusted key, ${c.malformed} malformed and ${c.otherSite} of other sites dropped`,
+        );
+      }
+      if (s.refusals !== undefined) {
+        const r = s.refusals;
+        ctx.out(
+          `refused: ${r.handshakes} handshake(s), ${r.ownership} ownership, ${r.declarations} declaration(s), ${r.malformed} malformed, ${r.peerMessages} hub-to-hub; ${r.logLinesSuppressed} refusal log line(s) suppressed`,
+        );
+      }
       if (s.peers.length === 0) {
-        ctx.out("no peers: this hub is alone (start hubs with --peer tcp://HOST:PORT to make a site)");
+        ctx.out(
+          "no peers: this hub is alone (start hubs with --peer tcp://HOST:PORT, or --scout on a LAN, to make a site)",
+        );
         return 0;
       }
       const rows = s.peers.map((p) => [
         p.host || "?",
         p.endpoint ?? "(connected to us)",
+        p.revoked === true ? "revoked" : (p.found ?? "?"),
         p.state,
         String(p.nodes),
         String(p.version),
@@ -96,7 +113,10 @@ export const siteStatusCommand: CommandSpec = {
         p.silentMs < 0 ? "never" : `${p.silentMs} ms`,
         p.hub || "-",
       ]);
-      for (const l of table(["HOST", "ENDPOINT", "STATE", "NODES", "VERSION", "LAG", "SILENT", "HUB"], rows))
+      for (const l of table(
+        ["HOST", "ENDPOINT", "FOUND", "STATE", "NODES", "VERSION", "LAG", "SILENT", "HUB"],
+        rows,
+      ))
         ctx.out(l);
       return s.peers.some((p) => p.state !== "up") ? 2 : 0;
     });

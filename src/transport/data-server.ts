@@ -15,6 +15,7 @@ import {
   RECORD_HEADER_BYTES,
   encodeBlobHeader,
   encodeError,
+  encodeHello,
   encodePing,
   encodeReplyHeader,
   parseFrame,
@@ -136,6 +137,8 @@ class Peer implements PeerInfo {
   probedAt = 0;
   /** Read-proof pings not yet echoed: token and `sentBytes` when it left, oldest first. */
   readonly proofs: { token: number; at: number }[] = [];
+  /** It said hello on this connection, or was asked to (once). */
+  greeted = false;
   constructor(
     readonly id: Buffer,
     readonly identity: string,
@@ -331,6 +334,7 @@ export class DataServer {
   /** This process's shared memory for large frames, or null when it is off. */
   readonly shm: ShmWriter | null = ShmWriter.forProcess();
   readonly #peers = new Map<string, Peer>();
+  #unwatchTrust: (() => void) | undefined;
   readonly #dirty = new Set<Peer>();
   #busy: Peer[] = [];
   #flushScheduled = false;
@@ -352,6 +356,25 @@ export class DataServer {
     this.#endpoint = listener.endpoint;
     this.#timer = setInterval(() => this.#sweep(), opts.pingIntervalMs);
     this.#timer.unref();
+    // A key revoked while its peers are connected: their subscriptions and calls end now (the
+    // listener drops what they send from then on). Trusted again, they are asked to say hello.
+    const sec = opts.security;
+    if (sec?.mode === "curve" && sec.watchTrust !== undefined && sec.trusted !== undefined) {
+      const trusted = sec.trusted;
+      this.#unwatchTrust = sec.watchTrust(() => {
+        for (const peer of [...this.#peers.values()]) {
+          if (!peer.identity.startsWith("curve:")) continue;
+          const key = peer.identity.slice("curve:".length);
+          let ok = false;
+          try {
+            ok = key === sec.publicKey || trusted(key);
+          } catch {
+            ok = false;
+          }
+          if (!ok) this.#dropPeer(peer);
+        }
+      });
+    }
   }
 
   /** Binds a data server and starts serving. */
@@ -535,6 +558,7 @@ export class DataServer {
     );
     this.#closed = true;
     clearInterval(this.#timer);
+    this.#unwatchTrust?.();
     await this.#listener.drained(lingerMs);
     for (const peer of [...this.#peers.values()]) this.#dropPeer(peer);
     await this.#listener.close(lingerMs);
@@ -675,8 +699,16 @@ export class DataServer {
 
   #handle(peer: Peer, frames: Buffer[]): void {
     const f = parseFrame(frames);
+    if (!peer.greeted && f.kind !== FrameKind.Hello) {
+      // A link always says hello first on a connection: one that talks without it is one this
+      // server forgot (dropped for silence, or cut when its key was revoked and trusted again) on
+      // a connection that stayed up. Ask it to say hello again, which repeats its subscriptions.
+      peer.greeted = true;
+      this.#listener.send(peer.id, [encodeHello({ node: "", process: "" })]);
+    }
     switch (f.kind) {
       case FrameKind.Hello:
+        peer.greeted = true;
         peer.node = f.body.node;
         peer.process = f.body.process;
         if (peer.shm !== null) this.shm?.dropPeer(peer.shm); // said hello again: it forgot our pools

@@ -9,7 +9,8 @@
  * - `site.yaml` (optional, same format): a site-wide list one hands to every host; also read
  *   from `$MYELIN_SITE_KEYS` when set.
  * A key in either list is trusted. The lists are read again whenever a file changes, so a key
- * trusted or revoked while a hub runs counts from its next handshake.
+ * trusted or revoked while a hub runs counts from its next handshake; trust-watch.ts tells the
+ * running listeners and the hub, which cut a revoked key's connections already up.
  */
 import { chmodSync, existsSync, mkdirSync, readFileSync, renameSync, statSync, writeFileSync } from "node:fs";
 import { homedir } from "node:os";
@@ -270,7 +271,20 @@ export class KeyStore {
    * list that cannot be read trusts no one (and the error is thrown to the caller).
    */
   isTrusted(key: string): boolean {
-    const stamp = [this.#trustFile, ...this.siteFiles]
+    return this.#trusted().has(key);
+  }
+
+  /**
+   * Every trusted key (allow-list and site files), re-read when a file changed.
+   * @throws MyelinError ERR_BAD_CONFIG when a list cannot be read
+   */
+  trustedKeys(): ReadonlySet<string> {
+    return new Set(this.#trusted().keys());
+  }
+
+  /** The trust files' sizes, times and inodes: changes when one of them does. */
+  trustStamp(): string {
+    return [this.#trustFile, ...this.siteFiles]
       .map((f) => {
         try {
           const s = statSync(f);
@@ -280,11 +294,15 @@ export class KeyStore {
         }
       })
       .join("|");
+  }
+
+  #trusted(): Map<string, string> {
+    const stamp = this.trustStamp();
     if (this.#cache?.stamp !== stamp) {
       this.#cache = undefined;
       this.#cache = { stamp, keys: new Map(this.allTrusted().map((t) => [t.key, t.name])) };
     }
-    return this.#cache.keys.has(key);
+    return this.#cache.keys;
   }
 
   /** The name a trusted key has, if any (for logs). */

@@ -306,6 +306,10 @@ export class PeerLink {
         if (f.token !== undefined) this.#send(encodePing(f.token)); // flush barrier: echo
         return;
       case FrameKind.Hello:
+        // The publisher forgot this link while its connection stayed up (it dropped it for
+        // silence, or cut it when this host's key was revoked and then trusted again).
+        this.#resend();
+        return;
       case FrameKind.Sub:
       case FrameKind.Unsub:
       case FrameKind.Credit:

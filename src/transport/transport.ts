@@ -47,6 +47,13 @@ export interface CurveSecurity {
   readonly trusted?: (publicKey: string) => boolean;
   /** Listeners only: told of every refused handshake or unproven connection. */
   readonly onRefused?: (refusal: CurveRefusal) => void;
+  /**
+   * Listeners only: subscribes to changes of the trusted set (returns the unsubscribe). On each
+   * change the listener asks `trusted` again about every connected peer: from then on it drops
+   * the messages from, and to, a peer whose key is no longer trusted (a revoked key), and takes
+   * them again once the key is trusted again.
+   */
+  readonly watchTrust?: (onChange: () => void) => () => void;
 }
 
 /** The prefix of a CURVE-authenticated identity: `curve:<Z85 public key>`. */

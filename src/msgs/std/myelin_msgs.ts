@@ -372,6 +372,34 @@ const HubInfo = defineService(
     public_key: t.optional(t.string()),
     /** Handshakes and connections refused on CURVE endpoints since the hub started. */
     refused_handshakes: t.optional(t.f64()),
+    /** Control messages refused for ownership (a bye or register for another connection's node). */
+    refused_ownership: t.optional(t.f64()),
+    /** Declarations the policy refused. */
+    refused_declarations: t.optional(t.f64()),
+    /** Malformed control messages dropped. */
+    refused_malformed: t.optional(t.f64()),
+    /** Refusal log lines suppressed by the rate limit (summarized instead). */
+    refusal_lines_suppressed: t.optional(t.f64()),
+  },
+);
+
+/**
+ * Reads the hub's policy file again (`/_hub/reload_policy`, admins only; `myelin policy reload`).
+ * `ok` false: the file was refused and the policy in force stays, `message` says why. Otherwise
+ * `source` is the file, `admins` and `grants` count the new policy's entries, `changed` is false
+ * when it equals the policy in force, and `nodes` is how many nodes were asked to register again.
+ */
+const HubReloadPolicy = defineService(
+  "myelin_msgs/HubReloadPolicy",
+  {},
+  {
+    ok: t.bool(),
+    message: t.string(),
+    source: t.string(),
+    admins: t.u32(),
+    grants: t.u32(),
+    changed: t.bool(),
+    nodes: t.u32(),
   },
 );
 
@@ -403,6 +431,7 @@ export interface MyelinMsgs {
   readonly SupervisorDown: typeof SupervisorDown;
   readonly SupervisorLogs: typeof SupervisorLogs;
   readonly HubInfo: typeof HubInfo;
+  readonly HubReloadPolicy: typeof HubReloadPolicy;
 }
 
 /** The `myelin_msgs` package. */
@@ -433,6 +462,7 @@ export const myelin_msgs: MyelinMsgs = Object.freeze({
   SupervisorDown,
   SupervisorLogs,
   HubInfo,
+  HubReloadPolicy,
 });
 
 for (const type of Object.values(myelin_msgs)) registerType(type);

@@ -58,11 +58,17 @@ function connectAs(l: Listener, keys: CurveKeyPair) {
 }
 
 /** Collects what the listener receives. */
-function collect(l: Listener): { got: { identity: string; text: string }[]; waiters: (() => void)[] } {
-  const state = { got: [] as { identity: string; text: string }[], waiters: [] as (() => void)[] };
+function collect(l: Listener): {
+  got: { identity: string; text: string; peer: Buffer }[];
+  waiters: (() => void)[];
+} {
+  const state = {
+    got: [] as { identity: string; text: string; peer: Buffer }[],
+    waiters: [] as (() => void)[],
+  };
   void (async () => {
     for await (const m of l) {
-      state.got.push({ identity: m.identity, text: m.frames[0]!.toString() });
+      state.got.push({ identity: m.identity, text: m.frames[0]!.toString(), peer: m.peer });
       l.send(m.peer, [Buffer.from(`re:${m.frames[0]!.toString()}`)]);
       for (const w of state.waiters.splice(0)) w();
     }
@@ -173,7 +179,10 @@ test("a trusted client cannot claim another key: a routing id naming alice's key
     const a = connectAs(l, alice);
     a.send([Buffer.from("real-alice")]);
     await received(state, () => state.got.length >= 1, "alice's message");
-    assert.deepEqual(state.got, [{ identity: `curve:${alice.publicKey}`, text: "real-alice" }]);
+    assert.deepEqual(
+      state.got.map((g) => ({ identity: g.identity, text: g.text })),
+      [{ identity: `curve:${alice.publicKey}`, text: "real-alice" }],
+    );
     await a.close(0);
   } finally {
     raw.close();
@@ -301,4 +310,65 @@ test("bad CURVE options are clear errors; carriers without CURVE refuse it", asy
     new MemoryTransport().listen("inproc://x", { ...base, security: curve }),
     /not supported by the/,
   );
+});
+
+test("a key revoked while connected: its messages are dropped both ways from then on, counted; trusted again, the same connection is admitted", async () => {
+  const refusals: CurveRefusal[] = [];
+  const keys = new Set([alice.publicKey, bob.publicKey]);
+  let changed: () => void = () => {};
+  let watching = 0;
+  const l = (await zmqTransport.listen("tcp://127.0.0.1:0", {
+    maxMessageBytes: 1 << 20,
+    security: {
+      mode: "curve",
+      ...server,
+      trusted: (k) => keys.has(k),
+      onRefused: (r) => refusals.push(r),
+      watchTrust: (fn) => {
+        changed = fn;
+        watching++;
+        return () => void watching--;
+      },
+    },
+  })) as ZmqListener;
+  assert.equal(watching, 1);
+  const state = collect(l);
+  const a = connectAs(l, alice);
+  const b = connectAs(l, bob);
+  try {
+    a.send([Buffer.from("a1")]);
+    await received(state, () => state.got.some((g) => g.text === "a1"), "alice's first message");
+    // Revoke alice: told once, her next messages are dropped, bob is untouched.
+    keys.delete(alice.publicKey);
+    changed();
+    assert.equal(refusals.length, 1);
+    assert.equal(refusals[0]!.publicKey, alice.publicKey);
+    assert.match(refusals[0]!.reason, /key revoked/);
+    a.send([Buffer.from("a2")]);
+    b.send([Buffer.from("b1")]);
+    await received(state, () => state.got.some((g) => g.text === "b1"), "bob's message");
+    // Alice's connection is older than bob's and ZeroMQ keeps one peer's messages in order: a2 was
+    // read (and dropped) before or after b1; wait until the listener counted it.
+    const deadline = Date.now() + 10_000;
+    while (l.droppedRevoked < 1 && Date.now() < deadline) await new Promise((r) => setImmediate(r));
+    assert.ok(l.droppedRevoked >= 1, "a2 dropped and counted");
+    assert.ok(!state.got.some((g) => g.text === "a2"));
+    // What is sent to her is dropped too, and counted.
+    const dropped = l.droppedRevoked;
+    l.send(state.got.find((g) => g.text === "a1")!.peer, [Buffer.from("to-alice")]);
+    assert.equal(l.droppedRevoked, dropped + 1);
+    assert.equal(l.queued, 0);
+    // Trusted again: the same connection is admitted.
+    keys.add(alice.publicKey);
+    changed();
+    a.send([Buffer.from("a3")]);
+    await received(state, () => state.got.some((g) => g.text === "a3"), "alice's message after re-trust");
+    assert.equal(state.got.find((g) => g.text === "a3")!.identity, `curve:${alice.publicKey}`);
+    assert.equal(refusals.length, 1);
+  } finally {
+    await a.close(0);
+    await b.close(0);
+    await l.close(0);
+  }
+  assert.equal(watching, 0, "the listener stops watching when closed");
 });

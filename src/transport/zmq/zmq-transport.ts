@@ -95,13 +95,21 @@ export class ZmqListener implements Listener {
   readonly #sock: Router;
   readonly #queue: SendQueue;
   readonly #curve: CurveSecurity | undefined;
-  /** CURVE: the key each routing id proved, or null when it proved none (dropped). */
-  readonly #peers = new Map<string, string | null>();
+  /**
+   * CURVE: the key each routing id proved (null: none, dropped for good) and whether that key is
+   * trusted now (false: revoked, dropped until trusted again).
+   */
+  readonly #peers = new Map<string, { key: string | null; ok: boolean }>();
   #releaseZap: (() => Promise<void>) | undefined;
+  #unwatchTrust: (() => void) | undefined;
+  /** Connected peers whose key is not trusted now (sends are looked up only while there are some). */
+  #revoked = 0;
   #identity = LOCAL_IDENTITY;
   #closed = false;
   /** Handshakes refused (untrusted key, not CURVE, wrong listener key) and connections whose routing id proved no key. */
   refused = 0;
+  /** Messages dropped from, or to, a connected peer whose key was revoked. */
+  droppedRevoked = 0;
 
   constructor(opts: TransportOptions, curve: CurveSecurity | undefined) {
     this.#curve = curve;
@@ -142,6 +150,7 @@ export class ZmqListener implements Listener {
         return { ok: false, reason };
       });
       this.#releaseZap = zap.release;
+      this.#unwatchTrust = curve.watchTrust?.(() => this.#trustChanged(curve));
       this.#sock.zapDomain = zap.domain;
       // Handshakes that never reach ZAP: a plain-text client, or one using a wrong listener key.
       this.#sock.events.on("handshake:error:protocol", (e) =>
@@ -156,6 +165,7 @@ export class ZmqListener implements Listener {
       await this.#sock.bind(endpoint);
     } catch (err) {
       this.#sock.close();
+      this.#unwatchTrust?.();
       await this.#releaseZap?.();
       const reason = (err as Error).message;
       const inUse = /in use/i.test(reason);
@@ -173,30 +183,53 @@ export class ZmqListener implements Listener {
     this.#identity = endpoint.startsWith("tcp://") ? ANONYMOUS_IDENTITY : LOCAL_IDENTITY;
   }
 
+  #isTrusted(curve: CurveSecurity, key: string): boolean {
+    if (key === curve.publicKey) return true;
+    try {
+      return curve.trusted!(key);
+    } catch {
+      return false; // a failing trust check admits no one
+    }
+  }
+
   /** CURVE: the identity a routing id proves, or undefined (its messages are dropped). */
   #curveIdentity(curve: CurveSecurity, peer: Buffer): string | undefined {
     const k = peer.toString("latin1");
-    let key = this.#peers.get(k);
-    if (key === undefined) {
-      key = verifyCurvePeerId(peer, curve.secretKey) ?? null;
-      if (key !== null && key !== curve.publicKey) {
-        let ok = false;
-        try {
-          ok = curve.trusted!(key);
-        } catch {
-          ok = false;
-        }
-        if (!ok) {
-          this.#refuse("", key, "the key this connection's routing id proves is not trusted");
-          key = null;
-        }
-      } else if (key === null) {
+    let p = this.#peers.get(k);
+    if (p === undefined) {
+      const key = verifyCurvePeerId(peer, curve.secretKey) ?? null;
+      p = { key, ok: key !== null && this.#isTrusted(curve, key) };
+      if (key === null) {
         this.#refuse("", "", "the connection's routing id proves no key (a client claiming another key)");
+      } else if (!p.ok) {
+        this.#refuse("", key, "the key this connection's routing id proves is not trusted");
+        this.#revoked++;
       }
       if (this.#peers.size >= MAX_KNOWN_PEERS) this.#peers.clear();
-      this.#peers.set(k, key);
+      this.#peers.set(k, p);
+    } else if (!p.ok && p.key !== null) {
+      this.droppedRevoked++;
     }
-    return key === null ? undefined : CURVE_IDENTITY_PREFIX + key;
+    return p.ok ? CURVE_IDENTITY_PREFIX + p.key! : undefined;
+  }
+
+  /**
+   * The trusted set changed: asks again about every connected peer's key. A revoked one is
+   * refused (told to `onRefused` once) and its messages are dropped both ways from now on; ZeroMQ
+   * has no call to close one peer of a ROUTER, so its TCP connection stays open, carrying nothing,
+   * until the peer closes it. A key trusted again is admitted on that same connection.
+   */
+  #trustChanged(curve: CurveSecurity): void {
+    let revoked = 0;
+    for (const p of this.#peers.values()) {
+      if (p.key === null) continue;
+      const ok = this.#isTrusted(curve, p.key);
+      if (p.ok && !ok)
+        this.#refuse("", p.key, "key revoked: the connection's messages are dropped from now on");
+      p.ok = ok;
+      if (!ok) revoked++;
+    }
+    this.#revoked = revoked;
   }
 
   async *[Symbol.asyncIterator](): AsyncIterator<Incoming> {
@@ -214,7 +247,12 @@ export class ZmqListener implements Listener {
   }
 
   send(peer: Buffer, frames: Frames): void {
-    if (!this.#closed) this.#queue.push([peer, ...frames]);
+    if (this.#closed) return;
+    if (this.#revoked > 0 && this.#peers.get(peer.toString("latin1"))?.ok === false) {
+      this.droppedRevoked++;
+      return;
+    }
+    this.#queue.push([peer, ...frames]);
   }
 
   get queued(): number {
@@ -231,6 +269,7 @@ export class ZmqListener implements Listener {
     await this.#queue.drained(lingerMs);
     this.#sock.linger = lingerMs;
     this.#sock.close();
+    this.#unwatchTrust?.();
     await this.#releaseZap?.();
   }
 }
