@@ -8,7 +8,8 @@
  * reverse order.
  */
 import { MyelinError } from "../errors.js";
-import { Hub, type HubOptions, type HubSecurityStatus } from "./hub.js";
+import type { SiteStatus } from "./federation.js";
+import { Hub, type HubOptions, type HubSecurityStatus, type HubStats } from "./hub.js";
 
 /** What a plugin is given when it starts. */
 export interface HubPluginContext {
@@ -22,6 +23,10 @@ export interface HubPluginContext {
   readonly nodeTimeoutMs: number;
   /** How the hub's network endpoints are secured, now. */
   readonly security: () => HubSecurityStatus;
+  /** The graph's size and what the hub refused, now (for the metrics). */
+  readonly stats: () => HubStats;
+  /** The site as this hub sees it, now: its peers, their state and lag. */
+  readonly site: () => SiteStatus;
   /** Writes one human-readable line to the hub's log (the hub adds the time). */
   readonly log: (line: string) => void;
   /** A plugin started before this one, by name; undefined when it is not running. */
@@ -113,6 +118,8 @@ export async function startHubProcess(opts: HubProcessOptions = {}): Promise<Hub
     runtimeDir: hubOpts.runtimeDir,
     nodeTimeoutMs: hub.nodeTimeoutMs,
     security: () => hub.security(),
+    stats: () => hub.stats(),
+    site: () => hub.siteStatus(),
     log,
     plugin: (name) => running.get(name),
     requestStop,
