@@ -4,7 +4,10 @@
  * the Foxglove server — at each scrape, through their status functions, so a plugin started after
  * it is seen too.
  */
+import { readFileSync, rmSync, writeFileSync } from "node:fs";
 import { hostname } from "node:os";
+import { join } from "node:path";
+import { ensureRuntimeDir, runtimeDir as resolveRuntimeDir } from "../node/config.js";
 import type { HubPlugin, HubPluginContext, RunningHubPlugin } from "../hub/index.js";
 import type { RunningStorePlugin } from "../store/index.js";
 import type { RunningBridgesPlugin, RunningGatewayPlugin, RunningUplinkPlugin } from "../gateway/index.js";
@@ -32,6 +35,19 @@ export interface RunningMetricsPlugin extends RunningHubPlugin {
   readonly server: MetricsServer;
   /** The address scrapers use, e.g. `http://127.0.0.1:9464/metrics`. */
   readonly url: string;
+}
+
+/** What `<runtime dir>/metrics.json` holds while a hub serves metrics (for `myelin doctor`). */
+export interface MetricsFile {
+  /** The address scrapers use. */
+  url: string;
+  /** The hub process's pid. */
+  pid: number;
+}
+
+/** Where a hub with runtime directory `runtimeDir` writes its {@link MetricsFile}. */
+export function metricsFile(runtimeDir: string | undefined): string {
+  return join(resolveRuntimeDir(runtimeDir), "metrics.json");
 }
 
 /** A running plugin of `ctx` by name, if it has the member `key` (how its kind is told apart). */
@@ -92,6 +108,10 @@ export function metricsPlugin(opts: MetricsPluginOptions): HubPlugin {
         throw err;
       }
       const url = `http://${fmtHostPort(opts.address.host, server.port)}/metrics`;
+      const file = metricsFile(ctx.runtimeDir);
+      ensureRuntimeDir(resolveRuntimeDir(ctx.runtimeDir));
+      const saved: MetricsFile = { url, pid: process.pid };
+      writeFileSync(file, JSON.stringify(saved) + "\n", { mode: 0o644 });
       ctx.log(
         `metrics: Prometheus endpoint ${url}` +
           (isLoopbackHost(opts.address.host) ? "" : " (reachable from other hosts, without authentication)"),
@@ -103,6 +123,12 @@ export function metricsPlugin(opts: MetricsPluginOptions): HubPlugin {
         status: () => ({ url, scrapes: metrics.scrapes }),
         close: async () => {
           store?.observeFsync(undefined);
+          try {
+            const now = JSON.parse(readFileSync(file, "utf8")) as MetricsFile;
+            if (now.pid === process.pid) rmSync(file, { force: true });
+          } catch {
+            // gone already
+          }
           await server.close();
         },
       };

@@ -138,7 +138,8 @@ export class HubMetrics {
     // Every metric's collect() runs synchronously at the start of metrics(), on this snapshot.
     const rendering = reg.metrics();
     this.#snap = undefined;
-    const body = await rendering;
+    // prom-client writes NaN as `Nan`: Prometheus reads it, OpenMetrics wants `NaN`.
+    const body = (await rendering).replace(/ Nan$/gm, " NaN");
     this.#scrapes++;
     this.#lastScrapeSeconds = Number(process.hrtime.bigint() - t0) / 1e9;
     return { contentType: reg.contentType, body };
