@@ -12,15 +12,13 @@
  *
  * The streams are created when missing (file storage, `stream.replicas`, `stream.duplicateWindowMs`).
  */
-import { readdir, readFile, mkdir } from "node:fs/promises";
+import { readdir, mkdir } from "node:fs/promises";
 import { join } from "node:path";
 import {
   connect,
-  credsAuthenticator,
   DiscardPolicy,
   Events,
   nanos,
-  nkeyAuthenticator,
   RetentionPolicy,
   StorageType,
   type ConnectionOptions,
@@ -28,11 +26,12 @@ import {
   type JetStreamManager,
   type NatsConnection,
 } from "nats";
-import { ClosedError, MyelinError, TimeoutError } from "../errors.js";
+import { ClosedError, MyelinError, myelinError, TimeoutError } from "../errors.js";
 import { createNode, StoreClient, type Node, type ProtocolServer } from "../node/index.js";
 import { topicMatches } from "../store/topic-config.js";
 import { TopicMap } from "./mapping.js";
 import { MyelinPort } from "./myelin-port.js";
+import { explainNatsConnectError, natsLoginOptions, type NatsField } from "./nats-login.js";
 import { volatileRules, type UplinkConfig } from "./uplink-config.js";
 import { Forwarder } from "./uplink-forwarder.js";
 import { Ingest } from "./uplink-ingest.js";
@@ -46,6 +45,9 @@ import {
   SITES_PREFIX,
   splitToSiteTopic,
 } from "./uplink-subjects.js";
+
+/** How the uplink's errors name its login settings: as they are written in its file. */
+const UPLINK_FIELD: NatsField = (k) => `nats.${k}`;
 
 /** Options of {@link Uplink.start}. */
 export interface UplinkOptions {
@@ -234,48 +236,12 @@ export class Uplink {
       // Only the configured servers: a site behind NAT cannot reach the cluster's inner addresses.
       ignoreClusterUpdates: true,
     };
-    if (c.user !== undefined) opts.user = c.user;
-    const pass = c.pass ?? (c.passEnv !== undefined ? process.env[c.passEnv] : undefined);
-    if (pass !== undefined) opts.pass = pass;
-    const token = c.token ?? (c.tokenEnv !== undefined ? process.env[c.tokenEnv] : undefined);
-    if (token !== undefined) opts.token = token;
-    if (c.passEnv !== undefined && pass === undefined) {
-      throw new MyelinError(
-        "ERR_BAD_CONFIG",
-        `uplink: environment variable ${c.passEnv} (nats.passEnv) is not set`,
-      );
-    }
-    if (c.tokenEnv !== undefined && token === undefined) {
-      throw new MyelinError(
-        "ERR_BAD_CONFIG",
-        `uplink: environment variable ${c.tokenEnv} (nats.tokenEnv) is not set`,
-      );
-    }
-    const readSecret = async (path: string, what: string): Promise<Uint8Array> => {
-      try {
-        return new Uint8Array(await readFile(path));
-      } catch (err) {
-        throw new MyelinError(
-          "ERR_BAD_CONFIG",
-          `uplink: cannot read ${what} ${path}: ${(err as Error).message}`,
-          {
-            cause: err,
-          },
-        );
-      }
-    };
-    if (c.credsFile !== undefined)
-      opts.authenticator = credsAuthenticator(await readSecret(c.credsFile, "nats.credsFile"));
-    if (c.nkeySeedFile !== undefined) {
-      const seed = new TextDecoder().decode(await readSecret(c.nkeySeedFile, "nats.nkeySeedFile")).trim();
-      opts.authenticator = nkeyAuthenticator(new TextEncoder().encode(seed));
-    }
-    if (c.tls !== undefined) {
-      const tls: NonNullable<ConnectionOptions["tls"]> = {};
-      if (c.tls.caFile !== undefined) tls.caFile = c.tls.caFile;
-      if (c.tls.certFile !== undefined) tls.certFile = c.tls.certFile;
-      if (c.tls.keyFile !== undefined) tls.keyFile = c.tls.keyFile;
-      opts.tls = tls;
+    try {
+      Object.assign(opts, await natsLoginOptions(c, UPLINK_FIELD));
+    } catch (err) {
+      throw err instanceof MyelinError
+        ? myelinError(err.code, `uplink: ${err.message}`, { cause: err.cause })
+        : err;
     }
     return opts;
   }
@@ -287,7 +253,13 @@ export class Uplink {
       try {
         nc = await connect(await this.#connectOptions());
       } catch (err) {
-        this.#lastError = (err as Error).message;
+        const why =
+          err instanceof MyelinError
+            ? err.message
+            : `uplink ${this.#cfg.site}: cannot connect to NATS: ${explainNatsConnectError(err, this.#cfg.nats, UPLINK_FIELD, this.#cfg.nats.servers.join(", "))}`;
+        // Logged once per reason, not on every attempt; the status carries it meanwhile.
+        if (why !== this.#lastError) this.#log(`${why}; trying again`);
+        this.#lastError = why;
         this.#setState("disconnected");
         await new Promise((r) => setTimeout(r, backoff));
         backoff = Math.min(backoff * 2, 5000);
