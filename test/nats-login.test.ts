@@ -124,7 +124,7 @@ async function exercise(c: LoginCase, server: SecureNats, dir: string): Promise<
             { myelin: "/fleet/status", external: "fleet.status", type: "std_msgs/String", direction: "out" },
           ],
           ...login,
-        }) as NatsBridgeConfig;
+        });
       const got: string[] = [];
       const sub = nc.subscribe("fleet.status");
       void (async () => {

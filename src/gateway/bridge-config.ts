@@ -388,13 +388,15 @@ export function validateBridgeConfig(value: unknown, where = ""): BridgeConfig {
         c.fail("token", "give token or tokenEnv, not both");
       if ((n.pass !== undefined || n.passEnv !== undefined) && n.user === undefined)
         c.fail("user", "a password needs a user");
-      const logins = [
-        n.user !== undefined,
-        n.token !== undefined || n.tokenEnv !== undefined,
-        n.credsFile !== undefined,
-        n.nkeySeedFile !== undefined,
-      ].filter(Boolean).length;
-      if (logins > 1) c.fail("user", "give one way to log in: user/pass, token, credsFile or nkeySeedFile");
+      // A creds or nkey file is the whole login (user and token together stay accepted, as before).
+      const keyLogins = [n.credsFile !== undefined, n.nkeySeedFile !== undefined].filter(Boolean).length;
+      const otherLogin = n.user !== undefined || n.token !== undefined || n.tokenEnv !== undefined;
+      if (keyLogins > 1 || (keyLogins === 1 && otherLogin)) {
+        c.fail(
+          n.credsFile !== undefined ? "credsFile" : "nkeySeedFile",
+          "give one way to log in: user/pass, token, credsFile or nkeySeedFile",
+        );
+      }
       if (o["tls"] !== undefined) {
         const t = c.obj(o["tls"], "tls");
         c.keys(t, "tls.", ["caFile", "certFile", "keyFile"]);
