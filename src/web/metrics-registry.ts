@@ -112,6 +112,17 @@ export class HubMetrics {
     for (const h of this.#fsync) h.observe(seconds);
   }
 
+  /** Every Myelin metric (not the process ones): name, type, help and label names, for docs and tests. */
+  describe(): { name: string; type: string; help: string; labels: string[] }[] {
+    return this.#registries.prometheus
+      .getMetricsAsArray()
+      .filter((m) => m.name.startsWith("myelin_"))
+      .map((m) => {
+        const x = m as unknown as { name: string; help: string; type: string; labelNames?: string[] };
+        return { name: x.name, type: x.type, help: x.help, labels: [...(x.labelNames ?? [])] };
+      });
+  }
+
   /** Scrapes taken so far. */
   get scrapes(): number {
     return this.#scrapes;
