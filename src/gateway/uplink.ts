@@ -161,7 +161,8 @@ export class Uplink {
       volatileDropped: this.#volatileDropped,
       forwarders,
       ingests: this.#ingests.map((i) => i.status()),
-      alarm: forwarders.some((f) => f.alarm),
+      refused: [...this.#refused].map(([topic, reason]) => ({ topic, reason })),
+      alarm: forwarders.some((f) => f.alarm) || this.#refused.size > 0,
     };
     if (this.#lastError !== undefined) s.lastError = this.#lastError;
     return s;
@@ -430,6 +431,37 @@ export class Uplink {
     return { subject: commandSubject(t.site, t.topic) };
   }
 
+  /** Exported topics not forwarded, with why (a work queue), by topic. */
+  readonly #refused = new Map<string, string>();
+
+  /**
+   * True when `topic` is a work queue: its consumers' acknowledgements remove messages whether or
+   * not they reached the cloud, so the uplink refuses to forward it (logged once; looked at again
+   * on every scan, so a topic switched to `limits` mode is forwarded from then on).
+   */
+  async #refusedAsWorkQueue(topic: string): Promise<boolean> {
+    const info = await this.#store.info({ topic });
+    let mode: unknown;
+    try {
+      mode = (JSON.parse(info.config_json || "{}") as { mode?: unknown }).mode;
+    } catch {
+      mode = undefined;
+    }
+    if (mode !== "work-queue") {
+      if (this.#refused.delete(topic)) this.#log(`uplink: ${topic} is no longer a work queue; forwarding it`);
+      return false;
+    }
+    if (!this.#refused.has(topic)) {
+      const why =
+        `${topic} is a work-queue durable topic: its consumers' acknowledgements remove messages whether or not they reached the cloud, ` +
+        `so the uplink does not forward it. Export a topic in limits mode (\`myelin topic config ${topic} --mode limits\`, or mode: limits in the store config), ` +
+        `or have the producers also publish to a limits topic that is exported`;
+      this.#refused.set(topic, why);
+      this.#log(`uplink: NOT FORWARDED: ${why}`);
+    }
+    return true;
+  }
+
   /** Looks for new durable topics to forward, now and then every `scanMs`. */
   #scan(): void {
     if (this.#closed) return;
@@ -455,6 +487,7 @@ export class Uplink {
       if (this.#forwarders.has(topic)) continue;
       const r = this.#route(topic);
       if (r === undefined) continue;
+      if (await this.#refusedAsWorkQueue(topic)) continue;
       const t = splitToSiteTopic(topic);
       const stream = this.#cfg.role === "site" ? siteStream(this.#cfg.site) : commandStream(t!.site);
       const p = Forwarder.start({

@@ -485,12 +485,20 @@ export class HubMetrics {
     );
     gauge(
       "myelin_uplink_alarm",
-      "1 while some forwarder's backlog is at 80 % of its topic's retention or more.",
+      "1 while some forwarder's backlog is at 80 % of its topic's retention or more, or an exported topic is refused.",
       [],
       scalar(
         (s) => s.uplink,
         (u) => (u.alarm ? 1 : 0),
       ),
+    );
+    gauge(
+      "myelin_uplink_topic_refused",
+      "1 for an exported durable topic the uplink refuses to forward (a work queue: its acks may remove messages before they are forwarded).",
+      ["topic"],
+      (s, put) => {
+        for (const r of s.uplink?.refused ?? []) put({ topic: r.topic }, 1);
+      },
     );
     gauge(
       "myelin_uplink_forwarder_lag_messages",
