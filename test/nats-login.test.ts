@@ -115,16 +115,15 @@ async function exercise(c: LoginCase, server: SecureNats, dir: string): Promise<
     const app = await createNode({ name: "app", runtimeDir: rt });
     const bnode = await createNode({ name: "_bridge_login", runtimeDir: rt });
     try {
-      const cfg = (name: string, login: Record<string, unknown>): NatsBridgeConfig =>
-        ({
-          name,
-          kind: "nats",
-          url: server.url,
-          mapping: [
-            { myelin: "/fleet/status", external: "fleet.status", type: "std_msgs/String", direction: "out" },
-          ],
-          ...login,
-        });
+      const cfg = (name: string, login: Record<string, unknown>): NatsBridgeConfig => ({
+        name,
+        kind: "nats",
+        url: server.url,
+        mapping: [
+          { myelin: "/fleet/status", external: "fleet.status", type: "std_msgs/String", direction: "out" },
+        ],
+        ...login,
+      });
       const got: string[] = [];
       const sub = nc.subscribe("fleet.status");
       void (async () => {
