@@ -280,3 +280,30 @@ test(
     );
   },
 );
+
+test(
+  "mutual TLS: a client certificate the server's CA signed; without one, tls.certFile is named",
+  { timeout: 90_000 },
+  async () => {
+    using tmp = tempDir("wt-metrics-login-");
+    const certs = makeCerts(tmp.dir);
+    await using server = await SecureNats.start(
+      `tls { cert_file: "${certs.certFile}", key_file: "${certs.keyFile}", ca_file: "${certs.caFile}", verify: true }`,
+    );
+    const mine = { caFile: certs.caFile, certFile: certs.clientCertFile, keyFile: certs.clientKeyFile };
+    await exercise(
+      {
+        name: "mtls",
+        good: { tls: mine },
+        bad: { tls: { caFile: certs.caFile } },
+        badUplink:
+          /the NATS server nats:\/\/127\.0\.0\.1:\d+ wants a TLS client certificate .*: set nats\.tls\.certFile and nats\.tls\.keyFile/,
+        badBridge:
+          /wants a TLS client certificate .*: set tls\.certFile of bridge wrong and tls\.keyFile of bridge wrong/,
+        client: { tls: mine },
+      },
+      server,
+      tmp.dir,
+    );
+  },
+);

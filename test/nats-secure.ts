@@ -27,6 +27,9 @@ export interface TestCerts {
   keyFile: string;
   /** A CA that signed nothing here: a client trusting only it must refuse the server. */
   otherCaFile: string;
+  /** A client certificate and key the CA signed (for a server with `verify: true`). */
+  clientCertFile: string;
+  clientKeyFile: string;
 }
 
 function openssl(args: string[], cwd: string): void {
@@ -72,7 +75,37 @@ export function makeCerts(dir: string): TestCerts {
     ].concat(["-days", "2", "-extfile", "server.ext", "-out", "server.pem"]),
     dir,
   );
+  openssl(
+    [
+      "req",
+      "-newkey",
+      "ec",
+      "-pkeyopt",
+      "ec_paramgen_curve:P-256",
+      "-nodes",
+      "-subj",
+      "/CN=site-client",
+    ].concat(["-keyout", "client.key", "-out", "client.csr"]),
+    dir,
+  );
+  writeFileSync(join(dir, "client.ext"), "extendedKeyUsage=clientAuth\n");
+  openssl(
+    [
+      "x509",
+      "-req",
+      "-in",
+      "client.csr",
+      "-CA",
+      "test-ca.pem",
+      "-CAkey",
+      "test-ca.key",
+      "-CAcreateserial",
+    ].concat(["-days", "2", "-extfile", "client.ext", "-out", "client.pem"]),
+    dir,
+  );
   return {
+    clientCertFile: join(dir, "client.pem"),
+    clientKeyFile: join(dir, "client.key"),
     caFile: join(dir, "test-ca.pem"),
     certFile: join(dir, "server.pem"),
     keyFile: join(dir, "server.key"),

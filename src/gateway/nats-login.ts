@@ -182,6 +182,13 @@ export function explainNatsConnectError(
         return `the NATS server ${server} does not offer TLS, but ${field("tls")} is set: enable TLS on the server, or remove ${field("tls")}`;
       }
       break;
+    case "ERR_SSL_SSLV3_ALERT_BAD_CERTIFICATE":
+    case "ERR_SSL_TLSV13_ALERT_CERTIFICATE_REQUIRED":
+    case "ERR_SSL_TLSV1_ALERT_UNKNOWN_CA":
+    case "ERR_SSL_SSLV3_ALERT_CERTIFICATE_UNKNOWN":
+      return login.tls?.certFile !== undefined
+        ? `the NATS server ${server} refused this client's TLS certificate, ${field("tls.certFile")} (${login.tls.certFile}): it is not signed by a CA the server trusts (${code}); give a certificate its CA signed`
+        : `the NATS server ${server} wants a TLS client certificate (${code}): set ${field("tls.certFile")} and ${field("tls.keyFile")} to a certificate its CA signed and its key`;
     case "ERR_TLS_CERT_ALTNAME_INVALID":
       return `the TLS certificate of ${server} does not name the host it was reached at (${msg}): connect to a name or address the certificate lists`;
     case "CERT_HAS_EXPIRED":

@@ -253,7 +253,8 @@ export class Uplink {
       let nc: NatsConnection;
       try {
         nc = await connect(await this.#connectOptions());
-      } catch (err) {
+      } catch (e) {
+        const err = await this.#diagnose(e);
         const why =
           err instanceof MyelinError
             ? err.message
@@ -313,6 +314,26 @@ export class Uplink {
       (statuses as { stop?: () => void }).stop?.();
       await watch.catch(() => undefined);
       await this.#dropConnection(nc);
+    }
+  }
+
+  /**
+   * With reconnects on, nats.js reports a first connection that keeps failing as a bare TIMEOUT,
+   * hiding why (a server that refuses this client's TLS certificate closes the connection after
+   * the handshake). One attempt with reconnects off tells; the original error stands otherwise.
+   */
+  async #diagnose(err: unknown): Promise<unknown> {
+    if ((err as { code?: unknown }).code !== "TIMEOUT" || this.#closed) return err;
+    try {
+      const probe = await connect({
+        ...(await this.#connectOptions()),
+        reconnect: false,
+        maxReconnectAttempts: 0,
+      });
+      await probe.close().catch(() => undefined);
+      return err;
+    } catch (e) {
+      return (e as { code?: unknown }).code === "TIMEOUT" ? err : e;
     }
   }
 
