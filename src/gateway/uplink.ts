@@ -320,10 +320,14 @@ export class Uplink {
   /**
    * With reconnects on, nats.js reports a first connection that keeps failing as a bare TIMEOUT,
    * hiding why (a server that refuses this client's TLS certificate closes the connection after
-   * the handshake). One attempt with reconnects off tells; the original error stands otherwise.
+   * the handshake). With TLS configured, one attempt with reconnects off tells; the original error
+   * stands otherwise.
    */
   async #diagnose(err: unknown): Promise<unknown> {
-    if ((err as { code?: unknown }).code !== "TIMEOUT" || this.#closed) return err;
+    const tls =
+      this.#cfg.nats.tls !== undefined || this.#cfg.nats.servers.some((u) => u.startsWith("tls://"));
+    // Only with TLS: an unreachable server times out the same way, and a second wait would only delay the retry.
+    if (!tls || (err as { code?: unknown }).code !== "TIMEOUT" || this.#closed) return err;
     try {
       const probe = await connect({
         ...(await this.#connectOptions()),
