@@ -50,7 +50,7 @@ export async function waitForPort(port: number, timeoutMs: number, what: string)
 }
 
 /** A broker process that prints a known line when it is ready. */
-class BrokerProcess {
+export class BrokerProcess {
   #child: ChildProcess | undefined;
   readonly #log: string[] = [];
 

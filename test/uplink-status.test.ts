@@ -13,7 +13,7 @@ import { test } from "node:test";
 import { fileURLToPath } from "node:url";
 import { connect } from "nats";
 import { startHubProcess, type HubProcess } from "../src/hub/index.js";
-import { createNode } from "../src/node/index.js";
+import { createNode, StoreClient } from "../src/node/index.js";
 import { std_msgs } from "../src/msgs/index.js";
 import { storePlugin } from "../src/store/index.js";
 import { uplinkPlugin, type RunningUplinkPlugin, type UplinkStatus } from "../src/gateway/index.js";
@@ -128,6 +128,9 @@ test(
           );
           return stored > 0 && statusOf(hub).forwarders[0]!.lagMessages === 0;
         });
+        // Read again: acknowledgements that came between the stream's count and the lag check
+        // (the last in-flight publishes) are in the stream by now.
+        stored = (await jsm.streams.info("MYELIN_SITE_s1")).state.messages;
         const s = statusOf(hub).forwarders[0]!;
         assert.ok(s.lostToRetention > 0, "retention removed unforwarded messages");
         assert.equal(
@@ -191,6 +194,69 @@ test(
       );
       assert.notEqual(statusOf(hub).state, "connected");
     } finally {
+      await hub.close();
+    }
+  },
+);
+
+test(
+  "an exported work-queue topic is not forwarded, says why (status, log, alarm), and is forwarded once switched to limits mode",
+  { timeout: 60_000 },
+  async () => {
+    using tmp = tempDir("myelin-uplink-wq-");
+    const file = join(tmp.dir, "uplink.yaml");
+    writeFileSync(
+      file,
+      "site: s1\nnats: {servers: [nats://127.0.0.1:1], connectTimeoutMs: 500}\nexport: {durable: [/robot/**]}\n",
+    );
+    const logs: string[] = [];
+    const hub = await startHubProcess({
+      hub: { runtimeDir: join(tmp.dir, "run") },
+      log: (l) => logs.push(l),
+      plugins: [
+        storePlugin({
+          dataDir: join(tmp.dir, "data"),
+          fsync: "never",
+          topics: [{ pattern: "/robot/jobs", config: { mode: "work-queue" } }],
+        }),
+        uplinkPlugin({ file }),
+      ],
+    });
+    const node = await createNode({ name: "pub", runtimeDir: join(tmp.dir, "run") });
+    const store = new StoreClient(node, { timeoutMs: 10000 });
+    try {
+      for (const topic of ["/robot/jobs", "/robot/log"]) {
+        const pub = await node.createPublisher(topic, std_msgs.String, { qos: { durability: "persistent" } });
+        await pub.publish({ data: "x" });
+      }
+      await until("the refusal and the other topic's forwarder", () => {
+        const s = statusOf(hub);
+        return (s.refused ?? []).length === 1 && s.forwarders.length === 1;
+      });
+      const s = statusOf(hub);
+      assert.equal(s.forwarders[0]!.topic, "/robot/log");
+      assert.equal(s.refused![0]!.topic, "/robot/jobs");
+      assert.match(
+        s.refused![0]!.reason,
+        /work-queue durable topic: its consumers' acknowledgements remove messages/,
+      );
+      assert.match(s.refused![0]!.reason, /myelin topic config \/robot\/jobs --mode limits/);
+      assert.equal(s.alarm, true);
+      assert.equal(logs.filter((l) => /NOT FORWARDED: \/robot\/jobs/.test(l)).length, 1, "logged once");
+      // Switched to limits mode: forwarded from the next scan on.
+      await store.configure({
+        topic: "/robot/jobs",
+        type: "",
+        config_json: JSON.stringify({ mode: "limits" }),
+        rule: false,
+      });
+      await until("the work queue forwarded once in limits mode", () => {
+        const x = statusOf(hub);
+        return (x.refused ?? []).length === 0 && x.forwarders.some((f) => f.topic === "/robot/jobs");
+      });
+    } finally {
+      store.close();
+      await node.close();
       await hub.close();
     }
   },

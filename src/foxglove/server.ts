@@ -100,6 +100,9 @@ export class FoxgloveServer {
   readonly #taps = new Map<number, Tap>();
   readonly #publishers = new Map<string, SharedPublisher>();
   readonly #refused = { noToken: 0, badToken: 0, badRequest: 0, tooMany: 0 };
+  /** Drops of clients that disconnected, and how many clients connected since start. */
+  readonly #gone = { dropped: 0, droppedBytes: 0 };
+  #clientsConnected = 0;
   readonly #startedAt = Date.now();
   readonly #timers: NodeJS.Timeout[] = [];
   readonly #capabilities: string[];
@@ -338,6 +341,7 @@ export class FoxgloveServer {
     });
     const caps = maxHz;
     this.#sessions.add(session);
+    this.#clientsConnected++;
     this.#log(`foxglove: client ${session.id} connected from ${address} (${ws.protocol})`);
     ws.on("pong", () => (session.alive = true));
     ws.on("message", (data, isBinary) => this.#onMessage(session, caps, data, isBinary));
@@ -360,7 +364,11 @@ export class FoxgloveServer {
   }
 
   #drop(session: Session): void {
-    if (!this.#sessions.delete(session)) return;
+    if (!this.#sessions.has(session)) return;
+    const st = session.statusNow();
+    this.#gone.dropped += st.dropped;
+    this.#gone.droppedBytes += st.droppedBytes;
+    this.#sessions.delete(session);
     session.close();
     for (const sub of [...session.subs.values()]) this.#unsubscribe(session, sub.id);
     for (const a of session.adverts.values()) this.#releasePublisher(a.channel.topic);
@@ -868,6 +876,21 @@ export class FoxgloveServer {
   }
 
   // ---- status and close --------------------------------------------------------------------
+
+  /**
+   * Totals since the server started, over the clients connected now and those gone: for the
+   * metrics, whose counters must not fall when a client leaves.
+   */
+  totals(): { clientsConnected: number; dropped: number; droppedBytes: number } {
+    let dropped = this.#gone.dropped;
+    let droppedBytes = this.#gone.droppedBytes;
+    for (const s of this.#sessions) {
+      const st = s.statusNow();
+      dropped += st.dropped;
+      droppedBytes += st.droppedBytes;
+    }
+    return { clientsConnected: this.#clientsConnected, dropped, droppedBytes };
+  }
 
   /** What `myelin foxglove status` shows. */
   status(): FoxgloveStatus {

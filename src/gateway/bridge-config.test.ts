@@ -94,6 +94,23 @@ test("bridge config: errors name the file, the entry and the field, and what is 
     `bridges:\n  - name: x\n    kind: mqtt\n    url: mqtt://h\n    mapping: [{ myelin: /a, external: a, type: std_msgs/String }]\n  - name: x\n    kind: mqtt\n    url: mqtt://h\n    mapping: [{ myelin: /a, external: a, type: std_msgs/String }]\n`,
     /bridges\[1\]\.name: "x" is used by another bridge/,
   );
+  const natsRule = "    mapping: [{ myelin: /a, external: a, type: std_msgs/String }]\n";
+  badConfig(
+    `bridges:\n  - name: x\n    kind: nats\n    url: nats://h\n    user: u\n    credsFile: /x.creds\n${natsRule}`,
+    /bridges\[0\]\.credsFile: give one way to log in: user\/pass, token, credsFile or nkeySeedFile/,
+  );
+  badConfig(
+    `bridges:\n  - name: x\n    kind: nats\n    url: nats://h\n    pass: p\n${natsRule}`,
+    /bridges\[0\]\.user: a password needs a user/,
+  );
+  badConfig(
+    `bridges:\n  - name: x\n    kind: nats\n    url: nats://h\n    tls: { certFile: /c.pem }\n${natsRule}`,
+    /bridges\[0\]\.tls: a client certificate needs both certFile and keyFile/,
+  );
+  badConfig(
+    `bridges:\n  - name: x\n    kind: nats\n    url: nats://h\n    tls: { ca: /c.pem }\n${natsRule}`,
+    /bridges\[0\]\.tls\.ca: unknown setting; accepted here: caFile, certFile, keyFile/,
+  );
   badConfig("bridges: [ { name: x", /bridges\.yaml: not valid YAML/);
 });
 

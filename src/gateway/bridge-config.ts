@@ -110,6 +110,12 @@ export interface NatsBridgeConfig extends BridgeConfigBase {
   passEnv?: string;
   token?: string;
   tokenEnv?: string;
+  /** A `.creds` file (user JWT and nkey seed, operator/JWT mode), as `nsc` writes it. */
+  credsFile?: string;
+  /** A file holding a user nkey seed (`SU…`). */
+  nkeySeedFile?: string;
+  /** TLS: CA bundle, client certificate and key (PEM files). */
+  tls?: { caFile?: string; certFile?: string; keyFile?: string };
   jetstream?: NatsJetStreamConfig;
 }
 
@@ -188,7 +194,7 @@ const KIND_KEYS: Record<BridgeKind, string[]> = {
     "cleanSession",
     "keepaliveSec",
   ],
-  nats: ["user", "pass", "passEnv", "token", "tokenEnv", "jetstream"],
+  nats: ["user", "pass", "passEnv", "token", "tokenEnv", "credsFile", "nkeySeedFile", "tls", "jetstream"],
   amqp: ["exchange", "declareExchange", "inboundQueue", "prefetch", "heartbeatSec"],
   kafka: ["clientId", "groupId", "fromBeginning", "tls", "sasl", "sessionTimeoutMs"],
 };
@@ -375,6 +381,33 @@ export function validateBridgeConfig(value: unknown, where = ""): BridgeConfig {
       setIf(n, "passEnv", c.str(o, "passEnv", ""));
       setIf(n, "token", c.str(o, "token", ""));
       setIf(n, "tokenEnv", c.str(o, "tokenEnv", ""));
+      setIf(n, "credsFile", c.str(o, "credsFile", ""));
+      setIf(n, "nkeySeedFile", c.str(o, "nkeySeedFile", ""));
+      if (n.pass !== undefined && n.passEnv !== undefined) c.fail("pass", "give pass or passEnv, not both");
+      if (n.token !== undefined && n.tokenEnv !== undefined)
+        c.fail("token", "give token or tokenEnv, not both");
+      if ((n.pass !== undefined || n.passEnv !== undefined) && n.user === undefined)
+        c.fail("user", "a password needs a user");
+      // A creds or nkey file is the whole login (user and token together stay accepted, as before).
+      const keyLogins = [n.credsFile !== undefined, n.nkeySeedFile !== undefined].filter(Boolean).length;
+      const otherLogin = n.user !== undefined || n.token !== undefined || n.tokenEnv !== undefined;
+      if (keyLogins > 1 || (keyLogins === 1 && otherLogin)) {
+        c.fail(
+          n.credsFile !== undefined ? "credsFile" : "nkeySeedFile",
+          "give one way to log in: user/pass, token, credsFile or nkeySeedFile",
+        );
+      }
+      if (o["tls"] !== undefined) {
+        const t = c.obj(o["tls"], "tls");
+        c.keys(t, "tls.", ["caFile", "certFile", "keyFile"]);
+        const tls: NonNullable<NatsBridgeConfig["tls"]> = {};
+        setIf(tls, "caFile", c.str(t, "caFile", "tls."));
+        setIf(tls, "certFile", c.str(t, "certFile", "tls."));
+        setIf(tls, "keyFile", c.str(t, "keyFile", "tls."));
+        if ((tls.certFile === undefined) !== (tls.keyFile === undefined))
+          c.fail("tls", "a client certificate needs both certFile and keyFile");
+        n.tls = tls;
+      }
       if (o["jetstream"] !== undefined) {
         const j = c.obj(o["jetstream"], "jetstream");
         c.keys(j, "jetstream.", ["stream", "create", "subjects", "durablePrefix", "maxAckPending"]);

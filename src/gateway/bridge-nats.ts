@@ -30,6 +30,7 @@ import { MyelinError } from "../errors.js";
 import type { NatsBridgeConfig } from "./bridge-config.js";
 import type { BrokerLink, LinkHandlers, OutgoingMessage } from "./bridge.js";
 import type { TopicMap } from "./mapping.js";
+import { explainNatsConnectError, natsLoginOptions, type NatsField } from "./nats-login.js";
 
 const ORIGIN_HEADER = "Myelin-Bridge";
 
@@ -71,18 +72,17 @@ export class NatsLink implements BrokerLink {
       timeout: timeoutMs,
       noEcho: true,
     };
-    if (c.user !== undefined) opts.user = c.user;
-    const pass = c.pass ?? (c.passEnv !== undefined ? process.env[c.passEnv] : undefined);
-    if (pass !== undefined) opts.pass = pass;
-    const token = c.token ?? (c.tokenEnv !== undefined ? process.env[c.tokenEnv] : undefined);
-    if (token !== undefined) opts.token = token;
+    const field: NatsField = (k) => `${k} of bridge ${c.name}`;
+    Object.assign(opts, await natsLoginOptions(c, field));
     let nc: NatsConnection;
     try {
       nc = await connect(opts);
     } catch (err) {
-      throw new MyelinError("ERR_BROKER", `cannot connect to ${c.url}: ${(err as Error).message}`, {
-        cause: err,
-      });
+      throw new MyelinError(
+        "ERR_BROKER",
+        `cannot connect to ${c.url}: ${explainNatsConnectError(err, c, field, c.url)}`,
+        { cause: err },
+      );
     }
     this.#nc = nc;
     try {

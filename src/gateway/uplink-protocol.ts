@@ -41,7 +41,16 @@ export interface UplinkStatus {
   forwarders: ForwarderStatus[];
   /** One per consumed stream. */
   ingests: IngestStatus[];
-  /** True when a forwarder's backlog is at 80 % of its topic's retention or more. */
+  /**
+   * Exported durable topics the uplink refuses to forward, with why: work queues, whose
+   * consumers' acknowledgements may remove messages before they are forwarded. Absent from hubs
+   * older than this field.
+   */
+  refused?: { topic: string; reason: string }[];
+  /**
+   * True when a forwarder's backlog is at 80 % of its topic's retention or more, or an exported
+   * topic is refused.
+   */
   alarm: boolean;
   lastError?: string;
 }

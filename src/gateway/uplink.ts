@@ -12,15 +12,13 @@
  *
  * The streams are created when missing (file storage, `stream.replicas`, `stream.duplicateWindowMs`).
  */
-import { readdir, readFile, mkdir } from "node:fs/promises";
+import { readdir, mkdir } from "node:fs/promises";
 import { join } from "node:path";
 import {
   connect,
-  credsAuthenticator,
   DiscardPolicy,
   Events,
   nanos,
-  nkeyAuthenticator,
   RetentionPolicy,
   StorageType,
   type ConnectionOptions,
@@ -28,11 +26,12 @@ import {
   type JetStreamManager,
   type NatsConnection,
 } from "nats";
-import { ClosedError, MyelinError, TimeoutError } from "../errors.js";
+import { ClosedError, MyelinError, myelinError, TimeoutError } from "../errors.js";
 import { createNode, StoreClient, type Node, type ProtocolServer } from "../node/index.js";
 import { topicMatches } from "../store/topic-config.js";
 import { TopicMap } from "./mapping.js";
 import { MyelinPort } from "./myelin-port.js";
+import { explainNatsConnectError, natsLoginOptions, type NatsField } from "./nats-login.js";
 import { volatileRules, type UplinkConfig } from "./uplink-config.js";
 import { Forwarder } from "./uplink-forwarder.js";
 import { Ingest } from "./uplink-ingest.js";
@@ -46,6 +45,9 @@ import {
   SITES_PREFIX,
   splitToSiteTopic,
 } from "./uplink-subjects.js";
+
+/** How the uplink's errors name its login settings: as they are written in its file. */
+const UPLINK_FIELD: NatsField = (k) => `nats.${k}`;
 
 /** Options of {@link Uplink.start}. */
 export interface UplinkOptions {
@@ -159,7 +161,8 @@ export class Uplink {
       volatileDropped: this.#volatileDropped,
       forwarders,
       ingests: this.#ingests.map((i) => i.status()),
-      alarm: forwarders.some((f) => f.alarm),
+      refused: [...this.#refused].map(([topic, reason]) => ({ topic, reason })),
+      alarm: forwarders.some((f) => f.alarm) || this.#refused.size > 0,
     };
     if (this.#lastError !== undefined) s.lastError = this.#lastError;
     return s;
@@ -234,48 +237,12 @@ export class Uplink {
       // Only the configured servers: a site behind NAT cannot reach the cluster's inner addresses.
       ignoreClusterUpdates: true,
     };
-    if (c.user !== undefined) opts.user = c.user;
-    const pass = c.pass ?? (c.passEnv !== undefined ? process.env[c.passEnv] : undefined);
-    if (pass !== undefined) opts.pass = pass;
-    const token = c.token ?? (c.tokenEnv !== undefined ? process.env[c.tokenEnv] : undefined);
-    if (token !== undefined) opts.token = token;
-    if (c.passEnv !== undefined && pass === undefined) {
-      throw new MyelinError(
-        "ERR_BAD_CONFIG",
-        `uplink: environment variable ${c.passEnv} (nats.passEnv) is not set`,
-      );
-    }
-    if (c.tokenEnv !== undefined && token === undefined) {
-      throw new MyelinError(
-        "ERR_BAD_CONFIG",
-        `uplink: environment variable ${c.tokenEnv} (nats.tokenEnv) is not set`,
-      );
-    }
-    const readSecret = async (path: string, what: string): Promise<Uint8Array> => {
-      try {
-        return new Uint8Array(await readFile(path));
-      } catch (err) {
-        throw new MyelinError(
-          "ERR_BAD_CONFIG",
-          `uplink: cannot read ${what} ${path}: ${(err as Error).message}`,
-          {
-            cause: err,
-          },
-        );
-      }
-    };
-    if (c.credsFile !== undefined)
-      opts.authenticator = credsAuthenticator(await readSecret(c.credsFile, "nats.credsFile"));
-    if (c.nkeySeedFile !== undefined) {
-      const seed = new TextDecoder().decode(await readSecret(c.nkeySeedFile, "nats.nkeySeedFile")).trim();
-      opts.authenticator = nkeyAuthenticator(new TextEncoder().encode(seed));
-    }
-    if (c.tls !== undefined) {
-      const tls: NonNullable<ConnectionOptions["tls"]> = {};
-      if (c.tls.caFile !== undefined) tls.caFile = c.tls.caFile;
-      if (c.tls.certFile !== undefined) tls.certFile = c.tls.certFile;
-      if (c.tls.keyFile !== undefined) tls.keyFile = c.tls.keyFile;
-      opts.tls = tls;
+    try {
+      Object.assign(opts, await natsLoginOptions(c, UPLINK_FIELD));
+    } catch (err) {
+      throw err instanceof MyelinError
+        ? myelinError(err.code, `uplink: ${err.message}`, { cause: err.cause })
+        : err;
     }
     return opts;
   }
@@ -286,8 +253,15 @@ export class Uplink {
       let nc: NatsConnection;
       try {
         nc = await connect(await this.#connectOptions());
-      } catch (err) {
-        this.#lastError = (err as Error).message;
+      } catch (e) {
+        const err = await this.#diagnose(e);
+        const why =
+          err instanceof MyelinError
+            ? err.message
+            : `uplink ${this.#cfg.site}: cannot connect to NATS: ${explainNatsConnectError(err, this.#cfg.nats, UPLINK_FIELD, this.#cfg.nats.servers.join(", "))}`;
+        // Logged once per reason, not on every attempt; the status carries it meanwhile.
+        if (why !== this.#lastError) this.#log(`${why}; trying again`);
+        this.#lastError = why;
         this.#setState("disconnected");
         await new Promise((r) => setTimeout(r, backoff));
         backoff = Math.min(backoff * 2, 5000);
@@ -340,6 +314,30 @@ export class Uplink {
       (statuses as { stop?: () => void }).stop?.();
       await watch.catch(() => undefined);
       await this.#dropConnection(nc);
+    }
+  }
+
+  /**
+   * With reconnects on, nats.js reports a first connection that keeps failing as a bare TIMEOUT,
+   * hiding why (a server that refuses this client's TLS certificate closes the connection after
+   * the handshake). With TLS configured, one attempt with reconnects off tells; the original error
+   * stands otherwise.
+   */
+  async #diagnose(err: unknown): Promise<unknown> {
+    const tls =
+      this.#cfg.nats.tls !== undefined || this.#cfg.nats.servers.some((u) => u.startsWith("tls://"));
+    // Only with TLS: an unreachable server times out the same way, and a second wait would only delay the retry.
+    if (!tls || (err as { code?: unknown }).code !== "TIMEOUT" || this.#closed) return err;
+    try {
+      const probe = await connect({
+        ...(await this.#connectOptions()),
+        reconnect: false,
+        maxReconnectAttempts: 0,
+      });
+      await probe.close().catch(() => undefined);
+      return err;
+    } catch (e) {
+      return (e as { code?: unknown }).code === "TIMEOUT" ? err : e;
     }
   }
 
@@ -458,6 +456,37 @@ export class Uplink {
     return { subject: commandSubject(t.site, t.topic) };
   }
 
+  /** Exported topics not forwarded, with why (a work queue), by topic. */
+  readonly #refused = new Map<string, string>();
+
+  /**
+   * True when `topic` is a work queue: its consumers' acknowledgements remove messages whether or
+   * not they reached the cloud, so the uplink refuses to forward it (logged once; looked at again
+   * on every scan, so a topic switched to `limits` mode is forwarded from then on).
+   */
+  async #refusedAsWorkQueue(topic: string): Promise<boolean> {
+    const info = await this.#store.info({ topic });
+    let mode: unknown;
+    try {
+      mode = (JSON.parse(info.config_json || "{}") as { mode?: unknown }).mode;
+    } catch {
+      mode = undefined;
+    }
+    if (mode !== "work-queue") {
+      if (this.#refused.delete(topic)) this.#log(`uplink: ${topic} is no longer a work queue; forwarding it`);
+      return false;
+    }
+    if (!this.#refused.has(topic)) {
+      const why =
+        `${topic} is a work-queue durable topic: its consumers' acknowledgements remove messages whether or not they reached the cloud, ` +
+        `so the uplink does not forward it. Export a topic in limits mode (\`myelin topic config ${topic} --mode limits\`, or mode: limits in the store config), ` +
+        `or have the producers also publish to a limits topic that is exported`;
+      this.#refused.set(topic, why);
+      this.#log(`uplink: NOT FORWARDED: ${why}`);
+    }
+    return true;
+  }
+
   /** Looks for new durable topics to forward, now and then every `scanMs`. */
   #scan(): void {
     if (this.#closed) return;
@@ -483,6 +512,7 @@ export class Uplink {
       if (this.#forwarders.has(topic)) continue;
       const r = this.#route(topic);
       if (r === undefined) continue;
+      if (await this.#refusedAsWorkQueue(topic)) continue;
       const t = splitToSiteTopic(topic);
       const stream = this.#cfg.role === "site" ? siteStream(this.#cfg.site) : commandStream(t!.site);
       const p = Forwarder.start({

@@ -144,6 +144,33 @@ export interface HubSecurityStatus {
   refusedHandshakes: number;
 }
 
+/**
+ * Counts of a hub for its metrics (docs/metrics.md): the graph's size and what the hub refused.
+ * Counters count since the hub started.
+ */
+export interface HubStats {
+  /** Nodes of this host in the graph (hidden ones, `_…`, included). */
+  localNodes: number;
+  /** Nodes of peer hosts in the graph. */
+  peerNodes: number;
+  /** Distinct topics published or subscribed in the graph (hidden ones, `/_…`, left out). */
+  topics: number;
+  /** Distinct services served in the graph (hidden ones, `/_…`, left out). */
+  services: number;
+  /** Version of the merged graph. */
+  graphVersion: number;
+  /** Declarations refused by the permission policy. */
+  refusedPolicy: number;
+  /** Declarations refused because the topic or service has another type. */
+  refusedConflicts: number;
+  /** Registrations, heartbeats and byes refused because the node belongs to another connection. */
+  refusedOwnership: number;
+  /** Handshakes and connections refused on CURVE endpoints (ZAP). */
+  refusedHandshakes: number;
+  /** Control messages dropped because they were malformed. */
+  badMessages: number;
+}
+
 /** Defaults of HubOptions. */
 export const HUB_DEFAULTS = {
   listen: [] as string[],
@@ -230,6 +257,8 @@ export class Hub {
   badMessages = 0;
   /** Handshakes and connections refused on CURVE endpoints. */
   refusedHandshakes = 0;
+  /** Declarations refused because their type conflicts with the graph's. */
+  #conflictRefusals = 0;
   #publicKey = "";
 
   readonly #auth: Authorization;
@@ -487,6 +516,31 @@ export class Hub {
     };
   }
 
+  /** The graph's size and the refusals so far, for the metrics; costs one pass over the graph. */
+  stats(): HubStats {
+    const topics = new Set<string>();
+    const services = new Set<string>();
+    const nodes = this.#graph.nodes();
+    for (const n of nodes) {
+      for (const d of n.pubs) if (!d.topic.startsWith("/_")) topics.add(d.topic);
+      for (const d of n.subs) if (!d.topic.startsWith("/_")) topics.add(d.topic);
+      for (const d of n.services) if (!d.service.startsWith("/_")) services.add(d.service);
+    }
+    const localNodes = this.#graph.idsOf(LOCAL_ORIGIN).length;
+    return {
+      localNodes,
+      peerNodes: nodes.length - localNodes,
+      topics: topics.size,
+      services: services.size,
+      graphVersion: this.#graph.site.version,
+      refusedPolicy: this.#auth.declarationRefusals,
+      refusedConflicts: this.#conflictRefusals,
+      refusedOwnership: this.#auth.ownershipRefusals,
+      refusedHandshakes: this.refusedHandshakes,
+      badMessages: this.badMessages,
+    };
+  }
+
   /** The current graph (this hub's nodes and those its peers share). */
   graph(): GraphSnapshot {
     return {
@@ -600,10 +654,10 @@ export class Hub {
         }
         m.node.identity = identity;
         // Refused declarations are removed first, so they never claim a topic's type.
-        const refused = [
-          ...this.#auth.filterDeclarations(m.node, identity),
-          ...this.#graph.conflicts(m.node),
-        ];
+        const byPolicy = this.#auth.filterDeclarations(m.node, identity);
+        const conflicts = this.#graph.conflicts(m.node);
+        this.#conflictRefusals += conflicts.length;
+        const refused = [...byPolicy, ...conflicts];
         this.#nodes.set(m.node.id, {
           route: { listener: route.listener, peer: Buffer.from(route.peer) },
           lastSeen: Date.now(),

@@ -1,6 +1,6 @@
 /** The hub: registry, discovery, graph events. */
 export { Hub, HUB_DEFAULTS } from "./hub.js";
-export type { HubOptions } from "./hub.js";
+export type { HubOptions, HubStats } from "./hub.js";
 export { startHubProcess } from "./plugin.js";
 export type {
   HubPlugin,

@@ -8,7 +8,8 @@
  * reverse order.
  */
 import { MyelinError } from "../errors.js";
-import { Hub, type HubOptions, type HubSecurityStatus, type PolicyReload } from "./hub.js";
+import type { SiteStatus } from "./federation.js";
+import { Hub, type HubOptions, type HubSecurityStatus, type HubStats, type PolicyReload } from "./hub.js";
 import type { RefusalCounts } from "./refusal-log.js";
 
 /** What a plugin is given when it starts. */
@@ -30,6 +31,10 @@ export interface HubPluginContext {
    * @throws MyelinError ERR_BAD_CONFIG (the old policy stays), ERR_INVALID_ARGUMENT (no file)
    */
   readonly reloadPolicy: () => PolicyReload;
+  /** The graph's size and what the hub refused, now (for the metrics). */
+  readonly stats: () => HubStats;
+  /** The site as this hub sees it, now: its peers, their state and lag. */
+  readonly site: () => SiteStatus;
   /** Writes one human-readable line to the hub's log (the hub adds the time). */
   readonly log: (line: string) => void;
   /** A plugin started before this one, by name; undefined when it is not running. */
@@ -123,6 +128,8 @@ export async function startHubProcess(opts: HubProcessOptions = {}): Promise<Hub
     security: () => hub.security(),
     refusals: () => hub.refusalCounts(),
     reloadPolicy: () => hub.reloadPolicy(),
+    stats: () => hub.stats(),
+    site: () => hub.siteStatus(),
     log,
     plugin: (name) => running.get(name),
     requestStop,

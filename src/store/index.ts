@@ -19,7 +19,7 @@ export type {
 } from "./consumer.js";
 export { ConsumerStateFile } from "./consumer-state-file.js";
 export { StoreService } from "./service.js";
-export type { StoreServiceOptions } from "./service.js";
+export type { StoreConsumerMetrics, StoreServiceOptions, StoreTopicMetrics } from "./service.js";
 export { storePlugin } from "./hub-plugin.js";
 export type { RunningStorePlugin } from "./hub-plugin.js";
 export {

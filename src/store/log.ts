@@ -64,6 +64,8 @@ export interface DurableLogOptions {
   clock?: () => number;
   /** What recovery cut off, and why (a torn tail, or damage whose bytes were saved aside). */
   log?: (line: string) => void;
+  /** Called after each fsync of a group commit with how long it took, in seconds (for the metrics). */
+  onSync?: (seconds: number) => void;
 }
 
 /** Options of one append. */
@@ -205,6 +207,8 @@ export class DurableLog {
   readonly #fs: StoreFs;
   readonly #clock: () => number;
   readonly #log: ((line: string) => void) | undefined;
+  readonly #onSync: ((seconds: number) => void) | undefined;
+  #appended = 0;
   #fsync: FsyncPolicy;
   #batchMs: number;
   readonly #segmentBytes: number;
@@ -236,6 +240,7 @@ export class DurableLog {
     this.#fs = opts.fs ?? nodeStoreFs;
     this.#clock = opts.clock ?? Date.now;
     this.#log = opts.log;
+    this.#onSync = opts.onSync;
     this.#fsync = opts.fsync ?? defaults.fsync;
     this.#batchMs = opts.batchMs ?? defaults.batchMs;
     this.#segmentBytes = opts.segmentBytes ?? defaults.segmentBytes;
@@ -327,6 +332,11 @@ export class DurableLog {
     let n = 0;
     for (const s of this.#segments) n += s.size;
     return n;
+  }
+
+  /** Records appended since the log was opened. */
+  get appended(): number {
+    return this.#appended;
   }
 
   /** Number of segment files. */
@@ -726,7 +736,11 @@ export class DurableLog {
     }
     try {
       await writeFully(file, buf, seg.size);
-      if (this.#fsync !== "never") await file.datasync();
+      if (this.#fsync !== "never") {
+        const t0 = process.hrtime.bigint();
+        await file.datasync();
+        this.#onSync?.(Number(process.hrtime.bigint() - t0) / 1e9);
+      }
     } catch (e) {
       this.#needsRepair = true;
       this.#rejectPending(
@@ -748,6 +762,7 @@ export class DurableLog {
     if (this.#cacheBytes > 0) this.#cacheBatch(buf, batch, results);
     this.#pending.splice(0, n);
     this.#pendingBytes -= total;
+    this.#appended += n;
     for (let i = 0; i < n; i++) batch[i]!.resolve(results[i]!);
   }
 

@@ -104,6 +104,32 @@ interface ConsumerEntry {
   file: ConsumerStateFile;
 }
 
+/** A durable consumer as the metrics see it. */
+export interface StoreConsumerMetrics {
+  name: string;
+  /** Messages stored after the consumer's acknowledged floor (not yet acknowledged). */
+  lagMessages: number;
+  /** Messages delivered and waiting for their acknowledgement. */
+  pending: number;
+  /** Messages sent to the dead-letter topic since the consumer was created. */
+  deadLettered: number;
+}
+
+/** A durable topic as the metrics see it. */
+export interface StoreTopicMetrics {
+  topic: string;
+  mode: "limits" | "work-queue";
+  /** Messages retained (for a work queue: from the oldest one a consumer still needs). */
+  messages: number;
+  /** Bytes of the topic's segment files. */
+  bytes: number;
+  firstSeq: number;
+  lastSeq: number;
+  /** Messages appended since the hub opened the topic. */
+  appended: number;
+  consumers: StoreConsumerMetrics[];
+}
+
 interface TopicStore {
   topic: string;
   type: string;
@@ -117,6 +143,8 @@ interface TopicStore {
   /** Message ids of the dedup window, rebuilt from the log on first use. */
   dedup: Promise<DedupWindow> | undefined;
   consumers: Map<string, Promise<ConsumerEntry>>;
+  /** The consumers loaded so far (for reads that cannot wait, such as the metrics). */
+  loaded: Map<string, ConsumerEntry>;
   /** Fetches waiting for something to deliver. */
   waiters: Set<() => void>;
   /**
@@ -218,6 +246,9 @@ export class StoreService {
   readonly #node: Node;
   readonly #lock: DirLock;
   readonly #topics = new Map<string, Promise<TopicStore>>();
+  /** The topics opened so far (for reads that cannot wait, such as the metrics). */
+  readonly #opened = new Map<string, TopicStore>();
+  #onSync: ((seconds: number) => void) | undefined;
   #closed = false;
 
   private constructor(opts: StoreServiceOptions, node: Node, lock: DirLock) {
@@ -317,6 +348,48 @@ export class StoreService {
     }
   }
 
+  /**
+   * Calls `fn` after every fsync of every topic's log with how long it took, in seconds (one
+   * observer; undefined removes it). For the metrics' fsync histogram.
+   */
+  observeFsync(fn: ((seconds: number) => void) | undefined): void {
+    this.#onSync = fn;
+  }
+
+  /**
+   * The topics the store has opened since it started (a publish, a consumer, `topic info`, the
+   * uplink), with their consumers, read without waiting: for the metrics. Costs one pass over the
+   * open topics and their consumers.
+   */
+  metrics(): StoreTopicMetrics[] {
+    const out: StoreTopicMetrics[] = [];
+    for (const t of this.#opened.values()) {
+      const last = t.log.last;
+      let first = t.log.first;
+      if (t.config.mode === "work-queue") {
+        let floor = Infinity;
+        for (const c of t.loaded.values()) floor = Math.min(floor, c.state.floor);
+        if (floor !== Infinity) first = Math.max(first, floor + 1);
+      }
+      out.push({
+        topic: t.topic,
+        mode: t.config.mode,
+        messages: Math.max(0, last - first + 1),
+        bytes: t.log.bytes,
+        firstSeq: first,
+        lastSeq: last,
+        appended: t.log.appended,
+        consumers: [...t.loaded].map(([name, c]) => ({
+          name,
+          lagMessages: c.state.lag(last),
+          pending: c.state.pending,
+          deadLettered: c.state.stats().deadLettered,
+        })),
+      });
+    }
+    return out;
+  }
+
   /** Closes every log and state file, and leaves the hub. */
   async close(): Promise<void> {
     if (this.#closed) return;
@@ -346,7 +419,10 @@ export class StoreService {
     if (p === undefined) {
       p = this.#openNew(topic, type);
       this.#topics.set(topic, p);
-      p.catch(() => this.#topics.delete(topic));
+      p.then(
+        (t) => this.#opened.set(topic, t),
+        () => this.#topics.delete(topic),
+      );
     }
     return p.then((t) => {
       if (t.type !== type) {
@@ -391,6 +467,7 @@ export class StoreService {
     if (this.#opts.fs !== undefined) logOpts.fs = this.#opts.fs;
     if (this.#opts.segmentBytes !== undefined) logOpts.segmentBytes = this.#opts.segmentBytes;
     if (this.#opts.log !== undefined) logOpts.log = this.#opts.log;
+    logOpts.onSync = (seconds) => this.#onSync?.(seconds);
     const log = await DurableLog.open(logOpts);
     const t: TopicStore = {
       topic,
@@ -402,6 +479,7 @@ export class StoreService {
       usesIds,
       dedup: undefined,
       consumers: new Map(),
+      loaded: new Map(),
       waiters: new Set(),
       appendTail: undefined,
     };
@@ -689,7 +767,10 @@ export class StoreService {
         return { state, file };
       })();
       t.consumers.set(name, p);
-      p.catch(() => t.consumers.delete(name));
+      p.then(
+        (c) => t.loaded.set(name, c),
+        () => t.consumers.delete(name),
+      );
     }
     return p;
   }

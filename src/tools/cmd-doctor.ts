@@ -1,6 +1,6 @@
 /**
  * `myelin doctor`: checks the Myelin setup of this host — the hub, the runtime directory and its
- * sockets, the clock, the data directory and its locks, the MQTT gateway's listeners and the bridges —
+ * sockets, the clock, the data directory and its locks, the MQTT gateway's listeners, the bridges, the metrics endpoint —
  * and prints OK/WARN/FAIL with what to do for each.
  */
 import { constants, type Stats } from "node:fs";
@@ -35,6 +35,7 @@ import {
 import { defaultDataDir } from "./cmd-hub.js";
 import { ago, table } from "./format.js";
 import { fetchHubInfo, HUB_INFO_PROTOCOL, HUB_INFO_SERVICE } from "../hub/index.js";
+import { metricsFile, type MetricsFile } from "../web/index.js";
 import { shmStatus } from "../transport/shm/shm-addon.js";
 import { poolOwnerGone } from "../transport/shm/shm-writer.js";
 import { POOL_NAME_PREFIX } from "../transport/shm/shm-layout.js";
@@ -660,6 +661,45 @@ async function checkGatewayAndBridges(
 }
 
 /**
+ * The hub's metrics endpoint, when it serves one (`<runtime dir>/metrics.json`): that it answers a
+ * scrape. Undefined when the hub serves no metrics.
+ */
+async function checkMetrics(dir: string, timeoutMs: number): Promise<CheckResult | undefined> {
+  let m: MetricsFile;
+  try {
+    m = JSON.parse(await readFile(metricsFile(dir), "utf8")) as MetricsFile;
+  } catch {
+    return undefined;
+  }
+  if (!processRunning(m.pid)) {
+    return {
+      check: "metrics",
+      status: "WARN",
+      detail: `${m.url} was served by hub pid ${m.pid}, which is gone`,
+      fix: "start the hub again with --metrics ADDR:PORT (or MYELIN_METRICS); Prometheus sees the target down meanwhile",
+    };
+  }
+  try {
+    const res = await fetch(m.url, { signal: AbortSignal.timeout(timeoutMs) });
+    const body = await res.text();
+    if (res.status !== 200) throw new Error(`HTTP ${res.status}`);
+    const series = body.split("\n").filter((l) => l !== "" && !l.startsWith("#")).length;
+    return {
+      check: "metrics",
+      status: "OK",
+      detail: `Prometheus endpoint ${m.url} answers (${series} series); see docs/metrics.md`,
+    };
+  } catch (err) {
+    return {
+      check: "metrics",
+      status: "WARN",
+      detail: `the Prometheus endpoint ${m.url} of hub pid ${m.pid} does not answer: ${errText(err)}`,
+      fix: "look at the hub's output; a firewall between this tool and the address, or a hub that is stuck",
+    };
+  }
+}
+
+/**
  * Shared memory for large frames: the addon loaded (or why not), and pools left in /dev/shm by
  * processes that were killed.
  */
@@ -748,6 +788,8 @@ export async function runChecks(ctx: Context, inv: Invocation, timeoutMs: number
       results.push(await checkLocks(where.dir, where.hubUses, view));
     }
     if (node !== undefined) results.push(...(await checkGatewayAndBridges(ctx, node, view, inv, timeoutMs)));
+    const metrics = await checkMetrics(dir, timeoutMs);
+    if (metrics !== undefined) results.push(metrics);
     return results;
   } finally {
     await node?.close();
@@ -757,7 +799,8 @@ export async function runChecks(ctx: Context, inv: Invocation, timeoutMs: number
 /** `myelin doctor`: checks of this host's setup, printed as OK/WARN/FAIL with what to do. */
 export const doctorCommand: CommandSpec = {
   path: ["doctor"],
-  summary: "check this host's Myelin setup: hub, runtime dir, sockets, clock, data dir, MQTT and bridges",
+  summary:
+    "check this host's Myelin setup: hub, runtime dir, sockets, clock, data dir, MQTT, bridges and metrics",
   args: [],
   options: {
     "data-dir": {

@@ -33,6 +33,7 @@ import { HUB_UPLINK_OPTIONS, hubUplinkPlugin } from "./cmd-uplink.js";
 import { HUB_FOXGLOVE_OPTIONS, hubFoxglovePlugin } from "./cmd-foxglove.js";
 import { HUB_SUPERVISOR_OPTIONS, hubSpec, hubSupervisorPlugin, hubSystemdUnit } from "./hub-supervisor.js";
 import { HUB_DASHBOARD_OPTIONS, hubDashboardPlugin } from "./cmd-dashboard.js";
+import { HUB_METRICS_OPTIONS, hubMetricsPlugin } from "./cmd-metrics.js";
 
 export const hubCommand: CommandSpec = {
   path: ["hub"],
@@ -147,6 +148,7 @@ export const hubCommand: CommandSpec = {
     ...HUB_UPLINK_OPTIONS,
     ...HUB_DASHBOARD_OPTIONS,
     ...HUB_FOXGLOVE_OPTIONS,
+    ...HUB_METRICS_OPTIONS,
   },
   details: [
     "Prints the endpoints it listens on, then one line per event: node joined, left, timed out, declaration refused.",
@@ -167,6 +169,7 @@ export const hubCommand: CommandSpec = {
     "myelin hub --uplink-config uplink.yaml   # connect this site to the cloud over NATS/JetStream (docs/edge-to-cloud.md)",
     "myelin hub --http-port 8080   # the web dashboard on http://127.0.0.1:8080 (the address with its token is printed)",
     "myelin hub --foxglove-port 8765   # see the live system in Foxglove or Lichtblick (docs/foxglove.md)",
+    "myelin hub --metrics 9464   # Prometheus metrics on http://127.0.0.1:9464/metrics; --metrics 0.0.0.0:9464 for other hosts (docs/metrics.md)",
     "myelin hub --spec myelin.yaml --label edge   # run a launch spec (see also `myelin up`)",
     "myelin hub --systemd-unit > ~/.config/systemd/user/myelin-hub.service",
     "myelin hub --listen tcp://0.0.0.0:7447 --policy policy.yaml   # who may publish, subscribe, serve, call (docs/security.md)",
@@ -259,6 +262,7 @@ export const hubCommand: CommandSpec = {
       ctx.out(`${clock()} ${line}`);
     };
     const dataDir = strOpt(inv, "data-dir") ?? defaultDataDir();
+    const metrics = hubMetricsPlugin(inv);
     // Every option is checked before anything starts; the plugins start in this order and stop
     // in the reverse one.
     const plugins: HubPlugin[] = [];
@@ -271,6 +275,8 @@ export const hubCommand: CommandSpec = {
       hubFoxglovePlugin(inv),
       hubSupervisorPlugin(inv, spec),
       hubDashboardPlugin(inv),
+      // Last: it reads the others at each scrape, and is the first to stop.
+      metrics,
     ]) {
       if (p !== undefined) plugins.push(p);
     }

@@ -56,6 +56,7 @@ export const uplinkStatusCommand: CommandSpec = {
     "FORWARDED: every message up to this seq is in the cloud stream; LAG: messages, bytes and age not yet there;",
     "LOST: messages retention removed before they were forwarded; PRESSURE: the backlog against the topic's retention (ALARM from 80 %).",
     "For each consumed stream: STORED, DUP (sent twice, stored once), REORDERED (waited for an earlier one), REFUSED.",
+    "An exported work-queue topic is NOT FORWARDED (its acks remove messages the cloud may not have yet); exit code 2 then, as for an ALARM.",
   ],
   examples: ["myelin uplink status", "myelin uplink status --json"],
   connects: true,
@@ -108,6 +109,7 @@ export const uplinkStatusCommand: CommandSpec = {
         ]);
         for (const l of table(["STREAM", "STATE", "STORED", "DUP", "REORDERED", "REFUSED"], rows)) ctx.out(l);
       }
+      for (const r of s.refused ?? []) ctx.out(`NOT FORWARDED: ${r.reason}`);
       if (s.lastError !== undefined && s.state !== "connected") ctx.out(`last error: ${s.lastError}`);
       for (const f of s.forwarders)
         if (f.lastError !== undefined && f.lagMessages > 0) ctx.out(`${f.topic}: last error: ${f.lastError}`);

@@ -73,7 +73,13 @@ export function hubSystemdUnit(inv: Invocation): string {
     }
   }
   const env: Record<string, string> = {};
-  for (const k of ["MYELIN_RUNTIME_DIR", "MYELIN_DATA_DIR", "MYELIN_LABELS", "MYELIN_ENV"]) {
+  for (const k of [
+    "MYELIN_RUNTIME_DIR",
+    "MYELIN_DATA_DIR",
+    "MYELIN_LABELS",
+    "MYELIN_ENV",
+    "MYELIN_METRICS",
+  ]) {
     const v = process.env[k];
     if (v !== undefined && v !== "") env[k] = v;
   }

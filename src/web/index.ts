@@ -8,3 +8,18 @@ export {
 export { DashboardServer, DEFAULT_STATIC_DIR, type DashboardServerOptions } from "./dashboard-server.js";
 export { LiveFeed, type LiveFeedOptions, type FeedClient, type LogEntry } from "./live-feed.js";
 export { AlarmBook, type Alarm, type AlarmCondition, type AlarmSeverity } from "./alarms.js";
+export {
+  metricsFile,
+  metricsPlugin,
+  type MetricsFile,
+  type MetricsPluginOptions,
+  type RunningMetricsPlugin,
+} from "./metrics-plugin.js";
+export { parseMetricsAddress, isLoopbackHost, type MetricsAddress } from "./metrics-address.js";
+export {
+  HubMetrics,
+  FSYNC_BUCKETS_SECONDS,
+  type MetricsSources,
+  type MetricsFormat,
+} from "./metrics-registry.js";
+export { MetricsServer, metricsFormatFor } from "./metrics-server.js";
