@@ -124,7 +124,7 @@ class ThreadSink implements TailSink {
 
   post(req: TailRequest): void {
     if (this.#exited) return;
-    if (req.op === "chunk") this.#worker.postMessage(req, [req.chunk.body.buffer as ArrayBuffer]);
+    if (req.op === "chunk") this.#worker.postMessage(req, [req.chunk.pieces[0]!.buffer as ArrayBuffer]);
     else this.#worker.postMessage(req);
   }
 
@@ -370,10 +370,28 @@ export class McapFileWriter {
   flushChunk(): void {
     this.#check();
     if (this.#chunk.messages === 0) return;
-    const sealed = this.#chunk.seal();
+    if (!(this.#sink instanceof ThreadSink)) {
+      // Inline: the pieces as they are (large messages by reference), written with one gathered write.
+      const sealed = this.#chunk.seal();
+      const chunk: ChunkBody = {
+        pieces: sealed.pieces,
+        crc: sealed.crc!,
+        start: sealed.start,
+        end: sealed.end,
+        indexes: [...sealed.indexes],
+        probePiece: sealed.largest,
+        probeOffset: 0,
+        probeLength: sealed.pieces[sealed.largest]?.byteLength ?? 0,
+      };
+      this.#post({ op: "chunk", id: 0, chunk }, sealed.size);
+      this.#inChunk.clear();
+      return;
+    }
+    // The writer thread checksums it.
+    const sealed = this.#chunk.seal(false);
     // One buffer of its own (never a pooled slab), so that it can be moved to the writer thread: one
     // it gave back when big enough (memory already mapped), else a new one.
-    const spare = this.#sink instanceof ThreadSink ? this.#sink.spare : [];
+    const spare = this.#sink.spare;
     const i = spare.findIndex((b) => b.byteLength >= sealed.size);
     const body =
       i >= 0 ? new Uint8Array(spare.splice(i, 1)[0]!, 0, sealed.size) : Buffer.allocUnsafeSlow(sealed.size);
@@ -389,10 +407,11 @@ export class McapFileWriter {
       o += p.byteLength;
     }
     const chunk: ChunkBody = {
-      body,
+      pieces: [body],
       start: sealed.start,
       end: sealed.end,
       indexes: [...sealed.indexes],
+      probePiece: 0,
       probeOffset,
       probeLength,
     };
