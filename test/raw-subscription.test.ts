@@ -134,7 +134,7 @@ test("raw subscription to a publisher in the same process: the message encoded f
   const it = queue[Symbol.asyncIterator]();
   const first = await it.next();
   assert.equal(first.done, false);
-  assert.deepEqual(decodeFrames(first.value!.msg.frames), { data: "hello 1" });
+  assert.deepEqual(decodeFrames(first.value.msg.frames), { data: "hello 1" });
   queue.close();
 });
 
