@@ -28,6 +28,8 @@ export const LARGE_MESSAGE_BYTES = 16 * 1024;
 export class BatchWriter {
   readonly #capacity: number;
   readonly #spare: ArrayBuffer[] = [];
+  /** Large batches' buffers given back (memory already mapped: no page faults when filled again). */
+  readonly #spareLarge: ArrayBuffer[] = [];
   #buf: Uint8Array;
   #dv: DataView;
   #pos = 0;
@@ -53,7 +55,9 @@ export class BatchWriter {
 
   /** Keeps `b` (a batch's buffer given back) for a later batch. */
   recycle(b: ArrayBuffer): void {
-    if (b.byteLength === this.#capacity && this.#spare.length < 8) this.#spare.push(b);
+    if (b.byteLength === this.#capacity) {
+      if (this.#spare.length < 8) this.#spare.push(b);
+    } else if (this.#spareLarge.length < 32) this.#spareLarge.push(b);
   }
 
   /** The bytes one message takes in a batch. */
@@ -126,13 +130,31 @@ export class BatchWriter {
 
   #open(need: number): void {
     const ab =
-      need <= this.#capacity ? (this.#spare.pop() ?? new ArrayBuffer(this.#capacity)) : new ArrayBuffer(need);
+      need <= this.#capacity
+        ? (this.#spare.pop() ?? new ArrayBuffer(this.#capacity))
+        : this.#largeBuffer(need);
     this.#buf = new Uint8Array(ab);
     this.#dv = new DataView(ab);
     this.#pos = 0;
   }
+
+  /** A buffer for a large message: a spare one that fits (not more than twice too big), else a new one. */
+  #largeBuffer(need: number): ArrayBuffer {
+    const s = this.#spareLarge;
+    for (let i = s.length - 1; i >= 0; i--) {
+      const b = s[i]!;
+      if (b.byteLength >= need && b.byteLength <= 2 * need) {
+        s.splice(i, 1);
+        return b;
+      }
+    }
+    if (s.length >= 32) s.shift(); // sizes changed: let the oldest go
+    return new ArrayBuffer(Math.ceil(need / LARGE_ROUND) * LARGE_ROUND);
+  }
 }
 
+/** Sizes of large batches are rounded up to this, so that buffers given back fit the next frames. */
+const LARGE_ROUND = 64 * 1024;
 /** What {@link forEachBatchMessage} passes for each message. */
 export type BatchVisitor = (
   topic: number,

@@ -1,6 +1,6 @@
 /**
  * The recorder's receiving-thread half: copies each raw message into a batch (record-batch.ts) and
- * hands full batches (and, at the end of each event-loop turn, the open one) to the recording thread
+ * hands full batches (and the open one whenever the recording thread is idle) to the recording thread
  * (recording-thread.ts) by transferring their buffers, or to a {@link RecordingSink} run inline.
  * Bounded: a message is refused (the caller counts it dropped) while more than `maxQueueBytes` wait,
  * in batches not yet handled plus chunks not yet written. Keeps the sink's per-topic counters.
@@ -151,7 +151,9 @@ export class RecordingFeed {
       this.#flushScheduled = true;
       setImmediate(() => {
         this.#flushScheduled = false;
-        this.flush();
+        // An idle recording thread gets what this turn gathered; a busy one gets it when it says it
+        // is done (the batch grows meanwhile, so hand-overs get fewer as the load grows).
+        if (this.#inFlight.size === 0) this.flush();
       });
     }
     return true;
@@ -213,8 +215,12 @@ export class RecordingFeed {
           t.invalid += s[i + 3]!;
         }
         if (r.recycled !== undefined) this.#batches.recycle(r.recycled);
+        if (this.#inFlight.size === 0 && !this.#closing) this.flush();
         return;
       }
+      case "recycle":
+        this.#batches.recycle(r.buffer);
+        return;
       case "file":
         this.#events.file(r.path);
         return;

@@ -60,6 +60,8 @@ export type SinkReply =
       queuedBytes: number;
       recycled?: ArrayBuffer;
     }
+  /** A batch with large messages is written: its buffer goes back for reuse. */
+  | { op: "recycle"; buffer: ArrayBuffer }
   | { op: "file"; path: string }
   | { op: "error"; message: string }
   | { op: "closed"; fileBytes: number; error?: string };
@@ -196,12 +198,15 @@ export class RecordingSink {
       fileBytes: this.#bytesClosed + w.bytes,
       queuedBytes: w.queuedBytes,
     };
-    // A batch whose messages were all copied into the chunk goes back for reuse; one with a large
-    // message stays referenced by the chunk until written.
+    // A batch whose messages were all copied into the chunk goes back for reuse now; one with a large
+    // message is referenced by the chunk (no copy) and goes back once the chunk is written.
     if (!large) {
       r.recycled = buffer;
       this.#reply(r, [buffer]);
-    } else this.#reply(r);
+    } else {
+      this.#reply(r);
+      w.holdUntilWritten(() => this.#reply({ op: "recycle", buffer }, [buffer]));
+    }
     if (this.#o.splitBytes !== undefined && w.bytes + w.queuedBytes >= this.#o.splitBytes) this.#split();
   }
 
