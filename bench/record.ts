@@ -84,7 +84,7 @@ interface Case {
   name: string;
   size: number;
   rateHz: number;
-  /** Also run the recorder with its writer inline (no writer thread), for comparison. */
+  /** Also run the recorder inline (no recording thread: everything on the receiving thread), for comparison. */
   inline?: boolean;
 }
 
@@ -146,7 +146,7 @@ export async function runRecordBench(o: RecordBenchOptions): Promise<RecordRow[]
   const rows: RecordRow[] = [];
   for (const c of CASES) {
     for (const writerThread of c.inline === true ? [true, false] : [true]) {
-      const impl = writerThread ? "myelin record" : "myelin record, writer inline";
+      const impl = writerThread ? "myelin record" : "myelin record, inline";
       o.log(`record: ${c.name} (${impl})`);
       try {
         const runs = [];
@@ -239,7 +239,16 @@ export function renderRecordTable(rows: readonly RecordRow[]): string[] {
         : v >= 1e4
           ? `${(v / 1e3).toFixed(0)}k`
           : v.toFixed(digits);
-  const head = ["case", "impl", "sent msg/s", "written msg/s", "MB/s", "drops", "messages", "recv CPU µs/msg"];
+  const head = [
+    "case",
+    "impl",
+    "sent msg/s",
+    "written msg/s",
+    "MB/s",
+    "drops",
+    "messages",
+    "recv CPU µs/msg",
+  ];
   const body = rows.map((r) =>
     r.error !== null
       ? [r.case, r.impl, `error: ${r.error}`, "", "", "", "", ""]

@@ -85,7 +85,7 @@ export interface TopicStats {
   messages: number;
   /** Encoded bytes written. */
   bytes: number;
-  /** Dropped by the recorder: the disk was too far behind. */
+  /** Dropped by the recorder: the recording thread or the disk was too far behind (or writing failed). */
   dropped: number;
   /** Lost before reaching the recorder: gaps in a publisher's (or the store's) sequence. */
   lost: number;
@@ -130,6 +130,9 @@ const DEFAULTS = {
  * ridden out rather than counted as lost.
  */
 const RECORD_WINDOW = { messages: 262_144, bytes: 256 * 1024 * 1024 };
+
+/** Topics one recording can hold (the batches' topic index is 16 bits). */
+const MAX_TOPICS = 65_535;
 
 /** The store page size when reading a durable topic. */
 const STORE_PAGE = 1000;
@@ -256,6 +259,7 @@ export class Recorder extends EventEmitter<RecorderEvents> {
         s.messages = f.messages;
         s.bytes = f.bytes;
         s.invalid = f.invalid;
+        s.dropped += f.dropped;
       }
       return s;
     });
@@ -343,6 +347,12 @@ export class Recorder extends EventEmitter<RecorderEvents> {
     const type = lookupType(typeName);
     if (type === undefined) {
       const reason = `type ${typeName} is not known here (load its module with --import MODULE)`;
+      this.#skipped.set(topic, reason);
+      this.emit("skip", { topic, reason });
+      return;
+    }
+    if (this.#byIndex.length >= MAX_TOPICS) {
+      const reason = `a recording holds at most ${MAX_TOPICS} topics; narrow the selection (--regex, --exclude) or record in several processes`;
       this.#skipped.set(topic, reason);
       this.emit("skip", { topic, reason });
       return;

@@ -25,6 +25,8 @@ export interface FeedTopicStats {
   messages: number;
   bytes: number;
   invalid: number;
+  /** Handed over but not written: the recording failed first. */
+  dropped: number;
 }
 
 /** Callbacks of a feed. */
@@ -51,6 +53,7 @@ export class RecordingFeed {
   #failed: Error | undefined;
   #closed: ((r: Extract<SinkReply, { op: "closed" }>) => void) | undefined;
   #closing = false;
+  #exited = false;
 
   private constructor(maxQueueBytes: number, events: FeedEvents) {
     this.#maxQueueBytes = maxQueueBytes;
@@ -80,13 +83,14 @@ export class RecordingFeed {
             else if (r.op === "opened") {
               opened = true;
               resolve();
-            } else if (r.op === "error") reject(new Error(r.message));
+            } else if (r.op === "error") reject(new MyelinError("ERR_STORAGE", r.message));
           });
           worker.on("error", (err) => {
             if (!opened) reject(err);
             else f.#reply({ op: "error", message: `the recording thread failed: ${err.message}` });
           });
           worker.on("exit", () => {
+            f.#exited = true;
             if (!opened) reject(new Error("the recording thread exited before opening the file"));
             f.#closed?.({ op: "closed", fileBytes: f.#fileBytes, error: "the recording thread exited" });
           });
@@ -121,7 +125,7 @@ export class RecordingFeed {
 
   /** The sink's counters of topic `index` (zeros before its first batch is done). */
   topicStats(index: number): FeedTopicStats {
-    return (this.#topics[index] ??= { messages: 0, bytes: 0, invalid: 0 });
+    return (this.#topics[index] ??= { messages: 0, bytes: 0, invalid: 0, dropped: 0 });
   }
 
   /** Declares topic `index` before its first message. */
@@ -180,7 +184,10 @@ export class RecordingFeed {
     this.flush();
     this.#closing = true;
     const done = new Promise<Extract<SinkReply, { op: "closed" }>>((resolve) => (this.#closed = resolve));
-    this.#post({ op: "close", counters: c });
+    if (this.#exited) {
+      const why = this.#failed?.message ?? "the recording thread exited";
+      this.#closed?.({ op: "closed", fileBytes: this.#fileBytes, error: why });
+    } else this.#post({ op: "close", counters: c });
     const r = await done;
     this.#fileBytes = r.fileBytes;
     await this.#worker?.terminate();
@@ -208,11 +215,12 @@ export class RecordingFeed {
         this.#sinkQueued = r.queuedBytes;
         this.#fileBytes = r.fileBytes;
         const s = r.stats;
-        for (let i = 0; i < s.length; i += 4) {
+        for (let i = 0; i < s.length; i += 5) {
           const t = this.topicStats(s[i]!);
           t.messages += s[i + 1]!;
           t.bytes += s[i + 2]!;
           t.invalid += s[i + 3]!;
+          t.dropped += s[i + 4]!;
         }
         if (r.recycled !== undefined) this.#batches.recycle(r.recycled);
         if (this.#inFlight.size === 0 && !this.#closing) this.flush();

@@ -49,8 +49,8 @@ export type SinkRequest =
 export type SinkReply =
   | { op: "opened" }
   /**
-   * Batch `id` is written into the open chunk. `stats`: per topic touched, index, messages, bytes and
-   * invalid (increments); `fileBytes`: bytes handed to files so far; `queuedBytes`: waiting for the disk.
+   * Batch `id` is written into the open chunk. `stats`: per topic touched, index, messages, bytes,
+   * invalid and dropped (after a failure: not written) (increments); `fileBytes`: bytes handed to files so far; `queuedBytes`: waiting for the disk.
    */
   | {
       op: "done";
@@ -84,6 +84,7 @@ interface SinkTopic {
   dMessages: number;
   dBytes: number;
   dInvalid: number;
+  dDropped: number;
   touched: boolean;
 }
 
@@ -140,7 +141,11 @@ export class RecordingSink {
       this.#backlog.push(req);
       return;
     }
-    this.#handle(req);
+    try {
+      this.#handle(req);
+    } catch (err) {
+      this.#fail(err as Error);
+    }
   }
 
   #handle(req: SinkRequest): void {
@@ -158,6 +163,7 @@ export class RecordingSink {
           dMessages: 0,
           dBytes: 0,
           dInvalid: 0,
+          dDropped: 0,
           touched: false,
         };
         return;
@@ -183,10 +189,25 @@ export class RecordingSink {
         this.#fail(err as Error);
       }
     }
+    if (this.#failed) {
+      // Nothing more is written: what is left of the batch is counted as dropped, never lost silently.
+      let done = 0;
+      for (const t of this.#touched) done += t.dMessages + t.dInvalid;
+      let seen = 0;
+      forEachBatchMessage(buffer, length, (index) => {
+        if (seen++ < done) return;
+        const t = this.#topics[index]!;
+        if (!t.touched) {
+          t.touched = true;
+          this.#touched.push(t);
+        }
+        t.dDropped++;
+      });
+    }
     const stats: number[] = [];
     for (const t of this.#touched) {
-      stats.push(this.#topics.indexOf(t), t.dMessages, t.dBytes, t.dInvalid);
-      t.dMessages = t.dBytes = t.dInvalid = 0;
+      stats.push(this.#topics.indexOf(t), t.dMessages, t.dBytes, t.dInvalid, t.dDropped);
+      t.dMessages = t.dBytes = t.dInvalid = t.dDropped = 0;
       t.touched = false;
     }
     this.#touched.length = 0;
@@ -299,7 +320,11 @@ export class RecordingSink {
             again.push(...backlog.slice(i));
             return;
           }
-          this.#handle(backlog[i]!);
+          try {
+            this.#handle(backlog[i]!);
+          } catch (err) {
+            this.#fail(err as Error);
+          }
         }
       },
       (err: unknown) => this.#fail(err as Error),
