@@ -1,6 +1,7 @@
 /**
  * Split recordings (`splitBytes`, `splitMs`) with the recording thread: every message lands in exactly
- * one file, each file is closed, indexed and carries its `myelin.recording` metadata.
+ * one file, each file is closed, indexed and carries its `myelin.recording` metadata. And a full queue:
+ * every message is recorded or counted as dropped, exactly once.
  */
 import { test } from "node:test";
 import assert from "node:assert/strict";
@@ -74,3 +75,40 @@ for (const mode of ["bytes", "time"] as const) {
     },
   );
 }
+
+test("a full queue drops messages, each counted exactly once per topic, in the stats and the file", async () => {
+  using rt = tempRuntime();
+  await using _hub = await Hub.start({ runtimeDir: rt.dir });
+  await using node = await createNode({ name: "queue", runtimeDir: rt.dir });
+  const output = join(rt.dir, "full.mcap");
+  const rec = new Recorder(node, { output, topics: ["/queue/chatter"], maxQueueBytes: 64 * 1024 });
+  const pub = await node.createPublisher("/queue/chatter", std_msgs.String);
+  const started = new Promise<void>((resolve) => rec.once("topic", () => resolve()));
+  await rec.start();
+  await started;
+  await pub.waitForSubscribers(1, 10000);
+  // 500 messages of 2 KB within one event-loop turn: the batch cannot be handed over meanwhile, so
+  // the queue fills after about 32 of them and the rest are dropped.
+  const N = 500;
+  const sends: Promise<void>[] = [];
+  for (let i = 1; i <= N; i++) sends.push(pub.publish({ data: `${i} `.padEnd(2000, "x") }));
+  await Promise.all(sends);
+  const s = await rec.stop();
+  const t = s.topics[0]!;
+  assert.ok(t.dropped > 0 && t.messages > 0, `some kept (${t.messages}), some dropped (${t.dropped})`);
+  assert.equal(t.messages + t.dropped, N, "every message recorded or counted as dropped");
+  const bag = await openBag(output);
+  try {
+    let n = 0;
+    for await (const m of bag.reader.readMessages()) {
+      n++;
+      assert.equal(m.sequence, n, "the first ones are kept, in order");
+    }
+    assert.equal(n, t.messages);
+    let meta: Map<string, string> | undefined;
+    for await (const md of bag.reader.readMetadata()) if (md.name === "myelin.recording") meta = md.metadata;
+    assert.deepEqual(JSON.parse(meta!.get("dropped")!), { "/queue/chatter": t.dropped });
+  } finally {
+    await bag.close();
+  }
+});
