@@ -36,7 +36,7 @@ export class BatchWriter {
   #count = 0;
   #large = false;
 
-  /** `capacity`: the usual size of a batch (a larger message gets a batch of its own size). */
+  /** `capacity`: the usual size of a batch (a larger message opens a batch of its size, rounded up to 64 KiB). */
   constructor(capacity: number) {
     this.#capacity = capacity;
     this.#buf = new Uint8Array(0);
