@@ -7,7 +7,8 @@
  *
  * Reported per case: what the publisher sent (msg/s), what the recorder wrote (msg/s, MB/s, from its
  * first message to its file closed), and what it could not keep (dropped + lost + missing). The median
- * run by recorded rate is reported.
+ * run by recorded rate is reported, with the CPU time the recorder's receiving thread spent per message
+ * received (from /proc: independent of the load, unlike the rates).
  */
 import { fork, type ChildProcess } from "node:child_process";
 import { existsSync, rmSync } from "node:fs";
@@ -31,6 +32,8 @@ export interface RecordRow {
   /** Messages not recorded: dropped (disk behind) + lost (publisher sequence gaps) + missing. */
   readonly drops: number | null;
   readonly messages: number | null;
+  /** CPU time of the recorder's receiving thread per received message, in µs (Linux), else null. */
+  readonly recv_cpu_us: number | null;
   readonly runs: number;
   readonly error: string | null;
 }
@@ -52,6 +55,7 @@ interface RecorderResult {
   lost: number;
   missing: number;
   ms: number;
+  recvCpuUsPerMsg: number | null;
 }
 
 interface McapResult {
@@ -80,7 +84,7 @@ interface Case {
   name: string;
   size: number;
   rateHz: number;
-  /** Also run the recorder with its writer inline (no writer thread), for comparison. */
+  /** Also run the recorder inline (no recording thread: everything on the receiving thread), for comparison. */
   inline?: boolean;
 }
 
@@ -142,7 +146,7 @@ export async function runRecordBench(o: RecordBenchOptions): Promise<RecordRow[]
   const rows: RecordRow[] = [];
   for (const c of CASES) {
     for (const writerThread of c.inline === true ? [true, false] : [true]) {
-      const impl = writerThread ? "myelin record" : "myelin record, writer inline";
+      const impl = writerThread ? "myelin record" : "myelin record, inline";
       o.log(`record: ${c.name} (${impl})`);
       try {
         const runs = [];
@@ -157,6 +161,7 @@ export async function runRecordBench(o: RecordBenchOptions): Promise<RecordRow[]
           mb_per_s: m.r.bytes / 1e6 / secs,
           drops: m.r.dropped + m.r.lost + m.r.missing,
           messages: m.r.messages,
+          recv_cpu_us: Number.isFinite(m.r.recvCpuUsPerMsg) ? m.r.recvCpuUsPerMsg : null,
           runs: o.runs,
           error: null,
         });
@@ -192,6 +197,7 @@ export async function runRecordBench(o: RecordBenchOptions): Promise<RecordRow[]
         mb_per_s: (m.count * bytesPer) / 1e6 / (ms / 1000),
         drops: null,
         messages: m.count,
+        recv_cpu_us: null,
         runs: o.runs,
         error: null,
       });
@@ -217,6 +223,7 @@ function errorRow(name: string, impl: string, runs: number, err: unknown): Recor
     mb_per_s: null,
     drops: null,
     messages: null,
+    recv_cpu_us: null,
     runs,
     error: err instanceof Error ? err.message : String(err),
   };
@@ -232,10 +239,19 @@ export function renderRecordTable(rows: readonly RecordRow[]): string[] {
         : v >= 1e4
           ? `${(v / 1e3).toFixed(0)}k`
           : v.toFixed(digits);
-  const head = ["case", "impl", "sent msg/s", "written msg/s", "MB/s", "drops", "messages"];
+  const head = [
+    "case",
+    "impl",
+    "sent msg/s",
+    "written msg/s",
+    "MB/s",
+    "drops",
+    "messages",
+    "recv CPU µs/msg",
+  ];
   const body = rows.map((r) =>
     r.error !== null
-      ? [r.case, r.impl, `error: ${r.error}`, "", "", "", ""]
+      ? [r.case, r.impl, `error: ${r.error}`, "", "", "", "", ""]
       : [
           r.case,
           r.impl,
@@ -244,6 +260,7 @@ export function renderRecordTable(rows: readonly RecordRow[]): string[] {
           fmt(r.mb_per_s, 1),
           r.drops === null ? "-" : String(r.drops),
           fmt(r.messages),
+          r.recv_cpu_us === null ? "-" : r.recv_cpu_us.toFixed(2),
         ],
   );
   const widths = head.map((h, i) => Math.max(h.length, ...body.map((b) => b[i]!.length)));

@@ -772,8 +772,9 @@ async function main(): Promise<void> {
         "Writers alone: the same encoded messages written to a file by @mcap/core's McapWriter and by Myelin's " +
         'file writer (inline, and with its writer thread; "caller\'s thread": the time the calling thread spent ' +
         "adding messages, what a recorder's receiving thread pays); channel encoding alone: encoding the " +
-        'messages, no file. "writer inline": the recorder with checksums, compression and writes on its ' +
-        "receiving thread (before the writer thread). Files written to " +
+        'messages, no file. "inline": the recorder with no recording thread (decoding, validating, encoding, ' +
+        "chunking, compression and writes on its receiving thread). recv CPU: CPU time of the recorder's " +
+        "receiving thread per message received (from /proc, independent of the load). Files written to " +
         `${recordDir() ?? "the temp directory"} (MYELIN_BENCH_RECORD_DIR to change).`,
     );
   }

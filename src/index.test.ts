@@ -156,6 +156,8 @@ const PUBLIC_TYPES = [
   "MessageInfo",
   "Received",
   "SubscriptionStats",
+  // raw: true subscriptions hand these over (tools that store or forward encoded messages)
+  "RawMessage",
   "Overflow",
   "MessageHandler",
   "ServiceHandler",

@@ -132,6 +132,7 @@ export {
   type MessageInfo,
   type Received,
   type SubscriptionStats,
+  type RawMessage,
   type Overflow,
   type MessageHandler,
   type ServiceHandler,

@@ -37,6 +37,12 @@ export {
 } from "./schema.js";
 export * from "./registry.js";
 export * from "./time.js";
+export {
+  describeMessageType,
+  messageTypeFromDescription,
+  type FieldDescription,
+  type TypeDescription,
+} from "./type-description.js";
 export { builtin_interfaces, type BuiltinInterfaces } from "./std/builtin_interfaces.js";
 export { std_msgs, type StdMsgs } from "./std/std_msgs.js";
 export { geometry_msgs, type GeometryMsgs } from "./std/geometry_msgs.js";

@@ -10,6 +10,7 @@ export type {
 export { Publisher } from "./publisher.js";
 export type { PublisherStats, PublishOptions, WithOptionalHeader } from "./publisher.js";
 export { Subscription } from "./subscription.js";
+export type { RawMessage } from "./raw-message.js";
 export type { MessageInfo, Received, SubscriptionStats, Overflow, MessageHandler } from "./subscription.js";
 export { ServiceServer, ServiceClient } from "./service.js";
 export type {

@@ -113,6 +113,14 @@ export interface SubscriptionOptions {
    * its queue size). A recorder that must ride out pauses of its disk or CPU asks for more.
    */
   window?: { messages?: number; bytes?: number };
+  /**
+   * Hand messages over as they arrived, still encoded (`RawMessage`: the codec's frames, with
+   * seq, publish time and publisher in the info), without decoding or validating them (default
+   * false). For tools that store or forward messages and decode them elsewhere (the recorder
+   * transcodes on a worker thread); the reader must decode and validate before trusting a payload.
+   * `validate` does not apply.
+   */
+  raw?: boolean;
 }
 
 /** Events of a node. */

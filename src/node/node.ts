@@ -67,6 +67,7 @@ import {
   type ServiceHandler,
   type ServiceOptions,
 } from "./service.js";
+import type { RawMessage } from "./raw-message.js";
 import { Subscription, type MessageHandler } from "./subscription.js";
 import {
   NODE_DEFAULTS,
@@ -397,9 +398,22 @@ export class Node extends EventEmitter<NodeEvents> implements CallRouter {
   /**
    * Subscribes to `topic`. With a handler, messages go to it; without, read them with
    * `for await (const { msg, info } of sub)`. `type` may be a type name (for tools), in which
-   * case messages are validated only if the name is in the type registry.
+   * case messages are validated only if the name is in the type registry. With `raw: true`, messages
+   * are handed over still encoded ({@link RawMessage}), neither decoded nor validated.
    * @throws TypeMismatchError ERR_TYPE_MISMATCH if the topic has another type
    */
+  createSubscription(
+    topic: string,
+    type: MessageType<unknown> | string,
+    handler: MessageHandler<RawMessage> | undefined,
+    opts: SubscriptionOptions & { raw: true },
+  ): Promise<Subscription<RawMessage>>;
+  createSubscription<T>(
+    topic: string,
+    type: MessageType<T> | string,
+    handler?: MessageHandler<T>,
+    opts?: SubscriptionOptions,
+  ): Promise<Subscription<T>>;
   async createSubscription<T>(
     topic: string,
     type: MessageType<T> | string,
@@ -429,6 +443,7 @@ export class Node extends EventEmitter<NodeEvents> implements CallRouter {
       handler,
       onClose: () => this.#dropSubscription(sub as Subscription<unknown>),
       group,
+      raw: opts.raw === true,
     });
     const state: SubState = {
       sub: sub as Subscription<unknown>,

@@ -1,6 +1,7 @@
 /**
  * The receiving side of the data plane's flow control: one publisher node feeding one
- * subscription over a link. It decodes and validates what arrives, drops repeats by sequence
+ * subscription over a link. It decodes and validates what arrives (a raw subscription gets it as it
+ * arrived, see raw-message.ts), drops repeats by sequence
  * number (counting gaps as lost), and grants the publisher credit as the subscription consumes.
  */
 import { DecodeError, MyelinError, TypeMismatchError, ValidationError } from "../errors.js";
@@ -8,6 +9,7 @@ import type { MessageType } from "../msgs/index.js";
 import { decodeCompiled, decodeFrames, MISMATCH, msgpackCodec } from "../codec/index.js";
 import type { PeerLink, RecordSink } from "../transport/peer-link.js";
 import type { ErrorBody, RecordHeader } from "../transport/frame.js";
+import type { RawMessage } from "./raw-message.js";
 import type { Acker, Subscription } from "./subscription.js";
 
 /**
@@ -93,6 +95,11 @@ export class RemoteSource implements RecordSink, Acker {
       this.ack(payload.length);
       return;
     }
+    if (this.sub.raw) {
+      const raw: RawMessage = { frames: [payload], bytes: payload.length };
+      this.#deliver(raw, pub, seq, sec, nsec, payload.length);
+      return;
+    }
     if (this.validate && this.type !== undefined) {
       // One pass that decodes and validates; anything unusual takes the generic path below,
       // which also names what is wrong.
@@ -129,6 +136,11 @@ export class RemoteSource implements RecordSink, Acker {
     else if (!this.#sequence(h.pub, h.seq)) {
       release?.();
       this.ack(bytes);
+      return;
+    }
+    if (this.sub.raw) {
+      const raw: RawMessage = { frames: parts, bytes };
+      this.#deliver(raw, h.pub, h.seq, h.sec, h.nsec, bytes, release);
       return;
     }
     let msg: unknown;
@@ -211,11 +223,11 @@ export class RemoteSource implements RecordSink, Acker {
               release();
               this.#ackAt(i, b);
             };
-      this.sub.deliver(msg, info, { ack }, bytes);
+      this.sub.deliverEncoded(msg, info, { ack }, bytes);
       return;
     }
     if (release !== undefined) {
-      this.sub.deliver(
+      this.sub.deliverEncoded(
         msg,
         info,
         {
@@ -228,7 +240,7 @@ export class RemoteSource implements RecordSink, Acker {
       );
       return;
     }
-    this.sub.deliver(msg, info, this, bytes);
+    this.sub.deliverEncoded(msg, info, this, bytes);
   }
 
   #invalid(err: unknown, bytes: number): void {

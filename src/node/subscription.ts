@@ -7,6 +7,7 @@ import { EventEmitter } from "node:events";
 import { ClosedError } from "../errors.js";
 import type { Qos } from "./qos.js";
 import type { Time } from "../msgs/index.js";
+import { rawFromValue } from "./raw-message.js";
 
 /** What the runtime tells about each message. */
 export interface MessageInfo {
@@ -71,6 +72,8 @@ export class Subscription<T> extends EventEmitter<SubscriptionEvents> {
   readonly overflow: Overflow;
   /** Queue group: subscriptions with the same group share the topic's messages (each to one). */
   readonly group: string | undefined;
+  /** True for a raw subscription: messages are {@link RawMessage}s, not decoded nor validated. */
+  readonly raw: boolean;
   readonly #handler: MessageHandler<T> | undefined;
   readonly #onClose: () => void;
   #queue: (Received<T> & { acker: Acker | null; bytes: number })[] = [];
@@ -96,6 +99,7 @@ export class Subscription<T> extends EventEmitter<SubscriptionEvents> {
     handler: MessageHandler<T> | undefined;
     onClose: () => void;
     group?: string | undefined;
+    raw?: boolean;
   }) {
     super();
     this.topic = args.topic;
@@ -104,6 +108,7 @@ export class Subscription<T> extends EventEmitter<SubscriptionEvents> {
     this.queueSize = args.queueSize;
     this.overflow = args.overflow;
     this.group = args.group;
+    this.raw = args.raw === true;
     this.#handler = args.handler;
     this.#onClose = args.onClose;
     if (this.qos.deadlineMs > 0) {
@@ -146,6 +151,16 @@ export class Subscription<T> extends EventEmitter<SubscriptionEvents> {
    * subscription calls it when the message is consumed (block) or accepted (drop policies).
    */
   deliver(msg: T, info: MessageInfo, acker: Acker | null, bytes: number): void {
+    // A publisher in this process hands over values; a raw subscription gets them encoded.
+    if (this.raw && !this.#closed) msg = rawFromValue(msg) as T;
+    this.deliverEncoded(msg, info, acker, bytes);
+  }
+
+  /**
+   * @internal Hands one message over as it is: a decoded value, or for a raw subscription the
+   * {@link RawMessage} a remote source built from what arrived.
+   */
+  deliverEncoded(msg: T, info: MessageInfo, acker: Acker | null, bytes: number): void {
     if (this.#closed) {
       acker?.ack(bytes);
       return;

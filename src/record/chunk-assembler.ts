@@ -26,7 +26,10 @@ interface ChannelIndex {
 export interface SealedChunk {
   pieces: Uint8Array[];
   size: number;
-  crc: number;
+  /** The pieces' CRC-32, if asked for. */
+  crc: number | undefined;
+  /** The piece holding the most bytes of one message's data (to probe for compressibility). */
+  largest: number;
   start: bigint;
   end: bigint;
   messages: number;
@@ -137,12 +140,18 @@ export class ChunkAssembler {
     this.#slabPos = o + MESSAGE_HEADER_BYTES;
   }
 
-  /** Closes the chunk: returns its content and starts an empty one. */
-  seal(): SealedChunk {
+  /** Closes the chunk: returns its content (with its CRC if `crc`) and starts an empty one. */
+  seal(crc = true): SealedChunk {
     this.#cutSlab();
     const pieces = this.#pieces;
-    let crc = 0;
-    for (const p of pieces) crc = crc32(p, crc);
+    let sum: number | undefined;
+    if (crc) {
+      sum = 0;
+      for (const p of pieces) sum = crc32(p, sum);
+    }
+    let largest = 0;
+    for (let i = 1; i < pieces.length; i++)
+      if (pieces[i]!.byteLength > pieces[largest]!.byteLength) largest = i;
     const indexes = new Map<number, Buffer>();
     for (const [channelId, idx] of this.#index) {
       const n = idx.times.length;
@@ -163,7 +172,8 @@ export class ChunkAssembler {
     const sealed: SealedChunk = {
       pieces,
       size: this.#size,
-      crc,
+      crc: sum,
+      largest,
       start: this.#start,
       end: this.#end,
       messages: this.#messages,

@@ -25,16 +25,19 @@ import {
 /** Chunk compression of a recording. */
 export type Compression = "zstd" | "none";
 
-/** A chunk's records, sealed by the assembler and joined into one buffer. */
+/** A chunk's records, sealed by the assembler: in pieces (inline), or joined into one buffer (to move it to a thread). */
 export interface ChunkBody {
-  /** The chunk's records, uncompressed. */
-  body: Uint8Array;
+  /** The chunk's records, uncompressed, in order. */
+  pieces: Uint8Array[];
+  /** Their CRC-32, when already computed while assembling. */
+  crc?: number;
   /** Earliest and latest log time of its messages, in ns since the Unix epoch. */
   start: bigint;
   end: bigint;
   /** Channel id → its MessageIndex record, in order of first appearance. */
   indexes: [number, Uint8Array][];
-  /** Where in `body` the piece to probe for compressibility lies (its largest piece when assembled). */
+  /** Which piece to probe for compressibility, and where in it (its largest stretch of one message's data). */
+  probePiece: number;
   probeOffset: number;
   probeLength: number;
 }
@@ -87,22 +90,37 @@ export class McapFileTail {
     return this.#out([record]);
   }
 
-  /** A chunk: its header, its body (compressed when worth it) and its message indexes. */
+  /**
+   * A chunk: its header, its records (compressed when worth it, else the pieces as they are, for a
+   * gathered write) and its message indexes.
+   */
   chunk(c: ChunkBody): Uint8Array[] {
-    const size = c.body.byteLength;
-    const crc = crc32(c.body);
+    let size = 0;
+    for (const p of c.pieces) size += p.byteLength;
+    let crc = c.crc;
+    if (crc === undefined) {
+      crc = 0;
+      for (const p of c.pieces) crc = crc32(p, crc);
+    }
     let compression = "";
-    let body = c.body;
-    if (this.compression === "zstd" && worthCompressing(c.body, c.probeOffset, c.probeLength)) {
-      const z = zstd.compress(c.body, ZSTD_LEVEL);
+    let body = c.pieces;
+    let bodyLength = size;
+    const probe = c.pieces[c.probePiece];
+    if (
+      this.compression === "zstd" &&
+      (probe === undefined || worthCompressing(probe, c.probeOffset, c.probeLength))
+    ) {
+      const joined = c.pieces.length === 1 ? c.pieces[0]! : Buffer.concat(c.pieces, size);
+      const z = zstd.compress(joined, ZSTD_LEVEL);
       if (z.byteLength < size) {
         compression = "zstd";
-        body = z;
+        body = [z];
+        bodyLength = z.byteLength;
       }
     }
     const chunkStart = this.#position;
-    const head = chunkHeader(c.start, c.end, size, crc, compression, body.byteLength);
-    const chunkLength = BigInt(head.byteLength + body.byteLength);
+    const head = chunkHeader(c.start, c.end, size, crc, compression, bodyLength);
+    const chunkLength = BigInt(head.byteLength + bodyLength);
     const indexStart = chunkStart + chunkLength;
     const messageIndexOffsets = new Map<number, bigint>();
     let indexLength = 0n;
@@ -118,10 +136,10 @@ export class McapFileTail {
       messageIndexOffsets,
       messageIndexLength: indexLength,
       compression,
-      compressedSize: BigInt(body.byteLength),
+      compressedSize: BigInt(bodyLength),
       uncompressedSize: BigInt(size),
     });
-    return this.#out([head, body, ...c.indexes.map(([, r]) => r)]);
+    return this.#out([head, ...body, ...c.indexes.map(([, r]) => r)]);
   }
 
   /**

@@ -124,7 +124,7 @@ class ThreadSink implements TailSink {
 
   post(req: TailRequest): void {
     if (this.#exited) return;
-    if (req.op === "chunk") this.#worker.postMessage(req, [req.chunk.body.buffer as ArrayBuffer]);
+    if (req.op === "chunk") this.#worker.postMessage(req, [req.chunk.pieces[0]!.buffer as ArrayBuffer]);
     else this.#worker.postMessage(req);
   }
 
@@ -212,6 +212,10 @@ export class McapFileWriter {
   readonly #inFlight = new Map<number, number>();
   #nextId = 1;
   #drainWaiters: (() => void)[] = [];
+  /** Callbacks to run once the open chunk is written (see holdUntilWritten). */
+  #heldByChunk: (() => void)[] = [];
+  /** Callbacks to run once request id is written, in id order. */
+  readonly #afterWrite: { id: number; run: () => void }[] = [];
   #failure: Error | undefined;
   #closed = false;
   #nextSchemaId = 1;
@@ -370,10 +374,29 @@ export class McapFileWriter {
   flushChunk(): void {
     this.#check();
     if (this.#chunk.messages === 0) return;
-    const sealed = this.#chunk.seal();
+    if (!(this.#sink instanceof ThreadSink)) {
+      // Inline: the pieces as they are (large messages by reference), written with one gathered write.
+      const sealed = this.#chunk.seal();
+      const chunk: ChunkBody = {
+        pieces: sealed.pieces,
+        crc: sealed.crc!,
+        start: sealed.start,
+        end: sealed.end,
+        indexes: [...sealed.indexes],
+        probePiece: sealed.largest,
+        probeOffset: 0,
+        probeLength: sealed.pieces[sealed.largest]?.byteLength ?? 0,
+      };
+      this.#post({ op: "chunk", id: 0, chunk }, sealed.size);
+      this.#inChunk.clear();
+      this.#releaseHeldAfterPost();
+      return;
+    }
+    // The writer thread checksums it.
+    const sealed = this.#chunk.seal(false);
     // One buffer of its own (never a pooled slab), so that it can be moved to the writer thread: one
     // it gave back when big enough (memory already mapped), else a new one.
-    const spare = this.#sink instanceof ThreadSink ? this.#sink.spare : [];
+    const spare = this.#sink.spare;
     const i = spare.findIndex((b) => b.byteLength >= sealed.size);
     const body =
       i >= 0 ? new Uint8Array(spare.splice(i, 1)[0]!, 0, sealed.size) : Buffer.allocUnsafeSlow(sealed.size);
@@ -389,15 +412,36 @@ export class McapFileWriter {
       o += p.byteLength;
     }
     const chunk: ChunkBody = {
-      body,
+      pieces: [body],
       start: sealed.start,
       end: sealed.end,
       indexes: [...sealed.indexes],
+      probePiece: 0,
       probeOffset,
       probeLength,
     };
     this.#post({ op: "chunk", id: 0, chunk }, sealed.size);
     this.#inChunk.clear();
+    this.#releaseHeldAfterPost();
+  }
+
+  /** What the chunk just posted held is released once it is written. */
+  #releaseHeldAfterPost(): void {
+    if (this.#heldByChunk.length === 0) return;
+    const id = this.#nextId - 1;
+    for (const run of this.#heldByChunk) this.#afterWrite.push({ id, run });
+    this.#heldByChunk = [];
+  }
+
+  /**
+   * Runs `release` once the bytes added so far are written: the open chunk's, or (with no open chunk)
+   * everything posted. For callers that hand large messages over by reference and reuse their buffers
+   * afterwards. Never runs after a write failure (the buffers are then left to the garbage collector).
+   */
+  holdUntilWritten(release: () => void): void {
+    if (this.#chunk.messages > 0) this.#heldByChunk.push(release);
+    else if (this.#inFlight.size === 0) release();
+    else this.#afterWrite.push({ id: this.#nextId - 1, run: release });
   }
 
   /** Resolves once everything queued so far is written (rejects with the write error, if any). */
@@ -464,6 +508,11 @@ export class McapFileWriter {
       this.#inFlight.delete(r.id);
       this.#queued -= bytes;
       this.#position = r.position;
+      // Acknowledgements come in order: everything up to r.id is written.
+      const a = this.#afterWrite;
+      let n = 0;
+      while (n < a.length && a[n]!.id <= r.id) n++;
+      if (n > 0) for (const { run } of a.splice(0, n)) run();
     } else if (r.op === "failed") {
       this.#failure ??= new MyelinError("ERR_STORAGE", `writing ${this.path} failed: ${r.message}`);
     } else return;

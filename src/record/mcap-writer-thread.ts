@@ -74,7 +74,7 @@ async function main(): Promise<void> {
           // Once written, the chunk's buffer goes back to the writer for the next chunk.
           appender.append(
             tail.chunk(m.chunk),
-            acked(m.id, tail.position, m.chunk.body.buffer as ArrayBuffer),
+            acked(m.id, tail.position, m.chunk.pieces[0]!.buffer as ArrayBuffer),
           );
           break;
         case "summary":

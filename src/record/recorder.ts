@@ -3,11 +3,14 @@
  * the graph), writes every message into MCAP files with its publish time and sequence number, and
  * counts what it could not keep.
  *
- * It never slows a publisher: live topics are subscribed best-effort, and a message is encoded and put
- * into the open chunk at once; chunks are written behind. When the disk falls more than `maxQueueBytes`
- * behind, messages are dropped, counted per topic (`dropped`); messages a publisher could not send
- * because the recorder was not reading fast enough show up as gaps in its sequence (`lost`). Both are
- * printed and written into each file's `myelin.recording` metadata record.
+ * It never slows a publisher: live topics are subscribed best-effort and raw (neither decoded nor
+ * validated on the receiving thread): each message's bytes are copied into a batch that goes to the
+ * recording thread (recording-feed.ts, recording-sink.ts), which decodes and validates it (counting
+ * the invalid per topic), encodes it for the viewers and writes it into chunks. When more than
+ * `maxQueueBytes` wait (batches not yet handled, chunks not yet written), messages are dropped, counted
+ * per topic (`dropped`); messages a publisher could not send because the recorder was not reading fast
+ * enough show up as gaps in its sequence (`lost`). Both are printed and written into each file's
+ * `myelin.recording` metadata record.
  *
  * Durable topics recorded with `from` (a sequence number or a time) are read from the hub's store
  * instead, history first and then as they grow, without a consumer (nothing is acknowledged, no work
@@ -15,9 +18,6 @@
  * time it was stored.
  */
 import { EventEmitter } from "node:events";
-import { basename, dirname, extname, join } from "node:path";
-import { unlink } from "node:fs/promises";
-import { decodeCompiled, MISMATCH, msgpackCodec } from "../codec/index.js";
 import { MyelinError, ServiceError } from "../errors.js";
 import { lookupType, type MessageType } from "../msgs/index.js";
 import {
@@ -25,11 +25,14 @@ import {
   type GraphSnapshot,
   type MessageInfo,
   type Node,
+  type RawMessage,
   type Subscription,
 } from "../node/index.js";
-import { channelEncodingOf, type ChannelEncoding } from "./channel-encoding.js";
-import { McapFileWriter, type Compression } from "./mcap-file-writer.js";
-import { viewerJsonText } from "./viewer-json.js";
+import type { Compression } from "./mcap-file-writer.js";
+import { RecordingFeed } from "./recording-feed.js";
+import type { SinkCounters } from "./recording-sink.js";
+
+export { splitName } from "./recording-sink.js";
 
 /** Which topics to record. */
 export interface TopicSelection {
@@ -66,8 +69,9 @@ export interface RecorderOptions extends TopicSelection {
   /** How often the store is asked for more of a durable topic once caught up, in ms (default 100). */
   pollMs?: number;
   /**
-   * Checksum, compress and write chunks on a worker thread (default true), so that the thread
-   * receiving messages only encodes and copies them; false does it on the receiving thread.
+   * Decode, validate, encode and write on a recording thread (default true), so that the thread
+   * receiving messages only copies their bytes into batches; false does the same work inline, on the
+   * receiving thread.
    */
   writerThread?: boolean;
 }
@@ -81,7 +85,7 @@ export interface TopicStats {
   messages: number;
   /** Encoded bytes written. */
   bytes: number;
-  /** Dropped by the recorder: the disk was too far behind. */
+  /** Dropped by the recorder: the recording thread or the disk was too far behind (or writing failed). */
   dropped: number;
   /** Lost before reaching the recorder: gaps in a publisher's (or the store's) sequence. */
   lost: number;
@@ -127,16 +131,18 @@ const DEFAULTS = {
  */
 const RECORD_WINDOW = { messages: 262_144, bytes: 256 * 1024 * 1024 };
 
+/** Topics one recording can hold (the batches' topic index is 16 bits). */
+const MAX_TOPICS = 65_535;
+
 /** The store page size when reading a durable topic. */
 const STORE_PAGE = 1000;
 
 interface Recorded {
   stats: TopicStats;
-  enc: ChannelEncoding<unknown>;
+  /** The topic's index in the feed. */
+  index: number;
   type: MessageType<unknown>;
-  /** Channel id in the current file, or -1 before its first message in that file. */
-  channel: number;
-  sub?: Subscription<unknown>;
+  sub?: Subscription<RawMessage>;
 }
 
 const isHidden = (topic: string): boolean => topic.split("/").some((s) => s.startsWith("_"));
@@ -152,32 +158,24 @@ export function selects(sel: TopicSelection, topic: string): boolean {
   return sel.all === true && !isHidden(topic);
 }
 
-/** The name of part `index` of a split recording: `run.mcap` → `run_3.mcap`. */
-export function splitName(output: string, index: number): string {
-  const ext = extname(output);
-  return join(dirname(output), `${basename(output, ext)}_${index}${ext === "" ? ".mcap" : ext}`);
-}
-
 /** Records topics into MCAP files; see the module comment. `start()`, then `stop()`. */
 export class Recorder extends EventEmitter<RecorderEvents> {
   readonly #node: Node;
   readonly #opts: RecorderOptions & typeof DEFAULTS;
   readonly #topics = new Map<string, Recorded>();
+  readonly #byIndex: Recorded[] = [];
   readonly #skipped = new Map<string, string>();
   readonly #files: string[] = [];
-  readonly #closing: Promise<void>[] = [];
-  #writer: McapFileWriter | undefined;
-  #next: Promise<McapFileWriter> | undefined;
-  #fileIndex = 0;
-  #fileStart = 0;
+  #feed: RecordingFeed | undefined;
   #startedAt = 0;
-  #bytesClosed = 0;
   #timer: NodeJS.Timeout | undefined;
   #stopped = false;
   #stopping: AbortController = new AbortController();
   #onGraph = (g: GraphSnapshot): void => this.#consider(g);
   readonly #pumps: Promise<void>[] = [];
-  readonly #clock = wallClockNs();
+  #lastCounters = "";
+  #stoppedAt = 0;
+  #closed: Promise<void> | undefined;
 
   constructor(node: Node, options: RecorderOptions) {
     super();
@@ -192,22 +190,36 @@ export class Recorder extends EventEmitter<RecorderEvents> {
     }
   }
 
-  /** True if the recording splits into numbered files. */
-  get #splitting(): boolean {
-    return this.#opts.splitBytes !== undefined || this.#opts.splitMs !== undefined;
-  }
-
   /**
    * Opens the first file and starts recording what the graph shows, then what appears.
    * @throws MyelinError ERR_STORAGE if the file cannot be created.
    */
   async start(): Promise<void> {
     this.#startedAt = Date.now();
-    this.#writer = await this.#open(0);
-    this.#fileStart = Date.now();
-    if (this.#splitting) this.#next = this.#open(1);
+    const o = this.#opts;
+    this.#feed = await RecordingFeed.start(
+      {
+        output: o.output,
+        compression: o.compression,
+        chunkBytes: o.chunkBytes,
+        chunkMs: o.chunkMs,
+        splitBytes: o.splitBytes,
+        splitMs: o.splitMs,
+        timeBaseNs: BigInt(Math.round(performance.timeOrigin * 1e6)),
+        writerThread: false,
+        thread: o.writerThread,
+        maxQueueBytes: o.maxQueueBytes,
+      },
+      {
+        file: (path) => {
+          this.#files.push(path);
+          this.emit("file", path);
+        },
+        error: (err) => this.emit("error", err),
+      },
+    );
     this.#node.on("graph", this.#onGraph);
-    this.#timer = setInterval(() => this.#tick(), Math.max(10, Math.min(this.#opts.chunkMs, 250)));
+    this.#timer = setInterval(() => this.#tick(), 100);
     this.#consider(await this.#node.queryGraph());
     if (this.#opts.from !== undefined) await this.#fromStore();
   }
@@ -238,26 +250,33 @@ export class Recorder extends EventEmitter<RecorderEvents> {
 
   /** Counters so far. */
   stats(): RecorderStats {
+    const feed = this.#feed;
     const topics = [...this.#topics.values()].map((r) => {
       const s = { ...r.stats };
-      if (r.sub !== undefined) s.lost = r.sub.stats().dropped;
+      if (r.sub !== undefined && !this.#stopped) s.lost = r.sub.stats().dropped;
+      if (feed !== undefined) {
+        const f = feed.topicStats(r.index);
+        s.messages = f.messages;
+        s.bytes = f.bytes;
+        s.invalid = f.invalid;
+        s.dropped += f.dropped;
+      }
       return s;
     });
     return {
       elapsedMs: (this.#stopped ? this.#stoppedAt : Date.now()) - this.#startedAt,
       files: [...this.#files],
-      bytes: this.#bytesClosed + (this.#writer?.bytes ?? 0),
-      queuedBytes: this.#writer?.queuedBytes ?? 0,
+      bytes: feed?.fileBytes ?? 0,
+      queuedBytes: feed?.queuedBytes ?? 0,
       topics: topics.sort((a, b) => a.topic.localeCompare(b.topic)),
       skipped: [...this.#skipped].map(([topic, reason]) => ({ topic, reason })),
     };
   }
 
-  #stoppedAt = 0;
-
   /**
    * Stops: unsubscribes, writes the drop counts into the file's metadata, closes the file (a valid,
    * indexed MCAP file) and returns the final counters.
+   * @throws MyelinError ERR_STORAGE if writing failed (the file then ends at its last complete chunk).
    */
   async stop(): Promise<RecorderStats> {
     if (!this.#stopped) {
@@ -271,26 +290,9 @@ export class Recorder extends EventEmitter<RecorderEvents> {
         r.sub?.close();
       }
       await Promise.allSettled(this.#pumps);
-      const w = this.#writer;
-      if (w !== undefined) {
-        // The metadata record and the summary come after what the counters cover.
-        this.#closing.push(this.#finish(w).then(() => void (this.#bytesClosed += w.bytes)));
-      }
-      this.#writer = undefined;
-      const next = this.#next;
-      this.#next = undefined;
-      if (next !== undefined) {
-        this.#closing.push(
-          next.then(async (w) => {
-            await w.close();
-            await unlink(w.path);
-          }),
-        );
-      }
+      this.#closed = this.#feed?.close(this.#counters());
     }
-    const results = await Promise.allSettled(this.#closing);
-    const failed = results.find((r): r is PromiseRejectedResult => r.status === "rejected");
-    if (failed !== undefined) throw failed.reason;
+    await this.#closed;
     return this.stats();
   }
 
@@ -298,71 +300,27 @@ export class Recorder extends EventEmitter<RecorderEvents> {
     await this.stop();
   }
 
-  async #open(index: number): Promise<McapFileWriter> {
-    const path = this.#splitting ? splitName(this.#opts.output, index) : this.#opts.output;
-    return McapFileWriter.create(path, {
-      compression: this.#opts.compression,
-      chunkBytes: this.#opts.chunkBytes,
-      library: "myelin",
-      thread: this.#opts.writerThread,
-    });
-  }
-
-  /** Writes the metadata record and closes `w`. */
-  async #finish(w: McapFileWriter): Promise<void> {
-    const s = this.stats();
-    const meta = new Map<string, string>([
-      ["started", new Date(this.#startedAt).toISOString()],
-      ["file_index", String(this.#fileIndex)],
-      ["dropped", JSON.stringify(Object.fromEntries(s.topics.map((t) => [t.topic, t.dropped])))],
-      ["lost", JSON.stringify(Object.fromEntries(s.topics.map((t) => [t.topic, t.lost])))],
-      ["invalid", JSON.stringify(Object.fromEntries(s.topics.map((t) => [t.topic, t.invalid])))],
-      ["skipped", JSON.stringify(Object.fromEntries(s.skipped.map((x) => [x.topic, x.reason])))],
-    ]);
-    w.addMetadata("myelin.recording", meta);
-    await w.close();
-    this.#files.push(w.path);
-    this.emit("file", w.path);
-  }
-
-  #tick(): void {
-    const w = this.#writer;
-    if (w === undefined) return;
-    if (w.failure !== undefined) {
-      this.emit("error", w.failure);
-      return;
+  /** The counters the files' metadata records, by topic index. */
+  #counters(): SinkCounters {
+    const c: SinkCounters = { dropped: [], lost: [], skipped: [...this.#skipped] };
+    for (const r of this.#byIndex) {
+      c.dropped[r.index] = r.stats.dropped;
+      c.lost[r.index] = r.sub !== undefined && !this.#stopped ? r.sub.stats().dropped : r.stats.lost;
     }
-    w.flushChunk();
-    if (this.#opts.splitMs !== undefined && Date.now() - this.#fileStart >= this.#opts.splitMs) this.#split();
+    return c;
   }
 
-  /** Closes the current file and goes on in the next (opened in advance). */
-  #split(): void {
-    const w = this.#writer;
-    const next = this.#next;
-    if (w === undefined || next === undefined || this.#stopped) return;
-    this.#next = undefined;
-    this.#writer = undefined;
-    this.#bytesClosed += w.bytes;
-    this.#closing.push(this.#finish(w));
-    // Messages arriving while the next file finishes opening wait in a short-lived buffer.
-    const pending: (() => void)[] = [];
-    this.#pendingWhileOpening = pending;
-    void next.then(
-      (nw) => {
-        this.#fileIndex++;
-        this.#writer = nw;
-        this.#fileStart = Date.now();
-        for (const r of this.#topics.values()) r.channel = -1;
-        this.#pendingWhileOpening = undefined;
-        for (const f of pending) f();
-        if (!this.#stopped) this.#next = this.#open(this.#fileIndex + 1);
-      },
-      (err: unknown) => this.emit("error", err as Error),
-    );
+  /** Every 100 ms: the counters go to the recording thread when they changed (for split files). */
+  #tick(): void {
+    const feed = this.#feed;
+    if (feed === undefined || this.#stopped) return;
+    const c = this.#counters();
+    const key = JSON.stringify(c);
+    if (key !== this.#lastCounters) {
+      this.#lastCounters = key;
+      feed.counters(c);
+    }
   }
-
-  #pendingWhileOpening: (() => void)[] | undefined;
 
   /** Subscribes to the selected topics that the graph shows and that are not recorded yet. */
   #consider(g: GraphSnapshot): void {
@@ -393,6 +351,12 @@ export class Recorder extends EventEmitter<RecorderEvents> {
       this.emit("skip", { topic, reason });
       return;
     }
+    if (this.#byIndex.length >= MAX_TOPICS) {
+      const reason = `a recording holds at most ${MAX_TOPICS} topics; narrow the selection (--regex, --exclude) or record in several processes`;
+      this.#skipped.set(topic, reason);
+      this.emit("skip", { topic, reason });
+      return;
+    }
     const fromStore = this.#opts.from !== undefined;
     const r: Recorded = {
       stats: {
@@ -405,11 +369,12 @@ export class Recorder extends EventEmitter<RecorderEvents> {
         lost: 0,
         invalid: 0,
       },
-      enc: channelEncodingOf(type),
+      index: this.#byIndex.length,
       type,
-      channel: -1,
     };
     this.#topics.set(topic, r);
+    this.#byIndex.push(r);
+    this.#feed!.addTopic(r.index, topic, type);
     if (fromStore) {
       this.#pumps.push(this.#pumpStore(r));
     } else {
@@ -419,11 +384,12 @@ export class Recorder extends EventEmitter<RecorderEvents> {
 
   async #subscribe(r: Recorded, history: number): Promise<void> {
     try {
-      const sub = await this.#node.createSubscription<unknown>(
+      const sub = await this.#node.createSubscription(
         r.stats.topic,
         r.type,
-        (msg, info) => this.#live(r, msg, info),
+        (msg: RawMessage, info: MessageInfo) => this.#live(r, msg, info),
         {
+          raw: true,
           window: RECORD_WINDOW,
           qos:
             history > 0
@@ -431,7 +397,6 @@ export class Recorder extends EventEmitter<RecorderEvents> {
               : { reliability: "best-effort" },
         },
       );
-      sub.on("invalid", () => r.stats.invalid++);
       if (this.#stopped) sub.close();
       else {
         r.sub = sub;
@@ -445,41 +410,12 @@ export class Recorder extends EventEmitter<RecorderEvents> {
     }
   }
 
-  #live(r: Recorded, msg: unknown, info: MessageInfo): void {
-    const publishTime = BigInt(info.sourceTime.sec) * 1_000_000_000n + BigInt(info.sourceTime.nanosec);
-    this.#write(r, msg, info.seq, this.#clock(), publishTime);
-  }
-
-  /** Encodes and writes one message, or counts it as dropped when the disk is too far behind. */
-  #write(r: Recorded, msg: unknown, seq: number, logTime: bigint, publishTime: bigint): void {
+  #live(r: Recorded, msg: RawMessage, info: MessageInfo): void {
     if (this.#stopped) return;
-    const w = this.#writer;
-    if (w === undefined) {
-      const pending = this.#pendingWhileOpening;
-      if (pending !== undefined && pending.length < 100000) {
-        pending.push(() => this.#write(r, msg, seq, logTime, publishTime));
-      } else r.stats.dropped++;
-      return;
-    }
-    if (w.queuedBytes > this.#opts.maxQueueBytes || w.failure !== undefined) {
+    const t = info.sourceTime;
+    if (!this.#feed!.push(r.index, info.seq, performance.now(), t.sec, t.nanosec, msg.frames)) {
       r.stats.dropped++;
-      return;
     }
-    // JSON goes into the chunk as text, written as UTF-8 in place; CDR as pieces, pixels not copied.
-    const data = r.enc.messageEncoding === "json" ? viewerJsonText(r.type, msg) : r.enc.encodeParts(msg);
-    if (r.channel < 0) {
-      const schema = w.addSchema(r.enc.schemaName, r.enc.schemaEncoding, r.enc.schemaData);
-      r.channel = w.addChannel(
-        schema,
-        r.stats.topic,
-        r.enc.messageEncoding,
-        new Map([["myelin_type", r.type.name]]),
-      );
-    }
-    r.stats.bytes += w.addMessage(r.channel, seq, logTime, publishTime, data);
-    r.stats.messages++;
-    if (this.#opts.splitBytes !== undefined && w.bytes + w.queuedBytes >= this.#opts.splitBytes)
-      this.#split();
   }
 
   /** Reads a durable topic from the store: history from `from`, then new messages as they are stored. */
@@ -491,6 +427,7 @@ export class Recorder extends EventEmitter<RecorderEvents> {
     let fromTime = "timeMs" in from ? from.timeMs : 0;
     this.emit("topic", r.stats);
     const signal = this.#stopping.signal;
+    const origin = performance.timeOrigin;
     while (!signal.aborted) {
       let page;
       try {
@@ -519,29 +456,18 @@ export class Recorder extends EventEmitter<RecorderEvents> {
         const seq = page.seqs[i]!;
         if (nextSeq > 0 && seq > nextSeq) r.stats.lost += seq - nextSeq; // removed by retention before we read it
         nextSeq = seq + 1;
-        const msg = decodeStored(r.type, page.payloads[i]!);
-        if (msg === undefined) {
-          r.stats.invalid++;
-          continue;
+        // Stored at (and recorded as published at) its store time; decoded and validated on the
+        // recording thread like a live message.
+        const ms = Math.round(page.timestamps[i]!);
+        const sec = Math.floor(ms / 1000);
+        const frames = [page.payloads[i]!];
+        if (!this.#feed!.push(r.index, seq, ms - origin, sec, (ms - sec * 1000) * 1_000_000, frames)) {
+          r.stats.dropped++;
         }
-        const t = BigInt(Math.round(page.timestamps[i]!)) * 1_000_000n;
-        this.#write(r, msg, seq, t, t);
       }
       if (page.seqs.length < STORE_PAGE) await delay(this.#opts.pollMs, signal);
       else await new Promise<void>((resolve) => setImmediate(resolve));
     }
-  }
-}
-
-/** A stored payload decoded and validated, or undefined. */
-function decodeStored(type: MessageType<unknown>, payload: Uint8Array): unknown {
-  const fast = decodeCompiled(type, payload);
-  if (fast !== MISMATCH) return fast;
-  try {
-    const msg = msgpackCodec.decode(payload);
-    return type.validate(msg).ok ? msg : undefined;
-  } catch {
-    return undefined;
   }
 }
 
@@ -556,14 +482,4 @@ function delay(ms: number, signal: AbortSignal): Promise<void> {
     }
     signal.addEventListener("abort", done, { once: true });
   });
-}
-
-/**
- * A wall clock in ns since the Unix epoch with the resolution of the monotonic clock, on the same basis
- * as the publishers' stamps (`timeNow`: the process's time origin plus `performance.now()`).
- */
-function wallClockNs(): () => bigint {
-  const anchor =
-    BigInt(Math.round((performance.timeOrigin + performance.now()) * 1e6)) - process.hrtime.bigint();
-  return () => anchor + process.hrtime.bigint();
 }
