@@ -23,7 +23,7 @@ export async function receiveLoop<M>(
   handle: (msg: M) => void,
   onError: (err: Error, msg: M) => void,
 ): Promise<void> {
-  if (source.consume !== undefined && process.env["T_NOPUSH"] === undefined) {
+  if (source.consume !== undefined) {
     try {
       await source.consume((msg) => {
         try {

@@ -150,6 +150,18 @@ export interface Listener extends AsyncIterable<Incoming>, Pumpable<Incoming> {
   close(lingerMs: number): Promise<void>;
 }
 
+/**
+ * The end of every `down` reason saying that the listener uses another carrier for `ipc://` than
+ * this process (ZeroMQ against the Unix carrier): retrying cannot help until one side changes.
+ */
+export const CARRIER_MISMATCH_HINT =
+  "every process of a host must use the same carrier for ipc:// (MYELIN_IPC_TRANSPORT)";
+
+/** True when a connection's `down` reason is a carrier mismatch ({@link CARRIER_MISMATCH_HINT}). */
+export function isCarrierMismatch(why: string): boolean {
+  return why.endsWith(CARRIER_MISMATCH_HINT);
+}
+
 /** Events of a connection. */
 export interface ConnectionEvents {
   /** Connected (again). */

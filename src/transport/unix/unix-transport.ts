@@ -26,12 +26,11 @@ import type {
   Transport,
   TransportOptions,
 } from "../transport.js";
-import { LOCAL_IDENTITY, requireNoSecurity } from "../transport.js";
+import { CARRIER_MISMATCH_HINT, LOCAL_IDENTITY, requireNoSecurity } from "../transport.js";
 import { Inbox } from "../inbox.js";
 import { GREETING, ZMTP_REFUSAL, looksLikeZmtp } from "./unix-framing.js";
 import { MessageWriter } from "./message-writer.js";
 import { ChunkReader, SlabReader } from "./message-reader.js";
-import { shmAddon } from "../shm/shm-addon.js";
 
 /** Messages read ahead of a receiver that does not keep up, before its sockets pause. */
 const RECEIVE_HWM = 10000;
@@ -46,27 +45,13 @@ function pathOf(endpoint: string): string {
 }
 
 /**
- * Kernel buffer asked for on each socket, both ways, in bytes: a sender that runs for milliseconds
- * without yielding keeps writing while the receiver reads (the default, about 200 KiB, fills in a
- * fraction of a millisecond at full rate). The host caps it (`net.core.wmem_max`).
- */
-const SOCKET_BUFFER_BYTES = 4 * 1024 * 1024;
-
-/** Asks for larger kernel buffers on `sock` where the native addon can (nothing otherwise). */
-function widenBuffers(sock: Socket): void {
-  if (process.env["T_NOWIDEN"] !== undefined) return;
-  const fd = (sock as unknown as { _handle?: { fd?: unknown } })._handle?.fd;
-  if (typeof fd === "number" && fd >= 0) shmAddon()?.socketBuffers?.(fd, SOCKET_BUFFER_BYTES);
-}
-
-/**
  * Why a connection to `endpoint` cannot work: the listener there speaks ZeroMQ, this process the
  * Unix carrier.
  */
 export function zeromqListenerReason(endpoint: string): string {
   return (
-    `${endpoint} is served by ZeroMQ (it sent a ZMTP greeting), but this process uses the Unix ` +
-    `carrier for ipc://: every process of a host must use the same one (MYELIN_IPC_TRANSPORT)`
+    `${endpoint} is served by ZeroMQ (it sent a ZMTP greeting), while this process uses the Unix ` +
+    `carrier; ${CARRIER_MISMATCH_HINT}`
   );
 }
 
@@ -177,7 +162,6 @@ class UnixListener implements Listener {
       return;
     }
     this.#sockets.add(sock);
-    widenBuffers(sock);
     const num = this.#nextPeer++;
     const id = Buffer.alloc(5);
     id.writeUInt32BE(num, 1);
@@ -341,14 +325,14 @@ class UnixConnection implements Connection {
   #connect(): void {
     this.#timer = undefined;
     if (this.#closed) return;
-    let sock: Socket | undefined;
+    // The reader's callbacks run only once `sock` is connected and reading.
     const reader = new SlabReader(this.#opts.maxMessageBytes, (frames) => {
-      if (this.#in.push(frames) >= RECEIVE_HWM) sock!.pause();
+      if (this.#in.push(frames) >= RECEIVE_HWM) sock.pause();
       return this.#sock === sock && !this.#closed;
     });
     let first = true;
     let zeromq = false;
-    sock = createConnection({
+    const sock: Socket = createConnection({
       path: this.#path,
       onread: {
         buffer: () => reader.buffer(),
@@ -358,14 +342,14 @@ class UnixConnection implements Connection {
             if (buf[0] === 0xff) {
               // Our framing never starts so (a length of 4 GiB): the listener speaks ZeroMQ.
               zeromq = true;
-              sock!.destroy();
+              sock.destroy();
               return false;
             }
           }
           try {
             reader.read(n);
           } catch {
-            sock!.destroy(); // malformed or oversized: reset, reconnect
+            sock.destroy(); // malformed or oversized: reset, reconnect
             return false;
           }
           return true;
@@ -376,7 +360,6 @@ class UnixConnection implements Connection {
     let connected = false;
     sock.on("connect", () => {
       connected = true;
-      widenBuffers(sock);
       this.#retryMs = this.#opts.reconnectMs?.min ?? 100;
       sock.write(GREETING);
       this.#writer = new MessageWriter(sock, () => (this.#writable = false));
