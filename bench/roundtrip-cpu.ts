@@ -159,7 +159,9 @@ async function main(): Promise<void> {
     const echoCpu = (await onceMessage<number>(e)) / count;
     p.send("exit");
     e.send("exit");
-    const carrier = raw ? "raw Unix socket" : `Myelin over ${process.env["MYELIN_IPC_TRANSPORT"] || "zeromq"}`;
+    const carrier = raw
+      ? "raw Unix socket"
+      : `Myelin over ${process.env["MYELIN_IPC_TRANSPORT"] || "zeromq"}`;
     console.log(
       `${carrier}: p50 ${r.p50.toFixed(1)} µs, p99 ${r.p99.toFixed(1)} µs; CPU per round trip: pinger ${r.cpuUs.toFixed(2)} µs, echo ${echoCpu.toFixed(2)} µs; load average ${os.loadavg()[0]!.toFixed(1)}`,
     );
