@@ -6,7 +6,14 @@
  * a listener closes a connection whose greeting is wrong, so stray bytes never become messages.
  * Then both ways, each message is `u32 length` (of what follows), `u16 frame count`, and per
  * frame `u32 length` + bytes, all big-endian. A message over the receiver's `maxMessageBytes`
- * resets the connection (the sender reconnects), like a carrier that refuses it.
+ * resets the connection (the sender reconnects), like a carrier that refuses it
+ * (unix-framing.ts). A ZeroMQ peer on the same path (a process with the other
+ * `MYELIN_IPC_TRANSPORT`) is recognised by its greeting either way, and the connection goes down
+ * with a reason saying so ({@link CARRIER_MISMATCH_HINT}).
+ *
+ * Speed: what one turn sends to a socket leaves in one gathered write (message-writer.ts); a
+ * connection reads into slabs (`onread`, message-reader.ts) with frames as views; the receive
+ * loop takes messages in push mode (`consume`), in the read callback, with no promise per message.
  *
  * Backpressure: a sender writes to the socket while the kernel takes it and queues the rest in
  * memory (`queued`); a receiver that does not read pauses its sockets once `highWaterMark`
