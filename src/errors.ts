@@ -42,6 +42,7 @@ export const ERROR_CODES = [
   "ERR_UNKNOWN_DEVICE",
   "ERR_VERSION_CONFLICT",
   "ERR_NOT_AUTHORIZED",
+  "ERR_CARRIER_MISMATCH",
 ] as const;
 
 /** A stable error code; see docs/errors.md. */
@@ -98,6 +99,7 @@ export const ERROR_CLASS_OF = {
   ERR_UNKNOWN_DEVICE: "MyelinError",
   ERR_VERSION_CONFLICT: "MyelinError",
   ERR_NOT_AUTHORIZED: "MyelinError",
+  ERR_CARRIER_MISMATCH: "MyelinError",
 } as const satisfies Record<ErrorCode, ErrorClassName>;
 
 /** The codes thrown as class `N`, e.g. `CodesOf<"TimeoutError">` = `"ERR_TIMEOUT" | "ERR_HUB_UNREACHABLE"`. */

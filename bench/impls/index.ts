@@ -16,6 +16,8 @@ export const IMPLS: Readonly<Record<string, () => Promise<Impl>>> = {
   myelin: () => load(import("./myelin.js")),
   "myelin-copy": async () => (await import("./myelin.js")).myelinWithoutShm(),
   "myelin-try": async () => (await import("./myelin.js")).myelinImpl(true),
+  "myelin-unix": async () => (await import("./myelin.js")).myelinOver("unix"),
+  "myelin-zmq": async () => (await import("./myelin.js")).myelinOver("zeromq"),
   "mqtt-mosquitto-q0": async () => (await import("./mqtt.js")).mqttImpl("mosquitto", 0),
   "mqtt-aedes-q0": async () => (await import("./mqtt.js")).mqttImpl("aedes", 0),
   "mqtt-gateway-q0": async () => (await import("./mqtt.js")).mqttImpl("gateway", 0),

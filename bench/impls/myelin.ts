@@ -9,6 +9,8 @@
 import { Hub } from "../../src/hub/index.js";
 import { createNode, type Node } from "../../src/node/index.js";
 import { defineMessage, geometry_msgs, t } from "../../src/msgs/index.js";
+import { unixTransport } from "../../src/transport/unix/unix-transport.js";
+import { zmqTransport } from "../../src/transport/zmq/zmq-transport.js";
 import type { EndpointOptions, Impl, Receiver, ReceiverOptions, Sender, Twist } from "../impl.js";
 
 /** The 64 B / 4 KiB / 1 MiB payload cases: one `bytes` field. */
@@ -84,6 +86,28 @@ export function myelinWithoutShm(): Impl {
     async setup(ctx) {
       const r = await impl.setup!(ctx);
       return { ...r, env: { ...r.env, MYELIN_SHM: "off" } };
+    },
+  };
+}
+
+/**
+ * The same with the carrier of `ipc://` pinned, whatever the default: `unix` (the plain Unix-socket
+ * carrier) or `zeromq`. The hub gets the same carrier, the workers `MYELIN_IPC_TRANSPORT`.
+ */
+export function myelinOver(carrier: "unix" | "zeromq"): Impl {
+  return {
+    ...impl,
+    name: `myelin-${carrier === "unix" ? "unix" : "zmq"}`,
+    description: `Myelin as above, ipc:// carried by ${carrier === "unix" ? "the Unix-socket carrier" : "ZeroMQ"}`,
+    async setup(ctx) {
+      const hub = await Hub.start({
+        runtimeDir: ctx.dir,
+        transports: { ipc: carrier === "unix" ? unixTransport : zmqTransport, tcp: zmqTransport },
+      });
+      return {
+        env: { MYELIN_RUNTIME_DIR: ctx.dir, MYELIN_IPC_TRANSPORT: carrier },
+        teardown: async () => hub.close(),
+      };
     },
   };
 }

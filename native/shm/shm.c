@@ -6,6 +6,9 @@
  *   unlink(name)         shm_unlink; false when it was already gone
  *   atomicAdd/Load/Store/Cas(buf, offset, ...)  sequentially consistent operations on an
  *                        aligned int32 inside such a buffer (slot headers shared by processes)
+ *   socketBuffers(fd, bytes)  asks for `bytes` of kernel send and receive buffer on a socket
+ *                        (SO_SNDBUF/SO_RCVBUF, capped by net.core.wmem_max/rmem_max); returns the
+ *                        send buffer granted, -1 when the descriptor is not a socket
  *
  * The Buffer is external: it points into the mapping, and the mapping is unmapped when the last
  * JavaScript view of it is collected. The file descriptor is closed at once (the mapping keeps
@@ -19,6 +22,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -218,6 +222,21 @@ static napi_value atomic_cas(napi_env env, napi_callback_info info) {
   return int_value(env, expected); /* the value found: == expected on success */
 }
 
+static napi_value socket_buffers(napi_env env, napi_callback_info info) {
+  napi_value argv[2];
+  int32_t fd, bytes;
+  if (!get_args(env, info, 2, argv)) return NULL;
+  if (!get_i32(env, argv[0], &fd) || !get_i32(env, argv[1], &bytes)) return NULL;
+  int v = bytes;
+  if (setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &v, sizeof v) != 0) return int_value(env, -1);
+  v = bytes;
+  (void)setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &v, sizeof v);
+  int got = 0;
+  socklen_t len = sizeof got;
+  if (getsockopt(fd, SOL_SOCKET, SO_SNDBUF, &got, &len) != 0) return int_value(env, -1);
+  return int_value(env, got);
+}
+
 static napi_value init(napi_env env, napi_value exports) {
   napi_property_descriptor props[] = {
       {"create", NULL, shm_create, NULL, NULL, NULL, napi_enumerable, NULL},
@@ -227,6 +246,7 @@ static napi_value init(napi_env env, napi_value exports) {
       {"atomicLoad", NULL, atomic_load, NULL, NULL, NULL, napi_enumerable, NULL},
       {"atomicStore", NULL, atomic_store, NULL, NULL, NULL, napi_enumerable, NULL},
       {"atomicCas", NULL, atomic_cas, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"socketBuffers", NULL, socket_buffers, NULL, NULL, NULL, napi_enumerable, NULL},
   };
   napi_define_properties(env, exports, sizeof props / sizeof props[0], props);
   return exports;

@@ -19,7 +19,7 @@ import {
 import { lookupType, type MessageType, type ServiceType } from "../msgs/index.js";
 import { DataServer, type DataServerHandler } from "../transport/data-server.js";
 import { DEFAULT_TRANSPORTS } from "../transport/default-transports.js";
-import type { Transports, TransportSecurity } from "../transport/transport.js";
+import { isCarrierMismatch, type Transports, type TransportSecurity } from "../transport/transport.js";
 import { insecureFromEnv, LinkSecurity } from "./link-security.js";
 import { InprocRegistry } from "../transport/inproc.js";
 import { ensureRuntimeDir, hostName, hubEndpoint, runtimeDir } from "./config.js";
@@ -92,7 +92,12 @@ const inproc = new InprocRegistry<
   ServiceServer<unknown, unknown>
 >();
 
-/** Creates a node, binds its data socket and registers it with the hub (if one runs). */
+/**
+ * Creates a node, binds its data socket and registers it with the hub (if one runs).
+ * @throws MyelinError ERR_NOT_AUTHORIZED when the hub refused this host's CURVE key
+ * @throws MyelinError ERR_CARRIER_MISMATCH when the hub's ipc:// listener uses the other carrier
+ *   (ZeroMQ against the Unix carrier: `MYELIN_IPC_TRANSPORT` differs)
+ */
 export async function createNode(opts: NodeOptions): Promise<Node> {
   const node = new Node(opts);
   await node.start();
@@ -142,6 +147,8 @@ export class Node extends EventEmitter<NodeEvents> implements CallRouter {
   readonly #warnedUnreachable = new Set<string>();
   /** Why the hub refused this host's CURVE key, if it did. */
   #hubRefusal: string | undefined;
+  /** Why the hub cannot be reached: its listener uses another carrier for ipc:// (warned once). */
+  #carrierMismatchWhy: string | undefined;
   #statusServed = false;
   #closed = false;
   #ready: boolean;
@@ -229,17 +236,17 @@ export class Node extends EventEmitter<NodeEvents> implements CallRouter {
     const dataKey = this.#security.advertisedKey(endpoint);
     this.#hub = new HubClient({
       endpoint: hubEp,
-      ...(hubSecurity !== undefined
-        ? {
-            security: hubSecurity,
-            onDown: (why: string) => {
-              if (/refused this host's CURVE key/.test(why)) {
-                this.#hubRefusal = `the hub at ${why}`;
-                this.emit("warning", new MyelinError("ERR_NOT_AUTHORIZED", this.#hubRefusal));
-              }
-            },
-          }
-        : {}),
+      ...(hubSecurity !== undefined ? { security: hubSecurity } : {}),
+      onDown: (why: string) => {
+        if (hubSecurity !== undefined && /refused this host's CURVE key/.test(why)) {
+          this.#hubRefusal = `the hub at ${why}`;
+          this.emit("warning", new MyelinError("ERR_NOT_AUTHORIZED", this.#hubRefusal));
+        } else if (isCarrierMismatch(why) && this.#carrierMismatchWhy === undefined) {
+          // Retrying will not help until one side restarts with the other carrier: say so, once.
+          this.#carrierMismatchWhy = `the hub at ${why}`;
+          this.emit("warning", new MyelinError("ERR_CARRIER_MISMATCH", this.#carrierMismatchWhy));
+        }
+      },
       transports: this.#transports,
       heartbeatMs: this.#opts.heartbeatMs,
       record: () =>
@@ -281,6 +288,12 @@ export class Node extends EventEmitter<NodeEvents> implements CallRouter {
       const why = this.#hubRefusal;
       await this.close();
       throw new MyelinError("ERR_NOT_AUTHORIZED", why);
+    }
+    // A hub that speaks the other ipc:// carrier will never answer: fail now, with the fix.
+    if (this.#carrierMismatchWhy !== undefined && !this.#hub.connected) {
+      const why = this.#carrierMismatchWhy;
+      await this.close();
+      throw new MyelinError("ERR_CARRIER_MISMATCH", why);
     }
   }
 

@@ -6,7 +6,7 @@
 import { MyelinError } from "../errors.js";
 import type { HelloBody } from "../transport/frame.js";
 import { PeerLink } from "../transport/peer-link.js";
-import type { Transports, TransportSecurity } from "../transport/transport.js";
+import { isCarrierMismatch, type Transports, type TransportSecurity } from "../transport/transport.js";
 import type { GraphSnapshot, NodeRecord } from "./control-protocol.js";
 
 /** What every link of a node is opened with. */
@@ -48,6 +48,9 @@ export class PeerLinks {
           if (/refused this host's CURVE key/.test(why) && !this.#refusedBy.has(endpoint)) {
             this.#refusedBy.add(endpoint);
             this.#opts.onWarning(new MyelinError("ERR_NOT_AUTHORIZED", `node at ${why}`));
+          } else if (isCarrierMismatch(why) && !this.#refusedBy.has(endpoint)) {
+            this.#refusedBy.add(endpoint);
+            this.#opts.onWarning(new MyelinError("ERR_CARRIER_MISMATCH", `node at ${why}`));
           }
         },
         hello: this.#opts.hello,

@@ -606,7 +606,7 @@ export class DataServer {
    * it read.
    */
   #sendTo(peer: Peer, frames: Buffer[], bytes: number): void {
-    if (this.#banned.has(peer.id.toString("latin1"))) return;
+    if (this.#banned.size > 0 && this.#banned.has(peer.id.toString("latin1"))) return;
     this.#listener.send(peer.id, frames);
     peer.sentBytes += bytes;
     // Never below two of the largest messages: one in flight must not get a reading peer dropped.

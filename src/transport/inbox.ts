@@ -41,6 +41,14 @@ export class Inbox<T> implements AsyncIterator<T> {
     this.#items.push(item);
   }
 
+  /** Takes every queued item at once, oldest first (for a reader that switches to push mode). */
+  takeQueued(): T[] {
+    const out = this.#items.slice(this.#head);
+    this.#items = [];
+    this.#head = 0;
+    return out;
+  }
+
   /** Ends the iteration; what is queued is dropped. */
   end(): void {
     this.#ended = true;

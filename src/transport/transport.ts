@@ -120,8 +120,22 @@ export const ANONYMOUS_IDENTITY = "anonymous";
  */
 export type PeerId = Buffer;
 
+/**
+ * Push mode, offered by carriers that read on the event loop: what is read is handed to a
+ * function at once, synchronously, with no queue and no promise per message.
+ */
+export interface Pumpable<M> {
+  /**
+   * Hands every message to `handle` as it is read, instead of through the async iterator: call
+   * it once, and do not iterate as well (what arrived before is handed over first). Resolves when
+   * the source ends (closed). `handle` must not throw. Frames stay valid after `handle` returns,
+   * as with the iterator.
+   */
+  consume?(handle: (msg: M) => void): Promise<void>;
+}
+
 /** The side that waits for connections (a node's data server, the hub). */
-export interface Listener extends AsyncIterable<Incoming> {
+export interface Listener extends AsyncIterable<Incoming>, Pumpable<Incoming> {
   /** The endpoint peers connect to (with the real port when bound to port 0). */
   readonly endpoint: string;
   /** Queues a message to a peer; a peer that is gone drops it silently. */
@@ -143,6 +157,18 @@ export interface Listener extends AsyncIterable<Incoming> {
   close(lingerMs: number): Promise<void>;
 }
 
+/**
+ * The end of every `down` reason saying that the listener uses another carrier for `ipc://` than
+ * this process (ZeroMQ against the Unix carrier): retrying cannot help until one side changes.
+ */
+export const CARRIER_MISMATCH_HINT =
+  "every process of a host must use the same carrier for ipc:// (MYELIN_IPC_TRANSPORT)";
+
+/** True when a connection's `down` reason is a carrier mismatch ({@link CARRIER_MISMATCH_HINT}). */
+export function isCarrierMismatch(why: string): boolean {
+  return why.endsWith(CARRIER_MISMATCH_HINT);
+}
+
 /** Events of a connection. */
 export interface ConnectionEvents {
   /** Connected (again). */
@@ -152,7 +178,7 @@ export interface ConnectionEvents {
 }
 
 /** The side that connects to a listener (a node's hub client, its links to other nodes). */
-export interface Connection extends AsyncIterable<Frames> {
+export interface Connection extends AsyncIterable<Frames>, Pumpable<Frames> {
   readonly endpoint: string;
   /** True while connected. */
   readonly up: boolean;

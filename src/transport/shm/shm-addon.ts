@@ -24,6 +24,12 @@ export interface ShmAddon {
   atomicStore(buf: Buffer, offset: number, value: number): void;
   /** Compare-and-swap on the int32 at byte `offset`; returns the value found. */
   atomicCas(buf: Buffer, offset: number, expected: number, desired: number): number;
+  /**
+   * Asks for `bytes` of kernel send and receive buffer on the socket `fd` (capped by the host's
+   * `net.core.wmem_max`/`rmem_max`); returns the send buffer granted in bytes, -1 when `fd` is not a
+   * socket. Absent in an addon built before it existed.
+   */
+  socketBuffers?(fd: number, bytes: number): number;
 }
 
 /** Whether shared memory is usable in this process, and why not. */

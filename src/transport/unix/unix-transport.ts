@@ -6,7 +6,14 @@
  * a listener closes a connection whose greeting is wrong, so stray bytes never become messages.
  * Then both ways, each message is `u32 length` (of what follows), `u16 frame count`, and per
  * frame `u32 length` + bytes, all big-endian. A message over the receiver's `maxMessageBytes`
- * resets the connection (the sender reconnects), like a carrier that refuses it.
+ * resets the connection (the sender reconnects), like a carrier that refuses it
+ * (unix-framing.ts). A ZeroMQ peer on the same path (a process with the other
+ * `MYELIN_IPC_TRANSPORT`) is recognised by its greeting either way, and the connection goes down
+ * with a reason saying so ({@link CARRIER_MISMATCH_HINT}).
+ *
+ * Speed: what one turn sends to a socket leaves in one gathered write (message-writer.ts); a
+ * connection reads into slabs (`onread`, message-reader.ts) with frames as views; the receive
+ * loop takes messages in push mode (`consume`), in the read callback, with no promise per message.
  *
  * Backpressure: a sender writes to the socket while the kernel takes it and queues the rest in
  * memory (`queued`); a receiver that does not read pauses its sockets once `highWaterMark`
@@ -26,11 +33,12 @@ import type {
   Transport,
   TransportOptions,
 } from "../transport.js";
-import { LOCAL_IDENTITY, requireNoSecurity } from "../transport.js";
+import { CARRIER_MISMATCH_HINT, LOCAL_IDENTITY, requireNoSecurity } from "../transport.js";
 import { Inbox } from "../inbox.js";
+import { GREETING, ZMTP_REFUSAL, looksLikeZmtp } from "./unix-framing.js";
+import { MessageWriter } from "./message-writer.js";
+import { ChunkReader, SlabReader } from "./message-reader.js";
 
-const GREETING = Buffer.alloc(16);
-GREETING.write("MYELIN-UNIX/1", "latin1");
 /** Messages read ahead of a receiver that does not keep up, before its sockets pause. */
 const RECEIVE_HWM = 10000;
 /** Messages a connection queues beyond what the socket took, before `send` says so. */
@@ -43,120 +51,15 @@ function pathOf(endpoint: string): string {
   return endpoint.slice("ipc://".length);
 }
 
-/** Encodes a message's header: total length, frame count, and each frame's length. */
-function header(frames: Frames): Buffer {
-  const h = Buffer.allocUnsafe(6 + 4 * frames.length);
-  let total = 2 + 4 * frames.length;
-  for (let i = 0; i < frames.length; i++) {
-    const n = frames[i]!.length;
-    h.writeUInt32BE(n, 6 + 4 * i);
-    total += n;
-  }
-  h.writeUInt32BE(total, 0);
-  h.writeUInt16BE(frames.length, 4);
-  return h;
-}
-
-const corked = new WeakSet<Socket>();
-
 /**
- * Writes one message to a socket; returns false once the socket's buffer is full. The writes of
- * one event-loop turn leave together (one writev), not one system call per frame.
+ * Why a connection to `endpoint` cannot work: the listener there speaks ZeroMQ, this process the
+ * Unix carrier.
  */
-function writeMessage(sock: Socket, frames: Frames): boolean {
-  if (!corked.has(sock)) {
-    corked.add(sock);
-    sock.cork();
-    process.nextTick(() => {
-      corked.delete(sock);
-      sock.uncork();
-    });
-  }
-  let ok = sock.write(header(frames));
-  for (const f of frames) if (f.length > 0) ok = sock.write(f);
-  return ok;
-}
-
-/**
- * Cuts a byte stream into messages. Frames are views into the received chunks when a message
- * lies within one chunk (no copy).
- */
-class MessageReader {
-  /** Received bytes not yet cut into messages: the start of a message that is still arriving. */
-  #pending: Buffer[] = [];
-  #pendingBytes = 0;
-  /** Bytes the message being assembled needs (prefix included), once its prefix is known. */
-  #need = 0;
-  constructor(
-    private readonly maxMessageBytes: number,
-    private readonly onMessage: (frames: Frames) => void,
-  ) {}
-
-  /** @throws Error when a message is malformed or over the limit (the connection must reset) */
-  feed(chunk: Buffer): void {
-    if (this.#pending.length === 0) {
-      this.#cut(chunk);
-      return;
-    }
-    // A message spans chunks: keep them until it is whole, then join them once (not per chunk).
-    this.#pending.push(chunk);
-    this.#pendingBytes += chunk.length;
-    if (this.#need === 0) {
-      if (this.#pendingBytes < 4) return;
-      const head = this.#pending[0]!.length >= 4 ? this.#pending[0]! : Buffer.concat(this.#pending);
-      this.#need = 4 + this.#checkTotal(head.readUInt32BE(0));
-    }
-    if (this.#pendingBytes < this.#need) return;
-    const joined = Buffer.concat(this.#pending, this.#pendingBytes);
-    this.#pending = [];
-    this.#pendingBytes = 0;
-    this.#need = 0;
-    this.#cut(joined);
-  }
-
-  #checkTotal(total: number): number {
-    if (total > this.maxMessageBytes + 2 + 4 * 65535 || total < 2) {
-      throw new Error(`a message of ${total} bytes is over the limit of ${this.maxMessageBytes}`);
-    }
-    return total;
-  }
-
-  /** Delivers the whole messages in `buf`; keeps the rest (a view, no copy) for the next chunks. */
-  #cut(buf: Buffer): void {
-    let off = 0;
-    while (buf.length - off >= 4) {
-      const total = this.#checkTotal(buf.readUInt32BE(off));
-      if (buf.length - off - 4 < total) {
-        this.#need = 4 + total;
-        break;
-      }
-      const start = off + 4;
-      const count = buf.readUInt16BE(start);
-      const frames: Frames = new Array<Buffer>(count);
-      let p = start + 2 + 4 * count;
-      let bytes = 0;
-      if (p > start + total) throw new Error(`a message declares ${count} frames in ${total} bytes`);
-      for (let i = 0; i < count; i++) {
-        const n = buf.readUInt32BE(start + 2 + 4 * i);
-        if (p + n > start + total) throw new Error(`frame ${i} overruns its message`);
-        frames[i] = buf.subarray(p, p + n);
-        p += n;
-        bytes += n;
-      }
-      if (p !== start + total) throw new Error(`a message has ${start + total - p} bytes after its frames`);
-      if (bytes > this.maxMessageBytes) {
-        throw new Error(`a message of ${bytes} bytes is over the limit of ${this.maxMessageBytes}`);
-      }
-      off = start + total;
-      this.onMessage(frames);
-    }
-    if (off < buf.length) {
-      const rest = buf.subarray(off);
-      this.#pending = [rest];
-      this.#pendingBytes = rest.length;
-      if (rest.length < 4) this.#need = 0;
-    }
-  }
+export function zeromqListenerReason(endpoint: string): string {
+  return (
+    `${endpoint} is served by ZeroMQ (it sent a ZMTP greeting), while this process uses the Unix ` +
+    `carrier; ${CARRIER_MISMATCH_HINT}`
+  );
 }
 
 /** Resolves when every socket's buffer is handed to the kernel, or after `timeoutMs`. */
@@ -188,15 +91,63 @@ function socketsDrained(socks: Iterable<Socket>, timeoutMs: number): Promise<voi
   });
 }
 
+/** A greeted connection of a listener. */
+interface ListenerPeer {
+  readonly sock: Socket;
+  readonly writer: MessageWriter;
+}
+
+/**
+ * Where a listener or connection hands what it reads: the push-mode handler (`consume`) once set, else the
+ * inbox its async iterator reads.
+ */
+class Delivery<M> {
+  readonly inbox: Inbox<M>;
+  handle: ((msg: M) => void) | undefined;
+  #ended = false;
+  #onEnd: (() => void) | undefined;
+
+  constructor(onEmpty: () => void) {
+    this.inbox = new Inbox<M>({ onEmpty });
+  }
+
+  /** Hands one message on; returns the messages now waiting in the inbox (0 in push mode). */
+  push(msg: M): number {
+    const h = this.handle;
+    if (h !== undefined) {
+      h(msg);
+      return 0;
+    }
+    this.inbox.push(msg);
+    return this.inbox.length;
+  }
+
+  consume(handle: (msg: M) => void): Promise<void> {
+    if (this.handle !== undefined) throw new Error("consume() was already called");
+    this.handle = handle;
+    // What arrived before goes first, in order.
+    for (const m of this.inbox.takeQueued()) handle(m);
+    if (this.#ended) return Promise.resolve();
+    return new Promise((resolve) => (this.#onEnd = resolve));
+  }
+
+  end(): void {
+    this.#ended = true;
+    this.inbox.end();
+    this.#onEnd?.();
+  }
+}
+
 class UnixListener implements Listener {
   readonly endpoint: string;
   readonly #server: Server;
   readonly #path: string;
   readonly #opts: TransportOptions;
-  readonly #peers = new Map<string, Socket>();
+  /** Greeted connections by peer number (bytes 1–4 of their peer id). */
+  readonly #peers = new Map<number, ListenerPeer>();
   /** Every accepted socket, greeted or not. */
   readonly #sockets = new Set<Socket>();
-  readonly #inbox: Inbox<Incoming>;
+  readonly #in: Delivery<Incoming>;
   readonly #hwm: number;
   #nextPeer = 1;
   #paused = false;
@@ -208,7 +159,7 @@ class UnixListener implements Listener {
     this.#server = server;
     this.#opts = opts;
     this.#hwm = opts.highWaterMark ?? RECEIVE_HWM;
-    this.#inbox = new Inbox<Incoming>({ onEmpty: () => this.#resume() });
+    this.#in = new Delivery<Incoming>(() => this.#resume());
     server.on("connection", (sock) => this.#accept(sock));
   }
 
@@ -218,26 +169,35 @@ class UnixListener implements Listener {
       return;
     }
     this.#sockets.add(sock);
+    const num = this.#nextPeer++;
     const id = Buffer.alloc(5);
-    id.writeUInt32BE(this.#nextPeer++, 1);
-    const key = id.toString("latin1");
+    id.writeUInt32BE(num, 1);
     let greeted = false;
     let pending: Buffer | null = null;
-    const reader = new MessageReader(this.#opts.maxMessageBytes, (frames) => {
-      this.#inbox.push({ peer: id, frames, identity: LOCAL_IDENTITY });
-      if (this.#inbox.length >= this.#hwm) this.#pause();
+    const reader = new ChunkReader(this.#opts.maxMessageBytes, (frames) => {
+      if (this.#in.push({ peer: id, frames, identity: LOCAL_IDENTITY }) >= this.#hwm) this.#pause();
+      return !sock.destroyed && !this.#closed;
     });
     sock.on("data", (chunk: Buffer) => {
       try {
         if (!greeted) {
           pending = pending === null ? chunk : Buffer.concat([pending, chunk]);
-          if (pending.length < GREETING.length) return;
-          if (!pending.subarray(0, GREETING.length).equals(GREETING)) {
+          const n = Math.min(pending.length, GREETING.length);
+          if (!pending.subarray(0, n).equals(GREETING.subarray(0, n))) {
+            // A ZeroMQ peer: answer with a greeting its handshake refuses, so it says why.
+            if (pending[0] === 0xff) {
+              if (pending.length < 10) return;
+              if (looksLikeZmtp(pending)) {
+                sock.end(ZMTP_REFUSAL);
+                return;
+              }
+            }
             sock.destroy();
             return;
           }
+          if (pending.length < GREETING.length) return;
           greeted = true;
-          this.#peers.set(key, sock);
+          this.#peers.set(num, { sock, writer: new MessageWriter(sock, () => {}) });
           chunk = pending.subarray(GREETING.length);
           pending = null;
           if (this.#paused) sock.pause();
@@ -251,59 +211,82 @@ class UnixListener implements Listener {
     sock.on("error", () => {});
     sock.on("close", () => {
       this.#sockets.delete(sock);
-      if (this.#peers.get(key) === sock) this.#peers.delete(key);
+      const p = this.#peers.get(num);
+      if (p !== undefined && p.sock === sock) {
+        p.writer.discard();
+        this.#peers.delete(num);
+      }
     });
   }
 
   #pause(): void {
     if (this.#paused) return;
     this.#paused = true;
-    for (const s of this.#peers.values()) s.pause();
+    for (const p of this.#peers.values()) p.sock.pause();
   }
 
   #resume(): void {
     if (!this.#paused) return;
     this.#paused = false;
-    for (const s of this.#peers.values()) s.resume();
+    for (const p of this.#peers.values()) p.sock.resume();
   }
 
   [Symbol.asyncIterator](): AsyncIterator<Incoming> {
-    return this.#inbox;
+    return this.#in.inbox;
+  }
+
+  consume(handle: (msg: Incoming) => void): Promise<void> {
+    const done = this.#in.consume(handle);
+    this.#resume();
+    return done;
+  }
+
+  #peer(id: Buffer): ListenerPeer | undefined {
+    return id.length === 5 ? this.#peers.get(id.readUInt32BE(1)) : undefined;
   }
 
   send(peer: Buffer, frames: Frames): void {
     if (this.#closed) return;
-    const sock = this.#peers.get(peer.toString("latin1"));
-    if (sock === undefined || sock.destroyed) return;
-    writeMessage(sock, frames);
+    const p = this.#peer(peer);
+    if (p === undefined || p.sock.destroyed) return;
+    p.writer.write(frames);
     // A peer that does not read: past the bound, its connection closes and its queue is freed.
     const max = this.#opts.maxPeerBytes;
-    if (max !== undefined && sock.writableLength > max) this.disconnect(peer);
+    if (max !== undefined && p.sock.writableLength + p.writer.pendingBytes > max) this.disconnect(peer);
   }
 
   disconnect(peer: Buffer): void {
-    const key = peer.toString("latin1");
-    const sock = this.#peers.get(key);
-    if (sock === undefined) return;
-    this.#peers.delete(key);
-    sock.destroy();
+    const p = this.#peer(peer);
+    if (p === undefined) return;
+    this.#peers.delete(peer.readUInt32BE(1));
+    p.writer.discard();
+    p.sock.destroy();
   }
 
   get queued(): number {
     let n = 0;
-    for (const s of this.#peers.values()) if (s.writableLength > 0) n++;
+    for (const p of this.#peers.values()) if (p.sock.writableLength > 0 || p.writer.pendingBytes > 0) n++;
     return n;
   }
 
+  #flushed(): Socket[] {
+    const socks: Socket[] = [];
+    for (const p of this.#peers.values()) {
+      p.writer.flush();
+      socks.push(p.sock);
+    }
+    return socks;
+  }
+
   drained(timeoutMs: number): Promise<void> {
-    return socketsDrained(this.#peers.values(), timeoutMs);
+    return socketsDrained(this.#flushed(), timeoutMs);
   }
 
   async close(lingerMs: number): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
-    if (lingerMs > 0) await socketsDrained(this.#peers.values(), lingerMs);
-    this.#inbox.end();
+    if (lingerMs > 0) await socketsDrained(this.#flushed(), lingerMs);
+    this.#in.end();
     this.#server.close();
     for (const s of this.#sockets) s.destroy();
     this.#sockets.clear();
@@ -321,13 +304,14 @@ class UnixConnection implements Connection {
   up = false;
   readonly #path: string;
   readonly #opts: ConnectOptions;
-  readonly #inbox: Inbox<Frames>;
+  readonly #in: Delivery<Frames>;
   readonly #listeners: { [E in keyof ConnectionEvents]: ConnectionEvents[E][] } = { up: [], down: [] };
   readonly #hwm: number;
   /** Messages not yet handed to the socket (it is down, or its buffer is full). */
   #queue: Frames[] = [];
   #queueHead = 0;
   #sock: Socket | undefined;
+  #writer: MessageWriter | undefined;
   #writable = false;
   #retryMs: number;
   #timer: NodeJS.Timeout | undefined;
@@ -340,7 +324,7 @@ class UnixConnection implements Connection {
     this.#opts = opts;
     this.#hwm = opts.highWaterMark ?? SEND_HWM;
     this.#retryMs = opts.reconnectMs?.min ?? 100;
-    this.#inbox = new Inbox<Frames>({ onEmpty: () => this.#sock?.resume() });
+    this.#in = new Delivery<Frames>(() => this.#sock?.resume());
     // Connect on the next turn: the caller registers its handlers first.
     this.#timer = setTimeout(() => this.#connect(), 0);
   }
@@ -348,42 +332,69 @@ class UnixConnection implements Connection {
   #connect(): void {
     this.#timer = undefined;
     if (this.#closed) return;
-    const sock = createConnection({ path: this.#path });
-    this.#sock = sock;
-    const reader = new MessageReader(this.#opts.maxMessageBytes, (frames) => {
-      this.#inbox.push(frames);
-      if (this.#inbox.length >= RECEIVE_HWM) sock.pause();
+    // The reader's callbacks run only once `sock` is connected and reading.
+    const reader = new SlabReader(this.#opts.maxMessageBytes, (frames) => {
+      if (this.#in.push(frames) >= RECEIVE_HWM) sock.pause();
+      return this.#sock === sock && !this.#closed;
     });
+    let first = true;
+    let zeromq = false;
+    const sock: Socket = createConnection({
+      path: this.#path,
+      onread: {
+        buffer: () => reader.buffer(),
+        callback: (n: number, buf: Uint8Array): boolean => {
+          if (first) {
+            first = false;
+            if (buf[0] === 0xff) {
+              // Our framing never starts so (a length of 4 GiB): the listener speaks ZeroMQ.
+              zeromq = true;
+              sock.destroy();
+              return false;
+            }
+          }
+          try {
+            reader.read(n);
+          } catch {
+            sock.destroy(); // malformed or oversized: reset, reconnect
+            return false;
+          }
+          return true;
+        },
+      },
+    });
+    this.#sock = sock;
     let connected = false;
     sock.on("connect", () => {
       connected = true;
       this.#retryMs = this.#opts.reconnectMs?.min ?? 100;
       sock.write(GREETING);
+      this.#writer = new MessageWriter(sock, () => (this.#writable = false));
       this.#writable = true;
       this.up = true;
       for (const fn of this.#listeners.up) fn();
       this.#flush();
     });
-    sock.on("data", (chunk: Buffer) => {
-      try {
-        reader.feed(chunk);
-      } catch {
-        sock.destroy();
-      }
-    });
     sock.on("drain", () => {
+      if (this.#sock !== sock) return;
       this.#writable = true;
       this.#flush();
     });
     sock.on("error", () => {});
     sock.on("close", () => {
-      if (this.#sock === sock) this.#sock = undefined;
+      if (this.#sock === sock) {
+        this.#sock = undefined;
+        this.#writer?.discard();
+        this.#writer = undefined;
+      }
       this.#writable = false;
       if (this.#closed) return;
       this.up = false;
-      const why = connected
-        ? `the connection to ${this.endpoint} was lost`
-        : `the connection to ${this.endpoint} was refused`;
+      const why = zeromq
+        ? zeromqListenerReason(this.endpoint)
+        : connected
+          ? `the connection to ${this.endpoint} was lost`
+          : `the connection to ${this.endpoint} was refused`;
       for (const fn of this.#listeners.down) fn(why);
       this.#timer = setTimeout(() => this.#connect(), this.#retryMs);
       this.#retryMs = Math.min(this.#retryMs * 2, this.#opts.reconnectMs?.max ?? 1000);
@@ -392,16 +403,13 @@ class UnixConnection implements Connection {
 
   /** Hands queued messages to the socket while it takes them. */
   #flush(): void {
-    const sock = this.#sock;
-    if (sock === undefined || !this.#writable) return;
-    while (this.#queueHead < this.#queue.length) {
+    const w = this.#writer;
+    if (w === undefined || !this.#writable) return;
+    while (this.#queueHead < this.#queue.length && this.#writable) {
       const m = this.#queue[this.#queueHead]!;
       this.#queue[this.#queueHead] = undefined as never;
       this.#queueHead++;
-      if (!writeMessage(sock, m)) {
-        this.#writable = false;
-        break;
-      }
+      w.write(m);
     }
     if (this.#queueHead === this.#queue.length) {
       this.#queue = [];
@@ -418,13 +426,20 @@ class UnixConnection implements Connection {
   }
 
   [Symbol.asyncIterator](): AsyncIterator<Frames> {
-    return this.#inbox;
+    return this.#in.inbox;
+  }
+
+  consume(handle: (msg: Frames) => void): Promise<void> {
+    const done = this.#in.consume(handle);
+    this.#sock?.resume();
+    return done;
   }
 
   send(frames: Frames): boolean {
     if (this.#closed) return false;
-    if (this.#writable && this.#queueHead === this.#queue.length && this.#sock !== undefined) {
-      if (!writeMessage(this.#sock, frames)) this.#writable = false;
+    const w = this.#writer;
+    if (this.#writable && this.#queueHead === this.#queue.length && w !== undefined) {
+      w.write(frames);
       return true;
     }
     const drop = this.#opts.dropWhenDownAfter;
@@ -438,6 +453,7 @@ class UnixConnection implements Connection {
   }
 
   drained(timeoutMs: number): Promise<void> {
+    this.#writer?.flush();
     const sock = this.#sock;
     if (this.queued === 0) return sock === undefined ? Promise.resolve() : socketsDrained([sock], timeoutMs);
     const deadline = Date.now() + timeoutMs;
@@ -449,6 +465,7 @@ class UnixConnection implements Connection {
       }
       this.#idle.push(() => {
         clearTimeout(timer);
+        this.#writer?.flush();
         const s = this.#sock;
         if (s === undefined) resolve();
         else void socketsDrained([s], Math.max(0, deadline - Date.now())).then(resolve);
@@ -465,9 +482,11 @@ class UnixConnection implements Connection {
     this.#timer = undefined;
     this.#queue = [];
     this.#queueHead = 0;
-    this.#inbox.end();
+    this.#in.end();
     const sock = this.#sock;
     this.#sock = undefined;
+    this.#writer?.flush();
+    this.#writer = undefined;
     if (sock !== undefined) {
       if (lingerMs > 0) sock.end();
       else sock.destroy();

@@ -23,7 +23,12 @@ import type {
   Transport,
   TransportOptions,
 } from "../transport.js";
-import { ANONYMOUS_IDENTITY, CURVE_IDENTITY_PREFIX, LOCAL_IDENTITY } from "../transport.js";
+import {
+  ANONYMOUS_IDENTITY,
+  CARRIER_MISMATCH_HINT,
+  CURVE_IDENTITY_PREFIX,
+  LOCAL_IDENTITY,
+} from "../transport.js";
 import { SendQueue } from "./send-queue.js";
 import { registerZapDomain } from "./zap-handler.js";
 
@@ -322,30 +327,37 @@ class ZmqConnection implements Connection {
     };
     this.#sock.events.on("disconnect", lost(`the connection to ${endpoint} was lost`));
     this.#sock.events.on("connect:retry", lost(`the connection to ${endpoint} was refused`));
+    // ZeroMQ does not reconnect after a failed handshake; try again now and then, so a key
+    // trusted later, or a listener restarted with the right carrier, is reached without
+    // restarting this side.
+    const retryMs = Math.max(1000, opts.reconnectMs?.max ?? 1000);
+    const retryAfter = (report: () => void) => (): void => {
+      report();
+      if (this.#retry !== undefined || this.#closed) return;
+      this.#retry = setTimeout(() => {
+        this.#retry = undefined;
+        if (this.#closed) return;
+        try {
+          this.#sock.disconnect(endpoint);
+        } catch {
+          // already disconnected
+        }
+        this.#sock.connect(endpoint);
+      }, retryMs);
+      this.#retry.unref();
+    };
     if (curve !== undefined) {
-      const refused = lost(
-        `${endpoint} refused this host's CURVE key ${curve.publicKey}: its owner trusts it with 'myelin keys trust NAME ${curve.publicKey}'`,
+      const retry = retryAfter(
+        lost(
+          `${endpoint} refused this host's CURVE key ${curve.publicKey}: its owner trusts it with 'myelin keys trust NAME ${curve.publicKey}'`,
+        ),
       );
-      // ZeroMQ does not reconnect after a refused handshake; try again now and then, so a key
-      // trusted later is admitted without restarting this side.
-      const retryMs = Math.max(1000, opts.reconnectMs?.max ?? 1000);
-      const retry = (): void => {
-        refused();
-        if (this.#retry !== undefined || this.#closed) return;
-        this.#retry = setTimeout(() => {
-          this.#retry = undefined;
-          if (this.#closed) return;
-          try {
-            this.#sock.disconnect(endpoint);
-          } catch {
-            // already disconnected
-          }
-          this.#sock.connect(endpoint);
-        }, retryMs);
-        this.#retry.unref();
-      };
       this.#sock.events.on("handshake:error:auth", retry);
       this.#sock.events.on("handshake:error:protocol", retry);
+    } else if (endpoint.startsWith("ipc://")) {
+      // A Unix-carrier listener answers a ZeroMQ greeting with one naming a mechanism no ZeroMQ
+      // peer has (MYELIN-UNIX): the handshake fails here, and says why.
+      this.#sock.events.on("handshake:error:protocol", retryAfter(lost(unixListenerReason(endpoint))));
     }
     this.#sock.connect(endpoint);
   }
@@ -381,6 +393,17 @@ class ZmqConnection implements Connection {
     this.#sock.linger = lingerMs;
     this.#sock.close();
   }
+}
+
+/**
+ * Why a connection to `endpoint` cannot work: the listener there does not complete ZeroMQ's
+ * handshake, which on `ipc://` means a Myelin process using the Unix carrier.
+ */
+export function unixListenerReason(endpoint: string): string {
+  return (
+    `${endpoint} did not complete ZeroMQ's handshake: it is probably served by the Unix carrier, ` +
+    `while this process uses ZeroMQ; ${CARRIER_MISMATCH_HINT}`
+  );
 }
 
 /** The ZeroMQ transport; one instance serves any number of listeners and connections. */
