@@ -3,7 +3,7 @@
  * `param describe|dump|load` (and ranges in `param list`), `doctor` and `completion`, against real
  * processes: a hub and each CLI command are spawned through bin/myelin, nodes run in this test
  * process. Every test has its own runtime directory; every spawned process is killed in an after
- * hook; waits are on output, exits or graph changes, with timeouts.
+ * hook; waits are on output, exits or graph changes, with timeouts (generous: several CLI processes start at once, which takes seconds on a loaded machine).
  */
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
@@ -22,7 +22,7 @@ import { paramsForNode } from "../src/tools/cmd-param.js";
 import { bandwidthOf, delayOf, formatBytes, headerStampMs } from "../src/tools/cmd-topic-stats.js";
 
 const world = (t: TestContext): Promise<World> => cliWorld(t, "myelin-cli-tools-");
-const run = (t: TestContext, w: World, args: string[], timeoutMs = 15000) => runCli(t, w, args, timeoutMs);
+const run = (t: TestContext, w: World, args: string[], timeoutMs = 30000) => runCli(t, w, args, timeoutMs);
 const startHub = (t: TestContext, w: World, args: string[] = []): Promise<CliProc> => startCliHub(t, w, args);
 
 /** A node of this process in the world, closed after the test. */
@@ -128,7 +128,7 @@ test("--help of the new commands has an example; a bad --stamp or SHELL is a usa
 
 // ---- topics ----------------------------------------------------------------------------------
 
-test("topic bw, delay and find against a publishing node", { timeout: 40000 }, async (t) => {
+test("topic bw, delay and find against a publishing node", { timeout: 90000 }, async (t) => {
   const w = await world(t);
   await startHub(t, w);
   const node = await testNode(t, w, "cli_tools_cam");
@@ -220,7 +220,7 @@ test("topic bw, delay and find against a publishing node", { timeout: 40000 }, a
 
 // ---- services --------------------------------------------------------------------------------
 
-test("service type and service find read the graph", { timeout: 30000 }, async (t) => {
+test("service type and service find read the graph", { timeout: 60000 }, async (t) => {
   const w = await world(t);
   await startHub(t, w);
   const node = await testNode(t, w, "cli_tools_server");
@@ -272,7 +272,7 @@ test("service type and service find read the graph", { timeout: 30000 }, async (
 
 test(
   "param describe, ranges in param list, dump and load (with failures reported)",
-  { timeout: 40000 },
+  { timeout: 90000 },
   async (t) => {
     const w = await world(t);
     await startHub(t, w);
@@ -411,7 +411,7 @@ async function staleSocket(t: TestContext, w: World, path: string): Promise<numb
 
 test(
   "doctor: a healthy hub with an MQTT listener, then stale sockets, a stale lock and a loose mode",
-  { timeout: 40000 },
+  { timeout: 90000 },
   async (t) => {
     const w = await world(t);
     const hub = await startHub(t, w, ["--mqtt-port", "0"]);
@@ -469,7 +469,7 @@ test(
   },
 );
 
-test("doctor without a hub: FAIL with what to do, exit 1", { timeout: 20000 }, async (t) => {
+test("doctor without a hub: FAIL with what to do, exit 1", { timeout: 40000 }, async (t) => {
   const w = await world(t);
   const r = await run(t, w, ["doctor", "--timeout-ms", "300"]);
   assert.equal(r.code, 1, r.stdout + r.stderr);
@@ -506,7 +506,7 @@ async function have(cmd: string): Promise<boolean> {
 
 test(
   "completion: bash completes commands, options and live names; zsh shares the logic",
-  { timeout: 40000 },
+  { timeout: 90000 },
   async (t) => {
     const w = await world(t);
     await startHub(t, w);
