@@ -68,7 +68,9 @@ async function supervisorReady(ctx: Context, node: Node, timeoutMs: number): Pro
 
 /** The hosts of the site the hub of `node` belongs to (just this one when it has no peers). */
 async function siteOf(ctx: Context, node: Node, inv: Invocation): Promise<SiteHost[]> {
-  const status = parseSiteStatus(await unlessInterrupted(node.querySiteStatus(hubTimeoutMs(inv)), ctx.signal));
+  const status = parseSiteStatus(
+    await unlessInterrupted(node.querySiteStatus(hubTimeoutMs(inv)), ctx.signal),
+  );
   const graph = await unlessInterrupted(node.queryGraph(hubTimeoutMs(inv)), ctx.signal);
   return siteHosts(status, graph);
 }
@@ -244,13 +246,15 @@ function placementProblem(
   for (const h of silent) if (!all.has(h)) all.set(h, [h]);
   const none = unplaceable(units, all);
   if (none.length === 0) return undefined;
+  const names = none.map((u) => `${u.name} (placement: ${u.placement.join(", ")})`).join("; ");
+  const have = [...labels].map(([h, ls]) => `${h} [${ls.join(", ")}]`).join(", ");
+  // A host that did not answer may carry the label: then the node is not known to be unplaceable.
   return {
     code: "ERR_UNPLACEABLE",
     text:
-      `unplaceable: ${none.map((u) => `${u.name} (placement: ${u.placement.join(", ")})`).join("; ")} ` +
-      `matches the labels of no hub of the site; labels: ${[...labels].map(([h, ls]) => `${h} [${ls.join(", ")}]`).join(", ")}` +
-      (silent.length > 0 ? `; not answering (labels unknown): ${silent.join(", ")}` : "") +
-      "; fix the placement, or give a hub the label (myelin hub --label L)",
+      silent.length > 0
+        ? `placed on no hub that answered: ${names}; labels: ${have}; not answering (their labels are unknown): ${silent.join(", ")}`
+        : `unplaceable: ${names} matches the labels of no hub of the site; labels: ${have}; fix the placement, or give a hub the label (myelin hub --label L)`,
   };
 }
 
@@ -264,7 +268,8 @@ const WAIT_OPTION = {
 
 export const upCommand: CommandSpec = {
   path: ["up"],
-  summary: "start the system of a launch spec on every host of the site (and the hub, if none runs), in dependency order",
+  summary:
+    "start the system of a launch spec on every host of the site (and the hub, if none runs), in dependency order",
   args: [{ name: "SPEC", help: "the launch spec (default: ./myelin.yaml)", optional: true }],
   options: {
     env: {
@@ -373,7 +378,10 @@ export const upCommand: CommandSpec = {
       }
       const results = await unlessInterrupted(
         eachSupervisor(node, answering, waitMs + 15000, (c) =>
-          c.apply({ spec_json: JSON.stringify(spec), wait_ms: waitMs, version }, { timeoutMs: waitMs + 15000 }),
+          c.apply(
+            { spec_json: JSON.stringify(spec), wait_ms: waitMs, version },
+            { timeoutMs: waitMs + 15000 },
+          ),
         ),
         ctx.signal,
       );
@@ -427,7 +435,12 @@ async function configureTopics(
     }
     // Last first: the store puts each new rule in front, so the spec's first pattern ends first.
     for (const r of [...topics].reverse()) {
-      await store.configure({ topic: r.pattern, type: "", config_json: JSON.stringify(r.config), rule: true });
+      await store.configure({
+        topic: r.pattern,
+        type: "",
+        config_json: JSON.stringify(r.config),
+        rule: true,
+      });
     }
     return undefined;
   } finally {
@@ -439,7 +452,8 @@ async function configureTopics(
 
 export const downCommand: CommandSpec = {
   path: ["down"],
-  summary: "stop the system on every host of the site, in reverse dependency order (SIGTERM, grace period, SIGKILL)",
+  summary:
+    "stop the system on every host of the site, in reverse dependency order (SIGTERM, grace period, SIGKILL)",
   args: [],
   options: {
     "keep-hub": { type: "boolean", help: "leave the hub running even if `myelin up` started it" },
@@ -451,7 +465,11 @@ export const downCommand: CommandSpec = {
     "In a site, every host's supervisor stops its processes; a host that does not answer is reported, and stops",
     "when it is back (the other hubs send it this down). With --host H only H stops, until the next `myelin up`.",
   ],
-  examples: ["myelin down", "myelin down --keep-hub", "myelin down --host edge1   # only the processes of host edge1"],
+  examples: [
+    "myelin down",
+    "myelin down --keep-hub",
+    "myelin down --host edge1   # only the processes of host edge1",
+  ],
   connects: true,
   async run(ctx, inv) {
     const waitMs = numOpt(inv, "wait-ms", { min: 0, integer: true, command: "down" }) ?? 60000;
@@ -494,10 +512,7 @@ export const downCommand: CommandSpec = {
           : 0;
       const results = await unlessInterrupted(
         eachSupervisor(node, targets, waitMs + 5000, (c, h) =>
-          c.down(
-            { stop_hub: h.local && !keepHub, wait_ms: waitMs, version },
-            { timeoutMs: waitMs + 5000 },
-          ),
+          c.down({ stop_hub: h.local && !keepHub, wait_ms: waitMs, version }, { timeoutMs: waitMs + 5000 }),
         ),
         ctx.signal,
       );
@@ -507,10 +522,13 @@ export const downCommand: CommandSpec = {
           problems.push(
             callProblem(
               r,
-              version > 0 ? "; it stops its processes when it is back (the other hubs send it this down)" : "",
+              version > 0
+                ? "; it stops its processes when it is back (the other hubs send it this down)"
+                : "",
             ),
           );
-        else if (!r.value.ok) problems.push({ code: "ERR_VERSION_CONFLICT", text: `host ${r.host}: ${r.value.message}` });
+        else if (!r.value.ok)
+          problems.push({ code: "ERR_VERSION_CONFLICT", text: `host ${r.host}: ${r.value.message}` });
         else ctx.err(multi ? `host ${r.host}: ${r.value.message}` : r.value.message);
       }
       const localDown = results.some((r) => r.ok && targets.find((h) => h.host === r.host)?.local === true);
@@ -532,7 +550,8 @@ export const downCommand: CommandSpec = {
 
 export const psCommand: CommandSpec = {
   path: ["ps"],
-  summary: "show every supervised process of the site: host, state, pid, restarts, uptime, CPU, memory, health",
+  summary:
+    "show every supervised process of the site: host, state, pid, restarts, uptime, CPU, memory, health",
   args: [],
   options: {
     json: { type: "boolean", help: "print the rows as JSON (ProcessRow[], see docs/orchestration.md)" },
@@ -557,7 +576,9 @@ export const psCommand: CommandSpec = {
       const json = boolOpt(inv, "json");
       const first = res.find((r) => r.ok && r.value.spec_file !== "");
       if (!json && first?.ok === true)
-        ctx.err(`${first.value.spec_file}${first.value.environment !== "" ? ` (environment ${first.value.environment})` : ""}`);
+        ctx.err(
+          `${first.value.spec_file}${first.value.environment !== "" ? ` (environment ${first.value.environment})` : ""}`,
+        );
       const rows: ProcessRow[] = [];
       for (const r of res) if (r.ok) rows.push(...rowsOf(r.value.processes_json, r.host));
       printRows(ctx, rows, json, hosts.length > 1);
@@ -590,7 +611,8 @@ export const psCommand: CommandSpec = {
 
 export const logsCommand: CommandSpec = {
   path: ["logs"],
-  summary: "print the captured output of supervised processes, from whichever host runs them (and follow it with -f)",
+  summary:
+    "print the captured output of supervised processes, from whichever host runs them (and follow it with -f)",
   args: [{ name: "NODE", help: "a node of the spec (default: every process)", optional: true }],
   options: {
     follow: { type: "boolean", short: "f", help: "keep printing new lines until Ctrl-C" },
@@ -617,7 +639,9 @@ export const logsCommand: CommandSpec = {
       const multi = hosts.length > 1;
       const targets = restrictHosts(hosts, only, "logs");
       const res = await unlessInterrupted(
-        eachSupervisor(node, targets, hubTimeoutMs(inv) + 3000, (c) => c.logs({ node: node0, replica, lines })),
+        eachSupervisor(node, targets, hubTimeoutMs(inv) + 3000, (c) =>
+          c.logs({ node: node0, replica, lines }),
+        ),
         ctx.signal,
       );
       const answered = res.filter((r) => r.ok);
@@ -667,7 +691,11 @@ export const scaleCommand: CommandSpec = {
     "New replicas start when ready to (dependencies); extra ones stop, highest index first. Not saved to the spec file.",
     "N is per host: in a site, every host the node is placed on runs N (with --host H, only H changes).",
   ],
-  examples: ["myelin scale worker=3", "myelin scale detector=0   # stop it, keep it in the spec", "myelin scale worker=1 --host edge1"],
+  examples: [
+    "myelin scale worker=3",
+    "myelin scale detector=0   # stop it, keep it in the spec",
+    "myelin scale worker=1 --host edge1",
+  ],
   connects: true,
   async run(ctx, inv) {
     const m = /^([A-Za-z][A-Za-z0-9_.-]*)=(\d+)$/.exec(inv.positionals[0]!);
@@ -693,7 +721,8 @@ export const scaleCommand: CommandSpec = {
         if (!r.ok) {
           if (!multi && !r.unreachable) throw r.error;
           problems.push(callProblem(r, "; scale it there when it is back (myelin scale --host)"));
-        } else if (!r.value.ok) problems.push({ code: "ERR_PROCESS_FAILED", text: `${prefix}${r.value.message}` });
+        } else if (!r.value.ok)
+          problems.push({ code: "ERR_PROCESS_FAILED", text: `${prefix}${r.value.message}` });
         else ctx.err(`${prefix}${r.value.message}`);
       }
       failWith(ctx, problems);
@@ -704,7 +733,8 @@ export const scaleCommand: CommandSpec = {
 
 export const restartCommand: CommandSpec = {
   path: ["restart"],
-  summary: "restart a node's processes one replica at a time, each after the previous is ready, host after host",
+  summary:
+    "restart a node's processes one replica at a time, each after the previous is ready, host after host",
   args: [{ name: "NODE", help: "a node of the running spec" }],
   options: {
     "wait-ms": {
@@ -744,8 +774,12 @@ export const restartCommand: CommandSpec = {
       const rows: ProcessRow[] = [];
       for (const host of order) {
         const [r] = await unlessInterrupted(
-          eachSupervisor(node, targets.filter((h) => h.host === host), 64 * waitMs + 10000, (c) =>
-            c.restart({ node: name, replicas: 0, wait_ms: waitMs }, { timeoutMs: 64 * waitMs + 10000 }),
+          eachSupervisor(
+            node,
+            targets.filter((h) => h.host === host),
+            64 * waitMs + 10000,
+            (c) =>
+              c.restart({ node: name, replicas: 0, wait_ms: waitMs }, { timeoutMs: 64 * waitMs + 10000 }),
           ),
           ctx.signal,
         );
@@ -757,7 +791,10 @@ export const restartCommand: CommandSpec = {
         }
         rows.push(...rowsOf(r.value.processes_json, r.host));
         if (!r.value.ok) {
-          problems.push({ code: "ERR_PROCESS_FAILED", text: `${multi ? `host ${host}: ` : ""}${r.value.message}` });
+          problems.push({
+            code: "ERR_PROCESS_FAILED",
+            text: `${multi ? `host ${host}: ` : ""}${r.value.message}`,
+          });
           break; // rolling: the next host waits for this one to be healthy
         }
         ctx.err(multi ? `host ${host}: ${r.value.message}` : r.value.message);

@@ -71,7 +71,9 @@ export function siteHosts(status: SiteStatus, graph: GraphSnapshot): SiteHost[] 
       detail: "the hub runs without a supervisor (started with --no-supervisor?)",
     },
   ];
-  const peers = [...status.peers].sort((a, b) => (a.host || a.endpoint || "").localeCompare(b.host || b.endpoint || ""));
+  const peers = [...status.peers].sort((a, b) =>
+    (a.host || a.endpoint || "").localeCompare(b.host || b.endpoint || ""),
+  );
   for (const p of peers) {
     const host = p.host !== "" ? p.host : (p.endpoint ?? "?");
     if (hosts.some((h) => h.host === host)) continue;
@@ -110,8 +112,7 @@ export function restrictHosts(hosts: SiteHost[], only: string | undefined, comma
 
 /** The outcome of a call on one host. */
 export type HostResult<R> =
-  | { host: string; ok: true; value: R }
-  | { host: string; ok: false; error: Error; unreachable: boolean };
+  { host: string; ok: true; value: R } | { host: string; ok: false; error: Error; unreachable: boolean };
 
 /**
  * Calls `fn` with a client of each `up` host's supervisor, all at once; hosts that are not `up`
