@@ -1,6 +1,7 @@
 /**
  * Hosts for site tests: network namespaces joined by veth pairs to a bridge in a namespace of its
- * own, so no traffic touches the machine's own interfaces. Names start with `mst` and a random
+ * own, so no traffic touches the machine's own interfaces. Names start with `mst` (or the prefix
+ * given, up to 4 letters, so parallel test files tell theirs apart) and a random
  * suffix; everything is removed on dispose (also when a test fails). Needs root and iproute2.
  */
 import { execFileSync } from "node:child_process";
@@ -35,20 +36,23 @@ export class NsSite {
   readonly #sw: string;
   readonly #namespaces: string[] = [];
 
-  constructor(n: number) {
+  /** @param prefix the start of every namespace and interface name (letters, at most 4) */
+  constructor(n: number, prefix = "mst") {
+    if (!/^[a-z]{1,4}$/.test(prefix))
+      throw new Error(`netns prefix '${prefix}': use 1 to 4 lowercase letters`);
     const tag = randomBytes(2).toString("hex");
-    this.#sw = `mst-sw-${tag}`;
+    this.#sw = `${prefix}-sw-${tag}`;
     try {
       ip("netns", "add", this.#sw);
       this.#namespaces.push(this.#sw);
       ip("-n", this.#sw, "link", "add", "mstbr0", "type", "bridge");
       ip("-n", this.#sw, "link", "set", "mstbr0", "up");
       for (let i = 1; i <= n; i++) {
-        const ns = `mst-h${i}-${tag}`;
+        const ns = `${prefix}-h${i}-${tag}`;
         ip("netns", "add", ns);
         this.#namespaces.push(ns);
-        const a = `mst${i}a${tag}`;
-        const b = `mst${i}b${tag}`;
+        const a = `${prefix}${i}a${tag}`;
+        const b = `${prefix}${i}b${tag}`;
         ip("link", "add", a, "netns", ns, "type", "veth", "peer", "name", b, "netns", this.#sw);
         ip("-n", ns, "link", "set", "lo", "up");
         ip("-n", ns, "addr", "add", `10.213.77.${i}/24`, "dev", a);
