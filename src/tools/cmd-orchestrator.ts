@@ -656,7 +656,12 @@ export const logsCommand: CommandSpec = {
         const tag = (src: string | undefined): string => (multi ? `${src}@${r.host}` : String(src));
         r.value.lines.forEach((l, i) => ctx.out(`[${tag(r.value.sources[i])}] ${l}`));
       }
-      for (const r of res) if (!r.ok && r.unreachable) ctx.err(callProblem(r, "").text);
+      // A host whose spec lacks the node has nothing to show; any other failure is said.
+      for (const r of res) {
+        if (r.ok) continue;
+        const unknown = r.error instanceof MyelinError && r.error.code === "ERR_UNKNOWN_NODE";
+        if (!unknown || answered.length === 0) ctx.err(callProblem(r, "").text);
+      }
       if (!boolOpt(inv, "follow")) return 0;
       await node.createSubscription(
         LOG_TOPIC,
