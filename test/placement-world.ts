@@ -28,15 +28,16 @@ export interface PlHost {
   prefix: string[];
 }
 
-/** A hub started with `myelin hub`, its output kept line by line. */
+/** A long-running `myelin` command (a hub, `logs -f`), its output kept. */
 export class PlHub {
   readonly child: ChildProcess;
   out = "";
   readonly exited: Promise<void>;
   #listeners = new Set<() => void>();
 
+  /** Runs `myelin ARGS` on `host`. */
   constructor(host: PlHost, args: string[]) {
-    const [cmd, ...rest] = [...host.prefix, process.execPath, CLI, "hub", ...args];
+    const [cmd, ...rest] = [...host.prefix, process.execPath, CLI, ...args];
     this.child = spawn(cmd!, rest, { env: host.env, stdio: ["ignore", "pipe", "pipe"] });
     const feed = (s: string): void => {
       this.out += s;
@@ -140,9 +141,16 @@ export class PlWorld {
 
   /** Starts `myelin hub ARGS` on host `i`. */
   hub(i: number, args: string[]): PlHub {
-    const h = new PlHub(this.hosts[i]!, ["--host", this.hosts[i]!.name, ...args]);
+    const h = new PlHub(this.hosts[i]!, ["hub", "--host", this.hosts[i]!.name, ...args]);
     this.hubs.push(h);
     return h;
+  }
+
+  /** Starts `myelin ARGS` on host `i` and leaves it running (stopped on dispose), e.g. `logs -f`. */
+  spawn(i: number, args: string[]): PlHub {
+    const p = new PlHub(this.hosts[i]!, args);
+    this.hubs.unshift(p);
+    return p;
   }
 
   /** Runs `myelin ARGS` on host `i` to completion (killed after `timeoutMs`). */

@@ -92,7 +92,18 @@ test(
       ["plb:back#0:ready"],
     );
 
-    // restart from b: front (on a) gets a new process.
+    // restart from b: front (on a) gets a new process; `logs -f` on b follows it there.
+    const follow = w.spawn(1, ["logs", "front", "-f", "-n", "0"]);
+    await eventually(
+      async () =>
+        (await w.cli(1, ["topic", "info", "/myelin/logs"])).stdout.match(
+          /_myelin_logs_\d+ \(pid \d+ on plb\)/,
+        ) !== null
+          ? true
+          : undefined,
+      20000,
+      "logs -f subscribed",
+    );
     const frontPid = rowsB.find((r) => r.process === "front")!.pid;
     const restart = await w.cli(1, ["restart", "front", "--json"]);
     assert.equal(restart.code, 0, restart.stderr);
@@ -100,6 +111,12 @@ test(
     assert.equal(front.host, "pla");
     assert.notEqual(front.pid, frontPid);
     assert.equal(front.state, "ready");
+    await follow.waitFor(
+      /\[front#0@pla\] hello from front#0 \(pid (\d+)\)/,
+      20000,
+      "the new front's line, followed from b",
+    );
+    await follow.stop();
 
     // b away (its hub frozen past the lease) during an up: reported; when back, it converges.
     b.child.kill("SIGSTOP");
