@@ -10,12 +10,9 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { processRunning, type ProcessRow } from "../src/orchestrator/index.js";
 import { netnsAvailable, NsSite } from "./netns.js";
-import { eventually, ORCH_NODE, PlWorld } from "./placement-world.js";
+import { eventually, ORCH_NODE, PlWorld, summary } from "./placement-world.js";
 
 const LEASE_MS = 2000;
-
-const summary = (rows: ProcessRow[]): string[] =>
-  rows.map((r) => `${r.host}:${r.process}#${r.replica}:${r.state}`).sort();
 
 test(
   "two hosts: up places nodes by label, ps and logs from the other host, a down during a cut link converges when it is back",

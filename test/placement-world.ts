@@ -48,11 +48,19 @@ export class PlHub {
     this.exited = new Promise((resolve) => this.child.once("close", () => resolve()));
   }
 
-  /** Resolves with the first match of `re` in the output; rejects on exit or after `timeoutMs`. */
-  waitFor(re: RegExp, timeoutMs: number, what: string): Promise<RegExpMatchArray> {
+  /** How much output there is now: give it to `waitFor` to look only at what comes after. */
+  mark(): number {
+    return this.out.length;
+  }
+
+  /**
+   * Resolves with the first match of `re` in the output (from offset `from`); rejects on exit or
+   * after `timeoutMs`.
+   */
+  waitFor(re: RegExp, timeoutMs: number, what: string, from = 0): Promise<RegExpMatchArray> {
     return new Promise((resolve, reject) => {
       const check = (): void => {
-        const m = this.out.match(re);
+        const m = this.out.slice(from).match(re);
         if (m === null) return;
         done();
         resolve(m);
@@ -262,3 +270,13 @@ export async function eventually<T>(
     await new Promise((r) => setTimeout(r, everyMs));
   }
 }
+
+/** `host:process#replica:state` of each row, sorted: a table to compare at a glance. */
+export const summary = (rows: ProcessRow[]): string[] =>
+  rows.map((r) => `${r.host}:${r.process}#${r.replica}:${r.state}`).sort();
+
+/** A launch spec whose nodes all run the test module, each with extra fields (`placement: [x]`). */
+export const spec = (nodes: Record<string, string>): string =>
+  `version: 1\nnodes:\n${Object.entries(nodes)
+    .map(([n, extra]) => `  ${n}: { module: ${ORCH_NODE}${extra === "" ? "" : `, ${extra}`} }`)
+    .join("\n")}\n`;

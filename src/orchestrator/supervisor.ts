@@ -262,7 +262,12 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
           })),
         ),
       }),
-      scale: (req) => sup.#serial(() => sup.#result(sup.scale(req.node, req.replicas, req.wait_ms))),
+      scale: (req) =>
+        sup.#serial(() =>
+          req.version > 0 && req.version < sup.#version
+            ? Promise.resolve(sup.#stale("scale", req.version))
+            : sup.#result(sup.scale(req.node, req.replicas, req.wait_ms, req.version)),
+        ),
       restart: (req) => sup.#serial(() => sup.#result(sup.restart(req.node, req.wait_ms))),
       down: (req) =>
         sup.#serial(async () => {
@@ -332,13 +337,31 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
 
   /**
    * Sets the number of replicas of the process running `node`; waits up to `waitMs` for new ones
-   * to be ready and extra ones to stop.
+   * to be ready and extra ones to stop. With a site-wide `version` newer than the one held, the
+   * scaled spec takes that version (and is pushed to the hosts holding an older one).
    * @throws MyelinError ERR_UNKNOWN_NODE if the running spec has no such node
    */
-  async scale(node: string, replicas: number, waitMs = 0): Promise<{ ok: boolean; message: string }> {
+  async scale(
+    node: string,
+    replicas: number,
+    waitMs = 0,
+    version = 0,
+  ): Promise<{ ok: boolean; message: string }> {
+    const r = await this.#scale(node, replicas, waitMs, () => {
+      if (version > this.#version) this.#setVersion(version);
+    });
+    return r;
+  }
+
+  async #scale(
+    node: string,
+    replicas: number,
+    waitMs: number,
+    changed: () => void,
+  ): Promise<{ ok: boolean; message: string }> {
     const composed = this.#spec?.units.find((u) => u.nodes.length > 1 && u.nodes.includes(node));
     if (composed !== undefined && node !== composed.name)
-      return this.#scaleOut(composed, node, replicas, waitMs);
+      return this.#scaleOut(composed, node, replicas, waitMs, changed);
     const unit = this.#unitOf(node);
     const out = this.#spec?.units.find((u) => u.scaledOutOf === unit.name && u.replicas > 0);
     if (out !== undefined && replicas > (out.firstReplica ?? 0)) {
@@ -349,6 +372,7 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
       );
     }
     unit.replicas = replicas;
+    changed();
     this.#save();
     this.#reconcile();
     const r = await this.#waitSettled(waitMs);
@@ -364,6 +388,7 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
     node: string,
     replicas: number,
     waitMs: number,
+    changed: () => void,
   ): Promise<{ ok: boolean; message: string }> {
     const entry = composed.modules.find((m) => m.node === node);
     if (composed.kind !== "module" || entry === undefined) {
@@ -405,6 +430,7 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
     }
     const scaled = own;
     scaled.replicas = replicas - composed.replicas;
+    changed();
     this.#save();
     this.#reconcile();
     const r = await this.#waitSettled(waitMs);

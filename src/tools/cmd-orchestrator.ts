@@ -694,7 +694,8 @@ export const scaleCommand: CommandSpec = {
   },
   details: [
     "New replicas start when ready to (dependencies); extra ones stop, highest index first. Not saved to the spec file.",
-    "N is per host: in a site, every host the node is placed on runs N (with --host H, only H changes).",
+    "N is per host: in a site, every host the node is placed on runs N (with --host H, only H changes);",
+    "a host that does not answer is reported, and gets the scaled spec from the other hubs when it is back.",
   ],
   examples: [
     "myelin scale worker=3",
@@ -710,10 +711,24 @@ export const scaleCommand: CommandSpec = {
     return withSupervisor(ctx, inv, "scale", async (node, hosts) => {
       const multi = hosts.length > 1;
       const targets = restrictHosts(hosts, strOpt(inv, "host"), "scale");
+      // Site-wide, the scale is versioned so a host that misses it gets the scaled spec when it is
+      // back; on one host only (--host), not.
+      const version =
+        strOpt(inv, "host") === undefined
+          ? nextVersion(
+              await unlessInterrupted(
+                eachSupervisor(node, hosts, hubTimeoutMs(inv) + 3000, (c) => c.ps({})),
+                ctx.signal,
+              ),
+            )
+          : 0;
       // Every host holds the whole spec, so each takes the count (those the node is not placed on run none).
       const res = await unlessInterrupted(
         eachSupervisor(node, targets, waitMs + 10000, (c) =>
-          c.scale({ node: m[1]!, replicas: Number(m[2]), wait_ms: waitMs }, { timeoutMs: waitMs + 10000 }),
+          c.scale(
+            { node: m[1]!, replicas: Number(m[2]), wait_ms: waitMs, version },
+            { timeoutMs: waitMs + 10000 },
+          ),
         ),
         ctx.signal,
       );
@@ -725,7 +740,12 @@ export const scaleCommand: CommandSpec = {
         const prefix = multi ? `host ${r.host}: ` : "";
         if (!r.ok) {
           if (!multi && !r.unreachable) throw r.error;
-          problems.push(callProblem(r, "; scale it there when it is back (myelin scale --host)"));
+          problems.push(
+            callProblem(
+              r,
+              version > 0 ? "; it gets the scaled spec from the other hubs when it is back" : "",
+            ),
+          );
         } else if (!r.value.ok)
           problems.push({ code: "ERR_PROCESS_FAILED", text: `${prefix}${r.value.message}` });
         else ctx.err(`${prefix}${r.value.message}`);
@@ -784,7 +804,10 @@ export const restartCommand: CommandSpec = {
             targets.filter((h) => h.host === host),
             64 * waitMs + 10000,
             (c) =>
-              c.restart({ node: name, replicas: 0, wait_ms: waitMs }, { timeoutMs: 64 * waitMs + 10000 }),
+              c.restart(
+                { node: name, replicas: 0, wait_ms: waitMs, version: 0 },
+                { timeoutMs: 64 * waitMs + 10000 },
+              ),
           ),
           ctx.signal,
         );

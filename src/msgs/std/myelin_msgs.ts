@@ -329,11 +329,13 @@ const SupervisorPs = defineService(
 );
 /**
  * Scales a node (or composed process) to `replicas`, or restarts it replica by replica
- * (`replicas` ignored), each time waiting up to `wait_ms` for readiness.
+ * (`replicas` ignored), each time waiting up to `wait_ms` for readiness. `version`: for a scale of
+ * the whole site, its site-wide version (as for SupervisorApply), so a host that missed it gets
+ * the scaled spec pushed when it is back; 0: this hub only (and always for a restart).
  */
 const SupervisorControl = defineService(
   "myelin_msgs/SupervisorControl",
-  { node: t.string(), replicas: t.u32(), wait_ms: t.u32() },
+  { node: t.string(), replicas: t.u32(), wait_ms: t.u32(), version: t.f64() },
   { ok: t.bool(), message: t.string(), processes_json: t.string() },
 );
 /**
