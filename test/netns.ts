@@ -48,8 +48,10 @@ export class NsSite {
   readonly #namespaces: string[] = [];
 
   constructor(n: number, opts: NsSiteOptions = {}) {
-    const tag = randomBytes(2).toString("hex");
     const p = opts.prefix ?? "mst";
+    // Interface names are at most 15 bytes: `${p}${i}a${tag}`.
+    if (!/^[a-z]{1,4}$/.test(p)) throw new Error(`netns prefix '${p}': use 1 to 4 lowercase letters`);
+    const tag = randomBytes(2).toString("hex");
     this.#sw = `${p}-sw-${tag}`;
     try {
       ip("netns", "add", this.#sw);

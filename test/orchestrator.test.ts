@@ -471,3 +471,50 @@ nodes:
     assert.equal(existsSync(stateFile), false, existsSync(stateFile) ? readFileSync(stateFile, "utf8") : "");
   },
 );
+
+test(
+  "site-wide versions: an older spec is refused, the one held is a no-op, and the version outlives a restart of the supervisor",
+  { timeout: 60000 },
+  async () => {
+    await using w = await world();
+    const one = w.spec(`
+version: 1
+nodes:
+  api:
+    module: $FIXTURE
+    env: { ORCH_EVENTS: $EVENTS }
+`);
+    assert.equal((await w.sup.apply(one, 30000, 1000)).ok, true);
+    assert.equal(w.sup.version, 1000);
+    const pid = row(w.sup.ps(), "api")!.pid;
+    const two = w.spec(`
+version: 1
+nodes:
+  other:
+    module: $FIXTURE
+    env: { ORCH_EVENTS: $EVENTS }
+`);
+    const stale = await w.sup.apply(two, 1000, 999);
+    assert.equal(stale.ok, false);
+    assert.match(stale.message, /apply of version 999 refused: host \S+ holds the newer version 1000/);
+    const same = await w.sup.apply(two, 1000, 1000);
+    assert.equal(same.ok, true);
+    assert.deepEqual(
+      w.sup.ps().map((r) => `${r.process}:${r.pid}`),
+      [`api:${pid}`],
+      "nothing changed",
+    );
+    // A down with a version keeps it (a host that missed the down gets it pushed): also on disk.
+    assert.equal(await w.sup.down(0, 2000), 1);
+    assert.equal(w.sup.version, 2000);
+    await w.sup.close();
+    const again = await Supervisor.start({ runtimeDir: w.dir, pollMs: 100 });
+    try {
+      assert.equal(again.version, 2000);
+      assert.equal(again.spec, undefined);
+      assert.equal((await again.apply(one, 1000, 1500)).ok, false);
+    } finally {
+      await again.close();
+    }
+  },
+);

@@ -99,3 +99,44 @@ test("balance policy names are checked", () => {
     /client of \/a: balance must be one of "round-robin", "least-outstanding", got "random"/,
   );
 });
+
+test("locality: replicas on the caller's host while any is healthy, then the others, suspect ones last", () => {
+  const c = (down: string[] = []): Candidate[] =>
+    ["r1", "l1", "r2", "l2"].map((id) => ({
+      id,
+      name: `n-${id}`,
+      down: down.includes(id),
+      preferred: id.startsWith("l"),
+    }));
+  for (const policy of ["round-robin", "least-outstanding"] as const) {
+    const b = new Balancer({ policy, breaker: false });
+    const seq: string[] = [];
+    for (let i = 0; i < 6; i++) {
+      const id = pickId(b, c());
+      b.done(id, "ok", 0);
+      seq.push(id);
+    }
+    assert.deepEqual([...new Set(seq)].sort(), ["l1", "l2"], `${policy}: only the local ones`);
+    // One local link down: the other local one takes every call.
+    for (let i = 0; i < 4; i++) {
+      const id = pickId(b, c(["l1"]));
+      b.done(id, "ok", 0);
+      assert.equal(id, "l2", policy);
+    }
+    // The other local one timed out (suspect): healthy remote ones come first, then it.
+    b.pick(c(), new Set(["l1", "r1", "r2"]), 0);
+    b.done("l2", "timeout", 0);
+    const after = pickId(b, c(["l1"]), 1);
+    b.done(after, "ok", 1);
+    assert.ok(after === "r1" || after === "r2", `${policy}: got ${after}`);
+    assert.equal(pickId(b, c(["l1"]), 1, new Set(["r1", "r2"])), "l2", `${policy}: suspect local last`);
+  }
+  // Least-outstanding prefers a busier local replica to an idle remote one.
+  const lo = new Balancer({ policy: "least-outstanding", breaker: false });
+  const two: Candidate[] = [
+    { id: "r", name: "r", down: false },
+    { id: "l", name: "l", down: false, preferred: true },
+  ];
+  assert.equal(pickId(lo, two), "l");
+  assert.equal(pickId(lo, two), "l"); // two outstanding on l, none on r
+});

@@ -6,8 +6,11 @@
  * Which replicas are eligible: not already tried by this call, link not known to be down,
  * breaker closed (or half-open with its probe free). Among them, replicas whose last attempt
  * timed out or lost its link ("suspect") are used only when no other is left, until they answer
- * again or `openMs` passes. Then the policy picks: `round-robin` (in turn) or
- * `least-outstanding` (fewest calls waiting for a reply from this client, ties in turn).
+ * again or `openMs` passes. Locality: replicas the caller marks `preferred` (those on its own host)
+ * are taken while any of them is healthy (eligible and not suspect); the others only when none is.
+ * So the order is: healthy preferred, healthy other, suspect preferred, suspect other. Within that
+ * first non-empty group the policy picks: `round-robin` (in turn) or `least-outstanding` (fewest
+ * calls waiting for a reply from this client, ties in turn).
  */
 import { MyelinError } from "../errors.js";
 import {
@@ -41,6 +44,8 @@ export interface Candidate {
   readonly name: string;
   /** True when the link to it is known to be down (connection lost or refused). */
   readonly down: boolean;
+  /** True for a replica to take first while it is healthy (one on the caller's host); default false. */
+  readonly preferred?: boolean;
 }
 
 /** What `pick` chose: a replica, or why none could be used. */
@@ -140,10 +145,9 @@ export class Balancer {
   pick(candidates: readonly Candidate[], exclude: ReadonlySet<string>, now: number): Pick {
     const n = candidates.length;
     if (this.#replicas.size > n * 2 + 8) this.#prune(candidates);
-    let best = -1;
-    let bestSuspect = -1;
-    let bestLoad = Infinity;
-    let bestSuspectLoad = Infinity;
+    // Groups, best first: healthy preferred, healthy other, suspect preferred, suspect other.
+    const best = [-1, -1, -1, -1];
+    const bestLoad = [Infinity, Infinity, Infinity, Infinity];
     let anyOpen = false;
     let anyDown = false;
     let reopen = Infinity;
@@ -164,20 +168,15 @@ export class Balancer {
         continue;
       }
       const load = this.policy === "least-outstanding" ? st.outstanding : 0;
-      if (st.suspectUntil > now) {
-        if (load < bestSuspectLoad) {
-          bestSuspect = i;
-          bestSuspectLoad = load;
-        }
-        continue;
-      }
-      if (load < bestLoad) {
-        best = i;
-        bestLoad = load;
-        if (this.policy === "round-robin") break;
+      const group = (st.suspectUntil > now ? 2 : 0) + (c.preferred === true ? 0 : 1);
+      if (load < bestLoad[group]!) {
+        best[group] = i;
+        bestLoad[group] = load;
+        // Round-robin takes the first in turn; nothing can beat a healthy preferred one.
+        if (this.policy === "round-robin" && group === 0) break;
       }
     }
-    const chosen = best >= 0 ? best : bestSuspect;
+    const chosen = best.find((i) => i >= 0) ?? -1;
     if (chosen < 0) {
       if (anyOpen)
         return { ok: false, reason: "open", retryInMs: reopen === Infinity ? 0 : Math.max(0, reopen - now) };

@@ -59,7 +59,7 @@ export class ServiceCaller implements CallRouter {
     timeoutMs: number,
     plan: CallPlan,
   ): Promise<unknown> {
-    const local = this.#ctx.localService(name);
+    const local = this.#here(plan.host) ? this.#ctx.localService(name) : undefined;
     if (local !== undefined) {
       if (local.type.name !== typeName) {
         throw new TypeMismatchError(
@@ -85,7 +85,7 @@ export class ServiceCaller implements CallRouter {
     let retries = 0;
     plan.budget.deposit();
     for (;;) {
-      const servers = this.servers(name);
+      const servers = this.servers(name, plan.host);
       if (servers.length === 0) {
         if (lastErr !== undefined) throw lastErr;
         // Fail after one turn of the event loop: a caller retrying in a loop must not starve
@@ -97,13 +97,16 @@ export class ServiceCaller implements CallRouter {
           "ERR_NO_SERVER",
           this.#ctx.graph() === undefined
             ? `no node serves ${name}: no hub answered, so no server can be found; start one with \`myelin hub\``
-            : `no node serves ${name}; services now: ${[...known].sort().join(", ") || "none"}`,
+            : plan.host !== undefined && known.has(name)
+              ? `no node on host ${plan.host} serves ${name} (or none there is reachable from here); hosts serving it: ${this.#hostsServing(name).join(", ")}`
+              : `no node serves ${name}; services now: ${[...known].sort().join(", ") || "none"}`,
         );
       }
       const candidates = servers.map((n) => ({
         id: n.id,
         name: n.name,
         down: this.#ctx.linkDown(n),
+        preferred: plan.locality && n.host === this.#ctx.host,
       }));
       const now = Date.now();
       const pick = plan.balancer.pick(candidates, tried, now);
@@ -229,15 +232,16 @@ export class ServiceCaller implements CallRouter {
     }
   }
 
-  /** Resolves true once a server of `name` is known (in this process or in the graph), false after `timeoutMs`. */
-  async waitForServer(name: string, timeoutMs: number): Promise<boolean> {
-    if (this.#ctx.localService(name) !== undefined) return true;
+  /**
+   * Resolves true once a server of `name` is known (in this process or in the graph; only on
+   * `host`, if given), false after `timeoutMs`.
+   */
+  async waitForServer(name: string, timeoutMs: number, host?: string): Promise<boolean> {
+    const inProcess = (): boolean => this.#here(host) && this.#ctx.localService(name) !== undefined;
+    if (inProcess()) return true;
     try {
       // A server in this process is called directly; the graph update of its node says it is there.
-      await this.#ctx.waitForGraph(
-        () => this.#ctx.localService(name) !== undefined || this.servers(name).length > 0,
-        timeoutMs,
-      );
+      await this.#ctx.waitForGraph(() => inProcess() || this.servers(name, host).length > 0, timeoutMs);
       return true;
     } catch {
       return false;
@@ -285,18 +289,33 @@ export class ServiceCaller implements CallRouter {
 
   /**
    * Replicas of service `name` that may take calls: in the graph (so live), in another process,
-   * and ready (`ready` absent counts as ready). This is the one place that decides it.
+   * and ready (`ready` absent counts as ready); on `host` when given. This is the one place that
+   * decides it.
    */
-  servers(name: string): NodeRecord[] {
-    // In a site, every host's hub serves its own store, supervisor, gateway…: a node uses its own.
-    const internal = name.startsWith("/_");
+  servers(name: string, host?: string): NodeRecord[] {
+    // In a site, every host's hub serves its own store, supervisor, gateway…: a node uses its own,
+    // unless the call names another host.
+    const only = host ?? (name.startsWith("/_") ? this.#ctx.host : undefined);
     return (this.#ctx.graph()?.nodes ?? []).filter(
       (n) =>
         n.process !== this.#ctx.processId &&
         n.ready !== false &&
-        (!internal || n.host === this.#ctx.host) &&
+        (only === undefined || n.host === only) &&
         this.#ctx.reachable(n) &&
         n.services.some((s) => s.service === name),
     );
+  }
+
+  /** True when a call aimed at `host` may be served in this process (no host, or this one). */
+  #here(host: string | undefined): boolean {
+    return host === undefined || host === this.#ctx.host;
+  }
+
+  /** The hosts whose nodes serve `name`, for messages. */
+  #hostsServing(name: string): string[] {
+    const hosts = new Set<string>();
+    for (const n of this.#ctx.graph()?.nodes ?? [])
+      if (n.services.some((s) => s.service === name)) hosts.add(n.host);
+    return [...hosts].sort();
   }
 }

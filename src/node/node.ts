@@ -661,8 +661,8 @@ export class Node extends EventEmitter<NodeEvents> implements CallRouter {
   }
 
   /** @internal */
-  waitForServer(name: string, timeoutMs: number): Promise<boolean> {
-    return this.#caller.waitForServer(name, timeoutMs);
+  waitForServer(name: string, timeoutMs: number, host?: string): Promise<boolean> {
+    return this.#caller.waitForServer(name, timeoutMs, host);
   }
 
   // ---- internals ---------------------------------------------------------------------------

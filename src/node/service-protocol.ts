@@ -212,7 +212,7 @@ export function protocolClient<P extends ProtocolSpec>(
     waitForServer: (method: string, timeoutMs: number): Promise<boolean> => {
       const s = protocol[method];
       if (s === undefined) return Promise.reject(noSuchMethod(method, methods));
-      return node.waitForServer(s.service, timeoutMs);
+      return node.waitForServer(s.service, timeoutMs, opts.host);
     },
     serviceOf,
     close: (): void => {

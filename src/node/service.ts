@@ -120,6 +120,20 @@ export interface ClientOptions {
   breaker?: Partial<BreakerOptions> | false;
   /** Bound on retries across calls (defaults: 20 % of calls, bursts of 10). */
   retryBudget?: Partial<RetryBudgetOptions>;
+  /**
+   * Call only replicas on this host of the site (a host name as `myelin node list` shows it). For
+   * the hub's internal services (`/_…`), which every hub serves, this picks the hub of that host
+   * instead of this host's: how `myelin ps`, `up` and `down` reach every hub of a site. A server in
+   * this process is used only when this is this node's own host. Default: any host (internal
+   * services: this host).
+   */
+  host?: string;
+  /**
+   * Prefer replicas on this node's own host while any of them is healthy (link up, breaker closed,
+   * not suspect), and fall back to the other hosts' replicas otherwise (default true; the
+   * environment variable `MYELIN_LOCALITY=off` turns it off for every client of the process).
+   */
+  locality?: boolean;
 }
 
 /** @internal How a client spreads and retries its calls; passed to the CallRouter. */
@@ -129,12 +143,23 @@ export interface CallPlan {
   readonly retries: number;
   readonly idempotent: boolean | undefined;
   readonly attemptTimeoutMs: number | undefined;
+  /** Only replicas on this host (see ClientOptions.host). */
+  readonly host: string | undefined;
+  /** Prefer replicas on the caller's host while any is healthy. */
+  readonly locality: boolean;
 }
 
 /** @internal How a client reaches servers; implemented by Node. */
 export interface CallRouter {
   call(name: string, typeName: string, req: unknown, timeoutMs: number, plan: CallPlan): Promise<unknown>;
-  waitForServer(name: string, timeoutMs: number): Promise<boolean>;
+  /** Resolves true once a server is known (on `host`, if given), false after `timeoutMs`. */
+  waitForServer(name: string, timeoutMs: number, host?: string): Promise<boolean>;
+}
+
+/** The default of ClientOptions.locality: on, unless `MYELIN_LOCALITY` is `off`, `0` or `false`. */
+export function localityDefault(): boolean {
+  const v = (process.env["MYELIN_LOCALITY"] ?? "").trim().toLowerCase();
+  return !(v === "off" || v === "0" || v === "false");
 }
 
 /** Events of a service client. */
@@ -165,6 +190,15 @@ function resolvePlan(opts: ClientOptions, where: string, onBreaker: (e: BreakerE
   if (opts.idempotent !== undefined && typeof opts.idempotent !== "boolean") {
     throw new MyelinError("ERR_INVALID_ARGUMENT", `${where}: idempotent must be true or false`);
   }
+  if (opts.host !== undefined && !(typeof opts.host === "string" && opts.host !== "")) {
+    throw new MyelinError(
+      "ERR_INVALID_ARGUMENT",
+      `${where}: host must be a host name of the site (as \`myelin node list\` shows it), got ${JSON.stringify(opts.host)}`,
+    );
+  }
+  if (opts.locality !== undefined && typeof opts.locality !== "boolean") {
+    throw new MyelinError("ERR_INVALID_ARGUMENT", `${where}: locality must be true or false`);
+  }
   const breaker = opts.breaker === false ? false : resolveBreakerOptions(opts.breaker, where);
   return {
     balancer: new Balancer({ policy: resolveBalancePolicy(opts.balance, where), breaker }, onBreaker),
@@ -172,6 +206,8 @@ function resolvePlan(opts: ClientOptions, where: string, onBreaker: (e: BreakerE
     retries,
     idempotent: opts.idempotent,
     attemptTimeoutMs: a,
+    host: opts.host,
+    locality: opts.locality ?? localityDefault(),
   };
 }
 
@@ -247,7 +283,7 @@ export class ServiceClient<Req, Res> extends EventEmitter<ServiceClientEvents> {
 
   /** Resolves true once a server is known, false after `timeoutMs` (like ROS's wait_for_service). */
   waitForService(timeoutMs: number): Promise<boolean> {
-    return this.#router.waitForServer(this.name, timeoutMs);
+    return this.#router.waitForServer(this.name, timeoutMs, this.#plan.host);
   }
 
   /** Stops using the client. */

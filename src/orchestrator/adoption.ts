@@ -25,6 +25,8 @@ export interface SavedInstance {
 export interface SavedState {
   spec: LaunchSpec | undefined;
   instances: SavedInstance[];
+  /** Site-wide version of the spec, or of the `down` that cleared it (0 or absent: none). */
+  version?: number;
 }
 
 /** What the state file records of one process (a ProcessLifecycle plus the supervisor's handles). */
@@ -39,9 +41,14 @@ export interface SavableInstance {
 }
 
 /** The state file's contents for `spec` and the processes of the table. */
-export function savedState(spec: LaunchSpec | undefined, instances: Iterable<SavableInstance>): SavedState {
+export function savedState(
+  spec: LaunchSpec | undefined,
+  instances: Iterable<SavableInstance>,
+  version = 0,
+): SavedState {
   return {
     spec,
+    version,
     instances: [...instances].map((i) => ({
       unit: i.unit.name,
       replica: i.replica,

@@ -17,12 +17,17 @@
  * - Adoption: pids, start times and the spec are kept in `<runtimeDir>/supervisor/state.json`;
  *   a new supervisor (after a hub restart) adopts processes still alive rather than starting them
  *   twice.
+ * - Site: every hub of a site runs the same spec, each the units placed on its labels. A spec
+ *   applied with a site-wide version (`myelin up`, `myelin down`) replaces an older one; each
+ *   supervisor watches the graph for the other hosts' supervisors, asks each for the version it
+ *   holds, and pushes its spec (or its `down`) to those holding an older one — so a host that was
+ *   unreachable converges when it is back.
  */
 import { spawn, type ChildProcess } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { EventEmitter } from "node:events";
 import { closeSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
-import { hostname, setPriority } from "node:os";
+import { setPriority } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { ClosedError, MyelinError, TimeoutError } from "../errors.js";
@@ -35,12 +40,12 @@ import {
   type NodeRecord,
   type Publisher,
 } from "../node/index.js";
-import { runtimeDir as defaultRuntimeDir } from "../node/config.js";
+import { hostName, runtimeDir as defaultRuntimeDir } from "../node/config.js";
 import { planAdoption, savedState, type SavedState } from "./adoption.js";
 import { formatMs, systemClock, type Clock } from "./clock.js";
 import { ProbeLoop } from "./health.js";
 import { LogRing } from "./log-ring.js";
-import { SUPERVISOR_PROTOCOL } from "./supervisor-protocol.js";
+import { SUPERVISOR_PROTOCOL, supervisorClient } from "./supervisor-protocol.js";
 import { processRunning, procStartTime, procUsage, sameProcess } from "../store/proc-stat.js";
 import { findExecutable, type LaunchSpec, type UnitSpec } from "./spec.js";
 import {
@@ -70,8 +75,13 @@ export interface SupervisorOptions {
   runtimeDir?: string;
   /** Hub address for the supervisor's node and the processes (default: the runtime dir's socket). */
   hub?: string;
-  /** Placement labels of this host (default: the host name and `$MYELIN_LABELS`, comma-separated). */
+  /**
+   * Placement labels of this host (default: the host's name in the site — `$MYELIN_HOST`, else the
+   * system's — and `$MYELIN_LABELS`, comma-separated).
+   */
   labels?: string[];
+  /** How often the supervisors of other hosts are checked for an older spec when one is behind, in ms (default 2000). */
+  syncMs?: number;
   /** Each process's log file is rotated at this size, in bytes (default 1 MiB; about twice is kept). */
   logMaxBytes?: number;
   /** How often logs are read and published and adopted processes checked, in ms (default 200). */
@@ -84,6 +94,8 @@ export interface SupervisorOptions {
 
 /** One row of `myelin ps`. */
 export interface ProcessRow {
+  /** The host the process runs on (the supervisor's host name in the site). */
+  host: string;
   process: string;
   nodes: string[];
   replica: number;
@@ -128,6 +140,17 @@ function prlimit(): string | undefined {
   return prlimitPath ?? undefined;
 }
 
+/** What one supervisor knows of the supervisor of another host of the site. */
+interface PeerSupervisor {
+  /** Node id of its `_supervisor` node (a new one: its hub restarted; ask again). */
+  node: string;
+  /** The version this supervisor held when it last found the peer up to date (or brought it there); -1: never. */
+  syncedAt: number;
+  busy: boolean;
+  /** The last failure reported in the log, so it is said once. */
+  lastError: string;
+}
+
 /** Events of the supervisor. */
 export interface SupervisorEvents {
   /** Some process changed state (see `ps()`). */
@@ -141,7 +164,14 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
   readonly #stateFile: string;
   readonly #logDir: string;
   readonly #labels: string[];
+  /** This host's name in the site. */
+  readonly #host = hostName();
   readonly #node: Node;
+  /** Site-wide version of the spec, or of the `down` that cleared it; 0: none. */
+  #version = 0;
+  /** The supervisors of the other hosts, by host name. */
+  readonly #peers = new Map<string, PeerSupervisor>();
+  #syncTimer: NodeJS.Timeout | undefined;
   #pub: Publisher<unknown> | undefined;
   #spec: LaunchSpec | undefined;
   readonly #instances = new Map<string, Instance>();
@@ -182,7 +212,7 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
     mkdirSync(this.#logDir, { recursive: true, mode: 0o700 });
     const env = process.env["MYELIN_LABELS"];
     this.#labels = opts.labels ?? [
-      hostname(),
+      hostName(),
       ...(env ?? "")
         .split(",")
         .map((s) => s.trim())
@@ -207,23 +237,45 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
     })) as Publisher<unknown>;
     sup.#adopt();
     sup.#poll = setInterval(() => sup.#pollAll(), opts.pollMs ?? 200);
+    sup.#syncTimer = setInterval(() => sup.#syncPeers(), opts.syncMs ?? 2000);
+    sup.#syncTimer.unref();
     await serveProtocol(node, SUPERVISOR_PROTOCOL, {
       apply: (req, ctx) => {
         // The data server already refused non-admins; this handler starts commands, so it checks
         // the caller's identity itself too.
         node.requireAdmin(ctx.identity, SUPERVISOR_PROTOCOL.apply.service);
-        return sup.#serial(() => sup.#applyJson(req.spec_json, req.wait_ms));
+        return sup.#serial(() => sup.#applyJson(req.spec_json, req.wait_ms, req.version));
       },
       ps: () => ({
         processes_json: JSON.stringify(sup.ps()),
         spec_file: sup.#spec?.file ?? "",
         environment: sup.#spec?.environment ?? "",
+        host: sup.#host,
+        labels: [...sup.#labels],
+        version: sup.#version,
+        units_json: JSON.stringify(
+          (sup.#spec?.units ?? []).map((u) => ({
+            name: u.name,
+            nodes: u.nodes,
+            placement: u.placement,
+            replicas: u.replicas,
+          })),
+        ),
       }),
-      scale: (req) => sup.#serial(() => sup.#result(sup.scale(req.node, req.replicas, req.wait_ms))),
+      scale: (req) =>
+        sup.#serial(() =>
+          req.version > 0 && req.version < sup.#version
+            ? Promise.resolve(sup.#stale("scale", req.version))
+            : sup.#result(sup.scale(req.node, req.replicas, req.wait_ms, req.version)),
+        ),
       restart: (req) => sup.#serial(() => sup.#result(sup.restart(req.node, req.wait_ms))),
       down: (req) =>
         sup.#serial(async () => {
-          const n = await sup.down(req.wait_ms);
+          if (req.version > 0 && req.version < sup.#version) {
+            const { ok, message } = sup.#stale("down", req.version);
+            return { ok, message };
+          }
+          const n = await sup.down(req.wait_ms, req.version);
           if (req.stop_hub && sup.#opts.onStopHub !== undefined) {
             const stop = sup.#opts.onStopHub;
             setTimeout(stop, 100); // after the reply is on its way
@@ -246,11 +298,24 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
     return this.#labels;
   }
 
+  /** Site-wide version of the spec being run (or of the `down` that stopped it); 0: none. */
+  get version(): number {
+    return this.#version;
+  }
+
   /**
    * Runs `spec`: starts what is new, stops what is gone, restarts what changed, and waits up to
    * `waitMs` for every process to be ready. Resolves with whether all are ready and why not.
+   *
+   * `version` is the spec's site-wide version (0: this hub only; the version held stays). An
+   * older version than the one held is refused (`ok` false); the version held again is taken as
+   * the spec already running (nothing changes; a scale since is kept). A newer one is run and
+   * then pushed to the other hosts' supervisors that hold an older one.
    */
-  async apply(spec: LaunchSpec, waitMs = 0): Promise<{ ok: boolean; message: string }> {
+  async apply(spec: LaunchSpec, waitMs = 0, version = 0): Promise<{ ok: boolean; message: string }> {
+    if (version > 0 && version < this.#version) return this.#stale("apply", version);
+    if (version > 0 && version === this.#version) return this.#waitSettled(waitMs);
+    if (version > 0) this.#setVersion(version);
     const old = this.#spec;
     this.#spec = spec;
     const keep = new Map(spec.units.map((u) => [u.name, u]));
@@ -272,13 +337,31 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
 
   /**
    * Sets the number of replicas of the process running `node`; waits up to `waitMs` for new ones
-   * to be ready and extra ones to stop.
+   * to be ready and extra ones to stop. With a site-wide `version` newer than the one held, the
+   * scaled spec takes that version (and is pushed to the hosts holding an older one).
    * @throws MyelinError ERR_UNKNOWN_NODE if the running spec has no such node
    */
-  async scale(node: string, replicas: number, waitMs = 0): Promise<{ ok: boolean; message: string }> {
+  async scale(
+    node: string,
+    replicas: number,
+    waitMs = 0,
+    version = 0,
+  ): Promise<{ ok: boolean; message: string }> {
+    const r = await this.#scale(node, replicas, waitMs, () => {
+      if (version > this.#version) this.#setVersion(version);
+    });
+    return r;
+  }
+
+  async #scale(
+    node: string,
+    replicas: number,
+    waitMs: number,
+    changed: () => void,
+  ): Promise<{ ok: boolean; message: string }> {
     const composed = this.#spec?.units.find((u) => u.nodes.length > 1 && u.nodes.includes(node));
     if (composed !== undefined && node !== composed.name)
-      return this.#scaleOut(composed, node, replicas, waitMs);
+      return this.#scaleOut(composed, node, replicas, waitMs, changed);
     const unit = this.#unitOf(node);
     const out = this.#spec?.units.find((u) => u.scaledOutOf === unit.name && u.replicas > 0);
     if (out !== undefined && replicas > (out.firstReplica ?? 0)) {
@@ -289,6 +372,7 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
       );
     }
     unit.replicas = replicas;
+    changed();
     this.#save();
     this.#reconcile();
     const r = await this.#waitSettled(waitMs);
@@ -304,6 +388,7 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
     node: string,
     replicas: number,
     waitMs: number,
+    changed: () => void,
   ): Promise<{ ok: boolean; message: string }> {
     const entry = composed.modules.find((m) => m.node === node);
     if (composed.kind !== "module" || entry === undefined) {
@@ -345,6 +430,7 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
     }
     const scaled = own;
     scaled.replicas = replicas - composed.replicas;
+    changed();
     this.#save();
     this.#reconcile();
     const r = await this.#waitSettled(waitMs);
@@ -359,10 +445,16 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
   /**
    * Restarts the processes of `node` one replica at a time, waiting up to `waitMs` for each to be
    * ready before the next (so a replicated service keeps answering). Failed replicas start afresh.
-   * @throws MyelinError ERR_UNKNOWN_NODE if the running spec has no such node
+   * @throws MyelinError ERR_UNKNOWN_NODE if the running spec has no such node, or it is not placed here
    */
   async restart(node: string, waitMs = 30000): Promise<{ ok: boolean; message: string }> {
     const unit = this.#unitOf(node);
+    if (!this.#placedHere(unit)) {
+      throw new MyelinError(
+        "ERR_UNKNOWN_NODE",
+        `node ${node} does not run on host ${this.#host}: its placement (${unit.placement.join(", ")}) matches none of this host's labels (${this.#labels.join(", ")})`,
+      );
+    }
     for (const r of replicaRange(unit)) {
       const inst = this.#instances.get(instanceKey(unit.name, r));
       if (inst !== undefined) {
@@ -394,8 +486,13 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
     };
   }
 
-  /** Stops every process in reverse dependency order and forgets the spec; resolves with how many stopped. */
-  async down(_waitMs = 0): Promise<number> {
+  /**
+   * Stops every process in reverse dependency order and forgets the spec; resolves with how many
+   * stopped. With a site-wide `version` (newer than the one held), the stop is what the other
+   * hosts' supervisors get pushed; with 0, it concerns this hub only.
+   */
+  async down(_waitMs = 0, version = 0): Promise<number> {
+    if (version > this.#version) this.#setVersion(version);
     const hadSpec = (this.#spec?.units.length ?? 0) > 0;
     const order = stopOrder(this.#spec, this.#instances.values());
     this.#spec = undefined;
@@ -437,6 +534,7 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
         }
       }
       rows.push({
+        host: this.#host,
         process: inst.unit.name,
         nodes: inst.unit.nodes,
         replica: inst.replica,
@@ -486,6 +584,7 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
     else this.#writeState();
     this.#closed = true;
     if (this.#poll) clearInterval(this.#poll);
+    if (this.#syncTimer) clearInterval(this.#syncTimer);
     for (const inst of this.#instances.values()) inst.clearTimers();
     for (const w of this.#waiters) w();
     await this.#node.close();
@@ -507,6 +606,7 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
   async #applyJson(
     json: string,
     waitMs: number,
+    version: number,
   ): Promise<{ ok: boolean; message: string; processes_json: string }> {
     let spec: LaunchSpec;
     try {
@@ -518,7 +618,80 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
         `apply: spec_json is not a resolved launch spec: ${(err as Error).message}`,
       );
     }
-    return this.#result(this.apply(spec, waitMs));
+    return this.#result(this.apply(spec, waitMs, version));
+  }
+
+  /** The answer to an apply or down older than the version held. */
+  #stale(what: string, version: number): { ok: false; message: string; processes_json: string } {
+    return {
+      ok: false,
+      message: `${what} of version ${version} refused: host ${this.#host} holds the newer version ${this.#version} (a later \`myelin up\` or \`down\`)`,
+      processes_json: JSON.stringify(this.ps()),
+    };
+  }
+
+  // ---- the site ------------------------------------------------------------------------------
+
+  #setVersion(version: number): void {
+    this.#version = version;
+    this.#save();
+    // Every other host may be behind now.
+    queueMicrotask(() => this.#syncPeers());
+  }
+
+  /** Follows the supervisors of the other hosts on the graph. */
+  #trackPeers(g: GraphSnapshot): void {
+    const seen = new Map<string, string>();
+    for (const n of g.nodes) {
+      if (n.name !== "_supervisor" || n.host === this.#host) continue;
+      if (n.services.some((x) => x.service === SUPERVISOR_PROTOCOL.apply.service)) seen.set(n.host, n.id);
+    }
+    for (const host of [...this.#peers.keys()]) if (!seen.has(host)) this.#peers.delete(host);
+    let fresh = false;
+    for (const [host, node] of seen) {
+      const p = this.#peers.get(host);
+      if (p !== undefined && p.node === node) continue;
+      this.#peers.set(host, { node, syncedAt: -1, busy: false, lastError: "" });
+      fresh = true;
+    }
+    if (fresh) this.#syncPeers();
+  }
+
+  /** Asks each supervisor not known to hold this version for its own, and pushes ours if it is older. */
+  #syncPeers(): void {
+    if (this.#closed || this.#version === 0) return;
+    for (const [host, p] of this.#peers)
+      if (!p.busy && p.syncedAt !== this.#version) void this.#syncPeer(host, p);
+  }
+
+  async #syncPeer(host: string, p: PeerSupervisor): Promise<void> {
+    p.busy = true;
+    const version = this.#version;
+    const client = supervisorClient(this.#node, { host, timeoutMs: 15000, breaker: false, retries: 0 });
+    try {
+      const theirs = await client.ps({});
+      if (theirs.version < version && this.#version === version && !this.#closed) {
+        const spec = this.#spec;
+        const r =
+          spec !== undefined
+            ? await client.apply({ spec_json: JSON.stringify(spec), wait_ms: 0, version })
+            : await client.down({ stop_hub: false, wait_ms: 0, version });
+        if (!r.ok) throw new MyelinError("ERR_PROCESS_FAILED", r.message);
+        this.#say(
+          `host ${host} held version ${theirs.version}: sent it ${spec !== undefined ? `the spec of version ${version}` : `the down of version ${version}`}`,
+        );
+      }
+      p.syncedAt = version;
+      p.lastError = "";
+    } catch (err) {
+      const msg = (err as Error).message;
+      if (msg !== p.lastError && !this.#closed)
+        this.#say(`cannot bring host ${host} to version ${version} yet (retrying): ${msg}`);
+      p.lastError = msg;
+    } finally {
+      p.busy = false;
+      client.close();
+    }
   }
 
   async #result(
@@ -686,6 +859,7 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
 
   #onGraph(g: GraphSnapshot): void {
     this.#graph = g;
+    this.#trackPeers(g);
     for (const inst of this.#instances.values()) inst.registration(this.#registrationOf(inst));
     this.#reconcile();
   }
@@ -705,6 +879,7 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
       return;
     }
     this.#spec = saved.spec;
+    this.#version = typeof saved.version === "number" ? saved.version : 0;
     if (saved.spec === undefined) return;
     // Every saved instance is in the table before any is followed up: an adopted process turning
     // ready makes the supervisor reconcile, which must not start a second copy of one not yet adopted.
@@ -750,7 +925,7 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
         level,
         name: instanceKey(inst.unit.name, inst.replica),
         msg: line,
-        file: "",
+        file: this.#host, // the host it runs on: `myelin logs -f` tells the hosts of a site apart
         function: "",
         line: 0,
       })
@@ -837,11 +1012,11 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
   }
 
   #writeState(): void {
-    if (this.#spec === undefined && this.#instances.size === 0) {
+    if (this.#spec === undefined && this.#instances.size === 0 && this.#version === 0) {
       rmSync(this.#stateFile, { force: true });
       return;
     }
-    const state = savedState(this.#spec, this.#instances.values());
+    const state = savedState(this.#spec, this.#instances.values(), this.#version);
     const tmp = `${this.#stateFile}.tmp`;
     writeFileSync(tmp, JSON.stringify(state), { mode: 0o600 });
     renameSync(tmp, this.#stateFile);

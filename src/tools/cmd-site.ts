@@ -1,35 +1,9 @@
 /** `myelin site status`: the site as this host's hub sees it (peers, their state, lag, versions). */
-import { DecodeError } from "../errors.js";
-import type { SiteStatus } from "../hub/index.js";
 import { fetchUplinkStatus, UPLINK_PROTOCOL, type UplinkStatus } from "../gateway/index.js";
 import { graphServes } from "../node/index.js";
 import { boolOpt, unlessInterrupted, withNode, type CommandSpec } from "./common.js";
 import { table } from "./format.js";
-
-/** Reads the hub's answer, checking the fields the table shows. */
-function parseSiteStatus(json: string): SiteStatus {
-  let v: unknown;
-  try {
-    v = JSON.parse(json);
-  } catch (err) {
-    throw new DecodeError("ERR_DECODE", `the hub's site status is not JSON: ${(err as Error).message}`);
-  }
-  const o = v as Partial<SiteStatus> | null;
-  if (
-    typeof o !== "object" ||
-    o === null ||
-    typeof o.hub !== "string" ||
-    typeof o.host !== "string" ||
-    typeof o.version !== "number" ||
-    !Array.isArray(o.peers)
-  ) {
-    throw new DecodeError(
-      "ERR_DECODE",
-      "the hub's site status lacks hub, host, version or peers: run the same Myelin version everywhere",
-    );
-  }
-  return o as SiteStatus;
-}
+import { parseSiteStatus } from "./site-supervisors.js";
 
 /** One line on the uplink: state, and what it holds back (messages, bytes, age of the oldest). */
 function uplinkLine(u: UplinkStatus | { error: string }): string {

@@ -3,11 +3,11 @@
  * `--no-supervisor`, `--stop-on-down`, `--leave-running`, `--systemd-unit`), starting the
  * supervisor next to the store, and printing a systemd unit for the hub.
  */
-import { hostname } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { loadSpec, supervisorPlugin, systemdUnit, type LaunchSpec } from "../orchestrator/index.js";
 import type { HubPlugin } from "../hub/index.js";
+import { hostName } from "../node/config.js";
 import { boolOpt, listOpt, strOpt, UsageError, type Invocation, type OptionSpec } from "./common.js";
 
 const BIN = join(dirname(fileURLToPath(import.meta.url)), "..", "..", "..", "bin", "myelin");
@@ -108,7 +108,8 @@ export function hubSpec(inv: Invocation): LaunchSpec | undefined {
 export function hubSupervisorPlugin(inv: Invocation, spec: LaunchSpec | undefined): HubPlugin | undefined {
   if (boolOpt(inv, "no-supervisor")) return undefined;
   const env = process.env["MYELIN_LABELS"];
-  const labels = [...new Set([hostname(), ...(env ?? "").split(","), ...listOpt(inv, "label")])]
+  // The host's name in the site (--host / $MYELIN_HOST, else the system's) is always a label.
+  const labels = [...new Set([hostName(), ...(env ?? "").split(","), ...listOpt(inv, "label")])]
     .map((s) => s.trim())
     .filter((s) => s !== "");
   return supervisorPlugin({

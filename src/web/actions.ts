@@ -233,7 +233,7 @@ export class Actions {
     const r = await this.#feed.services.call(
       method.service,
       method.type,
-      { node, replicas, wait_ms: waitMs },
+      { node, replicas, wait_ms: waitMs, version: 0 }, // this hub only
       (action === "restart" ? 8 : 1) * waitMs + 10000,
     );
     const rows = JSON.parse(r.processes_json) as ProcessRow[];

@@ -304,32 +304,53 @@ const TwinUpdate = defineMessage("myelin_msgs/TwinUpdate", {
  * Supervisor (the hub's process manager): apply a resolved launch spec (`spec_json`, as
  * `loadSpec` returns it), waiting up to `wait_ms` for every process to be ready. `ok` false when a
  * process failed or the wait ran out (`message` says which). `processes_json` is the `myelin ps`
- * table as JSON (see docs/orchestration.md).
+ * table as JSON (see docs/orchestration.md). `version` is the site-wide version of the spec (ms
+ * since the epoch when `myelin up` made it; 0: this hub only, the version it holds stays): a hub
+ * holding a newer one refuses an older one (`ok` false, `message` says so), and the hubs of a site
+ * push the newest to the others.
  */
 const SupervisorApply = defineService(
   "myelin_msgs/SupervisorApply",
-  { spec_json: t.string(), wait_ms: t.u32() },
+  { spec_json: t.string(), wait_ms: t.u32(), version: t.f64() },
   { ok: t.bool(), message: t.string(), processes_json: t.string() },
 );
-/** The supervised processes (`myelin ps`), the spec file and environment they came from. */
+/**
+ * The supervised processes (`myelin ps`), the spec file and environment they came from; the
+ * supervisor's host and placement labels, the site-wide version of its spec (0: none) and the
+ * spec's process definitions as JSON (`[{ name, nodes, placement, replicas }]`, all of them, placed
+ * here or not).
+ */
 const SupervisorPs = defineService(
   "myelin_msgs/SupervisorPs",
   {},
-  { processes_json: t.string(), spec_file: t.string(), environment: t.string() },
+  {
+    processes_json: t.string(),
+    spec_file: t.string(),
+    environment: t.string(),
+    host: t.string(),
+    labels: t.array(t.string()),
+    version: t.f64(),
+    units_json: t.string(),
+  },
 );
 /**
  * Scales a node (or composed process) to `replicas`, or restarts it replica by replica
- * (`replicas` ignored), each time waiting up to `wait_ms` for readiness.
+ * (`replicas` ignored), each time waiting up to `wait_ms` for readiness. `version`: for a scale of
+ * the whole site, its site-wide version (as for SupervisorApply), so a host that missed it gets
+ * the scaled spec pushed when it is back; 0: this hub only (and always for a restart).
  */
 const SupervisorControl = defineService(
   "myelin_msgs/SupervisorControl",
-  { node: t.string(), replicas: t.u32(), wait_ms: t.u32() },
+  { node: t.string(), replicas: t.u32(), wait_ms: t.u32(), version: t.f64() },
   { ok: t.bool(), message: t.string(), processes_json: t.string() },
 );
-/** Stops every supervised process in reverse dependency order; then the hub too if `stop_hub`. */
+/**
+ * Stops every supervised process in reverse dependency order; then the hub too if `stop_hub`.
+ * `version`: the site-wide version of this stop (as for SupervisorApply; 0: this hub only).
+ */
 const SupervisorDown = defineService(
   "myelin_msgs/SupervisorDown",
-  { stop_hub: t.bool(), wait_ms: t.u32() },
+  { stop_hub: t.bool(), wait_ms: t.u32(), version: t.f64() },
   { ok: t.bool(), message: t.string() },
 );
 /**
