@@ -14,20 +14,8 @@
  */
 import { readdir, readFile, mkdir } from "node:fs/promises";
 import { join } from "node:path";
-import {
-  connect,
-  credsAuthenticator,
-  DiscardPolicy,
-  Events,
-  nanos,
-  nkeyAuthenticator,
-  RetentionPolicy,
-  StorageType,
-  type ConnectionOptions,
-  type JetStreamClient,
-  type JetStreamManager,
-  type NatsConnection,
-} from "nats";
+import type { ConnectionOptions, JetStreamClient, JetStreamManager, NatsConnection } from "nats";
+import { natsLib } from "./libs.js";
 import { ClosedError, MyelinError, TimeoutError } from "../errors.js";
 import { createNode, StoreClient, type Node, type ProtocolServer } from "../node/index.js";
 import { topicMatches } from "../store/topic-config.js";
@@ -265,10 +253,10 @@ export class Uplink {
       }
     };
     if (c.credsFile !== undefined)
-      opts.authenticator = credsAuthenticator(await readSecret(c.credsFile, "nats.credsFile"));
+      opts.authenticator = natsLib().credsAuthenticator(await readSecret(c.credsFile, "nats.credsFile"));
     if (c.nkeySeedFile !== undefined) {
       const seed = new TextDecoder().decode(await readSecret(c.nkeySeedFile, "nats.nkeySeedFile")).trim();
-      opts.authenticator = nkeyAuthenticator(new TextEncoder().encode(seed));
+      opts.authenticator = natsLib().nkeyAuthenticator(new TextEncoder().encode(seed));
     }
     if (c.tls !== undefined) {
       const tls: NonNullable<ConnectionOptions["tls"]> = {};
@@ -285,7 +273,7 @@ export class Uplink {
     while (!this.#closed) {
       let nc: NatsConnection;
       try {
-        nc = await connect(await this.#connectOptions());
+        nc = await natsLib().connect(await this.#connectOptions());
       } catch (err) {
         this.#lastError = (err as Error).message;
         this.#setState("disconnected");
@@ -320,11 +308,11 @@ export class Uplink {
       const statuses = nc.status();
       const watch = (async () => {
         for await (const s of statuses) {
-          if (s.type === Events.Disconnect) {
+          if (s.type === natsLib().Events.Disconnect) {
             this.#disconnects++;
             this.#js = undefined;
             this.#setState("disconnected");
-          } else if (s.type === Events.Reconnect) {
+          } else if (s.type === natsLib().Events.Reconnect) {
             this.#connects++;
             this.#log(`uplink ${this.#cfg.site}: reconnected to ${nc.getServer()}`);
             await this.#restartIngests(nc).catch((err: unknown) => {
@@ -432,12 +420,12 @@ export class Uplink {
     await jsm.streams.add({
       name,
       subjects: [subject],
-      storage: StorageType.File,
-      retention: RetentionPolicy.Limits,
-      discard: DiscardPolicy.Old,
+      storage: natsLib().StorageType.File,
+      retention: natsLib().RetentionPolicy.Limits,
+      discard: natsLib().DiscardPolicy.Old,
       num_replicas: s.replicas,
-      duplicate_window: nanos(s.duplicateWindowMs),
-      max_age: s.maxAgeMs > 0 ? nanos(s.maxAgeMs) : 0,
+      duplicate_window: natsLib().nanos(s.duplicateWindowMs),
+      max_age: s.maxAgeMs > 0 ? natsLib().nanos(s.maxAgeMs) : 0,
     });
     this.#log(
       `uplink: stream ${name} created (${subject}, R${s.replicas}, duplicate window ${s.duplicateWindowMs} ms)`,
