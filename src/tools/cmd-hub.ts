@@ -24,12 +24,19 @@ import {
   type Invocation,
 } from "./common.js";
 import { clock } from "./format.js";
-import { HUB_GATEWAY_OPTIONS, hubGatewayPlugin } from "./cmd-gateway.js";
-import { HUB_BRIDGE_OPTIONS, hubBridgesPlugin } from "./cmd-bridge.js";
-import { HUB_UPLINK_OPTIONS, hubUplinkPlugin } from "./cmd-uplink.js";
-import { HUB_FOXGLOVE_OPTIONS, hubFoxglovePlugin } from "./cmd-foxglove.js";
 import { HUB_SUPERVISOR_OPTIONS, hubSpec, hubSupervisorPlugin, hubSystemdUnit } from "./hub-supervisor.js";
-import { HUB_DASHBOARD_OPTIONS, hubDashboardPlugin } from "./cmd-dashboard.js";
+import {
+  HUB_BRIDGE_OPTIONS,
+  HUB_DASHBOARD_OPTIONS,
+  HUB_FOXGLOVE_OPTIONS,
+  HUB_GATEWAY_OPTIONS,
+  HUB_UPLINK_OPTIONS,
+  hubBridgesPlugin,
+  hubDashboardPlugin,
+  hubFoxglovePlugin,
+  hubGatewayPlugin,
+  hubUplinkPlugin,
+} from "./hub-extras.js";
 
 export const hubCommand: CommandSpec = {
   path: ["hub"],
@@ -201,12 +208,12 @@ export const hubCommand: CommandSpec = {
     if (!boolOpt(inv, "no-store")) plugins.push(await hubStorePlugin(inv, dataDir, spec?.topics ?? []));
     plugins.push(hubInfoPlugin({ version: version() }));
     for (const p of [
-      hubGatewayPlugin(inv, dataDir),
-      hubBridgesPlugin(inv, dataDir),
-      hubUplinkPlugin(inv),
-      hubFoxglovePlugin(inv),
+      await hubGatewayPlugin(inv, dataDir),
+      await hubBridgesPlugin(inv, dataDir),
+      await hubUplinkPlugin(inv),
+      await hubFoxglovePlugin(inv),
       hubSupervisorPlugin(inv, spec),
-      hubDashboardPlugin(inv),
+      await hubDashboardPlugin(inv),
     ]) {
       if (p !== undefined) plugins.push(p);
     }
