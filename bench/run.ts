@@ -701,8 +701,9 @@ async function benchCase(opts: Options, c: CaseSpec, impl: Impl): Promise<Row> {
 
 /** `7m 42s`, `12.3 s`. */
 function fmtElapsed(ms: number): string {
-  const s = ms / 1000;
-  return s < 60 ? `${s.toFixed(1)} s` : `${Math.floor(s / 60)}m ${Math.round(s % 60)}s`;
+  if (ms < 60_000) return `${(ms / 1000).toFixed(1)} s`;
+  const s = Math.round(ms / 1000);
+  return `${Math.floor(s / 60)}m ${s % 60}s`;
 }
 
 function summary(c: CaseSpec, m: Measurement): string {
