@@ -138,7 +138,7 @@ async function once(
 
 /** Runs the recording benchmark; a failing case gives a row with its error. */
 export async function runRecordBench(o: RecordBenchOptions): Promise<RecordRow[]> {
-  const durationMs = o.quick ? 500 : 3000;
+  const durationMs = o.quick ? 500 : 1500;
   const rows: RecordRow[] = [];
   for (const c of CASES) {
     for (const writerThread of c.inline === true ? [true, false] : [true]) {
