@@ -149,6 +149,8 @@ export interface InitMsg {
 /** Runner to worker. */
 export type ToWorker =
   | InitMsg
+  /** Load the impl's modules now, before `init` (a receiver forked while its sender starts up). */
+  | { readonly type: "preload"; readonly impl: string }
   /** Senders: send warm-up messages every few ms until `start`/`stop`. */
   | { readonly type: "warmup" }
   /** Senders: start the measurement (tp: send for the duration; lj: publish at ~1 kHz; rt: ping-pong). */

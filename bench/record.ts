@@ -142,7 +142,7 @@ async function once(
 
 /** Runs the recording benchmark; a failing case gives a row with its error. */
 export async function runRecordBench(o: RecordBenchOptions): Promise<RecordRow[]> {
-  const durationMs = o.quick ? 500 : 3000;
+  const durationMs = o.quick ? 500 : 1500;
   const rows: RecordRow[] = [];
   for (const c of CASES) {
     for (const writerThread of c.inline === true ? [true, false] : [true]) {
@@ -172,7 +172,7 @@ export async function runRecordBench(o: RecordBenchOptions): Promise<RecordRow[]
   }
   for (const size of [64, 1024 * 1024]) {
     const label = size === 64 ? "64 B" : "1 MiB";
-    const count = size === 64 ? (o.quick ? 50_000 : 1_000_000) : o.quick ? 100 : 1500;
+    const count = size === 64 ? (o.quick ? 50_000 : 500_000) : o.quick ? 100 : 750;
     o.log(`record: ${label}, writers alone (${count} messages)`);
     try {
       const runs: McapResult[] = [];

@@ -14,12 +14,13 @@ import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import type { Impl, SetupResult } from "./impl.js";
-import { IMPLS, loadImpl, REFERENCE_IMPL } from "./impls/index.js";
+import { DEFAULT_CASES, IMPLS, loadImpl, REFERENCE_IMPL } from "./impls/index.js";
 import { CASES, type CaseSpec, type FromWorker, type InitMsg, type Role, type ToWorker } from "./protocol.js";
 import { medianIndex } from "./stats.js";
 import { renderServiceTable, runServiceBench, type ServiceRow } from "./services.js";
 import { renderDurableTable, runDurableBench, type DurableRow } from "./durable.js";
 import { recordDir, renderRecordTable, runRecordBench, type RecordRow } from "./record.js";
+import { runIdleHubBench } from "./idle-hub.js";
 
 const WORKER = fileURLToPath(new URL("./worker.js", import.meta.url));
 
@@ -38,6 +39,8 @@ interface Options {
   /** Run the recording benchmark (case name `record`; Myelin only). */
   readonly record: boolean;
   readonly impls: readonly string[];
+  /** `--impls` was given: every named impl runs in every selected case (else see DEFAULT_CASES). */
+  readonly implsExplicit: boolean;
   readonly runs: number;
   readonly durationMs: number;
   readonly joins: number;
@@ -48,7 +51,8 @@ interface Options {
 
 const USAGE = `usage: node dist/bench/run.js [options]
   --cases a,b        cases to run (default: all but the large-frame ones): ${CASES.map((c) => c.name).join(", ")}, services, durable, record
-  --impls x,y        implementations (default: all): ${Object.keys(IMPLS).join(", ")}
+  --impls x,y        implementations (default: all, variants only in the cases where they differ;
+                     named ones run in every case): ${Object.keys(IMPLS).join(", ")}
   --runs N           repetitions per measurement; the median run is reported (default 3, --quick 1)
   --duration-ms MS   duration of one throughput/round-trip run (default 1500, --quick 200)
   --joins N          receiver joins per late-joiner run (default 5, --quick 2)
@@ -125,6 +129,7 @@ function parseOptions(argv: string[]): Options {
       (selected === undefined || selected.includes("record")) &&
       (values.impls === undefined || impls.includes("myelin")),
     impls,
+    implsExplicit: values.impls !== undefined,
     runs: int("runs", values.runs, quick ? 1 : 3, 1),
     durationMs,
     joins: int("joins", values.joins, quick ? 2 : 5, 1),
@@ -223,13 +228,15 @@ class WorkerProc {
   private failure: Error | undefined;
   private stderrTail = "";
 
+  /** Forks the worker; it does nothing until {@link init} (or loads `preload`'s modules meanwhile). */
   constructor(
     readonly label: string,
-    init: InitMsg,
+    env: Readonly<Record<string, string>>,
     verbose: boolean,
+    preload?: string,
   ) {
     this.child = fork(WORKER, [], {
-      env: { ...process.env, ...init.env },
+      env: { ...process.env, ...env },
       execArgv: ["--expose-gc"],
       stdio: ["ignore", verbose ? "inherit" : "ignore", "pipe", "ipc"],
     });
@@ -247,7 +254,13 @@ class WorkerProc {
       this.fail(new Error(`${label} exited (${code ?? signal})${tail === "" ? "" : `: ${tail}`}`));
     });
     this.child.once("error", (err) => this.fail(err));
+    if (preload !== undefined && preload !== "") this.send({ type: "preload", impl: preload });
+  }
+
+  /** Gives the worker its role. */
+  init(init: InitMsg): this {
     this.send(init);
+    return this;
   }
 
   private deliver(m: FromWorker): void {
@@ -301,15 +314,20 @@ class RunScope {
   ) {}
 
   spawn(role: Role, endpoint?: string): WorkerProc {
-    const init: InitMsg = {
-      type: "init",
-      role,
-      ...this.base,
-      ...(endpoint === undefined ? {} : { endpoint }),
-    };
-    const w = new WorkerProc(`${this.base.impl}/${role}`, init, this.verbose);
+    return this.prepare(role).start(endpoint);
+  }
+
+  /**
+   * Forks the worker of `role` now and has it load the impl's modules, so that its start-up overlaps
+   * its peer's; `start` gives it its role (and the peer's endpoint) once known.
+   */
+  prepare(role: Role): { start(endpoint?: string): WorkerProc } {
+    const w = new WorkerProc(`${this.base.impl}/${role}`, this.base.env, this.verbose, this.base.impl);
     this.workers.push(w);
-    return w;
+    return {
+      start: (endpoint) =>
+        w.init({ type: "init", role, ...this.base, ...(endpoint === undefined ? {} : { endpoint }) }),
+    };
   }
 
   async closeAll(): Promise<void> {
@@ -349,9 +367,10 @@ const EMPTY: Omit<Measurement, "payloadBytes"> = {
 };
 
 async function measureThroughput(scope: RunScope, c: CaseSpec): Promise<Measurement> {
+  const pending = scope.prepare("tp-receiver");
   const sender = scope.spawn("tp-sender");
   const { endpoint } = await sender.expect("ready");
-  const receiver = scope.spawn("tp-receiver", endpoint);
+  const receiver = pending.start(endpoint);
   await receiver.expect("ready");
   sender.send({ type: "warmup" });
   await receiver.expect("warm");
@@ -372,9 +391,10 @@ async function measureThroughput(scope: RunScope, c: CaseSpec): Promise<Measurem
 }
 
 async function measureRoundtrip(scope: RunScope, c: CaseSpec): Promise<Measurement> {
+  const pending = scope.prepare("rt-server");
   const client = scope.spawn("rt-client");
   const { endpoint: ping } = await client.expect("ready");
-  const server = scope.spawn("rt-server", ping);
+  const server = pending.start(ping);
   const { endpoint: pong } = await server.expect("ready");
   if (pong === undefined) throw new Error("rt-server reported no pong endpoint");
   client.send({ type: "connect", endpoint: pong });
@@ -413,9 +433,10 @@ async function measureLateJoiner(scope: RunScope, c: CaseSpec, joins: number): P
 }
 
 async function measureIdleRss(scope: RunScope, c: CaseSpec): Promise<Measurement> {
+  const pending = scope.prepare("rss-receiver");
   const sender = scope.spawn("rss-sender");
   const { endpoint } = await sender.expect("ready");
-  const receiver = scope.spawn("rss-receiver", endpoint);
+  const receiver = pending.start(endpoint);
   await receiver.expect("ready");
   sender.send({ type: "warmup" });
   await receiver.expect("warm");
@@ -550,7 +571,7 @@ function toRow(c: CaseSpec, impl: string, m: Measurement | null, runs: number, e
 /** The ratio against the reference impl of the same case: msg/s for throughput, p50 or RSS otherwise. */
 function ratio(row: Row, ref: Row | undefined): number | null {
   if (ref === undefined || row.error !== null || ref.error !== null) return null;
-  const kind = CASES.find((c) => c.name === row.case)?.kind;
+  const kind = row.case === "idle-hub" ? "idle-rss" : CASES.find((c) => c.name === row.case)?.kind;
   const pick = (r: Row): number | null =>
     kind === "throughput" ? r.msgs_per_s : kind === "idle-rss" ? r.rss_bytes : r.p50_us;
   const a = pick(row);
@@ -576,7 +597,7 @@ function fmtBytes(n: number): string {
   return `${n} B`;
 }
 
-function renderTable(rows: readonly Row[]): string {
+function renderTable(rows: readonly Row[], reference = REFERENCE_IMPL): string {
   const header = [
     "case",
     "impl",
@@ -589,10 +610,10 @@ function renderTable(rows: readonly Row[]): string {
     "p99.9 µs",
     "RSS MiB",
   ];
-  header.push(`vs ${REFERENCE_IMPL}`);
+  header.push(`vs ${reference}`);
   const lines: string[][] = [header];
   for (const r of rows) {
-    const ref = rows.find((x) => x.case === r.case && x.impl === REFERENCE_IMPL);
+    const ref = rows.find((x) => x.case === r.case && x.impl === reference);
     const q = ratio(r, ref);
     if (r.error !== null) {
       lines.push([
@@ -684,6 +705,13 @@ async function benchCase(opts: Options, c: CaseSpec, impl: Impl): Promise<Row> {
   }
 }
 
+/** `7m 42s`, `12.3 s`. */
+function fmtElapsed(ms: number): string {
+  if (ms < 60_000) return `${(ms / 1000).toFixed(1)} s`;
+  const s = Math.round(ms / 1000);
+  return `${Math.floor(s / 60)}m ${s % 60}s`;
+}
+
 function summary(c: CaseSpec, m: Measurement): string {
   switch (c.kind) {
     case "throughput":
@@ -715,6 +743,18 @@ async function main(): Promise<void> {
       `${opts.durationMs} ms, median run reported (${os.cpus().length} CPUs, node ${process.version})`,
   );
   const rows: Row[] = [];
+  const started = performance.now();
+  const timings: { what: string; ms: number }[] = [];
+  const timed = async <T>(what: string, f: () => Promise<T>): Promise<T> => {
+    const t0 = performance.now();
+    try {
+      return await f();
+    } finally {
+      const ms = performance.now() - t0;
+      timings.push({ what, ms });
+      log(`  ${what}: ${(ms / 1000).toFixed(1)} s (${fmtElapsed(performance.now() - started)} in all)`);
+    }
+  };
   let baselineRss: number | undefined;
   for (const c of opts.cases) {
     if (c.kind === "idle-rss") {
@@ -722,47 +762,87 @@ async function main(): Promise<void> {
         () => undefined,
       );
     }
-    for (const impl of impls) rows.push(await benchCase(opts, c, impl));
+    const selected = impls.filter(
+      (impl) =>
+        opts.implsExplicit || c.optional === true || (DEFAULT_CASES[impl.name]?.includes(c.name) ?? true),
+    );
+    await timed(c.name, async () => {
+      for (const impl of selected) rows.push(await benchCase(opts, c, impl));
+    });
+  }
+  let hubRows: Row[] = [];
+  if (
+    opts.cases.some((c) => c.kind === "idle-rss") &&
+    (!opts.implsExplicit || opts.impls.includes("myelin"))
+  ) {
+    const idle = CASES.find((c) => c.kind === "idle-rss")!;
+    hubRows = (
+      await timed("idle-hub", () =>
+        runIdleHubBench({ runs: opts.runs, track, makeTempDir, removeTempDir, log }),
+      )
+    ).map((r) =>
+      toRow(
+        { ...idle, name: "idle-hub", payloadBytes: 0 },
+        r.impl,
+        r.rssBytes === null ? null : { ...EMPTY, payloadBytes: 0, rssBytes: r.rssBytes },
+        r.runs,
+        r.error,
+      ),
+    );
   }
   let serviceRows: ServiceRow[] = [];
   if (opts.services) {
-    serviceRows = await runServiceBench({
-      durationMs: opts.durationMs,
-      runs: opts.runs,
-      track,
-      makeTempDir,
-      removeTempDir,
-      log,
-    });
+    serviceRows = await timed("services", () =>
+      runServiceBench({
+        durationMs: opts.durationMs,
+        runs: opts.runs,
+        track,
+        makeTempDir,
+        removeTempDir,
+        log,
+      }),
+    );
   }
 
   let durableRows: DurableRow[] = [];
   if (opts.durable) {
-    durableRows = await runDurableBench({
-      only: opts.durableOnly,
-      runs: opts.runs,
-      quick: opts.quick,
-      track,
-      makeTempDir,
-      removeTempDir,
-      log,
-    });
+    durableRows = await timed("durable", () =>
+      runDurableBench({
+        only: opts.durableOnly,
+        runs: opts.runs,
+        quick: opts.quick,
+        track,
+        makeTempDir,
+        removeTempDir,
+        log,
+      }),
+    );
   }
 
   let recordRows: RecordRow[] = [];
   if (opts.record) {
-    recordRows = await runRecordBench({
-      runs: opts.runs,
-      quick: opts.quick,
-      track,
-      makeTempDir,
-      removeTempDir,
-      log,
-    });
+    recordRows = await timed("record", () =>
+      runRecordBench({
+        runs: opts.runs,
+        quick: opts.quick,
+        track,
+        makeTempDir,
+        removeTempDir,
+        log,
+      }),
+    );
   }
 
   console.log();
   if (rows.length > 0) console.log(renderTable(rows));
+  if (hubRows.length > 0) {
+    console.log();
+    console.log(renderTable(hubRows, "node"));
+    console.log(
+      "idle-hub: RSS MiB of `myelin hub` (default plugins: store, supervisor; no node attached) and of " +
+        "a bare `node` process, both idle for 2 s and read from /proc (no forced gc), in the same run.",
+    );
+  }
   if (recordRows.length > 0) {
     console.log();
     for (const l of renderRecordTable(recordRows)) console.log(l);
@@ -817,13 +897,19 @@ async function main(): Promise<void> {
     for (const s of skipped) console.log(`  skipped ${s}`);
   }
 
+  const total = performance.now() - started;
+  console.log(
+    `Elapsed: ${fmtElapsed(total)} in all (${timings.map((t) => `${t.what} ${(t.ms / 1000).toFixed(0)} s`).join(", ")}).`,
+  );
+
   if (opts.json !== undefined) {
-    const all = [...rows, ...serviceRows, ...durableRows, ...recordRows];
+    const all = [...rows, ...hubRows, ...serviceRows, ...durableRows, ...recordRows];
     writeFileSync(opts.json, `${JSON.stringify(all, null, 2)}\n`);
     console.log(`wrote ${all.length} rows to ${opts.json}`);
   }
   if (
     rows.some((r) => r.error !== null) ||
+    hubRows.some((r) => r.error !== null) ||
     serviceRows.some((r) => r.error !== null) ||
     durableRows.some((r) => r.error !== null) ||
     recordRows.some((r) => r.error !== null)

@@ -78,6 +78,10 @@ process.on("message", (m: ToWorker) => {
     void closeAndExit();
     return;
   }
+  if (m.type === "preload") {
+    loadImpl(m.impl).catch(fail);
+    return;
+  }
   arrived.set(m.type, m);
   if (m.type === "init") runRole(m).catch(fail);
   else bus.emit(m.type, m);

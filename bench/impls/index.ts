@@ -28,6 +28,30 @@ export const IMPLS: Readonly<Record<string, () => Promise<Impl>>> = {
   "mqtt-gateway-raw-q1": async () => (await import("./mqtt.js")).mqttImpl("gateway", 1, "raw"),
 };
 
+/** The cases the MQTT targets compare (docs/performance.md): 1 MiB at QoS 0 and the round trip. */
+const MQTT_TARGETS = ["throughput-1m", "roundtrip-64"];
+
+/**
+ * The cases an impl runs in by default, when `--impls` is not given (an impl missing here runs in
+ * every case). A variant is left out of the cases where it measures what another impl already does:
+ * `myelin-copy` differs from `myelin` only for frames of 64 KiB and more, and `myelin-try` only where
+ * the sender publishes as fast as it can or waits for each answer. The MQTT paths at QoS 0 run in the
+ * cases their targets name; QoS 1 and the raw gateway mapping only when named. Naming impls with
+ * `--impls` runs them in every selected case, and the opt-in cases (large frames) run every impl.
+ */
+export const DEFAULT_CASES: Readonly<Record<string, readonly string[]>> = {
+  "myelin-copy": ["throughput-1m"],
+  "myelin-try": ["throughput-64", "throughput-twist", "throughput-4k", "throughput-1m", "roundtrip-64"],
+  "mqtt-mosquitto-q0": MQTT_TARGETS,
+  "mqtt-aedes-q0": MQTT_TARGETS,
+  "mqtt-gateway-q0": MQTT_TARGETS,
+  "mqtt-gateway-raw-q0": [],
+  "mqtt-mosquitto-q1": [],
+  "mqtt-aedes-q1": [],
+  "mqtt-gateway-q1": [],
+  "mqtt-gateway-raw-q1": [],
+};
+
 /** The impl every ratio is computed against. */
 export const REFERENCE_IMPL = "unix-socket";
 

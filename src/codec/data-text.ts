@@ -2,7 +2,7 @@
  * DATA as people type it (on the command line, in the dashboard): JSON or YAML text, parsed to a
  * plain value before `fromJson` converts and validates it against a type.
  */
-import { parse as parseYaml } from "yaml";
+import { yaml } from "./yaml.js";
 import { MyelinError } from "../errors.js";
 
 /** Turns integers YAML read as bigint into numbers when safe, else into decimal strings (the JSON form of u64/i64). */
@@ -28,7 +28,7 @@ export function parseData(text: string, what: string): unknown {
   if (text.trim() === "") return {};
   let v: unknown;
   try {
-    v = parseYaml(text, { intAsBigInt: true });
+    v = yaml().parse(text, { intAsBigInt: true });
   } catch (err) {
     const first = ((err as Error).message ?? String(err)).split("\n")[0]!.replace(/:\s*$/, "");
     throw new MyelinError("ERR_INVALID_ARGUMENT", `${what} is not valid JSON or YAML: ${first}`, {

@@ -19,7 +19,7 @@
  */
 import { readFileSync } from "node:fs";
 import { dirname, resolve } from "node:path";
-import { parse as parseYaml } from "yaml";
+import { yaml } from "../codec/yaml.js";
 import { MyelinError, showValue } from "../errors.js";
 import { checkTopicPattern, type RateCap } from "./rate-cap.js";
 
@@ -285,7 +285,7 @@ export function loadFoxgloveConfig(file: string): Partial<FoxgloveSettings> {
   }
   let value: unknown;
   try {
-    value = parseYaml(text);
+    value = yaml().parse(text);
   } catch (err) {
     throw new MyelinError(
       "ERR_BAD_CONFIG",

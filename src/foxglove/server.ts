@@ -19,7 +19,8 @@ import { createServer as createHttpServer, type IncomingMessage, type Server } f
 import { createServer as createHttpsServer } from "node:https";
 import type { AddressInfo } from "node:net";
 import type { Duplex } from "node:stream";
-import { WebSocketServer, type RawData, type WebSocket } from "ws";
+import type { RawData, WebSocket, WebSocketServer } from "ws";
+import { wsLib } from "../gateway/libs.js";
 import type { Parameter, ServerMessage } from "@foxglove/ws-protocol";
 import { fromJson } from "../codec/index.js";
 import { MyelinError } from "../errors.js";
@@ -131,7 +132,7 @@ export class FoxgloveServer {
     if (this.#s.services) this.#capabilities.push("services");
     if (this.#s.parameters) this.#capabilities.push("parameters", "parametersSubscribe");
     if (this.#s.timeIntervalMs > 0) this.#capabilities.push("time");
-    this.#wss = new WebSocketServer({
+    this.#wss = new (wsLib().WebSocketServer)({
       noServer: true,
       maxPayload: this.#s.maxMessageBytes,
       perMessageDeflate: false,

@@ -12,7 +12,8 @@
  * Messages the bridge published carry `appId: myelin-bridge-<name>` and are skipped inbound, so
  * `both` rules do not loop. One connection at a time; the engine reconnects with backoff.
  */
-import amqp from "amqplib";
+import type amqp from "amqplib";
+import { amqpLib } from "./libs.js";
 import type { Channel, ChannelModel, ConfirmChannel, ConsumeMessage } from "amqplib";
 import { ClosedError, MyelinError } from "../errors.js";
 import type { AmqpBridgeConfig } from "./bridge-config.js";
@@ -53,7 +54,7 @@ export class AmqpLink implements BrokerLink {
       const url = /[?&]heartbeat=/.test(c.url)
         ? c.url
         : `${c.url}${c.url.includes("?") ? "&" : "?"}heartbeat=${c.heartbeatSec ?? 15}`;
-      conn = await amqp.connect(url, { timeout: timeoutMs });
+      conn = await amqpLib().connect(url, { timeout: timeoutMs });
     } catch (err) {
       throw new MyelinError("ERR_BROKER", `cannot connect to the AMQP broker: ${(err as Error).message}`, {
         cause: err,

@@ -14,7 +14,7 @@
  * Reference: docs/bridges.md.
  */
 import { readFile } from "node:fs/promises";
-import { parse as parseYaml } from "yaml";
+import { yaml } from "../codec/yaml.js";
 import { MyelinError } from "../errors.js";
 import type { FsyncPolicy } from "../store/log.js";
 import { GATEWAY_ERRORS_TOPIC } from "./gateway-protocol.js";
@@ -546,7 +546,7 @@ export function validateBridgeFile(value: unknown, file = "bridge config"): Brid
 export function parseBridgeConfig(text: string, file = "bridge config"): BridgeConfig[] {
   let value: unknown;
   try {
-    value = parseYaml(text, { prettyErrors: true });
+    value = yaml().parse(text, { prettyErrors: true });
   } catch (err) {
     throw new MyelinError("ERR_BAD_CONFIG", `${file}: not valid YAML: ${(err as Error).message}`, {
       cause: err,

@@ -12,7 +12,7 @@
  * - With MQTT 5, subscriptions use No Local, so a `both` rule does not echo the bridge's own
  *   messages back into Myelin (MQTT 3.1.1 has no such option: prefer separate in and out rules).
  */
-import mqtt from "mqtt";
+import { mqttLib } from "./libs.js";
 import type { IClientOptions, MqttClient } from "mqtt";
 import { ClosedError, MyelinError } from "../errors.js";
 import type { MqttBridgeConfig } from "./bridge-config.js";
@@ -56,7 +56,7 @@ export class MqttLink implements BrokerLink {
   connect(h: LinkHandlers, timeoutMs: number): Promise<void> {
     return new Promise<void>((resolve, reject) => {
       let settled = false;
-      const client = mqtt.connect(this.#cfg.url, this.#options(timeoutMs));
+      const client = mqttLib().connect(this.#cfg.url, this.#options(timeoutMs));
       this.#client = client;
       const fail = (err: Error): void => {
         if (settled) return;

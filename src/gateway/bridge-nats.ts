@@ -15,17 +15,8 @@
  * `Myelin-Bridge` header and are skipped inbound, so `both` rules do not loop.
  */
 import { createHash } from "node:crypto";
-import {
-  AckPolicy,
-  connect,
-  DeliverPolicy,
-  headers,
-  StorageType,
-  type ConnectionOptions,
-  type ConsumerMessages,
-  type JetStreamClient,
-  type NatsConnection,
-} from "nats";
+import type { ConnectionOptions, ConsumerMessages, JetStreamClient, NatsConnection } from "nats";
+import { natsLib } from "./libs.js";
 import { MyelinError } from "../errors.js";
 import type { NatsBridgeConfig } from "./bridge-config.js";
 import type { BrokerLink, LinkHandlers, OutgoingMessage } from "./bridge.js";
@@ -76,7 +67,7 @@ export class NatsLink implements BrokerLink {
     Object.assign(opts, await natsLoginOptions(c, field));
     let nc: NatsConnection;
     try {
-      nc = await connect(opts);
+      nc = await natsLib().connect(opts);
     } catch (err) {
       throw new MyelinError(
         "ERR_BROKER",
@@ -104,7 +95,7 @@ export class NatsLink implements BrokerLink {
           await jsm.streams.add({
             name: jsCfg.stream,
             subjects: this.streamSubjects(),
-            storage: StorageType.File,
+            storage: natsLib().StorageType.File,
           });
         }
         for (const s of subs.filter((x) => x.qos > 0)) {
@@ -114,8 +105,8 @@ export class NatsLink implements BrokerLink {
           } catch {
             await jsm.consumers.add(jsCfg.stream, {
               durable_name: durable,
-              ack_policy: AckPolicy.Explicit,
-              deliver_policy: DeliverPolicy.New,
+              ack_policy: natsLib().AckPolicy.Explicit,
+              deliver_policy: natsLib().DeliverPolicy.New,
               filter_subject: s.pattern,
               max_ack_pending: jsCfg.maxAckPending ?? 256,
             });
@@ -163,7 +154,7 @@ export class NatsLink implements BrokerLink {
       nc.publish(m.topic, m.payload);
       return;
     }
-    const h = headers();
+    const h = natsLib().headers();
     h.set(ORIGIN_HEADER, this.#cfg.name);
     const opts: { headers: typeof h; msgID?: string } = { headers: h };
     if (m.id !== undefined) opts.msgID = m.id;

@@ -20,7 +20,7 @@
  */
 import { readFileSync } from "node:fs";
 import { dirname, resolve } from "node:path";
-import { parse as parseYaml } from "yaml";
+import { yaml } from "../codec/yaml.js";
 import { MyelinError, showValue } from "../errors.js";
 import { GATEWAY_ERRORS_TOPIC } from "./gateway-protocol.js";
 import { TopicMap, type MappingSpec } from "./mapping.js";
@@ -249,7 +249,7 @@ export function parseGatewayConfigText(
 ): GatewayConfig {
   let value: unknown;
   try {
-    value = parseYaml(text);
+    value = yaml().parse(text);
   } catch (err) {
     throw new MyelinError("ERR_BAD_CONFIG", `${file}: not valid YAML: ${(err as Error).message}`, {
       cause: err,

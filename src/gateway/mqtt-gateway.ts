@@ -23,8 +23,9 @@ import {
 import { join } from "node:path";
 import { createServer as createTlsServer, type TLSSocket } from "node:tls";
 import type { Duplex } from "node:stream";
-import { Aedes, type AedesPublishPacket, type Client, type PublishPacket, type Subscription } from "aedes";
-import { WebSocketServer, createWebSocketStream } from "ws";
+import type { Aedes, AedesPublishPacket, Client, PublishPacket, Subscription } from "aedes";
+import type { WebSocketServer } from "ws";
+import { wsLib } from "./libs.js";
 import { MyelinError } from "../errors.js";
 import { createNode, serveProtocol, type Node } from "../node/index.js";
 import { GATEWAY_ERRORS_TOPIC, GATEWAY_PROTOCOL } from "./gateway-protocol.js";
@@ -177,7 +178,7 @@ export class MqttGateway {
   #rateTimer: NodeJS.Timeout | undefined;
   #closed = false;
 
-  private constructor(opts: MqttGatewayOptions) {
+  private constructor(opts: MqttGatewayOptions, AedesBroker: typeof Aedes) {
     this.#opts = opts;
     this.#limits = resolveLimits(opts.limits);
     const mapOpts: { syntax: "mqtt"; sitePrefix?: string } = { syntax: "mqtt" };
@@ -193,7 +194,7 @@ export class MqttGateway {
     pOpts.mayQueue = (clientId, topic) => this.#mayQueue(clientId, topic);
     pOpts.maxIncomingBytes = this.#limits.maxInflightBytes;
     this.#persistence = new FilePersistence(pOpts);
-    this.#broker = new Aedes({
+    this.#broker = new AedesBroker({
       persistence: this.#persistence,
       maxInflightInbound: this.#limits.maxInflight,
       keepaliveLimit: this.#limits.maxKeepaliveSeconds,
@@ -224,7 +225,10 @@ export class MqttGateway {
         "the MQTT gateway needs at least one listener (tcp, tls or ws)",
       );
     }
-    const gw = new MqttGateway(opts);
+    // aedes (an ES module) is loaded here, not when this module is: most processes that load the
+    // public API never start a gateway.
+    const { Aedes } = await import("aedes");
+    const gw = new MqttGateway(opts, Aedes);
     try {
       await gw.#start();
     } catch (err) {
@@ -285,6 +289,7 @@ export class MqttGateway {
         res.writeHead(426, { "content-type": "text/plain" });
         res.end(`MQTT over WebSocket: connect to ws://<host>:<port>${path} with subprotocol mqtt\n`);
       });
+      const { WebSocketServer, createWebSocketStream } = wsLib();
       const wss = new WebSocketServer({
         server: http,
         path,

@@ -8,7 +8,8 @@
  */
 import { access, readFile } from "node:fs/promises";
 import { constants } from "node:fs";
-import { credsAuthenticator, nkeyAuthenticator, nkeys, type ConnectionOptions } from "nats";
+import type { ConnectionOptions } from "nats";
+import { natsLib } from "./libs.js";
 import { MyelinError } from "../errors.js";
 
 /** The login settings shared by the uplink's `nats:` and a NATS bridge. */
@@ -57,7 +58,7 @@ async function readSecret(path: string, field: string, what: string): Promise<Ui
 /** The public key of an nkey seed, or undefined when the text is not a seed. */
 function publicKeyOfSeed(seed: string): string | undefined {
   try {
-    return nkeys.fromSeed(new TextEncoder().encode(seed)).getPublicKey();
+    return natsLib().nkeys.fromSeed(new TextEncoder().encode(seed)).getPublicKey();
   } catch {
     return undefined;
   }
@@ -100,7 +101,7 @@ export async function natsLoginOptions(
         `${field("credsFile")} ${login.credsFile} is not a NATS .creds file (it needs a USER JWT and a USER NKEY SEED block, as \`nsc generate creds\` writes)`,
       );
     }
-    opts.authenticator = credsAuthenticator(creds);
+    opts.authenticator = natsLib().credsAuthenticator(creds);
   }
   if (login.nkeySeedFile !== undefined) {
     const raw = await readSecret(login.nkeySeedFile, field("nkeySeedFile"), "an nkey seed");
@@ -111,7 +112,7 @@ export async function natsLoginOptions(
         `${field("nkeySeedFile")} ${login.nkeySeedFile} does not hold a user nkey seed (one line starting with SU, as \`nk -gen user\` writes)`,
       );
     }
-    opts.authenticator = nkeyAuthenticator(new TextEncoder().encode(seed));
+    opts.authenticator = natsLib().nkeyAuthenticator(new TextEncoder().encode(seed));
   }
   if (login.tls !== undefined) {
     const tls: NonNullable<ConnectionOptions["tls"]> = {};

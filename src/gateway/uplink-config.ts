@@ -8,7 +8,7 @@
  * durable topics `/sites/<site>/…` and forwards its durable topics `/to_site/<site>/…` to the
  * command stream of that site.
  */
-import { parse as parseYaml } from "yaml";
+import { yaml } from "../codec/yaml.js";
 import { MyelinError, showValue } from "../errors.js";
 import type { MappingSpec } from "./mapping.js";
 
@@ -393,7 +393,7 @@ export function parseUplinkConfig(raw: unknown, where = "uplink configuration"):
 export function parseUplinkConfigText(text: string, where: string): UplinkConfig {
   let raw: unknown;
   try {
-    raw = parseYaml(text);
+    raw = yaml().parse(text);
   } catch (err) {
     throw new MyelinError("ERR_BAD_CONFIG", `${where}: not valid YAML: ${(err as Error).message}`, {
       cause: err,

@@ -12,7 +12,8 @@
  * While NATS is unreachable the forwarder waits; the store keeps accepting messages. Messages
  * that retention removed before they were forwarded are counted (`lostToRetention`) and logged.
  */
-import { headers, type JetStreamClient, type PubAck } from "nats";
+import type { JetStreamClient, PubAck } from "nats";
+import { natsLib } from "./libs.js";
 import { MyelinError } from "../errors.js";
 import type { StoreClient } from "../node/index.js";
 import { loadPosition, savePosition } from "./uplink-position.js";
@@ -272,7 +273,7 @@ export class Forwarder {
   }
 
   #send(js: JetStreamClient, type: string, seq: number, ts: number, payload: Uint8Array): void {
-    const h = headers();
+    const h = natsLib().headers();
     h.set(UPLINK_HEADERS.type, type);
     h.set(UPLINK_HEADERS.seq, String(seq));
     h.set(UPLINK_HEADERS.prev, String(this.#prevSent === this.#start ? 0 : this.#prevSent));

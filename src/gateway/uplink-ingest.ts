@@ -13,15 +13,8 @@
  * message's `Nats-Msg-Id`) stores once.
  */
 import { readFile } from "node:fs/promises";
-import {
-  AckPolicy,
-  DeliverPolicy,
-  nanos,
-  type ConsumerMessages,
-  type JetStreamClient,
-  type JetStreamManager,
-  type JsMsg,
-} from "nats";
+import type { ConsumerMessages, JetStreamClient, JetStreamManager, JsMsg } from "nats";
+import { natsLib } from "./libs.js";
 import type { StoreClient } from "../node/index.js";
 import { writeFileAtomic } from "../store/atomic-file.js";
 import { intHeader, topicOfSubject, UPLINK_HEADERS } from "./uplink-subjects.js";
@@ -150,9 +143,9 @@ export class Ingest {
     } catch {
       await jsm.consumers.add(o.stream, {
         durable_name: o.durable,
-        ack_policy: AckPolicy.Explicit,
-        deliver_policy: DeliverPolicy.All,
-        ack_wait: nanos(o.ackWaitMs ?? 10_000),
+        ack_policy: natsLib().AckPolicy.Explicit,
+        deliver_policy: natsLib().DeliverPolicy.All,
+        ack_wait: natsLib().nanos(o.ackWaitMs ?? 10_000),
         max_ack_pending: o.maxAckPending ?? 1024,
         max_deliver: -1,
       });

@@ -14,18 +14,8 @@
  */
 import { readdir, mkdir } from "node:fs/promises";
 import { join } from "node:path";
-import {
-  connect,
-  DiscardPolicy,
-  Events,
-  nanos,
-  RetentionPolicy,
-  StorageType,
-  type ConnectionOptions,
-  type JetStreamClient,
-  type JetStreamManager,
-  type NatsConnection,
-} from "nats";
+import type { ConnectionOptions, JetStreamClient, JetStreamManager, NatsConnection } from "nats";
+import { natsLib } from "./libs.js";
 import { ClosedError, MyelinError, myelinError, TimeoutError } from "../errors.js";
 import { createNode, StoreClient, type Node, type ProtocolServer } from "../node/index.js";
 import { topicMatches } from "../store/topic-config.js";
@@ -252,7 +242,7 @@ export class Uplink {
     while (!this.#closed) {
       let nc: NatsConnection;
       try {
-        nc = await connect(await this.#connectOptions());
+        nc = await natsLib().connect(await this.#connectOptions());
       } catch (e) {
         const err = await this.#diagnose(e);
         const why =
@@ -294,11 +284,11 @@ export class Uplink {
       const statuses = nc.status();
       const watch = (async () => {
         for await (const s of statuses) {
-          if (s.type === Events.Disconnect) {
+          if (s.type === natsLib().Events.Disconnect) {
             this.#disconnects++;
             this.#js = undefined;
             this.#setState("disconnected");
-          } else if (s.type === Events.Reconnect) {
+          } else if (s.type === natsLib().Events.Reconnect) {
             this.#connects++;
             this.#log(`uplink ${this.#cfg.site}: reconnected to ${nc.getServer()}`);
             await this.#restartIngests(nc).catch((err: unknown) => {
@@ -329,7 +319,7 @@ export class Uplink {
     // Only with TLS: an unreachable server times out the same way, and a second wait would only delay the retry.
     if (!tls || (err as { code?: unknown }).code !== "TIMEOUT" || this.#closed) return err;
     try {
-      const probe = await connect({
+      const probe = await natsLib().connect({
         ...(await this.#connectOptions()),
         reconnect: false,
         maxReconnectAttempts: 0,
@@ -430,12 +420,12 @@ export class Uplink {
     await jsm.streams.add({
       name,
       subjects: [subject],
-      storage: StorageType.File,
-      retention: RetentionPolicy.Limits,
-      discard: DiscardPolicy.Old,
+      storage: natsLib().StorageType.File,
+      retention: natsLib().RetentionPolicy.Limits,
+      discard: natsLib().DiscardPolicy.Old,
       num_replicas: s.replicas,
-      duplicate_window: nanos(s.duplicateWindowMs),
-      max_age: s.maxAgeMs > 0 ? nanos(s.maxAgeMs) : 0,
+      duplicate_window: natsLib().nanos(s.duplicateWindowMs),
+      max_age: s.maxAgeMs > 0 ? natsLib().nanos(s.maxAgeMs) : 0,
     });
     this.#log(
       `uplink: stream ${name} created (${subject}, R${s.replicas}, duplicate window ${s.duplicateWindowMs} ms)`,

@@ -5,7 +5,7 @@
  * error naming the file, the entry and what is accepted.
  */
 import { readFileSync } from "node:fs";
-import { parseDocument } from "yaml";
+import { yaml } from "../codec/yaml.js";
 import { MyelinError } from "../errors.js";
 import { AccessPolicy, policyFromObject, type PolicyDoc } from "../node/access-policy.js";
 
@@ -15,7 +15,7 @@ import { AccessPolicy, policyFromObject, type PolicyDoc } from "../node/access-p
  * @throws MyelinError ERR_BAD_CONFIG naming the file, the entry and what is accepted
  */
 export function parsePolicy(text: string, source: string): PolicyDoc {
-  const doc = parseDocument(text, { uniqueKeys: true });
+  const doc = yaml().parseDocument(text, { uniqueKeys: true });
   if (doc.errors.length > 0) {
     throw new MyelinError(
       "ERR_BAD_CONFIG",

@@ -9,16 +9,8 @@
  */
 import { accessSync, constants, existsSync, readFileSync, statSync } from "node:fs";
 import { delimiter, dirname, isAbsolute, join, resolve } from "node:path";
-import {
-  isAlias,
-  isMap,
-  isPair,
-  isScalar,
-  isSeq,
-  LineCounter,
-  parseDocument,
-  type Node as YamlNode,
-} from "yaml";
+import { yaml } from "../codec/yaml.js";
+import type { Node as YamlNode } from "yaml";
 import { formatProblems, SpecError } from "../errors.js";
 import { parseTopicConfig, type TopicConfigRule } from "../store/topic-config.js";
 import { dependencyOrder } from "./order.js";
@@ -180,8 +172,8 @@ function own(o: Obj, k: string): unknown {
 
 /** Parses YAML text into a SourceDoc with the position of every field; syntax errors as problems. */
 export function parseSpecText(text: string, file: string): { doc: SourceDoc; problems: SpecProblem[] } {
-  const lc = new LineCounter();
-  const ydoc = parseDocument(text, { lineCounter: lc, uniqueKeys: true, prettyErrors: false });
+  const lc = new (yaml().LineCounter)();
+  const ydoc = yaml().parseDocument(text, { lineCounter: lc, uniqueKeys: true, prettyErrors: false });
   const at = (offset: number): SourcePos => {
     const p = lc.linePos(offset);
     return { file, line: p.line, col: p.col };
@@ -202,7 +194,7 @@ export function parseSpecText(text: string, file: string): { doc: SourceDoc; pro
   const open = new Set<unknown>();
   const anchors = new Map<string, unknown>();
   const walk = (n: unknown, path: string): void => {
-    if (isAlias(n)) {
+    if (yaml().isAlias(n)) {
       const target = anchors.get(n.source);
       if (target !== undefined && open.has(target)) {
         problems.push({
@@ -216,10 +208,10 @@ export function parseSpecText(text: string, file: string): { doc: SourceDoc; pro
     const anchor = (n as { anchor?: unknown } | null)?.anchor;
     if (typeof anchor === "string") anchors.set(anchor, n);
     open.add(n);
-    if (isMap(n)) {
+    if (yaml().isMap(n)) {
       for (const item of n.items) {
-        if (!isPair(item)) continue;
-        const key = isScalar(item.key) ? String(item.key.value) : String(item.key);
+        if (!yaml().isPair(item)) continue;
+        const key = yaml().isScalar(item.key) ? String(item.key.value) : String(item.key);
         const kp = childPath(path, key);
         const kn = item.key as YamlNode | null;
         if (kn?.range) pos.set(kp, at(kn.range[0]));
@@ -227,7 +219,7 @@ export function parseSpecText(text: string, file: string): { doc: SourceDoc; pro
         if (vn?.range) pos.set(`${kp}#v`, at(vn.range[0]));
         walk(item.value, kp);
       }
-    } else if (isSeq(n)) {
+    } else if (yaml().isSeq(n)) {
       n.items.forEach((x, i) => {
         const ip = childPath(path, i);
         const xn = x as YamlNode | null;

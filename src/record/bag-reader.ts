@@ -9,8 +9,8 @@
  *   `bag repair` and `bag info` on an unclosed file use it.
  */
 import { open, type FileHandle } from "node:fs/promises";
-import zstd from "@foxglove/wasm-zstd";
-import lz4 from "@foxglove/wasm-lz4";
+import type Lz4 from "@foxglove/wasm-lz4";
+import { createRequire } from "node:module";
 import {
   McapIndexedReader,
   McapStreamReader,
@@ -19,11 +19,17 @@ import {
 } from "@mcap/core";
 import { FileHandleReadable } from "@mcap/nodejs";
 import { DecodeError, MyelinError } from "../errors.js";
+import { zstdCodec } from "./mcap-file-tail.js";
 
 const MAGIC = Buffer.from([0x89, 0x4d, 0x43, 0x41, 0x50, 0x30, 0x0d, 0x0a]);
 
-/** Decompression of zstd and lz4 chunks (the codecs' WebAssembly loaded first). */
+/**
+ * Decompression of zstd and lz4 chunks (the codecs' WebAssembly loaded first, on the first call rather
+ * than when this module is imported).
+ */
 export async function decompressHandlers(): Promise<DecompressHandlers> {
+  const zstd = zstdCodec();
+  const lz4 = createRequire(import.meta.url)("@foxglove/wasm-lz4") as typeof Lz4;
   await Promise.all([zstd.isLoaded, lz4.isLoaded]);
   return {
     zstd: (data, size) => zstd.decompress(data, Number(size)),

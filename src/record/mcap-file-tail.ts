@@ -10,7 +10,8 @@
  * and writes never hold up the thread that receives messages, or inline.
  */
 import { crc32 } from "node:zlib";
-import zstd from "@foxglove/wasm-zstd";
+import type Zstd from "@foxglove/wasm-zstd";
+import { createRequire } from "node:module";
 import {
   McapRecordBuilder,
   Opcode,
@@ -55,11 +56,21 @@ const PROBE_BYTES = 64 * 1024;
 const PROBE_RATIO = 0.9;
 const ZSTD_LEVEL = 1;
 
+let zstdModule: typeof Zstd | undefined;
 let zstdReady: Promise<boolean> | undefined;
+
+/**
+ * The zstd codec (WebAssembly), required on first use rather than when this module is imported: its
+ * memory is a few MB that a process which never records (a hub without a recorder) does not need.
+ */
+export function zstdCodec(): typeof Zstd {
+  zstdModule ??= createRequire(import.meta.url)("@foxglove/wasm-zstd") as typeof Zstd;
+  return zstdModule;
+}
 
 /** Resolves once the zstd module is loaded (needed before a tail with zstd compresses). */
 export function zstdLoaded(): Promise<boolean> {
-  return (zstdReady ??= zstd.isLoaded);
+  return (zstdReady ??= zstdCodec().isLoaded);
 }
 
 /** See the module comment. */
@@ -111,7 +122,7 @@ export class McapFileTail {
       (probe === undefined || worthCompressing(probe, c.probeOffset, c.probeLength))
     ) {
       const joined = c.pieces.length === 1 ? c.pieces[0]! : Buffer.concat(c.pieces, size);
-      const z = zstd.compress(joined, ZSTD_LEVEL);
+      const z = zstdCodec().compress(joined, ZSTD_LEVEL);
       if (z.byteLength < size) {
         compression = "zstd";
         body = [z];
@@ -245,5 +256,5 @@ function worthCompressing(body: Uint8Array, offset: number, length: number): boo
   if (length <= PROBE_BYTES) return true;
   const mid = offset + Math.floor((length - PROBE_BYTES) / 2);
   const probe = body.subarray(mid, mid + PROBE_BYTES);
-  return zstd.compress(probe, ZSTD_LEVEL).byteLength < PROBE_BYTES * PROBE_RATIO;
+  return zstdCodec().compress(probe, ZSTD_LEVEL).byteLength < PROBE_BYTES * PROBE_RATIO;
 }

@@ -5,7 +5,7 @@
  * matching pattern of the store config, overridden by what was set on the topic itself (kept in
  * its `topic.json`, changed at runtime with `myelin topic config`).
  */
-import { parse as parseYaml } from "yaml";
+import { yaml } from "../codec/yaml.js";
 import { MyelinError, showValue } from "../errors.js";
 import type { FsyncPolicy, RetentionOptions } from "./log.js";
 
@@ -223,7 +223,7 @@ export function parseStoreConfigText(
 ): { defaults: TopicConfig; rules: TopicConfigRule[] } {
   let raw: unknown;
   try {
-    raw = parseYaml(text, { prettyErrors: true, maxAliasCount: 100 });
+    raw = yaml().parse(text, { prettyErrors: true, maxAliasCount: 100 });
   } catch (err) {
     const why = err instanceof Error ? err.message : String(err);
     throw new MyelinError("ERR_BAD_CONFIG", `${file}: not valid YAML: ${why}`, { cause: err });

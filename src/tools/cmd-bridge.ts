@@ -1,41 +1,11 @@
 /**
- * `myelin bridge status`, and the hub's bridge option (`myelin hub --bridge-config FILE`): bridges
- * to external MQTT, NATS and AMQP brokers, run inside the hub process (docs/bridges.md).
+ * `myelin bridge status`: the bridges to external MQTT, NATS and AMQP brokers run inside the hub
+ * process (docs/bridges.md). The hub's option, `myelin hub --bridge-config FILE`, is in hub-extras.ts.
  */
-import type { HubPlugin } from "../hub/index.js";
-import { BRIDGE_PROTOCOL, bridgesPlugin, fetchBridgeStatus } from "../gateway/index.js";
+import { BRIDGE_PROTOCOL, fetchBridgeStatus } from "../gateway/index.js";
 import { graphServes } from "../node/index.js";
-import {
-  boolOpt,
-  numOpt,
-  strOpt,
-  unlessInterrupted,
-  withNode,
-  type CommandSpec,
-  type Invocation,
-  type OptionSpec,
-} from "./common.js";
+import { boolOpt, numOpt, unlessInterrupted, withNode, type CommandSpec } from "./common.js";
 import { ago, table } from "./format.js";
-
-/** Options `myelin hub` takes for the bridges. */
-export const HUB_BRIDGE_OPTIONS: Record<string, OptionSpec> = {
-  "bridge-config": {
-    type: "string",
-    arg: "FILE",
-    help: "run the bridges to external MQTT, NATS or AMQP brokers FILE (YAML) describes (see docs/bridges.md)",
-  },
-};
-
-/**
- * The bridges plugin of the hub when `--bridge-config` is given (offline queues go to
- * `<dataDir>/bridges/<name>/queue`); undefined when not configured. The file is read when the
- * plugin starts; a bad one stops the hub with ERR_BAD_CONFIG naming the file, entry and field.
- */
-export function hubBridgesPlugin(inv: Invocation, dataDir: string): HubPlugin | undefined {
-  const file = strOpt(inv, "bridge-config");
-  if (file === undefined) return undefined;
-  return bridgesPlugin({ file, dataDir });
-}
 
 export const bridgeStatusCommand: CommandSpec = {
   path: ["bridge", "status"],

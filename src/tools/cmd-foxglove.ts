@@ -1,86 +1,11 @@
 /**
- * `myelin foxglove status`, and the hub's Foxglove options (`myelin hub --foxglove-port N`): the
- * Foxglove WebSocket server run inside the hub process (docs/foxglove.md).
+ * `myelin foxglove status`: the Foxglove WebSocket server run inside the hub process
+ * (docs/foxglove.md). The hub's options (`myelin hub --foxglove-port N`) are in hub-extras.ts.
  */
-import {
-  checkToken,
-  fetchFoxgloveStatus,
-  FOXGLOVE_PROTOCOL,
-  foxglovePlugin,
-  loadFoxgloveConfig,
-  type FoxgloveSettings,
-} from "../foxglove/index.js";
-import type { HubPlugin } from "../hub/index.js";
+import { fetchFoxgloveStatus, FOXGLOVE_PROTOCOL } from "../foxglove/index.js";
 import { graphServes } from "../node/index.js";
-import {
-  boolOpt,
-  numOpt,
-  strOpt,
-  unlessInterrupted,
-  UsageError,
-  withNode,
-  type CommandSpec,
-  type Invocation,
-  type OptionSpec,
-} from "./common.js";
+import { boolOpt, numOpt, unlessInterrupted, withNode, type CommandSpec } from "./common.js";
 import { ago, table } from "./format.js";
-
-/** Options `myelin hub` takes for the Foxglove server. */
-export const HUB_FOXGLOVE_OPTIONS: Record<string, OptionSpec> = {
-  "foxglove-port": {
-    type: "string",
-    arg: "N",
-    help: "serve Foxglove and Lichtblick on port N (e.g. 8765; 0 picks a free one; overrides port of --foxglove-config)",
-  },
-  "foxglove-host": {
-    type: "string",
-    arg: "ADDR",
-    help: "the address the Foxglove server listens on (default 127.0.0.1, this host only; 0.0.0.0 for every interface)",
-  },
-  "foxglove-token": {
-    type: "string",
-    arg: "TOKEN",
-    help: "the token Foxglove clients must give (default: $MYELIN_FOXGLOVE_TOKEN, else one made at start and printed); other users see command lines with ps: prefer the variable or tokenFile in --foxglove-config",
-  },
-  "foxglove-config": {
-    type: "string",
-    arg: "FILE",
-    help: "run the Foxglove server as FILE (YAML) says: address, token, TLS, topic allow-lists, send budget, rate caps (see docs/foxglove.md)",
-  },
-};
-
-/**
- * The Foxglove plugin as `--foxglove-port`, `--foxglove-host`, `--foxglove-token` and
- * `--foxglove-config` say (the options win over the file), or undefined when none is given.
- * @throws MyelinError ERR_BAD_CONFIG for a bad file or token
- */
-export function hubFoxglovePlugin(inv: Invocation): HubPlugin | undefined {
-  const file = strOpt(inv, "foxglove-config");
-  const port = numOpt(inv, "foxglove-port", { min: 0, max: 65535, integer: true, command: "hub" });
-  if (file === undefined && port === undefined) {
-    for (const o of ["foxglove-host", "foxglove-token"]) {
-      if (strOpt(inv, o) !== undefined)
-        throw new UsageError(
-          `hub: --${o} needs --foxglove-port or --foxglove-config (the server is off without them)`,
-        );
-    }
-    return undefined;
-  }
-  const settings: Partial<FoxgloveSettings> = file !== undefined ? loadFoxgloveConfig(file) : {};
-  if (port !== undefined) settings.port = port;
-  const host = strOpt(inv, "foxglove-host");
-  if (host !== undefined) settings.host = host;
-  const envToken = process.env["MYELIN_FOXGLOVE_TOKEN"];
-  const token =
-    strOpt(inv, "foxglove-token") ?? (envToken !== undefined && envToken !== "" ? envToken : undefined);
-  if (token !== undefined) {
-    settings.token = checkToken(
-      token,
-      strOpt(inv, "foxglove-token") !== undefined ? "--foxglove-token" : "MYELIN_FOXGLOVE_TOKEN",
-    );
-  }
-  return foxglovePlugin(settings);
-}
 
 function mb(bytes: number): string {
   return bytes >= 1024 * 1024

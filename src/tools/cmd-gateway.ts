@@ -1,66 +1,12 @@
 /**
- * `myelin gateway status|hash-password`, and the hub's MQTT gateway options
- * (`myelin hub --mqtt-port N --gateway-config FILE`).
+ * `myelin gateway status|hash-password`. The hub's MQTT gateway options (`myelin hub --mqtt-port N
+ * --gateway-config FILE`) are in hub-extras.ts.
  */
-import { join } from "node:path";
 import { createInterface } from "node:readline";
-import {
-  GATEWAY_PROTOCOL,
-  gatewayClient,
-  hashPassword,
-  loadGatewayConfig,
-  mqttGatewayPlugin,
-  type GatewayConfig,
-} from "../gateway/index.js";
-import type { HubPlugin } from "../hub/index.js";
+import { GATEWAY_PROTOCOL, gatewayClient, hashPassword } from "../gateway/index.js";
 import { graphServes } from "../node/index.js";
-import { MyelinError } from "../errors.js";
-import {
-  boolOpt,
-  numOpt,
-  strOpt,
-  unlessInterrupted,
-  withNode,
-  type CommandSpec,
-  type Invocation,
-  type OptionSpec,
-} from "./common.js";
+import { boolOpt, numOpt, unlessInterrupted, withNode, type CommandSpec } from "./common.js";
 import { ago, table } from "./format.js";
-
-/** Options `myelin hub` takes for the embedded MQTT gateway. */
-export const HUB_GATEWAY_OPTIONS: Record<string, OptionSpec> = {
-  "mqtt-port": {
-    type: "string",
-    arg: "N",
-    help: "run the MQTT gateway with a TCP listener on port N (e.g. 1883; overrides listeners.tcp.port of --gateway-config; default: no gateway)",
-  },
-  "gateway-config": {
-    type: "string",
-    arg: "FILE",
-    help: "run the MQTT gateway as FILE (YAML) says: listeners, topic mapping, users and ACLs, limits (see docs/mqtt-gateway.md)",
-  },
-};
-
-/**
- * The MQTT gateway plugin of the hub when `--mqtt-port` or `--gateway-config` is given (sessions
- * and retained messages go to `<dataDir>/mqtt`); undefined when not configured.
- * @throws MyelinError ERR_BAD_CONFIG for a bad file or no listener
- */
-export function hubGatewayPlugin(inv: Invocation, dataDir: string): HubPlugin | undefined {
-  const file = strOpt(inv, "gateway-config");
-  const mqttPort = numOpt(inv, "mqtt-port", { min: 0, max: 65535, integer: true, command: "hub" });
-  if (file === undefined && mqttPort === undefined) return undefined;
-  const cfg: GatewayConfig = file !== undefined ? loadGatewayConfig(file) : { listeners: {} };
-  const listeners = { ...cfg.listeners };
-  if (mqttPort !== undefined) listeners.tcp = { ...(listeners.tcp ?? {}), port: mqttPort };
-  if (listeners.tcp === undefined && listeners.tls === undefined && listeners.ws === undefined) {
-    throw new MyelinError(
-      "ERR_BAD_CONFIG",
-      `${file}: no listener: add listeners.tcp (e.g. { port: 1883 }), tls or ws, or pass --mqtt-port`,
-    );
-  }
-  return mqttGatewayPlugin({ ...cfg, listeners, dataDir: join(dataDir, "mqtt") });
-}
 
 export const gatewayStatusCommand: CommandSpec = {
   path: ["gateway", "status"],

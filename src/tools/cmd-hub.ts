@@ -27,12 +27,19 @@ import {
   type Invocation,
 } from "./common.js";
 import { clock } from "./format.js";
-import { HUB_GATEWAY_OPTIONS, hubGatewayPlugin } from "./cmd-gateway.js";
-import { HUB_BRIDGE_OPTIONS, hubBridgesPlugin } from "./cmd-bridge.js";
-import { HUB_UPLINK_OPTIONS, hubUplinkPlugin } from "./cmd-uplink.js";
-import { HUB_FOXGLOVE_OPTIONS, hubFoxglovePlugin } from "./cmd-foxglove.js";
 import { HUB_SUPERVISOR_OPTIONS, hubSpec, hubSupervisorPlugin, hubSystemdUnit } from "./hub-supervisor.js";
-import { HUB_DASHBOARD_OPTIONS, hubDashboardPlugin } from "./cmd-dashboard.js";
+import {
+  HUB_BRIDGE_OPTIONS,
+  HUB_DASHBOARD_OPTIONS,
+  HUB_FOXGLOVE_OPTIONS,
+  HUB_GATEWAY_OPTIONS,
+  HUB_UPLINK_OPTIONS,
+  hubBridgesPlugin,
+  hubDashboardPlugin,
+  hubFoxglovePlugin,
+  hubGatewayPlugin,
+  hubUplinkPlugin,
+} from "./hub-extras.js";
 import { HUB_METRICS_OPTIONS, hubMetricsPlugin } from "./cmd-metrics.js";
 
 export const hubCommand: CommandSpec = {
@@ -262,19 +269,19 @@ export const hubCommand: CommandSpec = {
       ctx.out(`${clock()} ${line}`);
     };
     const dataDir = strOpt(inv, "data-dir") ?? defaultDataDir();
-    const metrics = hubMetricsPlugin(inv);
+    const metrics = await hubMetricsPlugin(inv);
     // Every option is checked before anything starts; the plugins start in this order and stop
     // in the reverse one.
     const plugins: HubPlugin[] = [];
     if (!boolOpt(inv, "no-store")) plugins.push(await hubStorePlugin(inv, dataDir, spec?.topics ?? []));
     plugins.push(hubInfoPlugin({ version: version() }));
     for (const p of [
-      hubGatewayPlugin(inv, dataDir),
-      hubBridgesPlugin(inv, dataDir),
-      hubUplinkPlugin(inv),
-      hubFoxglovePlugin(inv),
+      await hubGatewayPlugin(inv, dataDir),
+      await hubBridgesPlugin(inv, dataDir),
+      await hubUplinkPlugin(inv),
+      await hubFoxglovePlugin(inv),
       hubSupervisorPlugin(inv, spec),
-      hubDashboardPlugin(inv),
+      await hubDashboardPlugin(inv),
       // Last: it reads the others at each scrape, and is the first to stop.
       metrics,
     ]) {

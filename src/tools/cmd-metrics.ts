@@ -3,7 +3,6 @@
  * endpoint (docs/metrics.md).
  */
 import type { HubPlugin } from "../hub/index.js";
-import { metricsPlugin, parseMetricsAddress } from "../web/index.js";
 import { strOpt, UsageError, version, type Invocation, type OptionSpec } from "./common.js";
 
 /** Options `myelin hub` takes for the metrics endpoint. */
@@ -17,14 +16,16 @@ export const HUB_METRICS_OPTIONS: Record<string, OptionSpec> = {
 
 /**
  * The metrics plugin `--metrics` (else `$MYELIN_METRICS`) asks for, or undefined when neither is set.
+ * Its modules (prom-client among them) are loaded only then: a hub without metrics never holds them.
  * @throws UsageError for an address that is not PORT, ADDR:PORT or [IPV6]:PORT
  */
-export function hubMetricsPlugin(inv: Invocation): HubPlugin | undefined {
+export async function hubMetricsPlugin(inv: Invocation): Promise<HubPlugin | undefined> {
   const opt = strOpt(inv, "metrics");
   const env = process.env["MYELIN_METRICS"];
   const [text, where] =
     opt !== undefined ? [opt, "--metrics"] : env !== undefined && env !== "" ? [env, "MYELIN_METRICS"] : [];
   if (text === undefined || where === undefined) return undefined;
+  const { metricsPlugin, parseMetricsAddress } = await import("../web/index.js");
   try {
     return metricsPlugin({ address: parseMetricsAddress(text, `hub: ${where}`), version: version(), where });
   } catch (err) {

@@ -3,7 +3,7 @@
  * services.
  */
 import { readFile } from "node:fs/promises";
-import { stringify as stringifyYaml } from "yaml";
+import { yaml } from "../codec/yaml.js";
 import { MyelinError, ServiceError } from "../errors.js";
 import { parameterClient, type Node } from "../node/index.js";
 import {
@@ -310,7 +310,7 @@ export const paramDumpCommand: CommandSpec = {
       const ps = await listOf(ctx, node, target, timeoutMs);
       const doc = { [target]: Object.fromEntries(ps.map((p) => [p.name, p.value])) };
       if (boolOpt(inv, "json")) ctx.out(JSON.stringify(doc, null, 2));
-      else for (const l of stringifyYaml(doc).trimEnd().split("\n")) ctx.out(l);
+      else for (const l of yaml().stringify(doc).trimEnd().split("\n")) ctx.out(l);
       return 0;
     });
   },

@@ -2,7 +2,7 @@
  * `myelin twin list|get|set|delete|watch`: the device twins the hub's MQTT gateway keeps, through
  * its `/_twins/*` services (see docs/device-twins.md).
  */
-import { parse as parseYaml } from "yaml";
+import { yaml } from "../codec/yaml.js";
 import { MyelinError, ServiceError } from "../errors.js";
 import { TwinClient, TWIN_PROTOCOL, type DeviceTwin, type JsonObject } from "../gateway/index.js";
 import { graphServes, type GraphSnapshot } from "../node/index.js";
@@ -101,7 +101,7 @@ function describeTwin(t: DeviceTwin): string[] {
 function parsePatch(text: string): JsonObject {
   let v: unknown;
   try {
-    v = parseYaml(text);
+    v = yaml().parse(text);
   } catch (err) {
     const first = ((err as Error).message ?? String(err)).split("\n")[0]!;
     throw new MyelinError("ERR_INVALID_ARGUMENT", `twin set: STATE is not valid JSON or YAML: ${first}`, {

@@ -1,36 +1,11 @@
 /**
- * `myelin uplink status`, and the hub's uplink option (`myelin hub --uplink-config FILE`): a site
- * linked to the cloud over NATS and JetStream with store-and-forward (docs/edge-to-cloud.md).
+ * `myelin uplink status`: a site linked to the cloud over NATS and JetStream with store-and-forward
+ * (docs/edge-to-cloud.md). The hub's option, `myelin hub --uplink-config FILE`, is in hub-extras.ts.
  */
-import type { HubPlugin } from "../hub/index.js";
-import { fetchUplinkStatus, UPLINK_PROTOCOL, uplinkPlugin } from "../gateway/index.js";
+import { fetchUplinkStatus, UPLINK_PROTOCOL } from "../gateway/index.js";
 import { graphServes } from "../node/index.js";
-import {
-  boolOpt,
-  numOpt,
-  strOpt,
-  unlessInterrupted,
-  withNode,
-  type CommandSpec,
-  type Invocation,
-  type OptionSpec,
-} from "./common.js";
+import { boolOpt, numOpt, unlessInterrupted, withNode, type CommandSpec } from "./common.js";
 import { ago, table } from "./format.js";
-
-/** Options `myelin hub` takes for the uplink. */
-export const HUB_UPLINK_OPTIONS: Record<string, OptionSpec> = {
-  "uplink-config": {
-    type: "string",
-    arg: "FILE",
-    help: "link this hub to the cloud as FILE (YAML) says: a site exporting topics, or a cloud consuming sites (see docs/edge-to-cloud.md)",
-  },
-};
-
-/** The uplink plugin when `--uplink-config` is given; undefined otherwise. */
-export function hubUplinkPlugin(inv: Invocation): HubPlugin | undefined {
-  const file = strOpt(inv, "uplink-config");
-  return file === undefined ? undefined : uplinkPlugin({ file });
-}
 
 function human(n: number): string {
   if (n < 1024) return `${n} B`;

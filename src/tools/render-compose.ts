@@ -5,7 +5,7 @@
  * Compose file), and one service per supervised process with its replicas, restart policy,
  * health check, memory and open-file limits and dependencies. Reference: docs/render.md.
  */
-import { stringify as stringifyYaml } from "yaml";
+import { yaml } from "../codec/yaml.js";
 import {
   prepareDirsScript,
   RENDER_DEFAULTS,
@@ -142,5 +142,5 @@ export function renderCompose(plan: RenderPlan): ComposeRendering {
 
 /** The Compose document as YAML. */
 export function composeYaml(r: ComposeRendering): string {
-  return stringifyYaml(r.compose, { lineWidth: 0 });
+  return yaml().stringify(r.compose, { lineWidth: 0 });
 }

@@ -6,7 +6,7 @@
  * Kubernetes OpenAPI schema before it is returned, so a manifest that would not apply is an error
  * here, not in the cluster. Reference: docs/render.md.
  */
-import { stringify as stringifyYaml } from "yaml";
+import { yaml } from "../codec/yaml.js";
 import { ConfigMap } from "kubernetes-models/v1/ConfigMap";
 import { Namespace } from "kubernetes-models/v1/Namespace";
 import { Service } from "kubernetes-models/v1/Service";
@@ -374,7 +374,7 @@ export function renderKubernetes(plan: RenderPlan): K8sObject[] {
 
 /** The objects as one multi-document YAML stream (`kubectl apply -f -`). */
 export function kubernetesYaml(objects: K8sObject[]): string {
-  return objects.map((o) => stringifyYaml(o, { lineWidth: 0 })).join("---\n");
+  return objects.map((o) => yaml().stringify(o, { lineWidth: 0 })).join("---\n");
 }
 
 /** A file name for each object when writing to a directory: `NN-kind-name.yaml`, in apply order. */

@@ -10,11 +10,10 @@
  */
 import { readFileSync } from "node:fs";
 import { dirname, isAbsolute, posix, relative, resolve, sep } from "node:path";
-import { stringify as stringifyYaml } from "yaml";
+import { yaml } from "../codec/yaml.js";
 import { MyelinError } from "../errors.js";
 import { validateBridgeConfig, type BridgeConfig } from "../gateway/bridge-config.js";
 import type { LaunchSpec, ProbeSpec, UnitSpec } from "../orchestrator/spec.js";
-import { parse as parseYaml } from "yaml";
 
 /** How the hub runs: one per cluster node (`daemonset`) or one per site with a volume (`statefulset`). */
 export type HubMode = "daemonset" | "statefulset";
@@ -432,7 +431,7 @@ function planHub(
   if (spec.topics.length > 0) {
     const topics: Record<string, unknown> = {};
     for (const r of spec.topics) topics[r.pattern] = r.config;
-    files["store.yaml"] = stringifyYaml({ topics });
+    files["store.yaml"] = yaml().stringify({ topics });
     command.push("--store-config", `${D.configDir}/store.yaml`);
   }
   if (opts.bridgeConfig !== undefined) {
@@ -445,7 +444,7 @@ function planHub(
     }
     let raw: unknown;
     try {
-      raw = parseYaml(text);
+      raw = yaml().parse(text);
     } catch (err) {
       fail(file, `not valid YAML: ${(err as Error).message}`);
     }
@@ -491,7 +490,7 @@ function planHub(
     );
   } else if (mqttPort !== undefined) {
     // The hub's own --mqtt-port listens on loopback; in a container it must listen on every address.
-    files["gateway.yaml"] = stringifyYaml({ listeners: { tcp: { host: "0.0.0.0", port: mqttPort } } });
+    files["gateway.yaml"] = yaml().stringify({ listeners: { tcp: { host: "0.0.0.0", port: mqttPort } } });
     command.push("--gateway-config", `${D.configDir}/gateway.yaml`);
   }
   if (mode === "daemonset")

@@ -15,7 +15,7 @@
 import { chmodSync, existsSync, mkdirSync, readFileSync, renameSync, statSync, writeFileSync } from "node:fs";
 import { homedir } from "node:os";
 import { join } from "node:path";
-import { parse, stringify } from "yaml";
+import { yaml } from "../codec/yaml.js";
 import { MyelinError } from "../errors.js";
 import { checkCurveKeyPair, generateCurveKeyPair, parseCurveKey, type CurveKeyPair } from "./curve-key.js";
 
@@ -49,7 +49,7 @@ function writePrivate(path: string, text: string): void {
 function parseTrustList(text: string, file: string): TrustedKey[] {
   let doc: unknown;
   try {
-    doc = parse(text);
+    doc = yaml().parse(text);
   } catch (err) {
     throw new MyelinError("ERR_BAD_CONFIG", `${file}: not valid YAML: ${(err as Error).message}`, {
       cause: err,
@@ -225,7 +225,7 @@ export class KeyStore {
     }
     const next = [...list.filter((t) => t.key !== key), { name, key }];
     this.#ensureDir();
-    writePrivate(this.#trustFile, stringify(next.map((t) => ({ name: t.name, key: t.key }))));
+    writePrivate(this.#trustFile, yaml().stringify(next.map((t) => ({ name: t.name, key: t.key }))));
     this.#cache = undefined;
   }
 
@@ -243,7 +243,7 @@ export class KeyStore {
         `no trusted key is named ${JSON.stringify(name)}${names === "" ? " (the allow-list is empty)" : `; trusted: ${names}`}${this.siteFiles.some((f) => existsSync(f)) ? " (keys of a site file are revoked by editing that file)" : ""}`,
       );
     }
-    writePrivate(this.#trustFile, stringify(list.filter((t) => t.name !== name)));
+    writePrivate(this.#trustFile, yaml().stringify(list.filter((t) => t.name !== name)));
     this.#cache = undefined;
     return found;
   }

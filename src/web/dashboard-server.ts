@@ -14,7 +14,8 @@ import { readFile, stat } from "node:fs/promises";
 import { extname, join, normalize, sep } from "node:path";
 import { fileURLToPath } from "node:url";
 import type { AddressInfo } from "node:net";
-import { WebSocketServer, type WebSocket } from "ws";
+import type { WebSocket, WebSocketServer } from "ws";
+import { wsLib } from "../gateway/libs.js";
 import { MyelinError, type ErrorCode } from "../errors.js";
 import { Actions } from "./actions.js";
 import { requestToken, tokenCookie, tokenMatches } from "./auth.js";
@@ -97,7 +98,7 @@ export class DashboardServer {
     };
     this.#server =
       opts.tls !== undefined ? createHttpsServer({ ...opts.tls }, handler) : createHttpServer(handler);
-    this.#wss = new WebSocketServer({ noServer: true, maxPayload: 1024 * 1024 });
+    this.#wss = new (wsLib().WebSocketServer)({ noServer: true, maxPayload: 1024 * 1024 });
     this.#server.on("upgrade", (req, socket, head) => {
       const url = new URL(req.url ?? "/", "http://x");
       if (url.pathname !== "/api/live" || !tokenMatches(this.#opts.token, requestToken(req, url))) {

@@ -1,0 +1,102 @@
+/**
+ * What an idle node loads: a program that imports the public API, starts a hub and a node with one
+ * subscription loads none of the libraries only the gateway, the bridges, the uplink, the web
+ * servers, the recorder or config files need (they are required on first use). A child process
+ * reports every module it loaded, ES modules through a loader hook and CommonJS ones from the
+ * require cache; the test checks the package names, not sizes or times.
+ */
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
+import { fileURLToPath } from "node:url";
+import { tempRuntime } from "./helpers.js";
+
+const INDEX = fileURLToPath(new URL("../src/index.js", import.meta.url));
+
+/** Packages an idle node (public API, hub, node, subscription) must not load. */
+const NOT_LOADED = [
+  "yaml",
+  "nats",
+  "mqtt",
+  "amqplib",
+  "kafkajs",
+  "ws",
+  "aedes",
+  "@foxglove/wasm-zstd",
+  "@foxglove/wasm-lz4",
+  "@foxglove/ws-protocol",
+  "@mcap/core",
+  "kubernetes-models",
+  "prom-client",
+];
+
+// The loader hook records every ES module URL in an array on the main thread's side of a port.
+const HOOK = `
+let port;
+export function initialize(data) { port = data.port; }
+export async function load(url, context, next) { port.postMessage(url); return next(url, context); }
+`;
+
+const PROGRAM = `
+import { register } from "node:module";
+import Module from "node:module";
+import { MessageChannel } from "node:worker_threads";
+const { port1, port2 } = new MessageChannel();
+const esm = [];
+port1.on("message", (u) => esm.push(u));
+port1.unref();
+register(${JSON.stringify(`data:text/javascript,${encodeURIComponent(HOOK)}`)}, {
+  data: { port: port2 },
+  transferList: [port2],
+});
+const m = await import(${JSON.stringify(INDEX)});
+const hub = await m.Hub.start({ runtimeDir: process.env.MYELIN_RUNTIME_DIR });
+const node = await m.createNode({ name: "idle" });
+const T = m.defineMessage("footprint_test/Bytes", { data: m.t.bytes() });
+await node.createSubscription("/footprint/idle", T, () => {});
+await new Promise((r) => setImmediate(r));
+await node.close();
+await hub.close();
+const cjs = Object.keys(Module._cache);
+process.stdout.write(JSON.stringify([...esm, ...cjs]));
+`;
+
+/** The npm package a loaded file or URL belongs to, if any. */
+function packageOf(file: string): string | undefined {
+  const m = /node_modules\/((?:@[^/]+\/)?[^/]+)/.exec(decodeURIComponent(file));
+  return m?.[1];
+}
+
+test("an idle node loads none of the gateway, bridge, web, recorder or YAML libraries", async () => {
+  using rt = tempRuntime();
+  const child = spawn(process.execPath, ["--input-type=module", "-e", PROGRAM], {
+    env: { ...process.env, MYELIN_RUNTIME_DIR: rt.dir },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  let out = "";
+  let err = "";
+  child.stdout.on("data", (d: Buffer) => (out += d.toString()));
+  child.stderr.on("data", (d: Buffer) => (err += d.toString()));
+  const code = await new Promise<number | null>((resolve, reject) => {
+    const timer = setTimeout(() => {
+      child.kill("SIGKILL");
+      reject(new Error(`the child did not finish within 60 s: ${err}`));
+    }, 60_000);
+    child.once("exit", (c) => {
+      clearTimeout(timer);
+      resolve(c);
+    });
+  });
+  assert.equal(code, 0, `the child failed: ${err}`);
+  const files = JSON.parse(out) as string[];
+  const packages = new Set(files.map(packageOf).filter((p): p is string => p !== undefined));
+  // The check sees packages at all: the node needs zeromq and msgpackr.
+  assert.ok(packages.has("zeromq"), `zeromq not among the loaded packages: ${[...packages].join(", ")}`);
+  assert.ok(packages.has("msgpackr"), `msgpackr not among the loaded packages: ${[...packages].join(", ")}`);
+  const loaded = NOT_LOADED.filter((p) => packages.has(p));
+  assert.deepEqual(
+    loaded,
+    [],
+    `an idle node loaded ${loaded.join(", ")}; require it on first use (see src/codec/yaml.ts, src/gateway/libs.ts)`,
+  );
+});
