@@ -1,0 +1,152 @@
+/**
+ * More of a site across three real hosts: network namespaces (named `mysm…`) on a bridge, each
+ * with its own runtime, data and key directories and host name, a `myelin hub` (store and
+ * supervisor included) on each, peered in plain text. One `myelin up` places a node on each of the
+ * three hosts; parameters of a node on host 3 are read and set from host 1; calls from host 1 to a
+ * service with replicas on hosts 2 and 3 all succeed while host 2's replica is killed with
+ * SIGKILL; persistent publishes are stored by the publisher's host's store, and a durable consumer
+ * reads the store of its own host (docs/site.md, "Durable topics in a site"). Needs root and
+ * iproute2; skipped otherwise.
+ */
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import type { ProcessRow } from "../src/orchestrator/index.js";
+import { fixture, Proc, type Line } from "./helpers.js";
+import { netnsAvailable, NsSite } from "./netns.js";
+import { ORCH_NODE, PlWorld, summary } from "./placement-world.js";
+
+const LEASE_MS = 2000;
+const HOSTS = ["mysm1", "mysm2", "mysm3"];
+
+const graphHas = (want: string[]) => (l: Line) =>
+  l.event === "graph" && want.every((n) => (l["nodes"] as string[]).includes(n));
+
+test(
+  "three hosts: up places a node on each, parameters across hosts, no failed idempotent call while a remote replica is killed, durable topics per host",
+  { timeout: 180000, skip: netnsAvailable() ? false : "needs root and ip netns" },
+  async () => {
+    using site = new NsSite(3, { prefix: "mysm" });
+    await using w = new PlWorld(HOSTS, { prefixes: [0, 1, 2].map((i) => site.exec(i)) });
+    const ep = (i: number): string => `tcp://${site.hosts[i]!.addr}:7447`;
+    const common = ["--peer-lease-ms", String(LEASE_MS)];
+    const labels = ["alpha", "beta", "gamma"];
+    const hubs = [0, 1, 2].map((i) =>
+      w.hub(i, [
+        ...common,
+        "--listen",
+        ep(i),
+        "--label",
+        labels[i]!,
+        ...[0, 1, 2].filter((j) => j < i).flatMap((j) => ["--peer", `${ep(j)}#${HOSTS[j]!}`]),
+      ]),
+    );
+    for (const h of hubs) await h.tcp();
+    for (const i of [0, 1, 2])
+      for (const j of [0, 1, 2]) if (i !== j) await w.waitForPeer(i, HOSTS[j]!, 40000);
+
+    // Processes started by the test on host i (killed on dispose, before the hubs stop).
+    const procs: Proc[] = [];
+    const env = (i: number): Record<string, string> => {
+      const e = w.hosts[i]!.env;
+      return {
+        MYELIN_RUNTIME_DIR: e["MYELIN_RUNTIME_DIR"]!,
+        MYELIN_DATA_DIR: e["MYELIN_DATA_DIR"]!,
+        MYELIN_KEYS_DIR: e["MYELIN_KEYS_DIR"]!,
+        MYELIN_HOST: HOSTS[i]!,
+      };
+    };
+    const spawn = (i: number, name: string, args: object): Proc => {
+      const p = new Proc(fixture(name), [JSON.stringify(args)], env(i), site.exec(i));
+      procs.push(p);
+      return p;
+    };
+    try {
+      // One spec, one `up` on host 1: a node on each of the three hosts.
+      const file = w.file(
+        "site.yaml",
+        `version: 1\nnodes:\n  a: { module: ${ORCH_NODE}, placement: [alpha] }\n  b: { module: ${ORCH_NODE}, placement: [beta] }\n  c: { module: ${ORCH_NODE}, placement: [gamma], replicas: 2 }\n`,
+      );
+      const up = await w.cli(0, ["up", file, "--json", "--wait-ms", "60000"]);
+      assert.equal(up.code, 0, `${up.stdout}\n${up.stderr}`);
+      const want = ["mysm1:a#0:ready", "mysm2:b#0:ready", "mysm3:c#0:ready", "mysm3:c#1:ready"];
+      assert.deepEqual(summary(JSON.parse(up.stdout) as ProcessRow[]), want);
+      // The same from host 3, and a call from host 2 answered by host 3's node.
+      assert.deepEqual(summary(await w.ps(2)), want);
+      const who = await w.cli(1, ["service", "call", "/c/who", "std_srvs/Trigger", "{}"]);
+      assert.equal(who.code, 0, who.stderr);
+      assert.match(who.stdout, /c(\.1)?#[01] \d+/);
+
+      // Parameters of a node on host 3, from host 1.
+      const knob = spawn(2, "site-more-proc", { role: "param", name: "knob" });
+      await knob.waitFor((l) => l.event === "ready", 20000, "knob ready");
+      const get0 = await w.cli(0, ["param", "get", "knob", "gain"]);
+      assert.equal(get0.code, 0, get0.stderr);
+      assert.match(get0.stdout, /^1\b/m);
+      const set = await w.cli(0, ["param", "set", "knob", "gain", "2.5"]);
+      assert.equal(set.code, 0, set.stderr);
+      await knob.waitFor((l) => l.event === "param" && l["value"] === 2.5, 10000, "the change on host 3");
+      const get1 = await w.cli(0, ["param", "get", "knob", "gain"]);
+      assert.match(get1.stdout, /^2\.5\b/m);
+      const bad = await w.cli(0, ["param", "set", "knob", "gain", "11"]);
+      assert.notEqual(bad.code, 0);
+      assert.match(bad.stderr, /node knob refused: .*gain.*\[ERR_PARAMETER\]/);
+
+      // Idempotent calls from host 1 to replicas on hosts 2 and 3; host 2's is killed with SIGKILL.
+      const srv2 = spawn(1, "site-more-proc", { role: "server", name: "srv2" });
+      spawn(2, "site-more-proc", { role: "server", name: "srv3" });
+      const client = spawn(0, "site-more-proc", { role: "client", name: "caller", calls: 20 });
+      await client.waitFor(graphHas(["srv2@mysm2", "srv3@mysm3"]), 30000, "both replicas");
+      for (const host of ["mysm2", "mysm3"])
+        await client.waitFor((l) => l.event === "reply" && l["host"] === host, 20000, `a reply from ${host}`);
+      srv2.kill("SIGKILL");
+      const mark = client.lines.length;
+      // Until well past the lease (the dead replica leaves the graph), every call is answered.
+      await client.waitFor(
+        (l) => client.lines.indexOf(l) >= mark && graphHas(["srv3@mysm3"])(l) && !graphHas(["srv2@mysm2"])(l),
+        LEASE_MS + 15000,
+        "srv2 gone from the caller's graph",
+      );
+      const markGone = client.lines.length;
+      await client.waitFor(
+        () => client.lines.slice(markGone).filter((l) => l.event === "reply").length >= 20,
+        20000,
+        "20 replies after srv2 left",
+      );
+      // (Calls made before any replica was in the caller's graph fail with ERR_NO_SERVER: not counted.)
+      const failed = client.lines.slice(mark).filter((l) => l.event === "call-failed");
+      assert.deepEqual(failed, [], "no idempotent call failed");
+      const after = client.lines.slice(mark).filter((l) => l.event === "reply");
+      assert.ok(after.length >= 20);
+      assert.ok(
+        after.slice(-20).every((l) => l["host"] === "mysm3"),
+        "the calls after the kill go to host 3",
+      );
+
+      // Durable topics: a persistent publish is stored by the store of the publisher's host; a
+      // durable consumer reads the store of its own host.
+      const dpub2 = spawn(1, "site-more-proc", { role: "dpub", name: "dpub2", count: 20 });
+      await dpub2.waitFor((l) => l.event === "done", 30000, "20 publishes on host 2");
+      assert.equal(dpub2.lines.filter((l) => l.event === "confirmed").length, 20);
+      const cons2 = spawn(1, "site-more-proc", { role: "dcons", name: "cons2", consumer: "reader" });
+      await cons2.waitFor(
+        () => cons2.lines.filter((l) => l.event === "msg").length >= 20,
+        30000,
+        "host 2's consumer reads the 20",
+      );
+      assert.deepEqual(
+        cons2.lines.filter((l) => l.event === "msg").map((l) => l["data"]),
+        Array.from({ length: 20 }, (_, i) => `mysm2 ${i}`),
+      );
+      // Host 3's store holds only what was published on host 3: its consumer's first message is
+      // host 3's, at seq 1.
+      const cons3 = spawn(2, "site-more-proc", { role: "dcons", name: "cons3", consumer: "reader" });
+      await cons3.waitFor((l) => l.event === "ready", 20000, "host 3's consumer");
+      const dpub3 = spawn(2, "site-more-proc", { role: "dpub", name: "dpub3", count: 1 });
+      await dpub3.waitFor((l) => l.event === "done", 30000, "a publish on host 3");
+      const first = await cons3.waitFor((l) => l.event === "msg", 30000, "host 3's consumer reads");
+      assert.deepEqual([first["data"], first["seq"]], ["mysm3 0", 1]);
+    } finally {
+      await Promise.all(procs.map((p) => p[Symbol.asyncDispose]()));
+    }
+  },
+);
