@@ -5,9 +5,9 @@
  * `myelin up` places a node on each of the three hosts; parameters of a node on host 3 are read and
  * set from host 1; calls from host 1 to a service with replicas on hosts 2 and 3 all succeed while
  * host 2's replica is killed with SIGKILL; persistent publishes are stored by the store of the
- * publisher's host, and a durable consumer reads the store of its own host (docs/site.md, "Durable
- * topics in a site"); a reliable topic across a cut link repeats nothing and counts every message
- * the cut cost. Needs root and iproute2; skipped otherwise.
+ * publisher's host, and a durable consumer reads the store of its own host, or of the host it
+ * names (docs/site.md, "Durable topics in a site"); a reliable topic across a cut link repeats
+ * nothing and counts every message the cut cost. Needs root and iproute2; skipped otherwise.
  */
 import { test } from "node:test";
 import assert from "node:assert/strict";
@@ -146,6 +146,30 @@ test(
       await dpub3.waitFor((l) => l.event === "done", 30000, "a publish on host 3");
       const first = await cons3.waitFor((l) => l.event === "msg", 30000, "host 3's consumer reads");
       assert.deepEqual([first["data"], first["seq"]], ["mysm3 0", 1]);
+      // A consumer naming a host the site does not have warns (and retries).
+      const consX = spawn(2, "site-more-proc", { role: "dcons", name: "consx", host: "nohost" });
+      const warn = await consX.waitFor(
+        (l) => l.event === "warning",
+        20000,
+        "the warning of a consumer of nohost",
+      );
+      assert.match(String(warn["message"]), /nohost/);
+      // A consumer on host 3 that names host 2 reads host 2's store: the 20 of host 2.
+      const consR = spawn(2, "site-more-proc", {
+        role: "dcons",
+        name: "cons3r",
+        consumer: "remote-reader",
+        host: "mysm2",
+      });
+      await consR.waitFor(
+        () => consR.lines.filter((l) => l.event === "msg").length >= 20,
+        30000,
+        "host 3's consumer of host 2's store reads the 20",
+      );
+      assert.deepEqual(
+        consR.lines.filter((l) => l.event === "msg").map((l) => l["data"]),
+        Array.from({ length: 20 }, (_, i) => `mysm2 ${i}`),
+      );
 
       // A reliable topic from host 1 to host 3 across a cut of host 3's link (longer than the
       // lease): what host 3 received is never received again nor out of order, and every message

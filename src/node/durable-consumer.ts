@@ -28,6 +28,12 @@ export interface DurableConsumerOptions {
   maxDeliver?: number;
   /** Unacknowledged messages held at once (default 256). */
   maxInFlight?: number;
+  /**
+   * Read the store of this host of the site (a host name as `myelin node list` shows it) instead
+   * of the store of the node's own host. A persistent publish is stored by the store of the
+   * publisher's host, so a consumer on another host names that host (docs/site.md).
+   */
+  host?: string;
 }
 
 /** One message of a durable topic. */
@@ -65,7 +71,7 @@ export class DurableConsumer<T> {
   readonly topic: string;
   readonly name: string;
   readonly #type: MessageType<T>;
-  readonly #opts: Required<Omit<DurableConsumerOptions, "startAt">> & { startAt: string };
+  readonly #opts: Required<Omit<DurableConsumerOptions, "startAt" | "host">> & { startAt: string };
   readonly #store: StoreClient;
   readonly #client = randomBytes(4).toString("hex");
   readonly #onWarning: (err: Error) => void;

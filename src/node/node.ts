@@ -141,6 +141,8 @@ export class Node extends EventEmitter<NodeEvents> implements CallRouter {
   readonly #durables = new Set<DurableConsumer<unknown>>();
   /** The client of the hub's store (persistent publish, durable consumers), made on first use. */
   #store: StoreClient | undefined;
+  /** Clients of the stores of other hosts of the site (durable consumers with `host`). */
+  readonly #hostStores = new Map<string, StoreClient>();
   #livenessTimer: NodeJS.Timeout | undefined;
   #ipcPath = "";
   readonly #security: LinkSecurity;
@@ -539,8 +541,9 @@ export class Node extends EventEmitter<NodeEvents> implements CallRouter {
 
   /**
    * Reads the persistent topic `topic` as durable consumer `opts.name` (see DurableConsumer):
-   * `for await (const m of consumer) { …; await m.ack(); }`. Needs a hub with a store
-   * (`myelin hub --data-dir DIR`); until one answers, the consumer retries and emits `warning`.
+   * `for await (const m of consumer) { …; await m.ack(); }`. Reads the store of this host's hub,
+   * or of host `opts.host`'s in a site. Needs a hub with a store (`myelin hub --data-dir DIR`);
+   * until one answers, the consumer retries and emits `warning`.
    */
   createDurableConsumer<T>(
     topic: string,
@@ -549,7 +552,9 @@ export class Node extends EventEmitter<NodeEvents> implements CallRouter {
   ): DurableConsumer<T> {
     this.#check();
     const name = resolveName(topic, "topic");
-    const c = new DurableConsumer(name, type, opts, this.#storeClient(), (err) => this.emit("warning", err));
+    const c = new DurableConsumer(name, type, opts, this.#storeClient(opts.host), (err) =>
+      this.emit("warning", err),
+    );
     this.#durables.add(c as DurableConsumer<unknown>);
     return c;
   }
@@ -595,8 +600,15 @@ export class Node extends EventEmitter<NodeEvents> implements CallRouter {
    * consumers. They handle the store's errors themselves: no circuit breaker turns them into
    * ERR_UNAVAILABLE.
    */
-  #storeClient(): StoreClient {
-    return (this.#store ??= new StoreClient(this, { breaker: false }));
+  #storeClient(host?: string): StoreClient {
+    if (host === undefined || host === this.#host)
+      return (this.#store ??= new StoreClient(this, { breaker: false }));
+    let c = this.#hostStores.get(host);
+    if (c === undefined) {
+      c = new StoreClient(this, { breaker: false, host });
+      this.#hostStores.set(host, c);
+    }
+    return c;
   }
 
   /** A declared parameter, or undefined. */
@@ -638,6 +650,7 @@ export class Node extends EventEmitter<NodeEvents> implements CallRouter {
     if (this.#livenessTimer) clearInterval(this.#livenessTimer);
     await Promise.all([...this.#durables].map((c) => c.close()));
     this.#store?.close();
+    for (const c of this.#hostStores.values()) c.close();
     for (const s of [...this.#subs.keys()]) s.close();
     for (const p of [...this.#publishers]) p.close();
     for (const s of [...this.#services.values()]) s.close();
