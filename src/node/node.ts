@@ -805,9 +805,13 @@ export class Node extends EventEmitter<NodeEvents> implements CallRouter {
   /**
    * The policy changed: remote subscribers it no longer grants `subscribe` lose their subscription
    * now, with an error naming the policy (asking again is refused the same way until a policy
-   * grants it back).
+   * grants it back); subscribers refused before are prompted to ask again.
    */
   #endWithdrawnSubscriptions(): void {
+    // Registering again, now that the policy is in force here, changes this node's record: a
+    // subscriber refused before (on any hub of the site) asks again then, and gets an answer from
+    // the new policy — not from the old one, as it might on the change that brought it.
+    if (this.#publishers.size > 0) this.#reregister();
     const access = this.#access;
     const refuse = (r: RemoteSubscriber): ErrorBody | undefined => {
       const d = access.check(r.identity, "subscribe", r.topic);
