@@ -3,7 +3,9 @@
  * (an admin: this host's user) and SIGHUP put a good file in force — the hub checks the next
  * declarations against it and its nodes receive it — and refuse a bad file with the error, keeping
  * the old policy. An identity that is no admin may not reload. A hostile peer's flood of refused
- * messages is counted exactly and logged as a few lines and a summary.
+ * messages is counted exactly and logged as a few lines and a summary. A reload that withdraws a
+ * subscriber's grant ends its running subscription (and refuses it asking again); granting it back
+ * lets data flow again.
  */
 import { test } from "node:test";
 import assert from "node:assert/strict";
@@ -14,7 +16,7 @@ import { createNode } from "../src/node/index.js";
 import { std_msgs } from "../src/msgs/index.js";
 import { encodeControl } from "../src/node/control-protocol.js";
 import { zmqTransport } from "../src/transport/zmq/zmq-transport.js";
-import { tempRuntime, until } from "./helpers.js";
+import { spawnFixture, tempRuntime, until } from "./helpers.js";
 import { runCli, startCliHub, world } from "./cli-world.js";
 
 const policy = (guestPublish: string[]): string => `
@@ -109,6 +111,88 @@ test(
       denied?.stderr ?? "",
       /identity 'local' may not call \/_hub\/reload_policy: internal services are for admins only.*ERR_NOT_AUTHORIZED/,
     );
+  },
+);
+
+const subscribePolicy = (guestSubscribe: string[]): string => `
+identities:
+  operators: local
+  guests: anonymous
+admins: [operators]
+grants:
+  - identity: guests
+    subscribe: ${JSON.stringify(guestSubscribe)}
+`;
+
+test(
+  "a reload that withdraws a subscriber's grant ends its running subscription and refuses it again; the grant back lets data flow again",
+  { timeout: 120000 },
+  async (t) => {
+    const w = await world(t, "myelin-policy-");
+    w.env["MYELIN_INSECURE"] = "1";
+    const file = join(w.dir, "policy.yaml");
+    writeFileSync(file, subscribePolicy(["/**"]));
+    const hub = await startCliHub(t, w, ["--listen", "tcp://127.0.0.1:0", "--insecure", "--policy", file]);
+    const tcp = /listening on (tcp:\/\/\S+)/.exec(await hub.waitFor(/listening on tcp:/))![1]!;
+    // The publisher (this process, `local`: an admin) serves plain tcp, so the subscriber's link
+    // to it is anonymous: a guest's.
+    await using pubNode = await createNode({
+      name: "wthf_pub",
+      runtimeDir: w.dir,
+      dataEndpoint: "tcp://127.0.0.1:0",
+      insecure: true,
+    });
+    const pub = await pubNode.createPublisher("/wthf/data", std_msgs.String);
+    let phase = "before";
+    let n = 0;
+    const ticker = setInterval(() => void pub.publish({ data: `${phase}-${n++}` }).catch(() => {}), 30);
+    t.after(() => clearInterval(ticker));
+    // The subscriber: another process, a guest of the hub (anonymous over tcp).
+    await using sub = spawnFixture(
+      "node-proc",
+      { role: "sub", name: "wthf_sub", topic: "/wthf/data", type: "string", printEach: true },
+      { MYELIN_HUB: tcp, MYELIN_INSECURE: "1", MYELIN_RUNTIME_DIR: w.dir, MYELIN_HOST: "" },
+    );
+    const got = (prefix: string): number =>
+      sub.lines.filter((l) => l.event === "msg" && String(l["data"]).startsWith(prefix)).length;
+    await until(() => got("before-") >= 5, 20000, "the subscriber receiving data");
+    assert.equal(pub.subscriberCount, 1);
+
+    // The grant goes: the running subscription ends, with the error naming the policy, logged by
+    // the subscriber's node.
+    writeFileSync(file, subscribePolicy(["/other/**"]));
+    const off = await runCli(t, w, ["policy", "reload"], 20000);
+    assert.equal(off.code, 0, off.stderr);
+    const ended =
+      /subscription to \/wthf\/data refused: node wthf_pub ended the subscription to \/wthf\/data: identity 'anonymous' has no 'subscribe' grant matching \/wthf\/data \(.*policy\.yaml; its subscribe patterns: \/other\/\*\*\)/;
+    await until(() => sub.stderr.some((l) => ended.test(l)), 15000, "the subscriber's node logging the end");
+    await until(() => pub.subscriberCount === 0, 15000, "the publisher dropping the subscriber");
+    phase = "gap";
+    // Asking again (its node subscribes anew when the publisher's record changes) is refused.
+    const refusedBefore = pub.stats().subscribersRefused;
+    await pubNode.createPublisher("/wthf/nudge", std_msgs.String);
+    await until(
+      () => pub.stats().subscribersRefused > refusedBefore,
+      15000,
+      "the publisher refusing the subscription asked again",
+    );
+    await until(
+      () =>
+        sub.stderr.some((l) =>
+          /node wthf_pub refused the subscription: identity 'anonymous' has no 'subscribe' grant/.test(l),
+        ),
+      15000,
+      "the subscriber's node logging the refusal of its new subscription",
+    );
+    assert.equal(pub.subscriberCount, 0);
+
+    // The grant comes back: data flows again, and nothing published meanwhile ever arrived.
+    phase = "after";
+    writeFileSync(file, subscribePolicy(["/**"]));
+    const on = await runCli(t, w, ["policy", "reload"], 20000);
+    assert.equal(on.code, 0, on.stderr);
+    await until(() => got("after-") >= 5, 20000, "data flowing again after the grant came back");
+    assert.equal(got("gap-"), 0, "no message published while the grant was withdrawn arrived");
   },
 );
 

@@ -686,6 +686,7 @@ export class Hub {
           req: m.req,
           policy,
           identity,
+          host: this.#opts.host,
         };
         if (this.#site !== undefined) reply.site = this.#site;
         this.#send(route, reply);

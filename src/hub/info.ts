@@ -5,7 +5,6 @@
  * node `_hub` in the hub's process, as the plugin {@link hubInfoPlugin}; its protocol is
  * {@link HUB_INFO_PROTOCOL} and its client {@link fetchHubInfo}.
  */
-import { hostname } from "node:os";
 import { myelin_msgs, type ResponseOf } from "../msgs/index.js";
 import {
   createNode,
@@ -97,7 +96,7 @@ export function hubInfoPlugin(opts: { version: string }): HubPlugin {
               hub_id: ctx.hubId,
               version: opts.version,
               pid: process.pid,
-              host: hostname(),
+              host: ctx.host,
               runtime_dir: runtimeDir(ctx.runtimeDir),
               endpoints: [...ctx.endpoints],
               started_at: startedAt,

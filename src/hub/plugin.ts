@@ -16,6 +16,8 @@ import type { RefusalCounts } from "./refusal-log.js";
 export interface HubPluginContext {
   /** The hub's id (a UUID, new on each start). */
   readonly hubId: string;
+  /** The hub's host name in the site (`--host`, else `$MYELIN_HOST`, else the system's). */
+  readonly host: string;
   /** The endpoints the hub listens on (the ipc socket first). */
   readonly endpoints: readonly string[];
   /** The runtime directory given to the hub, or undefined for the default. */
@@ -122,6 +124,7 @@ export async function startHubProcess(opts: HubProcessOptions = {}): Promise<Hub
     })());
   const ctx: HubPluginContext = {
     hubId: hub.id,
+    host: hub.host,
     endpoints: hub.endpoints,
     runtimeDir: hubOpts.runtimeDir,
     nodeTimeoutMs: hub.nodeTimeoutMs,

@@ -24,8 +24,11 @@ import type { CallPlan, CallRouter, ServiceServer } from "./service.js";
 export interface CallerContext {
   /** The calling node's id. */
   readonly id: string;
-  /** This host's name: the hub's internal services (`/_…`) are called on this host only. */
-  readonly host: string;
+  /**
+   * This host's name, now (it may change when the node adopts its hub's host): the hub's internal
+   * services (`/_…`) are called on this host only.
+   */
+  host(): string;
   /** This process's id: replicas in this process are called directly, not over a link. */
   readonly processId: string;
   /** Binary fields at least this large travel as separate frames, in bytes. */
@@ -106,7 +109,7 @@ export class ServiceCaller implements CallRouter {
         id: n.id,
         name: n.name,
         down: this.#ctx.linkDown(n),
-        preferred: plan.locality && n.host === this.#ctx.host,
+        preferred: plan.locality && n.host === this.#ctx.host(),
       }));
       const now = Date.now();
       const pick = plan.balancer.pick(candidates, tried, now);
@@ -295,7 +298,7 @@ export class ServiceCaller implements CallRouter {
   servers(name: string, host?: string): NodeRecord[] {
     // In a site, every host's hub serves its own store, supervisor, gateway…: a node uses its own,
     // unless the call names another host.
-    const only = host ?? (name.startsWith("/_") ? this.#ctx.host : undefined);
+    const only = host ?? (name.startsWith("/_") ? this.#ctx.host() : undefined);
     return (this.#ctx.graph()?.nodes ?? []).filter(
       (n) =>
         n.process !== this.#ctx.processId &&
@@ -308,7 +311,7 @@ export class ServiceCaller implements CallRouter {
 
   /** True when a call aimed at `host` may be served in this process (no host, or this one). */
   #here(host: string | undefined): boolean {
-    return host === undefined || host === this.#ctx.host;
+    return host === undefined || host === this.#ctx.host();
   }
 
   /** The hosts whose nodes serve `name`, for messages. */

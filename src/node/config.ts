@@ -73,6 +73,14 @@ export function replicaNodeName(name: string, replica: number): string {
  * a subscriber connects to a publisher's ipc endpoint when their host names are equal.
  */
 export function hostName(): string {
+  return explicitHostName() ?? hostname();
+}
+
+/**
+ * `$MYELIN_HOST` when set (not empty): the host name the user chose for this process, which a
+ * node keeps even when its hub names the host otherwise.
+ */
+export function explicitHostName(): string | undefined {
   const env = process.env["MYELIN_HOST"];
-  return env !== undefined && env !== "" ? env : hostname();
+  return env !== undefined && env !== "" ? env : undefined;
 }

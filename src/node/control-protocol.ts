@@ -188,6 +188,11 @@ export type HubToNode =
       policy?: PolicyDoc;
       /** The identity the hub bound this node to. */
       identity?: string;
+      /**
+       * The hub's host name in the site (`--host`): a node connected over ipc runs on that host
+       * and takes the name unless `MYELIN_HOST` is set (absent from hubs of older versions).
+       */
+      host?: string;
       /** Where to bind the tcp data endpoint other hosts reach, when the site has other hosts. */
       site?: SiteAdvice;
     }
@@ -478,6 +483,7 @@ export function decodeHubToNode(bytes: Uint8Array): HubToNode {
       }
       if (o["policy"] !== undefined) msg.policy = policyDoc(o["policy"]);
       if (o["identity"] !== undefined) msg.identity = str(o, "identity", "message");
+      if (o["host"] !== undefined) msg.host = str(o, "host", "message");
       return msg;
     }
     case "reregister":

@@ -43,6 +43,8 @@ export interface HubClientOptions {
   /** The hub says the site has other hosts and where to bind for them (with every registration). */
   onSite?(site: SiteAdvice): void;
   onRefused(refusals: Refusal[]): void;
+  /** The hub's host name in the site, on each registration (before the registration's waiters resume). */
+  onHost?(host: string): void;
   /** The hub's permission policy and the identity it bound the node to, on each registration. */
   onPolicy?(policy: PolicyDoc | undefined, identity: string | undefined): void;
   /** Malformed message from the hub (dropped). */
@@ -300,6 +302,7 @@ export class HubClient {
       case "registered": {
         this.#hub = m.hub;
         this.#registered = true;
+        if (m.host !== undefined) this.#opts.onHost?.(m.host);
         // A reply covers its registration and every earlier one (the record only grows between them).
         for (const [req, w] of this.#registeredWaiters) {
           if (req > m.req) continue;

@@ -7,7 +7,6 @@ import type { RemoteSubscriber } from "../transport/data-server.js";
 import type { ErrorBody } from "../transport/frame.js";
 import type { AccessPolicy } from "./access-policy.js";
 import type { NodeRecord, TopicDecl, UnreachablePeer } from "./control-protocol.js";
-import { hostName } from "./config.js";
 import type { Publisher } from "./publisher.js";
 import type { Qos } from "./qos.js";
 import type { ServiceServer } from "./service.js";
@@ -24,6 +23,8 @@ export function advertisedEndpoint(ep: string, advertiseHost: string | undefined
 export function nodeRecord(n: {
   id: string;
   name: string;
+  /** The host's name in the site (its hub's, or `$MYELIN_HOST`; see `Node.host`). */
+  host: string;
   processId: string;
   endpoint: string;
   remoteEndpoint: string | undefined;
@@ -45,7 +46,7 @@ export function nodeRecord(n: {
     id: n.id,
     name: n.name,
     pid: process.pid,
-    host: hostName(),
+    host: n.host,
     process: n.processId,
     endpoint: n.endpoint,
     ...(n.remoteEndpoint !== undefined ? { remoteEndpoint: n.remoteEndpoint } : {}),

@@ -17,12 +17,13 @@ import {
   TypeMismatchError,
 } from "../errors.js";
 import { lookupType, type MessageType, type ServiceType } from "../msgs/index.js";
-import { DataServer, type DataServerHandler } from "../transport/data-server.js";
+import { DataServer, type DataServerHandler, type RemoteSubscriber } from "../transport/data-server.js";
+import type { ErrorBody } from "../transport/frame.js";
 import { DEFAULT_TRANSPORTS } from "../transport/default-transports.js";
 import { isCarrierMismatch, type Transports, type TransportSecurity } from "../transport/transport.js";
 import { insecureFromEnv, LinkSecurity } from "./link-security.js";
 import { InprocRegistry } from "../transport/inproc.js";
-import { ensureRuntimeDir, hostName, hubEndpoint, runtimeDir } from "./config.js";
+import { ensureRuntimeDir, explicitHostName, hostName, hubEndpoint, runtimeDir } from "./config.js";
 import {
   canReach,
   reachableEndpoint,
@@ -123,8 +124,17 @@ export class Node extends EventEmitter<NodeEvents> implements CallRouter {
   /** The tcp data server for nodes on other hosts, once the hub said the site has some. */
   #remoteServer: DataServer | undefined;
   #remoteBinding: Promise<void> | undefined;
-  /** This host's name (MYELIN_HOST, else the OS's). */
-  readonly #host = hostName();
+  /**
+   * This host's name in the site: MYELIN_HOST when set, else the hub's when the hub is reached
+   * over ipc (same host), else the OS's.
+   */
+  #host = hostName();
+  /** True when the host name is MYELIN_HOST's, which the hub's does not replace. */
+  readonly #hostExplicit = explicitHostName() !== undefined;
+  /** True when the hub is reached over ipc, so it runs on this host. */
+  #hubLocal = false;
+  /** The registration that carries an adopted host name, while the hub has the old one. */
+  #hostSync: Promise<unknown> | undefined;
   readonly #reach = new Reachability(3000);
   #reachTick = 0;
   #hub!: HubClient;
@@ -195,7 +205,7 @@ export class Node extends EventEmitter<NodeEvents> implements CallRouter {
     });
     this.#caller = new ServiceCaller({
       id: this.id,
-      host: this.#host,
+      host: () => this.#host,
       processId: PROCESS_ID,
       blobThreshold: this.#opts.blobThreshold,
       localService: (name) => inproc.service(name),
@@ -220,6 +230,7 @@ export class Node extends EventEmitter<NodeEvents> implements CallRouter {
     }
     const dataSecurity = this.#security.listen(endpoint);
     const hubEp = hubEndpoint({ hub: this.#opts.hub, runtimeDir: this.#opts.runtimeDir });
+    this.#hubLocal = hubEp.startsWith("ipc://");
     const hubSecurity = this.#security.connect(
       hubEp,
       this.#security.usesCurve(hubEp) ? this.#hubKey() : undefined,
@@ -255,6 +266,7 @@ export class Node extends EventEmitter<NodeEvents> implements CallRouter {
         nodeRecord({
           id: this.id,
           name: this.name,
+          host: this.#host,
           processId: PROCESS_ID,
           endpoint: advertisedEndpoint(this.#server.endpoint, this.#opts.advertiseHost),
           remoteEndpoint: this.#remoteServer?.endpoint,
@@ -271,6 +283,7 @@ export class Node extends EventEmitter<NodeEvents> implements CallRouter {
       onRefused: (rs) => {
         for (const r of rs) this.emit("warning", refusalError(r));
       },
+      onHost: (host) => this.#adoptHost(host),
       onPolicy: (policy, identity) => this.#setPolicy(policy, identity),
       onBadMessage: (err) => this.emit("warning", err),
     });
@@ -285,6 +298,8 @@ export class Node extends EventEmitter<NodeEvents> implements CallRouter {
     const hubSock = hubEndpoint({ hub: this.#opts.hub, runtimeDir: this.#opts.runtimeDir });
     const likely = !hubSock.startsWith("ipc://") || existsSync(hubSock.slice("ipc://".length));
     await this.#hub.register(likely ? this.#opts.registerTimeoutMs : 300);
+    // The hub named this host otherwise: return once the graph has the name it goes by.
+    if (this.#hostSync !== undefined) await this.#hostSync;
     // A hub that refused this host's key will not admit it on a retry: fail now, with the fix.
     if (this.#hubRefusal !== undefined && !this.#hub.connected) {
       const why = this.#hubRefusal;
@@ -727,6 +742,15 @@ export class Node extends EventEmitter<NodeEvents> implements CallRouter {
     return this.#identity;
   }
 
+  /**
+   * This host's name in the site, as the node's record carries it: `$MYELIN_HOST` when set, else
+   * the host name of its hub when the hub is reached over ipc (`myelin hub --host`), else the
+   * system's host name.
+   */
+  get host(): string {
+    return this.#host;
+  }
+
   /** The permission policy this node enforces (the hub's, or the built-in default before it answers). */
   get accessPolicy(): AccessPolicy {
     return this.#access;
@@ -755,10 +779,23 @@ export class Node extends EventEmitter<NodeEvents> implements CallRouter {
     if (!d.allowed) throw new MyelinError("ERR_NOT_AUTHORIZED", `node ${this.name} refused: ${d.reason}`);
   }
 
+  /**
+   * The hub's host name, from its answer to a registration: a node that reaches its hub over ipc
+   * runs on the hub's host and goes by its name (`myelin hub --host`), unless MYELIN_HOST names it;
+   * a node reaching its hub over tcp keeps its own. A new name is registered at once.
+   */
+  #adoptHost(host: string): void {
+    if (this.#hostExplicit || !this.#hubLocal || host === this.#host || this.#closed) return;
+    this.#host = host;
+    this.#hostSync = this.#hub.register(this.#opts.registerTimeoutMs);
+  }
+
   #setPolicy(policy: PolicyDoc | undefined, identity: string | undefined): void {
     if (identity !== undefined) this.#identity = identity;
     if (policy === undefined) {
+      if (this.#access === AccessPolicy.DEFAULT) return;
       this.#access = AccessPolicy.DEFAULT;
+      this.#endWithdrawnSubscriptions();
       return;
     }
     if (policy === this.#access.doc || JSON.stringify(policy) === JSON.stringify(this.#access.doc)) return;
@@ -775,6 +812,29 @@ export class Node extends EventEmitter<NodeEvents> implements CallRouter {
         ),
       );
     }
+    this.#endWithdrawnSubscriptions();
+  }
+
+  /**
+   * The policy changed: remote subscribers it no longer grants `subscribe` lose their subscription
+   * now, with an error naming the policy (asking again is refused the same way until a policy
+   * grants it back); subscribers refused before are prompted to ask again.
+   */
+  #endWithdrawnSubscriptions(): void {
+    // Registering again, now that the policy is in force here, changes this node's record: a
+    // subscriber refused before (on any hub of the site) asks again then, and gets an answer from
+    // the new policy — not from the old one, as it might on the change that brought it.
+    if (this.#publishers.size > 0) this.#reregister();
+    const access = this.#access;
+    const refuse = (r: RemoteSubscriber): ErrorBody | undefined => {
+      const d = access.check(r.identity, "subscribe", r.topic);
+      if (d.allowed) return undefined;
+      return {
+        code: "ERR_NOT_AUTHORIZED",
+        message: `node ${this.name} ended the subscription to ${r.topic}: ${d.reason}`,
+      };
+    };
+    for (const server of [this.#server, this.#remoteServer]) server?.endSubscriptions(refuse);
   }
 
   async #register(): Promise<Refusal[]> {

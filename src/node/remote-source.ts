@@ -159,7 +159,7 @@ export class RemoteSource implements RecordSink, Acker {
       err.code === "ERR_TYPE_MISMATCH"
         ? new TypeMismatchError("ERR_TYPE_MISMATCH", err.message)
         : new MyelinError(
-            err.code === "ERR_UNKNOWN_TOPIC" ? "ERR_UNKNOWN_TOPIC" : "ERR_PROTOCOL",
+            err.code === "ERR_UNKNOWN_TOPIC" || err.code === "ERR_NOT_AUTHORIZED" ? err.code : "ERR_PROTOCOL",
             err.message,
           );
     this.sid = 0;

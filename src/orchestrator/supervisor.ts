@@ -40,7 +40,7 @@ import {
   type NodeRecord,
   type Publisher,
 } from "../node/index.js";
-import { hostName, runtimeDir as defaultRuntimeDir } from "../node/config.js";
+import { runtimeDir as defaultRuntimeDir } from "../node/config.js";
 import { planAdoption, savedState, type SavedState } from "./adoption.js";
 import { formatMs, systemClock, type Clock } from "./clock.js";
 import { ProbeLoop } from "./health.js";
@@ -164,8 +164,6 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
   readonly #stateFile: string;
   readonly #logDir: string;
   readonly #labels: string[];
-  /** This host's name in the site. */
-  readonly #host = hostName();
   readonly #node: Node;
   /** Site-wide version of the spec, or of the `down` that cleared it; 0: none. */
   #version = 0;
@@ -212,7 +210,7 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
     mkdirSync(this.#logDir, { recursive: true, mode: 0o700 });
     const env = process.env["MYELIN_LABELS"];
     this.#labels = opts.labels ?? [
-      hostName(),
+      node.host,
       ...(env ?? "")
         .split(",")
         .map((s) => s.trim())
@@ -250,7 +248,7 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
         processes_json: JSON.stringify(sup.ps()),
         spec_file: sup.#spec?.file ?? "",
         environment: sup.#spec?.environment ?? "",
-        host: sup.#host,
+        host: sup.#node.host,
         labels: [...sup.#labels],
         version: sup.#version,
         units_json: JSON.stringify(
@@ -452,7 +450,7 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
     if (!this.#placedHere(unit)) {
       throw new MyelinError(
         "ERR_UNKNOWN_NODE",
-        `node ${node} does not run on host ${this.#host}: its placement (${unit.placement.join(", ")}) matches none of this host's labels (${this.#labels.join(", ")})`,
+        `node ${node} does not run on host ${this.#node.host}: its placement (${unit.placement.join(", ")}) matches none of this host's labels (${this.#labels.join(", ")})`,
       );
     }
     for (const r of replicaRange(unit)) {
@@ -534,7 +532,7 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
         }
       }
       rows.push({
-        host: this.#host,
+        host: this.#node.host,
         process: inst.unit.name,
         nodes: inst.unit.nodes,
         replica: inst.replica,
@@ -625,7 +623,7 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
   #stale(what: string, version: number): { ok: false; message: string; processes_json: string } {
     return {
       ok: false,
-      message: `${what} of version ${version} refused: host ${this.#host} holds the newer version ${this.#version} (a later \`myelin up\` or \`down\`)`,
+      message: `${what} of version ${version} refused: host ${this.#node.host} holds the newer version ${this.#version} (a later \`myelin up\` or \`down\`)`,
       processes_json: JSON.stringify(this.ps()),
     };
   }
@@ -643,7 +641,7 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
   #trackPeers(g: GraphSnapshot): void {
     const seen = new Map<string, string>();
     for (const n of g.nodes) {
-      if (n.name !== "_supervisor" || n.host === this.#host) continue;
+      if (n.name !== "_supervisor" || n.host === this.#node.host) continue;
       if (n.services.some((x) => x.service === SUPERVISOR_PROTOCOL.apply.service)) seen.set(n.host, n.id);
     }
     for (const host of [...this.#peers.keys()]) if (!seen.has(host)) this.#peers.delete(host);
@@ -925,7 +923,7 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
         level,
         name: instanceKey(inst.unit.name, inst.replica),
         msg: line,
-        file: this.#host, // the host it runs on: `myelin logs -f` tells the hosts of a site apart
+        file: this.#node.host, // the host it runs on: `myelin logs -f` tells the hosts of a site apart
         function: "",
         line: 0,
       })

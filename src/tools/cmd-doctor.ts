@@ -66,6 +66,8 @@ const TMPFS_MAGIC = 0x01021994;
 /** What the hub said, when it answered. */
 interface HubView {
   graph: GraphSnapshot;
+  /** This host's name as the hub's nodes know it (the hub's `--host` when it runs here). */
+  here: string;
   /** `/_hub/info`, when the hub serves it. */
   info?: {
     version: string;
@@ -243,7 +245,7 @@ async function askHub(
       extra: [],
     };
   }
-  const view: HubView = { graph };
+  const view: HubView = { graph, here: node.host };
   const extra: CheckResult[] = [];
   const nodes = graph.nodes.filter((n) => !n.name.startsWith("_"));
   const counts = `${nodes.length} node${nodes.length === 1 ? "" : "s"}`;
@@ -315,7 +317,7 @@ function checkClock(view: HubView | undefined): CheckResult {
       fix: "nodes report no heartbeat times, so the clock is compared with the hub's; start the hub and run again",
     };
   }
-  const here = hostname();
+  const here = view.here;
   const now = Date.now();
   const ahead = view.graph.nodes.filter((n) => n.host !== here && n.startedAt > now + 2000);
   const aheadNote =
@@ -360,7 +362,7 @@ function dataDirOf(
 ): { dir: string; hubUses: boolean } | CheckResult {
   const given = strOpt(inv, "data-dir");
   const info = view?.info;
-  if (info !== undefined && info.host !== hostname() && given === undefined) {
+  if (info !== undefined && info.host !== view?.here && given === undefined) {
     return {
       check: "data dir",
       status: "SKIP",
@@ -477,8 +479,10 @@ async function checkLocks(dir: string, hubUses: boolean, view: HubView | undefin
   } catch {
     // no bridges
   }
+  // A lock names the system's host name; the hub goes by its site name (`--host`), which this
+  // tool's node took from it when both run here.
   const here = hostname();
-  const hubPid = view?.info !== undefined && view.info.host === here ? view.info.pid : undefined;
+  const hubPid = view?.info !== undefined && view.info.host === view.here ? view.info.pid : undefined;
   const found: { dir: string; holder: LockHolder | undefined }[] = [];
   for (const d of dirs) {
     try {
@@ -539,7 +543,7 @@ function probeHost(addr: string, view: HubView | undefined, inv: Invocation): st
     hub !== undefined && hub.startsWith("tcp://")
       ? /^tcp:\/\/\[?([^\]]+?)\]?:\d+$/.exec(hub)?.[1]
       : undefined;
-  if (view?.info !== undefined && view.info.host !== hostname() && remote !== undefined) return remote;
+  if (view?.info !== undefined && view.info.host !== view.here && remote !== undefined) return remote;
   return a === "::" ? "::1" : "127.0.0.1";
 }
 

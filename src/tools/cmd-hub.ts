@@ -127,7 +127,7 @@ export const hubCommand: CommandSpec = {
     host: {
       type: "string",
       arg: "NAME",
-      help: "this host's name in the site (default $MYELIN_HOST, else the system's host name)",
+      help: "this host's name in the site (default $MYELIN_HOST, else the system's host name); nodes and the CLI that reach this hub over ipc take it",
     },
     "advertise-address": {
       type: "string",

@@ -521,6 +521,29 @@ export class DataServer {
     if (batch.size >= this.#opts.maxBatchBytes) this.#flushPeer(peer);
   }
 
+  /**
+   * Ends the open remote subscriptions `refuse` returns an error for (e.g. the permission policy no
+   * longer grants them): what is batched for the peer leaves first, then the peer gets the error
+   * for that subscription, as when one is refused on asking. Returns how many ended.
+   */
+  endSubscriptions(refuse: (sub: RemoteSubscriber) => ErrorBody | undefined): number {
+    let ended = 0;
+    for (const peer of [...this.#peers.values()]) {
+      for (const sub of [...peer.subs.values()]) {
+        if (sub.closed) continue;
+        const err = refuse(sub);
+        if (err === undefined) continue;
+        this.#flushPeer(peer);
+        if (sub.closed) continue; // the peer was dropped for not reading what it was sent
+        peer.subs.delete(sub.sid);
+        this.#endSub(sub);
+        if (!this.#closed) this.#listener.send(peer.id, [encodeError({ ...err, sid: sub.sid })]);
+        ended++;
+      }
+    }
+    return ended;
+  }
+
   /** Drops every subscription of the peers of node `node` (the hub said it is gone). */
   dropNode(node: string): void {
     for (const peer of this.#peers.values()) if (peer.node === node) this.#dropPeer(peer);

@@ -4,7 +4,6 @@
  * twins, keeps the alarms, and pushes what changed to every connected page. Nothing is polled or
  * subscribed while no page is open, and a topic is measured only while a page shows it.
  */
-import { hostname } from "node:os";
 import { rcl_interfaces } from "../msgs/index.js";
 import {
   createNode,
@@ -146,7 +145,7 @@ export class LiveFeed {
   /** Adds a page: it gets everything known now, then the changes. */
   addClient(c: FeedClient): void {
     this.#clients.add(c);
-    c.send({ t: "hello", host: hostname(), pid: process.pid, now: Date.now() }, false);
+    c.send({ t: "hello", host: this.node.host, pid: process.pid, now: Date.now() }, false);
     const g = this.graph();
     if (g !== undefined) c.send({ t: "graph", graph: g }, false);
     for (const m of this.#last.values()) c.send(m, false);

@@ -5,7 +5,6 @@
  * it is seen too.
  */
 import { readFileSync, rmSync, writeFileSync } from "node:fs";
-import { hostname } from "node:os";
 import { join } from "node:path";
 import { ensureRuntimeDir, runtimeDir as resolveRuntimeDir } from "../node/config.js";
 import type { HubPlugin, HubPluginContext, RunningHubPlugin } from "../hub/index.js";
@@ -63,7 +62,7 @@ function pluginWith<T extends RunningHubPlugin>(
 /** The sources of a hub process's metrics. */
 function sourcesOf(ctx: HubPluginContext, version: string): MetricsSources {
   return {
-    info: { version, host: hostname() },
+    info: { version, host: ctx.host },
     hub: () => ctx.stats(),
     site: () => ctx.site(),
     store: () => {
