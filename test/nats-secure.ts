@@ -47,62 +47,35 @@ export function makeCerts(dir: string): TestCerts {
     );
   ca("test-ca");
   ca("other-ca");
-  openssl(
-    [
-      "req",
-      "-newkey",
-      "ec",
-      "-pkeyopt",
-      "ec_paramgen_curve:P-256",
-      "-nodes",
-      "-subj",
-      "/CN=127.0.0.1",
-    ].concat(["-keyout", "server.key", "-out", "server.csr"]),
-    dir,
-  );
-  writeFileSync(join(dir, "server.ext"), "subjectAltName=IP:127.0.0.1,DNS:localhost\n");
-  openssl(
-    [
-      "x509",
-      "-req",
-      "-in",
-      "server.csr",
-      "-CA",
-      "test-ca.pem",
-      "-CAkey",
-      "test-ca.key",
-      "-CAcreateserial",
-    ].concat(["-days", "2", "-extfile", "server.ext", "-out", "server.pem"]),
-    dir,
-  );
-  openssl(
-    [
-      "req",
-      "-newkey",
-      "ec",
-      "-pkeyopt",
-      "ec_paramgen_curve:P-256",
-      "-nodes",
-      "-subj",
-      "/CN=site-client",
-    ].concat(["-keyout", "client.key", "-out", "client.csr"]),
-    dir,
-  );
-  writeFileSync(join(dir, "client.ext"), "extendedKeyUsage=clientAuth\n");
-  openssl(
-    [
-      "x509",
-      "-req",
-      "-in",
-      "client.csr",
-      "-CA",
-      "test-ca.pem",
-      "-CAkey",
-      "test-ca.key",
-      "-CAcreateserial",
-    ].concat(["-days", "2", "-extfile", "client.ext", "-out", "client.pem"]),
-    dir,
-  );
+  // A key pair for `cn` and its certificate signed by test-ca, with the extensions in `ext`.
+  const issue = (name: string, cn: string, ext: string): void => {
+    openssl(
+      ["req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-subj", `/CN=${cn}`].concat([
+        "-keyout",
+        `${name}.key`,
+        "-out",
+        `${name}.csr`,
+      ]),
+      dir,
+    );
+    writeFileSync(join(dir, `${name}.ext`), `${ext}\n`);
+    openssl(
+      [
+        "x509",
+        "-req",
+        "-in",
+        `${name}.csr`,
+        "-CA",
+        "test-ca.pem",
+        "-CAkey",
+        "test-ca.key",
+        "-CAcreateserial",
+      ].concat(["-days", "2", "-extfile", `${name}.ext`, "-out", `${name}.pem`]),
+      dir,
+    );
+  };
+  issue("server", "127.0.0.1", "subjectAltName=IP:127.0.0.1,DNS:localhost");
+  issue("client", "site-client", "extendedKeyUsage=clientAuth");
   return {
     clientCertFile: join(dir, "client.pem"),
     clientKeyFile: join(dir, "client.key"),
