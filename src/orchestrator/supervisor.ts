@@ -271,14 +271,16 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
         sup.#serial(async () => {
           if (req.version > 0 && req.version < sup.#version) {
             const { ok, message } = sup.#stale("down", req.version);
-            return { ok, message };
+            return { ok, message, hub_stops: false };
           }
           const n = await sup.down(req.wait_ms, req.version);
-          if (req.stop_hub && sup.#opts.onStopHub !== undefined) {
-            const stop = sup.#opts.onStopHub;
-            setTimeout(stop, 100); // after the reply is on its way
-          }
-          return { ok: true, message: `stopped ${n} process${n === 1 ? "" : "es"}` };
+          const stop = req.stop_hub ? sup.#opts.onStopHub : undefined;
+          if (stop !== undefined) setTimeout(stop, 100); // after the reply is on its way
+          return {
+            ok: true,
+            message: `stopped ${n} process${n === 1 ? "" : "es"}`,
+            hub_stops: stop !== undefined,
+          };
         }),
       logs: (req) => sup.logs(req.node, req.replica, req.lines),
     });

@@ -531,9 +531,12 @@ export const downCommand: CommandSpec = {
           problems.push({ code: "ERR_VERSION_CONFLICT", text: `host ${r.host}: ${r.value.message}` });
         else ctx.err(multi ? `host ${r.host}: ${r.value.message}` : r.value.message);
       }
-      const localDown = results.some((r) => r.ok && targets.find((h) => h.host === r.host)?.local === true);
-      if (localDown && !keepHub && hubPid > 0 && !remote) {
-        // The hub exits by itself if `myelin up` started it: wait for that (bounded).
+      const hubStops = results.some(
+        (r) => r.ok && r.value.hub_stops && targets.find((h) => h.host === r.host)?.local === true,
+      );
+      if (hubStops && !keepHub && hubPid > 0 && !remote) {
+        // The hub said it exits (`myelin up` started it with --stop-on-down): wait for that (bounded).
+        // A hub started by hand keeps running, and nothing is waited for.
         const end = Date.now() + 10000;
         const alive = (): boolean => processRunning(hubPid) && existsSync(pidFile);
         while (alive() && Date.now() < end && !ctx.signal.aborted)

@@ -351,7 +351,8 @@ const SupervisorControl = defineService(
 const SupervisorDown = defineService(
   "myelin_msgs/SupervisorDown",
   { stop_hub: t.bool(), wait_ms: t.u32(), version: t.f64() },
-  { ok: t.bool(), message: t.string() },
+  // hub_stops: the hub exits after this reply (asked to, and started with --stop-on-down).
+  { ok: t.bool(), message: t.string(), hub_stops: t.bool() },
 );
 /**
  * The last `lines` log lines of a node's processes (`replica` -1: every replica), oldest first,
