@@ -14,12 +14,7 @@ test(
   async () => {
     await using w = new PlWorld(["ple", "plf"], { insecure: true });
     const common = ["--listen", "tcp://127.0.0.1:0", "--advertise-address", "127.0.0.1", "--insecure"];
-    const e = w.hub(0, common);
-    const eTcp = await e.tcp();
-    const f = w.hub(1, [...common, "--peer", eTcp]);
-    await f.tcp();
-    for (const h of [e, f]) await h.waitFor(/supervisor ready/, 20000, "the supervisor");
-    await w.waitForPeer(0, "plf");
+    await w.pair(common, [], true);
     const up = await w.cli(0, ["up", w.file("s.yaml", spec({ every: "" })), "--json"]);
     assert.equal(up.code, 1, `${up.stdout}\n${up.stderr}`);
     assert.match(
@@ -62,12 +57,7 @@ test(
       ].join("\n"),
     );
     const common = ["--listen", "tcp://127.0.0.1:0", "--advertise-address", "127.0.0.1"];
-    const g = w.hub(0, common);
-    const gTcp = await g.tcp();
-    const h = w.hub(1, [...common, "--peer", `${gTcp}#plg`, "--policy", policy]);
-    await h.tcp();
-    for (const x of [g, h]) await x.waitFor(/supervisor ready/, 20000, "the supervisor");
-    await w.waitForPeer(0, "plh");
+    const [g] = await w.pair(common, ["--policy", policy]);
     const up = await w.cli(0, ["up", w.file("s.yaml", spec({ every: "" })), "--json"]);
     assert.equal(up.code, 1, `${up.stdout}\n${up.stderr}`);
     const key = w.hosts[0]!.publicKey;

@@ -23,12 +23,7 @@ test(
       "--peer-lease-ms",
       String(LEASE_MS),
     ];
-    const c = w.hub(0, common);
-    const cTcp = await c.tcp();
-    const d = w.hub(1, [...common, "--peer", `${cTcp}#plc`]);
-    await d.tcp();
-    for (const h of [c, d]) await h.waitFor(/supervisor ready/, 20000, "the supervisor");
-    await w.waitForPeer(0, "pld");
+    const [c, d] = await w.pair(common);
     const up = await w.cli(0, ["up", w.file("s.yaml", spec({ every: "" })), "--json"]);
     assert.equal(up.code, 0, `${up.stdout}\n${up.stderr}`);
     assert.deepEqual(summary(JSON.parse(up.stdout) as ProcessRow[]), [

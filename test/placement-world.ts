@@ -148,6 +148,26 @@ export class PlWorld {
   }
 
   /** Starts `myelin hub ARGS` on host `i`. */
+  /**
+   * Starts host 0's hub with `args`, then host 1's with `args`, `extra1` and a `--peer` to host 0
+   * (with host 0's key unless `insecure`), and waits until both supervisors are ready and host 0
+   * sees host 1's.
+   */
+  async pair(args: string[], extra1: string[] = [], insecure = false): Promise<[PlHub, PlHub]> {
+    const first = this.hub(0, args);
+    const tcp = await first.tcp();
+    const second = this.hub(1, [
+      ...args,
+      "--peer",
+      insecure ? tcp : `${tcp}#${this.hosts[0]!.name}`,
+      ...extra1,
+    ]);
+    await second.tcp();
+    for (const h of [first, second]) await h.waitFor(/supervisor ready/, 20000, "the supervisor");
+    await this.waitForPeer(0, this.hosts[1]!.name);
+    return [first, second];
+  }
+
   hub(i: number, args: string[]): PlHub {
     const h = new PlHub(this.hosts[i]!, ["hub", "--host", this.hosts[i]!.name, ...args]);
     this.hubs.push(h);
