@@ -100,20 +100,32 @@ export const topicListCommand: CommandSpec = {
   },
 };
 
+/** The `--host` option of the commands that read or change the durable store. */
+const STORE_HOST_OPTION = {
+  type: "string",
+  arg: "HOST",
+  help: "use the store of this host of the site (names as `myelin site status` shows them; default: this host's)",
+} as const;
+
 export const topicInfoCommand: CommandSpec = {
   path: ["topic", "info"],
   summary: "show a topic's type, publishers and subscribers with their QoS",
   args: [{ name: "TOPIC", help: "topic name, e.g. /chatter" }],
   options: {
     json: { type: "boolean", help: "print one JSON object: topic, type, publishers, subscribers" },
+    host: STORE_HOST_OPTION,
   },
-  examples: ["myelin topic info /chatter", "myelin topic info /camera/front/image --json"],
+  examples: [
+    "myelin topic info /chatter",
+    "myelin topic info /camera/front/image --json",
+    "myelin topic info /alerts --host edge2",
+  ],
   connects: true,
   async run(ctx, inv) {
     const topic = absName(inv.positionals[0]!);
     return withNode(ctx, inv, "topic_info", async (node, graph) => {
       const t = topicsOf(graph).find((x) => x.topic === topic);
-      const durable = await durableInfo(node, graph, topic);
+      const durable = await durableInfo(node, graph, topic, strOpt(inv, "host"));
       if (t === undefined && durable === undefined) throw unknownTopic(topic, graph);
       const flow = t === undefined ? [] : await flowLines(node, graph, t);
       const uplink = durable !== undefined ? await uplinkForwarder(node, graph, topic) : undefined;
@@ -283,16 +295,51 @@ export const topicFindCommand: CommandSpec = {
 };
 
 /**
- * Throws unless the hub's store serves `service`.
- * @throws MyelinError ERR_NO_SERVER naming the fix
+ * Throws unless a store serves `service`: the store of `host` when one is named, else any.
+ * @throws MyelinError ERR_NO_SERVER naming the fix (and the hosts that run a store)
  */
-function requireStore(graph: GraphSnapshot, method: keyof StoreProtocol): void {
-  if (!graphServes(graph, STORE_PROTOCOL[method])) {
+function requireStore(graph: GraphSnapshot, method: keyof StoreProtocol, host?: string): void {
+  const service = STORE_PROTOCOL[method].service;
+  const serving = graph.nodes.filter((n) => n.services.some((d) => d.service === service));
+  if (host === undefined) {
+    if (serving.length > 0) return;
     throw new ServiceError(
       "ERR_NO_SERVER",
       "no store runs with the hub: durable topics need `myelin hub` with its store (the default)",
     );
   }
+  if (serving.some((n) => n.host === host)) return;
+  const hosts = [...new Set(serving.map((n) => n.host))].sort();
+  const known = graph.nodes.some((n) => n.host === host);
+  throw new ServiceError(
+    "ERR_NO_SERVER",
+    `${known ? `host ${host} runs no store` : `no host named ${host} is in the site`}: ` +
+      (hosts.length > 0
+        ? `hosts with a store: ${hosts.join(", ")} (see \`myelin site status\`)`
+        : "no host of the site runs a store; start `myelin hub` without --no-store"),
+  );
+}
+
+/**
+ * An unknown durable topic in this host's store, in a site where other hosts run stores too: the
+ * same error, saying that each host keeps its own store and naming `--host`.
+ */
+function withOtherStores(err: unknown, graph: GraphSnapshot, self: string): unknown {
+  if (!(err instanceof MyelinError) || err.code !== "ERR_UNKNOWN_TOPIC") return err;
+  const service = STORE_PROTOCOL.read.service;
+  const others = [
+    ...new Set(
+      graph.nodes
+        .filter((n) => n.host !== self && n.services.some((d) => d.service === service))
+        .map((n) => n.host),
+    ),
+  ].sort();
+  if (others.length === 0) return err;
+  return new MyelinError(
+    "ERR_UNKNOWN_TOPIC",
+    `${err.message} (in the store of host ${self}); each host of the site keeps its own store and a ` +
+      `message is stored on its publisher's host: add --host H for one of ${others.join(", ")}`,
+  );
 }
 
 /** One line for a durable topic's settings (the store's JSON). */
@@ -330,9 +377,14 @@ async function uplinkForwarder(
 }
 
 /** The store's view of a durable topic, when a store runs and knows the topic. */
-async function durableInfo(node: Node, graph: GraphSnapshot, topic: string) {
-  if (!graphServes(graph, STORE_PROTOCOL.info)) return undefined;
-  const info = await new StoreClient(node, { timeoutMs: 3000 }).info({ topic });
+async function durableInfo(node: Node, graph: GraphSnapshot, topic: string, host?: string) {
+  if (host !== undefined) requireStore(graph, "info", host);
+  else if (!graphServes(graph, STORE_PROTOCOL.info)) return undefined;
+  const info = await new StoreClient(node, { timeoutMs: 3000, ...(host !== undefined ? { host } : {}) }).info(
+    {
+      topic,
+    },
+  );
   return info.exists ? info : undefined;
 }
 
@@ -750,10 +802,16 @@ export const topicReadCommand: CommandSpec = {
       help: "print at most N messages (default 10, at most 10000)",
     },
     json: { type: "boolean", help: "one JSON object per line: topic, seq, stamp (ms), msg" },
+    host: STORE_HOST_OPTION,
   },
-  details: ["Reads without a consumer: nothing is acknowledged, no consumer's progress changes."],
+  details: [
+    "Reads without a consumer: nothing is acknowledged, no consumer's progress changes.",
+    "In a site each host's hub keeps its own store, and a message is stored on its publisher's",
+    "host: --host H reads the store of host H.",
+  ],
   examples: [
     "myelin topic read /alerts",
+    "myelin topic read /alerts --host edge2",
     "myelin topic read /alerts --from 100 --count 50 --json",
     "myelin topic read /alerts --from-time 2026-11-22T10:00:00Z",
   ],
@@ -774,13 +832,13 @@ export const topicReadCommand: CommandSpec = {
       }
     }
     return withNode(ctx, inv, "topic_read", async (node, graph) => {
-      requireStore(graph, "read");
-      const r = await new StoreClient(node, { timeoutMs: 10000 }).read({
-        topic,
-        from_seq: from,
-        from_time_ms: fromTime,
-        max: Math.min(count, 10000),
-      });
+      const host = strOpt(inv, "host");
+      requireStore(graph, "read", host);
+      const r = await new StoreClient(node, { timeoutMs: 10000, ...(host !== undefined ? { host } : {}) })
+        .read({ topic, from_seq: from, from_time_ms: fromTime, max: Math.min(count, 10000) })
+        .catch((err: unknown) => {
+          throw host === undefined ? withOtherStores(err, graph, node.host) : err;
+        });
       const type = lookupType(r.type);
       const json = boolOpt(inv, "json");
       for (let i = 0; i < r.seqs.length; i++) {
@@ -845,6 +903,7 @@ export const topicConfigCommand: CommandSpec = {
       help: "create the topic with this message type if it does not exist yet",
     },
     json: { type: "boolean", help: "print the effective settings as JSON" },
+    host: STORE_HOST_OPTION,
   },
   details: [
     "With no setting given, prints the topic's effective settings. Settings apply at once, are kept",
@@ -856,6 +915,7 @@ export const topicConfigCommand: CommandSpec = {
     "myelin topic config /telemetry --max-age 7d --max-bytes 10000000000",
     "myelin topic config /jobs --mode work-queue",
     "myelin topic config /alerts --max-messages none --dedup-window 10m",
+    "myelin topic config /telemetry --host edge2 --max-age 1d",
   ],
   connects: true,
   async run(ctx, inv) {
@@ -897,8 +957,12 @@ export const topicConfigCommand: CommandSpec = {
     const typeName = strOpt(inv, "type");
     if (typeName !== undefined) resolveMessageType(typeName);
     return withNode(ctx, inv, "topic_config", async (node, graph) => {
-      requireStore(graph, "configure");
-      const r = await new StoreClient(node, { timeoutMs: 10000 }).configure({
+      const host = strOpt(inv, "host");
+      requireStore(graph, "configure", host);
+      const r = await new StoreClient(node, {
+        timeoutMs: 10000,
+        ...(host !== undefined ? { host } : {}),
+      }).configure({
         topic,
         type: typeName ?? "",
         config_json: JSON.stringify(change),
