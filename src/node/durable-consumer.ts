@@ -352,7 +352,10 @@ export class DurableConsumer<T> {
 
 /** Seqs as runs of consecutive ones, flattened: `[start, count, start, count, ...]`, ascending. */
 function toRuns(seqs: number[]): number[] {
-  const sorted = seqs.length > 1 ? Float64Array.from(seqs).sort() : seqs;
+  let ascending = true;
+  for (let i = 1; i < seqs.length && ascending; i++) ascending = seqs[i]! > seqs[i - 1]!;
+  // Acks usually come in delivery order: sorted already.
+  const sorted = ascending ? seqs : Float64Array.from(seqs).sort();
   const out: number[] = [];
   for (let i = 0; i < sorted.length;) {
     const start = sorted[i]!;
