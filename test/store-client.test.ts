@@ -17,6 +17,11 @@ import { defineMessage, defineService, myelin_msgs, t } from "../src/msgs/index.
 import { StoreService } from "../src/store/index.js";
 import { tempRuntime } from "./helpers.js";
 
+/** Resolves once `check` holds, polling every 10 ms (the test's own timeout bounds it). */
+async function until(check: () => Promise<boolean>): Promise<void> {
+  while (!(await check())) await new Promise((r) => setTimeout(r, 10));
+}
+
 /** The payloads of an append request: `packed` (u32 LE length, bytes, ...) or the array. */
 function payloadsOf(r: StoreRequest<"append">): Uint8Array[] {
   if (r.packed === undefined) return r.payloads;
@@ -307,6 +312,42 @@ test("appends travel packed and fetches raw: the log's records as stored; bad pa
       });
     }
     assert.equal((await store.info({ topic })).last_seq, 7, "a refused request stores nothing");
+
+    // A closing consumer withdraws its grants: the one waiting is answered at once, before the
+    // cancel's own (empty) answer, and a message stored afterwards is delivered to nobody.
+    const grant = (cancel: boolean): Promise<StoreResponse<"fetch">> =>
+      store.fetch(
+        {
+          topic,
+          type: "std_msgs/UInt8",
+          consumer: "k",
+          client: "closing",
+          max: cancel ? 0 : 10,
+          wait_ms: cancel ? 0 : 60000,
+          start_at: "seq:8", // after everything stored so far
+          ack_timeout_ms: 60000,
+          max_deliver: 0,
+          max_in_flight: 100,
+          raw: true,
+          ...(cancel ? { cancel: true } : {}),
+        },
+        { timeoutMs: 60000 },
+      );
+    const waiting = grant(false);
+    let answered = false;
+    void waiting.then(() => (answered = true));
+    await until(async () => (await store.info({ topic })).consumers.includes("k"));
+    const cancelled = await grant(true);
+    assert.ok(answered, "the waiting grant was answered before the cancel");
+    assert.deepEqual((await waiting).deliveries, []);
+    assert.deepEqual([cancelled.deliveries, cancelled.records], [[], undefined]);
+    await store.append(topic, "std_msgs/UInt8", Uint8Array.of(9));
+    const k = await store.info({ topic });
+    assert.equal(k.pending[k.consumers.indexOf("k")], 0, "nothing delivered to withdrawn grants");
+    // A cancel delivers nothing itself, even with a message there to deliver.
+    assert.deepEqual((await grant(true)).deliveries, []);
+    const k2 = await store.info({ topic });
+    assert.equal(k2.pending[k2.consumers.indexOf("k")], 0);
   } finally {
     await service.close();
   }

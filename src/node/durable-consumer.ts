@@ -158,7 +158,10 @@ export class DurableConsumer<T> {
     this.#retryTimer = undefined;
     await this.#flushAcks();
     // The grants outstanding are answered within FETCH_WAIT_MS (the store answers all but the last
-    // at once); what they bring is not handed out and comes back after the ack timeout.
+    // at once); what they bring is not handed out and comes back after the ack timeout. Withdrawing
+    // them has the one waiting for messages answered at once (a store that predates `cancel`
+    // refuses it: then it is answered within FETCH_WAIT_MS).
+    if (this.#grants > 0) await this.#cancelGrants();
     await this.#replies;
   }
 
@@ -181,6 +184,30 @@ export class DurableConsumer<T> {
       // A partial grant only when none is outstanding: otherwise wait for a full one's room.
       if (room <= 0 || (room < grantSize && this.#grants > 0)) return;
       this.#grant(Math.min(room, grantSize));
+    }
+  }
+
+  /** Withdraws this client's outstanding grants at the store; never throws. */
+  async #cancelGrants(): Promise<void> {
+    try {
+      await this.#store.fetch(
+        {
+          topic: this.topic,
+          type: this.#type.name,
+          consumer: this.name,
+          client: this.#client,
+          max: 0,
+          wait_ms: 0,
+          start_at: this.#opts.startAt,
+          ack_timeout_ms: this.#opts.ackTimeoutMs,
+          max_deliver: this.#opts.maxDeliver,
+          max_in_flight: this.#opts.maxInFlight,
+          cancel: true,
+        },
+        { timeoutMs: FETCH_WAIT_MS + 5000 },
+      );
+    } catch {
+      // An older store, or the store gone: the grants end by themselves.
     }
   }
 

@@ -167,6 +167,7 @@ interface FetchRequest {
   max_deliver: number;
   max_in_flight: number;
   raw?: boolean | undefined;
+  cancel?: boolean | undefined;
 }
 
 /** The reply to a fetch: the messages delivered, in parallel arrays or (raw) as records. */
@@ -869,6 +870,8 @@ export class StoreService {
     arrived: number,
     queue: { queued: number; wake: (() => void) | undefined },
   ): Promise<FetchReply> {
+    // Withdrawn grants: the one waiting before this was woken and answered (a later one was queued).
+    if (req.cancel === true) return { seqs: [], timestamps: [], deliveries: [], payloads: [] };
     const t = await this.#open(req.topic, req.type);
     const asked = {
       startAt: req.start_at,

@@ -95,6 +95,11 @@ const StoreFetch = defineService(
     max_in_flight: t.u32(),
     /** Answer with `records` (the log's own record bytes) instead of the parallel arrays. */
     raw: t.optional(t.bool()),
+    /**
+     * Withdraws the client's grants instead (a consumer closing): the one waiting for messages is
+     * answered at once, and this one, empty, after it; nothing is delivered.
+     */
+    cancel: t.optional(t.bool()),
   },
   {
     seqs: t.array(t.f64()),
