@@ -12,8 +12,29 @@ import {
   type StoreRequest,
   type StoreResponse,
 } from "../src/node/index.js";
+import { forEachStoredRecord } from "../src/node/stored-records.js";
+import { defineMessage, defineService, myelin_msgs, t } from "../src/msgs/index.js";
 import { StoreService } from "../src/store/index.js";
 import { tempRuntime } from "./helpers.js";
+
+/** Resolves once `check` holds, polling every 10 ms (the test's own timeout bounds it). */
+async function until(check: () => Promise<boolean>): Promise<void> {
+  while (!(await check())) await new Promise((r) => setTimeout(r, 10));
+}
+
+/** The payloads of an append request: `packed` (u32 LE length, bytes, ...) or the array. */
+function payloadsOf(r: StoreRequest<"append">): Uint8Array[] {
+  if (r.packed === undefined) return r.payloads;
+  assert.equal(r.payloads.length, 0, "payloads go in packed or in the array, not both");
+  const out: Uint8Array[] = [];
+  const b = Buffer.from(r.packed.buffer, r.packed.byteOffset, r.packed.byteLength);
+  for (let at = 0; at < b.length;) {
+    const n = b.readUInt32LE(at);
+    out.push(b.subarray(at + 4, at + 4 + n));
+    at += 4 + n;
+  }
+  return out;
+}
 
 test("appends of one event-loop turn go in one request per topic, with message ids lined up", async () => {
   using rt = tempRuntime();
@@ -29,13 +50,9 @@ test("appends of one event-loop turn go in one request per topic, with message i
     append: (req) => {
       appends.push(req);
       const first = seq + 1;
-      seq += req.payloads.length;
-      return {
-        first_seq: first,
-        count: req.payloads.length,
-        seqs: req.payloads.map((_, i) => first + i),
-        duplicates: 0,
-      };
+      const n = payloadsOf(req).length;
+      seq += n;
+      return { first_seq: first, count: n, seqs: [], duplicates: 0 };
     },
     fetch: unused,
     ack: unused,
@@ -50,17 +67,19 @@ test("appends of one event-loop turn go in one request per topic, with message i
   const p = new Uint8Array([1]);
   await Promise.all([
     store.append("/a", "std_msgs/String", p),
-    store.append("/a", "std_msgs/String", p, "id-2"),
+    store.append("/a", "std_msgs/String", new Uint8Array([2, 3]), "id-2"),
     store.append("/b", "std_msgs/Int32", p),
-    store.append("/a", "std_msgs/String", p),
+    store.append("/a", "std_msgs/String", new Uint8Array(0)),
   ]);
   assert.deepEqual(
-    appends.map((r) => [r.topic, r.type, r.payloads.length, r.msg_ids]),
+    appends.map((r) => [r.topic, r.type, payloadsOf(r).map((x) => [...x]), r.msg_ids]),
     [
-      ["/a", "std_msgs/String", 3, ["", "id-2", ""]],
-      ["/b", "std_msgs/Int32", 1, []],
+      ["/a", "std_msgs/String", [[1], [2, 3], []], ["", "id-2", ""]],
+      ["/b", "std_msgs/Int32", [[1]], []],
     ],
   );
+  // The payloads of a request travel packed in one buffer.
+  assert.ok(appends.every((r) => r.packed !== undefined && r.payloads.length === 0));
 
   // The next turn makes a new request.
   await store.append("/a", "std_msgs/String", p);
@@ -220,5 +239,197 @@ test("a client's fetches are credit grants answered in order; only the last one 
     assert.deepEqual((await store.info({ topic })).pending, [1], "a refused request changes nothing");
   } finally {
     await service.close();
+  }
+});
+
+test("appends travel packed and fetches raw: the log's records as stored; bad packed bytes are refused", async () => {
+  using rt = tempRuntime();
+  await using _hub = await Hub.start({ runtimeDir: rt.dir });
+  const service = await StoreService.start({ dataDir: join(rt.dir, "data"), runtimeDir: rt.dir });
+  try {
+    await using node = await createNode({ name: "app", runtimeDir: rt.dir });
+    const store = new StoreClient(node, { timeoutMs: 10000 });
+    assert.equal(await store.waitForServer("append", 5000), true);
+    const topic = "/raw";
+    const sent = Array.from({ length: 5 }, (_, i) => Uint8Array.from({ length: i * 3 }, (_, k) => k + i));
+    await Promise.all(sent.map((p) => store.append(topic, "std_msgs/UInt8", p)));
+    const fetch = (max: number): Promise<StoreResponse<"fetch">> =>
+      store.fetch(
+        {
+          topic,
+          type: "std_msgs/UInt8",
+          consumer: "c",
+          client: "one",
+          max,
+          wait_ms: 100,
+          start_at: "first",
+          ack_timeout_ms: 60000,
+          max_deliver: 0,
+          max_in_flight: 100,
+          raw: true,
+        },
+        { timeoutMs: 10000 },
+      );
+    const records = (r: StoreResponse<"fetch">): [number, number, number[]][] => {
+      assert.deepEqual([r.seqs, r.timestamps, r.payloads], [[], [], []], "a raw answer has no arrays");
+      const out: [number, number, number[]][] = [];
+      forEachStoredRecord(r.records ?? new Uint8Array(0), (_i, seq, ts, payload) =>
+        out.push([seq, ts, [...payload]]),
+      );
+      return out;
+    };
+    const stored = await store.read({ topic, from_seq: 1, from_time_ms: 0, max: 10 });
+    const first = await fetch(3);
+    assert.deepEqual(
+      records(first),
+      [0, 1, 2].map((i) => [i + 1, stored.timestamps[i], [...sent[i]!]]),
+    );
+    assert.deepEqual(first.deliveries, [1, 1, 1]);
+    // A redelivery and new messages in one answer: in seq order, each with its delivery count.
+    await store.ack({ topic, consumer: "c", acks: [], ack_runs: [1, 1, 3, 1], nacks: [2], nack_delay_ms: 0 });
+    const second = await fetch(10);
+    assert.deepEqual(
+      records(second).map(([seq, , payload]) => [seq, payload]),
+      [2, 4, 5].map((seq) => [seq, [...sent[seq - 1]!]]),
+    );
+    assert.deepEqual(second.deliveries, [2, 1, 1]);
+
+    // The append reply: first seq and count (seqs are listed only for messages with ids).
+    const append = node.createClient("/_store/append", myelin_msgs.StoreAppend);
+    const packed = Buffer.from([2, 0, 0, 0, 7, 8, 0, 0, 0, 0]);
+    assert.deepEqual(
+      await append.call({ topic, type: "std_msgs/UInt8", payloads: [], msg_ids: [], packed }),
+      { first_seq: 6, count: 2, seqs: [], duplicates: 0 },
+    );
+    for (const [req, why] of [
+      [{ payloads: [], packed: Buffer.from([5, 0, 0, 0, 1]) }, /says 5 bytes, but only 1 follow/],
+      [{ payloads: [], packed: Buffer.from([1, 0, 0, 0, 1, 0]) }, /end inside a length at byte 5/],
+      [{ payloads: [Uint8Array.of(1)], packed: Buffer.from([0, 0, 0, 0]) }, /not both/],
+    ] as [{ payloads: Uint8Array[]; packed: Uint8Array }, RegExp][]) {
+      await assert.rejects(append.call({ topic, type: "std_msgs/UInt8", msg_ids: [], ...req }), {
+        code: "ERR_INVALID_ARGUMENT",
+        message: why,
+      });
+    }
+    assert.equal((await store.info({ topic })).last_seq, 7, "a refused request stores nothing");
+
+    // A closing consumer withdraws its grants: the one waiting is answered at once, before the
+    // cancel's own (empty) answer, and a message stored afterwards is delivered to nobody.
+    const grant = (cancel: boolean): Promise<StoreResponse<"fetch">> =>
+      store.fetch(
+        {
+          topic,
+          type: "std_msgs/UInt8",
+          consumer: "k",
+          client: "closing",
+          max: cancel ? 0 : 10,
+          wait_ms: cancel ? 0 : 60000,
+          start_at: "seq:8", // after everything stored so far
+          ack_timeout_ms: 60000,
+          max_deliver: 0,
+          max_in_flight: 100,
+          raw: true,
+          ...(cancel ? { cancel: true } : {}),
+        },
+        { timeoutMs: 60000 },
+      );
+    const waiting = grant(false);
+    let answered = false;
+    void waiting.then(() => (answered = true));
+    await until(async () => (await store.info({ topic })).consumers.includes("k"));
+    const cancelled = await grant(true);
+    assert.ok(answered, "the waiting grant was answered before the cancel");
+    assert.deepEqual((await waiting).deliveries, []);
+    assert.deepEqual([cancelled.deliveries, cancelled.records], [[], undefined]);
+    await store.append(topic, "std_msgs/UInt8", Uint8Array.of(9));
+    const k = await store.info({ topic });
+    assert.equal(k.pending[k.consumers.indexOf("k")], 0, "nothing delivered to withdrawn grants");
+    // A cancel delivers nothing itself, even with a message there to deliver.
+    assert.deepEqual((await grant(true)).deliveries, []);
+    const k2 = await store.info({ topic });
+    assert.equal(k2.pending[k2.consumers.indexOf("k")], 0);
+  } finally {
+    await service.close();
+  }
+});
+
+test("a store older than packed appends and raw fetches refuses the fields: the client sends arrays", async () => {
+  using rt = tempRuntime();
+  await using _hub = await Hub.start({ runtimeDir: rt.dir });
+  await using storeNode = await createNode({ name: "_store", runtimeDir: rt.dir });
+  // The store's services as they were before `packed` and `raw`. In this process they are called
+  // directly: the handler sees the new fields and ignores them, as an old store's code would (over
+  // the wire, its request check refuses them, with the same outcome).
+  const OldAppend = defineService(
+    "myelin_msgs/StoreAppend",
+    { topic: t.string(), type: t.string(), payloads: t.array(t.bytes()), msg_ids: t.array(t.string()) },
+    { first_seq: t.f64(), count: t.u32(), seqs: t.array(t.f64()), duplicates: t.u32() },
+  );
+  const OldFetch = defineService(
+    "myelin_msgs/StoreFetch",
+    {
+      topic: t.string(),
+      type: t.string(),
+      consumer: t.string(),
+      client: t.string(),
+      max: t.u32(),
+      wait_ms: t.u32(),
+      start_at: t.string(),
+      ack_timeout_ms: t.u32(),
+      max_deliver: t.u32(),
+      max_in_flight: t.u32(),
+    },
+    {
+      seqs: t.array(t.f64()),
+      timestamps: t.array(t.f64()),
+      deliveries: t.array(t.u32()),
+      payloads: t.array(t.bytes()),
+    },
+  );
+  const appended: Uint8Array[] = [];
+  await storeNode.createService("/_store/append", OldAppend, (req) => {
+    appended.push(...req.payloads);
+    return {
+      first_seq: 1,
+      count: req.payloads.length,
+      seqs: req.payloads.map((_, i) => i + 1),
+      duplicates: 0,
+    };
+  });
+  let fetches = 0;
+  await storeNode.createService("/_store/fetch", OldFetch, async (req) => {
+    if (fetches++ === 0)
+      return {
+        seqs: [1],
+        timestamps: [1000],
+        deliveries: [1],
+        payloads: [Uint8Array.of(0x81, 0xa4, 0x64, 0x61, 0x74, 0x61, 0x07)],
+      };
+    await new Promise((r) => setTimeout(r, Math.min(req.wait_ms, 100)));
+    return { seqs: [], timestamps: [], deliveries: [], payloads: [] };
+  });
+  await storeNode.createService("/_store/ack", myelin_msgs.StoreAck, (req) => ({
+    acked: (req.ack_runs ?? []).length / 2,
+  }));
+  await using node = await createNode({ name: "app", runtimeDir: rt.dir });
+  await node.waitForGraph((g) => graphServes(g, STORE_PROTOCOL.fetch), 5000);
+  const store = new StoreClient(node, { breaker: false });
+  await store.append("/old", "std_msgs/UInt8", Uint8Array.of(1, 2));
+  await store.append("/old", "std_msgs/UInt8", Uint8Array.of(3));
+  assert.deepEqual(
+    appended.map((p) => [...p]),
+    [[1, 2], [3]],
+  );
+
+  const UInt8 = defineMessage("std_msgs/UInt8", { data: t.u8() });
+  const c = node.createDurableConsumer("/old", UInt8, { name: "c" });
+  try {
+    for await (const m of c) {
+      assert.deepEqual([m.seq, m.timestamp, m.msg.data], [1, 1000, 7]);
+      await m.ack();
+      break;
+    }
+  } finally {
+    await c.close();
   }
 });

@@ -53,13 +53,37 @@ export const STORE_RESTART_WAIT_MS = 10000;
 /** How long one append request waits for the store's reply, in ms. */
 export const STORE_APPEND_TIMEOUT_MS = 10000;
 
-/** Appends of one topic made in one event-loop turn, sent as one request. */
-interface AppendBatch {
-  type: string;
-  payloads: Uint8Array[];
+/** Appends of one topic made in one event-loop turn, sent as one request; they settle together. */
+class AppendBatch {
+  readonly payloads: Uint8Array[] = [];
+  /** Bytes of the payloads. */
+  bytes = 0;
   /** One per payload ("" for none), or null while no payload of the batch has an id. */
-  ids: string[] | null;
-  waiters: { resolve: () => void; reject: (e: unknown) => void }[];
+  ids: string[] | null = null;
+  readonly promise: Promise<void>;
+  resolve!: () => void;
+  reject!: (e: unknown) => void;
+  constructor(readonly type: string) {
+    this.promise = new Promise<void>((res, rej) => {
+      this.resolve = res;
+      this.reject = rej;
+    });
+  }
+}
+
+/**
+ * The payloads back to back, each after its length as a u32 LE: the `packed` field of
+ * myelin_msgs/StoreAppend.
+ */
+function packPayloads(payloads: readonly Uint8Array[], bytes: number): Uint8Array {
+  const out = Buffer.allocUnsafe(bytes + 4 * payloads.length);
+  let at = 0;
+  for (const p of payloads) {
+    out.writeUInt32LE(p.length, at);
+    out.set(p, at + 4);
+    at += 4 + p.length;
+  }
+  return out;
 }
 
 /**
@@ -72,6 +96,8 @@ export class StoreClient {
   readonly #batches = new Map<string, AppendBatch>();
   /** A store answered an append of this client (so its absence now means it is restarting). */
   #storeSeen = false;
+  /** The store refused the `packed` field (an older store): payloads go as an array. */
+  #packedRefused = false;
   #closed = false;
 
   /** @throws MyelinError ERR_INVALID_ARGUMENT for an option out of range */
@@ -81,8 +107,10 @@ export class StoreClient {
 
   /**
    * Appends one encoded message of a persistent topic. Appends made in one event-loop turn travel
-   * in one request and share the store's group commit. While the hub restarts, an append to a
-   * store that answered before waits up to {@link STORE_RESTART_WAIT_MS} for it to come back.
+   * in one request (their payloads packed in one buffer), share the store's group commit and
+   * settle together: they return one promise. While the hub restarts, an append to a store that
+   * answered before waits up to {@link STORE_RESTART_WAIT_MS} for it to come back. Do not modify
+   * `payload` afterwards.
    * @throws ServiceError ERR_NO_SERVER when no store runs; ERR_UNAVAILABLE when the store did not
    *   come back in time (the message was not stored)
    * @throws ClosedError ERR_CLOSED after `close()`
@@ -90,18 +118,17 @@ export class StoreClient {
   append(topic: string, type: string, payload: Uint8Array, msgId?: string): Promise<void> {
     const closed = this.#refuseIfClosed(`append to ${topic}`);
     if (closed !== undefined) return closed;
-    return new Promise<void>((resolve, reject) => {
-      let b = this.#batches.get(topic);
-      if (b === undefined) {
-        b = { type, payloads: [], ids: null, waiters: [] };
-        this.#batches.set(topic, b);
-        setImmediate(() => void this.#flush(topic));
-      }
-      if (msgId !== undefined && b.ids === null) b.ids = b.payloads.map(() => "");
-      b.payloads.push(payload);
-      b.ids?.push(msgId ?? "");
-      b.waiters.push({ resolve, reject });
-    });
+    let b = this.#batches.get(topic);
+    if (b === undefined) {
+      b = new AppendBatch(type);
+      this.#batches.set(topic, b);
+      setImmediate(() => void this.#flush(topic));
+    }
+    if (msgId !== undefined && b.ids === null) b.ids = b.payloads.map(() => "");
+    b.payloads.push(payload);
+    b.bytes += payload.length;
+    b.ids?.push(msgId ?? "");
+    return b.promise;
   }
 
   /** Pulls messages for a durable consumer (see myelin_msgs/StoreFetch). */
@@ -158,15 +185,39 @@ export class StoreClient {
     // the append has not reached any store, so it is safe to wait for it and send it then.
     const deadline = Date.now() + STORE_RESTART_WAIT_MS;
     for (;;) {
+      const packed = !this.#packedRefused;
       try {
-        await append.call(
-          { topic, type: b.type, payloads: b.payloads, msg_ids: b.ids ?? [] },
+        const r = await append.call(
+          packed
+            ? {
+                topic,
+                type: b.type,
+                payloads: [],
+                msg_ids: b.ids ?? [],
+                packed: packPayloads(b.payloads, b.bytes),
+              }
+            : { topic, type: b.type, payloads: b.payloads, msg_ids: b.ids ?? [] },
           { timeoutMs: STORE_APPEND_TIMEOUT_MS },
         );
         this.#storeSeen = true;
-        for (const w of b.waiters) w.resolve();
+        if (packed && r.count + r.duplicates !== b.payloads.length) {
+          // A store that does not know `packed` and took the empty array: nothing was stored.
+          this.#packedRefused = true;
+          continue;
+        }
+        b.resolve();
         return;
       } catch (err) {
+        // A store older than `packed` refuses the field over the wire (nothing was stored): send the array.
+        if (
+          packed &&
+          err instanceof MyelinError &&
+          err.code === "ERR_VALIDATION" &&
+          /'packed'/.test(err.message)
+        ) {
+          this.#packedRefused = true;
+          continue;
+        }
         const noStore = err instanceof MyelinError && err.code === "ERR_NO_SERVER";
         if (noStore && this.#storeSeen && !this.#closed && Date.now() < deadline) {
           if (await append.waitForService(deadline - Date.now()).catch(() => false)) continue;
@@ -185,7 +236,7 @@ export class StoreClient {
                 { cause: err },
               );
         }
-        for (const w of b.waiters) w.reject(e);
+        b.reject(e);
         return;
       }
     }

@@ -208,11 +208,18 @@ class DeadlineHeap {
     return a < b || (a === b && this.#s[i]! < this.#s[j]!);
   }
   #swap(i: number, j: number): void {
-    for (const arr of [this.#d, this.#s, this.#g]) {
-      const t = arr[i]!;
-      arr[i] = arr[j]!;
-      arr[j] = t;
-    }
+    const d = this.#d;
+    const s = this.#s;
+    const g = this.#g;
+    const td = d[i]!;
+    d[i] = d[j]!;
+    d[j] = td;
+    const ts = s[i]!;
+    s[i] = s[j]!;
+    s[j] = ts;
+    const tg = g[i]!;
+    g[i] = g[j]!;
+    g[j] = tg;
   }
   push(deadline: number, seq: number, gen: number): void {
     this.#d.push(deadline);
@@ -226,8 +233,15 @@ class DeadlineHeap {
       i = p;
     }
   }
-  peek(): [deadline: number, seq: number, gen: number] | undefined {
-    return this.#d.length === 0 ? undefined : [this.#d[0]!, this.#s[0]!, this.#g[0]!];
+  /** Deadline, seq and gen of the top item (call only when `size > 0`): no tuple allocated. */
+  get topDeadline(): number {
+    return this.#d[0]!;
+  }
+  get topSeq(): number {
+    return this.#s[0]!;
+  }
+  get topGen(): number {
+    return this.#g[0]!;
   }
   pop(): void {
     const n = this.#d.length - 1;
@@ -369,8 +383,10 @@ export class ConsumerState {
     const deadLetters: DeadLetter[] = [];
     const deadline = now + ackTimeoutMs;
     // Redeliveries (and dead letters) of everything whose deadline passed.
-    for (let top = this.#heap.peek(); top !== undefined; top = this.#heap.peek()) {
-      const [when, seq, gen] = top;
+    while (this.#heap.size > 0) {
+      const when = this.#heap.topDeadline;
+      const seq = this.#heap.topSeq;
+      const gen = this.#heap.topGen;
       const e = this.#pending.get(seq);
       if (e === undefined || e.gen !== gen) {
         this.#heap.pop();
@@ -515,10 +531,11 @@ export class ConsumerState {
    * (`-Infinity` for messages restored from a snapshot). Undefined if none is pending.
    */
   nextDeadline(): number | undefined {
-    for (let top = this.#heap.peek(); top !== undefined; top = this.#heap.peek()) {
-      const e = this.#pending.get(top[1]);
-      if (e !== undefined && e.gen === top[2]) return top[0];
-      this.#heap.pop();
+    const heap = this.#heap;
+    while (heap.size > 0) {
+      const e = this.#pending.get(heap.topSeq);
+      if (e !== undefined && e.gen === heap.topGen) return heap.topDeadline;
+      heap.pop();
     }
     return undefined;
   }
@@ -630,8 +647,10 @@ export class ConsumerState {
 
   #markHandled(seq: number): void {
     if (seq <= this.#floor) return;
-    this.#handled.add(seq);
-    this.#advanceFloor();
+    // In order (the usual case): the floor moves without a detour through the set.
+    if (seq === this.#floor + 1) this.#floor = seq;
+    else this.#handled.add(seq);
+    if (this.#handled.size > 0) this.#advanceFloor();
   }
 
   #advanceFloor(): void {

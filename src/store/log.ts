@@ -12,6 +12,7 @@ import {
   RECORD_OVERHEAD_BYTES,
   SEGMENT_HEADER_BYTES,
   SegmentReader,
+  type SegmentRecord,
   checkRecordSizes,
   decodeSegmentHeader,
   encodeRecordInto,
@@ -103,6 +104,29 @@ export interface LogRecord {
   ts: number;
   header: Uint8Array;
   payload: Uint8Array;
+}
+
+/**
+ * Records as the log stores them (docs/store-format.md): consecutive sequence numbers from
+ * `firstSeq`, their bytes back to back in the segment format, checksums included.
+ */
+export interface RawRecords {
+  /** Sequence number of the first record (of the next one to be appended when `count` is 0). */
+  firstSeq: number;
+  /** How many records `bytes` holds. */
+  count: number;
+  bytes: Uint8Array;
+}
+
+/** Records of one write kept in memory: the bytes written and where each record starts in them. */
+interface CacheChunk {
+  /** Sequence number of the chunk's first record (evicted or not). */
+  firstSeq: number;
+  buf: Buffer;
+  /** Byte offset in `buf` of each record, then `buf.length`. */
+  offs: Int32Array;
+  /** Index of the first record still cached (older ones were evicted). */
+  start: number;
 }
 
 /** Where `records()` starts: a sequence number, a time (ms since the Unix epoch), or the first record. */
@@ -217,7 +241,7 @@ export class DurableLog {
   readonly #cacheBytes: number;
   readonly #retentionIntervalMs: number;
   /** The newest records (consecutive seqs), oldest at `#cacheHead`; see `cacheBytes`. */
-  #cache: LogRecord[] = [];
+  #cache: CacheChunk[] = [];
   #cacheHead = 0;
   #cacheSize = 0;
   #segments: Segment[] = [];
@@ -724,16 +748,21 @@ export class DurableLog {
     }
     const batch = this.#pending.slice(0, n);
     const buf = Buffer.allocUnsafe(total);
-    const results: AppendResult[] = [];
+    // Where each record starts in `buf` (and where the last ends): the cache's index of them.
+    const offs = new Int32Array(n + 1);
+    const firstSeq = this.#last + 1;
+    const firstTs = this.#lastTs;
     let at = 0;
     let seq = this.#last;
-    let ts = this.#lastTs;
-    for (const p of batch) {
+    let ts = firstTs;
+    for (let i = 0; i < n; i++) {
+      const p = batch[i]!;
       seq++;
       ts = Math.max(ts, p.ts);
+      offs[i] = at;
       at = encodeRecordInto(buf, at, seq, ts, p.header, p.payload);
-      results.push({ seq, ts });
     }
+    offs[n] = at;
     try {
       await writeFully(file, buf, seg.size);
       if (this.#fsync !== "never") {
@@ -751,52 +780,111 @@ export class DurableLog {
       return;
     }
     // Index the new records (offsets only; no parsing needed).
-    let off = seg.size;
-    for (let i = 0; i < n; i++) {
-      addIndex(seg, results[i]!.seq, off);
-      off += batch[i]!.size;
-    }
+    const base = seg.size;
+    for (let i = 0; i < n; i++) addIndex(seg, firstSeq + i, base + offs[i]!);
     seg.size += total;
     this.#last = seq;
     this.#lastTs = ts;
-    if (this.#cacheBytes > 0) this.#cacheBatch(buf, batch, results);
+    if (this.#cacheBytes > 0) this.#cacheChunk(buf, firstSeq, offs);
     this.#pending.splice(0, n);
     this.#pendingBytes -= total;
     this.#appended += n;
-    for (let i = 0; i < n; i++) batch[i]!.resolve(results[i]!);
+    // A batch's records share one waiter (the last one's); the others wait on nothing.
+    let t = firstTs;
+    for (let i = 0; i < n; i++) {
+      const p = batch[i]!;
+      t = Math.max(t, p.ts);
+      if (p.resolve !== noop) p.resolve({ seq: firstSeq + i, ts: t });
+    }
   }
 
-  /** Keeps the records just written, as views of the written bytes (no copy), in the cache. */
-  #cacheBatch(buf: Buffer, batch: Pending[], results: AppendResult[]): void {
-    let at = 0;
-    for (let i = 0; i < batch.length; i++) {
-      const p = batch[i]!;
-      const h = at + RECORD_OVERHEAD_BYTES;
-      this.#cache.push({
-        seq: results[i]!.seq,
-        ts: results[i]!.ts,
-        header: buf.subarray(h, h + p.header.length),
-        payload: buf.subarray(h + p.header.length, h + p.header.length + p.payload.length),
-      });
-      this.#cacheSize += p.size;
-      at += p.size;
-    }
+  /**
+   * Keeps the records just written in the cache: the written bytes themselves (no copy) and
+   * where each record starts, one chunk per write; records are decoded from them when read.
+   */
+  #cacheChunk(buf: Buffer, firstSeq: number, offs: Int32Array): void {
+    this.#cache.push({ firstSeq, buf, offs, start: 0 });
+    this.#cacheSize += buf.length;
     while (this.#cacheSize > this.#cacheBytes && this.#cacheHead < this.#cache.length) {
-      const r = this.#cache[this.#cacheHead++]!;
-      this.#cacheSize -= recordSize(r.header.length, r.payload.length);
+      const c = this.#cache[this.#cacheHead]!;
+      this.#cacheSize -= c.offs[c.start + 1]! - c.offs[c.start]!;
+      if (++c.start === c.offs.length - 1) this.#cacheHead++;
     }
-    if (this.#cacheHead > 4096 && this.#cacheHead * 2 > this.#cache.length) {
+    if (this.#cacheHead > 64 && this.#cacheHead * 2 > this.#cache.length) {
       this.#cache = this.#cache.slice(this.#cacheHead);
       this.#cacheHead = 0;
     }
   }
 
+  /**
+   * Where the cache holds `fromSeq`: the chunk's position in `#cache` and the record's index in
+   * it; undefined if the cache does not hold it. `fromSeq` past the newest record gives the
+   * position just after it.
+   */
+  #cacheFind(fromSeq: number): { chunk: number; index: number } | undefined {
+    const cache = this.#cache;
+    let lo = this.#cacheHead;
+    const head = cache[lo];
+    if (head === undefined || fromSeq < head.firstSeq + head.start) return undefined;
+    let hi = cache.length - 1;
+    // Reads come mostly near the tail: look there first.
+    if (cache[hi]!.firstSeq <= fromSeq) lo = hi;
+    while (lo < hi) {
+      const mid = (lo + hi + 1) >> 1;
+      if (cache[mid]!.firstSeq <= fromSeq) lo = mid;
+      else hi = mid - 1;
+    }
+    const c = cache[lo]!;
+    const index = fromSeq - c.firstSeq;
+    if (index >= c.offs.length - 1) return { chunk: cache.length, index: 0 };
+    return { chunk: lo, index };
+  }
+
   /** Records from `fromSeq` on held by the cache, up to `maxCount`; undefined if it does not hold `fromSeq`. */
   #fromCache(fromSeq: number, maxCount: number): LogRecord[] | undefined {
-    const head = this.#cache[this.#cacheHead];
-    if (head === undefined || fromSeq < head.seq) return undefined;
-    const i = this.#cacheHead + (fromSeq - head.seq);
-    return this.#cache.slice(i, Math.min(this.#cache.length, i + maxCount));
+    const pos = this.#cacheFind(fromSeq);
+    if (pos === undefined) return undefined;
+    const out: LogRecord[] = [];
+    for (let k = pos.chunk, i = pos.index; k < this.#cache.length && out.length < maxCount; k++, i = 0) {
+      const { buf, offs, firstSeq } = this.#cache[k]!;
+      for (; i < offs.length - 1 && out.length < maxCount; i++) {
+        const at = offs[i]!;
+        const h = at + RECORD_OVERHEAD_BYTES;
+        const p = h + buf.readUInt16LE(at + 24);
+        out.push({
+          seq: firstSeq + i,
+          ts: buf.readDoubleLE(at + 16),
+          header: buf.subarray(h, p),
+          payload: buf.subarray(p, offs[i + 1]),
+        });
+      }
+    }
+    return out;
+  }
+
+  /** The bytes of up to `maxCount` records from `fromSeq` on held by the cache; undefined if it does not hold `fromSeq`. */
+  #rawFromCache(fromSeq: number, maxCount: number): RawRecords | undefined {
+    const pos = this.#cacheFind(fromSeq);
+    if (pos === undefined) return undefined;
+    // First the size, then one copy per chunk.
+    let bytes = 0;
+    let count = 0;
+    for (let k = pos.chunk, i = pos.index; k < this.#cache.length && count < maxCount; k++, i = 0) {
+      const { offs } = this.#cache[k]!;
+      const take = Math.min(offs.length - 1 - i, maxCount - count);
+      bytes += offs[i + take]! - offs[i]!;
+      count += take;
+    }
+    const out = Buffer.allocUnsafe(bytes);
+    let at = 0;
+    let left = count;
+    for (let k = pos.chunk, i = pos.index; left > 0; k++, i = 0) {
+      const { buf, offs } = this.#cache[k]!;
+      const take = Math.min(offs.length - 1 - i, left);
+      at += buf.copy(out, at, offs[i], offs[i + take]);
+      left -= take;
+    }
+    return { firstSeq: count > 0 ? fromSeq : this.#last + 1, count, bytes: out };
   }
 
   #retentionSoon(): void {
@@ -867,25 +955,77 @@ export class DurableLog {
   async read(fromSeq: number, maxCount = 1000): Promise<LogRecord[]> {
     positiveInt("fromSeq", fromSeq, 0);
     positiveInt("maxCount", maxCount);
-    let seq = Math.max(fromSeq, this.first);
-    const cached = this.#fromCache(seq, maxCount);
+    const from = Math.max(fromSeq, this.first);
+    const cached = this.#fromCache(from, maxCount);
     if (cached !== undefined) return cached;
     const out: LogRecord[] = [];
+    await this.#readFromSegments(from, maxCount, (r) =>
+      out.push({
+        seq: r.seq,
+        ts: r.ts,
+        header: new Uint8Array(r.header),
+        payload: new Uint8Array(r.payload),
+      }),
+    );
+    return out;
+  }
+
+  /**
+   * Reads up to `maxCount` acknowledged records from `fromSeq` on (from `first` if `fromSeq` is
+   * older than the oldest retained record) as the log stores them: their bytes in the segment
+   * format, checksums included, back to back, in one buffer. From the cache when it holds them
+   * (one copy per write), else from the segment files (each record's checksum checked).
+   * @throws MyelinError ERR_INVALID_ARGUMENT for bad arguments; ERR_STORAGE if a segment cannot
+   * be read or is damaged.
+   */
+  async readRaw(fromSeq: number, maxCount = 1000): Promise<RawRecords> {
+    positiveInt("fromSeq", fromSeq, 0);
+    positiveInt("maxCount", maxCount);
+    const from = Math.max(fromSeq, this.first);
+    const cached = this.#rawFromCache(from, maxCount);
+    if (cached !== undefined) return cached;
+    const parts: Uint8Array[] = [];
+    let first = 0;
+    await this.#readFromSegments(from, maxCount, (r) => {
+      // Retention removed a segment while it was read: keep the records after the gap only.
+      if (parts.length > 0 && r.seq !== first + parts.length) parts.length = 0;
+      if (parts.length === 0) first = r.seq;
+      // The record's bytes: its header field starts RECORD_OVERHEAD_BYTES after the record.
+      parts.push(new Uint8Array(r.header.buffer, r.header.byteOffset - RECORD_OVERHEAD_BYTES, r.size));
+    });
+    if (parts.length === 0) return { firstSeq: this.#last + 1, count: 0, bytes: EMPTY };
+    return { firstSeq: first, count: parts.length, bytes: Buffer.concat(parts) };
+  }
+
+  /** Calls `emit` with up to `maxCount` records from `from` (>= first) on, read from the segment files. */
+  async #readFromSegments(from: number, maxCount: number, emit: (r: SegmentRecord) => void): Promise<void> {
+    let seq = from;
+    let done = 0;
+    let lastSeq = 0;
+    const emitting = (r: SegmentRecord): void => {
+      lastSeq = r.seq;
+      emit(r);
+    };
     for (let attempt = 0; ; attempt++) {
       try {
-        while (out.length < maxCount && seq <= this.#last) {
+        while (done < maxCount && seq <= this.#last) {
           const i = this.#segmentIndexOf(seq);
           const seg = this.#segments[i]!;
           const next = this.#segments[i + 1];
           const lastInSeg = next ? next.baseSeq - 1 : this.#last;
-          const got = await this.#readSegment(seg, seq, Math.min(maxCount - out.length, lastInSeg - seq + 1));
-          if (got.length === 0) {
+          const got = await this.#readSegment(
+            seg,
+            seq,
+            Math.min(maxCount - done, lastInSeg - seq + 1),
+            emitting,
+          );
+          if (got === 0) {
             throw new MyelinError("ERR_STORAGE", `segment ${seg.path} ends before seq ${seq} it should hold`);
           }
-          for (const r of got) out.push(r);
-          seq = got[got.length - 1]!.seq + 1;
+          done += got;
+          seq = lastSeq + 1;
         }
-        return out;
+        return;
       } catch (e) {
         // Retention deleted the segment under us: go on from the new first record.
         if (errnoOf(e) === "ENOENT" && attempt < 5) {
@@ -909,7 +1049,13 @@ export class DurableLog {
     return lo;
   }
 
-  async #readSegment(seg: Segment, fromSeq: number, count: number): Promise<LogRecord[]> {
+  /** Emits up to `count` records of `seg` from `fromSeq` on; resolves with how many. */
+  async #readSegment(
+    seg: Segment,
+    fromSeq: number,
+    count: number,
+    emit: (r: SegmentRecord) => void,
+  ): Promise<number> {
     const endOffset = seg.size; // acknowledged bytes only
     let k = -1;
     for (let lo = 0, hi = seg.idxSeq.length - 1; lo <= hi;) {
@@ -926,7 +1072,7 @@ export class DurableLog {
       seg.reader = undefined;
       throw e;
     });
-    const out: LogRecord[] = [];
+    let emitted = 0;
     let chunk = READ_CHUNK_FIRST_BYTES;
     try {
       for (;;) {
@@ -954,13 +1100,8 @@ export class DurableLog {
         }
         addIndex(seg, r.seq, r.offset);
         if (r.seq >= fromSeq) {
-          out.push({
-            seq: r.seq,
-            ts: r.ts,
-            header: new Uint8Array(r.header),
-            payload: new Uint8Array(r.payload),
-          });
-          if (out.length >= count) break;
+          emit(r);
+          if (++emitted >= count) break;
         }
       }
     } catch (e) {
@@ -971,7 +1112,7 @@ export class DurableLog {
       }
       throw e;
     }
-    return out;
+    return emitted;
   }
 
   /** Sequence number of the first record with a timestamp >= `timeMs` (ms since the Unix epoch); `last + 1` if none. */

@@ -166,14 +166,17 @@ interface FetchRequest {
   ack_timeout_ms: number;
   max_deliver: number;
   max_in_flight: number;
+  raw?: boolean | undefined;
+  cancel?: boolean | undefined;
 }
 
-/** The reply to a fetch: the messages delivered, in parallel arrays. */
+/** The reply to a fetch: the messages delivered, in parallel arrays or (raw) as records. */
 interface FetchReply {
   seqs: number[];
   timestamps: number[];
   deliveries: number[];
   payloads: Uint8Array[];
+  records?: Uint8Array;
 }
 
 /** An append request (see myelin_msgs/StoreAppend). */
@@ -182,6 +185,7 @@ interface AppendRequest {
   type: string;
   payloads: Uint8Array[];
   msg_ids: string[];
+  packed?: Uint8Array | undefined;
 }
 
 /** The reply to an append. */
@@ -194,6 +198,13 @@ interface AppendReply {
 
 const EMPTY_HEADER = new Uint8Array(0);
 const DEAD_LETTER_SUFFIX = "/dead_letter";
+
+/** `count` consecutive seqs from `first`. */
+function seqsFrom(first: number, count: number): number[] {
+  const seqs = new Array<number>(count);
+  for (let i = 0; i < count; i++) seqs[i] = first + i;
+  return seqs;
+}
 
 /** Most seqs one ack request may cover with its runs. */
 const MAX_ACK_RUN_SEQS = 1_000_000;
@@ -228,6 +239,36 @@ function checkAckRuns(runs: number[], what: string): number[] {
     );
   }
   return runs;
+}
+
+/**
+ * The payloads of an append's `packed` field: each after its length as a u32 LE, back to back.
+ * The payloads are views of `packed`.
+ * @throws MyelinError ERR_INVALID_ARGUMENT when a length runs past the end
+ */
+function unpackPayloads(packed: Uint8Array, what: string): Uint8Array[] {
+  const out: Uint8Array[] = [];
+  const dv = new DataView(packed.buffer, packed.byteOffset, packed.byteLength);
+  const end = packed.byteLength;
+  for (let at = 0; at < end;) {
+    if (at + 4 > end) {
+      throw new MyelinError(
+        "ERR_INVALID_ARGUMENT",
+        `${what}: packed payloads end inside a length at byte ${at} of ${end}; each payload is a u32 LE length, then its bytes`,
+      );
+    }
+    const n = dv.getUint32(at, true);
+    at += 4;
+    if (at + n > end) {
+      throw new MyelinError(
+        "ERR_INVALID_ARGUMENT",
+        `${what}: packed payload at byte ${at - 4} says ${n} bytes, but only ${end - at} follow`,
+      );
+    }
+    out.push(new Uint8Array(packed.buffer, packed.byteOffset + at, n));
+    at += n;
+  }
+  return out;
 }
 
 function parseStartAt(s: string): StartAt {
@@ -622,6 +663,15 @@ export class StoreService {
       );
     }
     const t = await this.#open(req.topic, req.type);
+    if (req.packed !== undefined) {
+      if (req.payloads.length > 0) {
+        throw new MyelinError(
+          "ERR_INVALID_ARGUMENT",
+          `append to ${req.topic}: give the payloads either in payloads or in packed, not both`,
+        );
+      }
+      req = { ...req, payloads: unpackPayloads(req.packed, `append to ${req.topic}`), packed: undefined };
+    }
     if (req.payloads.length === 0) return { first_seq: t.log.last + 1, count: 0, seqs: [], duplicates: 0 };
     const ids = req.msg_ids;
     if (ids.length !== 0 && ids.length !== req.payloads.length) {
@@ -675,9 +725,13 @@ export class StoreService {
       const headers = withIds ? ids.map((id) => (id === "" ? EMPTY_HEADER : encodeIdHeader(id))) : [];
       const r = await t.log.appendBatch(headers, req.payloads);
       this.#wake(t);
-      const seqs = new Array<number>(r.count);
-      for (let i = 0; i < r.count; i++) seqs[i] = r.firstSeq + i;
-      return { first_seq: r.firstSeq, count: r.count, seqs, duplicates: 0 };
+      // Consecutive seqs: first_seq and count say it all (seqs are listed only with message ids).
+      return {
+        first_seq: r.firstSeq,
+        count: r.count,
+        seqs: withIds ? seqsFrom(r.firstSeq, r.count) : [],
+        duplicates: 0,
+      };
     }
     const now = Date.now();
     let duplicates = 0;
@@ -816,6 +870,8 @@ export class StoreService {
     arrived: number,
     queue: { queued: number; wake: (() => void) | undefined },
   ): Promise<FetchReply> {
+    // Withdrawn grants: the one waiting before this was woken and answered (a later one was queued).
+    if (req.cancel === true) return { seqs: [], timestamps: [], deliveries: [], payloads: [] };
     const t = await this.#open(req.topic, req.type);
     const asked = {
       startAt: req.start_at,
@@ -841,7 +897,10 @@ export class StoreService {
       if (t.log.first > 1) c.state.skipBelow(t.log.first);
       const batch = c.state.nextToDeliver(Date.now(), t.log.last, Math.max(1, req.max), req.client);
       if (batch.deadLetters.length > 0) await this.#deadLetter(t, c, batch.deadLetters);
-      if (batch.deliveries.length > 0) {
+      if (batch.deliveries.length > 0 && req.raw === true) {
+        const r = await this.#readRaw(t, c, batch.deliveries);
+        if (r.deliveries.length > 0) return r;
+      } else if (batch.deliveries.length > 0) {
         const seqs: number[] = [];
         const timestamps: number[] = [];
         const deliveries: number[] = [];
@@ -881,6 +940,44 @@ export class StoreService {
         queue.wake = done;
       });
     }
+  }
+
+  /**
+   * The reply to a raw fetch: the records of `deliveries` as the log stores them, one log read
+   * per run of consecutive seqs (new deliveries are one run). A seq retention removed meanwhile
+   * has nothing to deliver: it is acknowledged.
+   */
+  async #readRaw(
+    t: TopicStore,
+    c: ConsumerEntry,
+    deliveries: readonly { seq: number; deliveries: number }[],
+  ): Promise<FetchReply> {
+    const n = deliveries.length;
+    let runs: { seq: number; deliveries: number }[] = deliveries as { seq: number; deliveries: number }[];
+    for (let i = 1; i < n; i++) {
+      if (deliveries[i]!.seq !== deliveries[i - 1]!.seq + 1) {
+        runs = [...deliveries].sort((a, b) => a.seq - b.seq);
+        break;
+      }
+    }
+    const parts: Uint8Array[] = [];
+    const counts: number[] = [];
+    for (let i = 0; i < n;) {
+      let j = i + 1;
+      while (j < n && runs[j]!.seq === runs[j - 1]!.seq + 1) j++;
+      const from = runs[i]!.seq;
+      const r = await t.log.readRaw(from, j - i);
+      const end = r.firstSeq + r.count;
+      for (let k = i; k < j; k++) {
+        const seq = runs[k]!.seq;
+        if (seq >= r.firstSeq && seq < end) counts.push(runs[k]!.deliveries);
+        else c.state.ack(seq); // removed by retention meanwhile: nothing to deliver
+      }
+      if (r.count > 0) parts.push(r.bytes);
+      i = j;
+    }
+    const records = parts.length === 1 ? parts[0]! : Buffer.concat(parts);
+    return { seqs: [], timestamps: [], deliveries: counts, payloads: [], records };
   }
 
   /** Reads the given sequence numbers, one log read per run of consecutive ones. */

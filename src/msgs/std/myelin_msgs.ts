@@ -45,8 +45,10 @@ const SetParameter = defineService(
 
 /**
  * Appends messages to a durable topic (the store service of the hub). `payloads` are encoded
- * messages of `type`; the reply comes once they are written under the topic's fsync policy.
- * Sequence numbers are f64 (exact up to 2^53).
+ * messages of `type`, or `packed` holds them all in one buffer (each after its length as a u32
+ * LE; `payloads` is then empty): one field to encode, check and decode instead of one per
+ * message. The reply comes once they are written under the topic's fsync policy. Sequence numbers
+ * are f64 (exact up to 2^53).
  */
 const StoreAppend = defineService(
   "myelin_msgs/StoreAppend",
@@ -56,11 +58,16 @@ const StoreAppend = defineService(
     payloads: t.array(t.bytes()),
     /** Publisher-supplied message ids, one per payload ("" for none); a known id is stored once. */
     msg_ids: t.array(t.string()),
+    /** The payloads back to back, each after its length (u32 LE), instead of `payloads`. */
+    packed: t.optional(t.bytes()),
   },
   {
     first_seq: t.f64(),
     count: t.u32(),
-    /** The seq of each payload (for a duplicate: the seq it was first stored under). */
+    /**
+     * The seq of each payload (for a duplicate: the seq it was first stored under), when some
+     * payload carried a message id; empty otherwise: the payloads got first_seq..first_seq+count-1.
+     */
     seqs: t.array(t.f64()),
     /** Payloads not stored again because their id was seen within the deduplication window. */
     duplicates: t.u32(),
@@ -86,12 +93,25 @@ const StoreFetch = defineService(
     ack_timeout_ms: t.u32(),
     max_deliver: t.u32(),
     max_in_flight: t.u32(),
+    /** Answer with `records` (the log's own record bytes) instead of the parallel arrays. */
+    raw: t.optional(t.bool()),
+    /**
+     * Withdraws the client's grants instead (a consumer closing): the one waiting for messages is
+     * answered at once, and this one, empty, after it; nothing is delivered.
+     */
+    cancel: t.optional(t.bool()),
   },
   {
     seqs: t.array(t.f64()),
     timestamps: t.array(t.f64()),
     deliveries: t.array(t.u32()),
     payloads: t.array(t.bytes()),
+    /**
+     * For a `raw` fetch: the messages delivered as records of the segment format
+     * (docs/store-format.md), back to back; `deliveries` has one count per record, `seqs`,
+     * `timestamps` and `payloads` are empty.
+     */
+    records: t.optional(t.bytes()),
   },
 );
 /**
