@@ -64,6 +64,18 @@ function load(): { addon: ShmAddon | null; status: ShmStatus } {
   if (process.platform !== "linux") {
     return { addon: null, status: { available: false, detail: `not supported on ${process.platform}` } };
   }
+  return loadFile();
+}
+
+let file: { addon: ShmAddon | null; status: ShmStatus } | undefined;
+
+/** Loads the built addon file once, whatever `MYELIN_SHM` says. */
+function loadFile(): { addon: ShmAddon | null; status: ShmStatus } {
+  file ??= loadFileOnce();
+  return file;
+}
+
+function loadFileOnce(): { addon: ShmAddon | null; status: ShmStatus } {
   const path = candidates().find((p) => existsSync(p));
   if (path === undefined) {
     return {
@@ -97,6 +109,14 @@ export function shmAddon(): ShmAddon | null {
     );
   }
   return loaded.addon;
+}
+
+/**
+ * The addon for its calls that are not about shared memory (socket buffers), also when
+ * `MYELIN_SHM=off`; null when it is not built or fails to load (nothing is written to stderr).
+ */
+export function nativeAddon(): ShmAddon | null {
+  return process.platform === "linux" ? loadFile().addon : null;
 }
 
 /** Whether shared memory is usable here and, if not, why (for `myelin doctor` and logs). */

@@ -15,6 +15,9 @@
  * connection reads into slabs (`onread`, message-reader.ts) with frames as views; the receive
  * loop takes messages in push mode (`consume`), in the read callback, with no promise per message.
  *
+ * Each socket asks the kernel for a send buffer of a few MiB (send-buffer.ts), so what a busy sender
+ * writes waits in the kernel, where the receiver can read it, rather than in this process.
+ *
  * Backpressure: a sender writes to the socket while the kernel takes it and queues the rest in
  * memory (`queued`); a receiver that does not read pauses its sockets once `highWaterMark`
  * messages wait, so the kernel's buffers fill and the sender's queue grows instead — bounded by
@@ -38,6 +41,7 @@ import { Inbox } from "../inbox.js";
 import { GREETING, ZMTP_REFUSAL, looksLikeZmtp } from "./unix-framing.js";
 import { MessageWriter } from "./message-writer.js";
 import { ChunkReader, SlabReader } from "./message-reader.js";
+import { enlargeSendBuffer } from "./send-buffer.js";
 
 /** Messages read ahead of a receiver that does not keep up, before its sockets pause. */
 const RECEIVE_HWM = 10000;
@@ -197,6 +201,7 @@ class UnixListener implements Listener {
           }
           if (pending.length < GREETING.length) return;
           greeted = true;
+          enlargeSendBuffer(sock);
           this.#peers.set(num, { sock, writer: new MessageWriter(sock, () => {}) });
           chunk = pending.subarray(GREETING.length);
           pending = null;
@@ -367,6 +372,7 @@ class UnixConnection implements Connection {
     let connected = false;
     sock.on("connect", () => {
       connected = true;
+      enlargeSendBuffer(sock);
       this.#retryMs = this.#opts.reconnectMs?.min ?? 100;
       sock.write(GREETING);
       this.#writer = new MessageWriter(sock, () => (this.#writable = false));
