@@ -123,7 +123,10 @@ test("a site file adds trusted keys; a bad one is an error naming the file and e
   assert.throws(() => s.revoke("cloud"), /revoked by editing that file/);
   writeFileSync(site, `- name: cloud\n  key: short\n`);
   assert.throws(() => s.isTrusted(a), /site-keys\.yaml: entry 1 \(cloud\) key: a CURVE key is 40 characters/);
-  writeFileSync(site, `cloud: ${a}\n`);
+  // A key starting with a character YAML reads as syntax, unquoted: the error says to quote it.
+  writeFileSync(site, `- name: cloud\n  key: &k\n`);
+  assert.throws(() => s.isTrusted(a), /write the key in double quotes/);
+  writeFileSync(site, `cloud: "${a}"\n`);
   assert.throws(() => s.allTrusted(), /must be a YAML list/);
   writeFileSync(site, `- name: cloud\n  key: "${a}"\n  role: admin\n`);
   assert.throws(() => s.allTrusted(), /entry 1: unknown field role/);

@@ -84,7 +84,11 @@ function parseTrustList(text: string, file: string): TrustedKey[] {
     try {
       parseCurveKey(key as string, `${where} (${name}) key`);
     } catch (err) {
-      throw new MyelinError("ERR_BAD_CONFIG", (err as Error).message, { cause: err });
+      // Z85 uses characters YAML reads as syntax (!, &, *, [, {, #, :): an unquoted key may not
+      // even reach us as the text written.
+      const hint =
+        typeof key === "string" && key.length === 40 ? "" : `; write the key in double quotes: key: "KEY"`;
+      throw new MyelinError("ERR_BAD_CONFIG", `${(err as Error).message}${hint}`, { cause: err });
     }
     return { name, key: key as string };
   });
