@@ -68,7 +68,12 @@ test(
         qos: { durability: "persistent" },
       });
       for (let i = 0; i < 90; i++) await pub.publish({ data: `m${i}` });
-      await until("the alarm", () => statusOf(hub).alarm);
+      // The status is refreshed periodically: the alarm can be raised by a refresh taken before the
+      // last appends (lag 87 of 90), so wait for a refresh that has seen all of them.
+      await until("the alarm with all 90 messages behind", () => {
+        const st = statusOf(hub);
+        return st.alarm && st.forwarders[0]?.lagMessages === 90;
+      });
       const f = statusOf(hub).forwarders[0]!;
       assert.equal(f.topic, "/robot/log");
       assert.equal(f.lagMessages, 90);
