@@ -10,11 +10,12 @@
  * was declared gone, or unsubscribed) is sent to another member of the group; if none is left,
  * it waits (bounded by `maxPending`) for the next member to join.
  */
+import { performance } from "node:perf_hooks";
 import { ClosedError, MyelinError, TimeoutError, ValidationError } from "../errors.js";
 import type { MessageType } from "../msgs/index.js";
 import {
   decodeFrames,
-  encodeCompiledTransient,
+  encodeCompiledScratch,
   encodeFrames,
   msgpackCodec,
   msgpackEncode,
@@ -555,18 +556,24 @@ export class Publisher<T> {
       return null;
     }
 
-    // A small message is one buffer (`single`); a large binary field sends it as codec frames
-    // instead (no copy of the blob).
+    // A small message is one buffer (`single`, the message in its first `bytes` bytes); a large
+    // binary field sends it as codec frames instead (no copy of the blob).
     let single: Uint8Array | null;
     let frames: Uint8Array[] | null = null;
+    let bytes = 0;
     try {
       // Encoded once, into a reusable buffer; every consumer below copies it before the next encode.
-      single = encodeCompiledTransient(this.type, msg, this.#in.blobThreshold);
+      const enc = encodeCompiledScratch(this.type, msg, this.#in.blobThreshold);
+      single = enc.buf;
+      bytes = enc.length;
       if (single === null) {
         frames = encodeFrames(msg, this.#in.blobThreshold);
         if (frames.length === 1) {
           single = frames[0]!;
           frames = null;
+          bytes = single.length;
+        } else {
+          for (const f of frames) bytes += f.length;
         }
       }
     } catch (err) {
@@ -574,9 +581,6 @@ export class Publisher<T> {
         ? err
         : new MyelinError("ERR_ENCODE", `publisher of ${this.topic}: ${String(err)}`, { cause: err });
     }
-    let bytes = 0;
-    if (single !== null) bytes = single.length;
-    else for (const f of frames!) bytes += f.length;
     if (bytes > this.#in.maxMessageBytes) {
       throw new MyelinError(
         "ERR_PAYLOAD_TOO_LARGE",
@@ -587,7 +591,8 @@ export class Publisher<T> {
       this.#history.push({
         msg: kept,
         info: info!,
-        frames: single !== null ? [Buffer.from(single)] : loans ? shm.detach(frames!) : frames!,
+        frames:
+          single !== null ? [Buffer.from(single.subarray(0, bytes))] : loans ? shm.detach(frames!) : frames!,
         bytes,
       });
       if (this.#history.length > this.qos.depth) this.#history.shift();
@@ -595,7 +600,7 @@ export class Publisher<T> {
     let wait: Promise<void>[] | null = null;
     if (persist !== undefined) {
       // The store gets its own copy: the encode buffer is reused by the next publish.
-      const stored = single !== null ? Buffer.from(single) : msgpackEncode(msg);
+      const stored = single !== null ? Buffer.from(single.subarray(0, bytes)) : msgpackEncode(msg);
       (wait ??= []).push(persist(stored, msgId));
     }
     for (const r of this.remote) {

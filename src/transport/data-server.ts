@@ -207,7 +207,7 @@ export class RemoteSubscriber {
       seq,
       sec,
       nsec,
-      payload: payload === null ? null : Buffer.from(payload),
+      payload: payload === null ? null : Buffer.from(payload.subarray(0, bytes)),
       frames: frames === null ? null : (this.server.shm?.detach(frames) ?? frames),
       bytes,
     });
@@ -423,7 +423,8 @@ export class DataServer {
 
   /**
    * Sends one message to a subscriber, honouring its credit.
-   * @param payload the encoded message; copied before this returns, so a transient buffer is fine
+   * @param payload the encoded message in its first `bytes` bytes (it may be a longer, reused
+   *   buffer); copied before this returns, so a transient buffer is fine
    * @param frames instead of `payload`, a large message's codec frames (sent as a Blob, not copied)
    * @param bytes the message's size in bytes
    * @returns false when the message was dropped for lack of credit (best-effort)
@@ -452,7 +453,7 @@ export class DataServer {
       seq,
       sec,
       nsec,
-      payload: payload === null ? null : Buffer.from(payload),
+      payload: payload === null ? null : Buffer.from(payload.subarray(0, bytes)),
       // A loaned buffer's slot may be reused before credit returns: what waits is a copy.
       frames: frames === null ? null : (this.shm?.detach(frames) ?? frames),
       bytes,
@@ -504,8 +505,8 @@ export class DataServer {
       peer.busyThisTurn = true;
       this.#busy.push(peer);
       this.#scheduleFlush();
-      const single = new DataFrameBuilder(4 + RECORD_HEADER_BYTES + payload!.length + 8);
-      single.append(sub.sid, pub, seq, sec, nsec, payload!);
+      const single = new DataFrameBuilder(4 + RECORD_HEADER_BYTES + bytes + 8);
+      single.append(sub.sid, pub, seq, sec, nsec, payload!, bytes);
       const frame = single.finish();
       this.#sendTo(peer, [frame], frame.length);
       return;
@@ -517,7 +518,7 @@ export class DataServer {
       this.#dirty.add(peer);
       this.#scheduleFlush();
     }
-    batch.append(sub.sid, pub, seq, sec, nsec, payload!);
+    batch.append(sub.sid, pub, seq, sec, nsec, payload!, bytes);
     if (batch.size >= this.#opts.maxBatchBytes) this.#flushPeer(peer);
   }
 
