@@ -341,6 +341,46 @@ export function encodeCompiledScratch<T>(
   return scratch;
 }
 
+/**
+ * Writes messages of one type straight into a caller's buffer (a Data frame being built), so the
+ * message is copied once, not encoded into a scratch buffer and copied again. Set `msg`, then call
+ * `write(buf, at)`: it returns the buffer holding the message — `buf`, or a larger copy of it when
+ * the message did not fit (its first `at` bytes copied over) — with the message ending at `end`;
+ * or null when a `bytes` field of at least `blobThreshold` bytes means the message should travel
+ * as frames (see encodeFrames).
+ */
+export class CompiledRecordWriter<T> {
+  /** The message the next `write` writes. */
+  msg: T | undefined = undefined;
+  /** Where the last written message ends in the returned buffer. */
+  end = 0;
+  readonly #write: Writer;
+
+  constructor(
+    type: MessageType<T>,
+    readonly blobThreshold: number,
+  ) {
+    this.#write = messageWriter(type);
+  }
+
+  write(buf: Buffer, at: number): Buffer | null {
+    const own = out.buf;
+    out.buf = buf;
+    out.pos = at;
+    out.blobThreshold = this.blobThreshold;
+    out.tooLarge = false;
+    try {
+      this.#write(out, this.msg);
+      if (out.tooLarge) return null;
+      this.end = out.pos;
+      return out.buf;
+    } finally {
+      // The caller's buffer is never kept: the next scratch encode must not write into it.
+      out.buf = own;
+    }
+  }
+}
+
 /** What {@link encodeCompiledScratch} returns: the message is `buf[0, length)`. */
 export interface EncodedScratch {
   /** The reusable buffer holding the message, or null when it travels as frames. */

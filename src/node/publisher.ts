@@ -14,6 +14,7 @@ import { performance } from "node:perf_hooks";
 import { ClosedError, MyelinError, TimeoutError, ValidationError } from "../errors.js";
 import type { MessageType } from "../msgs/index.js";
 import {
+  CompiledRecordWriter,
   decodeFrames,
   encodeCompiledScratch,
   encodeFrames,
@@ -141,6 +142,8 @@ export class Publisher<T> {
   #published = 0;
   #closed = false;
   readonly #matchWaiters = new Set<() => void>();
+  /** Writes this publisher's messages straight into a subscriber's batch frame (see #send). */
+  readonly #writer: CompiledRecordWriter<T>;
 
   /** @internal */
   constructor(topic: string, type: MessageType<T>, qos: Qos, internals: PublisherInternals) {
@@ -152,6 +155,7 @@ export class Publisher<T> {
     this.index = internals.index;
     this.id = `${internals.nodeName}#${internals.index}`;
     this.#in = internals;
+    this.#writer = new CompiledRecordWriter(type, internals.blobThreshold);
     this.localGroupsChanged();
   }
 
@@ -556,6 +560,27 @@ export class Publisher<T> {
       return null;
     }
 
+    // The common case, one plain remote subscriber that can take the message now: it is encoded
+    // straight into that peer's batch frame. Anything else (or a large message) takes the way below.
+    if (this.remote.size === 1 && groups === null && !keep && persist === undefined && !loans) {
+      let r: RemoteSubscriber | undefined;
+      for (const x of this.remote) r = x;
+      const w = this.#writer;
+      w.msg = msg;
+      let n: number;
+      try {
+        n = r!.server.deliverWritten(r!, this.index, seq, sec, nsec, w, this.#in.maxMessageBytes);
+      } catch (err) {
+        throw err instanceof MyelinError
+          ? err
+          : new MyelinError("ERR_ENCODE", `publisher of ${this.topic}: ${String(err)}`, { cause: err });
+      } finally {
+        w.msg = undefined;
+      }
+      if (n > this.#in.maxMessageBytes) throw this.#tooLarge(n);
+      if (n >= 0) return null; // it had credit and nothing parked: nothing to wait for
+    }
+
     // A small message is one buffer (`single`, the message in its first `bytes` bytes); a large
     // binary field sends it as codec frames instead (no copy of the blob).
     let single: Uint8Array | null;
@@ -581,12 +606,7 @@ export class Publisher<T> {
         ? err
         : new MyelinError("ERR_ENCODE", `publisher of ${this.topic}: ${String(err)}`, { cause: err });
     }
-    if (bytes > this.#in.maxMessageBytes) {
-      throw new MyelinError(
-        "ERR_PAYLOAD_TOO_LARGE",
-        `message on ${this.topic} is ${bytes} bytes, over maxMessageBytes ${this.#in.maxMessageBytes}; raise maxMessageBytes on both nodes or split the message`,
-      );
-    }
+    if (bytes > this.#in.maxMessageBytes) throw this.#tooLarge(bytes);
     if (keep) {
       this.#history.push({
         msg: kept,
@@ -655,6 +675,13 @@ export class Publisher<T> {
   /** Gives a buffer from {@link loan} back without publishing it; other buffers are ignored. */
   returnLoan(buf: Uint8Array): void {
     this.#in.server.shm?.endLoans([buf]);
+  }
+
+  #tooLarge(bytes: number): MyelinError {
+    return new MyelinError(
+      "ERR_PAYLOAD_TOO_LARGE",
+      `message on ${this.topic} is ${bytes} bytes, over maxMessageBytes ${this.#in.maxMessageBytes}; raise maxMessageBytes on both nodes or split the message`,
+    );
   }
 
   #tooFarBehind(r: RemoteSubscriber): MyelinError {

@@ -20,6 +20,7 @@ import {
   encodeReplyHeader,
   parseFrame,
   type ErrorBody,
+  type RecordWriter,
   type ReplyHeader,
   type RequestHeader,
   type SubBody,
@@ -459,6 +460,54 @@ export class DataServer {
       bytes,
     });
     return true;
+  }
+
+  /**
+   * Sends one small message to a subscriber that can take it now, written by `w` straight into the
+   * peer's batch frame (one copy of the message instead of two). Returns the message's size in
+   * bytes; past `maxBytes` nothing was sent (the caller reports it as too large). Returns -1,
+   * nothing sent, when this path does not apply: no credit or messages parked (deliver() parks or
+   * drops), a queue-group member (it keeps a copy), or `w` declined (a large message).
+   */
+  deliverWritten(
+    sub: RemoteSubscriber,
+    pub: number,
+    seq: number,
+    sec: number,
+    nsec: number,
+    w: RecordWriter,
+    maxBytes: number,
+  ): number {
+    if (sub.closed || !sub.canSendNow || sub.body.group !== undefined) return -1;
+    const peer = sub.peer;
+    let batch = peer.batch;
+    // The first message to a peer in this event-loop turn leaves at once (see sendNow).
+    const alone = batch === null && !peer.busyThisTurn;
+    if (batch === null) {
+      batch = new DataFrameBuilder(
+        alone ? 256 : Math.min(this.#opts.maxBatchBytes + 1024, peer.lastBatchBytes + 256),
+      );
+    }
+    const n = batch.appendWith(sub.sid, pub, seq, sec, nsec, w, maxBytes);
+    if (n < 0 || n > maxBytes) return n;
+    sub.creditMsgs--;
+    sub.creditBytes -= n;
+    peer.sentSincePing = true;
+    if (alone) {
+      peer.busyThisTurn = true;
+      this.#busy.push(peer);
+      this.#scheduleFlush();
+      const frame = batch.finish();
+      this.#sendTo(peer, [frame], frame.length);
+      return n;
+    }
+    if (peer.batch === null) {
+      peer.batch = batch;
+      this.#dirty.add(peer);
+      this.#scheduleFlush();
+    }
+    if (batch.size >= this.#opts.maxBatchBytes) this.#flushPeer(peer);
+    return n;
   }
 
   /** @internal Sends without checking credit; the caller did. */

@@ -224,6 +224,18 @@ function readRecordHeader(b: Buffer, at: number): RecordHeader {
 }
 
 /**
+ * Writes one message's payload straight into a buffer at an offset (see
+ * {@link DataFrameBuilder.appendWith}): returns the buffer holding it (the one given, or a larger
+ * copy with the bytes before `at` copied over), with the payload ending at `end`; or null to
+ * decline.
+ */
+export interface RecordWriter {
+  write(buf: Buffer, at: number): Buffer | null;
+  /** Where the last written payload ends in the returned buffer. */
+  readonly end: number;
+}
+
+/**
  * Builds a Data frame: many small messages coalesced into one ZeroMQ frame. Layout after the
  * preamble: u32 record count, then per record u32 length (header + payload), the 24-byte
  * record header, the payload.
@@ -260,12 +272,7 @@ export class DataFrameBuilder {
     n = payload.length,
   ): void {
     const need = 4 + RECORD_HEADER_BYTES + n;
-    if (this.#at + need > this.#buf.length) {
-      const grown = Buffer.allocUnsafe(Math.max(this.#buf.length * 2, this.#at + need));
-      this.#buf.copy(grown, 0, 0, this.#at);
-      this.#buf = grown;
-      this.#view = new DataView(grown.buffer, grown.byteOffset, grown.length);
-    }
+    if (this.#at + need > this.#buf.length) this.#grow(this.#at + need);
     // DataView stores: the same little-endian layout as writeRecordHeader, without Buffer's
     // per-call argument checks (the bounds were checked above).
     const v = this.#view;
@@ -287,6 +294,52 @@ export class DataFrameBuilder {
     }
     this.#at += need;
     this.#count++;
+  }
+
+  /**
+   * Appends one message that `w` writes straight into the frame (no intermediate copy). Returns
+   * the message's size in bytes; the record is kept only when that is at most `maxBytes` (else
+   * the frame is as before, and the caller reports the message as too large). Returns -1, the
+   * frame as before, when `w` declines (the message travels another way).
+   */
+  appendWith(
+    sid: number,
+    pub: number,
+    seq: number,
+    sec: number,
+    nsec: number,
+    w: RecordWriter,
+    maxBytes: number,
+  ): number {
+    const at = this.#at;
+    const p = at + 4 + RECORD_HEADER_BYTES;
+    if (p > this.#buf.length) this.#grow(p);
+    const buf = w.write(this.#buf, p);
+    if (buf === null) return -1;
+    if (buf !== this.#buf) {
+      this.#buf = buf;
+      this.#view = new DataView(buf.buffer, buf.byteOffset, buf.length);
+    }
+    const n = w.end - p;
+    if (n > maxBytes) return n;
+    const v = this.#view;
+    v.setUint32(at, RECORD_HEADER_BYTES + n, true);
+    v.setUint32(at + 4, sid, true);
+    v.setUint16(at + 8, pub, true);
+    v.setUint16(at + 10, 0, true);
+    v.setFloat64(at + 12, seq, true);
+    v.setUint32(at + 20, sec >>> 0, true);
+    v.setUint32(at + 24, nsec, true);
+    this.#at = w.end;
+    this.#count++;
+    return n;
+  }
+
+  #grow(need: number): void {
+    const grown = Buffer.allocUnsafe(Math.max(this.#buf.length * 2, need));
+    this.#buf.copy(grown, 0, 0, this.#at);
+    this.#buf = grown;
+    this.#view = new DataView(grown.buffer, grown.byteOffset, grown.length);
   }
 
   /** Finishes the frame and returns its bytes; the builder must not be used afterwards. */
