@@ -142,6 +142,8 @@ export class Publisher<T> {
   #published = 0;
   #closed = false;
   readonly #matchWaiters = new Set<() => void>();
+  /** Transient-local: the last `depth` messages are kept for subscribers that come later. */
+  readonly #keep: boolean;
   /** Writes this publisher's messages straight into a subscriber's batch frame (see #send). */
   readonly #writer: CompiledRecordWriter<T>;
 
@@ -152,6 +154,7 @@ export class Publisher<T> {
     const header = type.fields["header"] as { kind: string; type?: { name: string } } | undefined;
     this.#stampsHeader = header?.kind === "msg" && header.type?.name === "std_msgs/Header";
     this.qos = qos;
+    this.#keep = qos.durability === "transient-local";
     this.index = internals.index;
     this.id = `${internals.nodeName}#${internals.index}`;
     this.#in = internals;
@@ -440,7 +443,8 @@ export class Publisher<T> {
    * Publishes `msgs` in order, as many `publish()` calls would, with one promise for all: resolves
    * once every message was sent and no reliable subscriber is `maxPending` behind. Every message is
    * checked first: if one is not valid, the promise rejects with ERR_VALIDATION naming its index
-   * and none was sent.
+   * and none was sent. Messages sent without a wait between them share one publish time (one
+   * clock read, not one per message).
    * @throws the errors of `publish()` (as a rejection); a message id is not taken (use publish())
    */
   async publishBatch(msgs: readonly (T | WithOptionalHeader<T>)[]): Promise<void> {
@@ -460,9 +464,15 @@ export class Publisher<T> {
       }
     }
     let wait: Promise<void>[] | null = null;
+    // One clock read for the messages sent together (again after each wait): they were published
+    // by one call, at that time.
+    let nowMs = TIME_ORIGIN + performance.now();
     for (const m of msgs) {
-      if (this.#behind() !== null) await this.ready();
-      const w = this.#send(m, undefined, false);
+      if (this.#behind() !== null) {
+        await this.ready();
+        nowMs = TIME_ORIGIN + performance.now();
+      }
+      const w = this.#send(m, undefined, false, nowMs);
       if (w !== null) (wait ??= []).push(...w);
     }
     if (wait !== null) await Promise.all(wait);
@@ -500,7 +510,12 @@ export class Publisher<T> {
    * Sends one message to every subscriber; returns what to wait for (store confirms, subscribers
    * past `maxPending`), or null. Throws (nothing sent) for the errors of `publish()`.
    */
-  #send(input: T | WithOptionalHeader<T>, msgId: string | undefined, check: boolean): Promise<void>[] | null {
+  #send(
+    input: T | WithOptionalHeader<T>,
+    msgId: string | undefined,
+    check: boolean,
+    nowMs = TIME_ORIGIN + performance.now(),
+  ): Promise<void>[] | null {
     let msg = input as T;
     if (this.#closed) throw new ClosedError("ERR_CLOSED", `publisher of ${this.topic} is closed`);
     if (msgId !== undefined) {
@@ -537,10 +552,9 @@ export class Publisher<T> {
     }
     const seq = ++this.#seq;
     this.#published++;
-    const nowMs = TIME_ORIGIN + performance.now();
     const sec = Math.floor(nowMs / 1000);
     const nsec = Math.floor((nowMs - sec * 1000) * 1e6);
-    const keep = this.qos.durability === "transient-local";
+    const keep = this.#keep;
     const local = this.#in.localSubs();
     let info: MessageInfo | undefined;
     const groups = this.#groups;
