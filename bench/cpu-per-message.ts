@@ -4,9 +4,9 @@
  * and a publisher node in two child processes, a reliable topic over `ipc://`, validation on
  * receive; each child reports `process.cpuUsage()` over the measured messages.
  *
- *   node dist/bench/cpu-per-message.js [--count N] [--type bytes|twist] [--try] [--runs N]
+ *   node dist/bench/cpu-per-message.js [--count N] [--type bytes|twist] [--bytes N] [--try] [--runs N]
  *
- * `--type bytes` publishes `{ data: 64 B }`, `twist` a geometry_msgs/Twist; `--try` publishes with
+ * `--type bytes` publishes `{ data: 64 B }` (`--bytes` other sizes), `twist` a geometry_msgs/Twist; `--try` publishes with
  * `tryPublish()` (awaiting `ready()` on backpressure) instead of `await publish()`. The publisher
  * counts after 2,000 warm-up messages, the subscriber from its first message.
  */
@@ -19,8 +19,9 @@ import { Hub } from "../src/hub/index.js";
 import { createNode } from "../src/node/index.js";
 import { defineMessage, geometry_msgs, t, type MessageType } from "../src/msgs/index.js";
 
-const USAGE = `usage: node dist/bench/cpu-per-message.js [--count N] [--type bytes|twist] [--try] [--runs N]
-  example: node dist/bench/cpu-per-message.js --count 600000 --type twist --runs 3`;
+const USAGE = `usage: node dist/bench/cpu-per-message.js [--count N] [--type bytes|twist] [--bytes N] [--try] [--runs N]
+  example: node dist/bench/cpu-per-message.js --count 600000 --type twist --runs 3
+           node dist/bench/cpu-per-message.js --count 200000 --bytes 4096`;
 
 const Bytes = defineMessage("myelin_bench/Bytes", { data: t.bytes() });
 const WARMUP = 2000;
@@ -34,13 +35,19 @@ function typeOf(name: string): MessageType<unknown> {
   return name === "twist" ? geometry_msgs.Twist : Bytes;
 }
 
-function sample(name: string): unknown {
+function sample(name: string, bytes: number): unknown {
   return name === "twist"
     ? { linear: { x: 1, y: 2, z: 3 }, angular: { x: 4, y: 5, z: 6 } }
-    : { data: new Uint8Array(64) };
+    : { data: new Uint8Array(bytes) };
 }
 
-async function child(role: string, count: number, type: string, tryPublish: boolean): Promise<void> {
+async function child(
+  role: string,
+  count: number,
+  type: string,
+  bytes: number,
+  tryPublish: boolean,
+): Promise<void> {
   process.on("message", (m) => {
     if (m === "exit") process.exit(0);
   });
@@ -69,7 +76,7 @@ async function child(role: string, count: number, type: string, tryPublish: bool
   }
   const pub = await node.createPublisher("/bench/cpu", T);
   await pub.waitForSubscribers(1, 10000);
-  const m = sample(type);
+  const m = sample(type, bytes);
   for (let i = 0; i < WARMUP; i++) await pub.publish(m);
   const c0 = process.cpuUsage();
   const t0 = performance.now();
@@ -111,11 +118,24 @@ function message<T>(
   });
 }
 
-async function once(count: number, type: string, tryPublish: boolean): Promise<{ tx: Result; rx: Result }> {
+async function once(
+  count: number,
+  type: string,
+  bytes: number,
+  tryPublish: boolean,
+): Promise<{ tx: Result; rx: Result }> {
   const dir = mkdtempSync(`${os.tmpdir()}/myelin-cpu-`);
   const hub = await Hub.start({ runtimeDir: dir });
   const me = fileURLToPath(import.meta.url);
-  const args = ["--count", String(count), "--type", type, ...(tryPublish ? ["--try"] : [])];
+  const args = [
+    "--count",
+    String(count),
+    "--type",
+    type,
+    "--bytes",
+    String(bytes),
+    ...(tryPublish ? ["--try"] : []),
+  ];
   const env = { ...process.env, MYELIN_RUNTIME_DIR: dir };
   const kids: ReturnType<typeof fork>[] = [];
   try {
@@ -143,6 +163,7 @@ async function main(): Promise<void> {
     options: {
       count: { type: "string" },
       type: { type: "string" },
+      bytes: { type: "string" },
       try: { type: "boolean", default: false },
       runs: { type: "string" },
       role: { type: "string" },
@@ -156,15 +177,20 @@ async function main(): Promise<void> {
   const count = Number(values.count ?? 600000);
   const type = values.type ?? "bytes";
   const runs = Number(values.runs ?? 1);
+  const bytes = Number(values.bytes ?? 64);
   if (!Number.isInteger(count) || count <= WARMUP * 2)
     throw new Error(`--count must be an integer > ${WARMUP * 2}`);
   if (type !== "bytes" && type !== "twist") throw new Error(`--type must be bytes or twist, got "${type}"`);
   if (!Number.isInteger(runs) || runs < 1) throw new Error("--runs must be an integer >= 1");
-  if (values.role !== undefined) return child(values.role, count, type, values.try);
+  if (!Number.isInteger(bytes) || bytes < 0 || bytes > 16383)
+    throw new Error(
+      `--bytes must be an integer from 0 to 16383 (larger travels as a blob), got ${values.bytes}`,
+    );
+  if (values.role !== undefined) return child(values.role, count, type, bytes, values.try);
   for (let i = 0; i < runs; i++) {
-    const r = await once(count, type, values.try);
+    const r = await once(count, type, bytes, values.try);
     console.log(
-      `${type} ${values.try ? "tryPublish" : "await publish"}: publisher ${r.tx.cpuUs.toFixed(3)} µs/msg CPU ` +
+      `${type === "bytes" ? `${bytes} B` : type} ${values.try ? "tryPublish" : "await publish"}: publisher ${r.tx.cpuUs.toFixed(3)} µs/msg CPU ` +
         `(${Math.round(r.tx.rate)} msg/s), subscriber ${r.rx.cpuUs.toFixed(3)} µs/msg CPU ` +
         `(${Math.round(r.rx.rate)} msg/s), load average ${os.loadavg()[0]!.toFixed(1)}`,
     );

@@ -3,12 +3,13 @@
  * sent), `ready()`, and `publishBatch()` (one promise for many), against a slow reliable
  * subscriber in another process, and their errors.
  */
+import { createHash } from "node:crypto";
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { Hub } from "../src/hub/index.js";
 import { createNode } from "../src/node/index.js";
 import { MyelinError } from "../src/errors.js";
-import { defineMessage, t } from "../src/msgs/index.js";
+import { defineMessage, std_msgs, t } from "../src/msgs/index.js";
 import { spawnFixture, tempRuntime, type Line } from "./helpers.js";
 
 /** The fixture's blob type (same name and schema). */
@@ -118,3 +119,37 @@ test("tryPublish and publishBatch refuse bad input and closed publishers clearly
   );
   await assert.rejects(pub.publishBatch([]), (e: MyelinError) => e.code === "ERR_CLOSED");
 });
+
+test(
+  "messages written straight into the batch frame arrive whole, whatever their size, in order",
+  { timeout: 40000 },
+  async () => {
+    using rt = tempRuntime();
+    await using _hub = await Hub.start({ runtimeDir: rt.dir });
+    await using node = await createNode({ name: "sizespub", runtimeDir: rt.dir });
+    const pub = await node.createPublisher("/sizes", std_msgs.String);
+    // From empty to past the batch frame's 64 KiB (the frame grows under the writer), in one turn.
+    const sizes = [0, 1, 7, 64, 300, 4096, 70_000, 5, 65_000, 2];
+    const sent = Array.from({ length: 60 }, (_, i) => `${i}:${"x".repeat(sizes[i % sizes.length]!)}`);
+    await using sub = spawnFixture(
+      "node-proc",
+      { role: "sub", topic: "/sizes", type: "string", count: sent.length, printEach: true },
+      { MYELIN_RUNTIME_DIR: rt.dir },
+    );
+    await pub.waitForSubscribers(1, 15000);
+    for (const data of sent) assert.ok(pub.tryPublish({ data }), "a fresh subscriber has credit");
+    await sub.waitFor((l) => l.event === "done", 30000, "the subscriber to read every message");
+    const got = sub.lines.filter(isMsg);
+    // The fixture prints a long string as its length and SHA-256.
+    const printed = (s: string): string =>
+      s.length <= 200 ? s : `${s.length}:${createHash("sha256").update(s).digest("hex")}`;
+    assert.deepEqual(
+      got.map((l) => l["data"]),
+      sent.map(printed),
+    );
+    assert.deepEqual(
+      got.map((l) => l["seq"]),
+      sent.map((_, i) => i + 1),
+    );
+  },
+);

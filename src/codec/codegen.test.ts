@@ -1,8 +1,8 @@
 // The generated (new Function) writers and readers must agree with the closure ones on every input.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { _setDecoderCodegen, decodeCompiled, MISMATCH } from "./compiled-decoder.js";
-import { _setEncoderCodegen, encodeCompiledTransient } from "./compiled.js";
+import { _setDecoderCodegen, decodeCompiled, decodeCompiledIn, MISMATCH } from "./compiled-decoder.js";
+import { _setEncoderCodegen, encodeCompiledScratch, encodeCompiledTransient } from "./compiled.js";
 import { msgpackCodec } from "./msgpack.js";
 import { defineMessage, t, type MessageType } from "../msgs/index.js";
 
@@ -127,4 +127,33 @@ test("messages decoded from one shared buffer are views that stay correct", () =
   assert.deepEqual(b, a);
   // A view that is not the whole message does not decode.
   assert.equal(decodeCompiled(generated.Outer, frame.subarray(3, 3 + one.length + 1)), MISMATCH);
+});
+
+test("messages decoded by range from one frame equal those decoded from views", () => {
+  const one = encode(closure.Outer, samples[0]);
+  const frame = Buffer.concat([Buffer.from([9, 9, 9]), one, one, Buffer.from([7])]);
+  const a = decodeCompiledIn(generated.Outer, frame, 3, 3 + one.length) as { data: Uint8Array };
+  const b = decodeCompiledIn(closure.Outer, frame, 3 + one.length, 3 + 2 * one.length);
+  assert.deepEqual(a, decodeCompiled(generated.Outer, one));
+  assert.deepEqual(b, a);
+  assert.equal(a.data.buffer, frame.buffer, "bytes fields are views into the frame");
+  // A range that is not one whole message does not decode, nor does a cut one.
+  assert.equal(decodeCompiledIn(generated.Outer, frame, 3, 3 + one.length + 1), MISMATCH);
+  assert.equal(decodeCompiledIn(generated.Outer, frame, 3, 2 + one.length), MISMATCH);
+  // Another frame (same length, other bytes) is read afresh, not through the first one's views.
+  const other = Buffer.from(frame);
+  other[3 + 1] = 0xff; // a key byte of the first field
+  assert.equal(decodeCompiledIn(generated.Outer, other, 3, 3 + one.length), MISMATCH);
+  assert.deepEqual(decodeCompiledIn(generated.Outer, frame, 3, 3 + one.length), a);
+});
+
+test("the scratch encoding is the transient one, in the first `length` bytes of a reused buffer", () => {
+  for (const v of samples) {
+    const want = Buffer.from(encodeCompiledTransient(generated.Outer, v, Infinity)!);
+    const r = encodeCompiledScratch(generated.Outer, v, Infinity);
+    assert.ok(r.buf !== null);
+    assert.deepEqual(Buffer.from(r.buf.subarray(0, r.length)), want);
+  }
+  // A bytes field at the blob threshold: the message travels as frames.
+  assert.equal(encodeCompiledScratch(generated.Outer, samples[0], 1).buf, null);
 });

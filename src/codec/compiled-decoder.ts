@@ -19,6 +19,9 @@ export const MISMATCH: unique symbol = Symbol("myelin.codec.mismatch");
 interface In {
   b: Uint8Array;
   dv: DataView;
+  /** `b`'s buffer and offset in it, read once per buffer (a typed array's `.buffer` is not free). */
+  ab: ArrayBufferLike;
+  off: number;
   p: number;
   end: number;
 }
@@ -196,7 +199,7 @@ const readBytes: Reader = (i) => {
   const s = i.p + h;
   if (s + n > i.end) return NO;
   i.p = s + n;
-  return new Uint8Array(i.b.buffer, i.b.byteOffset + s, n);
+  return new Uint8Array(i.ab, i.off + s, n);
 };
 
 /** Reads a container header of the given family; returns the element count, or -1. */
@@ -409,12 +412,52 @@ export function decodeCompiled<T>(type: MessageType<T>, bytes: Uint8Array): T | 
   return v as T;
 }
 
+/**
+ * {@link decodeCompiled} of `frame[start, end)`: for messages that lie one after another in one
+ * buffer (a Data frame), without a view per message. Consecutive calls with the same `frame`
+ * share one cursor over it.
+ */
+export function decodeCompiledIn<T>(
+  type: MessageType<T>,
+  frame: Uint8Array,
+  start: number,
+  end: number,
+): T | typeof MISMATCH {
+  let i: In;
+  if (frame === inFrame) i = inShared;
+  else if (frame.byteLength > MAX_SHARED_VIEW_BYTES) i = cursorOf(frame);
+  else {
+    inFrame = frame;
+    i = inShared = cursorOf(frame);
+  }
+  i.p = start;
+  i.end = end;
+  const v = messageReader(type)(i);
+  if (v === NO || i.p !== end) return MISMATCH;
+  return v as T;
+}
+
 /** Views over a buffer of at most this many bytes are kept for the next message (one frame's). */
 const MAX_SHARED_VIEW_BYTES = 256 * 1024;
 let sharedBuffer: ArrayBufferLike | null = null;
 let sharedBytes: Uint8Array = new Uint8Array(0);
 let sharedView: DataView = new DataView(sharedBytes.buffer);
-const shared: In = { b: sharedBytes, dv: sharedView, p: 0, end: 0 };
+const shared: In = { b: sharedBytes, dv: sharedView, ab: sharedBytes.buffer, off: 0, p: 0, end: 0 };
+/** The frame of the last decodeCompiledIn, and the cursor over it. */
+let inFrame: Uint8Array | null = null;
+let inShared: In = shared;
+
+/** A cursor of its own over `bytes` (positions are offsets into `bytes`). */
+function cursorOf(bytes: Uint8Array): In {
+  return {
+    b: bytes,
+    dv: new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength),
+    ab: bytes.buffer,
+    off: bytes.byteOffset,
+    p: 0,
+    end: bytes.byteLength,
+  };
+}
 
 /**
  * A cursor over `bytes`. Messages received together share one buffer (a batch frame): the views over
@@ -424,19 +467,14 @@ const shared: In = { b: sharedBytes, dv: sharedView, p: 0, end: 0 };
 function cursorOver(bytes: Uint8Array): In {
   const ab = bytes.buffer;
   if (ab !== sharedBuffer) {
-    if (ab.byteLength > MAX_SHARED_VIEW_BYTES) {
-      return {
-        b: bytes,
-        dv: new DataView(ab, bytes.byteOffset, bytes.byteLength),
-        p: 0,
-        end: bytes.byteLength,
-      };
-    }
+    if (ab.byteLength > MAX_SHARED_VIEW_BYTES) return cursorOf(bytes);
     sharedBuffer = ab;
     sharedBytes = new Uint8Array(ab);
     sharedView = new DataView(ab);
     shared.b = sharedBytes;
     shared.dv = sharedView;
+    shared.ab = ab;
+    shared.off = 0;
   }
   shared.p = bytes.byteOffset;
   shared.end = bytes.byteOffset + bytes.byteLength;

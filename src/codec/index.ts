@@ -14,5 +14,5 @@ export {
 } from "./msgpack.js";
 export { fromJson, jsonCodec, toJson } from "./json.js";
 export { parseData } from "./data-text.js";
-export { encodeCompiledTransient } from "./compiled.js";
-export { decodeCompiled, MISMATCH } from "./compiled-decoder.js";
+export { CompiledRecordWriter, encodeCompiledScratch, encodeCompiledTransient } from "./compiled.js";
+export { decodeCompiled, decodeCompiledIn, MISMATCH } from "./compiled-decoder.js";

@@ -6,7 +6,7 @@
  */
 import { DecodeError, MyelinError, TypeMismatchError, ValidationError } from "../errors.js";
 import type { MessageType } from "../msgs/index.js";
-import { decodeCompiled, decodeFrames, MISMATCH, msgpackCodec } from "../codec/index.js";
+import { decodeCompiledIn, decodeFrames, MISMATCH, msgpackCodec } from "../codec/index.js";
 import type { PeerLink, RecordSink } from "../transport/peer-link.js";
 import type { ErrorBody, RecordHeader } from "../transport/frame.js";
 import type { RawMessage } from "./raw-message.js";
@@ -26,8 +26,9 @@ export class RemoteSource implements RecordSink, Acker {
   alive = true;
   #consumedMsgs = 0;
   #consumedBytes = 0;
-  readonly #lastSeq = new Map<number, number>();
-  readonly #names = new Map<number, string>();
+  /** Last sequence number delivered, and the publisher's name, by publisher index (a u16). */
+  readonly #lastSeq: number[] = [];
+  readonly #names: string[] = [];
   /** Group members: index of the message being handled, of the next one, and of the first unconsumed. */
   #cur = 0;
   #nextIdx = 0;
@@ -89,34 +90,44 @@ export class RemoteSource implements RecordSink, Acker {
     });
   }
 
-  onRecord(pub: number, seq: number, sec: number, nsec: number, payload: Buffer): void {
+  onRecord(
+    pub: number,
+    seq: number,
+    sec: number,
+    nsec: number,
+    frame: Buffer,
+    start: number,
+    end: number,
+  ): void {
+    const bytes = end - start;
     if (this.grouped) this.#cur = this.#nextIdx++;
     else if (!this.#sequence(pub, seq)) {
-      this.ack(payload.length);
+      this.ack(bytes);
       return;
     }
     if (this.sub.raw) {
-      const raw: RawMessage = { frames: [payload], bytes: payload.length };
-      this.#deliver(raw, pub, seq, sec, nsec, payload.length);
+      const payload = frame.subarray(start, end);
+      const raw: RawMessage = { frames: [payload], bytes };
+      this.#deliver(raw, pub, seq, sec, nsec, bytes);
       return;
     }
     if (this.validate && this.type !== undefined) {
       // One pass that decodes and validates; anything unusual takes the generic path below,
       // which also names what is wrong.
-      const fast = decodeCompiled(this.type, payload);
+      const fast = decodeCompiledIn(this.type, frame, start, end);
       if (fast !== MISMATCH) {
-        this.#deliver(fast, pub, seq, sec, nsec, payload.length);
+        this.#deliver(fast, pub, seq, sec, nsec, bytes);
         return;
       }
     }
     let msg: unknown;
     try {
-      msg = msgpackCodec.decode(payload);
+      msg = msgpackCodec.decode(frame.subarray(start, end));
     } catch (err) {
-      this.#invalid(err, payload.length);
+      this.#invalid(err, bytes);
       return;
     }
-    this.#accept(msg, pub, seq, sec, nsec, payload.length);
+    this.#accept(msg, pub, seq, sec, nsec, bytes);
   }
 
   /**
@@ -168,10 +179,10 @@ export class RemoteSource implements RecordSink, Acker {
 
   /** Returns false for a repeat (already delivered); counts gaps as lost. */
   #sequence(pub: number, seq: number): boolean {
-    const last = this.#lastSeq.get(pub) ?? 0;
+    const last = this.#lastSeq[pub] ?? 0;
     if (seq <= last) return false;
     if (last > 0 && seq > last + 1) this.sub.countLost(seq - last - 1);
-    this.#lastSeq.set(pub, seq);
+    this.#lastSeq[pub] = seq;
     return true;
   }
 
@@ -211,8 +222,8 @@ export class RemoteSource implements RecordSink, Acker {
     bytes: number,
     release?: () => void,
   ): void {
-    let name = this.#names.get(pub);
-    if (name === undefined) this.#names.set(pub, (name = `${this.publisherName}#${pub}`));
+    let name = this.#names[pub];
+    if (name === undefined) this.#names[pub] = name = `${this.publisherName}#${pub}`;
     const info = { seq, publisher: name, sourceTime: { sec, nanosec: nsec }, bytes };
     if (this.grouped) {
       const i = this.#cur;

@@ -20,6 +20,7 @@ import {
   encodeReplyHeader,
   parseFrame,
   type ErrorBody,
+  type RecordWriter,
   type ReplyHeader,
   type RequestHeader,
   type SubBody,
@@ -207,7 +208,7 @@ export class RemoteSubscriber {
       seq,
       sec,
       nsec,
-      payload: payload === null ? null : Buffer.from(payload),
+      payload: payload === null ? null : Buffer.from(payload.subarray(0, bytes)),
       frames: frames === null ? null : (this.server.shm?.detach(frames) ?? frames),
       bytes,
     });
@@ -423,7 +424,8 @@ export class DataServer {
 
   /**
    * Sends one message to a subscriber, honouring its credit.
-   * @param payload the encoded message; copied before this returns, so a transient buffer is fine
+   * @param payload the encoded message in its first `bytes` bytes (it may be a longer, reused
+   *   buffer); copied before this returns, so a transient buffer is fine
    * @param frames instead of `payload`, a large message's codec frames (sent as a Blob, not copied)
    * @param bytes the message's size in bytes
    * @returns false when the message was dropped for lack of credit (best-effort)
@@ -452,12 +454,60 @@ export class DataServer {
       seq,
       sec,
       nsec,
-      payload: payload === null ? null : Buffer.from(payload),
+      payload: payload === null ? null : Buffer.from(payload.subarray(0, bytes)),
       // A loaned buffer's slot may be reused before credit returns: what waits is a copy.
       frames: frames === null ? null : (this.shm?.detach(frames) ?? frames),
       bytes,
     });
     return true;
+  }
+
+  /**
+   * Sends one small message to a subscriber that can take it now, written by `w` straight into the
+   * peer's batch frame (one copy of the message instead of two). Returns the message's size in
+   * bytes; past `maxBytes` nothing was sent (the caller reports it as too large). Returns -1,
+   * nothing sent, when this path does not apply: no credit or messages parked (deliver() parks or
+   * drops), a queue-group member (it keeps a copy), or `w` declined (a large message).
+   */
+  deliverWritten(
+    sub: RemoteSubscriber,
+    pub: number,
+    seq: number,
+    sec: number,
+    nsec: number,
+    w: RecordWriter,
+    maxBytes: number,
+  ): number {
+    if (sub.closed || !sub.canSendNow || sub.body.group !== undefined) return -1;
+    const peer = sub.peer;
+    let batch = peer.batch;
+    // The first message to a peer in this event-loop turn leaves at once (see sendNow).
+    const alone = batch === null && !peer.busyThisTurn;
+    if (batch === null) {
+      batch = new DataFrameBuilder(
+        alone ? 256 : Math.min(this.#opts.maxBatchBytes + 1024, peer.lastBatchBytes + 256),
+      );
+    }
+    const n = batch.appendWith(sub.sid, pub, seq, sec, nsec, w, maxBytes);
+    if (n < 0 || n > maxBytes) return n;
+    sub.creditMsgs--;
+    sub.creditBytes -= n;
+    peer.sentSincePing = true;
+    if (alone) {
+      peer.busyThisTurn = true;
+      this.#busy.push(peer);
+      this.#scheduleFlush();
+      const frame = batch.finish();
+      this.#sendTo(peer, [frame], frame.length);
+      return n;
+    }
+    if (peer.batch === null) {
+      peer.batch = batch;
+      this.#dirty.add(peer);
+      this.#scheduleFlush();
+    }
+    if (batch.size >= this.#opts.maxBatchBytes) this.#flushPeer(peer);
+    return n;
   }
 
   /** @internal Sends without checking credit; the caller did. */
@@ -504,8 +554,8 @@ export class DataServer {
       peer.busyThisTurn = true;
       this.#busy.push(peer);
       this.#scheduleFlush();
-      const single = new DataFrameBuilder(4 + RECORD_HEADER_BYTES + payload!.length + 8);
-      single.append(sub.sid, pub, seq, sec, nsec, payload!);
+      const single = new DataFrameBuilder(4 + RECORD_HEADER_BYTES + bytes + 8);
+      single.append(sub.sid, pub, seq, sec, nsec, payload!, bytes);
       const frame = single.finish();
       this.#sendTo(peer, [frame], frame.length);
       return;
@@ -517,7 +567,7 @@ export class DataServer {
       this.#dirty.add(peer);
       this.#scheduleFlush();
     }
-    batch.append(sub.sid, pub, seq, sec, nsec, payload!);
+    batch.append(sub.sid, pub, seq, sec, nsec, payload!, bytes);
     if (batch.size >= this.#opts.maxBatchBytes) this.#flushPeer(peer);
   }
 

@@ -14,6 +14,7 @@ import {
   encodeSub,
   encodeUnsub,
   forEachRecord,
+  forEachRecordIn,
   parseFrame,
 } from "./frame.js";
 import { DecodeError } from "../errors.js";
@@ -41,6 +42,26 @@ test("data frames carry many records and read back in order, payloads as views",
   ]);
   const parsed = parseFrame([frame]);
   assert.equal(parsed.kind, FrameKind.Data);
+  // The same records as ranges of the frame, no view per record.
+  const ranges: unknown[] = [];
+  assert.equal(
+    forEachRecordIn(frame, (sid, pub, seq, sec, nsec, f, start, end) => {
+      assert.equal(f, frame);
+      ranges.push([sid, pub, seq, sec, nsec, [...frame.subarray(start, end)]]);
+    }),
+    3,
+  );
+  assert.deepEqual(ranges, got);
+});
+
+test("a record appended from the first bytes of a longer buffer carries only those", () => {
+  const b = new DataFrameBuilder(64);
+  const scratch = Buffer.from("abcdefghijklmnopqrstuvwxyz");
+  b.append(1, 0, 1, 0, 0, scratch, 3);
+  b.append(1, 0, 2, 0, 0, scratch, 20);
+  const got: string[] = [];
+  forEachRecord(b.finish(), (_sid, _pub, _seq, _sec, _nsec, payload) => got.push(payload.toString()));
+  assert.deepEqual(got, ["abc", "abcdefghijklmnopqrst"]);
 });
 
 test("a data frame truncated at any offset is a DecodeError, never garbage records", () => {

@@ -19,7 +19,7 @@ import {
   encodeRequestHeader,
   encodeSub,
   encodeUnsub,
-  forEachRecord,
+  forEachRecordIn,
   parseFrame,
   type ErrorBody,
   type HelloBody,
@@ -36,8 +36,16 @@ import { INLINE, ShmKind, encodeAccept, encodeRelease, parseShmFrame } from "./s
 
 /** Receives what a link gets for one subscription. */
 export interface RecordSink {
-  /** One small message; `payload` is a view into the received frame. */
-  onRecord(pub: number, seq: number, sec: number, nsec: number, payload: Buffer): void;
+  /** One small message: its payload is `frame[start, end)` (the received frame, not a copy). */
+  onRecord(
+    pub: number,
+    seq: number,
+    sec: number,
+    nsec: number,
+    frame: Buffer,
+    start: number,
+    end: number,
+  ): void;
   /**
    * One large message as codec frames. When `release` is given, some parts are views into the
    * publisher's shared memory: call it once the message is consumed (the views must not be read
@@ -269,8 +277,8 @@ export class PeerLink {
     const f = parseFrame(msg);
     switch (f.kind) {
       case FrameKind.Data:
-        forEachRecord(f.frame, (sid, pub, seq, sec, nsec, payload) => {
-          this.#subs.get(sid)?.sink.onRecord(pub, seq, sec, nsec, payload);
+        forEachRecordIn(f.frame, (sid, pub, seq, sec, nsec, frame, start, end) => {
+          this.#subs.get(sid)?.sink.onRecord(pub, seq, sec, nsec, frame, start, end);
         });
         return;
       case FrameKind.Blob:
