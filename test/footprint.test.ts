@@ -67,10 +67,11 @@ function packageOf(file: string): string | undefined {
   return m?.[1];
 }
 
-test("an idle node loads none of the gateway, bridge, web, recorder or YAML libraries", async () => {
+/** Runs PROGRAM with `env` added; the files and URLs of every module it loaded. */
+async function loadedBy(env: Record<string, string>): Promise<string[]> {
   using rt = tempRuntime();
   const child = spawn(process.execPath, ["--input-type=module", "-e", PROGRAM], {
-    env: { ...process.env, MYELIN_RUNTIME_DIR: rt.dir },
+    env: { ...process.env, MYELIN_RUNTIME_DIR: rt.dir, ...env },
     stdio: ["ignore", "pipe", "pipe"],
   });
   let out = "";
@@ -88,15 +89,43 @@ test("an idle node loads none of the gateway, bridge, web, recorder or YAML libr
     });
   });
   assert.equal(code, 0, `the child failed: ${err}`);
-  const files = JSON.parse(out) as string[];
+  return JSON.parse(out) as string[];
+}
+
+/** True when one of `files` is the compiled module `rel` of this project (e.g. `transport/unix/unix-transport.js`). */
+function hasModule(files: readonly string[], rel: string): boolean {
+  return files.some((f) => decodeURIComponent(f).endsWith(`/src/${rel}`));
+}
+
+test("an idle node loads none of the gateway, bridge, web, recorder or YAML libraries", async () => {
+  const files = await loadedBy({});
   const packages = new Set(files.map(packageOf).filter((p): p is string => p !== undefined));
-  // The check sees packages at all: the node needs zeromq and msgpackr.
-  assert.ok(packages.has("zeromq"), `zeromq not among the loaded packages: ${[...packages].join(", ")}`);
+  // The check sees packages at all: the node needs msgpackr.
   assert.ok(packages.has("msgpackr"), `msgpackr not among the loaded packages: ${[...packages].join(", ")}`);
   const loaded = NOT_LOADED.filter((p) => packages.has(p));
   assert.deepEqual(
     loaded,
     [],
     `an idle node loaded ${loaded.join(", ")}; require it on first use (see src/codec/yaml.ts, src/gateway/libs.ts)`,
+  );
+});
+
+test("a node whose ipc:// goes over the Unix carrier does not load zeromq", async () => {
+  const files = await loadedBy({ MYELIN_IPC_TRANSPORT: "unix" });
+  assert.ok(hasModule(files, "transport/unix/unix-transport.js"), "the Unix carrier was not loaded");
+  const packages = new Set(files.map(packageOf));
+  assert.ok(
+    !packages.has("zeromq") && !hasModule(files, "transport/zmq/zmq-transport.js"),
+    "zeromq was loaded by a node using only the Unix carrier; import it on first use (src/transport/carriers.ts)",
+  );
+});
+
+test("a node whose ipc:// goes over ZeroMQ does not load the Unix carrier", async () => {
+  const files = await loadedBy({ MYELIN_IPC_TRANSPORT: "zeromq" });
+  const packages = new Set(files.map(packageOf));
+  assert.ok(packages.has("zeromq"), "zeromq was not loaded");
+  assert.ok(
+    !hasModule(files, "transport/unix/unix-transport.js"),
+    "the Unix carrier was loaded by a node using ZeroMQ; import it on first use (src/transport/carriers.ts)",
   );
 });
