@@ -9,6 +9,9 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
 import { fileURLToPath } from "node:url";
+import { Hub } from "../src/hub/index.js";
+import { unixTransport } from "../src/transport/unix/unix-transport.js";
+import { zmqTransport } from "../src/transport/zmq/zmq-transport.js";
 import { tempRuntime } from "./helpers.js";
 
 const INDEX = fileURLToPath(new URL("../src/index.js", import.meta.url));
@@ -67,10 +70,11 @@ function packageOf(file: string): string | undefined {
   return m?.[1];
 }
 
-test("an idle node loads none of the gateway, bridge, web, recorder or YAML libraries", async () => {
+/** Runs PROGRAM with `env` added; the files and URLs of every module it loaded. */
+async function loadedBy(env: Record<string, string>): Promise<string[]> {
   using rt = tempRuntime();
   const child = spawn(process.execPath, ["--input-type=module", "-e", PROGRAM], {
-    env: { ...process.env, MYELIN_RUNTIME_DIR: rt.dir },
+    env: { ...process.env, MYELIN_RUNTIME_DIR: rt.dir, ...env },
     stdio: ["ignore", "pipe", "pipe"],
   });
   let out = "";
@@ -88,10 +92,18 @@ test("an idle node loads none of the gateway, bridge, web, recorder or YAML libr
     });
   });
   assert.equal(code, 0, `the child failed: ${err}`);
-  const files = JSON.parse(out) as string[];
+  return JSON.parse(out) as string[];
+}
+
+/** True when one of `files` is the compiled module `rel` of this project (e.g. `transport/unix/unix-transport.js`). */
+function hasModule(files: readonly string[], rel: string): boolean {
+  return files.some((f) => decodeURIComponent(f).endsWith(`/src/${rel}`));
+}
+
+test("an idle node loads none of the gateway, bridge, web, recorder or YAML libraries", async () => {
+  const files = await loadedBy({});
   const packages = new Set(files.map(packageOf).filter((p): p is string => p !== undefined));
-  // The check sees packages at all: the node needs zeromq and msgpackr.
-  assert.ok(packages.has("zeromq"), `zeromq not among the loaded packages: ${[...packages].join(", ")}`);
+  // The check sees packages at all: the node needs msgpackr.
   assert.ok(packages.has("msgpackr"), `msgpackr not among the loaded packages: ${[...packages].join(", ")}`);
   const loaded = NOT_LOADED.filter((p) => packages.has(p));
   assert.deepEqual(
@@ -99,4 +111,72 @@ test("an idle node loads none of the gateway, bridge, web, recorder or YAML libr
     [],
     `an idle node loaded ${loaded.join(", ")}; require it on first use (see src/codec/yaml.ts, src/gateway/libs.ts)`,
   );
+});
+
+test("a node whose ipc:// goes over the Unix carrier does not load zeromq", async () => {
+  const files = await loadedBy({ MYELIN_IPC_TRANSPORT: "unix" });
+  assert.ok(hasModule(files, "transport/unix/unix-transport.js"), "the Unix carrier was not loaded");
+  const packages = new Set(files.map(packageOf));
+  assert.ok(
+    !packages.has("zeromq") && !hasModule(files, "transport/zmq/zmq-transport.js"),
+    "zeromq was loaded by a node using only the Unix carrier; import it on first use (src/transport/carriers.ts)",
+  );
+});
+
+test("a node whose ipc:// goes over ZeroMQ does not load the Unix carrier", async () => {
+  const files = await loadedBy({ MYELIN_IPC_TRANSPORT: "zeromq" });
+  const packages = new Set(files.map(packageOf));
+  assert.ok(packages.has("zeromq"), "zeromq was not loaded");
+  assert.ok(
+    !hasModule(files, "transport/unix/unix-transport.js"),
+    "the Unix carrier was loaded by a node using ZeroMQ; import it on first use (src/transport/carriers.ts)",
+  );
+});
+
+// A node alone (its hub runs elsewhere): what it loads of Node's own modules.
+const NODE_PROGRAM = `
+const node = await import(${JSON.stringify(fileURLToPath(new URL("../src/node/index.js", import.meta.url)))});
+const msgs = await import(${JSON.stringify(fileURLToPath(new URL("../src/msgs/index.js", import.meta.url)))});
+const n = await node.createNode({ name: "idle_alone" });
+const T = msgs.defineMessage("footprint_test/Bytes", { data: msgs.t.bytes() });
+await n.createSubscription("/footprint/alone", T, () => {});
+await new Promise((r) => setImmediate(r));
+await n.close();
+process.stdout.write(JSON.stringify(process.moduleLoadList));
+`;
+
+test("an idle node over the Unix carrier does not load node:crypto (OpenSSL)", async () => {
+  using rt = tempRuntime();
+  const hub = await Hub.start({ runtimeDir: rt.dir, transports: { ipc: unixTransport, tcp: zmqTransport } });
+  try {
+    const child = spawn(process.execPath, ["--input-type=module", "-e", NODE_PROGRAM], {
+      env: { ...process.env, MYELIN_RUNTIME_DIR: rt.dir, MYELIN_IPC_TRANSPORT: "unix" },
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    let out = "";
+    let err = "";
+    child.stdout.on("data", (d: Buffer) => (out += d.toString()));
+    child.stderr.on("data", (d: Buffer) => (err += d.toString()));
+    const code = await new Promise<number | null>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        child.kill("SIGKILL");
+        reject(new Error(`the child did not finish within 60 s: ${err}`));
+      }, 60_000);
+      child.once("exit", (c) => {
+        clearTimeout(timer);
+        resolve(c);
+      });
+    });
+    assert.equal(code, 0, `the child failed: ${err}`);
+    const builtins = JSON.parse(out) as string[];
+    assert.ok(builtins.includes("NativeModule net"), `the list sees Node's modules: ${builtins.join(", ")}`);
+    const crypto = builtins.filter((m) => /crypto/.test(m));
+    assert.deepEqual(
+      crypto,
+      [],
+      "an idle node loaded node:crypto; take random bytes and the crypto module from src/transport/node-crypto.ts",
+    );
+  } finally {
+    hub.close();
+  }
 });

@@ -5,12 +5,12 @@
  * only when the subscriber pushes back (`ready()`). The receiver validates every message against
  * its schema. Frames of 64 KiB and more go through shared memory (the receiver is on this host),
  * unless `MYELIN_SHM=off` (`myelin-copy`).
+ *
+ * The hub and the carriers are imported where the runner starts the hub (`setup`), not at the top:
+ * the workers are nodes, and a node does not load the hub's code (it would count in `idle-rss`).
  */
-import { Hub } from "../../src/hub/index.js";
 import { createNode, type Node } from "../../src/node/index.js";
 import { defineMessage, geometry_msgs, t } from "../../src/msgs/index.js";
-import { unixTransport } from "../../src/transport/unix/unix-transport.js";
-import { zmqTransport } from "../../src/transport/zmq/zmq-transport.js";
 import type { EndpointOptions, Impl, Receiver, ReceiverOptions, Sender, Twist } from "../impl.js";
 
 /** The 64 B / 4 KiB / 1 MiB payload cases: one `bytes` field. */
@@ -29,6 +29,7 @@ export function myelinImpl(tryPublish: boolean): Impl {
       : "Myelin nodes, reliable topic over ipc://, await per publish, schema validation on receive",
 
     async setup(ctx) {
+      const { Hub } = await import("../../src/hub/index.js");
       const hub = await Hub.start({ runtimeDir: ctx.dir });
       return {
         env: { MYELIN_RUNTIME_DIR: ctx.dir },
@@ -100,6 +101,9 @@ export function myelinOver(carrier: "unix" | "zeromq"): Impl {
     name: `myelin-${carrier === "unix" ? "unix" : "zmq"}`,
     description: `Myelin as above, ipc:// carried by ${carrier === "unix" ? "the Unix-socket carrier" : "ZeroMQ"}`,
     async setup(ctx) {
+      const { Hub } = await import("../../src/hub/index.js");
+      const { unixTransport } = await import("../../src/transport/unix/unix-transport.js");
+      const { zmqTransport } = await import("../../src/transport/zmq/zmq-transport.js");
       const hub = await Hub.start({
         runtimeDir: ctx.dir,
         transports: { ipc: carrier === "unix" ? unixTransport : zmqTransport, tcp: zmqTransport },

@@ -7,7 +7,7 @@
  * credit for them ahead of time (several fetches outstanding, answered in order), and sends the
  * acks of one event-loop turn as runs of seqs in one request (docs/store-consumers.md).
  */
-import { randomBytes } from "node:crypto";
+import { randomBytes } from "../transport/node-crypto.js";
 import { ClosedError, MyelinError, myelinError, ValidationError } from "../errors.js";
 import { decodeCompiled, MISMATCH, msgpackCodec } from "../codec/index.js";
 import type { MessageType } from "../msgs/index.js";

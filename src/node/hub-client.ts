@@ -3,7 +3,7 @@
  * hub: it keeps trying, and registers as soon as one answers (also after a hub restart, when the
  * new hub asks every unknown node to register again).
  */
-import { randomBytes } from "node:crypto";
+import { randomBytes } from "../transport/node-crypto.js";
 import { ClosedError, MyelinError, TimeoutError } from "../errors.js";
 import type { PolicyDoc } from "./access-policy.js";
 import { PROCESS_CREDENTIAL } from "./process-credential.js";

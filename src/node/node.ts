@@ -4,7 +4,6 @@
  * per remote node it talks to, and registers with the hub, which tells it where everything is.
  * Nodes in one process deliver to each other by a function call.
  */
-import { randomBytes } from "node:crypto";
 import { EventEmitter } from "node:events";
 import { existsSync, rmSync } from "node:fs";
 import { join } from "node:path";
@@ -23,6 +22,7 @@ import { DEFAULT_TRANSPORTS } from "../transport/default-transports.js";
 import { isCarrierMismatch, type Transports, type TransportSecurity } from "../transport/transport.js";
 import { insecureFromEnv, LinkSecurity } from "./link-security.js";
 import { InprocRegistry } from "../transport/inproc.js";
+import { randomBytes } from "../transport/node-crypto.js";
 import { ensureRuntimeDir, explicitHostName, hostName, hubEndpoint, runtimeDir } from "./config.js";
 import {
   canReach,

@@ -6,7 +6,7 @@
  * internal services (`/_store/append`, `/_supervisor/apply`, …). Another process cannot learn it:
  * it never appears in the graph, and is never sent over tcp.
  */
-import { randomBytes } from "node:crypto";
+import { randomBytes } from "../transport/node-crypto.js";
 
 /** This process's credential (32 random bytes, base64url). */
 export const PROCESS_CREDENTIAL = randomBytes(32).toString("base64url");

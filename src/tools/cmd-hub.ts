@@ -41,6 +41,7 @@ import {
   hubUplinkPlugin,
 } from "./hub-extras.js";
 import { HUB_METRICS_OPTIONS, hubMetricsPlugin } from "./cmd-metrics.js";
+import { releaseWhenBusy } from "./hub-startup.js";
 
 export const hubCommand: CommandSpec = {
   path: ["hub"],
@@ -317,6 +318,7 @@ export const hubCommand: CommandSpec = {
         `${clock()} myelin hub ${proc.hub.id} started (pid ${process.pid}, runtime dir ${runtimeDir(opts.runtimeDir)})`,
       );
       for (const ep of proc.hub.endpoints) ctx.out(`${clock()} listening on ${ep}`);
+      releaseWhenBusy();
       if (opts.peers.length > 0) ctx.out(`${clock()} host ${proc.hub.host}, peers: ${opts.peers.join(", ")}`);
       await proc.stopped;
     } finally {

@@ -3,8 +3,9 @@
  * Z85 text. Generated and checked with Node's own X25519, so code outside the ZeroMQ carrier can
  * create and validate keys without loading ZeroMQ.
  */
-import { createPrivateKey, createPublicKey, generateKeyPairSync, type KeyObject } from "node:crypto";
+import type { KeyObject } from "node:crypto";
 import { MyelinError } from "../errors.js";
+import { nodeCrypto } from "./node-crypto.js";
 import { z85Decode, z85Encode } from "./z85.js";
 
 /** A CURVE key pair as Z85 text (40 characters each). */
@@ -21,12 +22,16 @@ const PKCS8_X25519 = Buffer.from("302e020100300506032b656e04220420", "hex");
 
 /** A Node key object of a raw 32-byte X25519 secret key. */
 export function x25519SecretKey(raw: Buffer): KeyObject {
-  return createPrivateKey({ key: Buffer.concat([PKCS8_X25519, raw]), format: "der", type: "pkcs8" });
+  return nodeCrypto().createPrivateKey({
+    key: Buffer.concat([PKCS8_X25519, raw]),
+    format: "der",
+    type: "pkcs8",
+  });
 }
 
 /** A new random key pair. */
 export function generateCurveKeyPair(): CurveKeyPair {
-  const { privateKey, publicKey } = generateKeyPairSync("x25519");
+  const { privateKey, publicKey } = nodeCrypto().generateKeyPairSync("x25519");
   const d = privateKey.export({ format: "jwk" }).d!;
   const x = publicKey.export({ format: "jwk" }).x!;
   return {
@@ -63,7 +68,7 @@ export function parseCurveKey(text: string, what: string): Buffer {
 export function checkCurveKeyPair(pair: CurveKeyPair, what: string): void {
   const pub = parseCurveKey(pair.publicKey, `${what} public key`);
   const sec = parseCurveKey(pair.secretKey, `${what} secret key`);
-  const derived = createPublicKey(x25519SecretKey(sec)).export({ format: "jwk" }).x;
+  const derived = nodeCrypto().createPublicKey(x25519SecretKey(sec)).export({ format: "jwk" }).x;
   if (derived !== pub.toString("base64url")) {
     throw new MyelinError(
       "ERR_INVALID_ARGUMENT",

@@ -12,7 +12,7 @@
  * encrypted CURVE handshake, so an eavesdropper never sees one to replay, and ZeroMQ refuses a
  * second connection with a routing id already connected.
  */
-import { createHmac, createPublicKey, diffieHellman, randomBytes, timingSafeEqual } from "node:crypto";
+import { nodeCrypto, randomBytes } from "./node-crypto.js";
 import type { CurveKeyPair } from "./curve-key.js";
 import { CURVE_KEY_LENGTH, parseCurveKey, x25519SecretKey } from "./curve-key.js";
 
@@ -23,9 +23,9 @@ const TAG_CHARS = 43;
 function shared(secretZ85: string, publicZ85: string): Buffer {
   const sec = parseCurveKey(secretZ85, "secret key");
   const pub = parseCurveKey(publicZ85, "public key");
-  return diffieHellman({
+  return nodeCrypto().diffieHellman({
     privateKey: x25519SecretKey(sec),
-    publicKey: createPublicKey({
+    publicKey: nodeCrypto().createPublicKey({
       key: { kty: "OKP", crv: "X25519", x: pub.toString("base64url") },
       format: "jwk",
     }),
@@ -33,7 +33,7 @@ function shared(secretZ85: string, publicZ85: string): Buffer {
 }
 
 function tag(secret: Buffer, nonce: string): string {
-  return createHmac("sha256", secret).update(LABEL).update(nonce).digest("base64url");
+  return nodeCrypto().createHmac("sha256", secret).update(LABEL).update(nonce).digest("base64url");
 }
 
 /** A fresh routing id for a client with `keys` connecting to the listener whose key is `serverKey`. */
@@ -59,5 +59,5 @@ export function verifyCurvePeerId(id: Buffer, listenerSecret: string): string | 
   } catch {
     return undefined; // not a key
   }
-  return expected.length === given.length && timingSafeEqual(expected, given) ? key : undefined;
+  return expected.length === given.length && nodeCrypto().timingSafeEqual(expected, given) ? key : undefined;
 }

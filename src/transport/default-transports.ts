@@ -1,8 +1,7 @@
 /** The transports nodes and hubs use when their options name none. */
 import { MyelinError } from "../errors.js";
 import type { Transport, Transports } from "./transport.js";
-import { unixTransport } from "./unix/unix-transport.js";
-import { zmqTransport } from "./zmq/zmq-transport.js";
+import { unixTransport, zmqTransport } from "./carriers.js";
 
 /**
  * The carrier of `ipc://` by default: ZeroMQ, or the plain Unix-socket transport when

@@ -12,7 +12,7 @@
  * until a subscriber sees its link drop or the next process here creates a pool
  * ({@link sweepOrphanPools}).
  */
-import { randomBytes } from "node:crypto";
+import { randomBytes } from "../node-crypto.js";
 import { readdirSync, readFileSync } from "node:fs";
 import { shmAddon, type ShmAddon } from "./shm-addon.js";
 import {
