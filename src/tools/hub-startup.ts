@@ -32,8 +32,15 @@ const CHECK_MS = 1000;
 let held = false;
 let timer: NodeJS.Timeout | undefined;
 
-/** Holds back the optimizing compiler and the young generation's growth; call before loading the hub. */
-export function holdIdleCosts(): void {
+/**
+ * Holds back the optimizing compiler and the young generation's growth; call before loading the
+ * hub. Does nothing with `MYELIN_HUB_IDLE_V8=off`, or when the process was started with V8 flags
+ * of its own about either (in `NODE_OPTIONS` or on the command line): those are the user's choice.
+ */
+export function holdIdleCosts(env: NodeJS.ProcessEnv = process.env): void {
+  if (env["MYELIN_HUB_IDLE_V8"] === "off") return;
+  const given = [...process.execArgv, ...(env["NODE_OPTIONS"] ?? "").split(/\s+/)];
+  if (given.some((f) => /^--(no-)?(turbofan|opt|semi-space|max-semi-space|min-semi-space)/.test(f))) return;
   for (const f of HELD) setFlagsFromString(f);
   held = true;
 }
