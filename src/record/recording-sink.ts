@@ -14,6 +14,7 @@ import { messageTypeFromDescription, type MessageType, type TypeDescription } fr
 import { channelEncodingOf, type ChannelEncoding } from "./channel-encoding.js";
 import { forEachBatchMessage, type BatchVisitor } from "./record-batch.js";
 import { McapFileWriter, type Compression } from "./mcap-file-writer.js";
+import { timeFromBigint } from "./mcap-time.js";
 import { viewerJsonText } from "./viewer-json.js";
 
 /** How the sink is set up. */
@@ -101,16 +102,24 @@ export class RecordingSink {
   #fileStart = 0;
   #bytesClosed = 0;
   readonly #closing: Promise<void>[] = [];
+  /** The last file's closing: files close (and are reported) one after the other, in order. */
+  #lastClose: Promise<void> = Promise.resolve();
   /** Requests waiting while the next file opens. */
   #backlog: SinkRequest[] | undefined;
   #timer: NodeJS.Timeout | undefined;
   #failed = false;
   readonly #visit: BatchVisitor;
   readonly #startedAt = new Date();
+  /** The batches' time base (timeBaseNs) in whole seconds and nanoseconds. */
+  readonly #baseSec: number;
+  readonly #baseNsec: number;
 
   private constructor(o: SinkOptions, reply: (r: SinkReply, transfer?: ArrayBuffer[]) => void) {
     this.#o = o;
     this.#reply = reply;
+    const base = timeFromBigint(o.timeBaseNs);
+    this.#baseSec = base.sec;
+    this.#baseNsec = base.nsec;
     this.#visit = (topic, seq, logMs, pubSec, pubNsec, frames) =>
       this.#message(topic, seq, logMs, pubSec, pubNsec, frames);
   }
@@ -257,9 +266,18 @@ export class RecordingSink {
       t.channel = w.addChannel(schema, t.topic, e.messageEncoding, new Map([["myelin_type", t.type.name]]));
     }
     const data = t.json ? viewerJsonText(t.type, msg) : t.enc.encodeParts(msg);
-    const logTime = this.#o.timeBaseNs + BigInt(Math.round(logMs * 1e6));
-    const publishTime = BigInt(pubSec) * 1_000_000_000n + BigInt(pubNsec);
-    t.dBytes += w.addMessage(t.channel, seq, logTime, publishTime, data);
+    // Log time: the time base plus logMs, in seconds and nanoseconds (no BigInt per message).
+    const ns = this.#baseNsec + Math.round(logMs * 1e6);
+    const carry = Math.floor(ns / 1e9);
+    t.dBytes += w.addMessageAt(
+      t.channel,
+      seq,
+      this.#baseSec + carry,
+      ns - carry * 1e9,
+      pubSec,
+      pubNsec,
+      data,
+    );
     t.dMessages++;
   }
 
@@ -331,8 +349,12 @@ export class RecordingSink {
     );
   }
 
-  /** Writes the metadata record into `w` and closes it. */
-  async #finish(w: McapFileWriter): Promise<void> {
+  /**
+   * Writes the metadata record into `w` now, and closes it once the files before it are closed (so
+   * that `file` replies come in file order, even when the last file is closed while the one before is
+   * still being written).
+   */
+  #finish(w: McapFileWriter): Promise<void> {
     const byTopic = (values: number[]): string =>
       JSON.stringify(
         Object.fromEntries(
@@ -348,8 +370,14 @@ export class RecordingSink {
       ["skipped", JSON.stringify(Object.fromEntries(this.#counters.skipped))],
     ]);
     if (w.failure === undefined) w.addMetadata("myelin.recording", meta);
-    await w.close();
-    this.#reply({ op: "file", path: w.path });
+    const before = this.#lastClose;
+    const closed = (async () => {
+      await before.catch(() => undefined);
+      await w.close();
+      this.#reply({ op: "file", path: w.path });
+    })();
+    this.#lastClose = closed;
+    return closed;
   }
 
   async #close(): Promise<void> {
