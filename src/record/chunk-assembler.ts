@@ -110,6 +110,16 @@ export class ChunkAssembler {
     if (typeof data === "string") {
       return this.#addText(channelId, sequence, logSec, logNsec, pubSec, pubNsec, data);
     }
+    if (data instanceof Uint8Array && data.byteLength < BY_REFERENCE_BYTES) {
+      // One small piece (most messages): copied, no list made.
+      const n = data.byteLength;
+      this.#indexMessage(channelId, logSec, logNsec);
+      this.#header(channelId, sequence, logSec, logNsec, pubSec, pubNsec, n);
+      this.#reserve(n).set(data, this.#slabPos);
+      this.#slabPos += n;
+      this.#size += MESSAGE_HEADER_BYTES + n;
+      return n;
+    }
     const parts = data instanceof Uint8Array ? [data] : data;
     let dataLength = 0;
     for (const p of parts) dataLength += p.byteLength;
