@@ -9,7 +9,7 @@
  *   for `durationMs`, flat out (`rateHz` 0) or paced at `rateHz`; sends `ready`, waits for `go`, then
  *   sends `result` (sent, ms);
  * - `{ role: "mcap", file, size, count, compression }`: writes `count` of the same encoded messages with
- *   `@mcap/core`'s McapWriter alone (zstd level 1 or none, 4 MiB chunks), and with Myelin's file writer,
+ *   `@mcap/core`'s McapWriter alone (zstd at the recorder's level, -1, or none; 4 MiB chunks), and with Myelin's file writer,
  *   and sends `result` with both rates.
  */
 import { open } from "node:fs/promises";
@@ -203,7 +203,7 @@ async function mcapAlone(m: Extract<Role, { role: "mcap" }>): Promise<void> {
       ? {
           compressChunk: (data: Uint8Array) => ({
             compression: "zstd",
-            compressedData: zstd.compress(data, 1),
+            compressedData: zstd.compress(data, -1),
           }),
         }
       : {}),

@@ -11,7 +11,7 @@
  *   inline, behind the caller on the same thread);
  * - `flushChunk()` closes the open chunk now (the recorder calls it every second), so a process killed
  *   with `kill -9` loses at most that much: everything before is complete chunks;
- * - compression `zstd` (level 1) or `none`; with `zstd` a chunk whose first 64 KiB do not compress below
+ * - compression `zstd` (level -1, its first fast level) or `none`; with `zstd` a chunk whose first 64 KiB do not compress below
  *   90 % (raw pixels, point clouds, already-compressed JPEG) is stored uncompressed rather than paying
  *   for compression that saves nothing;
  * - chunk CRCs by Node's native `zlib.crc32`; the data section's CRC is left at 0 ("not computed", as
