@@ -9,7 +9,7 @@
  *   for `durationMs`, flat out (`rateHz` 0) or paced at `rateHz`; sends `ready`, waits for `go`, then
  *   sends `result` (sent, ms);
  * - `{ role: "mcap", file, size, count, compression }`: writes `count` of the same encoded messages with
- *   `@mcap/core`'s McapWriter alone (zstd level 1 or none, 4 MiB chunks), and with Myelin's file writer,
+ *   `@mcap/core`'s McapWriter alone (zstd at the recorder's level, -1, or none; 4 MiB chunks), and with Myelin's file writer,
  *   and sends `result` with both rates.
  */
 import { open } from "node:fs/promises";
@@ -21,6 +21,7 @@ import { FileHandleWritable } from "@mcap/nodejs";
 import { Hub } from "../src/hub/index.js";
 import { sensor_msgs, std_msgs, type MessageType } from "../src/msgs/index.js";
 import { createNode } from "../src/node/index.js";
+import { shmStats } from "../src/transport/shm/shm-stats.js";
 import { channelEncodingOf } from "../src/record/channel-encoding.js";
 import { McapFileWriter, type Compression } from "../src/record/mcap-file-writer.js";
 import { Recorder } from "../src/record/recorder.js";
@@ -101,6 +102,7 @@ async function recorder(r: Extract<Role, { role: "recorder" }>): Promise<void> {
   let last = 0;
   let lastChange = 0;
   let cpuStart = 0;
+  let procCpuStart = 0;
   const probe = setInterval(() => {
     const t = rec.stats().topics[0];
     const seen = t === undefined ? 0 : t.messages + t.dropped + t.lost;
@@ -108,12 +110,16 @@ async function recorder(r: Extract<Role, { role: "recorder" }>): Promise<void> {
       if (first === 0) {
         first = performance.now();
         cpuStart = mainThreadCpuMs();
+        const c = process.cpuUsage();
+        procCpuStart = (c.user + c.system) / 1000;
       }
       last = seen;
       lastChange = performance.now();
     }
   }, 1);
   const { sent } = await nextMessage<{ sent: number }>("stop");
+  // The publisher is done: what the recorder still writes from here on is its backlog.
+  const stopAt = performance.now();
   // Every sent message recorded or counted, or nothing new for 2 s (the publisher's last messages were
   // dropped for lack of credit: no later message shows their gap).
   while (last < sent && performance.now() - Math.max(lastChange, first) < 2000) {
@@ -121,6 +127,8 @@ async function recorder(r: Extract<Role, { role: "recorder" }>): Promise<void> {
   }
   clearInterval(probe);
   const recvCpuMs = mainThreadCpuMs() - cpuStart;
+  const c = process.cpuUsage();
+  const procCpuMs = (c.user + c.system) / 1000 - procCpuStart;
   const closeStart = performance.now();
   const s = await rec.stop();
   const closeMs = performance.now() - closeStart;
@@ -135,6 +143,12 @@ async function recorder(r: Extract<Role, { role: "recorder" }>): Promise<void> {
     missing: Math.max(0, sent - t.messages - t.dropped - t.lost),
     // Received: recorded, dropped by the recorder, or invalid (lost ones never arrived).
     recvCpuUsPerMsg: (recvCpuMs * 1000) / Math.max(1, t.messages + t.dropped + t.invalid),
+    // Every other thread of the process (the recording thread above all; also the libuv pool that
+    // writes, ZeroMQ's I/O thread and the garbage collector's helpers), per message received.
+    otherCpuUsPerMsg: ((procCpuMs - recvCpuMs) * 1000) / Math.max(1, t.messages + t.dropped + t.invalid),
+    // How long after the publisher's last message the recorder was still writing (its backlog).
+    lagMs: Math.max(0, lastChange - stopAt),
+    shm: shmStats().reader,
     ms: lastChange - first + closeMs,
     closeMs,
     fileBytes: statSync(r.file).size,
@@ -168,7 +182,7 @@ async function publisher(p: Extract<Role, { role: "publisher" }>): Promise<void>
     while (sent < until) await pub.publish(pool[sent++ % pool.length]);
   }
   const ms = performance.now() - start;
-  send({ type: "result", sent, ms });
+  send({ type: "result", sent, ms, shm: shmStats().writer });
   await node.close();
 }
 
@@ -189,7 +203,7 @@ async function mcapAlone(m: Extract<Role, { role: "mcap" }>): Promise<void> {
       ? {
           compressChunk: (data: Uint8Array) => ({
             compression: "zstd",
-            compressedData: zstd.compress(data, 1),
+            compressedData: zstd.compress(data, -1),
           }),
         }
       : {}),

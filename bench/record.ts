@@ -8,7 +8,11 @@
  * Reported per case: what the publisher sent (msg/s), what the recorder wrote (msg/s, MB/s, from its
  * first message to its file closed), and what it could not keep (dropped + lost + missing). The median
  * run by recorded rate is reported, with the CPU time the recorder's receiving thread spent per message
- * received (from /proc: independent of the load, unlike the rates).
+ * received (from /proc: independent of the load, unlike the rates), the CPU time of its other threads
+ * (the recording thread above all), and its lag: how long it was still writing after the publisher's
+ * last message. A recorder that keeps up writes at the rate sent with a lag near 0; zero drops with a
+ * lag of seconds only means the queue (512 MiB) held the backlog of a short run, not that the rate is
+ * sustained.
  */
 import { fork, type ChildProcess } from "node:child_process";
 import { existsSync, rmSync } from "node:fs";
@@ -34,6 +38,10 @@ export interface RecordRow {
   readonly messages: number | null;
   /** CPU time of the recorder's receiving thread per received message, in µs (Linux), else null. */
   readonly recv_cpu_us: number | null;
+  /** CPU time of the recorder process's other threads (recording thread, I/O) per message, in µs. */
+  readonly other_cpu_us: number | null;
+  /** ms the recorder was still writing after the publisher's last message (its backlog). */
+  readonly lag_ms: number | null;
   readonly runs: number;
   readonly error: string | null;
 }
@@ -56,6 +64,8 @@ interface RecorderResult {
   missing: number;
   ms: number;
   recvCpuUsPerMsg: number | null;
+  otherCpuUsPerMsg: number | null;
+  lagMs: number;
 }
 
 interface McapResult {
@@ -162,6 +172,8 @@ export async function runRecordBench(o: RecordBenchOptions): Promise<RecordRow[]
           drops: m.r.dropped + m.r.lost + m.r.missing,
           messages: m.r.messages,
           recv_cpu_us: Number.isFinite(m.r.recvCpuUsPerMsg) ? m.r.recvCpuUsPerMsg : null,
+          other_cpu_us: Number.isFinite(m.r.otherCpuUsPerMsg) ? m.r.otherCpuUsPerMsg : null,
+          lag_ms: m.r.lagMs,
           runs: o.runs,
           error: null,
         });
@@ -198,6 +210,8 @@ export async function runRecordBench(o: RecordBenchOptions): Promise<RecordRow[]
         drops: null,
         messages: m.count,
         recv_cpu_us: null,
+        other_cpu_us: null,
+        lag_ms: null,
         runs: o.runs,
         error: null,
       });
@@ -224,6 +238,8 @@ function errorRow(name: string, impl: string, runs: number, err: unknown): Recor
     drops: null,
     messages: null,
     recv_cpu_us: null,
+    other_cpu_us: null,
+    lag_ms: null,
     runs,
     error: err instanceof Error ? err.message : String(err),
   };
@@ -248,10 +264,12 @@ export function renderRecordTable(rows: readonly RecordRow[]): string[] {
     "drops",
     "messages",
     "recv CPU µs/msg",
+    "other threads µs/msg",
+    "lag ms",
   ];
   const body = rows.map((r) =>
     r.error !== null
-      ? [r.case, r.impl, `error: ${r.error}`, "", "", "", "", ""]
+      ? [r.case, r.impl, `error: ${r.error}`, "", "", "", "", "", "", ""]
       : [
           r.case,
           r.impl,
@@ -261,6 +279,8 @@ export function renderRecordTable(rows: readonly RecordRow[]): string[] {
           r.drops === null ? "-" : String(r.drops),
           fmt(r.messages),
           r.recv_cpu_us === null ? "-" : r.recv_cpu_us.toFixed(2),
+          r.other_cpu_us === null ? "-" : r.other_cpu_us.toFixed(2),
+          r.lag_ms === null ? "-" : r.lag_ms.toFixed(0),
         ],
   );
   const widths = head.map((h, i) => Math.max(h.length, ...body.map((b) => b[i]!.length)));

@@ -3,13 +3,15 @@
  * records are packed into 1 MiB slabs, and the data of a large message (16 KiB or more) is kept as the
  * caller's own buffer, not copied. Its records' CRC is computed piece by piece, and the pieces are
  * joined only when the chunk is compressed. Message indexes are kept per channel as plain numbers
- * (log times as bigints) and serialised when the chunk closes. No I/O.
+ * (log times as seconds and nanoseconds: no BigInt per message, see mcap-time.ts) and serialised when
+ * the chunk closes. No I/O.
  *
  * The caller must not change a large message's `data` after `addMessage` (the recorder's encoded
  * messages are fresh buffers).
  */
 import { crc32 } from "node:zlib";
 import { Opcode } from "@mcap/core";
+import { timeBefore, timeFromBigint, timeToBigint, writeTimeLE } from "./mcap-time.js";
 
 const SLAB_BYTES = 1024 * 1024;
 /** Messages with at least this much data are referenced, not copied. */
@@ -18,9 +20,12 @@ const BY_REFERENCE_BYTES = 16 * 1024;
 const MESSAGE_HEADER_BYTES = 1 + 8 + 2 + 4 + 8 + 8;
 
 interface ChannelIndex {
-  times: bigint[];
+  secs: number[];
+  nsecs: number[];
   offsets: number[];
 }
+
+const NS_PER_S = 1_000_000_000;
 
 /** A chunk's content, sealed: its pieces, their total size and CRC, and its message index records. */
 export interface SealedChunk {
@@ -45,8 +50,10 @@ export class ChunkAssembler {
   #slabPos = 0;
   #size = 0;
   #messages = 0;
-  #start = 0n;
-  #end = 0n;
+  #startSec = 0;
+  #startNsec = 0;
+  #endSec = 0;
+  #endNsec = 0;
   #index = new Map<number, ChannelIndex>();
 
   /** Bytes of records in the open chunk. */
@@ -78,12 +85,46 @@ export class ChunkAssembler {
     publishTime: bigint,
     data: Uint8Array | readonly Uint8Array[] | string,
   ): number {
-    if (typeof data === "string") return this.#addText(channelId, sequence, logTime, publishTime, data);
+    const l = timeFromBigint(logTime);
+    const p = timeFromBigint(publishTime);
+    return this.addMessageAt(channelId, sequence, l.sec, l.nsec, p.sec, p.nsec, data);
+  }
+
+  /**
+   * {@link addMessage} with its times as whole seconds and nanoseconds since the Unix epoch (no BigInt:
+   * the recorder's per-message path).
+   */
+  addMessageAt(
+    channelId: number,
+    sequence: number,
+    logSec: number,
+    logNsec: number,
+    pubSec: number,
+    pubNsec: number,
+    data: Uint8Array | readonly Uint8Array[] | string,
+  ): number {
+    if (logNsec >= NS_PER_S || logNsec < 0) {
+      logSec += Math.floor(logNsec / NS_PER_S);
+      logNsec -= Math.floor(logNsec / NS_PER_S) * NS_PER_S;
+    }
+    if (typeof data === "string") {
+      return this.#addText(channelId, sequence, logSec, logNsec, pubSec, pubNsec, data);
+    }
+    if (data instanceof Uint8Array && data.byteLength < BY_REFERENCE_BYTES) {
+      // One small piece (most messages): copied, no list made.
+      const n = data.byteLength;
+      this.#indexMessage(channelId, logSec, logNsec);
+      this.#header(channelId, sequence, logSec, logNsec, pubSec, pubNsec, n);
+      this.#reserve(n).set(data, this.#slabPos);
+      this.#slabPos += n;
+      this.#size += MESSAGE_HEADER_BYTES + n;
+      return n;
+    }
     const parts = data instanceof Uint8Array ? [data] : data;
     let dataLength = 0;
     for (const p of parts) dataLength += p.byteLength;
-    this.#indexMessage(channelId, logTime);
-    this.#header(channelId, sequence, logTime, publishTime, dataLength);
+    this.#indexMessage(channelId, logSec, logNsec);
+    this.#header(channelId, sequence, logSec, logNsec, pubSec, pubNsec, dataLength);
     for (const p of parts) {
       if (p.byteLength >= BY_REFERENCE_BYTES) {
         this.#cutSlab();
@@ -97,25 +138,40 @@ export class ChunkAssembler {
     return dataLength;
   }
 
-  #addText(channelId: number, sequence: number, logTime: bigint, publishTime: bigint, text: string): number {
-    this.#indexMessage(channelId, logTime);
+  #addText(
+    channelId: number,
+    sequence: number,
+    logSec: number,
+    logNsec: number,
+    pubSec: number,
+    pubNsec: number,
+    text: string,
+  ): number {
+    this.#indexMessage(channelId, logSec, logNsec);
     // Room for the longest UTF-8 form, then the header is written with the actual length.
     const b = this.#reserve(MESSAGE_HEADER_BYTES + text.length * 3);
     const o = this.#slabPos;
     const n = b.write(text, o + MESSAGE_HEADER_BYTES, "utf8");
-    this.#header(channelId, sequence, logTime, publishTime, n);
+    this.#header(channelId, sequence, logSec, logNsec, pubSec, pubNsec, n);
     this.#slabPos += n;
     this.#size += MESSAGE_HEADER_BYTES + n;
     return n;
   }
 
-  #indexMessage(channelId: number, logTime: bigint): void {
+  #indexMessage(channelId: number, sec: number, nsec: number): void {
     let idx = this.#index.get(channelId);
-    if (idx === undefined) this.#index.set(channelId, (idx = { times: [], offsets: [] }));
-    idx.times.push(logTime);
+    if (idx === undefined) this.#index.set(channelId, (idx = { secs: [], nsecs: [], offsets: [] }));
+    idx.secs.push(sec);
+    idx.nsecs.push(nsec);
     idx.offsets.push(this.#size);
-    if (this.#messages === 0 || logTime < this.#start) this.#start = logTime;
-    if (this.#messages === 0 || logTime > this.#end) this.#end = logTime;
+    if (this.#messages === 0 || timeBefore(sec, nsec, this.#startSec, this.#startNsec)) {
+      this.#startSec = sec;
+      this.#startNsec = nsec;
+    }
+    if (this.#messages === 0 || timeBefore(this.#endSec, this.#endNsec, sec, nsec)) {
+      this.#endSec = sec;
+      this.#endNsec = nsec;
+    }
     this.#messages++;
   }
 
@@ -123,20 +179,23 @@ export class ChunkAssembler {
   #header(
     channelId: number,
     sequence: number,
-    logTime: bigint,
-    publishTime: bigint,
+    logSec: number,
+    logNsec: number,
+    pubSec: number,
+    pubNsec: number,
     dataLength: number,
   ): void {
     const recordLength = 2 + 4 + 8 + 8 + dataLength;
     const b = this.#reserve(MESSAGE_HEADER_BYTES);
     const o = this.#slabPos;
     b[o] = Opcode.MESSAGE;
-    b.writeUInt32LE(recordLength >>> 0, o + 1);
-    b.writeUInt32LE(Math.floor(recordLength / 0x100000000), o + 5);
-    b.writeUInt16LE(channelId, o + 9);
-    b.writeUInt32LE(sequence >>> 0, o + 11);
-    b.writeBigUInt64LE(logTime, o + 15);
-    b.writeBigUInt64LE(publishTime, o + 23);
+    putU32(b, o + 1, recordLength >>> 0);
+    putU32(b, o + 5, Math.floor(recordLength / 0x100000000));
+    b[o + 9] = channelId;
+    b[o + 10] = channelId >>> 8;
+    putU32(b, o + 11, sequence >>> 0);
+    writeTimeLE(b, o + 15, logSec, logNsec);
+    writeTimeLE(b, o + 23, pubSec, pubNsec);
     this.#slabPos = o + MESSAGE_HEADER_BYTES;
   }
 
@@ -154,7 +213,7 @@ export class ChunkAssembler {
       if (pieces[i]!.byteLength > pieces[largest]!.byteLength) largest = i;
     const indexes = new Map<number, Buffer>();
     for (const [channelId, idx] of this.#index) {
-      const n = idx.times.length;
+      const n = idx.offsets.length;
       const b = Buffer.allocUnsafe(1 + 8 + 2 + 4 + n * 16);
       b[0] = Opcode.MESSAGE_INDEX;
       b.writeBigUInt64LE(BigInt(2 + 4 + n * 16), 1);
@@ -162,7 +221,7 @@ export class ChunkAssembler {
       b.writeUInt32LE(n * 16, 11);
       let o = 15;
       for (let i = 0; i < n; i++) {
-        b.writeBigUInt64LE(idx.times[i]!, o);
+        writeTimeLE(b, o, idx.secs[i]!, idx.nsecs[i]!);
         b.writeUInt32LE(idx.offsets[i]! >>> 0, o + 8);
         b.writeUInt32LE(Math.floor(idx.offsets[i]! / 0x100000000), o + 12);
         o += 16;
@@ -174,8 +233,8 @@ export class ChunkAssembler {
       size: this.#size,
       crc: sum,
       largest,
-      start: this.#start,
-      end: this.#end,
+      start: timeToBigint(this.#startSec, this.#startNsec),
+      end: timeToBigint(this.#endSec, this.#endNsec),
       messages: this.#messages,
       indexes,
     };
@@ -204,4 +263,12 @@ export class ChunkAssembler {
       this.#slabStart = this.#slabPos;
     }
   }
+}
+
+/** Writes `v` (a u32) little-endian at `o`: plain byte stores, cheaper than Buffer's checked writers. */
+function putU32(b: Uint8Array, o: number, v: number): void {
+  b[o] = v;
+  b[o + 1] = v >>> 8;
+  b[o + 2] = v >>> 16;
+  b[o + 3] = v >>> 24;
 }

@@ -2,7 +2,7 @@
  * The back half of an MCAP file writer, sans-IO: takes sealed chunks (one buffer of records each),
  * records outside chunks, metadata and, at the end, the summary, and returns the bytes to append to
  * the file, in order, keeping what only the file's end knows: the position, the chunk and metadata
- * indexes. It checksums each chunk (Node's native `zlib.crc32`) and compresses it with zstd (level 1)
+ * indexes. It checksums each chunk (Node's native `zlib.crc32`) and compresses it with zstd (level -1)
  * unless a 64 KiB probe of it does not shrink below 90 % (raw pixels, point clouds, JPEG): then the
  * chunk is stored as it is rather than paying for compression that saves nothing.
  *
@@ -54,7 +54,18 @@ export interface SummaryContent {
 /** How much of a chunk is compressed to decide whether compressing it is worth it. */
 const PROBE_BYTES = 64 * 1024;
 const PROBE_RATIO = 0.9;
-const ZSTD_LEVEL = 1;
+/**
+ * zstd's first fast level: a 4 MiB chunk of 64 B JSON messages compresses in 4.2 ms instead of
+ * 13.9 ms at level 1 (0.12 µs a message instead of 0.39 on the recording thread), to 10.0 % of its
+ * size instead of 8.3 %. Any zstd reader reads it.
+ */
+const ZSTD_LEVEL = -1;
+/**
+ * After a probe found a chunk's large data incompressible, this many following chunks with large data
+ * are stored as they are without probing again (a probe costs as much as checksumming a 1 MiB frame:
+ * zstd's set-up dominates); then the next one is probed.
+ */
+const TRUST_PROBE_CHUNKS = 8;
 
 let zstdModule: typeof Zstd | undefined;
 let zstdReady: Promise<boolean> | undefined;
@@ -80,6 +91,8 @@ export class McapFileTail {
   readonly #chunkIndexes: ChunkIndex[] = [];
   readonly #metadataIndexes: MetadataIndex[] = [];
   #position = 0n;
+  /** Chunks with large data still to store uncompressed without a probe (see TRUST_PROBE_CHUNKS). */
+  #skipProbes = 0;
 
   constructor(compression: Compression) {
     this.compression = compression;
@@ -117,10 +130,7 @@ export class McapFileTail {
     let body = c.pieces;
     let bodyLength = size;
     const probe = c.pieces[c.probePiece];
-    if (
-      this.compression === "zstd" &&
-      (probe === undefined || worthCompressing(probe, c.probeOffset, c.probeLength))
-    ) {
+    if (this.compression === "zstd" && this.#worthCompressing(probe, c.probeOffset, c.probeLength)) {
       const joined = c.pieces.length === 1 ? c.pieces[0]! : Buffer.concat(c.pieces, size);
       const z = zstdCodec().compress(joined, ZSTD_LEVEL);
       if (z.byteLength < size) {
@@ -151,6 +161,18 @@ export class McapFileTail {
       uncompressedSize: BigInt(size),
     });
     return this.#out([head, ...body, ...c.indexes.map(([, r]) => r)]);
+  }
+
+  /** Whether to compress a chunk whose largest stretch of one message's data is `probe`'s (see worthCompressing). */
+  #worthCompressing(probe: Uint8Array | undefined, offset: number, length: number): boolean {
+    if (probe === undefined || length <= PROBE_BYTES) return true;
+    if (this.#skipProbes > 0) {
+      this.#skipProbes--;
+      return false;
+    }
+    if (worthCompressing(probe, offset, length)) return true;
+    this.#skipProbes = TRUST_PROBE_CHUNKS;
+    return false;
   }
 
   /**

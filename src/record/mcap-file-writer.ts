@@ -11,7 +11,7 @@
  *   inline, behind the caller on the same thread);
  * - `flushChunk()` closes the open chunk now (the recorder calls it every second), so a process killed
  *   with `kill -9` loses at most that much: everything before is complete chunks;
- * - compression `zstd` (level 1) or `none`; with `zstd` a chunk whose first 64 KiB do not compress below
+ * - compression `zstd` (level -1, its first fast level) or `none`; with `zstd` a chunk whose first 64 KiB do not compress below
  *   90 % (raw pixels, point clouds, already-compressed JPEG) is stored uncompressed rather than paying
  *   for compression that saves nothing;
  * - chunk CRCs by Node's native `zlib.crc32`; the data section's CRC is left at 0 ("not computed", as
@@ -24,6 +24,7 @@ import { ClosedError, MyelinError } from "../errors.js";
 import { ChunkAssembler } from "./chunk-assembler.js";
 import { FileAppender } from "./file-appender.js";
 import { McapFileTail, zstdLoaded, type ChunkBody, type Compression } from "./mcap-file-tail.js";
+import { timeBefore, timeFromBigint, timeToBigint } from "./mcap-time.js";
 import type { TailReply, TailRequest, TailThreadData } from "./mcap-writer-thread.js";
 
 export type { Compression } from "./mcap-file-tail.js";
@@ -223,8 +224,10 @@ export class McapFileWriter {
   #uncompressedBytes = 0;
   /** Messages so far, and per channel id (numbers: the statistics record's bigints are built at the end). */
   #messages = 0;
-  #startTime = 0n;
-  #endTime = 0n;
+  #startSec = 0;
+  #startNsec = 0;
+  #endSec = 0;
+  #endNsec = 0;
   readonly #channelCounts: number[] = [];
 
   private constructor(path: string, opts: Required<McapFileWriterOptions>) {
@@ -333,6 +336,26 @@ export class McapFileWriter {
     publishTime: bigint,
     data: Uint8Array | readonly Uint8Array[] | string,
   ): number {
+    const l = timeFromBigint(logTime);
+    const p = timeFromBigint(publishTime);
+    return this.addMessageAt(channelId, sequence, l.sec, l.nsec, p.sec, p.nsec, data);
+  }
+
+  /**
+   * {@link addMessage} with its times as whole seconds and nanoseconds since the Unix epoch, so that
+   * no BigInt is made per message (what the recorder calls). `logNsec` may exceed a second (it is
+   * carried into the seconds); `pubNsec` is added as it is.
+   * @throws MyelinError ERR_STORAGE if an earlier write failed; ERR_CLOSED after close().
+   */
+  addMessageAt(
+    channelId: number,
+    sequence: number,
+    logSec: number,
+    logNsec: number,
+    pubSec: number,
+    pubNsec: number,
+    data: Uint8Array | readonly Uint8Array[] | string,
+  ): number {
     this.#check();
     if (!this.#inChunk.has(channelId)) {
       const channel = this.#channels.get(channelId);
@@ -349,9 +372,20 @@ export class McapFileWriter {
       r.reset();
       this.#inChunk.add(channelId);
     }
-    const length = this.#chunk.addMessage(channelId, sequence, logTime, publishTime, data);
-    if (this.#messages === 0 || logTime < this.#startTime) this.#startTime = logTime;
-    if (this.#messages === 0 || logTime > this.#endTime) this.#endTime = logTime;
+    if (logNsec >= 1e9 || logNsec < 0) {
+      const carry = Math.floor(logNsec / 1e9);
+      logSec += carry;
+      logNsec -= carry * 1e9;
+    }
+    const length = this.#chunk.addMessageAt(channelId, sequence, logSec, logNsec, pubSec, pubNsec, data);
+    if (this.#messages === 0 || timeBefore(logSec, logNsec, this.#startSec, this.#startNsec)) {
+      this.#startSec = logSec;
+      this.#startNsec = logNsec;
+    }
+    if (this.#messages === 0 || timeBefore(this.#endSec, this.#endNsec, logSec, logNsec)) {
+      this.#endSec = logSec;
+      this.#endNsec = logNsec;
+    }
     this.#messages++;
     this.#channelCounts[channelId] = (this.#channelCounts[channelId] ?? 0) + 1;
     this.#uncompressedBytes += length;
@@ -470,8 +504,8 @@ export class McapFileWriter {
           attachmentCount: 0,
           metadataCount: 0,
           chunkCount: 0,
-          messageStartTime: this.#startTime,
-          messageEndTime: this.#endTime,
+          messageStartTime: timeToBigint(this.#startSec, this.#startNsec),
+          messageEndTime: timeToBigint(this.#endSec, this.#endNsec),
           channelMessageCounts: new Map(),
         };
         this.#channelCounts.forEach((n, id) => stats.channelMessageCounts.set(id, BigInt(n)));

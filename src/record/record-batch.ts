@@ -165,10 +165,14 @@ export type BatchVisitor = (
   frames: Uint8Array[],
 ) => void;
 
-/** Calls `visit` for each message of a batch, in order; frames are views into `buffer`. */
+/**
+ * Calls `visit` for each message of a batch, in order; frames are views into `buffer`. The array of a
+ * one-frame message is reused for the next one: `visit` must not keep it (the views it may keep).
+ */
 export function forEachBatchMessage(buffer: ArrayBuffer, length: number, visit: BatchVisitor): void {
   const dv = new DataView(buffer, 0, length);
   const u8 = new Uint8Array(buffer, 0, length);
+  const one: Uint8Array[] = [u8];
   let o = 0;
   while (o < length) {
     const topic = dv.getUint16(o, true);
@@ -178,6 +182,13 @@ export function forEachBatchMessage(buffer: ArrayBuffer, length: number, visit: 
     const logMs = dv.getFloat64(o + 16, true);
     const pubSec = dv.getFloat64(o + 24, true);
     let p = o + BATCH_HEADER_BYTES + 4 * n;
+    if (n === 1) {
+      const len = dv.getUint32(o + BATCH_HEADER_BYTES, true);
+      one[0] = u8.subarray(p, p + len);
+      o = p + len;
+      visit(topic, seq, logMs, pubSec, pubNsec, one);
+      continue;
+    }
     const frames: Uint8Array[] = [];
     for (let i = 0; i < n; i++) {
       const len = dv.getUint32(o + BATCH_HEADER_BYTES + 4 * i, true);

@@ -14,7 +14,12 @@ import { messageTypeFromDescription, type MessageType, type TypeDescription } fr
 import { channelEncodingOf, type ChannelEncoding } from "./channel-encoding.js";
 import { forEachBatchMessage, type BatchVisitor } from "./record-batch.js";
 import { McapFileWriter, type Compression } from "./mcap-file-writer.js";
+import { timeFromBigint } from "./mcap-time.js";
 import { viewerJsonText } from "./viewer-json.js";
+import { viewerJsonTranscoder, type ViewerJsonTranscoder } from "./viewer-json-transcoder.js";
+
+/** Room for a small message's JSON written straight from msgpack (below the chunk's by-reference size: copied). */
+const TRANSCODE_BYTES = 8 * 1024;
 
 /** How the sink is set up. */
 export interface SinkOptions {
@@ -77,6 +82,8 @@ interface SinkTopic {
   type: MessageType<unknown>;
   enc: ChannelEncoding<unknown>;
   json: boolean;
+  /** Writes the JSON straight from msgpack (types with only plain fields), else undefined. */
+  transcode: ViewerJsonTranscoder | undefined;
   /** Channel id in the current file, or -1 before its first message there. */
   channel: number;
   invalid: number;
@@ -101,16 +108,25 @@ export class RecordingSink {
   #fileStart = 0;
   #bytesClosed = 0;
   readonly #closing: Promise<void>[] = [];
+  /** The last file's closing: files close (and are reported) one after the other, in order. */
+  #lastClose: Promise<void> = Promise.resolve();
   /** Requests waiting while the next file opens. */
   #backlog: SinkRequest[] | undefined;
   #timer: NodeJS.Timeout | undefined;
   #failed = false;
   readonly #visit: BatchVisitor;
   readonly #startedAt = new Date();
+  readonly #json = Buffer.allocUnsafe(TRANSCODE_BYTES);
+  /** The batches' time base (timeBaseNs) in whole seconds and nanoseconds. */
+  readonly #baseSec: number;
+  readonly #baseNsec: number;
 
   private constructor(o: SinkOptions, reply: (r: SinkReply, transfer?: ArrayBuffer[]) => void) {
     this.#o = o;
     this.#reply = reply;
+    const base = timeFromBigint(o.timeBaseNs);
+    this.#baseSec = base.sec;
+    this.#baseNsec = base.nsec;
     this.#visit = (topic, seq, logMs, pubSec, pubNsec, frames) =>
       this.#message(topic, seq, logMs, pubSec, pubNsec, frames);
   }
@@ -158,6 +174,7 @@ export class RecordingSink {
           type,
           enc,
           json: enc.messageEncoding === "json",
+          transcode: enc.messageEncoding === "json" ? viewerJsonTranscoder(type) : undefined,
           channel: -1,
           invalid: 0,
           dMessages: 0,
@@ -244,23 +261,42 @@ export class RecordingSink {
       t.touched = true;
       this.#touched.push(t);
     }
+    // Log time: the time base plus logMs, in seconds and nanoseconds (no BigInt per message).
+    const ns = this.#baseNsec + Math.round(logMs * 1e6);
+    const carry = Math.floor(ns / 1e9);
+    const logSec = this.#baseSec + carry;
+    const logNsec = ns - carry * 1e9;
+    if (t.transcode !== undefined && frames.length === 1) {
+      // Small JSON messages in their plain form: checked and written in one pass, no decoded object.
+      const n = t.transcode(frames[0]!, this.#json);
+      if (n >= 0) {
+        const data = this.#json.subarray(0, n);
+        t.dBytes += this.#channelOf(t).addMessageAt(t.channel, seq, logSec, logNsec, pubSec, pubNsec, data);
+        t.dMessages++;
+        return;
+      }
+    }
     const msg = decode(t.type, frames);
     if (msg === undefined) {
       t.invalid++;
       t.dInvalid++;
       return;
     }
+    const w = this.#channelOf(t);
+    const data = t.json ? viewerJsonText(t.type, msg) : t.enc.encodeParts(msg);
+    t.dBytes += w.addMessageAt(t.channel, seq, logSec, logNsec, pubSec, pubNsec, data);
+    t.dMessages++;
+  }
+
+  /** The current file's writer, with topic `t`'s channel added to it (on its first message there). */
+  #channelOf(t: SinkTopic): McapFileWriter {
     const w = this.#writer;
     if (t.channel < 0) {
       const e = t.enc;
       const schema = w.addSchema(e.schemaName, e.schemaEncoding, e.schemaData);
       t.channel = w.addChannel(schema, t.topic, e.messageEncoding, new Map([["myelin_type", t.type.name]]));
     }
-    const data = t.json ? viewerJsonText(t.type, msg) : t.enc.encodeParts(msg);
-    const logTime = this.#o.timeBaseNs + BigInt(Math.round(logMs * 1e6));
-    const publishTime = BigInt(pubSec) * 1_000_000_000n + BigInt(pubNsec);
-    t.dBytes += w.addMessage(t.channel, seq, logTime, publishTime, data);
-    t.dMessages++;
+    return w;
   }
 
   #tick(): void {
@@ -331,8 +367,12 @@ export class RecordingSink {
     );
   }
 
-  /** Writes the metadata record into `w` and closes it. */
-  async #finish(w: McapFileWriter): Promise<void> {
+  /**
+   * Writes the metadata record into `w` now, and closes it once the files before it are closed (so
+   * that `file` replies come in file order, even when the last file is closed while the one before is
+   * still being written).
+   */
+  #finish(w: McapFileWriter): Promise<void> {
     const byTopic = (values: number[]): string =>
       JSON.stringify(
         Object.fromEntries(
@@ -348,8 +388,14 @@ export class RecordingSink {
       ["skipped", JSON.stringify(Object.fromEntries(this.#counters.skipped))],
     ]);
     if (w.failure === undefined) w.addMetadata("myelin.recording", meta);
-    await w.close();
-    this.#reply({ op: "file", path: w.path });
+    const before = this.#lastClose;
+    const closed = (async () => {
+      await before.catch(() => undefined);
+      await w.close();
+      this.#reply({ op: "file", path: w.path });
+    })();
+    this.#lastClose = closed;
+    return closed;
   }
 
   async #close(): Promise<void> {
