@@ -7,16 +7,18 @@
  *
  * `node dist/bench/mqtt-fanout.js [--subscribers 50] [--messages 20000] [--runs 3]
  * [--brokers mosquitto,aedes,gateway] [--json FILE]`; `--port P` measures a broker already listening
- * on 127.0.0.1:P instead (e.g. a hub started under `--cpu-prof`).
+ * on 127.0.0.1:P instead (e.g. a hub started under `--cpu-prof`), `--pid PID` also its CPU time.
  *
  * Reported per broker: the median time from the first publish to the last subscriber having every
- * message, deliveries per second (N × M / time), and the ratio to Mosquitto's time.
+ * message, deliveries per second (N × M / time), the ratio to Mosquitto's time, and the CPU time
+ * per delivery of the broker process (from /proc, over the same span) and of the subscribers'
+ * process. On a shared, loaded machine the CPU times are the steadier figures.
  *
  * The subscribers run in one child process and the publisher in another, so the harness's own
  * clients do not share a thread with each other.
  */
-import { fork, type ChildProcess } from "node:child_process";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { execFileSync, fork, type ChildProcess } from "node:child_process";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -35,6 +37,10 @@ interface Row {
   messages: number;
   ms: number | null;
   deliveries_per_s: number | null;
+  /** CPU time of the broker process per delivery, µs (null where /proc cannot tell). */
+  broker_cpu_us: number | null;
+  /** CPU time of the subscribers' process per delivery, µs. */
+  subscriber_cpu_us: number | null;
   vs_mosquitto: number | null;
   runs: number;
   error: string | null;
@@ -60,24 +66,52 @@ function connect(port: number, id: string): Promise<mqtt.MqttClient> {
   });
 }
 
-/** Child: N subscribers; says "ready" once all are subscribed, "done" once each has M messages. */
+/**
+ * Child: N subscribers; says "ready" once all are subscribed, "done" once each has M messages
+ * (with the CPU time, µs, the process spent since "ready").
+ */
 async function subscribers(port: number, n: number, m: number): Promise<void> {
   const clients: mqtt.MqttClient[] = [];
   let complete = 0;
+  let cpu0 = process.cpuUsage();
   for (let i = 0; i < n; i++) {
     const c = await connect(port, `fan-sub-${process.pid}-${i}`);
     let got = 0;
     c.on("message", () => {
-      if (++got === m && ++complete === n) process.send!({ t: "done" });
+      if (++got === m && ++complete === n) {
+        const d = process.cpuUsage(cpu0);
+        process.send!({ t: "done", cpuUs: d.user + d.system });
+      }
     });
     await c.subscribeAsync(TOPIC, { qos: 1 });
     clients.push(c);
   }
+  cpu0 = process.cpuUsage();
   process.send!({ t: "ready" });
   process.once("message", () => {
     for (const c of clients) c.end(true);
     process.exit(0);
   });
+}
+
+const CLOCK_TICKS = ((): number => {
+  try {
+    return Number(execFileSync("getconf", ["CLK_TCK"], { encoding: "utf8" }).trim()) || 100;
+  } catch {
+    return 100;
+  }
+})();
+
+/** CPU time (user + system) of process `pid` so far, µs, from /proc; undefined where there is none. */
+function processCpuUs(pid: number | undefined): number | undefined {
+  if (pid === undefined) return undefined;
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    return ((Number(f[11]) + Number(f[12])) * 1e6) / CLOCK_TICKS;
+  } catch {
+    return undefined;
+  }
 }
 
 /** Child: publishes M messages at QoS 1 with 256 in flight; says "started" at the first. */
@@ -105,7 +139,7 @@ async function publisher(port: number, m: number): Promise<void> {
   });
 }
 
-function expect(child: ChildProcess, t: string, timeoutMs: number): Promise<void> {
+function expect(child: ChildProcess, t: string, timeoutMs: number): Promise<{ t: string; cpuUs?: number }> {
   return new Promise((resolve, reject) => {
     const timer = setTimeout(
       () =>
@@ -116,12 +150,12 @@ function expect(child: ChildProcess, t: string, timeoutMs: number): Promise<void
         ),
       timeoutMs,
     );
-    const onMsg = (msg: { t: string }): void => {
+    const onMsg = (msg: { t: string; cpuUs?: number }): void => {
       if (msg.t !== t) return;
       clearTimeout(timer);
       child.off("message", onMsg);
       child.off("exit", onExit);
-      resolve();
+      resolve(msg);
     };
     const onExit = (code: number | null): void => {
       clearTimeout(timer);
@@ -132,16 +166,37 @@ function expect(child: ChildProcess, t: string, timeoutMs: number): Promise<void
   });
 }
 
-async function oneRun(port: number, n: number, m: number, timeoutMs: number): Promise<number> {
+interface RunResult {
+  ms: number;
+  /** Broker CPU time over the run, µs (undefined without /proc or a known pid). */
+  brokerCpuUs: number | undefined;
+  /** Subscribers' process CPU time from "ready" to "done", µs. */
+  subscriberCpuUs: number | undefined;
+}
+
+async function oneRun(
+  port: number,
+  n: number,
+  m: number,
+  timeoutMs: number,
+  brokerPid: number | undefined,
+): Promise<RunResult> {
   const subs = fork(SELF, ["--child", "subscribers", String(port), String(n), String(m)]);
   let pub: ChildProcess | undefined;
   try {
     await expect(subs, "ready", 60000);
+    const cpu0 = processCpuUs(brokerPid);
     pub = fork(SELF, ["--child", "publisher", String(port), "0", String(m)]);
     await expect(pub, "started", 30000);
     const t0 = process.hrtime.bigint();
-    await expect(subs, "done", timeoutMs);
-    return Number(process.hrtime.bigint() - t0) / 1e6;
+    const done = await expect(subs, "done", timeoutMs);
+    const ms = Number(process.hrtime.bigint() - t0) / 1e6;
+    const cpu1 = processCpuUs(brokerPid);
+    return {
+      ms,
+      brokerCpuUs: cpu0 === undefined || cpu1 === undefined ? undefined : cpu1 - cpu0,
+      subscriberCpuUs: done.cpuUs,
+    };
   } finally {
     for (const c of [subs, pub]) {
       if (c === undefined || c.exitCode !== null) continue;
@@ -163,6 +218,7 @@ async function main(): Promise<void> {
       json: { type: "string" },
       "timeout-ms": { type: "string", default: "180000" },
       port: { type: "string" },
+      pid: { type: "string" },
     },
   });
   const n = Number(values.subscribers);
@@ -177,9 +233,10 @@ async function main(): Promise<void> {
   );
   const rows: Row[] = [];
   if (values.port !== undefined) {
-    const ms = await oneRun(Number(values.port), n, m, timeoutMs);
+    const pid = values.pid === undefined ? undefined : Number(values.pid);
+    const r = await oneRun(Number(values.port), n, m, timeoutMs, pid);
     console.log(
-      `broker on port ${values.port}: ${(ms / 1000).toFixed(2)} s, ${Math.round((n * m * 1000) / ms)} deliveries/s`,
+      `broker on port ${values.port}: ${(r.ms / 1000).toFixed(2)} s, ${Math.round((n * m * 1000) / r.ms)} deliveries/s${cpuText(r, n * m)}`,
     );
     return;
   }
@@ -193,6 +250,8 @@ async function main(): Promise<void> {
         messages: m,
         ms: null,
         deliveries_per_s: null,
+        broker_cpu_us: null,
+        subscriber_cpu_us: null,
         vs_mosquitto: null,
         runs: 0,
         error: why,
@@ -211,19 +270,27 @@ async function main(): Promise<void> {
       });
       teardown = setup.teardown;
       const port = Number(setup.env?.["BENCH_MQTT_PORT"]);
-      const times: number[] = [];
+      const results: RunResult[] = [];
       for (let r = 0; r < runs; r++) {
-        const ms = await oneRun(port, n, m, timeoutMs);
-        console.error(`  ${broker} run ${r + 1}/${runs}: ${(ms / 1000).toFixed(2)} s`);
-        times.push(ms);
+        const res = await oneRun(port, n, m, timeoutMs, children[0]?.pid);
+        console.error(
+          `  ${broker} run ${r + 1}/${runs}: ${(res.ms / 1000).toFixed(2)} s${cpuText(res, n * m)}`,
+        );
+        results.push(res);
       }
-      const ms = times[medianIndex(times, (t) => t)]!;
+      const med = results[medianIndex(results, (x) => x.ms)]!;
+      const perDelivery = (pick: (x: RunResult) => number | undefined): number | null => {
+        const v = results.map(pick).filter((x): x is number => x !== undefined);
+        return v.length === 0 ? null : v[medianIndex(v, (x) => x)]! / (n * m);
+      };
       rows.push({
         broker,
         subscribers: n,
         messages: m,
-        ms,
-        deliveries_per_s: (n * m * 1000) / ms,
+        ms: med.ms,
+        deliveries_per_s: (n * m * 1000) / med.ms,
+        broker_cpu_us: perDelivery((x) => x.brokerCpuUs),
+        subscriber_cpu_us: perDelivery((x) => x.subscriberCpuUs),
         vs_mosquitto: null,
         runs,
         error: null,
@@ -235,6 +302,8 @@ async function main(): Promise<void> {
         messages: m,
         ms: null,
         deliveries_per_s: null,
+        broker_cpu_us: null,
+        subscriber_cpu_us: null,
         vs_mosquitto: null,
         runs: 0,
         error: (err as Error).message,
@@ -249,7 +318,7 @@ async function main(): Promise<void> {
   for (const r of rows) if (r.ms !== null && ref !== null) r.vs_mosquitto = r.ms / ref;
   console.log("");
   console.log(
-    `${"broker".padEnd(10)} ${"time s".padStart(8)} ${"deliveries/s".padStart(13)} ${"time / mosquitto".padStart(17)}`,
+    `${"broker".padEnd(10)} ${"time s".padStart(8)} ${"deliveries/s".padStart(13)} ${"time / mosquitto".padStart(17)} ${"broker CPU µs/delivery".padStart(23)} ${"subscribers CPU µs/delivery".padStart(28)}`,
   );
   for (const r of rows) {
     if (r.error !== null) {
@@ -257,12 +326,22 @@ async function main(): Promise<void> {
       continue;
     }
     console.log(
-      `${r.broker.padEnd(10)} ${(r.ms! / 1000).toFixed(2).padStart(8)} ${Math.round(r.deliveries_per_s!).toLocaleString("en-US").padStart(13)} ${(r.vs_mosquitto === null ? "-" : `${r.vs_mosquitto.toFixed(2)}×`).padStart(17)}`,
+      `${r.broker.padEnd(10)} ${(r.ms! / 1000).toFixed(2).padStart(8)} ${Math.round(r.deliveries_per_s!).toLocaleString("en-US").padStart(13)} ${(r.vs_mosquitto === null ? "-" : `${r.vs_mosquitto.toFixed(2)}×`).padStart(17)} ${(r.broker_cpu_us === null ? "-" : r.broker_cpu_us.toFixed(2)).padStart(23)} ${(r.subscriber_cpu_us === null ? "-" : r.subscriber_cpu_us.toFixed(2)).padStart(28)}`,
     );
   }
   console.log(`median of ${runs} run(s); gateway: topic mapped (JSON, schema-validated, also into Myelin).`);
   if (values.json !== undefined)
     writeFileSync(values.json, JSON.stringify({ loadavg: loadavg(), rows }, null, 2));
+}
+
+/** ", broker CPU x µs/delivery, subscribers y µs/delivery" for a run, or "" when unknown. */
+function cpuText(r: RunResult, deliveries: number): string {
+  const parts: string[] = [];
+  if (r.brokerCpuUs !== undefined)
+    parts.push(`broker CPU ${(r.brokerCpuUs / deliveries).toFixed(2)} µs/delivery`);
+  if (r.subscriberCpuUs !== undefined)
+    parts.push(`subscribers ${(r.subscriberCpuUs / deliveries).toFixed(2)} µs/delivery`);
+  return parts.length === 0 ? "" : `, ${parts.join(", ")}`;
 }
 
 const at = process.argv.indexOf("--child");

@@ -11,6 +11,7 @@
  * `.` (NATS, AMQP). A site prefix goes in front of every external topic, so that two sites
  * sharing a broker never collide.
  */
+import { isAscii } from "node:buffer";
 import { MyelinError, showValue } from "../errors.js";
 import { lookupType, type MessageType } from "../msgs/index.js";
 import { fromJson, toJson } from "../codec/index.js";
@@ -481,6 +482,8 @@ export function decodeExternal(
     if (rule.format === "raw") {
       return { ok: true, message: rule.messageType.create({ data: payload }) };
     }
+    const fast = decodeDataOnly(rule, payload);
+    if (fast !== undefined) return { ok: true, message: fast };
     let text: string;
     try {
       text = utf8.decode(payload);
@@ -499,6 +502,41 @@ export function decodeExternal(
     return { ok: true, message: fromJson(rule.messageType, value) };
   } catch (err) {
     return { ok: false, reason: clip(err instanceof Error ? err.message : String(err)) };
+  }
+}
+
+const DATA_OPEN = Buffer.from('{"data":"');
+const DATA_CLOSE = Buffer.from('"}');
+
+/**
+ * The common JSON form of a bytes payload, `{"data":"<base64>"}` for a type whose field `data` is
+ * bytes, decoded without the UTF-8 decode and `JSON.parse` of the whole text (2 of the 2.7 ms a
+ * 1 MiB payload took): when the payload is ASCII, has exactly that shape and the string holds
+ * no `"` or `\`, `JSON.parse` would give `{ data: <that string> }`, so that object goes to
+ * `fromJson` as is. Anything else, and any string `fromJson` refuses (a control character, which
+ * `JSON.parse` would refuse too, is not base64 either), is left to the general path, which gives
+ * the refusal its usual reason. Returns the message, or undefined.
+ */
+function decodeDataOnly(rule: ResolvedMapping, payload: Uint8Array): unknown {
+  const n = payload.length;
+  if (
+    n < DATA_OPEN.length + DATA_CLOSE.length ||
+    (rule.messageType.fields["data"] as { kind?: string } | undefined)?.kind !== "bytes"
+  )
+    return undefined;
+  const b = Buffer.isBuffer(payload) ? payload : Buffer.from(payload.buffer, payload.byteOffset, n);
+  if (b.compare(DATA_OPEN, 0, DATA_OPEN.length, 0, DATA_OPEN.length) !== 0) return undefined;
+  if (b.compare(DATA_CLOSE, 0, DATA_CLOSE.length, n - DATA_CLOSE.length, n) !== 0) return undefined;
+  const end = n - DATA_CLOSE.length;
+  const q = b.indexOf(0x22, DATA_OPEN.length); // '"'
+  if (q !== end) return undefined;
+  const bs = b.indexOf(0x5c, DATA_OPEN.length); // '\\'
+  if (bs >= 0 && bs < end) return undefined;
+  if (!isAscii(b)) return undefined;
+  try {
+    return fromJson(rule.messageType, { data: b.toString("latin1", DATA_OPEN.length, end) });
+  } catch {
+    return undefined;
   }
 }
 

@@ -121,19 +121,36 @@ export interface AuthRefusal {
   reason: string;
 }
 
-/** True if MQTT topic `topic` matches filter `filter` (`+`, `#`; `$` topics not matched by a leading wildcard). */
+/**
+ * True if MQTT topic `topic` matches filter `filter` (`+`, `#`; `$` topics not matched by a leading
+ * wildcard). Levels are compared in place, without splitting either string: it runs for every
+ * delivery of the gateway.
+ */
 export function topicMatches(filter: string, topic: string): boolean {
-  const f = filter.split("/");
-  const t = topic.split("/");
-  if (topic.startsWith("$") && (f[0] === "+" || f[0] === "#")) return false;
-  for (let i = 0; i < f.length; i++) {
-    const fl = f[i]!;
-    if (fl === "#") return true;
-    const tl = t[i];
-    if (tl === undefined) return false;
-    if (fl !== "+" && fl !== tl) return false;
+  const fLen = filter.length;
+  const tLen = topic.length;
+  const dollar = topic.charCodeAt(0) === 36; // '$'
+  let fi = 0; // start of the filter's current level
+  let ti = 0; // start of the topic's current level; past tLen when the topic has no more levels
+  for (;;) {
+    let fe = filter.indexOf("/", fi);
+    if (fe < 0) fe = fLen;
+    const wildcard = fe - fi === 1 ? filter.charCodeAt(fi) : -1;
+    if (wildcard === 35) return !(fi === 0 && dollar); // '#': the rest, the parent level included
+    if (ti > tLen) return false;
+    let te = topic.indexOf("/", ti);
+    if (te < 0) te = tLen;
+    if (wildcard === 43) {
+      if (fi === 0 && dollar) return false; // '+'
+    } else {
+      if (fe - fi !== te - ti) return false;
+      for (let k = 0; k < fe - fi; k++)
+        if (filter.charCodeAt(fi + k) !== topic.charCodeAt(ti + k)) return false;
+    }
+    if (fe === fLen) return te === tLen;
+    fi = fe + 1;
+    ti = te + 1;
   }
-  return f.length === t.length;
 }
 
 /** True if every topic matched by `filter` is matched by `pattern` (both MQTT filters). */

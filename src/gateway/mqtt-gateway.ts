@@ -719,11 +719,14 @@ export class MqttGateway {
     return p === undefined || !p.acl.hasSubscribeDenials || p.acl.canReceive(topic, clientId, p.user);
   }
 
+  /** Runs for every delivery (after the ACL check of mqtt-delivery's wrapper): counts it. */
   #authorizeForward(client: Client, packet: AedesPublishPacket): AedesPublishPacket | null {
     if (packet.topic === REJECT_SINK) return null;
-    if (!this.#mayReceive(client, packet.topic)) return null;
     const st = this.#clients.get(client);
     if (st !== undefined) {
+      const p = st.principal;
+      if (p !== undefined && p.acl.hasSubscribeDenials && !p.acl.canReceive(packet.topic, client.id, p.user))
+        return null;
       st.msgsOut++;
       this.#msgsOut++;
     }

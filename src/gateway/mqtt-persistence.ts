@@ -490,22 +490,23 @@ export class FilePersistence extends AsyncPersistence {
     await j;
   }
 
-  override async outgoingClearMessageId(
+  /** Runs for every PUBACK and PUBCOMP: without compaction under way, no promise of its own. */
+  override outgoingClearMessageId(
     client: ClientRef,
     packet: { messageId?: number },
   ): Promise<StoredPacket | undefined> {
-    await this.#wait();
+    if (this.#gate !== undefined) return this.#wait().then(() => this.#clearMessageId(client, packet));
+    return this.#clearMessageId(client, packet);
+  }
+
+  #clearMessageId(client: ClientRef, packet: { messageId?: number }): Promise<StoredPacket | undefined> {
     const r = super.outgoingClearMessageId(client, packet);
     // A client never seen with a persistent session (a clean session: aedes stores neither its
     // subscriptions nor its in-flight messages) has nothing in the journal to clear; journaling
     // every PUBACK of such clients cost a write per message and subscriber.
-    const j =
-      packet.messageId === undefined || !this.#clients.has(client.id)
-        ? undefined
-        : this.#journal({ o: "clr", c: client.id, m: packet.messageId });
-    const out = await r;
-    await j;
-    return out;
+    if (packet.messageId === undefined || !this.#clients.has(client.id)) return r;
+    const j = this.#journal({ o: "clr", c: client.id, m: packet.messageId });
+    return r.then((out) => j.then(() => out));
   }
 
   override async incomingStorePacket(client: ClientRef, packet: StoredPacket): Promise<void> {
