@@ -15,6 +15,8 @@ import { MyelinError } from "../src/errors.js";
 import { isCarrierMismatch, type Connection, type Transport } from "../src/transport/transport.js";
 import { unixTransport } from "../src/transport/unix/unix-transport.js";
 import { zmqTransport } from "../src/transport/zmq/zmq-transport.js";
+import { GREETING } from "../src/transport/unix/unix-framing.js";
+import { createServer } from "node:net";
 
 const OPTS = { maxMessageBytes: 1024 * 1024 };
 
@@ -51,6 +53,32 @@ test("a Unix-carrier connection to a ZeroMQ listener goes down saying the carrie
 
 test("a ZeroMQ connection to a Unix-carrier listener goes down saying the carriers differ", async () => {
   await mismatch(unixTransport, zmqTransport, /probably served by the Unix carrier/);
+});
+
+test("a Unix-carrier connection sends nothing past its greeting until the listener greets back", async () => {
+  // A ZeroMQ listener sends its signature and waits for the 77-byte "identity" our first byte
+  // announces; had messages followed the greeting at once, libzmq would have read them as that
+  // identity (and can abort its process there). A raw listener stands in for it and records.
+  const dir = mkdtempSync(join(tmpdir(), "myelin-carrier-raw-"));
+  const path = join(dir, "l.sock");
+  const got: Buffer[] = [];
+  const server = createServer((sock) => {
+    sock.on("data", (d) => got.push(d));
+    sock.on("error", () => undefined);
+    sock.write(Buffer.from([0xff, 0, 0, 0, 0, 0, 0, 0, 1, 0x7f])); // a ZMTP signature
+  });
+  await new Promise<void>((resolve) => server.listen(path, resolve));
+  const conn = unixTransport.connect(`ipc://${path}`, OPTS);
+  try {
+    conn.send([Buffer.alloc(300, 1)]); // queued before the connection is up
+    const why = await firstDown(conn);
+    assert.ok(isCarrierMismatch(why), why);
+    assert.deepEqual(Buffer.concat(got), GREETING, "the greeting alone reached the listener");
+  } finally {
+    await conn.close(0);
+    await new Promise<void>((resolve) => server.close(() => resolve()));
+    rmSync(dir, { recursive: true, force: true });
+  }
 });
 
 test("a node whose hub uses the other ipc:// carrier fails to start with ERR_CARRIER_MISMATCH", async () => {

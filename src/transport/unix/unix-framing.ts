@@ -7,9 +7,18 @@
  */
 import type { Frames } from "../transport.js";
 
-/** What a connecting side sends first: `MYELIN-UNIX/1` padded with zeros to 16 bytes. */
+/**
+ * What each side sends first: `MYELIN-UNIX/2` padded with zeros to 16 bytes. The connecting side
+ * sends it on connect, and nothing more until the listener has answered with the same 16 bytes.
+ *
+ * Waiting matters when a ZeroMQ listener is on the path (a process with the other carrier): libzmq
+ * takes our first byte (`M`) for the length of a ZMTP 1.0 identity (77 bytes) and waits for it,
+ * sending its own signature (`0xFF` …) meanwhile, which the connecting side recognises. Had
+ * messages followed the greeting at once, libzmq would have read them as that identity, and it
+ * can abort its whole process on an identity it cannot hand to its session.
+ */
 export const GREETING: Buffer = Buffer.alloc(16);
-GREETING.write("MYELIN-UNIX/1", "latin1");
+GREETING.write("MYELIN-UNIX/2", "latin1");
 
 /** Bytes of a message's header before its frames: length, count, one length per frame. */
 export function headerBytes(frameCount: number): number {

@@ -2,8 +2,9 @@
  * A plain Unix-socket transport for `ipc://PATH`: one stream socket per connection, no I/O
  * thread in between (ZeroMQ's costs a hop each way on one host).
  *
- * Wire: the connecting side first sends a 16-byte greeting (`MYELIN-UNIX/1` padded with zeros);
- * a listener closes a connection whose greeting is wrong, so stray bytes never become messages.
+ * Wire: the connecting side first sends a 16-byte greeting (`MYELIN-UNIX/2` padded with zeros);
+ * a listener closes a connection whose greeting is wrong, so stray bytes never become messages,
+ * and answers a right one with the same 16 bytes, before which the connecting side sends nothing.
  * Then both ways, each message is `u32 length` (of what follows), `u16 frame count`, and per
  * frame `u32 length` + bytes, all big-endian. A message over the receiver's `maxMessageBytes`
  * resets the connection (the sender reconnects), like a carrier that refuses it
@@ -202,6 +203,7 @@ class UnixListener implements Listener {
           if (pending.length < GREETING.length) return;
           greeted = true;
           enlargeSendBuffer(sock);
+          sock.write(GREETING);
           this.#peers.set(num, { sock, writer: new MessageWriter(sock, () => {}) });
           chunk = pending.subarray(GREETING.length);
           pending = null;
@@ -342,21 +344,31 @@ class UnixConnection implements Connection {
       if (this.#in.push(frames) >= RECEIVE_HWM) sock.pause();
       return this.#sock === sock && !this.#closed;
     });
-    let first = true;
+    // The listener's greeting is read into its own buffer, so a read never runs past it into the
+    // messages; only then is the connection up and are queued messages written.
+    const hello = Buffer.alloc(GREETING.length);
+    let helloBytes = 0;
     let zeromq = false;
     const sock: Socket = createConnection({
       path: this.#path,
       onread: {
-        buffer: () => reader.buffer(),
+        buffer: () => (helloBytes < hello.length ? hello.subarray(helloBytes) : reader.buffer()),
         callback: (n: number, buf: Uint8Array): boolean => {
-          if (first) {
-            first = false;
-            if (buf[0] === 0xff) {
-              // Our framing never starts so (a length of 4 GiB): the listener speaks ZeroMQ.
+          if (helloBytes < hello.length) {
+            if (helloBytes === 0 && buf[0] === 0xff) {
+              // A ZMTP signature (our greeting never starts so): the listener speaks ZeroMQ.
               zeromq = true;
               sock.destroy();
               return false;
             }
+            helloBytes += n;
+            if (helloBytes < hello.length) return true;
+            if (!hello.equals(GREETING)) {
+              sock.destroy(); // not a Unix-carrier listener of this version: reset, retry later
+              return false;
+            }
+            this.#greeted(sock);
+            return true;
           }
           try {
             reader.read(n);
@@ -373,13 +385,7 @@ class UnixConnection implements Connection {
     sock.on("connect", () => {
       connected = true;
       enlargeSendBuffer(sock);
-      this.#retryMs = this.#opts.reconnectMs?.min ?? 100;
       sock.write(GREETING);
-      this.#writer = new MessageWriter(sock, () => (this.#writable = false));
-      this.#writable = true;
-      this.up = true;
-      for (const fn of this.#listeners.up) fn();
-      this.#flush();
     });
     sock.on("drain", () => {
       if (this.#sock !== sock) return;
@@ -405,6 +411,17 @@ class UnixConnection implements Connection {
       this.#timer = setTimeout(() => this.#connect(), this.#retryMs);
       this.#retryMs = Math.min(this.#retryMs * 2, this.#opts.reconnectMs?.max ?? 1000);
     });
+  }
+
+  /** The listener answered the greeting: the connection is up, queued messages leave. */
+  #greeted(sock: Socket): void {
+    if (this.#sock !== sock || this.#closed) return;
+    this.#retryMs = this.#opts.reconnectMs?.min ?? 100;
+    this.#writer = new MessageWriter(sock, () => (this.#writable = false));
+    this.#writable = true;
+    this.up = true;
+    for (const fn of this.#listeners.up) fn();
+    this.#flush();
   }
 
   /** Hands queued messages to the socket while it takes them. */
