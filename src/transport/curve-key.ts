@@ -5,7 +5,7 @@
  */
 import type { KeyObject } from "node:crypto";
 import { MyelinError } from "../errors.js";
-import { nodeCrypto } from "./node-crypto.js";
+import { nodeCrypto, randomBytes } from "./node-crypto.js";
 import { z85Decode, z85Encode } from "./z85.js";
 
 /** A CURVE key pair as Z85 text (40 characters each). */
@@ -29,15 +29,21 @@ export function x25519SecretKey(raw: Buffer): KeyObject {
   });
 }
 
-/** A new random key pair. */
+/** The raw 32-byte X25519 public key of a raw 32-byte secret key. */
+function x25519PublicOf(secret: Buffer): Buffer {
+  // The SPKI DER of an X25519 key ends with its 32 bytes. (Not a JWK export: Node 20 can deadlock
+  // exporting a JWK while a collection runs the destructor of a key generation job.)
+  const der = nodeCrypto().createPublicKey(x25519SecretKey(secret)).export({ format: "der", type: "spki" });
+  return Buffer.from(der.subarray(der.length - 32));
+}
+
+/**
+ * A new random key pair: 32 random bytes as the secret key (X25519 clamps it when used, as
+ * libsodium's and ZeroMQ's key generation do) and its public key.
+ */
 export function generateCurveKeyPair(): CurveKeyPair {
-  const { privateKey, publicKey } = nodeCrypto().generateKeyPairSync("x25519");
-  const d = privateKey.export({ format: "jwk" }).d!;
-  const x = publicKey.export({ format: "jwk" }).x!;
-  return {
-    publicKey: z85Encode(Buffer.from(x, "base64url")),
-    secretKey: z85Encode(Buffer.from(d, "base64url")),
-  };
+  const secret = randomBytes(32);
+  return { publicKey: z85Encode(x25519PublicOf(secret)), secretKey: z85Encode(secret) };
 }
 
 /**
@@ -68,8 +74,7 @@ export function parseCurveKey(text: string, what: string): Buffer {
 export function checkCurveKeyPair(pair: CurveKeyPair, what: string): void {
   const pub = parseCurveKey(pair.publicKey, `${what} public key`);
   const sec = parseCurveKey(pair.secretKey, `${what} secret key`);
-  const derived = nodeCrypto().createPublicKey(x25519SecretKey(sec)).export({ format: "jwk" }).x;
-  if (derived !== pub.toString("base64url")) {
+  if (!x25519PublicOf(sec).equals(pub)) {
     throw new MyelinError(
       "ERR_INVALID_ARGUMENT",
       `${what}: the public key does not belong to the secret key; create a new pair with 'myelin keys init --force'`,
