@@ -7,12 +7,11 @@
  */
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
 import { fileURLToPath } from "node:url";
 import { Hub } from "../src/hub/index.js";
 import { unixTransport } from "../src/transport/unix/unix-transport.js";
 import { zmqTransport } from "../src/transport/zmq/zmq-transport.js";
-import { tempRuntime } from "./helpers.js";
+import { runModuleProgram, tempRuntime } from "./helpers.js";
 
 const INDEX = fileURLToPath(new URL("../src/index.js", import.meta.url));
 
@@ -73,26 +72,7 @@ function packageOf(file: string): string | undefined {
 /** Runs PROGRAM with `env` added; the files and URLs of every module it loaded. */
 async function loadedBy(env: Record<string, string>): Promise<string[]> {
   using rt = tempRuntime();
-  const child = spawn(process.execPath, ["--input-type=module", "-e", PROGRAM], {
-    env: { ...process.env, MYELIN_RUNTIME_DIR: rt.dir, ...env },
-    stdio: ["ignore", "pipe", "pipe"],
-  });
-  let out = "";
-  let err = "";
-  child.stdout.on("data", (d: Buffer) => (out += d.toString()));
-  child.stderr.on("data", (d: Buffer) => (err += d.toString()));
-  const code = await new Promise<number | null>((resolve, reject) => {
-    const timer = setTimeout(() => {
-      child.kill("SIGKILL");
-      reject(new Error(`the child did not finish within 60 s: ${err}`));
-    }, 60_000);
-    child.once("exit", (c) => {
-      clearTimeout(timer);
-      resolve(c);
-    });
-  });
-  assert.equal(code, 0, `the child failed: ${err}`);
-  return JSON.parse(out) as string[];
+  return JSON.parse(await runModuleProgram(PROGRAM, { MYELIN_RUNTIME_DIR: rt.dir, ...env })) as string[];
 }
 
 /** True when one of `files` is the compiled module `rel` of this project (e.g. `transport/unix/unix-transport.js`). */
@@ -149,25 +129,10 @@ test("an idle node over the Unix carrier does not load node:crypto (OpenSSL)", a
   using rt = tempRuntime();
   const hub = await Hub.start({ runtimeDir: rt.dir, transports: { ipc: unixTransport, tcp: zmqTransport } });
   try {
-    const child = spawn(process.execPath, ["--input-type=module", "-e", NODE_PROGRAM], {
-      env: { ...process.env, MYELIN_RUNTIME_DIR: rt.dir, MYELIN_IPC_TRANSPORT: "unix" },
-      stdio: ["ignore", "pipe", "pipe"],
+    const out = await runModuleProgram(NODE_PROGRAM, {
+      MYELIN_RUNTIME_DIR: rt.dir,
+      MYELIN_IPC_TRANSPORT: "unix",
     });
-    let out = "";
-    let err = "";
-    child.stdout.on("data", (d: Buffer) => (out += d.toString()));
-    child.stderr.on("data", (d: Buffer) => (err += d.toString()));
-    const code = await new Promise<number | null>((resolve, reject) => {
-      const timer = setTimeout(() => {
-        child.kill("SIGKILL");
-        reject(new Error(`the child did not finish within 60 s: ${err}`));
-      }, 60_000);
-      child.once("exit", (c) => {
-        clearTimeout(timer);
-        resolve(c);
-      });
-    });
-    assert.equal(code, 0, `the child failed: ${err}`);
     const builtins = JSON.parse(out) as string[];
     assert.ok(builtins.includes("NativeModule net"), `the list sees Node's modules: ${builtins.join(", ")}`);
     const crypto = builtins.filter((m) => /crypto/.test(m));

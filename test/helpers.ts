@@ -168,3 +168,35 @@ export async function until(pred: () => boolean, timeoutMs = 5000, what = "condi
     await new Promise((r) => setImmediate(r));
   }
 }
+
+/**
+ * Runs `program` as an ES module in a new Node process (`node --input-type=module -e`) with `env`
+ * added to this one's, and resolves with its stdout once it exits with 0.
+ * @throws Error with its stderr when it exits otherwise, or is still running after `timeoutMs`
+ */
+export async function runModuleProgram(
+  program: string,
+  env: Record<string, string> = {},
+  timeoutMs = 60_000,
+): Promise<string> {
+  const child = spawn(process.execPath, ["--input-type=module", "-e", program], {
+    env: { ...process.env, ...env },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  let out = "";
+  let err = "";
+  child.stdout.on("data", (d: Buffer) => (out += d.toString()));
+  child.stderr.on("data", (d: Buffer) => (err += d.toString()));
+  const code = await new Promise<number | null>((resolve, reject) => {
+    const timer = setTimeout(() => {
+      child.kill("SIGKILL");
+      reject(new Error(`the child did not finish within ${timeoutMs / 1000} s: ${err}`));
+    }, timeoutMs);
+    child.once("exit", (c) => {
+      clearTimeout(timer);
+      resolve(c);
+    });
+  });
+  if (code !== 0) throw new Error(`the child failed (exit ${code}): ${err}`);
+  return out;
+}

@@ -5,8 +5,8 @@
  */
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
 import { fileURLToPath } from "node:url";
+import { runModuleProgram } from "./helpers.js";
 
 const MODULE = fileURLToPath(new URL("../src/tools/hub-startup.js", import.meta.url));
 
@@ -28,23 +28,6 @@ process.stdout.write(JSON.stringify({ heldBefore, heldAfterHold, released: !s.id
 `;
 
 test("the hub's idle settings are held until the process gets busy, then V8's defaults are back", async () => {
-  const child = spawn(process.execPath, ["--input-type=module", "-e", PROGRAM], {
-    stdio: ["ignore", "pipe", "pipe"],
-  });
-  let out = "";
-  let err = "";
-  child.stdout.on("data", (d: Buffer) => (out += d.toString()));
-  child.stderr.on("data", (d: Buffer) => (err += d.toString()));
-  const code = await new Promise<number | null>((resolve, reject) => {
-    const timer = setTimeout(() => {
-      child.kill("SIGKILL");
-      reject(new Error(`the child did not finish within 30 s: ${err}`));
-    }, 30_000);
-    child.once("exit", (c) => {
-      clearTimeout(timer);
-      resolve(c);
-    });
-  });
-  assert.equal(code, 0, `the child failed: ${err}`);
+  const out = await runModuleProgram(PROGRAM, {}, 30_000);
   assert.deepEqual(JSON.parse(out), { heldBefore: false, heldAfterHold: true, released: true });
 });
