@@ -101,3 +101,20 @@ test(
     }
   },
 );
+
+test("a key beginning with '-' (one of Z85's characters) is an argument, not an option", async () => {
+  const root = mkdtempSync(join(tmpdir(), "myelin-cli-keys-dash-"));
+  try {
+    const env = { MYELIN_KEYS_DIR: join(root, "keys") };
+    const key = "-" + "0".repeat(39);
+    const trust = await myelin(env, "keys", "trust", "dash", key);
+    assert.equal(trust.code, 0, trust.stderr);
+    assert.match((await myelin(env, "keys", "list")).stdout, new RegExp(`dash\\s+${key}`));
+    // Anything else beginning with '-' is still an option.
+    const bad = await myelin(env, "keys", "trust", "other", "-x");
+    assert.equal(bad.code, 2);
+    assert.match(bad.stderr, /unknown option '-x'/);
+  } finally {
+    rmSync(root, { recursive: true, force: true });
+  }
+});

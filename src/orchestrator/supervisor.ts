@@ -167,6 +167,8 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
   readonly #node: Node;
   /** Site-wide version of the spec, or of the `down` that cleared it; 0: none. */
   #version = 0;
+  /** The last site-wide down (its version) and how many processes it stopped here. */
+  #lastDown: { version: number; stopped: number } | undefined;
   /** The supervisors of the other hosts, by host name. */
   readonly #peers = new Map<string, PeerSupervisor>();
   #syncTimer: NodeJS.Timeout | undefined;
@@ -507,6 +509,12 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
     // save and leave state.json naming processes that are gone.
     if (!this.#closed) this.#writeState();
     if (hadSpec || n > 0) this.#say(`down: stopped ${n} process${n === 1 ? "" : "es"}`);
+    if (version > 0) {
+      // One site-wide down reaches a host twice when another host's supervisor pushes it before
+      // the CLI's own request arrives: both answers count what that down stopped.
+      if (this.#lastDown?.version === version) n += this.#lastDown.stopped;
+      this.#lastDown = { version, stopped: n };
+    }
     return n;
   }
 

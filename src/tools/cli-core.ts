@@ -158,11 +158,33 @@ function wantsHelp(args: readonly string[]): boolean {
   return false;
 }
 
+/** A 40-character Z85 text: a CURVE key, which may begin with `-` (one of Z85's characters). */
+const CURVE_KEY_TEXT = /^[0-9a-zA-Z.\-:+=^!/*?&<>()[\]{}@%$#]{40}$/;
+
 function parseInvocation(spec: CommandSpec, args: string[]): Invocation {
   const name = spec.path.join(" ");
+  // A key beginning with '-' (`myelin keys trust cloud -uV…`) is an argument, not options: it is
+  // parsed as a placeholder and put back among the positionals.
+  const keys = new Map<string, string>();
+  const end = args.indexOf("--");
+  args = args.map((a, i) => {
+    if ((end >= 0 && i > end) || !a.startsWith("-") || !CURVE_KEY_TEXT.test(a)) return a;
+    const placeholder = `\u0000key${keys.size}`;
+    keys.set(placeholder, a);
+    return placeholder;
+  });
   let parsed;
   try {
     parsed = parseArgs({ args, options: parseConfig(spec), allowPositionals: true, strict: true });
+    if (keys.size > 0) {
+      parsed.positionals = parsed.positionals.map((p) => keys.get(p) ?? p);
+      const values = parsed.values as Record<string, unknown>;
+      for (const [k, v] of Object.entries(values)) {
+        if (typeof v === "string") values[k] = keys.get(v) ?? v;
+        else if (Array.isArray(v))
+          values[k] = v.map((x: unknown) => (typeof x === "string" ? (keys.get(x) ?? x) : x));
+      }
+    }
   } catch (err) {
     const e = err as Error & { code?: string };
     const opt = /'(-[^']+)'/.exec(e.message)?.[1];
