@@ -9,7 +9,7 @@
  * float32/float64 or ints, strings as str8/16/32/fixstr, bytes as bin8/16/32 (returned as views
  * into the input, no copy), maps with keys in any order, 64-bit ints as int64/uint64 (→ bigint).
  */
-import type { AnyField, Field, MessageType } from "../msgs/index.js";
+import { INT_RANGES, type AnyField, type Field, type MessageType } from "../msgs/index.js";
 import { keyBytes } from "./compiled.js";
 
 /** Returned when the bytes do not decode straight into a valid message. */
@@ -229,7 +229,7 @@ const mapHeader = (i: In): number => header(i, 0x80, 0xf0, 0xde, 0xdf);
 const arrayHeader = (i: In): number => header(i, 0x90, 0xf0, 0xdc, 0xdd);
 
 function timeReader(): Reader {
-  const sec = intReader(-0x80000000, 0x7fffffff);
+  const sec = intReader(INT_RANGES.i32.min, INT_RANGES.i32.max);
   const nanosec = intReader(0, 999999999);
   return (i) => {
     if (mapHeader(i) !== 2) return NO;
@@ -252,17 +252,12 @@ function fieldReader(f: Field<unknown>): Reader {
     case "bool":
       return readBool;
     case "u8":
-      return intReader(0, 0xff);
     case "u16":
-      return intReader(0, 0xffff);
     case "u32":
-      return intReader(0, 0xffffffff);
     case "i8":
-      return intReader(-0x80, 0x7f);
     case "i16":
-      return intReader(-0x8000, 0x7fff);
     case "i32":
-      return intReader(-0x80000000, 0x7fffffff);
+      return intReader(INT_RANGES[a.kind].min, INT_RANGES[a.kind].max);
     case "f32":
     case "f64":
       return readFloat;

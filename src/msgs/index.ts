@@ -34,6 +34,8 @@ export {
   type Time,
   type ValidationIssue,
   type ValidationResult,
+  type SmallIntKind,
+  INT_RANGES,
 } from "./schema.js";
 export * from "./registry.js";
 export * from "./time.js";

@@ -348,7 +348,10 @@ interface IntSpec {
   readonly is: (v: unknown) => boolean;
 }
 
-const INT_SPECS: Record<"u8" | "u16" | "u32" | "i8" | "i16" | "i32", IntSpec> = {
+/** The integer field kinds that fit in a JavaScript number exactly (64-bit ones are bigints). */
+export type SmallIntKind = "u8" | "u16" | "u32" | "i8" | "i16" | "i32";
+
+const INT_SPECS: Record<SmallIntKind, IntSpec> = {
   u8: { min: 0, max: 0xff, is: (v) => typeof v === "number" && (v & 0xff) === v },
   u16: { min: 0, max: 0xffff, is: (v) => typeof v === "number" && (v & 0xffff) === v },
   u32: { min: 0, max: 0xffffffff, is: (v) => typeof v === "number" && v >>> 0 === v },
@@ -356,6 +359,10 @@ const INT_SPECS: Record<"u8" | "u16" | "u32" | "i8" | "i16" | "i32", IntSpec> = 
   i16: { min: -0x8000, max: 0x7fff, is: (v) => typeof v === "number" && (v << 16) >> 16 === v },
   i32: { min: -0x80000000, max: 0x7fffffff, is: (v) => typeof v === "number" && (v | 0) === v },
 };
+
+/** The range of each {@link SmallIntKind}, inclusive: what validation, decoders and encoders check. */
+export const INT_RANGES: Readonly<Record<SmallIntKind, { readonly min: number; readonly max: number }>> =
+  INT_SPECS;
 
 function intHint(v: unknown, min: number, max: number): string {
   if (typeof v !== "number") return "";

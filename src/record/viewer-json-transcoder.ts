@@ -12,7 +12,7 @@
  * counts the invalid ones. No I/O.
  */
 import { keyBytes } from "../codec/compiled.js";
-import type { AnyField, Field, MessageType } from "../msgs/index.js";
+import { INT_RANGES, type AnyField, type Field, type MessageType } from "../msgs/index.js";
 
 /** Writes the JSON of one msgpack message into `out` from 0; returns its length, or -1 (see the module comment). */
 export type ViewerJsonTranscoder = (src: Uint8Array, out: Uint8Array) => number;
@@ -133,17 +133,12 @@ function fieldWriter(field: Field<unknown>, visiting: Set<object>): Writer | nul
     case "bool":
       return writeBool;
     case "u8":
-      return intWriter(0, 0xff);
     case "u16":
-      return intWriter(0, 0xffff);
     case "u32":
-      return intWriter(0, 0xffffffff);
     case "i8":
-      return intWriter(-0x80, 0x7f);
     case "i16":
-      return intWriter(-0x8000, 0x7fff);
     case "i32":
-      return intWriter(-0x80000000, 0x7fffffff);
+      return intWriter(INT_RANGES[f.kind].min, INT_RANGES[f.kind].max);
     case "f32":
     case "f64":
       return writeFloat;
