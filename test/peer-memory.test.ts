@@ -11,6 +11,7 @@ import { createConnection } from "node:net";
 import { join } from "node:path";
 import { Hub } from "../src/hub/index.js";
 import { unixTransport } from "../src/transport/unix/unix-transport.js";
+import { zmqTransport } from "../src/transport/zmq/zmq-transport.js";
 import { GREETING } from "../src/transport/unix/unix-framing.js";
 import { SEND_BUFFER_BYTES } from "../src/transport/unix/send-buffer.js";
 import { spawnFixture, tempRuntime, until } from "./helpers.js";
@@ -28,8 +29,12 @@ interface Flood {
 /** Runs a publisher of `totalBytes` of fresh 64 KiB blobs against a peer that never reads. */
 async function flood(t: TestContext, totalBytes: number, maxPeerBytes?: number): Promise<Flood> {
   using rt = tempRuntime();
-  await using hub = await Hub.start({ runtimeDir: rt.dir });
-  const env = { MYELIN_RUNTIME_DIR: rt.dir, MYELIN_HUB: "" };
+  // The hostile peer is a raw ZeroMQ socket: this host's ipc:// carrier is ZeroMQ here.
+  await using hub = await Hub.start({
+    runtimeDir: rt.dir,
+    transports: { ipc: zmqTransport, tcp: zmqTransport },
+  });
+  const env = { MYELIN_RUNTIME_DIR: rt.dir, MYELIN_HUB: "", MYELIN_IPC_TRANSPORT: "zeromq" };
   const pub = spawnFixture(
     "perm-proc",
     { role: "greedy-pub", topic: "/flood", payloadBytes: 64 * 1024, totalBytes, maxPeerBytes },

@@ -20,8 +20,8 @@ import {
   type HubToNode,
   type NodeRecord,
 } from "../src/node/control-protocol.js";
-import { zmqTransport } from "../src/transport/zmq/zmq-transport.js";
-import type { Connection } from "../src/transport/transport.js";
+import { DEFAULT_TRANSPORTS } from "../src/transport/default-transports.js";
+import { transportFor, type Connection } from "../src/transport/transport.js";
 import { spawnFixture, tempRuntime, type Proc } from "./helpers.js";
 import { runCli, spawnCli, world } from "./cli-world.js";
 
@@ -48,7 +48,8 @@ class RawControl implements AsyncDisposable {
   readonly replies: HubToNode[] = [];
   #waiters = new Set<() => void>();
   constructor(endpoint: string) {
-    const conn = zmqTransport.connect(endpoint, { maxMessageBytes: 1 << 24 });
+    // The carrier the hub serves this endpoint with (ipc:// and tcp:// may differ).
+    const conn = transportFor(DEFAULT_TRANSPORTS, endpoint).connect(endpoint, { maxMessageBytes: 1 << 24 });
     this.conn = conn;
     void (async () => {
       for await (const frames of conn) {

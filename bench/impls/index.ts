@@ -40,6 +40,8 @@ const MQTT_TARGETS = ["throughput-1m", "roundtrip-64"];
  * `--impls` runs them in every selected case, and the opt-in cases (large frames) run every impl.
  */
 export const DEFAULT_CASES: Readonly<Record<string, readonly string[]>> = {
+  // The default carrier of ipc://, which `myelin` already measures; `myelin-zmq` runs everywhere.
+  "myelin-unix": [],
   "myelin-copy": ["throughput-1m"],
   "myelin-try": ["throughput-64", "throughput-twist", "throughput-4k", "throughput-1m", "roundtrip-64"],
   "mqtt-mosquitto-q0": MQTT_TARGETS,

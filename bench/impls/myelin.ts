@@ -8,6 +8,7 @@
  *
  * The hub and the carriers are imported where the runner starts the hub (`setup`), not at the top:
  * the workers are nodes, and a node does not load the hub's code (it would count in `idle-rss`).
+ * `ipc://` goes over the default carrier (the Unix-socket carrier, or what `MYELIN_IPC_TRANSPORT` names).
  */
 import { createNode, type Node } from "../../src/node/index.js";
 import { defineMessage, geometry_msgs, t } from "../../src/msgs/index.js";

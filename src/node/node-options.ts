@@ -53,7 +53,7 @@ export interface NodeOptions {
   statusService?: boolean;
   /**
    * The transports by endpoint scheme, for the hub connection, the data socket and the links to
-   * other nodes (default: ZeroMQ for `ipc://` and `tcp://`). Give an `inproc` transport (one
+   * other nodes (default `DEFAULT_TRANSPORTS`: the Unix-socket carrier for `ipc://`, ZeroMQ for `tcp://`). Give an `inproc` transport (one
    * `MemoryTransport` shared by the hub and the nodes) to run a whole system in one process
    * through a real carrier.
    */
