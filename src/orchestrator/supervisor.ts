@@ -277,7 +277,9 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
           }
           const n = await sup.down(req.wait_ms, req.version);
           const stop = req.stop_hub ? sup.#opts.onStopHub : undefined;
-          if (stop !== undefined) setTimeout(stop, 100); // after the reply is on its way
+          // The reply is handed to the data socket when this promise settles (a microtask); the stop
+          // runs after it, and the hub's close lingers until its sockets have written it.
+          if (stop !== undefined) setImmediate(stop);
           return {
             ok: true,
             message: `stopped ${n} process${n === 1 ? "" : "es"}`,
