@@ -8,7 +8,7 @@ import { DecodeError, MyelinError, TypeMismatchError, ValidationError } from "..
 import type { MessageType } from "../msgs/index.js";
 import { decodeCompiledIn, decodeFrames, MISMATCH, msgpackCodec } from "../codec/index.js";
 import type { PeerLink, RecordSink } from "../transport/peer-link.js";
-import type { ErrorBody, RecordHeader } from "../transport/frame.js";
+import type { ErrorBody, RecordHeader, SubBody } from "../transport/frame.js";
 import type { RawMessage } from "./raw-message.js";
 import type { Acker, Subscription } from "./subscription.js";
 
@@ -24,6 +24,14 @@ import type { Acker, Subscription } from "./subscription.js";
 export class RemoteSource implements RecordSink, Acker {
   sid = 0;
   alive = true;
+  /** What the subscription asked the publisher for, kept to ask again. */
+  request: Omit<SubBody, "sid"> | undefined;
+  /**
+   * The publisher's record changed while this subscription was open or being asked for: a refusal
+   * arriving now may answer the ask made before the change, so it is asked once more at once (the
+   * change that would have made it ask again was seen while the ask was pending).
+   */
+  recordChanged = false;
   #consumedMsgs = 0;
   #consumedBytes = 0;
   /** Last sequence number delivered, and the publisher's name, by publisher index (a u16). */
@@ -175,6 +183,13 @@ export class RemoteSource implements RecordSink, Acker {
           );
     this.sid = 0;
     if (err.code !== "ERR_UNKNOWN_TOPIC") this.sub.refuse(e);
+    if (!this.recordChanged || this.request === undefined || this.sub.closed) return;
+    this.recordChanged = false;
+    try {
+      this.sid = this.link.subscribe(this.request, this);
+    } catch {
+      // The link is closed: the next change of the graph asks again.
+    }
   }
 
   /** Returns false for a repeat (already delivered); counts gaps as lost. */

@@ -69,7 +69,11 @@ export function reconcileSubscription(
   }
   for (const [id, n] of want) {
     const have = st.sources.get(id);
-    if (have !== undefined && have.sid !== 0) continue;
+    if (have !== undefined && have.sid !== 0) {
+      // Subscribed or asking: a refusal still on its way answers the record before this one.
+      have.recordChanged = true;
+      continue;
+    }
     // A for-await reader that blocks takes credit only as it reads: the window is its queue.
     const block = st.iterator && sub.overflow === "block";
     // A group member keeps a smaller window, so a busy member is passed over sooner.
@@ -105,6 +109,8 @@ export function reconcileSubscription(
       creditBytes: windowBytes,
     };
     if (sub.group !== undefined) body.group = sub.group;
+    src.request = body;
+    src.recordChanged = false;
     src.sid = l.subscribe(body, src);
     st.sources.set(id, src);
   }
