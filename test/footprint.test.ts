@@ -151,12 +151,11 @@ test("a program that imports the public API and makes a node evaluates none of t
   }
 });
 
-// A node alone (its hub runs elsewhere): what it loads of Node's own modules.
+// A node alone (its hub runs elsewhere), made through the public API: what it loads of Node's own modules.
 const NODE_PROGRAM = `
-const node = await import(${JSON.stringify(fileURLToPath(new URL("../src/node/index.js", import.meta.url)))});
-const msgs = await import(${JSON.stringify(fileURLToPath(new URL("../src/msgs/index.js", import.meta.url)))});
-const n = await node.createNode({ name: "idle_alone" });
-const T = msgs.defineMessage("footprint_test/Bytes", { data: msgs.t.bytes() });
+const m = await import(${JSON.stringify(INDEX)});
+const n = await m.createNode({ name: "idle_alone" });
+const T = m.defineMessage("footprint_test/Bytes", { data: m.t.bytes() });
 await n.createSubscription("/footprint/alone", T, () => {});
 await new Promise((r) => setImmediate(r));
 await n.close();
