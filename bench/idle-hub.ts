@@ -1,8 +1,10 @@
 /**
- * The idle hub's footprint (part of the `idle-rss` case): the resident set of `myelin hub` with its
- * default plugins (the store of durable topics, the supervisor, hub info) once it listens and has
- * been idle for a moment, next to a bare `node` process measured the same way in the same run. Both
- * are read from /proc/<pid>/status (VmRSS) from outside, as `ps` would show them: no forced gc.
+ * Idle footprints without the bench harness (part of the `idle-rss` case): the resident set of
+ * `myelin hub` with its default plugins (the store of durable topics, the supervisor, hub info)
+ * once it listens, and of a standalone node (bench/idle-node.ts: the public API, one node, one
+ * subscription, nothing else) once it subscribed, each idle for a moment, next to a bare `node`
+ * process measured the same way in the same run. All are read from /proc/<pid>/status (VmRSS)
+ * from outside, as `ps` would show them: no forced gc.
  */
 import { spawn, type ChildProcess } from "node:child_process";
 import { readFileSync } from "node:fs";
@@ -11,6 +13,7 @@ import { fileURLToPath } from "node:url";
 import { medianIndex } from "./stats.js";
 
 const MYELIN_BIN = fileURLToPath(new URL("../../bin/myelin", import.meta.url));
+const IDLE_NODE = fileURLToPath(new URL("./idle-node.js", import.meta.url));
 
 /** How long a process is left idle after it is up, before its RSS is read. */
 const SETTLE_MS = 2000;
@@ -19,7 +22,7 @@ const START_TIMEOUT_MS = 20_000;
 
 /** One measured process: the median of `runs`, or the error of the last failed run. */
 export interface IdleHubResult {
-  /** `node` (bare) or `myelin-hub`. */
+  /** `node` (bare), `myelin-hub` or `myelin-node` (standalone). */
   readonly impl: string;
   readonly rssBytes: number | null;
   readonly runs: number;
@@ -83,7 +86,7 @@ async function measureProcess(
   }
 }
 
-/** Measures a bare `node` and `myelin hub` `runs` times each, alternating; medians. */
+/** Measures a bare `node`, `myelin hub` and a standalone node `runs` times each, alternating; medians. */
 export async function runIdleHubBench(o: IdleHubBenchOptions): Promise<IdleHubResult[]> {
   const subjects: { impl: string; run: (dir: string) => Promise<number> }[] = [
     {
@@ -106,6 +109,24 @@ export async function runIdleHubBench(o: IdleHubBenchOptions): Promise<IdleHubRe
           o.track,
         ),
     },
+    {
+      // The node's hub runs in this process (the runner), so that only the node is measured.
+      impl: "myelin-node",
+      run: async (dir) => {
+        const { Hub } = await import("../src/hub/index.js");
+        const hub = await Hub.start({ runtimeDir: dir });
+        try {
+          return await measureProcess(
+            [IDLE_NODE],
+            /up/,
+            { ...process.env, MYELIN_RUNTIME_DIR: dir },
+            o.track,
+          );
+        } finally {
+          hub.close();
+        }
+      },
+    },
   ];
   const values = new Map<string, number[]>(subjects.map((s) => [s.impl, []]));
   const errors = new Map<string, string>();
@@ -115,11 +136,11 @@ export async function runIdleHubBench(o: IdleHubBenchOptions): Promise<IdleHubRe
       try {
         const rss = await s.run(dir);
         values.get(s.impl)!.push(rss);
-        o.log(`  idle-hub ${s.impl} run ${run + 1}/${o.runs}: ${(rss / (1024 * 1024)).toFixed(1)} MiB`);
+        o.log(`  idle ${s.impl} run ${run + 1}/${o.runs}: ${(rss / (1024 * 1024)).toFixed(1)} MiB`);
       } catch (err) {
         const msg = err instanceof Error ? err.message : String(err);
         errors.set(s.impl, msg);
-        o.log(`  idle-hub ${s.impl} run ${run + 1}/${o.runs}: FAILED ${msg.split("\n")[0]}`);
+        o.log(`  idle ${s.impl} run ${run + 1}/${o.runs}: FAILED ${msg.split("\n")[0]}`);
       } finally {
         o.removeTempDir(dir);
       }

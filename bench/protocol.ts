@@ -2,7 +2,7 @@
  * What the runner and the worker processes share: the cases, the message tagging, and the messages
  * exchanged over the fork IPC channel.
  */
-import { pack } from "msgpackr";
+import { pack } from "msgpackr/pack";
 import type { Twist } from "./impl.js";
 
 // ---------------------------------------------------------------------------------------------------

@@ -571,7 +571,10 @@ function toRow(c: CaseSpec, impl: string, m: Measurement | null, runs: number, e
 /** The ratio against the reference impl of the same case: msg/s for throughput, p50 or RSS otherwise. */
 function ratio(row: Row, ref: Row | undefined): number | null {
   if (ref === undefined || row.error !== null || ref.error !== null) return null;
-  const kind = row.case === "idle-hub" ? "idle-rss" : CASES.find((c) => c.name === row.case)?.kind;
+  const kind =
+    row.case === "idle-hub" || row.case === "idle-node"
+      ? "idle-rss"
+      : CASES.find((c) => c.name === row.case)?.kind;
   const pick = (r: Row): number | null =>
     kind === "throughput" ? r.msgs_per_s : kind === "idle-rss" ? r.rss_bytes : r.p50_us;
   const a = pick(row);
@@ -780,15 +783,22 @@ async function main(): Promise<void> {
       await timed("idle-hub", () =>
         runIdleHubBench({ runs: opts.runs, track, makeTempDir, removeTempDir, log }),
       )
-    ).map((r) =>
-      toRow(
-        { ...idle, name: "idle-hub", payloadBytes: 0 },
-        r.impl,
-        r.rssBytes === null ? null : { ...EMPTY, payloadBytes: 0, rssBytes: r.rssBytes },
-        r.runs,
-        r.error,
+    ).flatMap((r) =>
+      // The bare `node` is the reference of both kinds of rows: the hub and the standalone node.
+      (r.impl === "node"
+        ? ["idle-node", "idle-hub"]
+        : [r.impl === "myelin-node" ? "idle-node" : "idle-hub"]
+      ).map((name) =>
+        toRow(
+          { ...idle, name, payloadBytes: 0 },
+          r.impl,
+          r.rssBytes === null ? null : { ...EMPTY, payloadBytes: 0, rssBytes: r.rssBytes },
+          r.runs,
+          r.error,
+        ),
       ),
     );
+    hubRows.sort((a, b) => (a.case === b.case ? 0 : a.case === "idle-node" ? -1 : 1));
   }
   let serviceRows: ServiceRow[] = [];
   if (opts.services) {
@@ -839,8 +849,9 @@ async function main(): Promise<void> {
     console.log();
     console.log(renderTable(hubRows, "node"));
     console.log(
-      "idle-hub: RSS MiB of `myelin hub` (default plugins: store, supervisor; no node attached) and of " +
-        "a bare `node` process, both idle for 2 s and read from /proc (no forced gc), in the same run.",
+      "idle-node: RSS MiB of a standalone node (bench/idle-node.ts: the public API, one node, one subscription; " +
+        "no bench harness); idle-hub: of `myelin hub` (default plugins: store, supervisor; no node attached); " +
+        "both next to a bare `node` process, each idle for 2 s and read from /proc (no forced gc), in the same run.",
     );
   }
   if (recordRows.length > 0) {

@@ -4,7 +4,10 @@
  * `init` → `ready` (with the sender's endpoint) → `warmup`/`start`/... → results → `close`.
  */
 import { EventEmitter } from "node:events";
-import { pack, unpack } from "msgpackr";
+// msgpackr/pack and /unpack, as src/codec imports them: the package root would also load the native
+// string extractor (msgpackr-extract, ~6 MiB of RSS) into every worker, which Myelin never loads.
+import { pack } from "msgpackr/pack";
+import { unpack } from "msgpackr/unpack";
 import type { EndpointOptions, Impl, Receiver, Sender, Twist } from "./impl.js";
 import { loadImpl } from "./impls/index.js";
 import {

@@ -168,86 +168,92 @@ export { shmStats, type ShmStats } from "./transport/shm/shm-stats.js";
 export type { ShmWriterStats } from "./transport/shm/shm-writer.js";
 export type { ShmReaderStats } from "./transport/shm/shm-reader.js";
 
+// The hub, the store, the launch spec and the gateway: the classes come from their layers' small
+// `*-api` modules and load their implementation on `start()`, and the functions come from the
+// modules that define them, so a program that imports this package only to make nodes does not
+// evaluate the hub, the store, the supervisor or the gateway (docs/performance.md).
+
 // The hub, and the store of durable topics when a program embeds it.
-export { Hub, type HubOptions, loadPolicyFile, parsePolicy } from "./hub/index.js";
+export { Hub } from "./hub/hub-api.js";
+export type { HubOptions } from "./hub/index.js";
+export { loadPolicyFile, parsePolicy } from "./hub/policy-file.js";
 export { AccessPolicy, type PolicyDoc, type Permission } from "./node/index.js";
-export {
-  StoreService,
-  type StoreServiceOptions,
-  type FsyncPolicy,
-  type RetentionOptions,
-  type TopicConfig,
-  type TopicConfigRule,
-  type TopicRetention,
-  type RetentionMode,
+export { StoreService } from "./store/service-api.js";
+export type {
+  StoreServiceOptions,
+  FsyncPolicy,
+  RetentionOptions,
+  TopicConfig,
+  TopicConfigRule,
+  TopicRetention,
+  RetentionMode,
 } from "./store/index.js";
 
 // Launching: the spec `myelin up` reads, and what a node module run by the supervisor exports.
 export { replicaNodeName } from "./node/index.js";
-export {
-  loadSpec,
-  type LoadSpecOptions,
-  type LaunchSpec,
-  type UnitSpec,
-  type UnitDependency,
-  type ModuleEntry,
-  type RestartSpec,
-  type HealthSpec,
-  type ProbeSpec,
-  type LimitsSpec,
-  type LaunchContext,
-  type NodeMain,
+export { loadSpec } from "./orchestrator/spec.js";
+export type {
+  LoadSpecOptions,
+  LaunchSpec,
+  UnitSpec,
+  UnitDependency,
+  ModuleEntry,
+  RestartSpec,
+  HealthSpec,
+  ProbeSpec,
+  LimitsSpec,
+  LaunchContext,
+  NodeMain,
 } from "./orchestrator/index.js";
 
 // The MQTT gateway with its device twins, and the bridges to external brokers, with their configuration.
-export {
-  MqttGateway,
-  hashPassword,
-  loadGatewayConfig,
-  startBridge,
-  BridgeHost,
-  loadBridgeConfig,
-  type MqttGatewayOptions,
-  type MqttListeners,
-  type TcpListenerOptions,
-  type TlsListenerOptions,
-  type WsListenerOptions,
-  type GatewayStatus,
-  type GatewayConfig,
-  type AuthSpec,
-  type UserSpec,
-  type AclSpec,
-  type CertificateSpec,
-  type Principal,
-  type MqttLimits,
-  type MappingSpec,
-  type MappingDirection,
-  type PayloadFormat,
-  type ExternalSyntax,
-  type StartBridgeOptions,
-  type BridgeHostOptions,
-  type Bridge,
-  type BridgeState,
-  type BridgeStatus,
-  type BridgeConfig,
-  type BridgeKind,
-  type BridgeConfigBase,
-  type BridgeQueueConfig,
-  type BridgeReconnectConfig,
-  type MqttBridgeConfig,
-  type NatsBridgeConfig,
-  type NatsJetStreamConfig,
-  type AmqpBridgeConfig,
+export { MqttGateway } from "./gateway/mqtt-gateway-api.js";
+export { hashPassword } from "./gateway/mqtt-auth.js";
+export { loadGatewayConfig } from "./gateway/gateway-config.js";
+export { startBridge, BridgeHost } from "./gateway/bridge-host-api.js";
+export { loadBridgeConfig } from "./gateway/bridge-config.js";
+export { TwinClient } from "./gateway/twin-client.js";
+export type {
+  MqttGatewayOptions,
+  MqttListeners,
+  TcpListenerOptions,
+  TlsListenerOptions,
+  WsListenerOptions,
+  GatewayStatus,
+  GatewayConfig,
+  AuthSpec,
+  UserSpec,
+  AclSpec,
+  CertificateSpec,
+  Principal,
+  MqttLimits,
+  MappingSpec,
+  MappingDirection,
+  PayloadFormat,
+  ExternalSyntax,
+  StartBridgeOptions,
+  BridgeHostOptions,
+  Bridge,
+  BridgeState,
+  BridgeStatus,
+  BridgeConfig,
+  BridgeKind,
+  BridgeConfigBase,
+  BridgeQueueConfig,
+  BridgeReconnectConfig,
+  MqttBridgeConfig,
+  NatsBridgeConfig,
+  NatsJetStreamConfig,
+  AmqpBridgeConfig,
   // Device twins
-  TwinClient,
-  type TwinClientOptions,
-  type DeviceTwin,
-  type TwinSummary,
-  type TwinListOptions,
-  type TwinListPage,
-  type TwinSetOptions,
-  type TwinUpdateEvent,
-  type TwinOptions,
-  type JsonObject,
-  type JsonValue,
+  TwinClientOptions,
+  DeviceTwin,
+  TwinSummary,
+  TwinListOptions,
+  TwinListPage,
+  TwinSetOptions,
+  TwinUpdateEvent,
+  TwinOptions,
+  JsonObject,
+  JsonValue,
 } from "./gateway/index.js";

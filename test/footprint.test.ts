@@ -39,7 +39,8 @@ export function initialize(data) { port = data.port; }
 export async function load(url, context, next) { port.postMessage(url); return next(url, context); }
 `;
 
-const PROGRAM = `
+/** A program that records what it loads; it starts its own hub unless `withHub` is false. */
+const program = (withHub: boolean): string => `
 import { register } from "node:module";
 import Module from "node:module";
 import { MessageChannel } from "node:worker_threads";
@@ -52,13 +53,13 @@ register(${JSON.stringify(`data:text/javascript,${encodeURIComponent(HOOK)}`)}, 
   transferList: [port2],
 });
 const m = await import(${JSON.stringify(INDEX)});
-const hub = await m.Hub.start({ runtimeDir: process.env.MYELIN_RUNTIME_DIR });
+const hub = ${withHub ? "await m.Hub.start({ runtimeDir: process.env.MYELIN_RUNTIME_DIR })" : "undefined"};
 const node = await m.createNode({ name: "idle" });
 const T = m.defineMessage("footprint_test/Bytes", { data: m.t.bytes() });
 await node.createSubscription("/footprint/idle", T, () => {});
 await new Promise((r) => setImmediate(r));
 await node.close();
-await hub.close();
+hub?.close();
 const cjs = Object.keys(Module._cache);
 process.stdout.write(JSON.stringify([...esm, ...cjs]));
 `;
@@ -69,10 +70,12 @@ function packageOf(file: string): string | undefined {
   return m?.[1];
 }
 
-/** Runs PROGRAM with `env` added; the files and URLs of every module it loaded. */
+/** Runs the program (with its own hub) with `env` added; the files and URLs of every module it loaded. */
 async function loadedBy(env: Record<string, string>): Promise<string[]> {
   using rt = tempRuntime();
-  return JSON.parse(await runModuleProgram(PROGRAM, { MYELIN_RUNTIME_DIR: rt.dir, ...env })) as string[];
+  return JSON.parse(
+    await runModuleProgram(program(true), { MYELIN_RUNTIME_DIR: rt.dir, ...env }),
+  ) as string[];
 }
 
 /** True when one of `files` is the compiled module `rel` of this project (e.g. `transport/unix/unix-transport.js`). */
@@ -113,12 +116,46 @@ test("a node whose ipc:// goes over ZeroMQ does not load the Unix carrier", asyn
   );
 });
 
-// A node alone (its hub runs elsewhere): what it loads of Node's own modules.
+/** Modules of the hub, the store, the supervisor and the gateway that only their `start()` loads. */
+const STARTED_ONLY = [
+  "hub/hub.js",
+  "hub/federation.js",
+  "store/service.js",
+  "store/log.js",
+  "orchestrator/supervisor.js",
+  "gateway/mqtt-gateway.js",
+  "gateway/bridge-host.js",
+  "gateway/bridge.js",
+  "gateway/uplink.js",
+];
+
+test("a program that imports the public API and makes a node evaluates none of the hub, store, supervisor or gateway", async () => {
+  using rt = tempRuntime();
+  const hub = await Hub.start({ runtimeDir: rt.dir });
+  try {
+    const files = JSON.parse(
+      await runModuleProgram(program(false), { MYELIN_RUNTIME_DIR: rt.dir }),
+    ) as string[];
+    assert.ok(
+      hasModule(files, "node/node.js"),
+      "the check sees the project's modules: node/node.js is not among them",
+    );
+    const loaded = STARTED_ONLY.filter((m) => hasModule(files, m));
+    assert.deepEqual(
+      loaded,
+      [],
+      `importing the package evaluated ${loaded.join(", ")}; export the class from its layer's *-api.ts module and load the implementation in start() (see src/hub/hub-api.ts)`,
+    );
+  } finally {
+    hub.close();
+  }
+});
+
+// A node alone (its hub runs elsewhere), made through the public API: what it loads of Node's own modules.
 const NODE_PROGRAM = `
-const node = await import(${JSON.stringify(fileURLToPath(new URL("../src/node/index.js", import.meta.url)))});
-const msgs = await import(${JSON.stringify(fileURLToPath(new URL("../src/msgs/index.js", import.meta.url)))});
-const n = await node.createNode({ name: "idle_alone" });
-const T = msgs.defineMessage("footprint_test/Bytes", { data: msgs.t.bytes() });
+const m = await import(${JSON.stringify(INDEX)});
+const n = await m.createNode({ name: "idle_alone" });
+const T = m.defineMessage("footprint_test/Bytes", { data: m.t.bytes() });
 await n.createSubscription("/footprint/alone", T, () => {});
 await new Promise((r) => setImmediate(r));
 await n.close();

@@ -13,6 +13,9 @@ import { KafkaLink } from "./bridge-kafka.js";
 import { MqttLink } from "./bridge-mqtt.js";
 import { NatsLink } from "./bridge-nats.js";
 import { serveBridgeStatus } from "./bridge-protocol.js";
+import { BridgeHost } from "./bridge-host-api.js";
+
+export { BridgeHost };
 
 /** Options of `startBridge`. */
 export interface StartBridgeOptions {
@@ -40,7 +43,8 @@ export function createLink(config: BridgeConfig): BrokerLink {
 }
 
 /**
- * Starts one bridge (any kind) on `opts.node`. It connects in the background: see
+ * Starts one bridge (any kind) on `opts.node` (the public `startBridge` of bridge-host-api.ts
+ * loads this module and calls this). It connects in the background: see
  * `bridge.waitConnected()` and `bridge.status()`.
  * @throws MyelinError ERR_BAD_CONFIG for a bad mapping or a missing data directory; ERR_STORAGE if
  * the offline queue cannot be opened.
@@ -69,25 +73,30 @@ export interface BridgeHostOptions {
   log?: (line: string) => void;
 }
 
-/** Every bridge of a configuration, run in one process, with the status service. */
-export class BridgeHost {
+/**
+ * The running bridges behind {@link BridgeHost}: `BridgeHost.start()` loads this module and
+ * starts one. Its public members are documented on {@link BridgeHost}.
+ */
+export class BridgeHostRunner extends BridgeHost {
   readonly #nodes: Node[] = [];
   readonly #bridges: Bridge[] = [];
   #statusNode: Node | undefined;
   #closed = false;
 
-  private constructor() {}
+  private constructor() {
+    super();
+  }
 
   /**
    * Starts every bridge and serves their status (the bridges' protocol).
    * @throws MyelinError ERR_BAD_CONFIG for an invalid configuration (nothing is left running)
    */
-  static async start(opts: BridgeHostOptions): Promise<BridgeHost> {
+  static override async start(opts: BridgeHostOptions): Promise<BridgeHostRunner> {
     const configs = opts.bridges ?? (opts.file !== undefined ? await loadBridgeConfig(opts.file) : undefined);
     if (configs === undefined) {
       throw new MyelinError("ERR_INVALID_ARGUMENT", "BridgeHost.start: give `bridges` or `file`");
     }
-    const host = new BridgeHost();
+    const host = new BridgeHostRunner();
     const nodeOpts = (name: string): Parameters<typeof createNode>[0] => {
       const n: Parameters<typeof createNode>[0] = { name };
       if (opts.hub !== undefined) n.hub = opts.hub;
@@ -114,17 +123,17 @@ export class BridgeHost {
   }
 
   /** The running bridges. */
-  get bridges(): readonly Bridge[] {
+  override get bridges(): readonly Bridge[] {
     return this.#bridges;
   }
 
   /** Status of every bridge, in configuration order. */
-  status(): BridgeStatus[] {
+  override status(): BridgeStatus[] {
     return this.#bridges.map((b) => b.status());
   }
 
   /** Stops every bridge and leaves the hub. Idempotent. */
-  async close(): Promise<void> {
+  override async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
     await this.#statusNode?.close();
@@ -132,7 +141,7 @@ export class BridgeHost {
     await Promise.all(this.#nodes.map((n) => n.close()));
   }
 
-  async [Symbol.asyncDispose](): Promise<void> {
+  override async [Symbol.asyncDispose](): Promise<void> {
     await this.close();
   }
 }

@@ -63,7 +63,8 @@ export type {
 } from "./twin-client.js";
 export { loadGatewayConfig, parseGatewayConfig, parseGatewayConfigText } from "./gateway-config.js";
 export type { GatewayConfig } from "./gateway-config.js";
-export { startBridge, createLink, BridgeHost } from "./bridge-host.js";
+export { createLink } from "./bridge-host.js";
+export { startBridge, BridgeHost } from "./bridge-host-api.js";
 export { BRIDGE_PROTOCOL, fetchBridgeStatus, serveBridgeStatus } from "./bridge-protocol.js";
 export type { BridgeProtocol } from "./bridge-protocol.js";
 export { GATEWAY_ERRORS_TOPIC, GATEWAY_PROTOCOL, gatewayClient } from "./gateway-protocol.js";

@@ -4,8 +4,11 @@
  * their common name (CN), and per-user ACLs of topic patterns for publish and subscribe.
  * ACL patterns use MQTT wildcards; `%c` stands for the client id and `%u` for the user name.
  */
-import { randomBytes, scrypt as scryptCb, timingSafeEqual, type ScryptOptions } from "node:crypto";
+import type { ScryptOptions } from "node:crypto";
 import { MyelinError } from "../errors.js";
+// node:crypto (OpenSSL) on first use: the public API imports this module for `hashPassword`, and a
+// program that only makes nodes must not pay for OpenSSL (docs/performance.md).
+import { nodeCrypto } from "../transport/node-crypto.js";
 
 function scrypt(
   password: string | Buffer,
@@ -14,7 +17,7 @@ function scrypt(
   opts: ScryptOptions,
 ): Promise<Buffer> {
   return new Promise((resolve, reject) =>
-    scryptCb(password, salt, keylen, opts, (err, key) => (err ? reject(err) : resolve(key))),
+    nodeCrypto().scrypt(password, salt, keylen, opts, (err, key) => (err ? reject(err) : resolve(key))),
   );
 }
 
@@ -26,7 +29,7 @@ export const SCRYPT_DEFAULTS = { N: 16384, r: 8, p: 1, keylen: 32 } as const;
  * `myelin gateway hash-password` prints one.
  */
 export async function hashPassword(password: string): Promise<string> {
-  const salt = randomBytes(16);
+  const salt = nodeCrypto().randomBytes(16);
   const { N, r, p, keylen } = SCRYPT_DEFAULTS;
   const key = await scrypt(password, salt, keylen, { N, r, p, maxmem: 256 * N * r });
   return `scrypt$${N}$${r}$${p}$${salt.toString("base64")}$${key.toString("base64")}`;
@@ -63,7 +66,7 @@ export async function verifyPassword(password: string | Buffer, hash: string): P
     p: h.p,
     maxmem: 256 * h.N * h.r + 1024 * 1024,
   });
-  return timingSafeEqual(key, h.key);
+  return nodeCrypto().timingSafeEqual(key, h.key);
 }
 
 /** Topic patterns a user may publish to and subscribe to. */

@@ -46,6 +46,9 @@ import { resolveTwinOptions, type ResolvedTwinOptions, type TwinOptions } from "
 import { TwinMqtt } from "./twin-mqtt.js";
 import { TwinService } from "./twin-service.js";
 import { TwinStore, type TwinStoreOptions } from "./twin-store.js";
+import { MqttGateway } from "./mqtt-gateway-api.js";
+
+export { MqttGateway };
 
 /** A plain TCP listener. Port 0 picks a free one (read it back from `gateway.listeners`). */
 export interface TcpListenerOptions {
@@ -122,7 +125,34 @@ interface ClientState {
 }
 
 /** Status of the gateway, as its status service and `myelin gateway status` report it. */
-export type GatewayStatus = ReturnType<MqttGateway["status"]>;
+export interface GatewayStatus {
+  listeners: string[];
+  clients: {
+    id: string;
+    user: string;
+    address: string;
+    transport: string;
+    clean: boolean;
+    connected_at: number;
+    subscriptions: string[];
+    msgs_in: number;
+    msgs_out: number;
+    rejected: number;
+  }[];
+  msgs_in: number;
+  msgs_out: number;
+  rate_in: number;
+  rate_out: number;
+  to_myelin: number;
+  from_myelin: number;
+  rejected: number;
+  reject_reasons: string[];
+  reject_counts: number[];
+  last_reject: string;
+  refused_connections: number;
+  persistent_sessions: number;
+  retained: number;
+}
 
 const REJECT_SINK = "$SYS/myelin/rejected";
 
@@ -146,8 +176,11 @@ function asBuffer(u: Uint8Array): Buffer {
   return Buffer.isBuffer(u) ? u : Buffer.from(u.buffer, u.byteOffset, u.byteLength);
 }
 
-/** The embedded MQTT gateway. Start with {@link MqttGateway.start}; stop with `close()`. */
-export class MqttGateway {
+/**
+ * The running gateway behind {@link MqttGateway}: `MqttGateway.start()` loads this module and
+ * starts one. Its public members are documented on {@link MqttGateway}.
+ */
+export class MqttGatewayServer extends MqttGateway {
   readonly #opts: MqttGatewayOptions;
   readonly #limits: Required<MqttLimits>;
   readonly #map: TopicMap;
@@ -179,6 +212,7 @@ export class MqttGateway {
   #closed = false;
 
   private constructor(opts: MqttGatewayOptions, AedesBroker: typeof Aedes) {
+    super();
     this.#opts = opts;
     this.#limits = resolveLimits(opts.limits);
     const mapOpts: { syntax: "mqtt"; sitePrefix?: string } = { syntax: "mqtt" };
@@ -217,7 +251,7 @@ export class MqttGateway {
    * @throws MyelinError ERR_BAD_CONFIG for a bad mapping, auth or limits entry, or no listener;
    *   ERR_INVALID_ARGUMENT when a listener cannot bind (the message names the port)
    */
-  static async start(opts: MqttGatewayOptions): Promise<MqttGateway> {
+  static override async start(opts: MqttGatewayOptions): Promise<MqttGatewayServer> {
     const l = opts.listeners ?? {};
     if (l.tcp === undefined && l.tls === undefined && l.ws === undefined) {
       throw new MyelinError(
@@ -228,7 +262,7 @@ export class MqttGateway {
     // aedes (an ES module) is loaded here, not when this module is: most processes that load the
     // public API never start a gateway.
     const { Aedes } = await import("aedes");
-    const gw = new MqttGateway(opts, Aedes);
+    const gw = new MqttGatewayServer(opts, Aedes);
     try {
       await gw.#start();
     } catch (err) {
@@ -398,12 +432,12 @@ export class MqttGateway {
   }
 
   /** The URLs the gateway listens on, e.g. `mqtt://0.0.0.0:1883`. */
-  get listeners(): string[] {
+  override get listeners(): string[] {
     return [...this.#listeners];
   }
 
   /** The port of a listener (useful with port 0). */
-  port(kind: "tcp" | "tls" | "ws"): number | undefined {
+  override port(kind: "tcp" | "tls" | "ws"): number | undefined {
     const scheme = kind === "tcp" ? "mqtt://" : kind === "tls" ? "mqtts://" : "ws://";
     const url = this.#listeners.find((u) => u.startsWith(scheme));
     if (url === undefined) return undefined;
@@ -411,7 +445,7 @@ export class MqttGateway {
   }
 
   /** The Myelin side (counters). */
-  get myelin(): MyelinPort {
+  override get myelin(): MyelinPort {
     return this.#port;
   }
 
@@ -751,34 +785,7 @@ export class MqttGateway {
   }
 
   /** Clients, subscriptions, counters and rates (messages per second over the last ~5 s). */
-  status(): {
-    listeners: string[];
-    clients: {
-      id: string;
-      user: string;
-      address: string;
-      transport: string;
-      clean: boolean;
-      connected_at: number;
-      subscriptions: string[];
-      msgs_in: number;
-      msgs_out: number;
-      rejected: number;
-    }[];
-    msgs_in: number;
-    msgs_out: number;
-    rate_in: number;
-    rate_out: number;
-    to_myelin: number;
-    from_myelin: number;
-    rejected: number;
-    reject_reasons: string[];
-    reject_counts: number[];
-    last_reject: string;
-    refused_connections: number;
-    persistent_sessions: number;
-    retained: number;
-  } {
+  override status(): GatewayStatus {
     const first = this.#rates[0];
     const last = { t: Date.now(), in: this.#msgsIn, out: this.#msgsOut };
     const dt = first === undefined ? 0 : (last.t - first.t) / 1000;
@@ -828,7 +835,7 @@ export class MqttGateway {
   }
 
   /** Disconnects every client, stops listening, saves persistent sessions, leaves the hub. */
-  async close(): Promise<void> {
+  override async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
     if (this.#rateTimer) clearInterval(this.#rateTimer);
@@ -855,7 +862,7 @@ export class MqttGateway {
     if (this.#ownNode) await this.#node.close();
   }
 
-  async [Symbol.asyncDispose](): Promise<void> {
+  override async [Symbol.asyncDispose](): Promise<void> {
     await this.close();
   }
 }

@@ -45,7 +45,8 @@ import { SITE_NAME, type Announcement } from "./scout-protocol.js";
 import { RefusalLog, type RefusalCounts } from "./refusal-log.js";
 
 import { describeNode } from "./node-names.js";
-export { describeNode };
+import { Hub } from "./hub-api.js";
+export { describeNode, Hub };
 
 /** Options of a Hub; see HUB_DEFAULTS. */
 export interface HubOptions {
@@ -236,10 +237,13 @@ function isAlive(pid: number): boolean {
   }
 }
 
-/** A running hub. Create with `Hub.start()`; stop with `close()` or `await using`. */
-export class Hub {
+/**
+ * The running hub behind {@link Hub}: `Hub.start()` loads this module and starts one. Its public
+ * members are documented on {@link Hub}.
+ */
+export class HubServer extends Hub {
   /** Id of this hub instance. */
-  readonly id = randomUUID();
+  override readonly id = randomUUID();
   readonly #opts: HubOptions;
   readonly #listeners: Listener[] = [];
   readonly #nodes = new Map<string, Entry>();
@@ -254,9 +258,9 @@ export class Hub {
   #sockPath = "";
   #closed = false;
   /** Control messages dropped because they were malformed. */
-  badMessages = 0;
+  override badMessages = 0;
   /** Handshakes and connections refused on CURVE endpoints. */
-  refusedHandshakes = 0;
+  override refusedHandshakes = 0;
   /** Declarations refused because their type conflicts with the graph's. */
   #conflictRefusals = 0;
   #publicKey = "";
@@ -272,9 +276,10 @@ export class Hub {
   /** Announcements of this site's hubs whose key is not trusted here. */
   #scoutUntrusted = 0;
   /** Hub-to-hub messages dropped because they came on a link that proved no trusted key. */
-  refusedPeerMessages = 0;
+  override refusedPeerMessages = 0;
 
   private constructor(opts: HubOptions) {
+    super();
     this.#opts = opts;
     this.#auth = new Authorization(
       opts.policy === undefined ? AccessPolicy.DEFAULT : new AccessPolicy(opts.policy),
@@ -283,12 +288,12 @@ export class Hub {
   }
 
   /** Control messages and declarations refused so far (ownership, policy). */
-  get refusals(): { ownership: number; declarations: number } {
+  override get refusals(): { ownership: number; declarations: number } {
     return { ownership: this.#auth.ownershipRefusals, declarations: this.#auth.declarationRefusals };
   }
 
   /** Everything refused since the start, by kind (exact), and the log lines suppressed. */
-  refusalCounts(): RefusalCounts {
+  override refusalCounts(): RefusalCounts {
     return {
       handshakes: this.refusedHandshakes,
       ownership: this.#auth.ownershipRefusals,
@@ -307,7 +312,7 @@ export class Hub {
    * @throws MyelinError ERR_BAD_CONFIG naming the file and the entry (the old policy stays);
    *   ERR_INVALID_ARGUMENT when the hub was started without a policy file
    */
-  reloadPolicy(): PolicyReload {
+  override reloadPolicy(): PolicyReload {
     const file = this.#opts.policyFile;
     if (file === undefined) {
       throw new MyelinError(
@@ -341,7 +346,7 @@ export class Hub {
   }
 
   /** The policy in force (the default when no policy file was given). */
-  get policy(): PolicyDoc {
+  override get policy(): PolicyDoc {
     return this.#auth.policy.doc;
   }
 
@@ -349,7 +354,7 @@ export class Hub {
    * Starts a hub on `<runtimeDir>/hub.sock` and the `listen` endpoints.
    * @throws MyelinError ERR_INVALID_ARGUMENT if another hub already runs in the runtime directory
    */
-  static async start(opts: Partial<HubOptions> = {}): Promise<Hub> {
+  static override async start(opts: Partial<HubOptions> = {}): Promise<HubServer> {
     const full: HubOptions = {
       ...HUB_DEFAULTS,
       host: hostName(),
@@ -377,7 +382,7 @@ export class Hub {
         );
       }
     }
-    const hub = new Hub(full);
+    const hub = new HubServer(full);
     const sockPath = join(dir, "hub.sock");
     rmSync(sockPath, { force: true });
     const security = new LinkSecurity({
@@ -482,12 +487,12 @@ export class Hub {
   }
 
   /** This host's name in the site. */
-  get host(): string {
+  override get host(): string {
     return this.#opts.host;
   }
 
   /** The site as this hub sees it: its peers, their state, lag and versions. */
-  siteStatus(): SiteStatus {
+  override siteStatus(): SiteStatus {
     const status = this.#federation!.status(this.#graph.site.version);
     // Plain text anywhere on this hub's tcp endpoints is what a reader of `site status` must see.
     if (this.#opts.insecure) status.security = "none (--insecure)";
@@ -497,18 +502,18 @@ export class Hub {
     return status;
   }
 
-  /** Endpoints the hub listens on (ipc first). */
   /** A node silent for this long is removed, in ms. */
-  get nodeTimeoutMs(): number {
+  override get nodeTimeoutMs(): number {
     return this.#opts.nodeTimeoutMs;
   }
 
-  get endpoints(): readonly string[] {
+  /** Endpoints the hub listens on (ipc first). */
+  override get endpoints(): readonly string[] {
     return this.#endpoints;
   }
 
   /** How the network endpoints are secured. */
-  security(): HubSecurityStatus {
+  override security(): HubSecurityStatus {
     return {
       insecure: this.#opts.insecure,
       publicKey: this.#publicKey,
@@ -517,7 +522,7 @@ export class Hub {
   }
 
   /** The graph's size and the refusals so far, for the metrics; costs one pass over the graph. */
-  stats(): HubStats {
+  override stats(): HubStats {
     const topics = new Set<string>();
     const services = new Set<string>();
     const nodes = this.#graph.nodes();
@@ -542,7 +547,7 @@ export class Hub {
   }
 
   /** The current graph (this hub's nodes and those its peers share). */
-  graph(): GraphSnapshot {
+  override graph(): GraphSnapshot {
     return {
       hub: this.id,
       version: this.#graph.site.version,
@@ -557,7 +562,7 @@ export class Hub {
   }
 
   /** Stops the hub. Nodes keep running and re-register with the next hub. */
-  close(): void {
+  override close(): void {
     if (this.#closed) return;
     this.#closed = true;
     if (this.#timer) clearInterval(this.#timer);
@@ -576,7 +581,7 @@ export class Hub {
     }
   }
 
-  async [Symbol.asyncDispose](): Promise<void> {
+  override async [Symbol.asyncDispose](): Promise<void> {
     this.close();
   }
 
@@ -875,7 +880,7 @@ export class Hub {
   }
 
   /** Reads the trust lists again now (also done by a watch of the key directory and a 1 s poll). */
-  checkTrust(): void {
+  override checkTrust(): void {
     this.#security?.checkTrust();
   }
 

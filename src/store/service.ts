@@ -26,6 +26,9 @@ import {
   type TopicConfig,
   type TopicConfigRule,
 } from "./topic-config.js";
+import { StoreService } from "./service-api.js";
+
+export { StoreService };
 
 /**
  * The settings file of a topic, or undefined if it is missing, empty or not JSON (an earlier
@@ -281,8 +284,11 @@ function parseStartAt(s: string): StartAt {
   return m[1] === "seq" ? { seq: Number(m[2]) } : { timeMs: Number(m[2]) };
 }
 
-/** The durable-topic service. Start with `StoreService.start()`, stop with `close()`. */
-export class StoreService {
+/**
+ * The running store behind {@link StoreService}: `StoreService.start()` loads this module and
+ * starts one. Its public members are documented on {@link StoreService}.
+ */
+export class StoreServer extends StoreService {
   readonly #opts: StoreServiceOptions;
   readonly #node: Node;
   readonly #lock: DirLock;
@@ -293,13 +299,14 @@ export class StoreService {
   #closed = false;
 
   private constructor(opts: StoreServiceOptions, node: Node, lock: DirLock) {
+    super();
     this.#opts = opts;
     this.#node = node;
     this.#lock = lock;
   }
 
   /** Opens the data directory and serves the store services through the hub. */
-  static async start(opts: StoreServiceOptions): Promise<StoreService> {
+  static override async start(opts: StoreServiceOptions): Promise<StoreServer> {
     // Directories made here are private (0700); an existing data directory keeps its mode (the
     // files in it are 0600 whatever it is).
     await mkdir(join(opts.dataDir, "topics"), { recursive: true, mode: 0o700 });
@@ -316,7 +323,7 @@ export class StoreService {
       lock.release();
       throw e;
     }
-    const svc = new StoreService(opts, node, lock);
+    const svc = new StoreServer(opts, node, lock);
     await svc.#loadRuntimeRules();
     await serveProtocol(node, STORE_PROTOCOL, {
       // Anyone may call these (delegateServiceCheck): the caller needs the topic's grant.
@@ -343,7 +350,7 @@ export class StoreService {
   #diskFull: { since: number; first: string; refused: number } | undefined;
 
   /** Where the store stands: its directory, free space, and a full-disk episode if one is going on. */
-  health(): {
+  override health(): {
     dataDir: string;
     freeBytes: number | undefined;
     diskFull: { since: number; first: string; refused: number } | undefined;
@@ -393,7 +400,7 @@ export class StoreService {
    * Calls `fn` after every fsync of every topic's log with how long it took, in seconds (one
    * observer; undefined removes it). For the metrics' fsync histogram.
    */
-  observeFsync(fn: ((seconds: number) => void) | undefined): void {
+  override observeFsync(fn: ((seconds: number) => void) | undefined): void {
     this.#onSync = fn;
   }
 
@@ -402,7 +409,7 @@ export class StoreService {
    * uplink), with their consumers, read without waiting: for the metrics. Costs one pass over the
    * open topics and their consumers.
    */
-  metrics(): StoreTopicMetrics[] {
+  override metrics(): StoreTopicMetrics[] {
     const out: StoreTopicMetrics[] = [];
     for (const t of this.#opened.values()) {
       const last = t.log.last;
@@ -432,7 +439,7 @@ export class StoreService {
   }
 
   /** Closes every log and state file, and leaves the hub. */
-  async close(): Promise<void> {
+  override async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
     await this.#node.close();
@@ -446,7 +453,7 @@ export class StoreService {
     this.#lock.release();
   }
 
-  async [Symbol.asyncDispose](): Promise<void> {
+  override async [Symbol.asyncDispose](): Promise<void> {
     await this.close();
   }
 

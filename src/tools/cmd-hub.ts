@@ -41,7 +41,7 @@ import {
   hubUplinkPlugin,
 } from "./hub-extras.js";
 import { HUB_METRICS_OPTIONS, hubMetricsPlugin } from "./cmd-metrics.js";
-import { releaseWhenBusy } from "./hub-startup.js";
+import { releaseWhenBusy } from "../orchestrator/idle-costs.js";
 
 export const hubCommand: CommandSpec = {
   path: ["hub"],
