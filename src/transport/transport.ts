@@ -82,6 +82,12 @@ export interface TransportOptions {
    * by read proofs, whatever the carrier).
    */
   maxPeerBytes?: number;
+  /**
+   * A connection whose handshake is not done this long after it opened is closed, in ms: a
+   * listener's peer that never greets, a listener that never answers (the connection then retries).
+   * Default 30,000, ZeroMQ's own handshake interval. Honoured by the Unix carrier; ZeroMQ keeps its own.
+   */
+  handshakeTimeoutMs?: number;
 }
 
 /** Options of {@link Transport.connect}. */

@@ -48,6 +48,22 @@ import { enlargeSendBuffer } from "./send-buffer.js";
 const RECEIVE_HWM = 10000;
 /** Messages a connection queues beyond what the socket took, before `send` says so. */
 const SEND_HWM = 10000;
+/** How long a connection may take to exchange greetings before it is closed (ZeroMQ's default). */
+const HANDSHAKE_TIMEOUT_MS = 30_000;
+
+/**
+ * Closes `sock` (after `expired()`) unless `done()` says its handshake finished within `ms`;
+ * cancelled by its close.
+ */
+function handshakeDeadline(sock: Socket, ms: number, done: () => boolean, expired?: () => void): void {
+  const timer = setTimeout(() => {
+    if (done()) return;
+    expired?.();
+    sock.destroy();
+  }, ms);
+  timer.unref();
+  sock.once("close", () => clearTimeout(timer));
+}
 
 function pathOf(endpoint: string): string {
   if (!endpoint.startsWith("ipc://") || endpoint.length <= "ipc://".length) {
@@ -179,6 +195,8 @@ class UnixListener implements Listener {
     id.writeUInt32BE(num, 1);
     let greeted = false;
     let pending: Buffer | null = null;
+    // A peer that never completes its greeting does not hold the socket for ever.
+    handshakeDeadline(sock, this.#opts.handshakeTimeoutMs ?? HANDSHAKE_TIMEOUT_MS, () => greeted);
     const reader = new ChunkReader(this.#opts.maxMessageBytes, (frames) => {
       if (this.#in.push({ peer: id, frames, identity: LOCAL_IDENTITY }) >= this.#hwm) this.#pause();
       return !sock.destroyed && !this.#closed;
@@ -382,10 +400,20 @@ class UnixConnection implements Connection {
     });
     this.#sock = sock;
     let connected = false;
+    /** Set when the listener did not answer the greeting in time (the timeout, in ms). */
+    let unanswered = 0;
     sock.on("connect", () => {
       connected = true;
       enlargeSendBuffer(sock);
       sock.write(GREETING);
+      // A listener that never answers (a hung or foreign process on the path): close and retry.
+      const ms = this.#opts.handshakeTimeoutMs ?? HANDSHAKE_TIMEOUT_MS;
+      handshakeDeadline(
+        sock,
+        ms,
+        () => helloBytes >= hello.length,
+        () => (unanswered = ms),
+      );
     });
     sock.on("drain", () => {
       if (this.#sock !== sock) return;
@@ -404,9 +432,11 @@ class UnixConnection implements Connection {
       this.up = false;
       const why = zeromq
         ? zeromqListenerReason(this.endpoint)
-        : connected
-          ? `the connection to ${this.endpoint} was lost`
-          : `the connection to ${this.endpoint} was refused`;
+        : unanswered > 0
+          ? `the listener at ${this.endpoint} did not answer the greeting within ${unanswered} ms (a process that is not a Myelin listener of this version, or hung)`
+          : connected
+            ? `the connection to ${this.endpoint} was lost`
+            : `the connection to ${this.endpoint} was refused`;
       for (const fn of this.#listeners.down) fn(why);
       this.#timer = setTimeout(() => this.#connect(), this.#retryMs);
       this.#retryMs = Math.min(this.#retryMs * 2, this.#opts.reconnectMs?.max ?? 1000);
