@@ -2,8 +2,13 @@
 
 interface BufferLike {
   byteLength(s: string, encoding: "utf8"): number;
-  from(data: ArrayBufferLike, byteOffset?: number, length?: number): { toString(encoding: "base64"): string };
+  from(data: ArrayBufferLike, byteOffset?: number, length?: number): BufferView;
   from(data: string, encoding: "base64"): Uint8Array;
+  allocUnsafe(size: number): Uint8Array;
+}
+interface BufferView {
+  toString(encoding: "base64" | "latin1", start?: number, end?: number): string;
+  write(s: string, offset: number, encoding: "base64"): number;
 }
 const NodeBuffer = (globalThis as { Buffer?: BufferLike }).Buffer;
 
@@ -90,4 +95,64 @@ function decodeJs(body: string): Uint8Array {
     }
   }
   return out;
+}
+
+/**
+ * Characters of base64 text turned into a string at a time by {@link base64DecodeBytes}: a multiple
+ * of 4, and small enough (64 KiB) for V8 to allocate each string in the young generation; one
+ * string of a megabyte goes to the large-object space and costs several times its decoding.
+ */
+export const BASE64_CHUNK_CHARS = 65536;
+
+/**
+ * Decodes base64 text held as bytes (`src[start, end)`, one byte per character, e.g. the inside of
+ * a JSON string in a UTF-8 payload) without making one string of all of it: a chunk at a time, into
+ * one buffer of the decoded size that `alloc(size)` gives (by default a new one; a caller may lend
+ * shared memory to fill, see `Publisher.loan`). Accepts and refuses exactly what
+ * {@link base64Decode} does for the same text read as Latin-1: standard or URL-safe alphabet,
+ * padding optional, nothing else (a byte above 0x7F is refused). Returns the decoded bytes (the
+ * buffer `alloc` gave), or `undefined` when the text is not base64; `alloc` is called only for text
+ * of a possible length, and when a bad character is found after it, its buffer is not used (give
+ * back what `alloc` lent).
+ */
+export function base64DecodeBytes(
+  src: Uint8Array,
+  start: number,
+  end: number,
+  alloc: (size: number) => Uint8Array = defaultAlloc,
+): Uint8Array | undefined {
+  let n = end - start;
+  while (n > 0 && src[start + n - 1] === 61 /* = */) n--;
+  const pad = end - start - n;
+  if (pad > 2 || n % 4 === 1 || (pad > 0 && (end - start) % 4 !== 0)) return undefined;
+  const out = alloc(Math.floor((n * 3) / 4));
+  if (NodeBuffer === undefined) {
+    let text = "";
+    for (let i = start; i < start + n; i += 8192)
+      text += String.fromCharCode(...src.subarray(i, Math.min(start + n, i + 8192)));
+    const b = base64DecodeJs(text);
+    if (b === undefined) return undefined;
+    out.set(b);
+    return out;
+  }
+  const text = NodeBuffer.from(src.buffer, src.byteOffset, src.byteLength);
+  const into = NodeBuffer.from(out.buffer, out.byteOffset, out.byteLength);
+  let o = 0;
+  for (let i = start; i < start + n; i += BASE64_CHUNK_CHARS) {
+    const j = Math.min(start + n, i + BASE64_CHUNK_CHARS);
+    // Node's decoder skips a character outside both alphabets (and stops at an '='), so a chunk
+    // decodes to fewer than floor(3 × length / 4) bytes exactly when it holds one, as in
+    // base64Decode (every chunk but the last is a multiple of 4 characters long).
+    const want = Math.floor(((j - i) * 3) / 4);
+    if (into.write(text.toString("latin1", i, j), o, "base64") !== want) return undefined;
+    o += want;
+  }
+  return out;
+}
+
+/** A new buffer, uninitialised where Node's `Buffer` is there; a plain Uint8Array as base64Decode's. */
+function defaultAlloc(size: number): Uint8Array {
+  if (NodeBuffer === undefined) return new Uint8Array(size);
+  const b = NodeBuffer.allocUnsafe(size);
+  return new Uint8Array(b.buffer, b.byteOffset, size);
 }
