@@ -212,6 +212,10 @@ export class MyelinPort {
     if (pub !== undefined) {
       this.#in++;
       const p = pub.publish(message);
+      // A publish refused before sending (backpressure, too large) leaves decode()'s loan out: it
+      // goes back now, before anything else can take the slot (a no-op when the publish ended it).
+      const data = (message as { data?: unknown } | null)?.data;
+      if (data instanceof Uint8Array) pub.returnLoan(data);
       return p.then(
         () => ({ ok: true, myelinTopic }),
         (err: unknown) => this.#publishFailed(err, myelinTopic, rule, externalTopic, source),
