@@ -536,11 +536,11 @@ function decodeDataOnly(
     (rule.messageType.fields["data"] as { kind?: string } | undefined)?.kind !== "bytes"
   )
     return undefined;
-  const b = Buffer.isBuffer(payload) ? payload : Buffer.from(payload.buffer, payload.byteOffset, n);
-  if (b.compare(DATA_OPEN, 0, DATA_OPEN.length, 0, DATA_OPEN.length) !== 0) return undefined;
-  if (b.compare(DATA_CLOSE, 0, DATA_CLOSE.length, n - DATA_CLOSE.length, n) !== 0) return undefined;
+  for (let i = 0; i < DATA_OPEN.length; i++) if (payload[i] !== DATA_OPEN[i]) return undefined;
+  const end = n - DATA_CLOSE.length;
+  for (let i = 0; i < DATA_CLOSE.length; i++) if (payload[end + i] !== DATA_CLOSE[i]) return undefined;
   // Between the two, base64 or nothing: no quote, backslash, control or non-ASCII character.
-  const data = base64DecodeBytes(b, DATA_OPEN.length, n - DATA_CLOSE.length, alloc);
+  const data = base64DecodeBytes(payload, DATA_OPEN.length, end, alloc);
   if (data === undefined) return undefined;
   try {
     return fromJson(rule.messageType, { data });
