@@ -11,11 +11,12 @@
  *
  * Every broker carries the same bytes, as in the fan-out bench (`bench/mqtt-fanout.ts`): with the
  * gateway's JSON mapping (the default) the sender publishes the JSON form `{"data":"<base64>"}` of
- * the harness's bytes (~4/3 of them) to mosquitto and aedes too. Their MQTT.js receivers do not
- * decode it (the fan-out bench's subscribers do not either): they read the harness's tag from the
- * first base64 characters and the payload's length from the body's, so that the broker, not the
- * receiver, is what is measured. The gateway decodes it (JSON, base64, schema validation): that is
- * the mapping's work. The raw mapping (`mqtt-gateway-raw-q0`) carries the harness's bytes as they are.
+ * the harness's bytes (~4/3 of them) to mosquitto and aedes too. Their MQTT.js receivers decode a
+ * body up to 64 KiB (what the harness reads of a Twist is all of it); a larger one they do not (the
+ * fan-out bench's subscribers do not either): they read the harness's tag from its first base64
+ * characters and the payload's length from the body's, so that the broker, not the receiver, is
+ * what is measured. The gateway decodes it (JSON, base64, schema validation): that is the
+ * mapping's work. The raw mapping (`mqtt-gateway-raw-q0`) carries the harness's bytes as they are.
  *
  * `BENCH_MQTT_HUB_NODE_ARGS` (space-separated) is given to the node running the gateway's hub, e.g.
  * `--cpu-prof --cpu-prof-dir=DIR` to profile it while the bench runs.
@@ -126,14 +127,20 @@ function jsonBody(payload: Uint8Array): Buffer {
 const JSON_OPEN = '{"data":"'.length;
 const JSON_CLOSE = '"}'.length;
 
+/** Bodies up to this size (bytes) are decoded by the peers' receivers; larger ones are not. */
+const DECODE_MAX_BYTES = 64 * 1024;
+
 /**
- * What the harness reads of a message an MQTT.js receiver got as `{"data":"<base64>"}`, without
- * decoding the body: a buffer as long as the decoded payload whose first byte is the payload's
- * (the harness's tag), reused while the length stays the same. The rest of it is zeros.
+ * What the harness reads of a message an MQTT.js receiver got as `{"data":"<base64>"}`: up to
+ * {@link DECODE_MAX_BYTES} the decoded payload; above, without decoding the body, a buffer as long
+ * as the decoded payload whose first byte is the payload's (the harness's tag), reused while the
+ * length stays the same (the rest of it is zeros).
  */
 function tagView(): (body: Buffer) => Uint8Array {
   let view = new Uint8Array(0);
   return (body) => {
+    if (body.length <= DECODE_MAX_BYTES)
+      return Buffer.from(body.toString("latin1", JSON_OPEN, body.length - JSON_CLOSE), "base64");
     const b64 = body.length - JSON_OPEN - JSON_CLOSE;
     let pad = 0;
     while (pad < 2 && body[JSON_OPEN + b64 - 1 - pad] === 0x3d /* = */) pad++;
