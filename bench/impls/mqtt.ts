@@ -27,8 +27,9 @@
  * In `roundtrip-64` the pinger and the echo each hold one sender and one receiver, so a round trip
  * through mosquitto or aedes is four MQTT legs (pinger → broker → echo → broker → pinger), and
  * through the gateway two MQTT legs into the hub and two Myelin legs out of it (hub → echo's node,
- * hub → pinger's node, over the host's `ipc://` carrier: ZeroMQ unless `MYELIN_IPC_TRANSPORT=unix`
- * is set for every process). At QoS 0 the broker writes nothing back on the senders' connections.
+ * hub → pinger's node, over the host's `ipc://` carrier, which `MYELIN_IPC_TRANSPORT` in the
+ * environment of the run picks for every process: `unix` or `zeromq`). At QoS 0 the broker writes
+ * nothing back on the senders' connections.
  */
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import { once } from "node:events";
