@@ -225,6 +225,49 @@ test(
 );
 
 test(
+  'large {"data":"<base64>"} payloads reach a Myelin subscriber in another process intact; a bad one is refused',
+  { timeout: 40000 },
+  async () => {
+    // From 64 KiB the gateway decodes the base64 into its publisher's shared memory (a loan).
+    await using w = await world({
+      mapping: [
+        ...MAPPING,
+        { myelin: "/blobs/+", external: "blobs/+", type: "myelin_msgs/RawPayload", direction: "in" },
+      ],
+    });
+    await using sub = spawnFixture(
+      "gateway-proc",
+      { role: "sub", topic: "/blobs/cam", type: "myelin_msgs/RawPayload" },
+      w.env,
+    );
+    await sub.waitFor((l) => l.event === "ready");
+    const probe = await createNode({ name: "probe", runtimeDir: w.dir });
+    try {
+      await waitGraph(probe, (n) => n.name === "gw_sub");
+      const dev = await connect(w, { clientId: "dev-cam" });
+      const blobs = [1, 2, 3, 4].map((k) =>
+        Buffer.from(Array.from({ length: 150 * 1024 + k }, (_, i) => (i * k + (i >> 10)) & 0xff)),
+      );
+      const bad = `{"data":"${blobs[0]!.toString("base64").slice(0, 100_000)}$${blobs[0]!.toString("base64").slice(100_001)}"}`;
+      await dev.publishAsync("blobs/cam", `{"data":"${blobs[0]!.toString("base64")}"}`, { qos: 1 });
+      await dev.publishAsync("blobs/cam", bad, { qos: 1 });
+      for (const b of blobs.slice(1))
+        await dev.publishAsync("blobs/cam", `{"data":"${b.toString("base64")}"}`, { qos: 1 });
+      const msgs = await sub.waitForCount((l) => l.event === "msg", 4, 15000, "blobs");
+      assert.deepEqual(
+        msgs.map((l) => (l["msg"] as { data: string }).data),
+        blobs.map((b) => b.toString("base64")),
+      );
+      const st = w.gw.status();
+      assert.equal(st.to_myelin, 4);
+      assert.equal(st.rejected, 1);
+    } finally {
+      await probe.close();
+    }
+  },
+);
+
+test(
   "QoS 0/1/2, retained messages, wills and shared subscriptions between MQTT clients",
   { timeout: 30000 },
   async () => {

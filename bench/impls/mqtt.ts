@@ -7,8 +7,19 @@
  * - `aedes`: a bare aedes 1.x broker in a child process (the engine the gateway embeds); same clients.
  * - `gateway`: `myelin hub --gateway-config` with one mapping rule (`bench/+` → `/bench/+`,
  *   `myelin_msgs/RawPayload`, JSON) — MQTT.js sender → gateway (JSON parsed, schema-validated,
- *   mapped) → a Myelin subscriber node (the receiver). The sender's payload is the JSON form
- *   `{"data":"<base64>"}` of the harness's bytes, so the gateway carries ~4/3 of the bytes.
+ *   mapped) → a Myelin subscriber node (the receiver).
+ *
+ * Every broker carries the same bytes, as in the fan-out bench (`bench/mqtt-fanout.ts`): with the
+ * gateway's JSON mapping (the default) the sender publishes the JSON form `{"data":"<base64>"}` of
+ * the harness's bytes (~4/3 of them) to mosquitto and aedes too. Their MQTT.js receivers decode a
+ * body up to 64 KiB (what the harness reads of a Twist is all of it); a larger one they do not (the
+ * fan-out bench's subscribers do not either): they read the harness's tag from its first base64
+ * characters and the payload's length from the body's, so that the broker, not the receiver, is
+ * what is measured. The gateway decodes it (JSON, base64, schema validation): that is the
+ * mapping's work. The raw mapping (`mqtt-gateway-raw-q0`) carries the harness's bytes as they are.
+ *
+ * `BENCH_MQTT_HUB_NODE_ARGS` (space-separated) is given to the node running the gateway's hub, e.g.
+ * `--cpu-prof --cpu-prof-dir=DIR` to profile it while the bench runs.
  *
  * The sender keeps a window of unacknowledged publishes (QoS 1: PUBACKs; QoS 0: write callbacks)
  * and waits when it is full, as a careful MQTT.js user does.
@@ -16,8 +27,9 @@
  * In `roundtrip-64` the pinger and the echo each hold one sender and one receiver, so a round trip
  * through mosquitto or aedes is four MQTT legs (pinger → broker → echo → broker → pinger), and
  * through the gateway two MQTT legs into the hub and two Myelin legs out of it (hub → echo's node,
- * hub → pinger's node, over the host's `ipc://` carrier: ZeroMQ unless `MYELIN_IPC_TRANSPORT=unix`
- * is set for every process). At QoS 0 the broker writes nothing back on the senders' connections.
+ * hub → pinger's node, over the host's `ipc://` carrier, which `MYELIN_IPC_TRANSPORT` in the
+ * environment of the run picks for every process: `unix` or `zeromq`). At QoS 0 the broker writes
+ * nothing back on the senders' connections.
  */
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import { once } from "node:events";
@@ -39,6 +51,8 @@ import type {
 
 type Broker = "mosquitto" | "aedes" | "gateway";
 const PORT_ENV = "BENCH_MQTT_PORT";
+/** Node options for the gateway's hub, space-separated, e.g. `--cpu-prof --cpu-prof-dir=prof`. */
+const HUB_ARGS_ENV = "BENCH_MQTT_HUB_NODE_ARGS";
 const CLI = fileURLToPath(new URL("../../../bin/myelin", import.meta.url));
 const AEDES_HOST = fileURLToPath(new URL("./aedes-host.js", import.meta.url));
 
@@ -111,20 +125,47 @@ function jsonBody(payload: Uint8Array): Buffer {
   return b;
 }
 
+const JSON_OPEN = '{"data":"'.length;
+const JSON_CLOSE = '"}'.length;
+
+/** Bodies up to this size (bytes) are decoded by the peers' receivers; larger ones are not. */
+const DECODE_MAX_BYTES = 64 * 1024;
+
 /**
- * An MQTT benchmark implementation through `broker` at `qos`. For the gateway, `format` is the
- * mapping's payload format: `json` (the sender sends `{"data":"<base64>"}`) or `raw` (the bytes
- * as they are, typed as myelin_msgs/RawPayload's `data`).
+ * What the harness reads of a message an MQTT.js receiver got as `{"data":"<base64>"}`: up to
+ * {@link DECODE_MAX_BYTES} the decoded payload; above, without decoding the body, a buffer as long
+ * as the decoded payload whose first byte is the payload's (the harness's tag), reused while the
+ * length stays the same (the rest of it is zeros).
+ */
+function tagView(): (body: Buffer) => Uint8Array {
+  let view = new Uint8Array(0);
+  return (body) => {
+    if (body.length <= DECODE_MAX_BYTES)
+      return Buffer.from(body.toString("latin1", JSON_OPEN, body.length - JSON_CLOSE), "base64");
+    const b64 = body.length - JSON_OPEN - JSON_CLOSE;
+    let pad = 0;
+    while (pad < 2 && body[JSON_OPEN + b64 - 1 - pad] === 0x3d /* = */) pad++;
+    const n = Math.floor(((b64 - pad) * 3) / 4);
+    if (view.length !== n) view = new Uint8Array(n);
+    view[0] = Buffer.from(body.toString("latin1", JSON_OPEN, JSON_OPEN + 4), "base64")[0] ?? 0;
+    return view;
+  };
+}
+
+/**
+ * An MQTT benchmark implementation through `broker` at `qos`. `format` is the gateway mapping's
+ * payload format, and what every broker carries: `json` (the sender sends `{"data":"<base64>"}`)
+ * or `raw` (the bytes as they are, typed as myelin_msgs/RawPayload's `data` by the gateway).
  */
 export function mqttImpl(broker: Broker, qos: 0 | 1, format: "json" | "raw" = "json"): Impl {
   const window = qos === 0 ? 1024 : 256;
-  const json = broker === "gateway" && format === "json";
+  const json = format === "json";
   return {
     name: `mqtt-${broker}${broker === "gateway" && format === "raw" ? "-raw" : ""}-q${qos}`,
     description:
       broker === "gateway"
         ? `MQTT.js QoS ${qos} → Myelin MQTT gateway (${format === "json" ? "JSON" : "raw bytes"} mapped and schema-validated) → Myelin subscriber`
-        : `MQTT.js QoS ${qos} → ${broker === "aedes" ? "bare aedes 1.x (child process)" : "mosquitto"} → MQTT.js QoS ${qos} subscriber`,
+        : `MQTT.js QoS ${qos} → ${broker === "aedes" ? "bare aedes 1.x (child process)" : "mosquitto"} → MQTT.js QoS ${qos} subscriber${json ? ' (the JSON body {"data":"<base64>"} the gateway maps)' : ""}`,
 
     async unavailable() {
       if (broker === "mosquitto" && mosquittoBinary() === undefined)
@@ -157,7 +198,16 @@ export function mqttImpl(broker: Broker, qos: 0 | 1, format: "json" | "raw" = "j
         started = startChild(
           ctx,
           process.execPath,
-          [CLI, "hub", "--no-store", "--mqtt-port", String(p), "--gateway-config", conf],
+          [
+            ...(process.env[HUB_ARGS_ENV]?.split(" ").filter((a) => a !== "") ?? []),
+            CLI,
+            "hub",
+            "--no-store",
+            "--mqtt-port",
+            String(p),
+            "--gateway-config",
+            conf,
+          ],
           {
             ...process.env,
             MYELIN_RUNTIME_DIR: ctx.dir,
@@ -244,7 +294,8 @@ export function mqttImpl(broker: Broker, qos: 0 | 1, format: "json" | "raw" = "j
       }
       const c = await client(opts);
       let cb: (payload: Uint8Array) => void = () => undefined;
-      c.on("message", (_t, payload) => cb(payload));
+      const read = json ? tagView() : (payload: Buffer): Uint8Array => payload;
+      c.on("message", (_t, payload) => cb(read(payload)));
       await c.subscribeAsync(opts.endpoint, { qos });
       return {
         onMessage: (fn) => {

@@ -13,6 +13,7 @@ export {
   type Codec,
 } from "./msgpack.js";
 export { fromJson, jsonCodec, toJson } from "./json.js";
+export { base64DecodeBytes } from "./base64.js";
 export { parseData } from "./data-text.js";
 export { CompiledRecordWriter, encodeCompiledScratch, encodeCompiledTransient } from "./compiled.js";
 export { decodeCompiled, decodeCompiledIn, MISMATCH } from "./compiled-decoder.js";

@@ -11,7 +11,15 @@ import {
   std_msgs,
   type MessageType,
 } from "../msgs/index.js";
-import { base64Decode, base64DecodeJs, base64Encode, base64EncodeJs } from "./base64.js";
+import {
+  BASE64_CHUNK_CHARS,
+  BASE64_JS_MAX_CHARS,
+  base64Decode,
+  base64DecodeBytes,
+  base64DecodeJs,
+  base64Encode,
+  base64EncodeJs,
+} from "./base64.js";
 import { Everything } from "./golden.js";
 import { fromJson, jsonCodec, toJson } from "./json.js";
 
@@ -213,6 +221,57 @@ test("base64Decode (Node's decoder and a length check) accepts and rejects exact
       assert.deepEqual(base64Decode(spliced), base64DecodeJs(spliced), JSON.stringify(spliced));
     }),
     { numRuns: 20000 },
+  );
+});
+
+test("base64DecodeBytes (from bytes, a chunk at a time) accepts and rejects what base64Decode does, with the same bytes", () => {
+  const chars = fc.constantFrom(..."AZaz09+/-_=", " ", "\n", "$", "\u0000", "\u0080", "\u00e9", "\u00ff");
+  /** `s` read as Latin-1 bytes, inside other bytes, decoded by both. */
+  const same = (s: string, before: number): void => {
+    const src = Buffer.concat([Buffer.alloc(before, 0x22), Buffer.from(s, "latin1"), Buffer.from('"}')]);
+    let lent: Uint8Array | undefined;
+    const got = base64DecodeBytes(src, before, before + s.length, (n) => (lent = new Uint8Array(n)));
+    const want = base64Decode(s);
+    assert.equal(got === undefined, want === undefined, JSON.stringify(s.slice(0, 80)));
+    if (want !== undefined) {
+      assert.equal(got, lent, "the bytes are in the buffer alloc gave");
+      assert.ok(Buffer.from(got!).equals(Buffer.from(want)), JSON.stringify(s.slice(0, 80)));
+    }
+  };
+  fc.assert(
+    fc.property(
+      fc.array(chars, { maxLength: 24 }).map((a) => a.join("")),
+      fc.nat(3),
+      same,
+    ),
+    { numRuns: 5000 },
+  );
+  // Around the JS decoder's limit, and longer than a chunk; a bad character (or none) anywhere,
+  // mostly near a chunk's edge.
+  const long = fc.tuple(
+    fc.oneof(
+      fc.uint8Array({
+        minLength: (BASE64_JS_MAX_CHARS / 4) * 3 - 8,
+        maxLength: (BASE64_JS_MAX_CHARS / 4) * 3 + 8,
+      }),
+      fc.uint8Array({ minLength: 3000, maxLength: 3100 }),
+      fc.uint8Array({
+        minLength: (BASE64_CHUNK_CHARS / 4) * 3 - 8,
+        maxLength: (BASE64_CHUNK_CHARS / 4) * 6 + 8,
+      }),
+    ),
+    fc.oneof(fc.constant(-1), fc.nat(2 * BASE64_CHUNK_CHARS + 16), fc.integer({ min: -3, max: 3 })),
+    fc.constantFrom("", "$", "=", "\u0080", " ", "\u0000"),
+    fc.boolean(),
+  );
+  fc.assert(
+    fc.property(long, ([b, at, junk, url]) => {
+      let s = Buffer.from(b).toString(url ? "base64url" : "base64");
+      const i = at < 4 ? Math.min(s.length, BASE64_CHUNK_CHARS) + at : at;
+      if (at !== -1) s = s.slice(0, i) + junk + s.slice(i);
+      same(s, 9);
+    }),
+    { numRuns: 300 },
   );
 });
 

@@ -212,4 +212,20 @@ test('decodeExternal: the {"data":"<base64>"} shortcut gives what JSON.parse and
   const big = decodeExternal(map.rules[0]!, Buffer.from(`{"data":"${data.toString("base64")}"}`));
   assert.ok(big.ok);
   assert.ok(Buffer.from((big.message as { data: Uint8Array }).data).equals(data));
+  // Decoded into the buffer `alloc` gives (the gateway lends shared memory); a bad character in a
+  // later 64 KiB chunk leaves that buffer unused and gives the general path's refusal.
+  const lent: Uint8Array[] = [];
+  const alloc = (n: number): Uint8Array => lent[lent.push(new Uint8Array(n)) - 1]!;
+  const text = Buffer.from(Array.from({ length: 300_000 }, (_, i) => (i * 31) & 0xff)).toString("base64");
+  const good = decodeExternal(map.rules[0]!, Buffer.from(`{"data":"${text}"}`), alloc);
+  assert.ok(good.ok);
+  assert.equal((good.message as { data: Uint8Array }).data, lent[0]);
+  assert.ok(Buffer.from(lent[0]!).equals(Buffer.from(text, "base64")));
+  const bad = Buffer.from(`{"data":"${text.slice(0, 200_001)}*${text.slice(200_002)}"}`);
+  const refused = decodeExternal(map.rules[0]!, bad, alloc);
+  assert.equal(lent.length, 2);
+  assert.ok(
+    !refused.ok &&
+      /data: expected bytes as a base64 string, got a string that is not base64/.test(refused.reason),
+  );
 });

@@ -29,7 +29,7 @@ import { wsLib } from "./libs.js";
 import { MyelinError } from "../errors.js";
 import { createNode, serveProtocol, type Node } from "../node/index.js";
 import { GATEWAY_ERRORS_TOPIC, GATEWAY_PROTOCOL } from "./gateway-protocol.js";
-import { decodeExternal, TopicMap, type MappingSpec } from "./mapping.js";
+import { TopicMap, type MappingSpec } from "./mapping.js";
 import { MyelinPort } from "./myelin-port.js";
 import { Authenticator, unshare, type AuthSpec, type Principal } from "./mqtt-auth.js";
 import {
@@ -630,7 +630,7 @@ export class MqttGatewayServer extends MqttGateway {
       return;
     }
     const payload = typeof packet.payload === "string" ? Buffer.from(packet.payload) : packet.payload;
-    const d = decodeExternal(m.rule, payload);
+    const d = this.#port.decode(m.myelinTopic, m.rule, payload);
     if (!d.ok) {
       if (st !== undefined) st.rejected++;
       this.#port.reject(

@@ -83,6 +83,8 @@ interface PubEntry {
 }
 
 const RETRY_MS = 2000;
+/** Decoded bytes from this size (bytes) are decoded into a loan of the publisher: shared memory's threshold. */
+const LOAN_FROM_BYTES = 64 * 1024;
 
 /** The Myelin side of a gateway or bridge. Start with {@link MyelinPort.start}. */
 export class MyelinPort {
@@ -157,13 +159,43 @@ export class MyelinPort {
     payload: Uint8Array,
     source?: string,
   ): Promise<InboundResult> {
-    const d = decodeExternal(rule, payload);
+    const d = this.decode(myelinTopic, rule, payload);
     if (!d.ok) {
       return Promise.resolve(
         this.reject(`mapping[${rule.index}] (${rule.type}): ${d.reason}`, externalTopic, rule.index, source),
       );
     }
     return this.publishDecoded(myelinTopic, rule, externalTopic, d.message, source);
+  }
+
+  /**
+   * Decodes an external payload for `rule` (see `decodeExternal`; never throws). The bytes of a
+   * `{"data":"<base64>"}` payload decoding to 64 KiB or more go straight into a buffer lent by the
+   * publisher of `myelinTopic` when it exists (`Publisher.loan`: shared memory, which subscribers
+   * on this host read in place), so they are not copied again on their way out; publishing the
+   * message ({@link publishDecoded}) ends the loan, and a loan the result does not hold is given
+   * back here.
+   */
+  decode(
+    myelinTopic: string,
+    rule: ResolvedMapping,
+    payload: Uint8Array,
+  ): { ok: true; message: unknown } | { ok: false; reason: string } {
+    const pub = payload.length < LOAN_FROM_BYTES ? undefined : this.#pubs.get(myelinTopic)?.pub;
+    if (pub === undefined || rule.format !== "json") return decodeExternal(rule, payload);
+    let lent: Uint8Array | undefined;
+    const d = decodeExternal(rule, payload, (size) => {
+      if (size < LOAN_FROM_BYTES) return new Uint8Array(size);
+      try {
+        lent = pub.loan(size);
+      } catch {
+        return new Uint8Array(size); // over the publisher's maxMessageBytes: its publish says so
+      }
+      return lent;
+    });
+    if (lent !== undefined && (!d.ok || (d.message as { data?: unknown }).data !== lent))
+      pub.returnLoan(lent);
+    return d;
   }
 
   /** Publishes an already decoded and validated message of `rule` on `myelinTopic`. Never rejects. */
@@ -180,6 +212,10 @@ export class MyelinPort {
     if (pub !== undefined) {
       this.#in++;
       const p = pub.publish(message);
+      // A publish refused before sending (backpressure, too large) leaves decode()'s loan out: it
+      // goes back now, before anything else can take the slot (a no-op when the publish ended it).
+      const data = (message as { data?: unknown } | null)?.data;
+      if (data instanceof Uint8Array) pub.returnLoan(data);
       return p.then(
         () => ({ ok: true, myelinTopic }),
         (err: unknown) => this.#publishFailed(err, myelinTopic, rule, externalTopic, source),
