@@ -154,3 +154,30 @@ test("field names cannot inject code", () => {
     code: "ERR_INVALID_ARGUMENT",
   });
 });
+
+test("the generated validator refuses what is not a plain object, whatever its fields", () => {
+  // It reads the first field before it checks the prototype: that read must not change the verdict.
+  _setValidatorCodegen(true);
+  const P = defineMessage("test_codegen/Plain", { x: t.f64(), y: t.optional(t.string()) });
+  class WithGetters {
+    get x(): number {
+      return 1;
+    }
+  }
+  class Throwing {
+    get x(): number {
+      throw new Error("getter of x");
+    }
+  }
+  const nullProto = Object.assign(Object.create(null) as object, { x: 2 });
+  const { proxy, revoke } = Proxy.revocable({ x: 1 }, {});
+  revoke();
+  assert.equal(P.validate({ x: 1 }).ok, true);
+  assert.equal(P.validate(nullProto).ok, true);
+  assert.equal(P.validate(new WithGetters()).ok, false);
+  assert.equal(P.validate(new Throwing()).ok, false);
+  assert.equal(P.validate(Object.create({ x: 1 })).ok, false);
+  assert.equal(P.validate(proxy).ok, false);
+  assert.equal(P.validate(new Map([["x", 1]])).ok, false);
+  assert.equal(P.validate([1]).ok, false);
+});

@@ -135,6 +135,13 @@ export class Publisher<T> {
   readonly remote = new Set<RemoteSubscriber>();
   /** Queue groups by name; null while there is none (the common case costs one check). */
   #groups: Map<string, Group> | null = null;
+  /**
+   * The one plain remote subscriber, when it is the only place a message goes besides subscriptions
+   * in this process (no queue group, no history, not persistent); else null. Kept by #route() each
+   * time the subscribers change, so a publish in the common case neither walks a Set nor checks
+   * which case it is in.
+   */
+  #sole: RemoteSubscriber | null = null;
   #redelivered = 0;
   #orphansDropped = 0;
   readonly #history: HistoryEntry<T>[] = [];
@@ -167,6 +174,7 @@ export class Publisher<T> {
     const name = r.group;
     if (name === undefined) {
       this.remote.add(r);
+      this.#route();
       return;
     }
     const g = this.#group(name);
@@ -184,7 +192,11 @@ export class Publisher<T> {
    */
   removeRemote(r: RemoteSubscriber): boolean {
     const name = r.group;
-    if (name === undefined) return this.remote.delete(r);
+    if (name === undefined) {
+      const had = this.remote.delete(r);
+      this.#route();
+      return had;
+    }
     const g = this.#groups?.get(name);
     if (g === undefined) return false;
     const i = g.members.findIndex((m) => m.remote === r);
@@ -219,10 +231,29 @@ export class Publisher<T> {
       }
     }
     for (const [name, g] of this.#groups ?? []) this.#dropEmpty(name, g);
+    this.#route();
+  }
+
+  /** Sets #sole for the subscribers there are now (see its doc). */
+  #route(): void {
+    let sole: RemoteSubscriber | null = null;
+    if (
+      !this.#closed &&
+      this.remote.size === 1 &&
+      this.#groups === null &&
+      !this.#keep &&
+      this.#in.persist === undefined
+    ) {
+      for (const r of this.remote) sole = r;
+    }
+    this.#sole = sole;
   }
 
   #group(name: string): Group {
-    this.#groups ??= new Map();
+    if (this.#groups === null) {
+      this.#groups = new Map();
+      this.#route();
+    }
     let g = this.#groups.get(name);
     if (g === undefined) this.#groups.set(name, (g = { members: [], next: 0, orphans: [] }));
     return g;
@@ -231,7 +262,10 @@ export class Publisher<T> {
   #dropEmpty(name: string, g: Group): void {
     if (g.members.length > 0 || g.orphans.length > 0) return;
     this.#groups?.delete(name);
-    if (this.#groups?.size === 0) this.#groups = null;
+    if (this.#groups?.size === 0) {
+      this.#groups = null;
+      this.#route();
+    }
   }
 
   /** The member to send the next message of `g` to: the next with credit, in turn. */
@@ -489,6 +523,9 @@ export class Publisher<T> {
   #behind(): RemoteSubscriber | null {
     const max = this.#in.maxPending;
     const maxBytes = this.#in.maxPendingBytes;
+    const sole = this.#sole;
+    if (sole !== null)
+      return sole.reliable && (sole.pending >= max || sole.pendingBytes >= maxBytes) ? sole : null;
     for (const r of this.remote) if (r.reliable && (r.pending >= max || r.pendingBytes >= maxBytes)) return r;
     if (this.#groups === null) return null;
     for (const g of this.#groups.values()) {
@@ -496,6 +533,26 @@ export class Publisher<T> {
         if (r !== null && r.reliable && (r.pending >= max || r.pendingBytes >= maxBytes)) return r;
     }
     return null;
+  }
+
+  /**
+   * Throws ERR_BACKPRESSURE (nothing sent) when a reliable subscriber is 2 × `maxPending` messages
+   * (or bytes) behind: the caller did not await earlier publishes.
+   */
+  #checkNotFarBehind(): void {
+    const hard = this.#in.maxPending * 2;
+    const hardBytes = this.#in.maxPendingBytes * 2;
+    for (const r of this.remote) {
+      if (r.reliable && (r.pending >= hard || r.pendingBytes >= hardBytes)) throw this.#tooFarBehind(r);
+    }
+    if (this.#groups !== null) {
+      for (const g of this.#groups.values()) {
+        for (const { remote: r } of g.members) {
+          if (r !== null && r.reliable && (r.pending >= hard || r.pendingBytes >= hardBytes))
+            throw this.#tooFarBehind(r);
+        }
+      }
+    }
   }
 
   #invalid(errors: readonly { path: string; reason: string }[], suffix = ""): ValidationError {
@@ -532,18 +589,15 @@ export class Publisher<T> {
         );
       }
     }
-    const hard = this.#in.maxPending * 2;
-    const hardBytes = this.#in.maxPendingBytes * 2;
-    for (const r of this.remote) {
-      if (r.reliable && (r.pending >= hard || r.pendingBytes >= hardBytes)) throw this.#tooFarBehind(r);
-    }
-    if (this.#groups !== null) {
-      for (const g of this.#groups.values()) {
-        for (const { remote: r } of g.members) {
-          if (r !== null && r.reliable && (r.pending >= hard || r.pendingBytes >= hardBytes))
-            throw this.#tooFarBehind(r);
-        }
-      }
+    const sole = this.#sole;
+    if (sole !== null) {
+      if (
+        sole.reliable &&
+        (sole.pending >= this.#in.maxPending * 2 || sole.pendingBytes >= this.#in.maxPendingBytes * 2)
+      )
+        throw this.#tooFarBehind(sole);
+    } else {
+      this.#checkNotFarBehind();
     }
     if (this.#stampsHeader) msg = stampHeader(msg);
     if (check) {
@@ -576,14 +630,12 @@ export class Publisher<T> {
 
     // The common case, one plain remote subscriber that can take the message now: it is encoded
     // straight into that peer's batch frame. Anything else (or a large message) takes the way below.
-    if (this.remote.size === 1 && groups === null && !keep && persist === undefined && !loans) {
-      let r: RemoteSubscriber | undefined;
-      for (const x of this.remote) r = x;
+    if (sole !== null && !loans) {
       const w = this.#writer;
       w.msg = msg;
       let n: number;
       try {
-        n = r!.server.deliverWritten(r!, this.index, seq, sec, nsec, w, this.#in.maxMessageBytes);
+        n = sole.server.deliverWritten(sole, this.index, seq, sec, nsec, w, this.#in.maxMessageBytes);
       } catch (err) {
         throw err instanceof MyelinError
           ? err
@@ -737,6 +789,7 @@ export class Publisher<T> {
     this.#closed = true;
     this.remote.clear();
     this.#groups = null;
+    this.#sole = null;
     this.#history.length = 0;
     this.#in.onClose();
   }

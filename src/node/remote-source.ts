@@ -249,7 +249,7 @@ export class RemoteSource implements RecordSink, Acker {
               release();
               this.#ackAt(i, b);
             };
-      this.sub.deliverEncoded(msg, info, { ack }, bytes);
+      this.sub.deliverEncoded(msg, info, { ack }, bytes, this.link.lastSeen);
       return;
     }
     if (release !== undefined) {
@@ -263,10 +263,12 @@ export class RemoteSource implements RecordSink, Acker {
           },
         },
         bytes,
+        this.link.lastSeen,
       );
       return;
     }
-    this.sub.deliverEncoded(msg, info, this, bytes);
+    // The arrival time is when the link received the frame (it reads the clock once a frame).
+    this.sub.deliverEncoded(msg, info, this, bytes, this.link.lastSeen);
   }
 
   #invalid(err: unknown, bytes: number): void {

@@ -158,15 +158,24 @@ export class Subscription<T> extends EventEmitter<SubscriptionEvents> {
 
   /**
    * @internal Hands one message over as it is: a decoded value, or for a raw subscription the
-   * {@link RawMessage} a remote source built from what arrived.
+   * {@link RawMessage} a remote source built from what arrived. `arrivedAt` (ms since the epoch)
+   * is when the message arrived: a remote source passes the time its frame was received (one clock
+   * read for all the records of a batch frame, not one per message); read from the clock when not
+   * given.
    */
-  deliverEncoded(msg: T, info: MessageInfo, acker: Acker | null, bytes: number): void {
+  deliverEncoded(
+    msg: T,
+    info: MessageInfo,
+    acker: Acker | null,
+    bytes: number,
+    arrivedAt: number = Date.now(),
+  ): void {
     if (this.#closed) {
       acker?.ack(bytes);
       return;
     }
     this.#received++;
-    this.#lastMessageAt = this.#lastArrivalAt = Date.now();
+    this.#lastMessageAt = this.#lastArrivalAt = arrivedAt;
     const handler = this.#handler;
     if (handler !== undefined) {
       let r: void | Promise<void>;
