@@ -8,7 +8,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import type { MqttClient } from "mqtt";
+import { Store, type MqttClient } from "mqtt";
 import { freePort } from "./bridge-peers.js";
 import { tempRuntime, until, type Proc } from "./helpers.js";
 import { connectMqtt, startGatewayHub } from "./mqtt-hub.js";
@@ -95,10 +95,18 @@ test(
     try {
       const clean = new Received();
       const persistent = new Received();
+      // The persistent subscriber's inbound QoS 2 state outlives its connection, as a device's
+      // session state does: MQTT.js emits a QoS 2 message at PUBREL, so one the hub had PUBREL'd
+      // when it was killed completes from this store after the restart.
+      const persistentStore = new Store({ clean: false });
       const subscribe = async (id: string, isClean: boolean, into: Received): Promise<boolean> => {
-        const c = await connectMqtt(port, { clientId: id, clean: isClean });
+        const opts = isClean
+          ? { clientId: id, clean: true }
+          : { clientId: id, clean: false, incomingStore: persistentStore };
+        // Counting starts before the CONNACK: a resumed session's queued messages can come in the
+        // same read as the CONNACK, and MQTT.js emits them before the connection's promise resolves.
+        const c = await connectMqtt(port, opts, (client) => into.attach(client));
         clients.push(c.client);
-        into.attach(c.client);
         if (!c.sessionPresent) await c.client.subscribeAsync(SUBSCRIPTIONS);
         return c.sessionPresent;
       };

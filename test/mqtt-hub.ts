@@ -46,10 +46,14 @@ export async function startGatewayHub(port: number, env: Record<string, string>)
 /**
  * Connects an MQTT 3.1.1 client (no automatic reconnect); resolves with its CONNACK's return code
  * (0 accepted, or the refusal's code; -1 for another error) and session flag, never rejects.
+ * `beforeConnack` gets the client before it reads anything: attach `message` listeners there, as
+ * a resumed session's queued messages can come in the same read as the CONNACK and MQTT.js emits
+ * them (one process.nextTick after another) before this promise's continuation runs.
  */
 export function tryConnectMqtt(
   port: number,
   opts: IClientOptions,
+  beforeConnack?: (client: MqttClient) => void,
 ): Promise<{ client: MqttClient; code: number; sessionPresent: boolean }> {
   const client = mqtt.connect({
     host: "127.0.0.1",
@@ -59,6 +63,7 @@ export function tryConnectMqtt(
     connectTimeout: 10000,
     ...opts,
   });
+  beforeConnack?.(client);
   return new Promise((resolve) => {
     client.once("connect", (ack) => resolve({ client, code: 0, sessionPresent: ack.sessionPresent }));
     client.once("error", (e) =>
@@ -67,12 +72,13 @@ export function tryConnectMqtt(
   });
 }
 
-/** Connects an MQTT 3.1.1 client; rejects when the connection is refused. */
+/** Connects an MQTT 3.1.1 client (see {@link tryConnectMqtt}); rejects when the connection is refused. */
 export async function connectMqtt(
   port: number,
   opts: IClientOptions,
+  beforeConnack?: (client: MqttClient) => void,
 ): Promise<{ client: MqttClient; sessionPresent: boolean }> {
-  const r = await tryConnectMqtt(port, opts);
+  const r = await tryConnectMqtt(port, opts, beforeConnack);
   if (r.code !== 0) {
     r.client.end(true);
     throw new Error(`MQTT connection to port ${port} refused (CONNACK or error code ${r.code})`);

@@ -44,6 +44,8 @@ interface StoredPacket {
 
 interface ClientRef {
   id: string;
+  /** The next packet id an aedes client gives (aedes' own client object; absent in replays). */
+  _nextId?: number;
 }
 
 interface SubRecord {
@@ -137,6 +139,9 @@ function packetFromJson(v: unknown): StoredPacket {
 /** The broker id of stored PUBREL entries, whose counter is their message id. */
 const PUBREL_BROKER_ID = "pubrel";
 
+/** The highest MQTT packet identifier; the next after it is 1. */
+const MAX_PACKET_ID = 65535;
+
 async function drain<T>(s: Readable): Promise<T[]> {
   const out: T[] = [];
   for await (const x of s) out.push(x as T);
@@ -162,6 +167,11 @@ export class FilePersistence extends AsyncPersistence {
   readonly #incomingBytes = new Map<string, { total: number; byId: Map<number, number> }>();
   #retainedCount = 0;
   readonly #retainedTopics = new Set<string>();
+  /**
+   * For each persistent session, the packet ids its queued messages were sent with and not yet
+   * acknowledged, each to the message (`brokerId:brokerCounter`) that holds it.
+   */
+  readonly #idsInUse = new Map<string, Map<number, string>>();
 
   constructor(opts: FilePersistenceOptions = {}) {
     super({});
@@ -476,6 +486,10 @@ export class FilePersistence extends AsyncPersistence {
             dup: false,
           }
         : packet;
+    if (p.messageId !== undefined) {
+      if (p.cmd === "publish" && !this.#replaying) this.#takeUnusedId(client, p);
+      this.#idInUse(client.id).set(p.messageId, `${p.brokerId}:${p.brokerCounter}`);
+    }
     const r = super.outgoingUpdate(client, p);
     const j = r.then(
       () =>
@@ -490,6 +504,34 @@ export class FilePersistence extends AsyncPersistence {
     await j;
   }
 
+  #idInUse(clientId: string): Map<number, string> {
+    let ids = this.#idsInUse.get(clientId);
+    if (ids === undefined) this.#idsInUse.set(clientId, (ids = new Map()));
+    return ids;
+  }
+
+  /**
+   * Gives `packet` (about to be sent) a packet id no other unacknowledged message of the session
+   * holds (MQTT-2.3.1-2). A session resumed on a new connection keeps the ids its messages in
+   * flight were sent with, while aedes numbers the others from the new connection's random start:
+   * two messages sent with one id made the client take the second QoS 2 message for the first
+   * (MQTT.js keeps one per id: the first was never delivered), and one acknowledgement cleared
+   * the other message. The id is changed on aedes' packet before aedes writes it.
+   */
+  #takeUnusedId(client: ClientRef, packet: StoredPacket): void {
+    const ids = this.#idsInUse.get(client.id);
+    const own = `${packet.brokerId}:${packet.brokerCounter}`;
+    let id = packet.messageId!;
+    for (let n = 0; n < MAX_PACKET_ID; n++) {
+      const holder = ids?.get(id);
+      if (holder === undefined || holder === own) break;
+      id = id >= MAX_PACKET_ID ? 1 : id + 1;
+    }
+    if (id === packet.messageId) return;
+    packet.messageId = id;
+    if (typeof client._nextId === "number") client._nextId = id >= MAX_PACKET_ID ? 1 : id + 1;
+  }
+
   /** Runs for every PUBACK and PUBCOMP: without compaction under way, no promise of its own. */
   override outgoingClearMessageId(
     client: ClientRef,
@@ -500,6 +542,7 @@ export class FilePersistence extends AsyncPersistence {
   }
 
   #clearMessageId(client: ClientRef, packet: { messageId?: number }): Promise<StoredPacket | undefined> {
+    if (packet.messageId !== undefined) this.#idsInUse.get(client.id)?.delete(packet.messageId);
     const r = super.outgoingClearMessageId(client, packet);
     // A client never seen with a persistent session (a clean session: aedes stores neither its
     // subscriptions nor its in-flight messages) has nothing in the journal to clear; journaling
