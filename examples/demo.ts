@@ -80,8 +80,11 @@ if (values["foxglove-port"] !== undefined) {
 if (values["mqtt-port"] !== undefined)
   args.push("--mqtt-port", String(number("mqtt-port", values["mqtt-port"], 0)));
 
-// The hub is in this process group (Ctrl-C reaches it) and holds an IPC channel to this process.
-const hub = spawn(process.execPath, args, { stdio: ["ignore", "pipe", "pipe", "ipc"] });
+// The hub runs in a process group of its own: a Ctrl-C from the terminal reaches this process, which
+// stops the hub with one SIGTERM (the terminal's signal and a second one from here would make it
+// exit at once, leaving the processes it supervises running). Its IPC channel to this process stops
+// it if this process dies.
+const hub = spawn(process.execPath, args, { stdio: ["ignore", "pipe", "pipe", "ipc"], detached: true });
 let urlShown = false;
 const early: string[] = [];
 const print = (line: string): void => {

@@ -334,16 +334,23 @@ function guardStdout(): void {
   });
 }
 
+/** Signals this close to the first are the same request (see {@link runCli}). */
+const SAME_SIGNAL_MS = 1000;
+
 /**
  * Runs the CLI over the commands of `table` with `argv` (the arguments after `myelin`) and returns
- * the exit code. Ctrl-C or SIGTERM ends a running command cleanly (a second one exits at once).
+ * the exit code. Ctrl-C or SIGTERM ends a running command cleanly; another one, a second or more
+ * later, exits at once. Signals within that second are one request: a Ctrl-C reaches the whole
+ * process group, so a parent that forwards it (npm, a launcher script) delivers it twice.
  * `output` replaces stdout and stderr (used by tests); it never throws.
  */
 export async function runCli(table: CommandTable, argv: string[], output?: CliOutput): Promise<number> {
   const ac = new AbortController();
-  let signals = 0;
+  let firstSignalAt = 0;
   const onSignal = (): void => {
-    if (++signals > 1) process.exit(130);
+    const now = performance.now();
+    if (firstSignalAt === 0) firstSignalAt = now;
+    else if (now - firstSignalAt >= SAME_SIGNAL_MS) process.exit(130);
     ac.abort();
   };
   process.on("SIGINT", onSignal);

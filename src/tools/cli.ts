@@ -236,7 +236,7 @@ export function mainHelp(): string[] {
 
 /**
  * Runs the CLI with `argv` (the arguments after `myelin`) and returns the exit code. Ctrl-C or
- * SIGTERM ends a running command cleanly (a second one exits at once). `output` replaces stdout and
+ * SIGTERM ends a running command cleanly (another one, a second or more later, exits at once). `output` replaces stdout and
  * stderr (used by tests); it never throws.
  */
 export function main(argv: string[], output?: CliOutput): Promise<number> {
