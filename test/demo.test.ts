@@ -1,11 +1,12 @@
 /**
  * The README's main job: the demo system runs and the monitor sees frames and detections; it prints
  * the dashboard's address first; under --chaos (a detector killed every few seconds) no detector
- * call fails and the killed replicas come back; kill -9 of the demo leaves no process behind.
+ * call fails and the killed replicas come back; kill -9 of the demo, or a Ctrl-C to its process
+ * group, leaves no process behind.
  */
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { spawnSync } from "node:child_process";
+import { spawn, spawnSync } from "node:child_process";
 import { readdirSync, readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { Proc, tempRuntime, until } from "./helpers.js";
@@ -164,5 +165,44 @@ test(
     await demo.exit(30000);
     assert.equal(demo.exitCode, 0, demo.stderr.join("\n"));
     await until(() => processesOf(rt.dir).length === 0, 10000, "every process of the demo to be gone");
+  },
+);
+
+test(
+  "Ctrl-C in a terminal (SIGINT to the demo's whole process group) stops the hub and every process it supervises",
+  { timeout: 60000 },
+  async (t) => {
+    using rt = tempRuntime();
+    const script = fileURLToPath(new URL("../examples/demo.js", import.meta.url));
+    // Its own process group, as a shell gives a foreground job.
+    const demo = spawn(process.execPath, [script, "--http-port", "0"], {
+      env: { ...process.env, MYELIN_RUNTIME_DIR: rt.dir, MYELIN_DATA_DIR: `${rt.dir}/data` },
+      stdio: ["ignore", "pipe", "pipe"],
+      detached: true,
+    });
+    t.after(() => {
+      for (const pid of processesOf(rt.dir)) process.kill(pid, "SIGKILL");
+    });
+    const exited = new Promise<number | null>((resolve) => demo.once("exit", (code) => resolve(code)));
+    let out = "";
+    const flowing = new Promise<void>((resolve) => {
+      demo.stdout.setEncoding("utf8").on("data", (s: string) => {
+        out += s;
+        if (/\[monitor\] camera [1-9][\d.]* Hz .* detections [1-9][\d.]* Hz/.test(out)) resolve();
+      });
+    });
+    demo.stderr.resume();
+    await Promise.race([
+      flowing,
+      exited.then(() => assert.fail(`the demo exited early: ${out}`)),
+      new Promise((_, reject) =>
+        setTimeout(() => reject(new Error(`no monitor line in 30 s: ${out}`)), 30000),
+      ),
+    ]);
+    assert.ok(processesOf(rt.dir).length >= 9, "the demo's processes");
+    process.kill(-demo.pid!, "SIGINT");
+    assert.equal(await exited, 0, out);
+    assert.match(out, /\[hub\] down: stopped \d+ process/);
+    await until(() => processesOf(rt.dir).length === 0, 15000, "every process of the demo to be gone");
   },
 );
