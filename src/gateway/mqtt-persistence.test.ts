@@ -4,7 +4,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { Readable } from "node:stream";
-import { FilePersistence } from "./mqtt-persistence.js";
+import { FilePersistence, type StoredPacket } from "./mqtt-persistence.js";
 
 function tempDir(): { dir: string; [Symbol.dispose](): void } {
   const dir = mkdtempSync(join(tmpdir(), "myelin-mqtt-sessions-"));
@@ -17,18 +17,8 @@ interface Conn {
   _nextId: number;
 }
 
-interface Queued {
-  cmd: string;
-  brokerId: string;
-  brokerCounter: number;
-  topic: string;
-  payload: Buffer;
-  qos: number;
-  retain: boolean;
-  dup: boolean;
-  messageId?: number;
-  [k: string]: unknown;
-}
+/** A queued publish as the tests build it: the stored shape with the broker's fields set. */
+type Queued = StoredPacket & { brokerId: string; brokerCounter: number };
 
 function publish(brokerId: string, brokerCounter: number, text: string): Queued {
   return {

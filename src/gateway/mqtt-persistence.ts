@@ -28,7 +28,7 @@ import { DirLock, type DirLockOptions } from "../store/dir-lock.js";
 const require = createRequire(import.meta.url);
 
 /** The packet shape the persistence stores (aedes-packet). */
-interface StoredPacket {
+export interface StoredPacket {
   cmd: string;
   brokerId?: string;
   brokerCounter?: number;
