@@ -48,8 +48,9 @@ export interface MyelinPortOptions {
   /** A reliable Myelin subscriber this many messages behind makes inbound() wait (default 1024). */
   maxPending?: number;
   /**
-   * When the port starts publishing a topic, how long the first message waits for the topic's
-   * known subscribers to connect, in ms (default 2000), so that it is not lost.
+   * When the port starts publishing a topic, the first message waits for the subscribers the
+   * graph lists for it to connect, so that it is not lost (nor acknowledged to its sender while
+   * lost): for as long as they are listed, at most this long, in ms (default 30000).
    */
   firstSubscriberWaitMs?: number;
 }
@@ -82,6 +83,8 @@ interface PubEntry {
   error: string;
 }
 
+/** How long a new topic's first message waits, at most, for its listed subscribers (ms). */
+const FIRST_SUBSCRIBER_WAIT_MS = 30_000;
 const RETRY_MS = 2000;
 /** Decoded bytes from this size (bytes) are decoded into a loan of the publisher: shared memory's threshold. */
 const LOAN_FROM_BYTES = 64 * 1024;
@@ -255,6 +258,19 @@ export class MyelinPort {
     );
   }
 
+  /**
+   * Subscriptions to `topic` of type `type` the graph lists, of nodes other than the port's (one of
+   * another type would be refused, and never connects).
+   */
+  #listedSubscribers(topic: string, type: string): number {
+    let want = 0;
+    for (const n of this.#node.graph()?.nodes ?? []) {
+      if (n.id === this.#node.id) continue;
+      for (const s of n.subs) if (s.topic === topic && s.type === type) want++;
+    }
+    return want;
+  }
+
   #publisher(topic: string, rule: ResolvedMapping): Promise<Publisher<unknown>> {
     let e = this.#pubs.get(topic);
     if (e?.pending !== undefined) return e.pending;
@@ -271,16 +287,16 @@ export class MyelinPort {
         maxPending: this.#opts.maxPending ?? 1024,
       })
       .then(async (pub) => {
-        // The first message on a new topic must not be lost: wait (bounded) until the
-        // subscribers the graph knows of have connected to this new publisher.
-        const g = this.#node.graph();
-        let want = 0;
-        for (const n of g?.nodes ?? []) {
-          if (n.id === this.#node.id) continue;
-          for (const s of n.subs) if (s.topic === topic) want++;
+        // The first message on a new topic must not be lost: wait until the subscribers the graph
+        // lists have connected to this new publisher (on a loaded host that can take seconds),
+        // looking again while they are listed, up to a bound.
+        const deadline = Date.now() + (this.#opts.firstSubscriberWaitMs ?? FIRST_SUBSCRIBER_WAIT_MS);
+        for (;;) {
+          const want = this.#listedSubscribers(topic, pub.type.name);
+          const left = deadline - Date.now();
+          if (want === 0 || pub.subscriberCount >= want || left <= 0) break;
+          await pub.waitForSubscribers(want, Math.min(left, 500)).catch(() => undefined);
         }
-        if (want > 0)
-          await pub.waitForSubscribers(want, this.#opts.firstSubscriberWaitMs ?? 2000).catch(() => undefined);
         return pub;
       })
       .then(
