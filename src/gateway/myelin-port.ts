@@ -13,6 +13,7 @@
 import { myelinError } from "../errors.js";
 import { myelin_msgs } from "../msgs/index.js";
 import type { GraphSnapshot, Node, Publisher, Subscription } from "../node/index.js";
+import { canReach } from "../node/control-protocol.js";
 import { GATEWAY_ERRORS_TOPIC } from "./gateway-protocol.js";
 import { decodeExternal, encodeExternal, type ResolvedMapping, type TopicMap } from "./mapping.js";
 
@@ -259,13 +260,16 @@ export class MyelinPort {
   }
 
   /**
-   * Subscriptions to `topic` of type `type` the graph lists, of nodes other than the port's (one of
-   * another type would be refused, and never connects).
+   * Subscriptions to `topic` of type `type` the graph lists, of nodes other than the port's that
+   * can reach it (one of another type would be refused, one on a host that cannot reach this node
+   * never connects).
    */
   #listedSubscribers(topic: string, type: string): number {
+    const nodes = this.#node.graph()?.nodes ?? [];
+    const self = nodes.find((n) => n.id === this.#node.id);
     let want = 0;
-    for (const n of this.#node.graph()?.nodes ?? []) {
-      if (n.id === this.#node.id) continue;
+    for (const n of nodes) {
+      if (n.id === this.#node.id || (self !== undefined && !canReach(self, n.host))) continue;
       for (const s of n.subs) if (s.topic === topic && s.type === type) want++;
     }
     return want;
