@@ -5,7 +5,7 @@
  *   node dist/examples/camera.js            # needs a hub: `myelin hub`, or run the demo
  * Parameters: fps (double, default 15), width and height (int, default 320 × 240).
  */
-import { createNode, QOS_SENSOR_DATA, sensor_msgs, timeNow, type Node } from "../src/index.js";
+import { createNode, QOS_SENSOR_DATA, sensor_msgs, timeNow, type Node } from "myelin";
 import { stopWith } from "./lifecycle.js";
 
 /** Starts the camera on `node`; resolves to a function that stops it. */

@@ -21,7 +21,7 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { createInterface } from "node:readline";
-import { createNode, rcl_interfaces, type Node } from "../src/index.js";
+import { createNode, rcl_interfaces, type Node } from "myelin";
 import { supervisorClient } from "../src/orchestrator/index.js";
 
 const { values } = parseArgs({

@@ -6,7 +6,7 @@
  *   node dist/examples/detector.js          # needs a hub and a camera
  * Parameter: threshold (int 0..255, default 200), the brightness that counts as the object.
  */
-import { createNode, sensor_msgs, std_srvs, vision_msgs, type Node } from "../src/index.js";
+import { createNode, sensor_msgs, std_srvs, vision_msgs, type Node } from "myelin";
 import { stopWith } from "./lifecycle.js";
 
 /** Starts the detector on `node`. */

@@ -4,7 +4,7 @@
  *
  *   node dist/examples/monitor.js           # needs a hub
  */
-import { createNode, sensor_msgs, timeToMillis, vision_msgs, type Node } from "../src/index.js";
+import { createNode, sensor_msgs, timeToMillis, vision_msgs, type Node } from "myelin";
 import { stopWith } from "./lifecycle.js";
 
 /** Starts the monitor on `node`; `print` gets one line per second. Resolves to a stop function. */

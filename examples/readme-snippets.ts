@@ -12,7 +12,7 @@ import {
   t,
   QOS_SENSOR_DATA,
   type MessageOf,
-} from "../src/index.js";
+} from "myelin";
 
 export const Pallet = defineMessage("warehouse_msgs/Pallet", {
   id: t.string(),

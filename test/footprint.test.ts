@@ -7,13 +7,17 @@
  */
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { fileURLToPath } from "node:url";
+import { fileURLToPath, pathToFileURL } from "node:url";
+import * as api from "../src/index.js";
 import { Hub } from "../src/hub/index.js";
+import { shmStats } from "../src/transport/shm/shm-stats.js";
 import { unixTransport } from "../src/transport/unix/unix-transport.js";
 import { zmqTransport } from "../src/transport/zmq/zmq-transport.js";
 import { runModuleProgram, tempRuntime } from "./helpers.js";
 
 const INDEX = fileURLToPath(new URL("../src/index.js", import.meta.url));
+/** The package entry, `import … from "myelin"` (scripts/bundle.mjs). */
+const ENTRY = fileURLToPath(new URL("../pkg/myelin.js", import.meta.url));
 
 /** Packages an idle node (public API, hub, node, subscription) must not load. */
 const NOT_LOADED = [
@@ -40,7 +44,7 @@ export async function load(url, context, next) { port.postMessage(url); return n
 `;
 
 /** A program that records what it loads; it starts its own hub unless `withHub` is false. */
-const program = (withHub: boolean): string => `
+const program = (withHub: boolean, entry = INDEX, roundTrip = false): string => `
 import { register } from "node:module";
 import Module from "node:module";
 import { MessageChannel } from "node:worker_threads";
@@ -52,16 +56,20 @@ register(${JSON.stringify(`data:text/javascript,${encodeURIComponent(HOOK)}`)}, 
   data: { port: port2 },
   transferList: [port2],
 });
-const m = await import(${JSON.stringify(INDEX)});
+const m = await import(${JSON.stringify(entry)});
 const hub = ${withHub ? "await m.Hub.start({ runtimeDir: process.env.MYELIN_RUNTIME_DIR })" : "undefined"};
 const node = await m.createNode({ name: "idle" });
 const T = m.defineMessage("footprint_test/Bytes", { data: m.t.bytes() });
-await node.createSubscription("/footprint/idle", T, () => {});
+let got;
+const arrived = new Promise((r) => (got = r));
+await node.createSubscription("/footprint/idle", T, (msg) => got(msg.data.length));
+${roundTrip ? "const pub = await node.createPublisher('/footprint/idle', T); await pub.waitForSubscribers(1, 10000); await pub.publish({ data: new Uint8Array(3 << 20) }); if (await arrived !== 3 << 20) throw new Error('the message arrived changed');" : ""}
 await new Promise((r) => setImmediate(r));
+const shm = m.shmStats().available;
 await node.close();
 hub?.close();
 const cjs = Object.keys(Module._cache);
-process.stdout.write(JSON.stringify([...esm, ...cjs]));
+process.stdout.write(JSON.stringify({ files: [...esm, ...cjs], shm }));
 `;
 
 /** The npm package a loaded file or URL belongs to, if any. */
@@ -73,9 +81,11 @@ function packageOf(file: string): string | undefined {
 /** Runs the program (with its own hub) with `env` added; the files and URLs of every module it loaded. */
 async function loadedBy(env: Record<string, string>): Promise<string[]> {
   using rt = tempRuntime();
-  return JSON.parse(
-    await runModuleProgram(program(true), { MYELIN_RUNTIME_DIR: rt.dir, ...env }),
-  ) as string[];
+  return (
+    JSON.parse(await runModuleProgram(program(true), { MYELIN_RUNTIME_DIR: rt.dir, ...env })) as {
+      files: string[];
+    }
+  ).files;
 }
 
 /** True when one of `files` is the compiled module `rel` of this project (e.g. `transport/unix/unix-transport.js`). */
@@ -133,9 +143,9 @@ test("a program that imports the public API and makes a node evaluates none of t
   using rt = tempRuntime();
   const hub = await Hub.start({ runtimeDir: rt.dir });
   try {
-    const files = JSON.parse(
-      await runModuleProgram(program(false), { MYELIN_RUNTIME_DIR: rt.dir }),
-    ) as string[];
+    const { files } = JSON.parse(await runModuleProgram(program(false), { MYELIN_RUNTIME_DIR: rt.dir })) as {
+      files: string[];
+    };
     assert.ok(
       hasModule(files, "node/node.js"),
       "the check sees the project's modules: node/node.js is not among them",
@@ -178,6 +188,38 @@ test("an idle node over the Unix carrier does not load node:crypto (OpenSSL)", a
       [],
       "an idle node loaded node:crypto; take random bytes and the crypto module from src/transport/node-crypto.ts",
     );
+  } finally {
+    hub.close();
+  }
+});
+
+test('import "myelin" resolves to the package entry, which exports every name of src/index.ts', async () => {
+  assert.equal(import.meta.resolve("myelin"), pathToFileURL(ENTRY).href);
+  const entry = (await import("myelin")) as Record<string, unknown>;
+  assert.deepEqual(Object.keys(entry).sort(), Object.keys(api).sort());
+});
+
+test('a program that imports "myelin" and makes a node loads the package entry as a few modules, and it works', async () => {
+  using rt = tempRuntime();
+  const hub = await Hub.start({ runtimeDir: rt.dir });
+  try {
+    const out = JSON.parse(
+      await runModuleProgram(program(false, ENTRY, true), { MYELIN_RUNTIME_DIR: rt.dir }),
+    ) as { files: string[]; shm: boolean };
+    // JavaScript modules of this package (the shared-memory addon, a .node file, aside).
+    const ours = out.files.filter(
+      (f) => !f.startsWith("node:") && !f.endsWith(".node") && packageOf(f) === undefined,
+    );
+    const pkg = new URL("../pkg/", import.meta.url).href;
+    const outside = ours.filter((f) => !f.startsWith(pkg) && !f.startsWith("data:"));
+    assert.deepEqual(outside, [], "the package entry loaded modules of dist/src; see scripts/bundle.mjs");
+    // The entry, the chunk of everything it loads up front, and the carrier (loaded on first use).
+    assert.ok(
+      ours.length <= 3,
+      `the package entry is ${ours.length} modules (${ours.join(", ")}); keep what a node needs up front in one chunk (scripts/bundle.mjs)`,
+    );
+    // The shared-memory addon is found from dist/pkg as from dist/src (a 3 MiB frame went through it).
+    assert.equal(out.shm, shmStats().available);
   } finally {
     hub.close();
   }

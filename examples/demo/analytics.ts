@@ -3,7 +3,7 @@
  * consumer `analytics` — every alert once, acknowledged after it is counted, none lost while this
  * node is down — and publishes a summary on `/analytics/summary` (std_msgs/String) every 5 s.
  */
-import { std_msgs, type LaunchContext, type Node } from "../../src/index.js";
+import { std_msgs, type LaunchContext, type Node } from "myelin";
 
 /** Starts the analytics node; returns its stop function. */
 export async function runAnalytics(node: Node, ctx: LaunchContext): Promise<() => Promise<void>> {

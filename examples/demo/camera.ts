@@ -3,7 +3,7 @@
  * of a synthetic scene on `/camera/<name>/image` with sensor-data QoS. `args[0]` names the camera
  * (default `front`). Parameters: fps (default 12), width and height (default 320 × 240).
  */
-import { QOS_SENSOR_DATA, sensor_msgs, timeNow, type LaunchContext, type Node } from "../../src/index.js";
+import { QOS_SENSOR_DATA, sensor_msgs, timeNow, type LaunchContext, type Node } from "myelin";
 import { renderFrame } from "./scene.js";
 
 /** Starts the camera; returns its stop function. */

@@ -3,7 +3,7 @@
  * in it out, with the replica that answered). Importing this module registers them, so tools
  * (`myelin service call --import`, the hub with `--import`) know them by name.
  */
-import { defineService, registerType, sensor_msgs, t, vision_msgs } from "../../src/index.js";
+import { defineService, registerType, sensor_msgs, t, vision_msgs } from "myelin";
 
 /** Finds the objects in one camera frame. */
 export const Detect = defineService(

@@ -4,7 +4,7 @@
  * client retries a call on the other replica when this one dies, and `/detector/stats`
  * (std_srvs/Trigger) with its counters. Parameter: stride (int, default 4), the pixel step of the scan.
  */
-import { std_srvs, vision_msgs, type LaunchContext, type Node } from "../../src/index.js";
+import { std_srvs, vision_msgs, type LaunchContext, type Node } from "myelin";
 import { Detect } from "./demo-msgs.js";
 import { classOfPixel } from "./scene.js";
 

@@ -1,5 +1,5 @@
 /** The monitor (a module of the demo's launch spec): prints what arrives once a second (see ../monitor.ts). */
-import type { LaunchContext, Node } from "../../src/index.js";
+import type { LaunchContext, Node } from "myelin";
 import { runMonitor } from "../monitor.js";
 
 /** Starts the monitor; returns its stop function. */

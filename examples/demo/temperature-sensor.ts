@@ -10,7 +10,7 @@
  * `args[0]` is the device id (default `temp-1`).
  */
 import mqtt from "mqtt";
-import type { LaunchContext, Node } from "../../src/index.js";
+import type { LaunchContext, Node } from "myelin";
 import { gatewayClient } from "../../src/gateway/index.js";
 
 /** Starts the device; returns its stop function. */

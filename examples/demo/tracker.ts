@@ -7,15 +7,8 @@
  * quarter of the frame). `/tracker/stats` (std_srvs/Trigger) tells how many detector calls
  * succeeded and failed, and which replicas answered.
  */
-import {
-  sensor_msgs,
-  std_msgs,
-  std_srvs,
-  vision_msgs,
-  type LaunchContext,
-  type Node,
-} from "../../src/index.js";
-import type { MessageOf } from "../../src/index.js";
+import { sensor_msgs, std_msgs, std_srvs, vision_msgs, type LaunchContext, type Node } from "myelin";
+import type { MessageOf } from "myelin";
 import { Detect } from "./demo-msgs.js";
 
 type Image = MessageOf<typeof sensor_msgs.Image>;

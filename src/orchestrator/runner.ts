@@ -12,7 +12,8 @@
  *
  *   export default async function (node: Node, ctx: LaunchContext) { … return () => stop(); }
  */
-import { pathToFileURL } from "node:url";
+import { existsSync } from "node:fs";
+import { fileURLToPath, pathToFileURL } from "node:url";
 import type { Node } from "../node/index.js";
 import { holdIdleCosts, releaseWhenBusy } from "./idle-costs.js";
 import type { ModuleEntry } from "./spec.js";
@@ -39,6 +40,21 @@ interface Launch {
   replica: number;
 }
 
+/** The package entry (scripts/bundle.mjs), as seen from dist/src/orchestrator. */
+const PACKAGE_ENTRY = new URL("../../pkg/myelin.js", import.meta.url);
+
+/**
+ * The node API from the package entry, the copy a module gets with `import … from "myelin"`: the
+ * module and its node then share one copy of Myelin's code instead of loading a second one. From
+ * the modules under src/ when the entry was not built (`tsc` alone, or run from the sources).
+ */
+async function loadNodeApi(): Promise<typeof import("../node/index.js")> {
+  if (existsSync(fileURLToPath(PACKAGE_ENTRY))) {
+    return (await import(PACKAGE_ENTRY.href)) as typeof import("../node/index.js");
+  }
+  return import("../node/index.js");
+}
+
 async function main(): Promise<void> {
   const raw = process.env["MYELIN_LAUNCH"];
   if (raw === undefined) {
@@ -49,7 +65,7 @@ async function main(): Promise<void> {
   }
   const launch = JSON.parse(raw) as Launch;
   holdIdleCosts(process.env, "MYELIN_NODE_IDLE_V8");
-  const { createNode } = await import("../node/index.js");
+  const { createNode } = await loadNodeApi();
   const ac = new AbortController();
   const nodes: Node[] = [];
   const cleanups: (() => unknown)[] = [];

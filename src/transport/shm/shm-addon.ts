@@ -42,10 +42,15 @@ export interface ShmStatus {
 let loaded: { addon: ShmAddon | null; status: ShmStatus } | undefined;
 let warned = false;
 
-/** Candidate paths of the built addon: from dist/src/transport/shm or src/transport/shm. */
+/**
+ * Candidate paths of the built addon, from where this code is: dist/src/transport/shm,
+ * src/transport/shm, or dist/pkg (the package entry, scripts/bundle.mjs).
+ */
 function candidates(): string[] {
   const rel = "native/shm/build/Release/myelin_shm.node";
-  return ["../../../../", "../../../"].map((up) => fileURLToPath(new URL(up + rel, import.meta.url)));
+  return ["../../../../", "../../../", "../../"].map((up) =>
+    fileURLToPath(new URL(up + rel, import.meta.url)),
+  );
 }
 
 function load(): { addon: ShmAddon | null; status: ShmStatus } {
