@@ -11,8 +11,8 @@
  * about 6 MiB smaller (docs/performance.md, "The package entry is one module"). The modules under
  * dist/src stay as they are for the CLI, the hub and the tests.
  *
- * Dependencies stay external (resolved from node_modules at run time); comments are dropped (the
- * doc comments live in the .d.ts files under dist/src, which `types` points to).
+ * Dependencies stay external (resolved from node_modules at run time) but msgpackr; comments are
+ * dropped (the doc comments live in the .d.ts files under dist/src, which `types` points to).
  */
 import { rm, writeFile } from "node:fs/promises";
 import { builtinModules } from "node:module";
@@ -27,10 +27,16 @@ const out = path.join(root, "dist", "pkg");
 const pkg = JSON.parse(readFileSync(path.join(root, "package.json"), "utf8"));
 const deps = Object.keys(pkg.dependencies ?? {});
 
-/** Node's own modules and the package's dependencies are imported at run time, not bundled. */
+/**
+ * Dependencies bundled in: msgpackr, which every node loads (its pure-JavaScript encoder and
+ * decoder; four modules, and sources V8 would keep as two-byte strings).
+ */
+const BUNDLED = new Set(["msgpackr"]);
+
+/** Node's own modules and the package's other dependencies are imported at run time. */
 function external(id) {
   if (id.startsWith("node:") || builtinModules.includes(id)) return true;
-  return deps.some((d) => id === d || id.startsWith(`${d}/`));
+  return deps.some((d) => !BUNDLED.has(d) && (id === d || id.startsWith(`${d}/`)));
 }
 
 await rm(out, { recursive: true, force: true });
@@ -44,6 +50,9 @@ const { output } = await bundle.write({
   dir: out,
   format: "esm",
   comments: false,
+  // ASCII only: V8 keeps each module's source in memory, as a two-byte string when it holds a
+  // single character outside Latin-1 (an ellipsis in a message is enough), twice the bytes.
+  charset: "ascii",
   sourcemap: true,
   chunkFileNames: "[name]-[hash].js",
   // Everything the entry loads up front goes into one chunk; parts loaded with import() stay
