@@ -8,7 +8,11 @@
  * class's constructor accepts only its own codes (a type error otherwise, and a `TypeError` at
  * run time for a code that was cast), and {@link myelinError} builds the right class for any code,
  * e.g. one that came over the wire.
+ *
+ * `instanceof` works across copies of Myelin in one process (the bundle and the CLI's modules):
+ * see {@link MyelinError}'s `Symbol.hasInstance`.
  */
+import { sharedKey } from "./process-shared.js";
 
 /** Every error code Myelin throws. Kept in step with docs/errors.md by a test. */
 export const ERROR_CODES = [
@@ -116,6 +120,16 @@ export type CodesOf<N extends ErrorClassName> = {
 const SUBCLASS: unique symbol = Symbol("MyelinError subclass");
 
 /**
+ * The brand every Myelin error carries, under a `Symbol.for` key (so the same for every copy of
+ * Myelin of this `SHARED_STATE_VERSION`, src/process-shared.ts): lets `instanceof` recognize an error made by
+ * another copy of Myelin in the process (the bundle and the CLI's modules each have their classes).
+ */
+const BRAND = sharedKey("error.brand");
+
+/** The built-in `instanceof`: the prototype chain only. */
+const ordinaryHasInstance = Function.prototype[Symbol.hasInstance];
+
+/**
  * Base class of every error Myelin throws. Constructed directly only for the codes whose class is
  * `MyelinError` (`CodesOf<"MyelinError">`); use the subclass of the code, or {@link myelinError}.
  * @throws TypeError if `code` belongs to another class (possible only through a cast)
@@ -135,6 +149,33 @@ export class MyelinError extends Error {
         `${code} is thrown as ${ERROR_CLASS_OF[code]}, not ${new.target.name}: build it with new ${ERROR_CLASS_OF[code]}(…) or myelinError("${code}", …)`,
       );
     }
+    Object.defineProperty(this, BRAND, { value: true });
+  }
+
+  /**
+   * `err instanceof C` for `MyelinError` and every subclass: true when `err`'s prototype chain has
+   * `C` (the ordinary check, tried first), and also for an error made by another copy of Myelin
+   * in this process (see src/process-shared.ts) whose class chain has a class of `C`'s name, e.g.
+   * a `TimeoutError` of the bundle is an instance of the CLI modules' `TimeoutError` and
+   * `MyelinError`, not of their `ServiceError`. Anything without the brand (a plain `Error`) is
+   * never an instance.
+   */
+  static override [Symbol.hasInstance]<C extends abstract new (...args: never[]) => unknown>(
+    this: C,
+    value: unknown,
+  ): value is InstanceType<C> {
+    if (ordinaryHasInstance.call(this, value)) return true;
+    if (typeof value !== "object" || value === null || (value as Record<symbol, unknown>)[BRAND] !== true)
+      return false;
+    const name = this.name;
+    for (let p: unknown = Object.getPrototypeOf(value); p !== null; p = Object.getPrototypeOf(p)) {
+      const ctor = Object.prototype.hasOwnProperty.call(p, "constructor")
+        ? (p as { constructor: unknown }).constructor
+        : undefined;
+      if (typeof ctor === "function" && ctor.name === name) return true;
+      if (ctor === Error) return false;
+    }
+    return false;
   }
 }
 

@@ -4,6 +4,7 @@
  * imported.
  */
 import { MyelinError, TypeMismatchError } from "../errors.js";
+import { processShared } from "../process-shared.js";
 import {
   describeValue,
   isMessageType,
@@ -15,8 +16,15 @@ import {
   type ServiceType,
 } from "./schema.js";
 
-const messages = new Map<string, MessageType<unknown>>();
-const services = new Map<string, ServiceType<unknown, unknown>>();
+/**
+ * The registered types by name: one pair per process (src/process-shared.ts), so a type
+ * registered through one copy of Myelin (a user module importing the bundle) is found through
+ * every other (the CLI's modules).
+ */
+const { messages, services } = processShared("msgs.registry", () => ({
+  messages: new Map<string, MessageType<unknown>>(),
+  services: new Map<string, ServiceType<unknown, unknown>>(),
+}));
 
 function nestedTypes(field: Field<unknown>, out: MessageType<unknown>[]): void {
   const f = field as AnyField;

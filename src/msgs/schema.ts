@@ -9,6 +9,7 @@
  * This module does no I/O and runs in browsers as well as in Node.
  */
 import { MyelinError, ValidationError } from "../errors.js";
+import { processShared } from "../process-shared.js";
 
 // ---------------------------------------------------------------------------------------------------------
 // Public types
@@ -275,8 +276,16 @@ export function _setValidatorCodegen(enabled: boolean): void {
   codegen = enabled;
 }
 
-const fieldOps = new WeakMap<object, Ops>();
-const typeOps = new WeakMap<object, Ops>();
+/**
+ * The compiled operations of every field and message type, by the object `t.*()` or
+ * `defineMessage` returned. One pair per process (src/process-shared.ts), so that a type defined
+ * with one copy of Myelin is a type to every other copy in the process (the bundle and the CLI's
+ * modules): validation, nesting with `t.msg`, signatures and the codecs all go through these.
+ */
+const { fieldOps, typeOps } = processShared("msgs.schema.ops", () => ({
+  fieldOps: new WeakMap<object, Ops>(),
+  typeOps: new WeakMap<object, Ops>(),
+}));
 
 function opsOf(f: Field<unknown>): Ops {
   const ops = fieldOps.get(f);
@@ -607,8 +616,11 @@ function enumOps(values: Record<string, number>): Ops {
   };
 }
 
-/** Value of `make` for an optional field that stays absent. */
-const ABSENT: unique symbol = Symbol("absent");
+/**
+ * Value of `make` for an optional field that stays absent. One per process, like the ops: a
+ * message of one copy may hold an optional field made by another.
+ */
+const ABSENT: symbol = processShared("msgs.schema.absent", () => Symbol("absent"));
 
 function optionalOps(inner: Ops): Ops {
   return {

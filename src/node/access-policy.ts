@@ -13,6 +13,7 @@
  * every name).
  */
 import { MyelinError } from "../errors.js";
+import { processShared } from "../process-shared.js";
 
 /** The identity of the nodes of the hub's own process (its plugins); always an admin. */
 export const HUB_IDENTITY = "hub";
@@ -70,9 +71,10 @@ export const DEFAULT_POLICY_DOC: PolicyDoc = Object.freeze({
 /**
  * Internal services whose handler checks the caller itself, per request, against the name the
  * request is about (the store's append needs `publish` on the request's topic; fetch and ack
- * `subscribe`): anyone may call them, the handler decides. Filled by the protocol modules.
+ * `subscribe`): anyone may call them, the handler decides. Filled by the protocol modules; one
+ * set per process (src/process-shared.ts), whichever copy of Myelin filled it or checks it.
  */
-const DELEGATED_SERVICES = new Set<string>();
+const DELEGATED_SERVICES = processShared("node.delegated-services", () => new Set<string>());
 
 /**
  * Marks an internal service as checked by its own handler (see `node.requireGrant`): the data

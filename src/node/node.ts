@@ -22,6 +22,7 @@ import { DEFAULT_TRANSPORTS } from "../transport/default-transports.js";
 import { isCarrierMismatch, type Transports, type TransportSecurity } from "../transport/transport.js";
 import { insecureFromEnv, LinkSecurity } from "./link-security.js";
 import { InprocRegistry } from "../transport/inproc.js";
+import { processShared } from "../process-shared.js";
 import { randomBytes } from "../transport/node-crypto.js";
 import { ensureRuntimeDir, explicitHostName, hostName, hubEndpoint, runtimeDir } from "./config.js";
 import {
@@ -84,14 +85,24 @@ export { NODE_DEFAULTS } from "./node-options.js";
 export type { NodeEvents, NodeOptions, PublisherOptions, SubscriptionOptions } from "./node-options.js";
 export type { ClientOptions, ServiceOptions } from "./service.js";
 
-/** A random id of this process; nodes with the same one deliver to each other in memory. */
-export const PROCESS_ID = randomBytes(6).toString("hex");
+/**
+ * The process id and the registry of in-memory delivery, one pair per process
+ * (src/process-shared.ts), so the nodes of every copy of Myelin in a process (the bundle and the
+ * CLI's modules) find each other's publishers, subscriptions and services and deliver by a function
+ * call. The shape shared includes what one copy's node calls on another's: `Publisher`
+ * (`type`, `matched`, `localGroupsChanged`, `replayLocal`), `Subscription` (`topic`, `typeName`,
+ * `group`, `deliver`) and `ServiceServer` (`type`, `handler`); bump SHARED_STATE_VERSION when
+ * one of these changes.
+ */
+const inprocShared = processShared("node.inproc", () => ({
+  processId: randomBytes(6).toString("hex"),
+  registry: new InprocRegistry<Publisher<unknown>, Subscription<unknown>, ServiceServer<unknown, unknown>>(),
+}));
 
-const inproc = new InprocRegistry<
-  Publisher<unknown>,
-  Subscription<unknown>,
-  ServiceServer<unknown, unknown>
->();
+/** A random id of this process; nodes with the same one deliver to each other in memory. */
+export const PROCESS_ID: string = inprocShared.processId;
+
+const inproc = inprocShared.registry;
 
 /**
  * Creates a node, binds its data socket and registers it with the hub (if one runs).

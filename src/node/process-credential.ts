@@ -6,7 +6,13 @@
  * internal services (`/_store/append`, `/_supervisor/apply`, …). Another process cannot learn it:
  * it never appears in the graph, and is never sent over tcp.
  */
+import { processShared } from "../process-shared.js";
 import { randomBytes } from "../transport/node-crypto.js";
 
-/** This process's credential (32 random bytes, base64url). */
-export const PROCESS_CREDENTIAL = randomBytes(32).toString("base64url");
+/**
+ * This process's credential (32 random bytes, base64url). One per process
+ * (src/process-shared.ts), whichever copy of Myelin made the hub or the node.
+ */
+export const PROCESS_CREDENTIAL: string = processShared("node.process-credential", () =>
+  randomBytes(32).toString("base64url"),
+);

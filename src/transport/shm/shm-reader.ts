@@ -9,6 +9,7 @@
  * or forged). Each link maps the pools offered on it; a mapping stays valid as long as a view of it
  * is alive, even after the pool is unlinked.
  */
+import { processShared } from "../../process-shared.js";
 import { readPoolHeader, slotHeaderAt, dataStart } from "./shm-layout.js";
 import { shmAddon, type ShmAddon } from "./shm-addon.js";
 import { INLINE, type PartDescriptor, type SlotRelease } from "./shm-frame.js";
@@ -30,7 +31,8 @@ export interface ShmReaderStats {
   orphansUnlinked: number;
 }
 
-const stats: ShmReaderStats = {
+/** This process's reading counters: one set per process (src/process-shared.ts), like the writer's. */
+const stats = processShared<ShmReaderStats>("transport.shm.reader-stats", () => ({
   poolsMapped: 0,
   offersRefused: 0,
   descriptorsReceived: 0,
@@ -39,7 +41,7 @@ const stats: ShmReaderStats = {
   refusedRange: 0,
   refusedGeneration: 0,
   orphansUnlinked: 0,
-};
+}));
 
 /** This process's reading counters. */
 export function shmReaderStats(): ShmReaderStats {

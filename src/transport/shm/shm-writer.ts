@@ -12,6 +12,7 @@
  * until a subscriber sees its link drop or the next process here creates a pool
  * ({@link sweepOrphanPools}).
  */
+import { processShared } from "../../process-shared.js";
 import { randomBytes } from "../node-crypto.js";
 import { readdirSync, readFileSync } from "node:fs";
 import { shmAddon, type ShmAddon } from "./shm-addon.js";
@@ -136,7 +137,13 @@ interface Placement {
   slots: SlotRelease[];
 }
 
-let processWriter: ShmWriter | null | undefined;
+/**
+ * This process's writer: undefined until first asked for, null when shared memory is off. One per
+ * process (src/process-shared.ts), so every copy of Myelin loans from and counts in the same pools.
+ */
+const shared = processShared<{ writer: ShmWriter | null | undefined }>("transport.shm.writer", () => ({
+  writer: undefined,
+}));
 
 /** This process's pools and slot accounting; see the module comment. */
 export class ShmWriter {
@@ -169,14 +176,12 @@ export class ShmWriter {
 
   /** The writer of this process, or null when shared memory is off (see `shmStatus()`). */
   static forProcess(): ShmWriter | null {
-    if (processWriter !== undefined) return processWriter;
+    if (shared.writer !== undefined) return shared.writer;
     const addon = shmAddon();
-    processWriter = addon === null ? null : new ShmWriter(addon);
-    if (processWriter !== null) {
-      const w = processWriter;
-      process.once("exit", () => w.unlinkAll());
-    }
-    return processWriter;
+    const w = addon === null ? null : new ShmWriter(addon);
+    shared.writer = w;
+    if (w !== null) process.once("exit", () => w.unlinkAll());
+    return w;
   }
 
   /** Counters. */

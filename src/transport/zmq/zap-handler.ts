@@ -7,6 +7,7 @@
  */
 import { Reply } from "zeromq";
 import { MyelinError } from "../../errors.js";
+import { processShared } from "../../process-shared.js";
 import { z85Encode } from "../z85.js";
 
 /** The ZAP endpoint libzmq asks (fixed by RFC 27). */
@@ -19,12 +20,29 @@ const REBIND_WAIT_MS = 20;
 /** A domain's verdict on one handshake. */
 export type ZapCheck = (address: string, publicKey: string) => { ok: true } | { ok: false; reason: string };
 
-const domains = new Map<string, ZapCheck>();
-let socket: Reply | undefined;
-let loop: Promise<void> | undefined;
-let nextDomain = 1;
-/** Serializes the socket's opening and closing. */
-let chain: Promise<void> = Promise.resolve();
+/** The ZAP responder's state: one per process, whichever copy of Myelin opens it. */
+interface ZapState {
+  /** The check of each registered domain. */
+  readonly domains: Map<string, ZapCheck>;
+  socket: Reply | undefined;
+  loop: Promise<void> | undefined;
+  nextDomain: number;
+  /** Serializes the socket's opening and closing. */
+  chain: Promise<void>;
+}
+
+/**
+ * One per process (src/process-shared.ts): libzmq lets one socket bind the ZAP endpoint of the
+ * one ZeroMQ context, so the bundle and the CLI's modules share the responder and its domains.
+ */
+const zap = processShared<ZapState>("transport.zap", () => ({
+  domains: new Map(),
+  socket: undefined,
+  loop: undefined,
+  nextDomain: 1,
+  chain: Promise.resolve(),
+}));
+const domains = zap.domains;
 
 async function serve(sock: Reply): Promise<void> {
   for (;;) {
@@ -69,10 +87,10 @@ async function serve(sock: Reply): Promise<void> {
 export async function registerZapDomain(
   check: ZapCheck,
 ): Promise<{ domain: string; release: () => Promise<void> }> {
-  const domain = `myelin-${process.pid}-${nextDomain++}`;
-  const opened = chain.then(async () => {
+  const domain = `myelin-${process.pid}-${zap.nextDomain++}`;
+  const opened = zap.chain.then(async () => {
     domains.set(domain, check);
-    if (socket !== undefined) return;
+    if (zap.socket !== undefined) return;
     let sock = new Reply({ linger: 0 });
     try {
       // A ZAP socket closed a moment ago frees its inproc name only once libzmq's reaper thread
@@ -97,27 +115,27 @@ export async function registerZapDomain(
         { cause: err },
       );
     }
-    socket = sock;
-    loop = serve(sock);
+    zap.socket = sock;
+    zap.loop = serve(sock);
   });
-  chain = opened.catch(() => {});
+  zap.chain = opened.catch(() => {});
   await opened;
   let released = false;
   const release = (): Promise<void> => {
-    if (released) return chain;
+    if (released) return zap.chain;
     released = true;
-    chain = chain.then(async () => {
+    zap.chain = zap.chain.then(async () => {
       domains.delete(domain);
-      if (domains.size > 0 || socket === undefined) return;
-      const sock = socket;
-      socket = undefined;
+      if (domains.size > 0 || zap.socket === undefined) return;
+      const sock = zap.socket;
+      zap.socket = undefined;
       // Closed, not unbound first: unbinding an inproc endpoint tears down the pipes other
       // sockets' sessions hold to it, which aborts libzmq 4.3.5 (pipe.cpp:355) mid-handshake.
       sock.close();
-      await loop;
-      loop = undefined;
+      await zap.loop;
+      zap.loop = undefined;
     });
-    return chain;
+    return zap.chain;
   };
   return { domain, release };
 }
