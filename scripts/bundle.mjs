@@ -60,6 +60,19 @@ const { output } = await bundle.write({
   codeSplitting: { groups: [{ name: "myelin-core", tags: ["$initial"] }] },
 });
 await bundle.close();
+// A class renamed to avoid a clash of names between modules would change its `name`, which error
+// classes are named by (and two copies of Myelin in one process match errors by): refuse it.
+const renamed = output.flatMap((o) =>
+  o.type === "chunk"
+    ? [...o.code.matchAll(/\bclass ([A-Za-z_$][\w$]*\$\d+)\b/g)].map((m) => `${o.fileName}: ${m[1]}`)
+    : [],
+);
+if (renamed.length > 0) {
+  console.error(
+    `myelin: the bundle renamed classes to avoid a clash: ${renamed.join(", ")}; give the classes distinct names in src/`,
+  );
+  process.exit(1);
+}
 // Node looks for the nearest package.json of every module it loads to learn its type: one here
 // ends that walk at the first step.
 await writeFile(path.join(out, "package.json"), `${JSON.stringify({ type: "module" })}\n`);
