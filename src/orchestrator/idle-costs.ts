@@ -9,8 +9,10 @@
  * runs only its periodic timers (heartbeats, liveliness, the supervisor's tick; under 1 % of a
  * core). With V8's defaults both leave costs behind for as long as the process runs: Node's module
  * loader, and after half a minute its timer functions, get hot enough for the optimizing compiler
- * (TurboFan), whose code pages in the `node` binary then stay resident (about 3.5 MiB), and the
- * young generation grows to several MiB while modules load. Held back, neither happens. Once the
+ * (TurboFan), whose code pages in the `node` binary then stay resident (about 3.5 MiB), the
+ * baseline compiler (Sparkplug) compiles the functions that ran a few times, which pages in its
+ * own code and keeps the code it made (about 0.9 MiB), and the young generation grows to several
+ * MiB while modules load. Held back, none of it happens. Once the
  * process uses more than {@link BUSY_CPU_MS} ms of CPU in a second (durable appends, many nodes, a
  * gateway's clients, a node's own work), both are V8's defaults again for good, so a busy process
  * is optimized and sized as before, from its first busy second on. The store opens its topics (and
@@ -19,9 +21,9 @@
 import { setFlagsFromString } from "node:v8";
 
 /** V8's defaults for what {@link holdIdleCosts} changes (Node 20, V8 11.3). */
-const RELEASED = ["--turbofan", "--semi-space-growth-factor=2"];
-/** While the hub is idle: no optimizing compiler, no growth of the young generation. */
-const HELD = ["--no-turbofan", "--semi-space-growth-factor=1"];
+const RELEASED = ["--turbofan", "--semi-space-growth-factor=2", "--sparkplug"];
+/** While the process is idle: no optimizing or baseline compiler, no growth of the young generation. */
+const HELD = ["--no-turbofan", "--semi-space-growth-factor=1", "--no-sparkplug"];
 /**
  * CPU time in one second (user + system, all threads, in ms) from which the process counts as busy:
  * an idle hub uses 2-5 ms a second, with one spike of about 40 ms some 8 s after it starts (V8's
@@ -43,7 +45,8 @@ let timer: NodeJS.Timeout | undefined;
 export function holdIdleCosts(env: NodeJS.ProcessEnv = process.env, offSwitch = "MYELIN_HUB_IDLE_V8"): void {
   if (env[offSwitch] === "off") return;
   const given = [...process.execArgv, ...(env["NODE_OPTIONS"] ?? "").split(/\s+/)];
-  if (given.some((f) => /^--(no-)?(turbofan|opt|semi-space|max-semi-space|min-semi-space)/.test(f))) return;
+  if (given.some((f) => /^--(no-)?(turbofan|opt|sparkplug|semi-space|max-semi-space|min-semi-space)/.test(f)))
+    return;
   for (const f of HELD) setFlagsFromString(f);
   held = true;
 }
