@@ -845,6 +845,7 @@ test(
           }
           await pub.publish({ data: `b-${published} ${pad}` });
           published++;
+          events.notify();
           if (published % 4 === 0) await sleep(8); // load pacing (~400 messages/s at most)
         }
       })().finally(() => {
@@ -957,9 +958,18 @@ test(
           resumePublishing();
         }
 
-        // The end: publishing stops, and everything the last life accepted arrives too.
+        // The end: once the publisher sees the restarted bridge again, it publishes some more (what
+        // it published before that went to no subscriber: volatile, no promise made, and that can be
+        // all it published since the last kill), then stops; everything the last life accepted
+        // arrives too.
+        await pub.waitForSubscribers(1, RECOVERY_MS);
+        const matchedAt = published;
+        await events.until(
+          () => published >= matchedAt + 20 || ended,
+          RECOVERY_MS,
+          () => `20 more messages published once the bridge was matched (${published - matchedAt})`,
+        );
         stopPublishing = true;
-        resumePublishing();
         await publishing;
         // Messages reach the bridge in order: once the last one is at the broker, no other is on
         // its way to the queue.

@@ -6,12 +6,12 @@
  * its schema. Frames of 64 KiB and more go through shared memory (the receiver is on this host),
  * unless `MYELIN_SHM=off` (`myelin-copy`).
  *
- * The hub and the carriers are imported where the runner starts the hub (`setup`), not at the top:
- * the workers are nodes, and a node does not load the hub's code (it would count in `idle-rss`).
+ * Myelin is imported as a user's program does, from the package entry (`"myelin"`, one bundled
+ * module; scripts/bundle.mjs). The hub starts where the runner starts it (`setup`): the workers
+ * are nodes, and a node does not load the hub's code (it would count in `idle-rss`).
  * `ipc://` goes over the default carrier (the Unix-socket carrier, or what `MYELIN_IPC_TRANSPORT` names).
  */
-import { createNode, type Node } from "../../src/node/index.js";
-import { defineMessage, geometry_msgs, t } from "../../src/msgs/index.js";
+import { createNode, defineMessage, geometry_msgs, t, type Node } from "myelin";
 import type { EndpointOptions, Impl, Receiver, ReceiverOptions, Sender, Twist } from "../impl.js";
 
 /** The 64 B / 4 KiB / 1 MiB payload cases: one `bytes` field. */
@@ -30,7 +30,7 @@ export function myelinImpl(tryPublish: boolean): Impl {
       : "Myelin nodes, reliable topic over ipc://, await per publish, schema validation on receive",
 
     async setup(ctx) {
-      const { Hub } = await import("../../src/hub/index.js");
+      const { Hub } = await import("myelin");
       const hub = await Hub.start({ runtimeDir: ctx.dir });
       return {
         env: { MYELIN_RUNTIME_DIR: ctx.dir },
