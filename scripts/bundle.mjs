@@ -67,6 +67,25 @@ const renamed = output.flatMap((o) =>
     ? [...o.code.matchAll(/\bclass ([A-Za-z_$][\w$]*\$\d+)\b/g)].map((m) => `${o.fileName}: ${m[1]}`)
     : [],
 );
+// A module that finds a file relative to itself (`new URL("./x.js", import.meta.url)`) finds the
+// wrong one once bundled into dist/pkg: refuse it, except where the path is known to be looked up
+// from dist/pkg too (the shared-memory addon's candidates) and `createRequire`, which resolves
+// packages the same way from any folder of the package.
+const SELF_RELATIVE_OK = [/createRequire\(import\.meta\.url\)/g, /new URL\(up \+ rel, import\.meta\.url\)/g];
+const selfRelative = output.flatMap((o) => {
+  if (o.type !== "chunk") return [];
+  let code = o.code;
+  for (const ok of SELF_RELATIVE_OK) code = code.replace(ok, "");
+  return code.includes("import.meta.url") ? [o.fileName] : [];
+});
+if (selfRelative.length > 0) {
+  console.error(
+    `myelin: code bundled into ${selfRelative.join(", ")} finds a file relative to its module (import.meta.url), which moves into dist/pkg ` +
+      "when bundled; look the file up from dist/pkg as well (see candidates() in src/transport/shm/shm-addon.ts), " +
+      "or load that module with import() from one that is not bundled",
+  );
+  process.exit(1);
+}
 if (renamed.length > 0) {
   console.error(
     `myelin: the bundle renamed classes to avoid a clash: ${renamed.join(", ")}; give the classes distinct names in src/`,
