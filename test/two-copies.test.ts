@@ -6,7 +6,7 @@
  */
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
-import { cpSync, existsSync, mkdtempSync, rmSync, symlinkSync } from "node:fs";
+import { cpSync, existsSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
@@ -17,7 +17,7 @@ import * as aNode from "../src/node/node.js";
 import * as aPolicy from "../src/node/access-policy.js";
 import * as aShm from "../src/transport/shm/shm-writer.js";
 import * as aZap from "../src/transport/zmq/zap-handler.js";
-import { tempRuntime } from "./helpers.js";
+import { Proc, tempRuntime } from "./helpers.js";
 
 const ROOT = fileURLToPath(new URL("../../", import.meta.url));
 const DIST_SRC = fileURLToPath(new URL("../src/", import.meta.url));
@@ -241,3 +241,40 @@ async function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<
     clearTimeout(timer);
   }
 }
+
+/** A node module reporting whether its node is an instance of the `Node` class of module `api`. */
+const reportingModule = (api: string): string => `
+import { Node } from ${JSON.stringify(pathToFileURL(api).href)};
+export default async function (node) {
+  console.log(JSON.stringify({ event: "started", same: node instanceof Node }));
+}
+`;
+
+test("the module runner makes its node with the package entry, or with its own modules where there is none", async () => {
+  using rt = tempRuntime();
+  const hub = await A.Hub.start({ runtimeDir: rt.dir });
+  try {
+    const cases = [
+      // This build: the package entry next to dist/src is what user modules import.
+      { runner: join(DIST_SRC, "orchestrator", "runner.js"), api: join(DIST_SRC, "..", "pkg", "myelin.js") },
+      // Copy B has no dist/pkg (as after `tsc` alone): its runner falls back to its own modules.
+      {
+        runner: join(dir, "dist", "src", "orchestrator", "runner.js"),
+        api: join(dir, "dist", "src", "node", "node.js"),
+      },
+    ];
+    for (const [i, c] of cases.entries()) {
+      const mod = join(rt.dir, `reporting-${i}.mjs`);
+      writeFileSync(mod, reportingModule(c.api));
+      const launch = JSON.stringify({
+        modules: [{ node: `two_copies_runner_${i}`, path: mod, export: "default", args: [], parameters: {} }],
+        replica: 0,
+      });
+      await using runner = new Proc(c.runner, [], { MYELIN_RUNTIME_DIR: rt.dir, MYELIN_LAUNCH: launch });
+      const line = await runner.waitFor((l) => l.event === "started", 30_000, "the module's report");
+      assert.equal(line["same"], true, `${c.runner}: the node is not made by ${c.api}`);
+    }
+  } finally {
+    hub.close();
+  }
+});
